@@ -1,0 +1,1 @@
+//! Checkpoint folders for recurrent: safetensors weights, JSON config and vocabulary, atomic writes, resume state

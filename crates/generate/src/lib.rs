@@ -1,0 +1,1 @@
+//! Text generation for recurrent: samplers (temperature, top-k, top-p), stop sequences, streaming

@@ -1,0 +1,14 @@
+//! Numeric kernels for `recurrent`: the one GEMM entry point every layer calls,
+//! the elementwise activation functions, and a small reproducible random number
+//! generator whose whole state fits in a checkpoint.
+//!
+//! This crate knows nothing of models, files or the command line: everything
+//! here works on flat, row-major `f32` buffers whose shapes are given by the caller.
+
+pub mod activation;
+pub mod gemm;
+pub mod rng;
+pub mod threads;
+
+pub use gemm::{sgemm, Trans};
+pub use rng::Rng;

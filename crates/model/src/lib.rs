@@ -1,0 +1,1 @@
+//! The language model of recurrent, built from its layers, with PyTorch parameter names

@@ -1,0 +1,1 @@
+//! Training for recurrent: batches with carried state, optimizers, schedules, clipping and the trainer loop

@@ -1,0 +1,2 @@
+//! The `recurrent` command-line tool.
+fn main() {}
