@@ -1,1 +1,21 @@
-//! Layers of recurrent as forward/backward pairs over flat f32 buffers: embedding, RNN/LSTM/GRU, linear, dropout, softmax cross-entropy
+//! Layers of `recurrent` as forward/backward pairs over flat, row-major `f32`
+//! buffers: embedding, the recurrent cells (RNN tanh/ReLU, LSTM, GRU), linear,
+//! dropout and the fused softmax cross-entropy loss.
+//!
+//! Shapes follow PyTorch: a recurrent layer's `w_ih` is `[G*H, I]` and `w_hh`
+//! is `[G*H, H]` with gate rows in PyTorch's order (LSTM `i f g o`, GRU `r z n`),
+//! and sequences are time-major (`x: [T, B, I]`, stored as `[T*B, I]`).
+//! Every backward pass *adds* into its parameter gradients, so shared (tied)
+//! parameters and gradient accumulation work without special cases. Each layer's
+//! gradient check against finite differences sits in its own tests.
+
+pub mod dropout;
+pub mod embedding;
+pub mod linear;
+pub mod loss;
+pub mod recurrent;
+
+#[cfg(test)]
+pub(crate) mod gradcheck;
+
+pub use recurrent::{CellKind, LayerCache, RecurrentLayer};

@@ -1,0 +1,86 @@
+//! Fully connected layer `y = x · Wᵀ + b` (PyTorch `nn.Linear`), optionally
+//! followed by ReLU.
+
+use recurrent_kernels::{sgemm, Trans};
+
+/// Forward: `y[n, o] = x[n, i] · w[o, i]ᵀ + b[o]`.
+pub fn forward(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, i: usize, o: usize) {
+    for row in y[..n * o].chunks_exact_mut(o) {
+        row.copy_from_slice(b);
+    }
+    sgemm(Trans::N, Trans::T, n, o, i, 1.0, x, i, w, i, 1.0, y, o);
+}
+
+/// Backward of [`forward`]: `dw += dyᵀ·x`, `db += Σ_rows dy`, and `dx = dy·w` when wanted.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    x: &[f32],
+    w: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: &mut [f32],
+    dx: Option<&mut [f32]>,
+    n: usize,
+    i: usize,
+    o: usize,
+) {
+    sgemm(Trans::T, Trans::N, o, i, n, 1.0, dy, o, x, i, 1.0, dw, i);
+    for row in dy[..n * o].chunks_exact(o) {
+        for (g, &d) in db.iter_mut().zip(row) {
+            *g += d;
+        }
+    }
+    if let Some(dx) = dx {
+        sgemm(Trans::N, Trans::N, n, i, o, 1.0, dy, o, w, i, 0.0, dx, i);
+    }
+}
+
+/// In-place ReLU over a buffer.
+pub fn relu_forward(y: &mut [f32]) {
+    for v in y {
+        *v = v.max(0.0);
+    }
+}
+
+/// Backward of [`relu_forward`] given its output `y`: zeroes `dy` where `y <= 0`.
+pub fn relu_backward(y: &[f32], dy: &mut [f32]) {
+    for (d, &v) in dy.iter_mut().zip(y) {
+        if v <= 0.0 {
+            *d = 0.0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check, random_vec};
+    use recurrent_kernels::Rng;
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let (n, i, o) = (4, 5, 3);
+        let mut rng = Rng::new(1);
+        let x = random_vec(&mut rng, n * i);
+        let w = random_vec(&mut rng, o * i);
+        let b = random_vec(&mut rng, o);
+        let r = random_vec(&mut rng, n * o);
+        // loss = Σ relu(linear(x)) ⊙ r
+        let loss = |x: &[f32], w: &[f32], b: &[f32]| {
+            let mut y = vec![0.0; n * o];
+            forward(x, w, b, &mut y, n, i, o);
+            relu_forward(&mut y);
+            y.iter().zip(&r).map(|(a, b)| (a * b) as f64).sum::<f64>()
+        };
+        let mut y = vec![0.0; n * o];
+        forward(&x, &w, &b, &mut y, n, i, o);
+        relu_forward(&mut y);
+        let mut dy = r.clone();
+        relu_backward(&y, &mut dy);
+        let (mut dw, mut db, mut dx) = (vec![0.0; o * i], vec![0.0; o], vec![0.0; n * i]);
+        backward(&x, &w, &dy, &mut dw, &mut db, Some(&mut dx), n, i, o);
+        check("linear dx", &x, &dx, |v| loss(v, &w, &b));
+        check("linear dw", &w, &dw, |v| loss(&x, v, &b));
+        check("linear db", &b, &db, |v| loss(&x, &w, v));
+    }
+}

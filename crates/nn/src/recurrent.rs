@@ -1,0 +1,911 @@
+//! Recurrent layers (PyTorch `nn.RNN`, `nn.LSTM`, `nn.GRU`, one layer of them)
+//! over a whole time block, forward and backward.
+//!
+//! Forward, for a block of `T` steps and `B` streams:
+//! 1. one GEMM projects every input at once: `gates[T*B, G*H] = x · W_ihᵀ + b_ih` (+ `b_hh`
+//!    for RNN/LSTM, whose hidden bias is never gated);
+//! 2. per step, one GEMM adds `h_{t-1} · W_hhᵀ` and one fused pass applies the cell's
+//!    nonlinearities, keeping the activated gates for the backward pass.
+//!
+//! Backward walks the steps in reverse with one small GEMM per step
+//! (`dh_{t-1} = dgates_t · W_hh`), then forms `dW_hh`, `dW_ih`, the biases and `dx`
+//! as large GEMMs over the whole block.
+
+use std::fmt;
+use std::str::FromStr;
+
+use recurrent_kernels::activation::{dsigmoid, dtanh, sigmoid};
+use recurrent_kernels::{sgemm, Trans};
+use serde::{Deserialize, Serialize};
+
+/// Which recurrent cell a layer uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CellKind {
+    /// `h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`
+    #[serde(rename = "rnn-tanh")]
+    RnnTanh,
+    /// `h_t = relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`
+    #[serde(rename = "rnn-relu")]
+    RnnRelu,
+    /// Long short-term memory, gate rows `i f g o`.
+    #[serde(rename = "lstm")]
+    Lstm,
+    /// Gated recurrent unit, gate rows `r z n`.
+    #[serde(rename = "gru")]
+    Gru,
+}
+
+impl CellKind {
+    /// Gate blocks per layer: rows of `W_ih` are `gates() * H`.
+    pub fn gates(self) -> usize {
+        match self {
+            CellKind::RnnTanh | CellKind::RnnRelu => 1,
+            CellKind::Lstm => 4,
+            CellKind::Gru => 3,
+        }
+    }
+
+    /// Whether the cell carries a cell state `c` besides `h`.
+    pub fn has_cell_state(self) -> bool {
+        self == CellKind::Lstm
+    }
+
+    /// The name used on the command line and in config.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            CellKind::RnnTanh => "rnn-tanh",
+            CellKind::RnnRelu => "rnn-relu",
+            CellKind::Lstm => "lstm",
+            CellKind::Gru => "gru",
+        }
+    }
+}
+
+impl fmt::Display for CellKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for CellKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "lstm" => Ok(CellKind::Lstm),
+            "gru" => Ok(CellKind::Gru),
+            "rnn-tanh" | "rnn_tanh" | "rnn" => Ok(CellKind::RnnTanh),
+            "rnn-relu" | "rnn_relu" => Ok(CellKind::RnnRelu),
+            _ => Err(format!(
+                "unknown cell '{s}' (expected lstm, gru, rnn-tanh or rnn-relu)"
+            )),
+        }
+    }
+}
+
+/// One layer's parameters, PyTorch shapes: `w_ih [G*H, I]`, `w_hh [G*H, H]`, biases `[G*H]`.
+#[derive(Clone, Copy)]
+pub struct LayerParams<'a> {
+    pub w_ih: &'a [f32],
+    pub w_hh: &'a [f32],
+    pub b_ih: &'a [f32],
+    pub b_hh: &'a [f32],
+}
+
+/// Gradient accumulators with the shapes of [`LayerParams`]; backward adds into them.
+pub struct LayerGrads<'a> {
+    pub w_ih: &'a mut [f32],
+    pub w_hh: &'a mut [f32],
+    pub b_ih: &'a mut [f32],
+    pub b_hh: &'a mut [f32],
+}
+
+/// The shape of one recurrent layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecurrentLayer {
+    pub cell: CellKind,
+    pub input_size: usize,
+    pub hidden_size: usize,
+}
+
+/// Activations kept from the forward pass for the backward pass, and the
+/// backward pass's own buffers; sized once per `(T, B)` and reused.
+#[derive(Default)]
+pub struct LayerCache {
+    steps: usize,
+    batch: usize,
+    /// `[T*B, G*H]` activated gates (RNN: the output before copying).
+    gates: Vec<f32>,
+    /// `[T*B, H]` outputs `h_t`.
+    pub h: Vec<f32>,
+    /// `[T*B, H]` the state each step started from (after document resets).
+    hprev: Vec<f32>,
+    /// LSTM: `[T*B, H]` cell states and the cell state each step started from.
+    c: Vec<f32>,
+    cprev: Vec<f32>,
+    /// GRU: `[T*B, H]` the hidden part of the candidate, `W_hn h + b_hn`.
+    hh_n: Vec<f32>,
+    /// GRU: `[B, 3H]` the hidden projection of the current step.
+    hh: Vec<f32>,
+    /// Backward: gate pre-activation gradients on the hidden side `[T*B, G*H]`,
+    /// and (GRU only, where they differ) on the input side.
+    dg_hh: Vec<f32>,
+    dg_ih: Vec<f32>,
+    dh: Vec<f32>,
+    dh_next: Vec<f32>,
+    dc: Vec<f32>,
+}
+
+impl LayerCache {
+    fn ensure(&mut self, layer: &RecurrentLayer, t: usize, b: usize, for_backward: bool) {
+        let h = layer.hidden_size;
+        let gh = layer.cell.gates() * h;
+        let n = t * b;
+        grow(&mut self.gates, n * gh);
+        grow(&mut self.h, n * h);
+        grow(&mut self.hprev, n * h);
+        if layer.cell == CellKind::Lstm {
+            grow(&mut self.c, n * h);
+            grow(&mut self.cprev, n * h);
+        }
+        if layer.cell == CellKind::Gru {
+            grow(&mut self.hh_n, n * h);
+            grow(&mut self.hh, b * gh);
+        }
+        if for_backward {
+            grow(&mut self.dg_hh, n * gh);
+            if layer.cell == CellKind::Gru {
+                grow(&mut self.dg_ih, n * gh);
+            }
+            grow(&mut self.dh, b * h);
+            grow(&mut self.dh_next, b * h);
+            grow(&mut self.dc, b * h);
+        }
+        self.steps = t;
+        self.batch = b;
+    }
+
+    /// The output at the last step, `[B, H]` (the new hidden state).
+    pub fn last_h(&self, hidden: usize) -> &[f32] {
+        let (t, b) = (self.steps, self.batch);
+        &self.h[(t - 1) * b * hidden..t * b * hidden]
+    }
+
+    /// The LSTM cell state at the last step, `[B, H]`.
+    pub fn last_c(&self, hidden: usize) -> &[f32] {
+        let (t, b) = (self.steps, self.batch);
+        &self.c[(t - 1) * b * hidden..t * b * hidden]
+    }
+
+    /// Outputs of the last forward, `[T*B, H]`.
+    pub fn output(&self, hidden: usize) -> &[f32] {
+        &self.h[..self.steps * self.batch * hidden]
+    }
+}
+
+fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+}
+
+/// `dst = src * keep[b]` row by row (`keep` is 0 where a stream resets), or a copy.
+fn masked_copy(dst: &mut [f32], src: &[f32], keep: Option<&[f32]>, h: usize) {
+    match keep {
+        None => dst.copy_from_slice(src),
+        Some(keep) => {
+            for ((d, s), &k) in dst.chunks_exact_mut(h).zip(src.chunks_exact(h)).zip(keep) {
+                if k == 0.0 {
+                    d.fill(0.0);
+                } else {
+                    d.copy_from_slice(s);
+                }
+            }
+        }
+    }
+}
+
+impl RecurrentLayer {
+    /// Gate rows, `G*H`.
+    pub fn gate_rows(&self) -> usize {
+        self.cell.gates() * self.hidden_size
+    }
+
+    /// Runs `t` steps over `x: [T*B, I]` from the state `h0 (, c0): [B, H]`.
+    ///
+    /// `keep: [T*B]` (optional) is 0 where a stream starts a new document at that
+    /// step: its state is reset to zero before the step. Outputs land in
+    /// `cache.h`; the final state is `cache.last_h()` / `cache.last_c()`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        p: LayerParams<'_>,
+        x: &[f32],
+        t: usize,
+        b: usize,
+        h0: &[f32],
+        c0: &[f32],
+        keep: Option<&[f32]>,
+        cache: &mut LayerCache,
+        for_backward: bool,
+    ) {
+        let (i, h) = (self.input_size, self.hidden_size);
+        let gh = self.gate_rows();
+        let n = t * b;
+        cache.ensure(self, t, b, for_backward);
+        let fold_hh_bias = self.cell != CellKind::Gru;
+        // Every step's input projection in one GEMM: gates = x · W_ihᵀ + bias.
+        for row in cache.gates[..n * gh].chunks_exact_mut(gh) {
+            row.copy_from_slice(p.b_ih);
+            if fold_hh_bias {
+                for (r, &bh) in row.iter_mut().zip(p.b_hh) {
+                    *r += bh;
+                }
+            }
+        }
+        sgemm(
+            Trans::N,
+            Trans::T,
+            n,
+            gh,
+            i,
+            1.0,
+            x,
+            i,
+            p.w_ih,
+            i,
+            1.0,
+            &mut cache.gates,
+            gh,
+        );
+
+        let bh = b * h;
+        for s in 0..t {
+            let keep_s = keep.map(|k| &k[s * b..(s + 1) * b]);
+            let (done, rest) = cache.h.split_at_mut(s * bh);
+            let prev_h = if s == 0 {
+                &h0[..bh]
+            } else {
+                &done[(s - 1) * bh..]
+            };
+            masked_copy(&mut cache.hprev[s * bh..(s + 1) * bh], prev_h, keep_s, h);
+            let hp = &cache.hprev[s * bh..(s + 1) * bh];
+            let out = &mut rest[..bh];
+            let gates = &mut cache.gates[s * b * gh..(s + 1) * b * gh];
+            match self.cell {
+                CellKind::RnnTanh | CellKind::RnnRelu => {
+                    sgemm(
+                        Trans::N,
+                        Trans::T,
+                        b,
+                        gh,
+                        h,
+                        1.0,
+                        hp,
+                        h,
+                        p.w_hh,
+                        h,
+                        1.0,
+                        gates,
+                        gh,
+                    );
+                    let relu = self.cell == CellKind::RnnRelu;
+                    for (o, &g) in out.iter_mut().zip(gates.iter()) {
+                        *o = if relu { g.max(0.0) } else { g.tanh() };
+                    }
+                }
+                CellKind::Lstm => {
+                    sgemm(
+                        Trans::N,
+                        Trans::T,
+                        b,
+                        gh,
+                        h,
+                        1.0,
+                        hp,
+                        h,
+                        p.w_hh,
+                        h,
+                        1.0,
+                        gates,
+                        gh,
+                    );
+                    let (cdone, crest) = cache.c.split_at_mut(s * bh);
+                    let prev_c = if s == 0 {
+                        &c0[..bh]
+                    } else {
+                        &cdone[(s - 1) * bh..]
+                    };
+                    masked_copy(&mut cache.cprev[s * bh..(s + 1) * bh], prev_c, keep_s, h);
+                    let cp = &cache.cprev[s * bh..(s + 1) * bh];
+                    lstm_step_forward(gates, cp, &mut crest[..bh], out, b, h);
+                }
+                CellKind::Gru => {
+                    let hh = &mut cache.hh[..b * gh];
+                    for row in hh.chunks_exact_mut(gh) {
+                        row.copy_from_slice(p.b_hh);
+                    }
+                    sgemm(
+                        Trans::N,
+                        Trans::T,
+                        b,
+                        gh,
+                        h,
+                        1.0,
+                        hp,
+                        h,
+                        p.w_hh,
+                        h,
+                        1.0,
+                        hh,
+                        gh,
+                    );
+                    let hh_n = &mut cache.hh_n[s * bh..(s + 1) * bh];
+                    gru_step_forward(gates, hh, hp, hh_n, out, b, h);
+                }
+            }
+        }
+    }
+
+    /// Backward of [`forward`] (which must have run with `for_backward`).
+    ///
+    /// `dy: [T*B, H]` is the loss gradient w.r.t. the outputs, `dh_n`/`dc_n`
+    /// (optional) w.r.t. the final state. Adds parameter gradients into `g`;
+    /// writes `dx: [T*B, I]` and the initial-state gradients when asked.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &self,
+        p: LayerParams<'_>,
+        g: LayerGrads<'_>,
+        x: &[f32],
+        dy: &[f32],
+        dh_n: Option<&[f32]>,
+        dc_n: Option<&[f32]>,
+        keep: Option<&[f32]>,
+        cache: &mut LayerCache,
+        dx: Option<&mut [f32]>,
+        dh0: Option<&mut [f32]>,
+        dc0: Option<&mut [f32]>,
+    ) {
+        let (i, h) = (self.input_size, self.hidden_size);
+        let gh = self.gate_rows();
+        let (t, b) = (cache.steps, cache.batch);
+        let (n, bh) = (t * b, b * h);
+        let c = &mut *cache;
+        match dh_n {
+            Some(d) => c.dh[..bh].copy_from_slice(d),
+            None => c.dh[..bh].fill(0.0),
+        }
+        match dc_n {
+            Some(d) => c.dc[..bh].copy_from_slice(d),
+            None => c.dc[..bh].fill(0.0),
+        }
+        for s in (0..t).rev() {
+            let rows = s * bh..(s + 1) * bh;
+            for (d, &y) in c.dh[..bh].iter_mut().zip(&dy[rows.clone()]) {
+                *d += y;
+            }
+            let gates = &c.gates[s * b * gh..(s + 1) * b * gh];
+            let dg = &mut c.dg_hh[s * b * gh..(s + 1) * b * gh];
+            let mut beta = 0.0;
+            match self.cell {
+                CellKind::RnnTanh => {
+                    for ((d, &dh), &y) in dg.iter_mut().zip(&c.dh[..bh]).zip(&c.h[rows.clone()]) {
+                        *d = dh * dtanh(y);
+                    }
+                }
+                CellKind::RnnRelu => {
+                    for ((d, &dh), &y) in dg.iter_mut().zip(&c.dh[..bh]).zip(&c.h[rows.clone()]) {
+                        *d = if y > 0.0 { dh } else { 0.0 };
+                    }
+                }
+                CellKind::Lstm => lstm_step_backward(
+                    gates,
+                    &c.c[rows.clone()],
+                    &c.cprev[rows.clone()],
+                    &c.dh[..bh],
+                    &mut c.dc[..bh],
+                    dg,
+                    b,
+                    h,
+                ),
+                CellKind::Gru => {
+                    let dgi = &mut c.dg_ih[s * b * gh..(s + 1) * b * gh];
+                    gru_step_backward(
+                        gates,
+                        &c.hprev[rows.clone()],
+                        &c.hh_n[rows.clone()],
+                        &c.dh[..bh],
+                        dg,
+                        dgi,
+                        &mut c.dh_next[..bh],
+                        b,
+                        h,
+                    );
+                    beta = 1.0;
+                }
+            }
+            // dh_{t-1} = dgates · W_hh (GRU adds it to its direct path z ⊙ dh).
+            sgemm(
+                Trans::N,
+                Trans::N,
+                b,
+                h,
+                gh,
+                1.0,
+                dg,
+                gh,
+                p.w_hh,
+                h,
+                beta,
+                &mut c.dh_next,
+                h,
+            );
+            if let Some(keep) = keep {
+                for (s_b, &k) in keep[s * b..(s + 1) * b].iter().enumerate() {
+                    if k == 0.0 {
+                        c.dh_next[s_b * h..(s_b + 1) * h].fill(0.0);
+                        c.dc[s_b * h..(s_b + 1) * h].fill(0.0);
+                    }
+                }
+            }
+            std::mem::swap(&mut c.dh, &mut c.dh_next);
+        }
+        if let Some(d) = dh0 {
+            d[..bh].copy_from_slice(&c.dh[..bh]);
+        }
+        if let Some(d) = dc0 {
+            d[..bh].copy_from_slice(&c.dc[..bh]);
+        }
+        // Whole-block weight gradients: dW_hh += dG_hhᵀ · h_prev, dW_ih += dG_ihᵀ · x.
+        sgemm(
+            Trans::T,
+            Trans::N,
+            gh,
+            h,
+            n,
+            1.0,
+            &c.dg_hh,
+            gh,
+            &c.hprev,
+            h,
+            1.0,
+            g.w_hh,
+            h,
+        );
+        column_sums_into(&c.dg_hh[..n * gh], gh, g.b_hh);
+        let dg_ih = if self.cell == CellKind::Gru {
+            &c.dg_ih
+        } else {
+            &c.dg_hh
+        };
+        sgemm(
+            Trans::T,
+            Trans::N,
+            gh,
+            i,
+            n,
+            1.0,
+            dg_ih,
+            gh,
+            x,
+            i,
+            1.0,
+            g.w_ih,
+            i,
+        );
+        column_sums_into(&dg_ih[..n * gh], gh, g.b_ih);
+        if let Some(dx) = dx {
+            sgemm(
+                Trans::N,
+                Trans::N,
+                n,
+                i,
+                gh,
+                1.0,
+                dg_ih,
+                gh,
+                p.w_ih,
+                i,
+                0.0,
+                dx,
+                i,
+            );
+        }
+    }
+}
+
+/// `out[j] += Σ_rows m[row, j]`.
+fn column_sums_into(m: &[f32], cols: usize, out: &mut [f32]) {
+    for row in m.chunks_exact(cols) {
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += v;
+        }
+    }
+}
+
+/// One LSTM step after the GEMMs: `gates[B, 4H]` holds pre-activations `i f g o`
+/// and is overwritten with their activations;
+/// `c = f ⊙ c_prev + i ⊙ g`, `h = o ⊙ tanh(c)`.
+fn lstm_step_forward(
+    gates: &mut [f32],
+    cp: &[f32],
+    c: &mut [f32],
+    h_out: &mut [f32],
+    b: usize,
+    h: usize,
+) {
+    for r in 0..b {
+        let g = &mut gates[r * 4 * h..(r + 1) * 4 * h];
+        let (gi, rest) = g.split_at_mut(h);
+        let (gf, rest) = rest.split_at_mut(h);
+        let (gg, go) = rest.split_at_mut(h);
+        let rows = r * h..(r + 1) * h;
+        for (j, ((c_new, h_new), &c_old)) in c[rows.clone()]
+            .iter_mut()
+            .zip(&mut h_out[rows.clone()])
+            .zip(&cp[rows.clone()])
+            .enumerate()
+        {
+            let i = sigmoid(gi[j]);
+            let f = sigmoid(gf[j]);
+            let gv = gg[j].tanh();
+            let o = sigmoid(go[j]);
+            let cv = f * c_old + i * gv;
+            (gi[j], gf[j], gg[j], go[j]) = (i, f, gv, o);
+            *c_new = cv;
+            *h_new = o * cv.tanh();
+        }
+    }
+}
+
+/// Backward of [`lstm_step_forward`]: from `dh` (w.r.t. `h_t`) and `dc` (w.r.t.
+/// `c_t` from later steps) writes the pre-activation gradients `dg[B, 4H]` and
+/// leaves in `dc` the gradient w.r.t. `c_{t-1}`.
+#[allow(clippy::too_many_arguments)]
+fn lstm_step_backward(
+    gates: &[f32],
+    c: &[f32],
+    cp: &[f32],
+    dh: &[f32],
+    dc: &mut [f32],
+    dg: &mut [f32],
+    b: usize,
+    h: usize,
+) {
+    for r in 0..b {
+        let g = &gates[r * 4 * h..(r + 1) * 4 * h];
+        let d = &mut dg[r * 4 * h..(r + 1) * 4 * h];
+        let (di, rest) = d.split_at_mut(h);
+        let (df, rest) = rest.split_at_mut(h);
+        let (dgg, dgo) = rest.split_at_mut(h);
+        for j in 0..h {
+            let k = r * h + j;
+            let (i, f, gv, o) = (g[j], g[h + j], g[2 * h + j], g[3 * h + j]);
+            let tc = c[k].tanh();
+            // h = o·tanh(c): dc picks up dh·o·(1 - tanh²c).
+            let dct = dc[k] + dh[k] * o * dtanh(tc);
+            dgo[j] = dh[k] * tc * dsigmoid(o);
+            // c = f·c_prev + i·g
+            di[j] = dct * gv * dsigmoid(i);
+            df[j] = dct * cp[k] * dsigmoid(f);
+            dgg[j] = dct * i * dtanh(gv);
+            dc[k] = dct * f;
+        }
+    }
+}
+
+/// One GRU step after the GEMMs. `gates[B, 3H]` holds the input projections
+/// `x·W_ihᵀ + b_ih` for `r z n` and `hh[B, 3H]` the hidden ones `h·W_hhᵀ + b_hh`:
+/// `r = σ(x_r + h_r)`, `z = σ(x_z + h_z)`, `n = tanh(x_n + r ⊙ h_n)`,
+/// `h = (1 - z) ⊙ n + z ⊙ h_prev`. Keeps `r z n` in `gates` and `h_n` in `hh_n`.
+fn gru_step_forward(
+    gates: &mut [f32],
+    hh: &[f32],
+    hp: &[f32],
+    hh_n: &mut [f32],
+    h_out: &mut [f32],
+    b: usize,
+    h: usize,
+) {
+    for r in 0..b {
+        let g = &mut gates[r * 3 * h..(r + 1) * 3 * h];
+        let hr = &hh[r * 3 * h..(r + 1) * 3 * h];
+        for j in 0..h {
+            let k = r * h + j;
+            let rv = sigmoid(g[j] + hr[j]);
+            let zv = sigmoid(g[h + j] + hr[h + j]);
+            let hn = hr[2 * h + j];
+            let nv = (g[2 * h + j] + rv * hn).tanh();
+            (g[j], g[h + j], g[2 * h + j]) = (rv, zv, nv);
+            hh_n[k] = hn;
+            h_out[k] = (1.0 - zv) * nv + zv * hp[k];
+        }
+    }
+}
+
+/// Backward of [`gru_step_forward`]: the hidden-side pre-activation gradients
+/// `dg_hh` (whose `n` block is scaled by `r`), the input-side ones `dg_ih`, and
+/// the direct path `dh_direct = z ⊙ dh` into `h_{t-1}`.
+#[allow(clippy::too_many_arguments)]
+fn gru_step_backward(
+    gates: &[f32],
+    hp: &[f32],
+    hh_n: &[f32],
+    dh: &[f32],
+    dg_hh: &mut [f32],
+    dg_ih: &mut [f32],
+    dh_direct: &mut [f32],
+    b: usize,
+    h: usize,
+) {
+    for r in 0..b {
+        let g = &gates[r * 3 * h..(r + 1) * 3 * h];
+        let dgh = &mut dg_hh[r * 3 * h..(r + 1) * 3 * h];
+        let dgi = &mut dg_ih[r * 3 * h..(r + 1) * 3 * h];
+        for j in 0..h {
+            let k = r * h + j;
+            let (rv, zv, nv) = (g[j], g[h + j], g[2 * h + j]);
+            let d = dh[k];
+            let dn_pre = d * (1.0 - zv) * dtanh(nv);
+            let dz_pre = d * (hp[k] - nv) * dsigmoid(zv);
+            let dr_pre = dn_pre * hh_n[k] * dsigmoid(rv);
+            (dgi[j], dgi[h + j], dgi[2 * h + j]) = (dr_pre, dz_pre, dn_pre);
+            (dgh[j], dgh[h + j], dgh[2 * h + j]) = (dr_pre, dz_pre, dn_pre * rv);
+            dh_direct[k] = d * zv;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check, random_vec};
+    use recurrent_kernels::Rng;
+
+    const CELLS: [CellKind; 4] = [
+        CellKind::RnnTanh,
+        CellKind::RnnRelu,
+        CellKind::Lstm,
+        CellKind::Gru,
+    ];
+
+    struct Case {
+        layer: RecurrentLayer,
+        t: usize,
+        b: usize,
+        w_ih: Vec<f32>,
+        w_hh: Vec<f32>,
+        b_ih: Vec<f32>,
+        b_hh: Vec<f32>,
+        x: Vec<f32>,
+        h0: Vec<f32>,
+        c0: Vec<f32>,
+        ry: Vec<f32>,
+        rh: Vec<f32>,
+        rc: Vec<f32>,
+        keep: Option<Vec<f32>>,
+    }
+
+    impl Case {
+        fn new(cell: CellKind, seed: u64, with_reset: bool) -> Case {
+            let (t, b, i, h) = (4, 3, 5, 4);
+            let layer = RecurrentLayer {
+                cell,
+                input_size: i,
+                hidden_size: h,
+            };
+            let gh = layer.gate_rows();
+            let mut rng = Rng::new(seed);
+            let mut v = |n| random_vec(&mut rng, n);
+            // Stream 1 starts a new document at step 2.
+            let keep = with_reset.then(|| {
+                (0..t * b)
+                    .map(|k| if k == 2 * b + 1 { 0.0 } else { 1.0 })
+                    .collect()
+            });
+            Case {
+                layer,
+                t,
+                b,
+                w_ih: v(gh * i),
+                w_hh: v(gh * h),
+                b_ih: v(gh),
+                b_hh: v(gh),
+                x: v(t * b * i),
+                h0: v(b * h),
+                c0: v(b * h),
+                ry: v(t * b * h),
+                rh: v(b * h),
+                rc: v(b * h),
+                keep,
+            }
+        }
+
+        /// loss = Σ y ⊙ ry + Σ h_T ⊙ rh (+ Σ c_T ⊙ rc), so every output and the final state matter.
+        fn loss(
+            &self,
+            w_ih: &[f32],
+            w_hh: &[f32],
+            b_ih: &[f32],
+            b_hh: &[f32],
+            x: &[f32],
+            h0: &[f32],
+            c0: &[f32],
+        ) -> f64 {
+            let mut cache = LayerCache::default();
+            let p = LayerParams {
+                w_ih,
+                w_hh,
+                b_ih,
+                b_hh,
+            };
+            self.layer.forward(
+                p,
+                x,
+                self.t,
+                self.b,
+                h0,
+                c0,
+                self.keep.as_deref(),
+                &mut cache,
+                false,
+            );
+            let h = self.layer.hidden_size;
+            let dot =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x * y) as f64).sum::<f64>();
+            let mut l = dot(cache.output(h), &self.ry) + dot(cache.last_h(h), &self.rh);
+            if self.layer.cell == CellKind::Lstm {
+                l += dot(cache.last_c(h), &self.rc);
+            }
+            l
+        }
+    }
+
+    fn gradcheck(cell: CellKind, with_reset: bool) {
+        let k = Case::new(cell, 11 + cell as u64, with_reset);
+        let (i, h) = (k.layer.input_size, k.layer.hidden_size);
+        let gh = k.layer.gate_rows();
+        let mut cache = LayerCache::default();
+        let p = LayerParams {
+            w_ih: &k.w_ih,
+            w_hh: &k.w_hh,
+            b_ih: &k.b_ih,
+            b_hh: &k.b_hh,
+        };
+        k.layer.forward(
+            p,
+            &k.x,
+            k.t,
+            k.b,
+            &k.h0,
+            &k.c0,
+            k.keep.as_deref(),
+            &mut cache,
+            true,
+        );
+        let (mut gw_ih, mut gw_hh, mut gb_ih, mut gb_hh) = (
+            vec![0.0; gh * i],
+            vec![0.0; gh * h],
+            vec![0.0; gh],
+            vec![0.0; gh],
+        );
+        let (mut dx, mut dh0, mut dc0) = (
+            vec![0.0; k.x.len()],
+            vec![0.0; k.h0.len()],
+            vec![0.0; k.c0.len()],
+        );
+        let g = LayerGrads {
+            w_ih: &mut gw_ih,
+            w_hh: &mut gw_hh,
+            b_ih: &mut gb_ih,
+            b_hh: &mut gb_hh,
+        };
+        let dc_n = (cell == CellKind::Lstm).then_some(&k.rc[..]);
+        k.layer.backward(
+            p,
+            g,
+            &k.x,
+            &k.ry,
+            Some(&k.rh),
+            dc_n,
+            k.keep.as_deref(),
+            &mut cache,
+            Some(&mut dx),
+            Some(&mut dh0),
+            Some(&mut dc0),
+        );
+        let name = format!("{cell}{}", if with_reset { " with reset" } else { "" });
+        check(&format!("{name} w_ih"), &k.w_ih, &gw_ih, |v| {
+            k.loss(v, &k.w_hh, &k.b_ih, &k.b_hh, &k.x, &k.h0, &k.c0)
+        });
+        check(&format!("{name} w_hh"), &k.w_hh, &gw_hh, |v| {
+            k.loss(&k.w_ih, v, &k.b_ih, &k.b_hh, &k.x, &k.h0, &k.c0)
+        });
+        check(&format!("{name} b_ih"), &k.b_ih, &gb_ih, |v| {
+            k.loss(&k.w_ih, &k.w_hh, v, &k.b_hh, &k.x, &k.h0, &k.c0)
+        });
+        check(&format!("{name} b_hh"), &k.b_hh, &gb_hh, |v| {
+            k.loss(&k.w_ih, &k.w_hh, &k.b_ih, v, &k.x, &k.h0, &k.c0)
+        });
+        check(&format!("{name} x"), &k.x, &dx, |v| {
+            k.loss(&k.w_ih, &k.w_hh, &k.b_ih, &k.b_hh, v, &k.h0, &k.c0)
+        });
+        check(&format!("{name} h0"), &k.h0, &dh0, |v| {
+            k.loss(&k.w_ih, &k.w_hh, &k.b_ih, &k.b_hh, &k.x, v, &k.c0)
+        });
+        if cell == CellKind::Lstm {
+            check(&format!("{name} c0"), &k.c0, &dc0, |v| {
+                k.loss(&k.w_ih, &k.w_hh, &k.b_ih, &k.b_hh, &k.x, &k.h0, v)
+            });
+        }
+    }
+
+    #[test]
+    fn every_cell_passes_the_gradient_check() {
+        for cell in CELLS {
+            gradcheck(cell, false);
+        }
+    }
+
+    #[test]
+    fn every_cell_passes_the_gradient_check_with_a_document_reset() {
+        for cell in CELLS {
+            gradcheck(cell, true);
+        }
+    }
+
+    #[test]
+    fn a_reset_makes_the_stream_forget_its_past() {
+        // With a reset at step 2 for stream 1, that stream's outputs from step 2 on
+        // must not depend on h0 for that stream.
+        for cell in CELLS {
+            let k = Case::new(cell, 3, true);
+            let h = k.layer.hidden_size;
+            let run = |h0: &[f32]| {
+                let mut cache = LayerCache::default();
+                let p = LayerParams {
+                    w_ih: &k.w_ih,
+                    w_hh: &k.w_hh,
+                    b_ih: &k.b_ih,
+                    b_hh: &k.b_hh,
+                };
+                k.layer.forward(
+                    p,
+                    &k.x,
+                    k.t,
+                    k.b,
+                    h0,
+                    &k.c0,
+                    k.keep.as_deref(),
+                    &mut cache,
+                    false,
+                );
+                cache.output(h).to_vec()
+            };
+            let a = run(&k.h0);
+            let mut h0 = k.h0.clone();
+            h0[h..2 * h].iter_mut().for_each(|v| *v += 0.5);
+            let b = run(&h0);
+            let at = |s: usize, r: usize| (s * k.b + r) * h..(s * k.b + r + 1) * h;
+            assert_ne!(
+                a[at(1, 1)],
+                b[at(1, 1)],
+                "{cell}: before the reset the state matters"
+            );
+            assert_eq!(
+                a[at(2, 1)],
+                b[at(2, 1)],
+                "{cell}: after the reset it must not"
+            );
+            assert_eq!(a[at(3, 1)], b[at(3, 1)]);
+        }
+    }
+
+    #[test]
+    fn cell_names_round_trip() {
+        for cell in CELLS {
+            assert_eq!(cell.name().parse::<CellKind>().unwrap(), cell);
+        }
+        assert!("transformer".parse::<CellKind>().is_err());
+    }
+}
