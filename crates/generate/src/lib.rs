@@ -1,1 +1,16 @@
-//! Text generation for recurrent: samplers (temperature, top-k, top-p), stop sequences, streaming
+//! Text generation for `recurrent`: turning a trained model's logits into text.
+//!
+//! * [`sampler`] picks each next token: greedy, or softmax at a temperature
+//!   with optional top-k and top-p (nucleus) filtering. One random draw per
+//!   token from a seeded [`recurrent_kernels::Rng`] makes runs reproducible.
+//! * [`stop`] watches the decoded text stream for user stop strings, holding
+//!   back anything that could be the start of one so it is never shown.
+//!
+//! This crate does not run the model itself; the driver that steps a model
+//! token by token and feeds these pieces lives alongside them.
+
+pub mod sampler;
+pub mod stop;
+
+pub use sampler::{log_softmax, SampleError, Sampler, SamplingConfig};
+pub use stop::StopMatcher;

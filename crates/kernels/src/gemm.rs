@@ -16,7 +16,6 @@ pub enum Trans {
 /// `A` is stored as `[m, lda]` when `ta == N` and as `[k, lda]` when `ta == T`;
 /// likewise `B` as `[k, ldb]` or `[n, ldb]`; `C` as `[m, ldc]`. With `beta == 0`
 /// the old contents of `C` are ignored (NaNs included), as in BLAS.
-#[allow(clippy::too_many_arguments)]
 pub fn sgemm(
     ta: Trans,
     tb: Trans,

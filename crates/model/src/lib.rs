@@ -1,1 +1,17 @@
-//! The language model of recurrent, built from its layers, with PyTorch parameter names
+//! The language model of `recurrent`: token embedding (or one-hot) → stacked
+//! recurrent layers with dropout → optional dense ReLU layer → output projection
+//! → softmax, built from the layers in `recurrent-nn`.
+//!
+//! All parameters live in one flat `f32` buffer laid out in PyTorch's
+//! `state_dict` order under the names pytorch/examples' `word_language_model`
+//! uses (`encoder.weight`, `rnn.weight_ih_l0`, …, `decoder.bias`), so weights
+//! move to and from PyTorch by name and an optimizer sees one contiguous slice.
+
+pub mod config;
+pub mod lm;
+pub mod params;
+
+pub use config::{ModelConfig, ModelError};
+pub use lm::{BlockStats, LanguageModel, State, Workspace};
+pub use params::{ParamEntry, ParamLayout};
+pub use recurrent_nn::CellKind;

@@ -12,7 +12,6 @@ pub fn forward(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, i: usiz
 }
 
 /// Backward of [`forward`]: `dw += dyᵀ·x`, `db += Σ_rows dy`, and `dx = dy·w` when wanted.
-#[allow(clippy::too_many_arguments)]
 pub fn backward(
     x: &[f32],
     w: &[f32],

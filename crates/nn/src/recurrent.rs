@@ -215,7 +215,6 @@ impl RecurrentLayer {
     /// `keep: [T*B]` (optional) is 0 where a stream starts a new document at that
     /// step: its state is reset to zero before the step. Outputs land in
     /// `cache.h`; the final state is `cache.last_h()` / `cache.last_c()`.
-    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
         p: LayerParams<'_>,
@@ -351,7 +350,6 @@ impl RecurrentLayer {
     /// `dy: [T*B, H]` is the loss gradient w.r.t. the outputs, `dh_n`/`dc_n`
     /// (optional) w.r.t. the final state. Adds parameter gradients into `g`;
     /// writes `dx: [T*B, I]` and the initial-state gradients when asked.
-    #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &self,
         p: LayerParams<'_>,
@@ -561,7 +559,6 @@ fn lstm_step_forward(
 /// Backward of [`lstm_step_forward`]: from `dh` (w.r.t. `h_t`) and `dc` (w.r.t.
 /// `c_t` from later steps) writes the pre-activation gradients `dg[B, 4H]` and
 /// leaves in `dc` the gradient w.r.t. `c_{t-1}`.
-#[allow(clippy::too_many_arguments)]
 fn lstm_step_backward(
     gates: &[f32],
     c: &[f32],
@@ -626,7 +623,6 @@ fn gru_step_forward(
 /// Backward of [`gru_step_forward`]: the hidden-side pre-activation gradients
 /// `dg_hh` (whose `n` block is scaled by `r`), the input-side ones `dg_ih`, and
 /// the direct path `dh_direct = z ⊙ dh` into `h_{t-1}`.
-#[allow(clippy::too_many_arguments)]
 fn gru_step_backward(
     gates: &[f32],
     hp: &[f32],

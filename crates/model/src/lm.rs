@@ -1,0 +1,797 @@
+//! The language model's forward and backward passes over a `[T, B]` block of
+//! tokens, and single steps for generation.
+
+use std::collections::HashMap;
+
+use recurrent_kernels::Rng;
+use recurrent_nn::recurrent::{LayerGrads, LayerParams};
+use recurrent_nn::{dropout, embedding, linear, loss, CellKind, LayerCache, RecurrentLayer};
+
+use crate::config::{ModelConfig, ModelError};
+use crate::params::ParamLayout;
+
+/// A language model: its configuration, parameter layout and parameters.
+#[derive(Clone, Debug)]
+pub struct LanguageModel {
+    pub config: ModelConfig,
+    pub layout: ParamLayout,
+    pub params: Vec<f32>,
+}
+
+/// Recurrent state carried between blocks: `h` (and `c` for LSTM), each `[L, B, H]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct State {
+    pub batch: usize,
+    pub h: Vec<f32>,
+    pub c: Vec<f32>,
+}
+
+impl State {
+    /// The zero state for `batch` streams.
+    pub fn zeros(config: &ModelConfig, batch: usize) -> State {
+        let n = config.layers * batch * config.hidden;
+        let c = if config.cell.has_cell_state() {
+            vec![0.0; n]
+        } else {
+            Vec::new()
+        };
+        State {
+            batch,
+            h: vec![0.0; n],
+            c,
+        }
+    }
+
+    /// Zeroes the state of one stream (a new document starts there).
+    pub fn reset_stream(&mut self, config: &ModelConfig, stream: usize) {
+        let h = config.hidden;
+        for k in 0..config.layers {
+            let r = (k * self.batch + stream) * h..(k * self.batch + stream + 1) * h;
+            self.h[r.clone()].fill(0.0);
+            if !self.c.is_empty() {
+                self.c[r].fill(0.0);
+            }
+        }
+    }
+}
+
+/// Loss statistics of one block.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct BlockStats {
+    /// Mean cross-entropy in nats per predicted token.
+    pub loss: f64,
+    /// Predictions whose argmax was the target.
+    pub correct: usize,
+    /// Predicted tokens.
+    pub tokens: usize,
+}
+
+/// Buffers for one `(T, B)` shape, allocated on first use and reused, so the
+/// training loop allocates nothing per step.
+#[derive(Default)]
+pub struct Workspace {
+    /// Input of each layer `[T*B, I_k]` (embedding or one-hot for layer 0, the
+    /// dropped-out output of the layer below for the others), and the input of the head.
+    inputs: Vec<Vec<f32>>,
+    masks: Vec<Vec<f32>>,
+    caches: Vec<LayerCache>,
+    dense_out: Vec<f32>,
+    logits: Vec<f32>,
+    dlogits: Vec<f32>,
+    dhead: Vec<f32>,
+    dy: Vec<f32>,
+    dx: Vec<f32>,
+    dh0: Vec<f32>,
+    dc0: Vec<f32>,
+}
+
+fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+}
+
+impl LanguageModel {
+    /// A freshly initialized model: recurrent weights uniform in ±1/√H (PyTorch's
+    /// default), embedding and output weights uniform in ±0.1 with a zero output
+    /// bias (word_language_model's `init_weights`), the dense layer ±1/√fan_in.
+    /// `forget_bias` sets the LSTM forget-gate bias (char-rnn uses 1).
+    pub fn new(
+        config: ModelConfig,
+        rng: &mut Rng,
+        forget_bias: Option<f32>,
+    ) -> Result<Self, ModelError> {
+        config.validate()?;
+        let layout = ParamLayout::new(&config);
+        let mut params = vec![0.0; layout.total];
+        let k_rnn = 1.0 / (config.hidden as f32).sqrt();
+        for e in &layout.entries {
+            let bound = if e.name.starts_with("rnn.") {
+                k_rnn
+            } else if e.name.starts_with("dense.") {
+                1.0 / (config.hidden as f32).sqrt()
+            } else if e.name == "decoder.bias" {
+                0.0
+            } else {
+                0.1
+            };
+            for p in &mut params[e.range()] {
+                *p = rng.uniform(-bound, bound);
+            }
+        }
+        let mut model = LanguageModel {
+            config,
+            layout,
+            params,
+        };
+        if let (Some(fb), CellKind::Lstm) = (forget_bias, model.config.cell) {
+            let h = model.config.hidden;
+            for k in 0..model.config.layers {
+                // Rows h..2h are the forget gate; the two biases add, so put it all in one.
+                let ih = model
+                    .layout
+                    .get(&format!("rnn.bias_ih_l{k}"))
+                    .unwrap()
+                    .range();
+                let hh = model
+                    .layout
+                    .get(&format!("rnn.bias_hh_l{k}"))
+                    .unwrap()
+                    .range();
+                model.params[ih][h..2 * h].fill(fb);
+                model.params[hh][h..2 * h].fill(0.0);
+            }
+        }
+        Ok(model)
+    }
+
+    /// A model from named tensors (as read from safetensors). Every tensor of the
+    /// architecture must be present with its exact shape. For a tied model a
+    /// `decoder.weight` equal in shape to `encoder.weight` is accepted and ignored.
+    pub fn from_tensors(
+        config: ModelConfig,
+        tensors: &[(String, Vec<usize>, Vec<f32>)],
+    ) -> Result<Self, ModelError> {
+        config.validate()?;
+        let layout = ParamLayout::new(&config);
+        let by_name: HashMap<&str, (&Vec<usize>, &Vec<f32>)> = tensors
+            .iter()
+            .map(|(n, s, d)| (n.as_str(), (s, d)))
+            .collect();
+        let mut params = vec![0.0; layout.total];
+        for e in &layout.entries {
+            let (shape, data) = by_name
+                .get(e.name.as_str())
+                .ok_or_else(|| ModelError::MissingTensor(e.name.clone()))?;
+            if **shape != e.shape || data.len() != e.len() {
+                return Err(ModelError::ShapeMismatch {
+                    name: e.name.clone(),
+                    expected: e.shape.clone(),
+                    found: (*shape).clone(),
+                });
+            }
+            params[e.range()].copy_from_slice(data);
+        }
+        for (name, shape, _) in tensors {
+            if layout.get(name).is_none() {
+                let tied_copy = config.tie && name == "decoder.weight";
+                if !tied_copy {
+                    return Err(ModelError::UnexpectedTensor(name.clone()));
+                }
+                let expected = vec![config.vocab_size, config.embed];
+                if *shape != expected {
+                    return Err(ModelError::ShapeMismatch {
+                        name: name.clone(),
+                        expected,
+                        found: shape.clone(),
+                    });
+                }
+            }
+        }
+        Ok(LanguageModel {
+            config,
+            layout,
+            params,
+        })
+    }
+
+    /// All parameters as named tensors in PyTorch order. A tied model also lists
+    /// `decoder.weight` (a copy of `encoder.weight`), as PyTorch's `state_dict` does.
+    pub fn to_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let mut out: Vec<_> = self
+            .layout
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.name.clone(),
+                    e.shape.clone(),
+                    self.params[e.range()].to_vec(),
+                )
+            })
+            .collect();
+        if self.config.tie {
+            let enc = self.layout.get("encoder.weight").unwrap();
+            let at = out.len() - 1; // before decoder.bias
+            out.insert(
+                at,
+                (
+                    "decoder.weight".into(),
+                    enc.shape.clone(),
+                    self.params[enc.range()].to_vec(),
+                ),
+            );
+        }
+        out
+    }
+
+    /// Number of trainable parameters (a tied matrix counts once).
+    pub fn num_params(&self) -> usize {
+        self.layout.total
+    }
+
+    fn layer(&self, k: usize) -> RecurrentLayer {
+        RecurrentLayer {
+            cell: self.config.cell,
+            input_size: self.config.layer_input(k),
+            hidden_size: self.config.hidden,
+        }
+    }
+
+    fn layer_params(&self, k: usize) -> LayerParams<'_> {
+        let get = |n: String| &self.params[self.layout.get(&n).unwrap().range()];
+        LayerParams {
+            w_ih: get(format!("rnn.weight_ih_l{k}")),
+            w_hh: get(format!("rnn.weight_hh_l{k}")),
+            b_ih: get(format!("rnn.bias_ih_l{k}")),
+            b_hh: get(format!("rnn.bias_hh_l{k}")),
+        }
+    }
+
+    fn decoder_weight(&self) -> &[f32] {
+        let name = if self.config.tie {
+            "encoder.weight"
+        } else {
+            "decoder.weight"
+        };
+        &self.params[self.layout.get(name).unwrap().range()]
+    }
+
+    fn param(&self, name: &str) -> &[f32] {
+        &self.params[self.layout.get(name).unwrap().range()]
+    }
+
+    /// Runs the network over `tokens: [T*B]` (time-major) from `state`, leaving the
+    /// logits `[T*B, V]` in the workspace and the final state in `state`.
+    /// With `dropout_rng`, dropout is applied (training) and masks are kept.
+    fn forward(
+        &self,
+        ws: &mut Workspace,
+        tokens: &[u32],
+        t: usize,
+        b: usize,
+        state: &mut State,
+        keep: Option<&[f32]>,
+        mut dropout_rng: Option<&mut Rng>,
+        for_backward: bool,
+    ) {
+        let cfg = &self.config;
+        let (n, h, v, layers) = (t * b, cfg.hidden, cfg.vocab_size, cfg.layers);
+        assert_eq!(tokens.len(), n, "token block must be T*B");
+        assert_eq!(state.batch, b, "state batch must match the block");
+        let p = if cfg.dropout > 0.0 {
+            dropout_rng.is_some()
+        } else {
+            false
+        };
+        ws.inputs.resize_with(layers + 1, Vec::new);
+        ws.masks.resize_with(layers + 1, Vec::new);
+        ws.caches.resize_with(layers, LayerCache::default);
+
+        // Layer 0's input: embedding rows or one-hot vectors.
+        let i0 = cfg.layer_input(0);
+        grow(&mut ws.inputs[0], n * i0);
+        if cfg.embed > 0 {
+            embedding::forward(self.param("encoder.weight"), tokens, &mut ws.inputs[0], i0);
+            if p {
+                grow(&mut ws.masks[0], n * i0);
+                dropout::sample_mask(
+                    &mut ws.masks[0][..n * i0],
+                    cfg.dropout,
+                    dropout_rng.as_deref_mut().unwrap(),
+                );
+                dropout::forward(&mut ws.inputs[0][..n * i0], &ws.masks[0]);
+            }
+        } else {
+            embedding::one_hot(tokens, &mut ws.inputs[0][..n * i0], v);
+        }
+
+        let bh = b * h;
+        for k in 0..layers {
+            let layer = self.layer(k);
+            let (h0, c0) = (
+                &state.h[k * bh..(k + 1) * bh],
+                if state.c.is_empty() {
+                    &[][..]
+                } else {
+                    &state.c[k * bh..(k + 1) * bh]
+                },
+            );
+            let (below, above) = ws.inputs.split_at_mut(k + 1);
+            let cache = &mut ws.caches[k];
+            layer.forward(
+                self.layer_params(k),
+                &below[k],
+                t,
+                b,
+                h0,
+                c0,
+                keep,
+                cache,
+                for_backward,
+            );
+            state.h[k * bh..(k + 1) * bh].copy_from_slice(cache.last_h(h));
+            if !state.c.is_empty() {
+                state.c[k * bh..(k + 1) * bh].copy_from_slice(cache.last_c(h));
+            }
+            // The next layer (or the head) reads the dropped-out output.
+            let next = &mut above[0];
+            grow(next, n * h);
+            next[..n * h].copy_from_slice(cache.output(h));
+            if p {
+                let mask = &mut ws.masks[k + 1];
+                grow(mask, n * h);
+                dropout::sample_mask(
+                    &mut mask[..n * h],
+                    cfg.dropout,
+                    dropout_rng.as_deref_mut().unwrap(),
+                );
+                dropout::forward(&mut next[..n * h], mask);
+            }
+        }
+
+        let mut head_in: &[f32] = &ws.inputs[layers][..n * h];
+        if cfg.dense > 0 {
+            grow(&mut ws.dense_out, n * cfg.dense);
+            linear::forward(
+                head_in,
+                self.param("dense.weight"),
+                self.param("dense.bias"),
+                &mut ws.dense_out,
+                n,
+                h,
+                cfg.dense,
+            );
+            linear::relu_forward(&mut ws.dense_out[..n * cfg.dense]);
+            head_in = &ws.dense_out[..n * cfg.dense];
+        }
+        grow(&mut ws.logits, n * v);
+        linear::forward(
+            head_in,
+            self.decoder_weight(),
+            self.param("decoder.bias"),
+            &mut ws.logits,
+            n,
+            cfg.head_input(),
+            v,
+        );
+    }
+
+    /// One training block: forward, loss against `targets: [T*B]`, backward.
+    /// Adds the gradient of the mean loss into `grads` (same layout as `params`).
+    pub fn train_block(
+        &self,
+        ws: &mut Workspace,
+        tokens: &[u32],
+        targets: &[u32],
+        t: usize,
+        b: usize,
+        state: &mut State,
+        keep: Option<&[f32]>,
+        dropout_rng: &mut Rng,
+        grads: &mut [f32],
+    ) -> BlockStats {
+        self.forward(ws, tokens, t, b, state, keep, Some(dropout_rng), true);
+        self.backward(ws, tokens, targets, t, b, keep, grads, None)
+    }
+
+    /// Backward from the logits in `ws` (left by `forward` with `for_backward`).
+    /// When `dstate0` is given it receives the gradient w.r.t. the state the
+    /// block started from (for tests).
+    fn backward(
+        &self,
+        ws: &mut Workspace,
+        tokens: &[u32],
+        targets: &[u32],
+        t: usize,
+        b: usize,
+        keep: Option<&[f32]>,
+        grads: &mut [f32],
+        mut dstate0: Option<&mut State>,
+    ) -> BlockStats {
+        let cfg = &self.config;
+        let (n, h, v, layers) = (t * b, cfg.hidden, cfg.vocab_size, cfg.layers);
+        let p = cfg.dropout > 0.0;
+        grow(&mut ws.dlogits, n * v);
+        let (loss, correct) = loss::softmax_cross_entropy(
+            &ws.logits[..n * v],
+            targets,
+            v,
+            Some(&mut ws.dlogits[..n * v]),
+            1.0 / n as f32,
+        );
+
+        let mut g = self.layout.split_mut(grads);
+        let idx = |name: &str| self.layout.index(name);
+        let bh = b * h;
+
+        // Head: output projection (and dense layer) back to the top layer's output.
+        let hin = cfg.head_input();
+        let head_x: &[f32] = if cfg.dense > 0 {
+            &ws.dense_out[..n * hin]
+        } else {
+            &ws.inputs[layers][..n * h]
+        };
+        grow(&mut ws.dhead, n * hin);
+        let dec_w = if cfg.tie {
+            idx("encoder.weight")
+        } else {
+            idx("decoder.weight")
+        };
+        let dec_b = idx("decoder.bias");
+        {
+            let (lo, hi) = if dec_w < dec_b {
+                g.split_at_mut(dec_b)
+            } else {
+                unreachable!()
+            };
+            linear::backward(
+                head_x,
+                self.decoder_weight(),
+                &ws.dlogits[..n * v],
+                lo[dec_w],
+                hi[0],
+                Some(&mut ws.dhead[..n * hin]),
+                n,
+                hin,
+                v,
+            );
+        }
+        grow(&mut ws.dy, n * h);
+        if cfg.dense > 0 {
+            linear::relu_backward(&ws.dense_out[..n * hin], &mut ws.dhead[..n * hin]);
+            let (dw, db) = (idx("dense.weight"), idx("dense.bias"));
+            let (lo, hi) = g.split_at_mut(db);
+            linear::backward(
+                &ws.inputs[layers][..n * h],
+                self.param("dense.weight"),
+                &ws.dhead[..n * hin],
+                lo[dw],
+                hi[0],
+                Some(&mut ws.dy[..n * h]),
+                n,
+                h,
+                hin,
+            );
+        } else {
+            ws.dy[..n * h].copy_from_slice(&ws.dhead[..n * h]);
+        }
+
+        grow(&mut ws.dh0, bh);
+        grow(&mut ws.dc0, bh);
+        for k in (0..layers).rev() {
+            if p {
+                dropout::backward(&mut ws.dy[..n * h], &ws.masks[k + 1]);
+            }
+            let layer = self.layer(k);
+            let i = layer.input_size;
+            let want_dx = k > 0 || cfg.embed > 0;
+            grow(&mut ws.dx, n * i);
+            let base = idx(&format!("rnn.weight_ih_l{k}"));
+            let (_, rest) = g.split_at_mut(base);
+            let [w_ih, w_hh, b_ih, b_hh, ..] = rest else {
+                unreachable!()
+            };
+            let lg = LayerGrads {
+                w_ih,
+                w_hh,
+                b_ih,
+                b_hh,
+            };
+            let dx = want_dx.then_some(&mut ws.dx[..n * i]);
+            let (dh0, dc0) = if dstate0.is_some() {
+                (
+                    Some(&mut ws.dh0[..bh]),
+                    cfg.cell.has_cell_state().then_some(&mut ws.dc0[..bh]),
+                )
+            } else {
+                (None, None)
+            };
+            layer.backward(
+                self.layer_params(k),
+                lg,
+                &ws.inputs[k][..n * i],
+                &ws.dy[..n * h],
+                None,
+                None,
+                keep,
+                &mut ws.caches[k],
+                dx,
+                dh0,
+                dc0,
+            );
+            if let Some(ds) = dstate0.as_deref_mut() {
+                ds.h[k * bh..(k + 1) * bh].copy_from_slice(&ws.dh0[..bh]);
+                if cfg.cell.has_cell_state() {
+                    ds.c[k * bh..(k + 1) * bh].copy_from_slice(&ws.dc0[..bh]);
+                }
+            }
+            if k > 0 {
+                std::mem::swap(&mut ws.dy, &mut ws.dx);
+            }
+        }
+        if cfg.embed > 0 {
+            let e = cfg.embed;
+            if p {
+                dropout::backward(&mut ws.dx[..n * e], &ws.masks[0]);
+            }
+            embedding::backward(tokens, &ws.dx[..n * e], g[idx("encoder.weight")], e);
+        }
+        BlockStats {
+            loss,
+            correct,
+            tokens: n,
+        }
+    }
+
+    /// Forward only, no dropout: the loss of `targets` given `tokens`, carrying `state`.
+    pub fn evaluate_block(
+        &self,
+        ws: &mut Workspace,
+        tokens: &[u32],
+        targets: &[u32],
+        t: usize,
+        b: usize,
+        state: &mut State,
+        keep: Option<&[f32]>,
+    ) -> BlockStats {
+        self.forward(ws, tokens, t, b, state, keep, None, false);
+        let n = t * b;
+        let v = self.config.vocab_size;
+        let (loss, correct) =
+            loss::softmax_cross_entropy(&ws.logits[..n * v], targets, v, None, 1.0);
+        BlockStats {
+            loss,
+            correct,
+            tokens: n,
+        }
+    }
+
+    /// One generation step for `B` streams: feeds `tokens: [B]`, advances `state`,
+    /// and returns the next-token logits `[B, V]`.
+    pub fn step<'w>(&self, ws: &'w mut Workspace, tokens: &[u32], state: &mut State) -> &'w [f32] {
+        let b = tokens.len();
+        self.forward(ws, tokens, 1, b, state, None, None, false);
+        &ws.logits[..b * self.config.vocab_size]
+    }
+
+    /// Forward and backward without dropout, returning the loss, the logits and
+    /// the gradient w.r.t. the initial state; for conformance tests.
+    pub fn loss_and_gradients(
+        &self,
+        tokens: &[u32],
+        targets: &[u32],
+        t: usize,
+        b: usize,
+        state: &mut State,
+        grads: &mut [f32],
+    ) -> (BlockStats, Vec<f32>, State) {
+        let mut ws = Workspace::default();
+        self.forward(&mut ws, tokens, t, b, state, None, None, true);
+        let logits = ws.logits[..t * b * self.config.vocab_size].to_vec();
+        let mut dstate = State::zeros(&self.config, b);
+        let stats = self.backward(
+            &mut ws,
+            tokens,
+            targets,
+            t,
+            b,
+            None,
+            grads,
+            Some(&mut dstate),
+        );
+        (stats, logits, dstate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CELLS: [CellKind; 4] = [
+        CellKind::RnnTanh,
+        CellKind::RnnRelu,
+        CellKind::Lstm,
+        CellKind::Gru,
+    ];
+
+    fn block_loss(
+        m: &LanguageModel,
+        tokens: &[u32],
+        targets: &[u32],
+        t: usize,
+        b: usize,
+        s0: &State,
+        keep: Option<&[f32]>,
+    ) -> f64 {
+        let mut ws = Workspace::default();
+        let mut s = s0.clone();
+        let mut rng = Rng::new(99);
+        m.forward(&mut ws, tokens, t, b, &mut s, keep, Some(&mut rng), false);
+        let v = m.config.vocab_size;
+        loss::softmax_cross_entropy(&ws.logits[..t * b * v], targets, v, None, 1.0).0
+    }
+
+    /// Whole-network finite-difference check: every parameter and the initial state.
+    fn gradcheck(config: ModelConfig, with_reset: bool) {
+        let (t, b) = (4, 2);
+        let mut rng = Rng::new(1 + config.cell as u64);
+        let model = LanguageModel::new(config.clone(), &mut rng, None).unwrap();
+        let v = config.vocab_size as u64;
+        let tokens: Vec<u32> = (0..t * b).map(|_| rng.below(v) as u32).collect();
+        let targets: Vec<u32> = (0..t * b).map(|_| rng.below(v) as u32).collect();
+        let mut s0 = State::zeros(&config, b);
+        s0.h.iter_mut().for_each(|x| *x = rng.uniform(-0.5, 0.5));
+        s0.c.iter_mut().for_each(|x| *x = rng.uniform(-0.5, 0.5));
+        let keep: Option<Vec<f32>> =
+            with_reset.then(|| (0..t * b).map(|k| if k == 5 { 0.0 } else { 1.0 }).collect());
+
+        let mut ws = Workspace::default();
+        let mut s = s0.clone();
+        let mut grads = vec![0.0; model.num_params()];
+        let mut drop_rng = Rng::new(99);
+        model.forward(
+            &mut ws,
+            &tokens,
+            t,
+            b,
+            &mut s,
+            keep.as_deref(),
+            Some(&mut drop_rng),
+            true,
+        );
+        let mut ds = State::zeros(&config, b);
+        model.backward(
+            &mut ws,
+            &tokens,
+            &targets,
+            t,
+            b,
+            keep.as_deref(),
+            &mut grads,
+            Some(&mut ds),
+        );
+
+        // Central differences at two step sizes: ReLU kinks can fall inside the
+        // wider one, f32 rounding spoils the narrower one; a correct gradient
+        // matches at least one of them.
+        let numeric =
+            |f: &dyn Fn(f32) -> f64| [1e-2f32, 1e-3].map(|h| (f(h) - f(-h)) / (2.0 * h as f64));
+        let close = |what: &str, a: f32, n: [f64; 2]| {
+            let err = |n: f64| (n - a as f64).abs() / (1e-2 + n.abs().max(a.abs() as f64));
+            assert!(
+                err(n[0]).min(err(n[1])) < 2e-2,
+                "{} {what}: analytic {a} vs numeric {n:?}",
+                config.cell
+            );
+        };
+        for e in &model.layout.entries {
+            for j in e.range() {
+                let n = numeric(&|d| {
+                    let mut m = model.clone();
+                    m.params[j] += d;
+                    block_loss(&m, &tokens, &targets, t, b, &s0, keep.as_deref())
+                });
+                close(&format!("{}[{}]", e.name, j - e.offset), grads[j], n);
+            }
+        }
+        for j in 0..s0.h.len() {
+            let n = numeric(&|d| {
+                let mut s = s0.clone();
+                s.h[j] += d;
+                block_loss(&model, &tokens, &targets, t, b, &s, keep.as_deref())
+            });
+            close(&format!("h0[{j}]"), ds.h[j], n);
+        }
+        for j in 0..s0.c.len() {
+            let n = numeric(&|d| {
+                let mut s = s0.clone();
+                s.c[j] += d;
+                block_loss(&model, &tokens, &targets, t, b, &s, keep.as_deref())
+            });
+            close(&format!("c0[{j}]"), ds.c[j], n);
+        }
+    }
+
+    #[test]
+    fn whole_network_gradients_with_embedding_dense_tying_and_dropout() {
+        for cell in CELLS {
+            let config = ModelConfig {
+                cell,
+                vocab_size: 7,
+                embed: 4,
+                hidden: 5,
+                layers: 2,
+                dense: 4,
+                dropout: 0.3,
+                tie: true,
+            };
+            gradcheck(config, false);
+        }
+    }
+
+    #[test]
+    fn whole_network_gradients_one_hot_with_document_reset() {
+        for cell in CELLS {
+            let config = ModelConfig {
+                cell,
+                vocab_size: 6,
+                embed: 0,
+                hidden: 4,
+                layers: 2,
+                dense: 0,
+                dropout: 0.0,
+                tie: false,
+            };
+            gradcheck(config, true);
+        }
+    }
+
+    #[test]
+    fn forget_bias_is_set_on_the_forget_rows_only() {
+        let config = ModelConfig {
+            cell: CellKind::Lstm,
+            vocab_size: 5,
+            embed: 3,
+            hidden: 4,
+            layers: 1,
+            dense: 0,
+            dropout: 0.0,
+            tie: false,
+        };
+        let m = LanguageModel::new(config, &mut Rng::new(1), Some(1.0)).unwrap();
+        let b = m.param("rnn.bias_ih_l0");
+        assert!(b[4..8].iter().all(|&x| x == 1.0));
+        assert!(b[..4].iter().all(|&x| x != 1.0));
+    }
+
+    #[test]
+    fn from_tensors_names_the_problem() {
+        let config = ModelConfig {
+            cell: CellKind::Gru,
+            vocab_size: 5,
+            embed: 3,
+            hidden: 4,
+            layers: 1,
+            dense: 0,
+            dropout: 0.0,
+            tie: false,
+        };
+        let m = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
+        let mut t = m.to_tensors();
+        assert!(LanguageModel::from_tensors(config.clone(), &t).is_ok());
+        t[1].1 = vec![9, 3];
+        let err = LanguageModel::from_tensors(config.clone(), &t)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rnn.weight_ih_l0") && err.contains("[9, 3]"),
+            "{err}"
+        );
+        t.remove(1);
+        let err = LanguageModel::from_tensors(config, &t)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing tensor 'rnn.weight_ih_l0'"), "{err}");
+    }
+}

@@ -1,0 +1,111 @@
+//! The flat parameter layout: every tensor's name, shape and offset in one
+//! contiguous buffer, in PyTorch `state_dict` order.
+
+use std::ops::Range;
+
+use crate::config::ModelConfig;
+
+/// One named tensor inside the flat buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamEntry {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub offset: usize,
+}
+
+impl ParamEntry {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where it lives in the flat buffer.
+    pub fn range(&self) -> Range<usize> {
+        self.offset..self.offset + self.len()
+    }
+}
+
+/// Names, shapes and offsets of all parameters of a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamLayout {
+    pub entries: Vec<ParamEntry>,
+    pub total: usize,
+}
+
+impl ParamLayout {
+    /// The layout for `config`. A tied model has no `decoder.weight` entry: the
+    /// output projection reads `encoder.weight`.
+    pub fn new(config: &ModelConfig) -> ParamLayout {
+        let mut layout = ParamLayout {
+            entries: Vec::new(),
+            total: 0,
+        };
+        let (v, h) = (config.vocab_size, config.hidden);
+        if config.embed > 0 {
+            layout.push("encoder.weight", vec![v, config.embed]);
+        }
+        let gh = config.cell.gates() * h;
+        for k in 0..config.layers {
+            layout.push(
+                &format!("rnn.weight_ih_l{k}"),
+                vec![gh, config.layer_input(k)],
+            );
+            layout.push(&format!("rnn.weight_hh_l{k}"), vec![gh, h]);
+            layout.push(&format!("rnn.bias_ih_l{k}"), vec![gh]);
+            layout.push(&format!("rnn.bias_hh_l{k}"), vec![gh]);
+        }
+        if config.dense > 0 {
+            layout.push("dense.weight", vec![config.dense, h]);
+            layout.push("dense.bias", vec![config.dense]);
+        }
+        if !config.tie {
+            layout.push("decoder.weight", vec![v, config.head_input()]);
+        }
+        layout.push("decoder.bias", vec![v]);
+        layout
+    }
+
+    fn push(&mut self, name: &str, shape: Vec<usize>) {
+        let entry = ParamEntry {
+            name: name.to_string(),
+            shape,
+            offset: self.total,
+        };
+        self.total += entry.len();
+        self.entries.push(entry);
+    }
+
+    /// The entry called `name`.
+    pub fn get(&self, name: &str) -> Option<&ParamEntry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+
+    /// Index of the entry called `name`; panics if absent (internal names only).
+    pub fn index(&self, name: &str) -> usize {
+        self.entries
+            .iter()
+            .position(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no parameter {name}"))
+    }
+
+    /// Splits `buf` into one mutable slice per entry, in layout order.
+    pub fn split_mut<'a>(&self, mut buf: &'a mut [f32]) -> Vec<&'a mut [f32]> {
+        let mut out = Vec::with_capacity(self.entries.len());
+        for e in &self.entries {
+            let (head, tail) = buf.split_at_mut(e.len());
+            out.push(head);
+            buf = tail;
+        }
+        out
+    }
+
+    /// Splits `buf` into one slice per entry, in layout order.
+    pub fn split<'a>(&self, buf: &'a [f32]) -> Vec<&'a [f32]> {
+        self.entries.iter().map(|e| &buf[e.range()]).collect()
+    }
+}

@@ -1,0 +1,162 @@
+//! The one error type of this crate.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Everything that can go wrong reading a corpus or tokenizing text.
+///
+/// Each message is a single line meant to be shown to users as `error: {msg}`.
+#[derive(Debug, thiserror::Error)]
+pub enum TextError {
+    /// The corpus path does not exist.
+    #[error("{}: no such file or folder", path.display())]
+    NotFound {
+        /// The path as given.
+        path: PathBuf,
+    },
+
+    /// A file or folder exists but could not be read.
+    // The io error is part of the message rather than a `#[source]`, so that
+    // printing just the message says everything and chains don't repeat it.
+    #[error("cannot read {}: {err}", path.display())]
+    Read {
+        /// The file or folder that failed.
+        path: PathBuf,
+        /// What the operating system said.
+        err: io::Error,
+    },
+
+    /// A corpus file given directly has no bytes.
+    #[error("{} is empty", path.display())]
+    EmptyFile {
+        /// The empty file.
+        path: PathBuf,
+    },
+
+    /// A corpus folder has no non-empty, non-hidden files.
+    #[error("folder {} contains no text files", path.display())]
+    EmptyFolder {
+        /// The folder.
+        path: PathBuf,
+    },
+
+    /// There was no text at all to build a vocabulary from.
+    #[error("the corpus contains no text")]
+    EmptyCorpus,
+
+    /// Text that must be UTF-8 (for the char tokenizer) is not.
+    #[error(
+        "{name} is not valid UTF-8 (first invalid byte at offset {offset}); \
+         use `--tokenizer byte` to train on raw bytes"
+    )]
+    InvalidUtf8 {
+        /// The document (file name) or "text" for bare input.
+        name: String,
+        /// Byte offset of the first byte that is not part of valid UTF-8.
+        offset: usize,
+    },
+
+    /// Text has characters the char vocabulary cannot encode.
+    #[error(
+        "{origin}: {} not in the vocabulary: {}",
+        count_chars(chars.len()),
+        list_chars(chars)
+    )]
+    UnknownChars {
+        /// The distinct missing characters, sorted by code point.
+        chars: Vec<char>,
+        /// Where they were found: a file name, or "text".
+        origin: String,
+    },
+
+    /// A tokenizer name other than `char` or `byte`.
+    #[error("unknown tokenizer '{name}' (expected 'char' or 'byte')")]
+    UnknownTokenizer {
+        /// The name that was given.
+        name: String,
+    },
+
+    /// A vocabulary that is empty, has duplicates, or does not fit its tokenizer.
+    #[error("invalid vocabulary: {reason}")]
+    InvalidVocab {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// `vocab.json` text that is not a JSON array of strings.
+    #[error("vocab.json is not a JSON array of strings: {reason}")]
+    VocabJson {
+        /// The JSON parser's complaint.
+        reason: String,
+    },
+
+    /// Only char vocabularies grow; a byte vocabulary already covers every input.
+    #[error("cannot extend a byte vocabulary: it already covers every byte")]
+    ExtendByteVocab,
+}
+
+/// How many missing characters we spell out before summarising the rest;
+/// a Chinese corpus against an English model could miss thousands.
+const MAX_LISTED: usize = 30;
+
+fn count_chars(n: usize) -> String {
+    if n == 1 {
+        "1 character".to_string()
+    } else {
+        format!("{n} characters")
+    }
+}
+
+/// Quote and escape each char so invisible ones (newline, combining marks) show.
+fn list_chars(chars: &[char]) -> String {
+    let mut out: Vec<String> = chars
+        .iter()
+        .take(MAX_LISTED)
+        .map(|c| format!("'{}'", c.escape_debug()))
+        .collect();
+    if chars.len() > MAX_LISTED {
+        out.push(format!("... and {} more", chars.len() - MAX_LISTED));
+    }
+    out.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_chars_message_escapes_and_counts() {
+        let e = TextError::UnknownChars {
+            chars: vec!['\n', 'é', '中', '\u{301}'],
+            origin: "data/a.txt".into(),
+        };
+        let msg = e.to_string();
+        assert_eq!(
+            msg,
+            "data/a.txt: 4 characters not in the vocabulary: '\\n', 'é', '中', '\\u{301}'"
+        );
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn unknown_chars_message_truncates_long_lists() {
+        let chars: Vec<char> = ('一'..).take(100).collect();
+        let msg = TextError::UnknownChars {
+            chars,
+            origin: "text".into(),
+        }
+        .to_string();
+        assert!(msg.starts_with("text: 100 characters not in the vocabulary: '一'"));
+        assert!(msg.ends_with("... and 70 more"), "{msg}");
+    }
+
+    #[test]
+    fn single_char_is_singular() {
+        let msg = TextError::UnknownChars {
+            chars: vec!['x'],
+            origin: "text".into(),
+        }
+        .to_string();
+        assert_eq!(msg, "text: 1 character not in the vocabulary: 'x'");
+    }
+}
