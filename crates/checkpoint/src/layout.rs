@@ -1,0 +1,22 @@
+//! File and folder names inside checkpoint and run folders, in one place so the
+//! trainer, the generator and the error messages all agree.
+
+/// Model architecture and tokenizer kind, pretty-printed JSON.
+pub const CONFIG_FILE: &str = "config.json";
+/// Model weights, safetensors with F32 tensors.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Vocabulary: a JSON array of token strings in id order.
+pub const VOCAB_FILE: &str = "vocab.json";
+/// Optimizer state (e.g. Adam moments), present only in resumable checkpoints.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+/// Trainer progress (step, epoch, RNG, ...), present only in resumable checkpoints.
+pub const TRAINER_STATE_FILE: &str = "trainer_state.json";
+/// One JSON object per line of training/validation metrics, in the run folder.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// Run subfolder holding the checkpoint with the best validation loss.
+pub const BEST_DIR: &str = "best";
+/// Run subfolder holding the most recent checkpoint.
+pub const LAST_DIR: &str = "last";
+
+/// Files every checkpoint folder must contain.
+pub const REQUIRED_FILES: [&str; 3] = [CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE];
