@@ -1,1 +1,7 @@
 //! Training for recurrent: batches with carried state, optimizers, schedules, clipping and the trainer loop
+
+pub mod batch;
+pub mod clip;
+pub mod optim;
+pub mod schedule;
+pub mod trainer;

@@ -1,0 +1,114 @@
+//! Truncated back-propagation through time, char-rnn style: the token sequence
+//! is cut into `B` contiguous streams, and block `k` takes the next `T` tokens of
+//! every stream, so the hidden state left by block `k` is the right starting
+//! state for block `k+1` of the same stream.
+
+use thiserror::Error;
+
+/// Why a token sequence cannot be batched.
+#[derive(Debug, Error, PartialEq)]
+pub enum BatchError {
+    #[error(
+        "the {what} text has {tokens} tokens, too few for --batch {batch} × --seq-len {seq_len} \
+         (needs at least {needed}); use a longer text or lower --batch / --seq-len"
+    )]
+    TooShort { what: &'static str, tokens: usize, batch: usize, seq_len: usize, needed: usize },
+}
+
+/// Cuts `n` tokens into `batch` streams of `stream_len` tokens (the remainder is dropped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Streams {
+    pub batch: usize,
+    pub stream_len: usize,
+}
+
+impl Streams {
+    /// Streams for training: every stream must hold at least one full block of
+    /// `seq_len` inputs plus the target after it.
+    pub fn for_training(n: usize, batch: usize, seq_len: usize) -> Result<Streams, BatchError> {
+        let streams = Streams { batch, stream_len: n / batch.max(1) };
+        if batch == 0 || seq_len == 0 || streams.stream_len < seq_len + 1 {
+            let needed = batch.max(1) * (seq_len + 1);
+            return Err(BatchError::TooShort { what: "training", tokens: n, batch, seq_len, needed });
+        }
+        Ok(streams)
+    }
+
+    /// Streams for evaluation: as many as `batch` allows while each stream has
+    /// at least two tokens (one prediction); blocks may be shorter than `seq_len`.
+    pub fn for_evaluation(n: usize, batch: usize, what: &'static str) -> Result<Streams, BatchError> {
+        let batch = batch.min(n / 2).max(1);
+        let streams = Streams { batch, stream_len: n / batch };
+        if streams.stream_len < 2 {
+            return Err(BatchError::TooShort { what, tokens: n, batch, seq_len: 1, needed: 2 });
+        }
+        Ok(streams)
+    }
+
+    /// Full training blocks of `seq_len` steps in one pass over the streams.
+    pub fn blocks_per_epoch(&self, seq_len: usize) -> usize {
+        (self.stream_len - 1) / seq_len
+    }
+
+    /// Predictions one pass over the streams makes (every stream token but the first).
+    pub fn predictions(&self) -> usize {
+        self.batch * (self.stream_len - 1)
+    }
+
+    /// Fills the time-major block starting at stream offset `start`, `t_len` steps:
+    /// `x[t*B + b] = stream_b[start + t]`, `y[t*B + b] = stream_b[start + t + 1]`.
+    pub fn fill(&self, tokens: &[u32], start: usize, t_len: usize, x: &mut [u32], y: &mut [u32]) {
+        debug_assert!(start + t_len < self.stream_len);
+        let b = self.batch;
+        for t in 0..t_len {
+            for s in 0..b {
+                let at = s * self.stream_len + start + t;
+                x[t * b + s] = tokens[at];
+                y[t * b + s] = tokens[at + 1];
+            }
+        }
+    }
+}
+
+/// Marks where a stream starts a new document: `keep[i] = 0` where the input
+/// token is the document boundary, so the state is reset before that step.
+pub fn fill_keep(x: &[u32], boundary: u32, keep: &mut [f32]) {
+    for (k, &tok) in keep.iter_mut().zip(x) {
+        *k = if tok == boundary { 0.0 } else { 1.0 };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consecutive_blocks_continue_each_stream() {
+        let tokens: Vec<u32> = (0..23).collect();
+        let s = Streams::for_training(tokens.len(), 2, 3).unwrap();
+        assert_eq!(s.stream_len, 11);
+        assert_eq!(s.blocks_per_epoch(3), 3);
+        let (mut x, mut y) = (vec![0; 6], vec![0; 6]);
+        s.fill(&tokens, 0, 3, &mut x, &mut y);
+        assert_eq!(x, [0, 11, 1, 12, 2, 13]);
+        assert_eq!(y, [1, 12, 2, 13, 3, 14]);
+        s.fill(&tokens, 3, 3, &mut x, &mut y);
+        assert_eq!(x, [3, 14, 4, 15, 5, 16]);
+    }
+
+    #[test]
+    fn too_short_text_is_an_error_naming_the_sizes() {
+        let err = Streams::for_training(10, 4, 5).unwrap_err().to_string();
+        assert!(err.contains("10 tokens") && err.contains("--batch 4") && err.contains("at least 24"), "{err}");
+        assert!(Streams::for_evaluation(1, 8, "validation").is_err());
+        let e = Streams::for_evaluation(5, 8, "validation").unwrap();
+        assert_eq!((e.batch, e.stream_len, e.predictions()), (2, 2, 2));
+    }
+
+    #[test]
+    fn keep_mask_zeroes_boundaries() {
+        let mut keep = [9.0; 4];
+        fill_keep(&[3, 0, 3, 1], 3, &mut keep);
+        assert_eq!(keep, [0.0, 1.0, 0.0, 1.0]);
+    }
+}

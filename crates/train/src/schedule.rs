@@ -1,0 +1,455 @@
+//! Learning-rate schedules, after PyTorch's `lr_scheduler` module.
+//!
+//! Step decay and cosine annealing are pure functions of the optimizer step,
+//! so resuming needs only the step count. Reduce-on-plateau depends on the
+//! validation losses seen so far; that state lives in [`LrScheduler`], which
+//! serializes into `trainer_state.json`.
+
+use std::f64::consts::PI;
+
+use serde::{Deserialize, Serialize};
+
+/// How the learning rate changes over training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Schedule {
+    /// The base learning rate throughout.
+    Constant,
+    /// `StepLR`: multiply by `gamma` every `every` steps.
+    Step { every: u64, gamma: f32 },
+    /// `CosineAnnealingLR` from the base lr down to `min_lr` at `total_steps`,
+    /// after a linear warmup from 0 over the first `warmup_steps` steps.
+    Cosine {
+        total_steps: u64,
+        min_lr: f32,
+        warmup_steps: u64,
+    },
+    /// `ReduceLROnPlateau` (mode 'min', threshold mode 'rel', no cooldown):
+    /// multiply by `factor` when the validation loss has not improved by a
+    /// relative `threshold` for more than `patience` evaluations.
+    Plateau {
+        factor: f32,
+        patience: u32,
+        threshold: f32,
+        min_lr: f32,
+    },
+}
+
+/// The forms [`Schedule::parse`] accepts, for error messages and CLI help.
+pub const SCHEDULE_FORMS: &str =
+    "constant, step:EVERY:GAMMA, cosine[:WARMUP[:MIN_LR]], plateau[:FACTOR[:PATIENCE]]";
+
+/// PyTorch's `ReduceLROnPlateau` defaults.
+const PLATEAU_FACTOR: f32 = 0.1;
+const PLATEAU_PATIENCE: u32 = 10;
+const PLATEAU_THRESHOLD: f32 = 1e-4;
+
+impl Schedule {
+    /// Parses a command-line schedule: `constant`, `step:EVERY:GAMMA`,
+    /// `cosine` (needs `total_steps`), `cosine:WARMUP`, `cosine:WARMUP:MIN_LR`,
+    /// `plateau`, `plateau:FACTOR` or `plateau:FACTOR:PATIENCE` (PyTorch
+    /// defaults factor 0.1, patience 10, threshold 1e-4).
+    ///
+    /// Errors are one line naming the bad part and the accepted forms.
+    pub fn parse(s: &str, total_steps: Option<u64>) -> Result<Schedule, String> {
+        let err = |what: String| format!("bad schedule '{s}': {what} (accepted: {SCHEDULE_FORMS})");
+        let mut parts = s.trim().split(':');
+        let name = parts.next().unwrap_or_default();
+        let args: Vec<&str> = parts.collect();
+        let arity = |max: usize| {
+            if args.len() > max {
+                Err(err(format!("too many ':' fields for '{name}'")))
+            } else {
+                Ok(())
+            }
+        };
+        match name {
+            "constant" => {
+                arity(0)?;
+                Ok(Schedule::Constant)
+            }
+            "step" => {
+                if args.len() != 2 {
+                    return Err(err("step needs EVERY and GAMMA, e.g. step:1000:0.5".into()));
+                }
+                let every = parse_num::<u64>(args[0], "EVERY").map_err(err)?;
+                let gamma = parse_num::<f32>(args[1], "GAMMA").map_err(err)?;
+                if every == 0 {
+                    return Err(err("EVERY must be at least 1".into()));
+                }
+                if !(gamma > 0.0 && gamma.is_finite()) {
+                    return Err(err(format!("GAMMA must be > 0, got {gamma}")));
+                }
+                Ok(Schedule::Step { every, gamma })
+            }
+            "cosine" => {
+                arity(2)?;
+                let total_steps = total_steps.ok_or_else(|| {
+                    err("cosine needs the total number of training steps to be known".into())
+                })?;
+                let warmup_steps = match args.first() {
+                    Some(a) => parse_num::<u64>(a, "WARMUP").map_err(err)?,
+                    None => 0,
+                };
+                let min_lr = match args.get(1) {
+                    Some(a) => parse_num::<f32>(a, "MIN_LR").map_err(err)?,
+                    None => 0.0,
+                };
+                if !(min_lr >= 0.0 && min_lr.is_finite()) {
+                    return Err(err(format!("MIN_LR must be >= 0, got {min_lr}")));
+                }
+                Ok(Schedule::Cosine {
+                    total_steps,
+                    min_lr,
+                    warmup_steps,
+                })
+            }
+            "plateau" => {
+                arity(2)?;
+                let factor = match args.first() {
+                    Some(a) => parse_num::<f32>(a, "FACTOR").map_err(err)?,
+                    None => PLATEAU_FACTOR,
+                };
+                let patience = match args.get(1) {
+                    Some(a) => parse_num::<u32>(a, "PATIENCE").map_err(err)?,
+                    None => PLATEAU_PATIENCE,
+                };
+                if !(factor > 0.0 && factor < 1.0) {
+                    return Err(err(format!("FACTOR must be in (0, 1), got {factor}")));
+                }
+                Ok(Schedule::Plateau {
+                    factor,
+                    patience,
+                    threshold: PLATEAU_THRESHOLD,
+                    min_lr: 0.0,
+                })
+            }
+            _ => Err(err(format!("unknown schedule '{name}'"))),
+        }
+    }
+}
+
+/// Parses one `:` field, naming it in the error.
+fn parse_num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{what} '{s}' is not a valid number"))
+}
+
+/// A schedule with its base learning rate and evolving state. Serializable
+/// into `trainer_state.json`, so a resumed run continues the same schedule.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct LrScheduler {
+    pub schedule: Schedule,
+    pub base_lr: f32,
+    /// Plateau: the learning rate after the reductions so far (starts at
+    /// `base_lr`). Other schedules derive their lr from the step and leave
+    /// this at `base_lr`.
+    pub current_lr: f32,
+    /// Plateau: the best validation loss so far, `None` before the first
+    /// (PyTorch starts from infinity, which JSON cannot hold).
+    pub best_loss: Option<f32>,
+    /// Plateau: evaluations since the last improvement or reduction.
+    pub bad_evals: u32,
+}
+
+impl LrScheduler {
+    /// A scheduler at the start of training.
+    pub fn new(schedule: Schedule, base_lr: f32) -> Self {
+        LrScheduler {
+            schedule,
+            base_lr,
+            current_lr: base_lr,
+            best_loss: None,
+            bad_evals: 0,
+        }
+    }
+
+    /// Learning rate to use for optimizer step number `step` (0-based).
+    ///
+    /// Step decay: `base * gamma^(step / every)`. Cosine: `base * step /
+    /// warmup` during warmup, then `min + (base - min) * (1 + cos(pi *
+    /// progress)) / 2` with progress from 0 at the end of warmup to 1 at
+    /// `total_steps`, clamped there. Plateau: the current reduced lr.
+    pub fn lr(&self, step: u64) -> f32 {
+        let base = f64::from(self.base_lr);
+        let lr = match self.schedule {
+            Schedule::Constant => base,
+            Schedule::Step { every, gamma } => {
+                let drops = step / every.max(1);
+                base * f64::from(gamma).powf(drops as f64)
+            }
+            Schedule::Cosine {
+                total_steps,
+                min_lr,
+                warmup_steps,
+            } => {
+                if step < warmup_steps {
+                    base * step as f64 / warmup_steps as f64
+                } else {
+                    let span = total_steps.saturating_sub(warmup_steps).max(1);
+                    let progress = ((step - warmup_steps) as f64 / span as f64).min(1.0);
+                    let min = f64::from(min_lr);
+                    min + (base - min) * (1.0 + (PI * progress).cos()) / 2.0
+                }
+            }
+            Schedule::Plateau { .. } => f64::from(self.current_lr),
+        };
+        lr as f32
+    }
+
+    /// Report a validation loss. The plateau schedule reduces the lr by
+    /// `factor` after more than `patience` evaluations without a relative
+    /// improvement of `threshold` (PyTorch 'rel' mode), never below `min_lr`;
+    /// returns true if the lr was reduced. A no-op for other schedules.
+    pub fn observe_validation(&mut self, val_loss: f32) -> bool {
+        let Schedule::Plateau {
+            factor,
+            patience,
+            threshold,
+            min_lr,
+        } = self.schedule
+        else {
+            return false;
+        };
+        // Comparisons in f64 as PyTorch does them on Python floats. A NaN
+        // loss is never an improvement.
+        let improved = match self.best_loss {
+            None => !val_loss.is_nan(),
+            Some(best) => f64::from(val_loss) < f64::from(best) * (1.0 - f64::from(threshold)),
+        };
+        if improved {
+            self.best_loss = Some(val_loss);
+            self.bad_evals = 0;
+        } else {
+            self.bad_evals += 1;
+        }
+        if self.bad_evals <= patience {
+            return false;
+        }
+        self.bad_evals = 0;
+        let old = f64::from(self.current_lr);
+        let new = (old * f64::from(factor)).max(f64::from(min_lr));
+        // PyTorch's eps: changes smaller than this are ignored.
+        if old - new > 1e-8 {
+            self.current_lr = new as f32;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f32, b: f32) -> bool {
+        (a - b).abs() <= 1e-6 * b.abs().max(1e-3)
+    }
+
+    #[test]
+    fn constant_is_constant() {
+        let s = LrScheduler::new(Schedule::Constant, 0.002);
+        assert_eq!(s.lr(0), 0.002);
+        assert_eq!(s.lr(1_000_000), 0.002);
+    }
+
+    #[test]
+    fn step_decay_values() {
+        let s = LrScheduler::new(
+            Schedule::Step {
+                every: 3,
+                gamma: 0.5,
+            },
+            0.1,
+        );
+        let lrs: Vec<f32> = (0..8).map(|i| s.lr(i)).collect();
+        assert_eq!(lrs, [0.1, 0.1, 0.1, 0.05, 0.05, 0.05, 0.025, 0.025]);
+    }
+
+    #[test]
+    fn cosine_endpoints() {
+        let s = LrScheduler::new(
+            Schedule::Cosine {
+                total_steps: 100,
+                min_lr: 0.001,
+                warmup_steps: 0,
+            },
+            0.01,
+        );
+        assert_eq!(s.lr(0), 0.01);
+        assert!(close(s.lr(50), 0.0055), "{}", s.lr(50));
+        assert!(close(s.lr(100), 0.001));
+        // Clamped past the end rather than rising again as PyTorch would.
+        assert!(close(s.lr(250), 0.001));
+        // Monotone decreasing.
+        assert!((1..=100).all(|i| s.lr(i) <= s.lr(i - 1)));
+    }
+
+    #[test]
+    fn cosine_warmup() {
+        let s = LrScheduler::new(
+            Schedule::Cosine {
+                total_steps: 110,
+                min_lr: 0.0,
+                warmup_steps: 10,
+            },
+            0.01,
+        );
+        assert_eq!(s.lr(0), 0.0);
+        assert!(close(s.lr(5), 0.005));
+        assert!(close(s.lr(9), 0.009));
+        assert_eq!(s.lr(10), 0.01);
+        assert!(close(s.lr(60), 0.005));
+        assert!(s.lr(110).abs() < 1e-9);
+    }
+
+    fn plateau(patience: u32, min_lr: f32) -> LrScheduler {
+        LrScheduler::new(
+            Schedule::Plateau {
+                factor: 0.5,
+                patience,
+                threshold: 1e-4,
+                min_lr,
+            },
+            0.1,
+        )
+    }
+
+    #[test]
+    fn plateau_reduces_after_patience() {
+        let mut s = plateau(2, 0.0);
+        assert!(!s.observe_validation(3.0));
+        assert!(!s.observe_validation(2.5)); // improvement
+        assert!(!s.observe_validation(2.5)); // bad 1
+        assert!(!s.observe_validation(2.49999)); // below the relative threshold: bad 2
+        assert_eq!(s.lr(123), 0.1);
+        assert!(s.observe_validation(2.6)); // bad 3 > patience
+        assert!(close(s.lr(0), 0.05));
+        assert_eq!(s.bad_evals, 0);
+        assert!(!s.observe_validation(2.0)); // improvement resets the count
+        assert!(!s.observe_validation(2.0));
+        assert!(!s.observe_validation(2.0));
+        assert!(s.observe_validation(2.0));
+        assert!(close(s.lr(0), 0.025));
+    }
+
+    #[test]
+    fn plateau_respects_min_lr() {
+        let mut s = plateau(0, 0.03);
+        s.observe_validation(1.0);
+        assert!(s.observe_validation(1.0));
+        assert!(close(s.lr(0), 0.05));
+        assert!(s.observe_validation(1.0));
+        assert!(close(s.lr(0), 0.03));
+        assert!(!s.observe_validation(1.0));
+        assert!(close(s.lr(0), 0.03));
+    }
+
+    #[test]
+    fn other_schedules_ignore_validation() {
+        let mut s = LrScheduler::new(Schedule::Constant, 0.1);
+        assert!((0..20).all(|_| !s.observe_validation(1.0)));
+        assert_eq!(s, LrScheduler::new(Schedule::Constant, 0.1));
+    }
+
+    #[test]
+    fn serde_round_trip_mid_run() {
+        let mut s = plateau(1, 0.0);
+        for loss in [2.0, 1.5, 1.6, 1.7, 1.4, 1.45] {
+            s.observe_validation(loss);
+        }
+        let json = serde_json::to_string(&s).unwrap();
+        let mut back: LrScheduler = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        // Both continue identically.
+        for loss in [1.5, 1.5, 1.3, 1.3, 1.3] {
+            assert_eq!(back.observe_validation(loss), s.observe_validation(loss));
+            assert_eq!(back, s);
+        }
+
+        let fresh = plateau(1, 0.0);
+        let back: LrScheduler =
+            serde_json::from_str(&serde_json::to_string(&fresh).unwrap()).unwrap();
+        assert_eq!(back, fresh);
+
+        let cosine = Schedule::Cosine {
+            total_steps: 10,
+            min_lr: 0.0,
+            warmup_steps: 2,
+        };
+        let json = serde_json::to_string(&cosine).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"cosine","total_steps":10,"min_lr":0.0,"warmup_steps":2}"#
+        );
+        assert_eq!(serde_json::from_str::<Schedule>(&json).unwrap(), cosine);
+    }
+
+    #[test]
+    fn parse_accepted_forms() {
+        assert_eq!(Schedule::parse("constant", None), Ok(Schedule::Constant));
+        assert_eq!(
+            Schedule::parse("step:1000:0.5", None),
+            Ok(Schedule::Step {
+                every: 1000,
+                gamma: 0.5
+            })
+        );
+        assert_eq!(
+            Schedule::parse("cosine", Some(500)),
+            Ok(Schedule::Cosine {
+                total_steps: 500,
+                min_lr: 0.0,
+                warmup_steps: 0
+            })
+        );
+        assert_eq!(
+            Schedule::parse("cosine:50:1e-5", Some(500)),
+            Ok(Schedule::Cosine {
+                total_steps: 500,
+                min_lr: 1e-5,
+                warmup_steps: 50
+            })
+        );
+        assert_eq!(
+            Schedule::parse("plateau", None),
+            Ok(Schedule::Plateau {
+                factor: 0.1,
+                patience: 10,
+                threshold: 1e-4,
+                min_lr: 0.0
+            })
+        );
+        assert_eq!(
+            Schedule::parse("plateau:0.5:3", None),
+            Ok(Schedule::Plateau {
+                factor: 0.5,
+                patience: 3,
+                threshold: 1e-4,
+                min_lr: 0.0
+            })
+        );
+    }
+
+    #[test]
+    fn parse_errors_name_the_problem() {
+        let cases = [
+            ("cosine", None, "total number of training steps"),
+            ("step:abc:0.5", None, "EVERY 'abc'"),
+            ("step:0:0.5", None, "EVERY must be at least 1"),
+            ("step:10", None, "step needs EVERY and GAMMA"),
+            ("step:10:-1", None, "GAMMA must be > 0"),
+            ("plateau:2", None, "FACTOR must be in (0, 1)"),
+            ("plateau:0.5:x", None, "PATIENCE 'x'"),
+            ("constant:1", None, "too many"),
+            ("linear", None, "unknown schedule 'linear'"),
+        ];
+        for (input, total, needle) in cases {
+            let e = Schedule::parse(input, total).unwrap_err();
+            assert!(e.contains(needle), "{input}: {e}");
+            assert!(e.contains(SCHEDULE_FORMS) && !e.contains('\n'), "{e}");
+        }
+    }
+}

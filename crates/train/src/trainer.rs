@@ -1,0 +1,497 @@
+//! The trainer: one optimizer step per block of `seq_len × batch` tokens with
+//! the hidden state carried between blocks, periodic validation, early
+//! stopping, and a state that can be saved and resumed bit for bit.
+//!
+//! The trainer does no I/O: it reports to an [`Observer`], which prints
+//! progress and writes checkpoints.
+
+use std::time::Instant;
+
+use recurrent_kernels::Rng;
+use recurrent_model::{LanguageModel, State, Workspace};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::batch::{fill_keep, BatchError, Streams};
+use crate::clip::clip_grad_norm;
+use crate::optim::{OptimError, Optimizer, OptimizerConfig};
+use crate::schedule::{LrScheduler, Schedule};
+
+/// Errors that stop training.
+#[derive(Debug, Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error(transparent)]
+    Optim(#[from] OptimError),
+    #[error("training stopped: the loss became {loss} at step {step} (try a lower --lr or --clip); the parameters were not updated")]
+    NonFinite { loss: f64, step: u64 },
+    #[error("cannot resume: {0}")]
+    Resume(String),
+    #[error("{0}")]
+    Observer(String),
+}
+
+/// How to train; saved with the run so `--resume` continues the same way.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub seq_len: usize,
+    pub batch: usize,
+    pub optimizer: OptimizerConfig,
+    pub lr: f32,
+    /// Global gradient-norm clip; 0 turns clipping off.
+    pub clip: f32,
+    pub schedule: Schedule,
+    pub epochs: Option<u64>,
+    pub steps: Option<u64>,
+    /// Wall-clock budget of one invocation, in seconds.
+    pub time_secs: Option<f64>,
+    /// Steps between validations; 0 validates once per epoch.
+    pub eval_every: u64,
+    /// Stop after this many validations without improvement.
+    pub patience: Option<u32>,
+    pub seed: u64,
+    /// Reset the hidden state of a stream where a new document starts.
+    pub reset_between_docs: bool,
+}
+
+/// Fingerprint of the token data, checked on resume so a run never silently
+/// continues on different text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    pub tokens: usize,
+    pub hash: u64,
+}
+
+impl DataFingerprint {
+    /// FNV-1a over the token ids.
+    pub fn of(tokens: &[u32]) -> DataFingerprint {
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        for &t in tokens {
+            for byte in t.to_le_bytes() {
+                hash = (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        DataFingerprint { tokens: tokens.len(), hash }
+    }
+}
+
+/// One validation result, kept in the run's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    pub step: u64,
+    pub epoch: u64,
+    pub loss: f64,
+    pub accuracy: f64,
+}
+
+/// Everything besides parameters and optimizer buffers that a resume needs
+/// (this is `trainer_state.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    pub config: TrainConfig,
+    pub step: u64,
+    pub epoch: u64,
+    /// Next block within the epoch: the data position.
+    pub block_in_epoch: usize,
+    pub scheduler: LrScheduler,
+    pub rng: Rng,
+    pub best_val_loss: Option<f64>,
+    pub evals_since_best: u32,
+    /// Hidden state carried into the next block, `[L, B, H]` (and `c` for LSTM).
+    pub carried_h: Vec<f32>,
+    pub carried_c: Vec<f32>,
+    pub train_data: DataFingerprint,
+    pub history: Vec<EvalRecord>,
+    /// Seconds spent training over all invocations.
+    pub elapsed_secs: f64,
+}
+
+/// What one training step did.
+#[derive(Clone, Copy, Debug)]
+pub struct StepReport {
+    pub step: u64,
+    pub epoch: u64,
+    pub loss: f64,
+    pub grad_norm: f32,
+    pub lr: f32,
+    pub tokens: usize,
+    /// Fraction of the whole run done, when the stop rule makes that known.
+    pub progress: Option<f64>,
+}
+
+/// Loss statistics over a whole text.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EvalReport {
+    /// Mean cross-entropy in nats per predicted token.
+    pub loss: f64,
+    pub accuracy: f64,
+    pub tokens: usize,
+}
+
+impl EvalReport {
+    /// Bits per token (`loss / ln 2`).
+    pub fn bits_per_token(&self) -> f64 {
+        self.loss / std::f64::consts::LN_2
+    }
+
+    /// Perplexity (`e^loss`).
+    pub fn perplexity(&self) -> f64 {
+        self.loss.exp()
+    }
+}
+
+/// Which checkpoint slot of the run folder to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    Best,
+    Last,
+}
+
+/// Why a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    Steps,
+    Epochs,
+    Time,
+    EarlyStopping,
+}
+
+/// Receives progress and performs the run's I/O.
+pub trait Observer {
+    fn on_step(&mut self, _trainer: &Trainer, _report: &StepReport) {}
+    fn on_eval(&mut self, _trainer: &Trainer, _report: &EvalReport, _improved: bool) {}
+    /// Writes a checkpoint of `trainer` into `slot`.
+    fn save(&mut self, trainer: &Trainer, slot: Slot) -> Result<(), String>;
+}
+
+/// A model being trained, with everything needed to continue.
+pub struct Trainer {
+    pub model: LanguageModel,
+    pub optimizer: Optimizer,
+    pub state: TrainerState,
+    train: Vec<u32>,
+    val: Option<Vec<u32>>,
+    boundary: Option<u32>,
+    streams: Streams,
+    carried: State,
+    grads: Vec<f32>,
+    ws: Workspace,
+    x: Vec<u32>,
+    y: Vec<u32>,
+    keep: Vec<f32>,
+}
+
+impl Trainer {
+    /// A fresh run of `model` on `train` tokens (and `val` tokens for validation).
+    /// `boundary` is the document-boundary token, used when resetting between documents.
+    pub fn new(
+        model: LanguageModel,
+        config: TrainConfig,
+        train: Vec<u32>,
+        val: Option<Vec<u32>>,
+        boundary: Option<u32>,
+    ) -> Result<Trainer, TrainError> {
+        config.optimizer.validate()?;
+        let streams = Streams::for_training(train.len(), config.batch, config.seq_len)?;
+        if let Some(v) = &val {
+            Streams::for_evaluation(v.len(), config.batch, "validation")?;
+        }
+        let carried = State::zeros(&model.config, config.batch);
+        let state = TrainerState {
+            step: 0,
+            epoch: 0,
+            block_in_epoch: 0,
+            scheduler: LrScheduler::new(config.schedule.clone(), config.lr),
+            rng: Rng::new(config.seed ^ 0x5eed_d12a_u64),
+            best_val_loss: None,
+            evals_since_best: 0,
+            carried_h: carried.h.clone(),
+            carried_c: carried.c.clone(),
+            train_data: DataFingerprint::of(&train),
+            history: Vec::new(),
+            elapsed_secs: 0.0,
+            config,
+        };
+        let optimizer = Optimizer::new(state.config.optimizer.clone(), model.num_params());
+        Ok(Self::assemble(model, optimizer, state, train, val, boundary, streams, carried))
+    }
+
+    /// Continues a saved run. `stop` replaces the saved stop rule (so a resumed
+    /// run can go further); everything else comes from the saved state.
+    pub fn resume(
+        model: LanguageModel,
+        optimizer_state: &[(String, Vec<f32>)],
+        mut state: TrainerState,
+        train: Vec<u32>,
+        val: Option<Vec<u32>>,
+        boundary: Option<u32>,
+    ) -> Result<Trainer, TrainError> {
+        let fp = DataFingerprint::of(&train);
+        if fp != state.train_data {
+            return Err(TrainError::Resume(format!(
+                "the training text differs from the one this run was trained on ({} tokens now, {} before)",
+                fp.tokens, state.train_data.tokens
+            )));
+        }
+        let config = &state.config;
+        let streams = Streams::for_training(train.len(), config.batch, config.seq_len)?;
+        let mut carried = State::zeros(&model.config, config.batch);
+        if state.carried_h.len() != carried.h.len() || state.carried_c.len() != carried.c.len() {
+            return Err(TrainError::Resume("the saved hidden state does not match the model".into()));
+        }
+        carried.h.clone_from(&state.carried_h);
+        carried.c.clone_from(&state.carried_c);
+        let mut optimizer = Optimizer::new(config.optimizer.clone(), model.num_params());
+        optimizer.load_state(optimizer_state)?;
+        state.config.optimizer = optimizer.config().clone();
+        Ok(Self::assemble(model, optimizer, state, train, val, boundary, streams, carried))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        model: LanguageModel,
+        optimizer: Optimizer,
+        state: TrainerState,
+        train: Vec<u32>,
+        val: Option<Vec<u32>>,
+        boundary: Option<u32>,
+        streams: Streams,
+        carried: State,
+    ) -> Trainer {
+        let n = state.config.seq_len * state.config.batch;
+        let boundary = boundary.filter(|_| state.config.reset_between_docs);
+        Trainer {
+            grads: vec![0.0; model.num_params()],
+            model,
+            optimizer,
+            state,
+            train,
+            val,
+            boundary,
+            streams,
+            carried,
+            ws: Workspace::default(),
+            x: vec![0; n],
+            y: vec![0; n],
+            keep: vec![1.0; n],
+        }
+    }
+
+    /// Training blocks per epoch.
+    pub fn blocks_per_epoch(&self) -> usize {
+        self.streams.blocks_per_epoch(self.state.config.seq_len)
+    }
+
+    /// Whether validation text was given.
+    pub fn has_validation(&self) -> bool {
+        self.val.is_some()
+    }
+
+    /// One optimizer step on the next block.
+    pub fn step(&mut self) -> Result<StepReport, TrainError> {
+        let (t, b) = (self.state.config.seq_len, self.state.config.batch);
+        let start = self.state.block_in_epoch * t;
+        self.streams.fill(&self.train, start, t, &mut self.x, &mut self.y);
+        let keep = self.boundary.map(|bd| {
+            fill_keep(&self.x, bd, &mut self.keep);
+            &self.keep[..]
+        });
+        self.grads.fill(0.0);
+        let stats = self.model.train_block(
+            &mut self.ws,
+            &self.x,
+            &self.y,
+            t,
+            b,
+            &mut self.carried,
+            keep,
+            &mut self.state.rng,
+            &mut self.grads,
+        );
+        if !stats.loss.is_finite() {
+            return Err(TrainError::NonFinite { loss: stats.loss, step: self.state.step + 1 });
+        }
+        let grad_norm = if self.state.config.clip > 0.0 {
+            clip_grad_norm(&mut self.grads, self.state.config.clip)
+        } else {
+            crate::clip::grad_norm(&self.grads)
+        };
+        if !grad_norm.is_finite() {
+            return Err(TrainError::NonFinite { loss: grad_norm as f64, step: self.state.step + 1 });
+        }
+        let lr = self.state.scheduler.lr(self.state.step);
+        self.optimizer.step(&mut self.model.params, &self.grads, lr);
+        self.state.step += 1;
+        self.state.block_in_epoch += 1;
+        if self.state.block_in_epoch == self.blocks_per_epoch() {
+            // A new pass starts each stream from its beginning, so from a zero state.
+            self.state.epoch += 1;
+            self.state.block_in_epoch = 0;
+            self.carried = State::zeros(&self.model.config, b);
+        }
+        Ok(StepReport {
+            step: self.state.step,
+            epoch: self.state.epoch,
+            loss: stats.loss,
+            grad_norm,
+            lr,
+            tokens: t * b,
+            progress: None,
+        })
+    }
+
+    /// Mean loss and accuracy over the validation text from a zero state.
+    pub fn validate(&mut self) -> Option<EvalReport> {
+        let val = self.val.take()?;
+        let report = evaluate(
+            &self.model,
+            &mut self.ws,
+            &val,
+            self.state.config.batch,
+            self.state.config.seq_len,
+            self.boundary,
+            "validation",
+        );
+        self.val = Some(val);
+        report.ok()
+    }
+
+    /// Copies the carried state into the serializable state (before saving).
+    pub fn sync_state(&mut self) {
+        self.state.carried_h.clone_from(&self.carried.h);
+        self.state.carried_c.clone_from(&self.carried.c);
+    }
+
+    fn stop_reason(&self, started: Instant) -> Option<StopReason> {
+        let c = &self.state.config;
+        if c.steps.is_some_and(|s| self.state.step >= s) {
+            return Some(StopReason::Steps);
+        }
+        if c.epochs.is_some_and(|e| self.state.epoch >= e) {
+            return Some(StopReason::Epochs);
+        }
+        if c.time_secs.is_some_and(|s| started.elapsed().as_secs_f64() >= s) {
+            return Some(StopReason::Time);
+        }
+        None
+    }
+
+    fn progress(&self, started: Instant) -> Option<f64> {
+        let c = &self.state.config;
+        let mut p: Option<f64> = None;
+        let mut take = |x: f64| p = Some(p.map_or(x, |q: f64| q.max(x)).min(1.0));
+        if let Some(s) = c.steps {
+            take(self.state.step as f64 / s.max(1) as f64);
+        }
+        if let Some(e) = c.epochs {
+            let done = self.state.epoch as f64 + self.state.block_in_epoch as f64 / self.blocks_per_epoch() as f64;
+            take(done / e.max(1) as f64);
+        }
+        if let Some(s) = c.time_secs {
+            take(started.elapsed().as_secs_f64() / s.max(1e-9));
+        }
+        p
+    }
+
+    /// Validates, records the result, and saves `best/` on improvement. Scheduled
+    /// validations also drive the plateau schedule and early stopping; the extra
+    /// one at the end of a run does not, so stopping and resuming changes nothing.
+    fn validate_and_record(&mut self, observer: &mut dyn Observer, scheduled: bool) -> Result<bool, TrainError> {
+        let Some(report) = self.validate() else { return Ok(false) };
+        let improved = self.state.best_val_loss.is_none_or(|b| report.loss < b);
+        if improved {
+            self.state.best_val_loss = Some(report.loss);
+        }
+        if scheduled {
+            self.state.evals_since_best = if improved { 0 } else { self.state.evals_since_best + 1 };
+            self.state.scheduler.observe_validation(report.loss as f32);
+        }
+        self.state.history.push(EvalRecord {
+            step: self.state.step,
+            epoch: self.state.epoch,
+            loss: report.loss,
+            accuracy: report.accuracy,
+        });
+        observer.on_eval(self, &report, improved);
+        if improved {
+            self.save(observer, Slot::Best)?;
+        }
+        Ok(improved)
+    }
+
+    fn save(&mut self, observer: &mut dyn Observer, slot: Slot) -> Result<(), TrainError> {
+        self.sync_state();
+        observer.save(self, slot).map_err(TrainError::Observer)
+    }
+
+    /// Trains until the stop rule is met, validating and checkpointing on the way.
+    /// On an error the last good checkpoint stays as it was.
+    pub fn run(&mut self, observer: &mut dyn Observer) -> Result<StopReason, TrainError> {
+        let started = Instant::now();
+        let elapsed_before = self.state.elapsed_secs;
+        let mut last_eval_step = None;
+        let reason = loop {
+            if let Some(reason) = self.stop_reason(started) {
+                break reason;
+            }
+            let epoch_before = self.state.epoch;
+            let mut report = self.step()?;
+            self.state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
+            report.progress = self.progress(started);
+            observer.on_step(self, &report);
+            let every = self.state.config.eval_every;
+            let due = if every > 0 { self.state.step % every == 0 } else { self.state.epoch > epoch_before };
+            if due {
+                self.validate_and_record(observer, true)?;
+                last_eval_step = Some(self.state.step);
+                self.save(observer, Slot::Last)?;
+                let patience = self.state.config.patience;
+                if patience.is_some_and(|p| self.state.evals_since_best >= p) {
+                    break StopReason::EarlyStopping;
+                }
+            }
+        };
+        if last_eval_step != Some(self.state.step) {
+            self.validate_and_record(observer, false)?;
+            self.save(observer, Slot::Last)?;
+        }
+        Ok(reason)
+    }
+}
+
+/// Mean loss of `model` over `tokens`, cut into at most `batch` streams that
+/// start from a zero state and carry it to their end (`batch` 1 reads the text
+/// as one stream). Every token but each stream's first is predicted once.
+pub fn evaluate(
+    model: &LanguageModel,
+    ws: &mut Workspace,
+    tokens: &[u32],
+    batch: usize,
+    seq_len: usize,
+    boundary: Option<u32>,
+    what: &'static str,
+) -> Result<EvalReport, BatchError> {
+    let streams = Streams::for_evaluation(tokens.len(), batch, what)?;
+    let b = streams.batch;
+    let seq_len = seq_len.max(1);
+    let mut state = State::zeros(&model.config, b);
+    let (mut x, mut y, mut keep) = (vec![0; seq_len * b], vec![0; seq_len * b], vec![1.0; seq_len * b]);
+    let (mut loss_sum, mut correct, mut count) = (0.0f64, 0usize, 0usize);
+    let mut start = 0;
+    while start + 1 < streams.stream_len {
+        let t = seq_len.min(streams.stream_len - 1 - start);
+        let n = t * b;
+        streams.fill(tokens, start, t, &mut x, &mut y);
+        let keep = boundary.map(|bd| {
+            fill_keep(&x[..n], bd, &mut keep[..n]);
+            &keep[..n]
+        });
+        let stats = model.evaluate_block(ws, &x[..n], &y[..n], t, b, &mut state, keep);
+        loss_sum += stats.loss * n as f64;
+        correct += stats.correct;
+        count += n;
+        start += t;
+    }
+    Ok(EvalReport { loss: loss_sum / count as f64, accuracy: correct as f64 / count as f64, tokens: count })
+}
