@@ -107,6 +107,15 @@ pub enum CheckpointError {
         /// Why not.
         reason: String,
     },
+
+    /// The files of a checkpoint disagree with each other (or with PyTorch weights).
+    #[error("{}: {reason}", path.display())]
+    Mismatch {
+        /// The checkpoint folder or file.
+        path: PathBuf,
+        /// What disagrees.
+        reason: String,
+    },
 }
 
 impl CheckpointError {

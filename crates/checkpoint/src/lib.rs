@@ -13,9 +13,9 @@
 //!
 //! A run folder holds `best/`, `last/` and `metrics.jsonl`.
 //!
-//! This crate knows files, not models: the model crate converts its own config
-//! and parameters to and from the generic [`Tensor`] and [`serde_json::Value`]
-//! pieces here. Every write is crash-safe: a crash at any point leaves either
+//! The generic pieces ([`Checkpoint`], [`Tensor`]) know files, not models;
+//! [`lm`] joins them to a language model and its tokenizer, and [`pytorch`]
+//! moves weights to and from pytorch/examples' `word_language_model`. Every write is crash-safe: a crash at any point leaves either
 //! the previous good file/folder or the new one, never a torn mixture.
 
 pub mod atomic;
@@ -23,6 +23,8 @@ pub mod error;
 pub mod folder;
 pub mod jsonl;
 pub mod layout;
+pub mod lm;
+pub mod pytorch;
 pub mod tensors;
 
 pub use atomic::atomic_write;

@@ -1,0 +1,193 @@
+//! A language model with its tokenizer as a checkpoint folder, and back.
+
+use std::path::{Path, PathBuf};
+
+use recurrent_model::{LanguageModel, ModelConfig};
+use recurrent_text::{Tokenizer, TokenizerKind, Vocab};
+use serde::{Deserialize, Serialize};
+
+use crate::{Checkpoint, CheckpointError, Tensor};
+
+/// The `format` field of config.json.
+pub const FORMAT: &str = "recurrent-lm";
+/// The config.json layout version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// config.json: what the weights are and how text becomes token ids.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LmConfigFile {
+    pub format: String,
+    pub version: u32,
+    pub tokenizer: TokenizerKind,
+    pub model: ModelConfig,
+}
+
+/// Optimizer buffers and trainer state, present in checkpoints that can resume.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResumeState {
+    pub optimizer: Vec<(String, Vec<f32>)>,
+    pub trainer_state: serde_json::Value,
+}
+
+/// A loaded checkpoint.
+pub struct SavedLm {
+    pub path: PathBuf,
+    pub model: LanguageModel,
+    pub tokenizer: Tokenizer,
+    pub resume: Option<ResumeState>,
+}
+
+/// Writes `model` and `tokenizer` (and the resume state) to the folder `dir`, atomically.
+pub fn save(
+    dir: &Path,
+    model: &LanguageModel,
+    tokenizer: &Tokenizer,
+    resume: Option<&ResumeState>,
+) -> Result<(), CheckpointError> {
+    let config = LmConfigFile {
+        format: FORMAT.into(),
+        version: VERSION,
+        tokenizer: tokenizer.kind(),
+        model: model.config.clone(),
+    };
+    let weights = model
+        .to_tensors()
+        .into_iter()
+        .map(|(name, shape, data)| Tensor { name, shape, data })
+        .collect();
+    let checkpoint = Checkpoint {
+        config: serde_json::to_value(&config).expect("config serializes"),
+        weights,
+        vocab: tokenizer.vocab().tokens().to_vec(),
+        optimizer: resume.map(|r| {
+            r.optimizer
+                .iter()
+                .map(|(name, data)| Tensor {
+                    name: name.clone(),
+                    shape: vec![data.len()],
+                    data: data.clone(),
+                })
+                .collect()
+        }),
+        trainer_state: resume.map(|r| r.trainer_state.clone()),
+    };
+    checkpoint.save(dir)
+}
+
+/// Loads a checkpoint folder, or the `best/` (else `last/`) checkpoint of a run folder,
+/// checking that config, weights and vocabulary agree.
+pub fn load(path: &Path) -> Result<SavedLm, CheckpointError> {
+    let dir = Checkpoint::resolve(path)?;
+    let checkpoint = Checkpoint::load(&dir)?;
+    let mismatch = |reason: String| CheckpointError::Mismatch {
+        path: dir.clone(),
+        reason,
+    };
+    let config: LmConfigFile = serde_json::from_value(checkpoint.config.clone()).map_err(|e| {
+        mismatch(format!(
+            "config.json is not a recurrent language-model config: {e}"
+        ))
+    })?;
+    if config.format != FORMAT || config.version > VERSION {
+        return Err(mismatch(format!(
+            "config.json has format '{}' version {}, this build reads '{FORMAT}' up to version {VERSION}",
+            config.format, config.version
+        )));
+    }
+    let vocab =
+        Vocab::from_tokens(checkpoint.vocab).map_err(|e| mismatch(format!("vocab.json: {e}")))?;
+    if vocab.len() != config.model.vocab_size {
+        return Err(mismatch(format!(
+            "vocab.json has {} tokens but config.json says vocab_size {}",
+            vocab.len(),
+            config.model.vocab_size
+        )));
+    }
+    let tokenizer = Tokenizer::from_vocab(config.tokenizer, vocab)
+        .map_err(|e| mismatch(format!("vocab.json: {e}")))?;
+    let tensors: Vec<_> = checkpoint
+        .weights
+        .into_iter()
+        .map(|t| (t.name, t.shape, t.data))
+        .collect();
+    let model = LanguageModel::from_tensors(config.model, &tensors)
+        .map_err(|e| mismatch(format!("model.safetensors does not match config.json: {e}")))?;
+    let resume = match (checkpoint.optimizer, checkpoint.trainer_state) {
+        (Some(opt), Some(state)) => Some(ResumeState {
+            optimizer: opt.into_iter().map(|t| (t.name, t.data)).collect(),
+            trainer_state: state,
+        }),
+        _ => None,
+    };
+    Ok(SavedLm {
+        path: dir,
+        model,
+        tokenizer,
+        resume,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use recurrent_model::CellKind;
+    use recurrent_text::Corpus;
+
+    fn tiny() -> (LanguageModel, Tokenizer) {
+        let tok =
+            Tokenizer::build(TokenizerKind::Char, &Corpus::from_text("t", "hello world")).unwrap();
+        let config = ModelConfig {
+            cell: CellKind::Gru,
+            vocab_size: tok.vocab().len(),
+            embed: 4,
+            hidden: 4,
+            layers: 1,
+            dense: 0,
+            dropout: 0.0,
+            tie: true,
+        };
+        let mut rng = recurrent_kernels::Rng::new(3);
+        (LanguageModel::new(config, &mut rng, None).unwrap(), tok)
+    }
+
+    #[test]
+    fn round_trip_keeps_weights_vocab_and_resume_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, tok) = tiny();
+        let resume = ResumeState {
+            optimizer: vec![("exp_avg".into(), vec![1.0, 2.0])],
+            trainer_state: serde_json::json!({"step": 3}),
+        };
+        save(&dir.path().join("ck"), &model, &tok, Some(&resume)).unwrap();
+        let back = load(&dir.path().join("ck")).unwrap();
+        assert_eq!(back.model.params, model.params);
+        assert_eq!(back.model.config, model.config);
+        assert_eq!(back.tokenizer.vocab(), tok.vocab());
+        assert_eq!(back.resume, Some(resume));
+    }
+
+    #[test]
+    fn config_that_does_not_match_the_weights_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, tok) = tiny();
+        let ck = dir.path().join("ck");
+        save(&ck, &model, &tok, None).unwrap();
+        let cfg = std::fs::read_to_string(ck.join("config.json"))
+            .unwrap()
+            .replace("\"hidden\": 4", "\"hidden\": 8");
+        std::fs::write(ck.join("config.json"), cfg).unwrap();
+        let err = load(&ck).err().unwrap().to_string();
+        assert!(err.contains("does not match config.json"), "{err}");
+    }
+
+    #[test]
+    fn vocab_size_disagreement_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, tok) = tiny();
+        let ck = dir.path().join("ck");
+        save(&ck, &model, &tok, None).unwrap();
+        std::fs::write(ck.join("vocab.json"), "[\"a\", \"b\"]").unwrap();
+        let err = load(&ck).err().unwrap().to_string();
+        assert!(err.contains("vocab.json has 2 tokens"), "{err}");
+    }
+}

@@ -1,0 +1,114 @@
+//! Weights to and from pytorch/examples' `word_language_model` (`RNNModel`):
+//! a state dict saved with `safetensors.torch.save_file` becomes a model here,
+//! and a model here becomes such a state dict. Layers, sizes and tying are read
+//! from the tensors; the cell cannot be (LSTM and GRU differ only in row count
+//! per gate), so the caller names it and the row counts are checked against it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use recurrent_model::{CellKind, LanguageModel, ModelConfig};
+use recurrent_text::{Tokenizer, TokenizerKind, Vocab};
+
+use crate::{read_safetensors, write_safetensors, CheckpointError, Tensor};
+
+/// Reads a PyTorch state dict and its vocabulary into a model and tokenizer.
+pub fn import(
+    weights: &Path,
+    vocab: &Path,
+    cell: CellKind,
+    kind: TokenizerKind,
+) -> Result<(LanguageModel, Tokenizer), CheckpointError> {
+    let tensors = read_safetensors(weights)?;
+    let mismatch = |reason: String| CheckpointError::Mismatch {
+        path: weights.to_path_buf(),
+        reason,
+    };
+    let by_name: HashMap<&str, &Tensor> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    let shape = |name: &str| by_name.get(name).map(|t| t.shape.clone());
+    let encoder = shape("encoder.weight").ok_or_else(|| {
+        mismatch(
+            "no tensor 'encoder.weight' (is this a word_language_model RNNModel state dict?)"
+                .into(),
+        )
+    })?;
+    let [vocab_size, embed] = encoder[..] else {
+        return Err(mismatch(format!(
+            "encoder.weight should be 2-D, found shape {encoder:?}"
+        )));
+    };
+    let layers = (0..)
+        .take_while(|k| by_name.contains_key(format!("rnn.weight_ih_l{k}").as_str()))
+        .count();
+    let hh =
+        shape("rnn.weight_hh_l0").ok_or_else(|| mismatch("no tensor 'rnn.weight_hh_l0'".into()))?;
+    let [rows, hidden] = hh[..] else {
+        return Err(mismatch(format!(
+            "rnn.weight_hh_l0 should be 2-D, found shape {hh:?}"
+        )));
+    };
+    if rows != cell.gates() * hidden {
+        return Err(mismatch(format!(
+            "rnn.weight_hh_l0 has {rows} rows for hidden size {hidden}: that is {} gate blocks, but a {cell} layer has {}; check --cell",
+            rows as f64 / hidden as f64,
+            cell.gates()
+        )));
+    }
+    let tie = match (by_name.get("decoder.weight"), by_name.get("encoder.weight")) {
+        (Some(dec), Some(enc)) => dec.shape == enc.shape && dec.data == enc.data,
+        (None, _) => true, // save_model keeps one name of a shared tensor
+        _ => false,
+    };
+    let config = ModelConfig {
+        cell,
+        vocab_size,
+        embed,
+        hidden,
+        layers,
+        dense: 0,
+        dropout: 0.0,
+        tie,
+    };
+    let list: Vec<_> = tensors
+        .iter()
+        .map(|t| (t.name.clone(), t.shape.clone(), t.data.clone()))
+        .collect();
+    let model = LanguageModel::from_tensors(config, &list).map_err(|e| mismatch(e.to_string()))?;
+
+    let text = std::fs::read_to_string(vocab).map_err(|cause| CheckpointError::Io {
+        action: "read",
+        path: vocab.to_path_buf(),
+        cause,
+    })?;
+    let vocab_err = |reason: String| CheckpointError::Mismatch {
+        path: vocab.to_path_buf(),
+        reason,
+    };
+    let vocab_list = Vocab::from_json(&text).map_err(|e| vocab_err(e.to_string()))?;
+    if vocab_list.len() != vocab_size {
+        return Err(vocab_err(format!(
+            "has {} tokens but encoder.weight has {vocab_size} rows",
+            vocab_list.len()
+        )));
+    }
+    let tokenizer =
+        Tokenizer::from_vocab(kind, vocab_list).map_err(|e| vocab_err(e.to_string()))?;
+    Ok((model, tokenizer))
+}
+
+/// Writes the model's weights as a PyTorch `RNNModel` state dict (a tied model
+/// lists `decoder.weight` too, as `state_dict()` does).
+pub fn export(model: &LanguageModel, out: &Path) -> Result<(), CheckpointError> {
+    if model.config.dense > 0 || model.config.embed == 0 {
+        return Err(CheckpointError::Mismatch {
+            path: out.to_path_buf(),
+            reason: "word_language_model's RNNModel has an embedding and no dense layer; this model cannot be expressed as one".into(),
+        });
+    }
+    let tensors: Vec<Tensor> = model
+        .to_tensors()
+        .into_iter()
+        .map(|(name, shape, data)| Tensor { name, shape, data })
+        .collect();
+    write_safetensors(out, &tensors)
+}
