@@ -6,11 +6,13 @@
 //! * [`stop`] watches the decoded text stream for user stop strings, holding
 //!   back anything that could be the start of one so it is never shown.
 //!
-//! This crate does not run the model itself; the driver that steps a model
-//! token by token and feeds these pieces lives alongside them.
+//! * [`generate`] runs a model one step at a time for `n` streams at once
+//!   (one batch), samples, decodes and streams the text out.
 
+pub mod generate;
 pub mod sampler;
 pub mod stop;
 
+pub use generate::{generate, GenerateError, GenerateOptions};
 pub use sampler::{log_softmax, SampleError, Sampler, SamplingConfig};
 pub use stop::StopMatcher;

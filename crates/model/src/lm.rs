@@ -225,6 +225,45 @@ impl LanguageModel {
         out
     }
 
+    /// Grows the vocabulary to `vocab_size` tokens for fine-tuning on text with
+    /// new tokens: rows (and, for one-hot input, columns) of the old tokens keep
+    /// their weights; the new ones are initialized as in [`LanguageModel::new`].
+    pub fn extend_vocab(&mut self, vocab_size: usize, rng: &mut Rng) -> Result<(), ModelError> {
+        let old = self.config.vocab_size;
+        if vocab_size < old {
+            return Err(ModelError::Config(format!(
+                "cannot shrink the vocabulary from {old} to {vocab_size}"
+            )));
+        }
+        let mut config = self.config.clone();
+        config.vocab_size = vocab_size;
+        let fresh = LanguageModel::new(config.clone(), rng, None)?;
+        let mut params = fresh.params.clone();
+        for e in &fresh.layout.entries {
+            let src = &self.params[self.layout.get(&e.name).unwrap().range()];
+            let dst = &mut params[e.range()];
+            match (e.name.as_str(), e.shape.len()) {
+                // Vocabulary rows: the old rows come first.
+                ("encoder.weight" | "decoder.weight" | "decoder.bias", _) => {
+                    dst[..src.len()].copy_from_slice(src)
+                }
+                // One-hot input: vocabulary columns of every row.
+                ("rnn.weight_ih_l0", 2) if config.embed == 0 => {
+                    for (d, s) in dst.chunks_exact_mut(vocab_size).zip(src.chunks_exact(old)) {
+                        d[..old].copy_from_slice(s);
+                    }
+                }
+                _ => dst.copy_from_slice(src),
+            }
+        }
+        *self = LanguageModel {
+            config,
+            layout: fresh.layout,
+            params,
+        };
+        Ok(())
+    }
+
     /// Number of trainable parameters (a tied matrix counts once).
     pub fn num_params(&self) -> usize {
         self.layout.total
@@ -793,5 +832,37 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("missing tensor 'rnn.weight_ih_l0'"), "{err}");
+    }
+
+    #[test]
+    fn extending_the_vocabulary_keeps_what_was_learned() {
+        for embed in [0, 3] {
+            let config = ModelConfig {
+                cell: CellKind::Lstm,
+                vocab_size: 5,
+                embed,
+                hidden: 4,
+                layers: 2,
+                dense: 0,
+                dropout: 0.0,
+                tie: false,
+            };
+            let mut rng = Rng::new(4);
+            let m = LanguageModel::new(config, &mut rng, None).unwrap();
+            let mut big = m.clone();
+            big.extend_vocab(7, &mut rng).unwrap();
+            assert_eq!(big.config.vocab_size, 7);
+            // Old tokens get exactly the old logits and state, whatever the new rows hold.
+            let tokens = [1u32, 4, 0, 2];
+            let (mut wa, mut wb) = (Workspace::default(), Workspace::default());
+            let (mut sa, mut sb) = (State::zeros(&m.config, 1), State::zeros(&big.config, 1));
+            for &tok in &tokens {
+                let a = m.step(&mut wa, &[tok], &mut sa).to_vec();
+                let b = big.step(&mut wb, &[tok], &mut sb).to_vec();
+                assert_eq!(a[..], b[..5]);
+            }
+            assert_eq!(sa, sb);
+            assert!(big.extend_vocab(6, &mut rng).is_err());
+        }
     }
 }
