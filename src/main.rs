@@ -1,2 +1,57 @@
-//! The `recurrent` command-line tool.
-fn main() {}
+//! `recurrent`: train recurrent neural network language models (RNN, LSTM,
+//! GRU) on your own text and generate text from them.
+//!
+//! This binary is thin: it parses arguments, prints progress and results, and
+//! calls the library crates, which do the work.
+
+mod commands;
+mod default_corpus;
+mod duration;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Train recurrent neural network language models on your own text and generate from them.
+#[derive(Parser)]
+#[command(name = "recurrent", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model on a text file or folder (or the built-in corpus).
+    Train(commands::train::TrainArgs),
+    /// Generate text from a checkpoint.
+    Sample(commands::sample::SampleArgs),
+    /// Measure a checkpoint's loss, bits per token and perplexity on a text.
+    Eval(commands::eval::EvalArgs),
+    /// Show a checkpoint's architecture, size, vocabulary and training history.
+    Info(commands::info::InfoArgs),
+    /// Turn a PyTorch word_language_model state dict into a checkpoint.
+    Import(commands::convert::ImportArgs),
+    /// Write a checkpoint's weights as a PyTorch word_language_model state dict.
+    Export(commands::convert::ExportArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => commands::train::run(args),
+        Command::Sample(args) => commands::sample::run(args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Info(args) => commands::info::run(args),
+        Command::Import(args) => commands::convert::import(args),
+        Command::Export(args) => commands::convert::export(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! `recurrent eval`: a checkpoint's loss on a text, as one stream by default.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use recurrent_checkpoint::lm;
+use recurrent_kernels::threads;
+use recurrent_model::Workspace;
+use recurrent_text::{Corpus, TokenizerKind};
+use recurrent_train::trainer::evaluate;
+use serde_json::json;
+
+/// Arguments of `recurrent eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Checkpoint folder, or a run folder (its best/ checkpoint is used).
+    checkpoint: PathBuf,
+    /// Text to evaluate on: a file or a folder.
+    #[arg(long)]
+    input: PathBuf,
+    /// Parallel streams; 1 reads the text as one stream from a zero state to the end.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Steps per block (only affects speed, not the result).
+    #[arg(long, default_value_t = 100)]
+    seq_len: usize,
+    /// Print one JSON object with loss, bits_per_token, perplexity, tokens.
+    #[arg(long)]
+    json: bool,
+    /// Threads for the kernels (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn run(args: EvalArgs) -> Result<()> {
+    threads::set_threads(args.threads.unwrap_or_else(threads::available));
+    let saved = lm::load(&args.checkpoint)?;
+    let corpus = Corpus::read(&args.input)?;
+    if saved.tokenizer.kind() == TokenizerKind::Char {
+        corpus.check_utf8()?;
+    }
+    let tokens = saved.tokenizer.encode_corpus(&corpus)?;
+    let mut ws = Workspace::default();
+    let r = evaluate(
+        &saved.model,
+        &mut ws,
+        &tokens,
+        args.batch.max(1),
+        args.seq_len,
+        None,
+        "evaluation",
+    )?;
+    if args.json {
+        println!(
+            "{}",
+            json!({"loss": r.loss, "bits_per_token": r.bits_per_token(), "perplexity": r.perplexity(), "tokens": r.tokens, "accuracy": r.accuracy})
+        );
+    } else {
+        println!("loss            {:.4} nats/token", r.loss);
+        println!("bits per token  {:.4}", r.bits_per_token());
+        println!("perplexity      {:.3}", r.perplexity());
+        println!("accuracy        {:.2}%", 100.0 * r.accuracy);
+        println!("tokens          {}", r.tokens);
+    }
+    Ok(())
+}

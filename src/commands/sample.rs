@@ -1,0 +1,85 @@
+//! `recurrent sample`: generate text from a checkpoint, streaming it out.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use recurrent_checkpoint::lm;
+use recurrent_generate::{generate, GenerateOptions, SamplingConfig};
+use recurrent_kernels::threads;
+
+/// Arguments of `recurrent sample`.
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// Checkpoint folder, or a run folder (its best/ checkpoint is used).
+    checkpoint: PathBuf,
+    /// Text to continue from; it is printed before the sample.
+    #[arg(long, default_value = "")]
+    prime: String,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 500)]
+    length: usize,
+    /// Softmax temperature; 0 picks the most likely token (greedy).
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Sample only from the K most likely tokens.
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Sample only from the smallest set of tokens whose probability reaches P.
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Stop a sample at this string (not printed); may be given several times.
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Random seed (default: from the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Independent samples, computed as one batch.
+    #[arg(short = 'n', long = "num-samples", default_value_t = 1)]
+    n: usize,
+    /// Threads for the kernels (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn run(args: SampleArgs) -> Result<()> {
+    threads::set_threads(args.threads.unwrap_or_else(threads::available));
+    let saved = lm::load(&args.checkpoint)?;
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    let options = GenerateOptions {
+        prime: args.prime.clone(),
+        length: args.length,
+        sampling: SamplingConfig {
+            temperature: args.temperature,
+            top_k: args.top_k,
+            top_p: args.top_p,
+        },
+        stops: args.stop,
+        seed,
+        samples: args.n,
+    };
+    let stdout = std::io::stdout();
+    if args.n == 1 {
+        // One sample streams token by token.
+        let mut out = stdout.lock();
+        write!(out, "{}", args.prime)?;
+        out.flush()?;
+        generate(&saved.model, &saved.tokenizer, &options, |_, piece| {
+            let _ = write!(out, "{piece}");
+            let _ = out.flush();
+        })?;
+        writeln!(out)?;
+    } else {
+        let texts = generate(&saved.model, &saved.tokenizer, &options, |_, _| {})?;
+        let mut out = stdout.lock();
+        for (i, text) in texts.iter().enumerate() {
+            writeln!(out, "=== sample {} ===\n{}{}", i + 1, args.prime, text)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,559 @@
+//! `recurrent train`: read text, build or load a model, train it, checkpoint it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use recurrent_checkpoint::append_jsonl;
+use recurrent_checkpoint::layout::{BEST_DIR, LAST_DIR, METRICS_FILE};
+use recurrent_checkpoint::lm::{self, ResumeState};
+use recurrent_generate::{generate, GenerateOptions, SamplingConfig};
+use recurrent_kernels::{threads, Rng};
+use recurrent_model::{CellKind, LanguageModel, ModelConfig};
+use recurrent_text::{Corpus, Tokenizer, TokenizerKind};
+use recurrent_train::batch::Streams;
+use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
+use recurrent_train::schedule::Schedule;
+use recurrent_train::trainer::{
+    EvalReport, Observer, Slot, StepReport, StopReason, TrainConfig, Trainer, TrainerState,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::default_corpus;
+use crate::duration::parse_duration;
+use crate::progress::{human, Progress};
+
+/// Arguments of `recurrent train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training text: a file, or a folder of files (documents). Default: the built-in corpus.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    /// Separate validation text (otherwise the last --val-fraction of the input).
+    #[arg(long)]
+    val: Option<PathBuf>,
+    /// Fraction of the input held out for validation, taken from the end.
+    #[arg(long, default_value_t = 0.1)]
+    val_fraction: f64,
+    /// Token level: char (Unicode scalar values) or byte.
+    #[arg(long, default_value = "char")]
+    tokenizer: TokenizerKind,
+    /// Recurrent cell: lstm, gru, rnn-tanh or rnn-relu.
+    #[arg(long, default_value = "lstm")]
+    cell: CellKind,
+    /// Stacked recurrent layers.
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    /// Hidden units per layer.
+    #[arg(long, default_value_t = 128)]
+    hidden: usize,
+    /// Embedding width; 0 feeds one-hot vectors.
+    #[arg(long, default_value_t = 64)]
+    embed: usize,
+    /// Width of an optional dense ReLU layer before the output; 0 for none.
+    #[arg(long, default_value_t = 0)]
+    dense: usize,
+    /// Dropout on the embedding, between layers and on the output.
+    #[arg(long, default_value_t = 0.0)]
+    dropout: f32,
+    /// Share the embedding with the output projection (needs --embed equal to --hidden).
+    #[arg(long)]
+    tie: bool,
+    /// Initial LSTM forget-gate bias (char-rnn uses 1); default: PyTorch's initialization.
+    #[arg(long)]
+    forget_bias: Option<f32>,
+    /// Steps of back-propagation through time per block.
+    #[arg(long, default_value_t = 100)]
+    seq_len: usize,
+    /// Parallel streams per block.
+    #[arg(long, default_value_t = 50)]
+    batch: usize,
+    /// Optimizer: sgd, adam, adamw or rmsprop.
+    #[arg(long, default_value = "adam")]
+    optimizer: OptimizerKind,
+    /// Learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f32,
+    /// Momentum (SGD, RMSprop).
+    #[arg(long)]
+    momentum: Option<f32>,
+    /// Weight decay (L2 for SGD/Adam/RMSprop, decoupled for AdamW).
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// Clip the global gradient norm to this value; 0 turns clipping off.
+    #[arg(long, default_value_t = 5.0)]
+    clip: f32,
+    /// Learning-rate schedule: constant, step:EVERY:GAMMA, cosine[:WARMUP[:MIN_LR]], plateau[:FACTOR[:PATIENCE]].
+    #[arg(long, default_value = "constant")]
+    schedule: String,
+    /// Stop after this many passes over the training text.
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Stop at this many optimizer steps in total.
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Stop after this much wall-clock time, e.g. 90s, 10m, 1h30m.
+    #[arg(long, value_parser = parse_duration)]
+    time: Option<f64>,
+    /// Validate every N steps (default: every epoch, or every 100 steps when epochs are shorter).
+    #[arg(long)]
+    eval_every: Option<u64>,
+    /// Early stopping: stop after this many validations without improvement.
+    #[arg(long)]
+    patience: Option<u32>,
+    /// Reset a stream's state where a new document starts (folders of documents).
+    #[arg(long)]
+    reset_between_docs: bool,
+    /// Run folder for checkpoints and metrics (default: runs/NAME, never overwriting).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Random seed for initialization, dropout and data order.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Threads for the kernels (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Continue the run in this folder exactly where it stopped.
+    #[arg(long, conflicts_with = "init_from")]
+    resume: Option<PathBuf>,
+    /// Start from the weights of this checkpoint (fine-tuning on new text).
+    #[arg(long)]
+    init_from: Option<PathBuf>,
+    /// With --init-from: add characters the checkpoint's vocabulary lacks.
+    #[arg(long, requires = "init_from")]
+    extend_vocab: bool,
+    /// Characters of sample text printed after training (0 for none).
+    #[arg(long, default_value_t = 400)]
+    sample_length: usize,
+}
+
+/// Where the text came from, saved with the run so `--resume` can read it again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct DataSource {
+    /// None for the built-in corpus.
+    input: Option<PathBuf>,
+    val: Option<PathBuf>,
+    val_fraction: f64,
+}
+
+/// What trainer_state.json holds: the trainer's state and the data source.
+#[derive(Serialize, Deserialize)]
+struct SavedRun {
+    trainer: TrainerState,
+    data: DataSource,
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    threads::set_threads(args.threads.unwrap_or_else(threads::available));
+    let (mut trainer, tokenizer, data, run_dir) = match &args.resume {
+        Some(dir) => resume(&args, dir)?,
+        None => start(&args)?,
+    };
+    let summary = describe(&trainer, &tokenizer, &data);
+    eprintln!("{summary}");
+    eprintln!("run folder: {}", run_dir.display());
+
+    let mut observer = CliObserver {
+        progress: Progress::new(),
+        run_dir: run_dir.clone(),
+        tokenizer: &tokenizer,
+        data,
+    };
+    let result = trainer.run(&mut observer);
+    observer.progress.finish();
+    let reason = result.with_context(|| {
+        format!(
+            "the last good checkpoint is in {}",
+            run_dir.join(LAST_DIR).display()
+        )
+    })?;
+    let s = &trainer.state;
+    let why = match reason {
+        StopReason::Steps => "step limit reached",
+        StopReason::Epochs => "epoch limit reached",
+        StopReason::Time => "time budget used",
+        StopReason::EarlyStopping => "early stopping: validation stopped improving",
+    };
+    eprintln!(
+        "done ({why}): {} steps, {} epochs, {:.0}s",
+        s.step, s.epoch, s.elapsed_secs
+    );
+    if let Some(best) = s.best_val_loss {
+        eprintln!(
+            "best validation loss {best:.4} nats/token ({:.4} bits/token, perplexity {:.2}); saved in {}",
+            best / std::f64::consts::LN_2,
+            best.exp(),
+            run_dir.join(BEST_DIR).display()
+        );
+    }
+    if args.sample_length > 0 {
+        print_sample(&trainer.model, &tokenizer, args.sample_length, args.seed)?;
+    }
+    Ok(())
+}
+
+/// A fresh run (possibly starting from a checkpoint's weights).
+fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> {
+    let data = DataSource {
+        input: args.input.clone(),
+        val: args.val.clone(),
+        val_fraction: args.val_fraction,
+    };
+    if !(0.0..1.0).contains(&args.val_fraction) {
+        bail!(
+            "--val-fraction must be in [0, 1), got {}",
+            args.val_fraction
+        );
+    }
+    let (corpus, val_corpus) = read_corpora(&data, args.tokenizer)?;
+    let mut rng = Rng::new(args.seed);
+    let (model, tokenizer) = match &args.init_from {
+        Some(path) => init_from(path, args, &corpus, val_corpus.as_ref(), &mut rng)?,
+        None => {
+            let mut all = corpus.clone();
+            all.docs
+                .extend(val_corpus.iter().flat_map(|c| c.docs.clone()));
+            let tokenizer = Tokenizer::build(args.tokenizer, &all)?;
+            let config = ModelConfig {
+                cell: args.cell,
+                vocab_size: tokenizer.vocab().len(),
+                embed: args.embed,
+                hidden: args.hidden,
+                layers: args.layers,
+                dense: args.dense,
+                dropout: args.dropout,
+                tie: args.tie,
+            };
+            (
+                LanguageModel::new(config, &mut rng, args.forget_bias)?,
+                tokenizer,
+            )
+        }
+    };
+    let (train, val) = split(&tokenizer, &corpus, val_corpus.as_ref(), args.val_fraction)?;
+    let mut optimizer = OptimizerConfig::new(args.optimizer);
+    if let Some(m) = args.momentum {
+        optimizer.momentum = m;
+    }
+    if let Some(wd) = args.weight_decay {
+        optimizer.weight_decay = wd;
+    }
+    let streams = Streams::for_training(train.len(), args.batch, args.seq_len)?;
+    let blocks = streams.blocks_per_epoch(args.seq_len) as u64;
+    let (epochs, steps, time_secs) = stop_rule(args, data.input.is_none());
+    let total_steps = steps.or(epochs.map(|e| e * blocks));
+    let schedule = Schedule::parse(&args.schedule, total_steps)
+        .map_err(|e| anyhow::anyhow!("--schedule: {e}"))?;
+    let config = TrainConfig {
+        seq_len: args.seq_len,
+        batch: args.batch,
+        optimizer,
+        lr: args.lr,
+        clip: args.clip,
+        schedule,
+        epochs,
+        steps,
+        time_secs,
+        eval_every: args
+            .eval_every
+            .unwrap_or(if blocks >= 100 { 0 } else { 100 }),
+        patience: args.patience,
+        seed: args.seed,
+        reset_between_docs: args.reset_between_docs,
+    };
+    let boundary = tokenizer.boundary();
+    let trainer = Trainer::new(model, config, train, val, boundary)?;
+    let run_dir = match &args.out {
+        Some(out) => {
+            if out.join(LAST_DIR).exists() || out.join(BEST_DIR).exists() {
+                bail!(
+                    "{} already holds a run; use --resume {0} to continue it, or another --out",
+                    out.display()
+                );
+            }
+            out.clone()
+        }
+        None => fresh_run_dir(data.input.as_deref()),
+    };
+    Ok((trainer, tokenizer, data, run_dir))
+}
+
+/// The stop rule from the flags; with none, 10 epochs (1 minute on the built-in corpus).
+fn stop_rule(args: &TrainArgs, builtin: bool) -> (Option<u64>, Option<u64>, Option<f64>) {
+    if args.epochs.is_none() && args.steps.is_none() && args.time.is_none() {
+        return if builtin {
+            (None, None, Some(60.0))
+        } else {
+            (Some(10), None, None)
+        };
+    }
+    (args.epochs, args.steps, args.time)
+}
+
+fn read_corpora(data: &DataSource, kind: TokenizerKind) -> Result<(Corpus, Option<Corpus>)> {
+    let corpus = match &data.input {
+        Some(path) => Corpus::read(path)?,
+        None => Corpus::from_text(default_corpus::NAME, &default_corpus::text()),
+    };
+    let val = data.val.as_deref().map(Corpus::read).transpose()?;
+    if kind == TokenizerKind::Char {
+        corpus.check_utf8()?;
+        if let Some(v) = &val {
+            v.check_utf8()?;
+        }
+    }
+    Ok((corpus, val))
+}
+
+/// Token ids for training and validation: a separate validation text, or the
+/// last `fraction` of the input (nanoGPT's split).
+fn split(
+    tokenizer: &Tokenizer,
+    corpus: &Corpus,
+    val: Option<&Corpus>,
+    fraction: f64,
+) -> Result<(Vec<u32>, Option<Vec<u32>>)> {
+    let mut tokens = tokenizer.encode_corpus(corpus)?;
+    if tokens.len() < 2 {
+        bail!(
+            "the training text has {} token(s); it needs at least 2",
+            tokens.len()
+        );
+    }
+    if let Some(v) = val {
+        return Ok((tokens, Some(tokenizer.encode_corpus(v)?)));
+    }
+    let n_val = (tokens.len() as f64 * fraction) as usize;
+    if n_val < 2 {
+        return Ok((tokens, None));
+    }
+    let val = tokens.split_off(tokens.len() - n_val);
+    Ok((tokens, Some(val)))
+}
+
+/// Loads a checkpoint to fine-tune, reconciling its vocabulary with the new text.
+fn init_from(
+    path: &Path,
+    args: &TrainArgs,
+    corpus: &Corpus,
+    val: Option<&Corpus>,
+    rng: &mut Rng,
+) -> Result<(LanguageModel, Tokenizer)> {
+    let saved = lm::load(path)?;
+    let (mut model, mut tokenizer) = (saved.model, saved.tokenizer);
+    let mut missing = tokenizer.missing_chars(corpus);
+    if let Some(v) = val {
+        missing.extend(tokenizer.missing_chars(v));
+        missing.sort_unstable();
+        missing.dedup();
+    }
+    if !missing.is_empty() {
+        let shown: Vec<String> = missing
+            .iter()
+            .take(20)
+            .map(|c| format!("{:?}", c))
+            .collect();
+        if !args.extend_vocab {
+            bail!(
+                "the text has {} character(s) that {} does not know: {}{}; add --extend-vocab to grow its vocabulary",
+                missing.len(),
+                saved.path.display(),
+                shown.join(", "),
+                if missing.len() > 20 { ", ..." } else { "" }
+            );
+        }
+        tokenizer.extend(&missing)?;
+        model.extend_vocab(tokenizer.vocab().len(), rng)?;
+        eprintln!(
+            "extended the vocabulary by {} character(s): {}",
+            missing.len(),
+            shown.join(", ")
+        );
+    }
+    model.config.dropout = args.dropout;
+    Ok((model, tokenizer))
+}
+
+/// Continues the run in `dir` from its `last/` checkpoint.
+fn resume(args: &TrainArgs, dir: &Path) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> {
+    let last = dir.join(LAST_DIR);
+    let saved = lm::load(&last)?;
+    let Some(state) = saved.resume else {
+        bail!("{} has no optimizer and trainer state, so it cannot be resumed; use --init-from to fine-tune from it", last.display());
+    };
+    let run: SavedRun = serde_json::from_value(state.trainer_state).with_context(|| {
+        format!(
+            "{}/trainer_state.json is not a trainer state of this version",
+            last.display()
+        )
+    })?;
+    let mut data = run.data;
+    if let Some(input) = &args.input {
+        data.input = Some(input.clone());
+    }
+    let (corpus, val_corpus) = read_corpora(&data, saved.tokenizer.kind())?;
+    let (train, val) = split(
+        &saved.tokenizer,
+        &corpus,
+        val_corpus.as_ref(),
+        data.val_fraction,
+    )?;
+    let mut trainer_state = run.trainer;
+    if args.epochs.is_some() || args.steps.is_some() || args.time.is_some() {
+        let c = &mut trainer_state.config;
+        (c.epochs, c.steps, c.time_secs) = (args.epochs, args.steps, args.time);
+    }
+    let boundary = saved.tokenizer.boundary();
+    let trainer = Trainer::resume(
+        saved.model,
+        &state.optimizer,
+        trainer_state,
+        train,
+        val,
+        boundary,
+    )?;
+    eprintln!(
+        "resuming {} at step {} (epoch {})",
+        dir.display(),
+        trainer.state.step,
+        trainer.state.epoch
+    );
+    Ok((trainer, saved.tokenizer, data, dir.to_path_buf()))
+}
+
+/// `runs/NAME`, `runs/NAME-2`, ...: the first that does not exist yet.
+fn fresh_run_dir(input: Option<&Path>) -> PathBuf {
+    let name = input
+        .and_then(|p| p.file_stem())
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "default".into());
+    let base = PathBuf::from("runs");
+    (1..)
+        .map(|i| {
+            if i == 1 {
+                base.join(&name)
+            } else {
+                base.join(format!("{name}-{i}"))
+            }
+        })
+        .find(|p| !p.exists())
+        .expect("some run folder name is free")
+}
+
+fn describe(trainer: &Trainer, tokenizer: &Tokenizer, data: &DataSource) -> String {
+    let c = &trainer.model.config;
+    let t = &trainer.state.config;
+    let source = data
+        .input
+        .as_ref()
+        .map_or(default_corpus::NAME.to_string(), |p| {
+            p.display().to_string()
+        });
+    format!(
+        "training a {}x{} {} (embed {}, {} parameters) on {} ({} tokenizer, {} tokens in the vocabulary)\n\
+         batch {} x seq-len {}, {} blocks per epoch, optimizer {} lr {}, {} threads",
+        c.layers,
+        c.hidden,
+        c.cell,
+        c.embed,
+        human(trainer.model.num_params() as f64),
+        source,
+        tokenizer.kind(),
+        tokenizer.vocab().len(),
+        t.batch,
+        t.seq_len,
+        trainer.blocks_per_epoch(),
+        t.optimizer.kind,
+        t.lr,
+        threads::threads()
+    )
+}
+
+fn print_sample(
+    model: &LanguageModel,
+    tokenizer: &Tokenizer,
+    length: usize,
+    seed: u64,
+) -> Result<()> {
+    let options = GenerateOptions {
+        prime: String::new(),
+        length,
+        sampling: SamplingConfig {
+            temperature: 0.8,
+            top_k: None,
+            top_p: None,
+        },
+        stops: Vec::new(),
+        seed,
+        samples: 1,
+    };
+    eprintln!("--- sample (temperature 0.8) ---");
+    let mut out = String::new();
+    generate(model, tokenizer, &options, |_, s| out.push_str(s))?;
+    println!("{out}");
+    Ok(())
+}
+
+/// Prints progress and writes metrics and checkpoints into the run folder.
+struct CliObserver<'a> {
+    progress: Progress,
+    run_dir: PathBuf,
+    tokenizer: &'a Tokenizer,
+    data: DataSource,
+}
+
+impl CliObserver<'_> {
+    fn metric(&self, value: serde_json::Value) {
+        if let Err(e) = append_jsonl(&self.run_dir.join(METRICS_FILE), &value) {
+            self.progress.println(&format!("warning: {e}"));
+        }
+    }
+}
+
+impl Observer for CliObserver<'_> {
+    fn on_step(&mut self, trainer: &Trainer, r: &StepReport) {
+        self.progress
+            .step(r.step, r.epoch, r.loss, r.tokens, r.progress);
+        self.metric(json!({
+            "kind": "train", "step": r.step, "epoch": r.epoch, "loss": r.loss,
+            "lr": r.lr, "grad_norm": r.grad_norm, "elapsed": trainer.state.elapsed_secs,
+        }));
+    }
+
+    fn on_eval(&mut self, trainer: &Trainer, r: &EvalReport, improved: bool) {
+        let s = &trainer.state;
+        self.progress.println(&format!(
+            "step {} epoch {}: validation loss {:.4} ({:.4} bits/token, perplexity {:.2}, accuracy {:.1}%){}",
+            s.step,
+            s.epoch,
+            r.loss,
+            r.bits_per_token(),
+            r.perplexity(),
+            100.0 * r.accuracy,
+            if improved { " best" } else { "" }
+        ));
+        self.metric(json!({
+            "kind": "val", "step": s.step, "epoch": s.epoch, "loss": r.loss,
+            "bits_per_token": r.bits_per_token(), "perplexity": r.perplexity(),
+            "accuracy": r.accuracy, "elapsed": s.elapsed_secs,
+        }));
+    }
+
+    fn save(&mut self, trainer: &Trainer, slot: Slot) -> Result<(), String> {
+        let dir = self.run_dir.join(if slot == Slot::Best {
+            BEST_DIR
+        } else {
+            LAST_DIR
+        });
+        let run = SavedRun {
+            trainer: trainer.state.clone(),
+            data: self.data.clone(),
+        };
+        let resume = ResumeState {
+            optimizer: trainer.optimizer.state_tensors(),
+            trainer_state: serde_json::to_value(&run).map_err(|e| e.to_string())?,
+        };
+        lm::save(&dir, &trainer.model, self.tokenizer, Some(&resume)).map_err(|e| e.to_string())
+    }
+}
