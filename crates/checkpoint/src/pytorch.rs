@@ -19,7 +19,17 @@ pub fn import(
     cell: CellKind,
     kind: TokenizerKind,
 ) -> Result<(LanguageModel, Tokenizer), CheckpointError> {
-    let tensors = read_safetensors(weights)?;
+    let mut tensors = read_safetensors(weights)?;
+    // `safetensors.torch.save_model` keeps one name of a shared tensor; for a
+    // tied RNNModel that is `decoder.weight`, so the embedding is that tensor.
+    if !tensors.iter().any(|t| t.name == "encoder.weight") {
+        if let Some(dec) = tensors.iter().find(|t| t.name == "decoder.weight") {
+            tensors.push(Tensor {
+                name: "encoder.weight".into(),
+                ..dec.clone()
+            });
+        }
+    }
     let mismatch = |reason: String| CheckpointError::Mismatch {
         path: weights.to_path_buf(),
         reason,

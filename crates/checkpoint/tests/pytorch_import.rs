@@ -74,3 +74,27 @@ fn wrong_cell_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn a_tied_state_dict_saved_with_save_model_keeps_only_decoder_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let tensors: Vec<_> = read_safetensors(&fixture("lstm_tied_state_dict.safetensors"))
+        .unwrap()
+        .into_iter()
+        .filter(|t| t.name != "encoder.weight")
+        .collect();
+    let w = dir.path().join("w.safetensors");
+    recurrent_checkpoint::write_safetensors(&w, &tensors).unwrap();
+    let vocab = dir.path().join("v.json");
+    std::fs::write(
+        &vocab,
+        serde_json::to_string(&"abcdefghijk".chars().map(String::from).collect::<Vec<_>>())
+            .unwrap(),
+    )
+    .unwrap();
+    let (model, _) = pytorch::import(&w, &vocab, CellKind::Lstm, TokenizerKind::Char).unwrap();
+    assert!(model.config.tie);
+    let dec = tensors.iter().find(|t| t.name == "decoder.weight").unwrap();
+    let enc = model.layout.get("encoder.weight").unwrap();
+    assert_eq!(model.params[enc.range()], dec.data[..]);
+}
