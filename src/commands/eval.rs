@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 use recurrent_checkpoint::lm;
-use recurrent_kernels::threads;
 use recurrent_model::Workspace;
 use recurrent_text::{Corpus, TokenizerKind};
 use recurrent_train::trainer::evaluate;
@@ -34,7 +33,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    threads::set_threads(args.threads.unwrap_or_else(threads::available));
+    super::set_threads(args.threads)?;
     let saved = lm::load(&args.checkpoint)?;
     let corpus = Corpus::read(&args.input)?;
     if saved.tokenizer.kind() == TokenizerKind::Char {

@@ -3,14 +3,19 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use recurrent_checkpoint::lm;
 use recurrent_generate::{generate, GenerateOptions, SamplingConfig};
-use recurrent_kernels::threads;
+
+/// Most samples one `sample` computes at once: `-n` beyond this would only
+/// exhaust memory (each sample carries its own state and logits).
+const MAX_SAMPLES: usize = 100_000;
 
 /// Arguments of `recurrent sample`.
 #[derive(Args, Debug)]
+// `--temperature -1` must reach our range check, not be taken for a flag.
+#[command(allow_negative_numbers = true)]
 pub struct SampleArgs {
     /// Checkpoint folder, or a run folder (its best/ checkpoint is used).
     checkpoint: PathBuf,
@@ -44,7 +49,10 @@ pub struct SampleArgs {
 }
 
 pub fn run(args: SampleArgs) -> Result<()> {
-    threads::set_threads(args.threads.unwrap_or_else(threads::available));
+    if args.n > MAX_SAMPLES {
+        bail!("-n must be at most {MAX_SAMPLES}, got {}", args.n);
+    }
+    super::set_threads(args.threads)?;
     let saved = lm::load(&args.checkpoint)?;
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use recurrent_checkpoint::append_jsonl;
-use recurrent_checkpoint::layout::{BEST_DIR, LAST_DIR, METRICS_FILE};
+use recurrent_checkpoint::layout::{BEST_DIR, CONFIG_FILE, LAST_DIR, METRICS_FILE};
 use recurrent_checkpoint::lm::{self, ResumeState};
 use recurrent_generate::{generate, GenerateOptions, SamplingConfig};
 use recurrent_kernels::{threads, Rng};
@@ -26,6 +26,8 @@ use crate::progress::{human, Progress};
 
 /// Arguments of `recurrent train`.
 #[derive(Args, Debug)]
+// `--lr -1` must reach our range checks (and `--forget-bias -1` is legitimate).
+#[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
     /// Training text: a file, or a folder of files (documents). Default: the built-in corpus.
     #[arg(long)]
@@ -145,7 +147,7 @@ struct SavedRun {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    threads::set_threads(args.threads.unwrap_or_else(threads::available));
+    super::set_threads(args.threads)?;
     let (mut trainer, tokenizer, data, run_dir) = match &args.resume {
         Some(dir) => resume(&args, dir)?,
         None => start(&args)?,
@@ -162,11 +164,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let result = trainer.run(&mut observer);
     observer.progress.finish();
-    let reason = result.with_context(|| {
-        format!(
-            "the last good checkpoint is in {}",
-            run_dir.join(LAST_DIR).display()
-        )
+    let reason = result.map_err(|e| {
+        let last = run_dir.join(LAST_DIR);
+        if last.is_dir() {
+            anyhow::anyhow!(
+                "{e}; the last good checkpoint is kept in {}",
+                last.display()
+            )
+        } else {
+            anyhow::anyhow!("{e}; no checkpoint was saved")
+        }
     })?;
     let s = &trainer.state;
     let why = match reason {
@@ -204,6 +211,22 @@ fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> 
         bail!(
             "--val-fraction must be in [0, 1), got {}",
             args.val_fraction
+        );
+    }
+    if args.batch == 0 || args.seq_len == 0 {
+        bail!(
+            "--batch and --seq-len must be at least 1, got --batch {} --seq-len {}",
+            args.batch,
+            args.seq_len
+        );
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        bail!("--lr must be a finite number > 0, got {}", args.lr);
+    }
+    if !(args.clip.is_finite() && args.clip >= 0.0) {
+        bail!(
+            "--clip must be a finite number >= 0 (0 turns clipping off), got {}",
+            args.clip
         );
     }
     let (corpus, val_corpus) = read_corpora(&data, args.tokenizer)?;
@@ -276,6 +299,9 @@ fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> 
         }
         None => fresh_run_dir(data.input.as_deref()),
     };
+    // Fail now, not after training, if the run folder cannot be made.
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create the run folder {}", run_dir.display()))?;
     Ok((trainer, tokenizer, data, run_dir))
 }
 
@@ -378,6 +404,29 @@ fn init_from(
 /// Continues the run in `dir` from its `last/` checkpoint.
 fn resume(args: &TrainArgs, dir: &Path) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> {
     let last = dir.join(LAST_DIR);
+    if !dir.is_dir() {
+        bail!(
+            "--resume {}: {}",
+            dir.display(),
+            if dir.exists() {
+                "not a run folder (it is a file)"
+            } else {
+                "no such run folder"
+            }
+        );
+    }
+    // `last.old` stands in for `last/` after a crash in the middle of a save.
+    if !last.exists() && !dir.join(format!("{LAST_DIR}.old")).exists() {
+        bail!(
+            "--resume {}: not a run folder (it has no {LAST_DIR}/ checkpoint); give the --out folder of an earlier `recurrent train`{}",
+            dir.display(),
+            if dir.join(CONFIG_FILE).exists() {
+                ", or use --init-from to fine-tune from this checkpoint"
+            } else {
+                ""
+            }
+        );
+    }
     let saved = lm::load(&last)?;
     let Some(state) = saved.resume else {
         bail!("{} has no optimizer and trainer state, so it cannot be resumed; use --init-from to fine-tune from it", last.display());

@@ -23,6 +23,11 @@ pub enum ModelError {
     Infer(String),
 }
 
+/// The largest model [`ModelConfig::validate`] accepts (16 GiB of `f32`
+/// weights): far beyond what trains on a CPU, and small enough that buffer
+/// sizes derived from the configuration cannot overflow.
+pub const MAX_PARAMS: usize = 1 << 32;
+
 /// The shape of a language model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
@@ -66,6 +71,27 @@ impl ModelConfig {
         }
     }
 
+    /// The parameter count, or `None` if it overflows `usize` (absurd sizes
+    /// from the command line or a corrupt config.json).
+    fn checked_num_params(&self) -> Option<usize> {
+        let (v, h) = (self.vocab_size, self.hidden);
+        let gh = self.cell.gates().checked_mul(h)?;
+        let mut n = v.checked_mul(self.embed)?;
+        for k in 0..self.layers {
+            // weight_ih, weight_hh and the two biases.
+            let per_row = self.layer_input(k).checked_add(h)?.checked_add(2)?;
+            n = n.checked_add(gh.checked_mul(per_row)?)?;
+            if n > MAX_PARAMS {
+                return None; // stop early: --layers may be huge too
+            }
+        }
+        n = n.checked_add(self.dense.checked_mul(h.checked_add(1)?)?)?;
+        if !self.tie {
+            n = n.checked_add(v.checked_mul(self.head_input())?)?;
+        }
+        n.checked_add(v)
+    }
+
     /// Checks the sizes make a model.
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |m: String| Err(ModelError::Config(m));
@@ -81,6 +107,13 @@ impl ModelConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("dropout must be in [0, 1), got {}", self.dropout));
         }
+        if self.checked_num_params().is_none_or(|n| n > MAX_PARAMS) {
+            return bad(format!(
+                "the model would have more than {MAX_PARAMS} parameters \
+                 (hidden {}, embed {}, layers {}, dense {}, vocabulary {})",
+                self.hidden, self.embed, self.layers, self.dense, self.vocab_size
+            ));
+        }
         if self.tie && self.embed == 0 {
             return bad("tying needs an embedding (embed > 0)".into());
         }
@@ -92,5 +125,48 @@ impl ModelConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ParamLayout;
+
+    #[test]
+    fn checked_count_matches_the_layout_and_absurd_sizes_are_an_error() {
+        for (cell, embed, layers, dense, tie) in [
+            (CellKind::Lstm, 8, 2, 0, false),
+            (CellKind::Gru, 0, 1, 5, false),
+            (CellKind::RnnTanh, 6, 3, 0, true),
+        ] {
+            let c = ModelConfig {
+                cell,
+                vocab_size: 11,
+                embed,
+                hidden: 6,
+                layers,
+                dense,
+                dropout: 0.0,
+                tie,
+            };
+            assert_eq!(c.checked_num_params(), Some(ParamLayout::new(&c).total));
+        }
+        let mut huge = ModelConfig {
+            cell: CellKind::Lstm,
+            vocab_size: 11,
+            embed: 8,
+            hidden: usize::MAX,
+            layers: 1,
+            dense: 0,
+            dropout: 0.0,
+            tie: false,
+        };
+        assert!(huge.validate().is_err());
+        huge.hidden = 100_000;
+        assert!(huge.validate().is_err());
+        huge.hidden = 16;
+        huge.layers = usize::MAX;
+        assert!(huge.validate().is_err());
     }
 }

@@ -12,7 +12,17 @@ pub enum BatchError {
         "the {what} text has {tokens} tokens, too few for --batch {batch} × --seq-len {seq_len} \
          (needs at least {needed}); use a longer text or lower --batch / --seq-len"
     )]
-    TooShort { what: &'static str, tokens: usize, batch: usize, seq_len: usize, needed: usize },
+    TooShort {
+        what: &'static str,
+        tokens: usize,
+        batch: usize,
+        seq_len: usize,
+        needed: usize,
+    },
+    #[error(
+        "the {what} text has {tokens} token(s); it needs at least 2 (one to read, one to predict)"
+    )]
+    TooShortToEvaluate { what: &'static str, tokens: usize },
 }
 
 /// Cuts `n` tokens into `batch` streams of `stream_len` tokens (the remainder is dropped).
@@ -26,21 +36,38 @@ impl Streams {
     /// Streams for training: every stream must hold at least one full block of
     /// `seq_len` inputs plus the target after it.
     pub fn for_training(n: usize, batch: usize, seq_len: usize) -> Result<Streams, BatchError> {
-        let streams = Streams { batch, stream_len: n / batch.max(1) };
-        if batch == 0 || seq_len == 0 || streams.stream_len < seq_len + 1 {
-            let needed = batch.max(1) * (seq_len + 1);
-            return Err(BatchError::TooShort { what: "training", tokens: n, batch, seq_len, needed });
+        let streams = Streams {
+            batch,
+            stream_len: n / batch.max(1),
+        };
+        if batch == 0 || seq_len == 0 || streams.stream_len <= seq_len {
+            // Saturating: absurd --batch / --seq-len values must give this error, not overflow.
+            let needed = batch.max(1).saturating_mul(seq_len.saturating_add(1));
+            return Err(BatchError::TooShort {
+                what: "training",
+                tokens: n,
+                batch,
+                seq_len,
+                needed,
+            });
         }
         Ok(streams)
     }
 
     /// Streams for evaluation: as many as `batch` allows while each stream has
     /// at least two tokens (one prediction); blocks may be shorter than `seq_len`.
-    pub fn for_evaluation(n: usize, batch: usize, what: &'static str) -> Result<Streams, BatchError> {
+    pub fn for_evaluation(
+        n: usize,
+        batch: usize,
+        what: &'static str,
+    ) -> Result<Streams, BatchError> {
         let batch = batch.min(n / 2).max(1);
-        let streams = Streams { batch, stream_len: n / batch };
+        let streams = Streams {
+            batch,
+            stream_len: n / batch,
+        };
         if streams.stream_len < 2 {
-            return Err(BatchError::TooShort { what, tokens: n, batch, seq_len: 1, needed: 2 });
+            return Err(BatchError::TooShortToEvaluate { what, tokens: n });
         }
         Ok(streams)
     }
@@ -99,7 +126,10 @@ mod tests {
     #[test]
     fn too_short_text_is_an_error_naming_the_sizes() {
         let err = Streams::for_training(10, 4, 5).unwrap_err().to_string();
-        assert!(err.contains("10 tokens") && err.contains("--batch 4") && err.contains("at least 24"), "{err}");
+        assert!(
+            err.contains("10 tokens") && err.contains("--batch 4") && err.contains("at least 24"),
+            "{err}"
+        );
         assert!(Streams::for_evaluation(1, 8, "validation").is_err());
         let e = Streams::for_evaluation(5, 8, "validation").unwrap();
         assert_eq!((e.batch, e.stream_len, e.predictions()), (2, 2, 2));

@@ -26,6 +26,8 @@ pub enum TrainError {
     Optim(#[from] OptimError),
     #[error("training stopped: the loss became {loss} at step {step} (try a lower --lr or --clip); the parameters were not updated")]
     NonFinite { loss: f64, step: u64 },
+    #[error("training stopped: the validation loss became {loss} after step {step}, so the weights have diverged (try a lower --lr or --clip)")]
+    NonFiniteValidation { loss: f64, step: u64 },
     #[error("cannot resume: {0}")]
     Resume(String),
     #[error("{0}")]
@@ -72,7 +74,10 @@ impl DataFingerprint {
                 hash = (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
             }
         }
-        DataFingerprint { tokens: tokens.len(), hash }
+        DataFingerprint {
+            tokens: tokens.len(),
+            hash,
+        }
     }
 }
 
@@ -214,7 +219,9 @@ impl Trainer {
             config,
         };
         let optimizer = Optimizer::new(state.config.optimizer.clone(), model.num_params());
-        Ok(Self::assemble(model, optimizer, state, train, val, boundary, streams, carried))
+        Ok(Self::assemble(
+            model, optimizer, state, train, val, boundary, streams, carried,
+        ))
     }
 
     /// Continues a saved run. `stop` replaces the saved stop rule (so a resumed
@@ -238,14 +245,18 @@ impl Trainer {
         let streams = Streams::for_training(train.len(), config.batch, config.seq_len)?;
         let mut carried = State::zeros(&model.config, config.batch);
         if state.carried_h.len() != carried.h.len() || state.carried_c.len() != carried.c.len() {
-            return Err(TrainError::Resume("the saved hidden state does not match the model".into()));
+            return Err(TrainError::Resume(
+                "the saved hidden state does not match the model".into(),
+            ));
         }
         carried.h.clone_from(&state.carried_h);
         carried.c.clone_from(&state.carried_c);
         let mut optimizer = Optimizer::new(config.optimizer.clone(), model.num_params());
         optimizer.load_state(optimizer_state)?;
         state.config.optimizer = optimizer.config().clone();
-        Ok(Self::assemble(model, optimizer, state, train, val, boundary, streams, carried))
+        Ok(Self::assemble(
+            model, optimizer, state, train, val, boundary, streams, carried,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -292,7 +303,8 @@ impl Trainer {
     pub fn step(&mut self) -> Result<StepReport, TrainError> {
         let (t, b) = (self.state.config.seq_len, self.state.config.batch);
         let start = self.state.block_in_epoch * t;
-        self.streams.fill(&self.train, start, t, &mut self.x, &mut self.y);
+        self.streams
+            .fill(&self.train, start, t, &mut self.x, &mut self.y);
         let keep = self.boundary.map(|bd| {
             fill_keep(&self.x, bd, &mut self.keep);
             &self.keep[..]
@@ -310,7 +322,10 @@ impl Trainer {
             &mut self.grads,
         );
         if !stats.loss.is_finite() {
-            return Err(TrainError::NonFinite { loss: stats.loss, step: self.state.step + 1 });
+            return Err(TrainError::NonFinite {
+                loss: stats.loss,
+                step: self.state.step + 1,
+            });
         }
         let grad_norm = if self.state.config.clip > 0.0 {
             clip_grad_norm(&mut self.grads, self.state.config.clip)
@@ -318,7 +333,10 @@ impl Trainer {
             crate::clip::grad_norm(&self.grads)
         };
         if !grad_norm.is_finite() {
-            return Err(TrainError::NonFinite { loss: grad_norm as f64, step: self.state.step + 1 });
+            return Err(TrainError::NonFinite {
+                loss: grad_norm as f64,
+                step: self.state.step + 1,
+            });
         }
         let lr = self.state.scheduler.lr(self.state.step);
         self.optimizer.step(&mut self.model.params, &self.grads, lr);
@@ -371,7 +389,9 @@ impl Trainer {
         if c.epochs.is_some_and(|e| self.state.epoch >= e) {
             return Some(StopReason::Epochs);
         }
-        if c.time_secs.is_some_and(|s| started.elapsed().as_secs_f64() >= s) {
+        if c.time_secs
+            .is_some_and(|s| started.elapsed().as_secs_f64() >= s)
+        {
             return Some(StopReason::Time);
         }
         None
@@ -385,7 +405,8 @@ impl Trainer {
             take(self.state.step as f64 / s.max(1) as f64);
         }
         if let Some(e) = c.epochs {
-            let done = self.state.epoch as f64 + self.state.block_in_epoch as f64 / self.blocks_per_epoch() as f64;
+            let done = self.state.epoch as f64
+                + self.state.block_in_epoch as f64 / self.blocks_per_epoch() as f64;
             take(done / e.max(1) as f64);
         }
         if let Some(s) = c.time_secs {
@@ -397,14 +418,31 @@ impl Trainer {
     /// Validates, records the result, and saves `best/` on improvement. Scheduled
     /// validations also drive the plateau schedule and early stopping; the extra
     /// one at the end of a run does not, so stopping and resuming changes nothing.
-    fn validate_and_record(&mut self, observer: &mut dyn Observer, scheduled: bool) -> Result<bool, TrainError> {
-        let Some(report) = self.validate() else { return Ok(false) };
+    fn validate_and_record(
+        &mut self,
+        observer: &mut dyn Observer,
+        scheduled: bool,
+    ) -> Result<bool, TrainError> {
+        let Some(report) = self.validate() else {
+            return Ok(false);
+        };
+        if !report.loss.is_finite() {
+            // Diverged weights: stop before they can overwrite a good checkpoint.
+            return Err(TrainError::NonFiniteValidation {
+                loss: report.loss,
+                step: self.state.step,
+            });
+        }
         let improved = self.state.best_val_loss.is_none_or(|b| report.loss < b);
         if improved {
             self.state.best_val_loss = Some(report.loss);
         }
         if scheduled {
-            self.state.evals_since_best = if improved { 0 } else { self.state.evals_since_best + 1 };
+            self.state.evals_since_best = if improved {
+                0
+            } else {
+                self.state.evals_since_best + 1
+            };
             self.state.scheduler.observe_validation(report.loss as f32);
         }
         self.state.history.push(EvalRecord {
@@ -441,7 +479,11 @@ impl Trainer {
             report.progress = self.progress(started);
             observer.on_step(self, &report);
             let every = self.state.config.eval_every;
-            let due = if every > 0 { self.state.step % every == 0 } else { self.state.epoch > epoch_before };
+            let due = if every > 0 {
+                self.state.step.is_multiple_of(every)
+            } else {
+                self.state.epoch > epoch_before
+            };
             if due {
                 self.validate_and_record(observer, true)?;
                 last_eval_step = Some(self.state.step);
@@ -474,9 +516,14 @@ pub fn evaluate(
 ) -> Result<EvalReport, BatchError> {
     let streams = Streams::for_evaluation(tokens.len(), batch, what)?;
     let b = streams.batch;
-    let seq_len = seq_len.max(1);
+    // Blocks never run past a stream, so a huge seq_len cannot inflate the buffers.
+    let seq_len = seq_len.clamp(1, streams.stream_len);
     let mut state = State::zeros(&model.config, b);
-    let (mut x, mut y, mut keep) = (vec![0; seq_len * b], vec![0; seq_len * b], vec![1.0; seq_len * b]);
+    let (mut x, mut y, mut keep) = (
+        vec![0; seq_len * b],
+        vec![0; seq_len * b],
+        vec![1.0; seq_len * b],
+    );
     let (mut loss_sum, mut correct, mut count) = (0.0f64, 0usize, 0usize);
     let mut start = 0;
     while start + 1 < streams.stream_len {
@@ -493,5 +540,9 @@ pub fn evaluate(
         count += n;
         start += t;
     }
-    Ok(EvalReport { loss: loss_sum / count as f64, accuracy: correct as f64 / count as f64, tokens: count })
+    Ok(EvalReport {
+        loss: loss_sum / count as f64,
+        accuracy: correct as f64 / count as f64,
+        tokens: count,
+    })
 }

@@ -23,9 +23,22 @@ fn memorize(cell: CellKind) -> f64 {
         v.dedup();
         v
     };
-    let ids: Vec<u32> =
-        text.chars().cycle().take(text.len() * 8).map(|c| vocab.binary_search(&c).unwrap() as u32).collect();
-    let config = ModelConfig { cell, vocab_size: vocab.len(), embed: 16, hidden: 48, layers: 1, dense: 0, dropout: 0.0, tie: false };
+    let ids: Vec<u32> = text
+        .chars()
+        .cycle()
+        .take(text.len() * 8)
+        .map(|c| vocab.binary_search(&c).unwrap() as u32)
+        .collect();
+    let config = ModelConfig {
+        cell,
+        vocab_size: vocab.len(),
+        embed: 16,
+        hidden: 48,
+        layers: 1,
+        dense: 0,
+        dropout: 0.0,
+        tie: false,
+    };
     let model = LanguageModel::new(config, &mut Rng::new(1), None).unwrap();
     let train = TrainConfig {
         seq_len: 30,
@@ -52,6 +65,9 @@ fn every_cell_memorizes_a_short_text() {
     for cell in [CellKind::Lstm, CellKind::Gru, CellKind::RnnTanh] {
         let loss = memorize(cell);
         // Uniform guessing over 28 characters is 3.3 nats; memorized is near 0.
-        assert!(loss < 0.05, "{cell}: validation loss {loss} after 300 steps");
+        assert!(
+            loss < 0.05,
+            "{cell}: validation loss {loss} after 300 steps"
+        );
     }
 }

@@ -1,0 +1,978 @@
+//! End-to-end tests of the `recurrent` binary: train, sample, eval, info,
+//! import and export on small texts made here, and bad input of every kind.
+//!
+//! Every model is tiny (one layer of 16 units, a few steps on one thread), so
+//! the whole file runs in a few seconds even in a debug build. Each test works
+//! in its own temporary folder, which is also the working directory of every
+//! command, so nothing is ever written into the repository.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// A tiny model and quick training: flags shared by every `train` here.
+const TINY: &[&str] = &[
+    "--hidden",
+    "16",
+    "--embed",
+    "8",
+    "--layers",
+    "1",
+    "--batch",
+    "4",
+    "--seq-len",
+    "16",
+    "--threads",
+    "1",
+    "--sample-length",
+    "0",
+];
+
+/// The five files of a checkpoint written by `train`.
+const CHECKPOINT_FILES: [&str; 5] = [
+    "config.json",
+    "model.safetensors",
+    "vocab.json",
+    "optimizer.safetensors",
+    "trainer_state.json",
+];
+
+/// A temporary folder the commands run in.
+struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        Sandbox {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file (creating folders) and returns its path.
+    fn write(&self, rel: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Runs `recurrent ARGS` in the sandbox.
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_recurrent"))
+            .args(args)
+            .current_dir(self.dir.path())
+            // A panic would then print "note: run with `RUST_BACKTRACE=1`",
+            // which `assert_no_panic` looks for.
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("the recurrent binary runs")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_no_panic(&out, args);
+        assert!(
+            out.status.success(),
+            "`recurrent {}` failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("stdout is UTF-8")
+    }
+
+    /// Runs a command that must fail with a one-line `error: ...` naming the
+    /// problem (every needle must appear in it); returns that line.
+    fn fails(&self, args: &[&str], needles: &[&str]) -> String {
+        let out = self.run(args);
+        assert_no_panic(&out, args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "`recurrent {}` succeeded but should have failed:\n{stderr}",
+            args.join(" ")
+        );
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(
+            errors.len(),
+            1,
+            "`recurrent {}`: expected exactly one `error:` line in\n{stderr}",
+            args.join(" ")
+        );
+        let line = errors[0];
+        // Our own errors end the output; clap's are followed by a usage hint.
+        let rest: Vec<&str> = stderr
+            .lines()
+            .skip_while(|l| !l.starts_with("error:"))
+            .skip(1)
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        let clap = out.status.code() == Some(2);
+        if !clap {
+            assert!(
+                rest.is_empty(),
+                "the error message spans several lines:\n{stderr}"
+            );
+        }
+        for needle in needles {
+            assert!(
+                line.contains(needle),
+                "`recurrent {}`: the error does not mention {needle:?}:\n{line}",
+                args.join(" ")
+            );
+        }
+        line.to_string()
+    }
+
+    /// Trains a tiny model on `input` into `out` with extra flags.
+    fn train(&self, input: &str, out: &str, extra: &[&str]) -> String {
+        let mut args = vec!["train", "--input", input, "--out", out];
+        args.extend(tiny_with(extra));
+        self.ok(&args)
+    }
+
+    /// `eval CKPT --input TEXT --json --batch 1` as parsed JSON.
+    fn eval_json(&self, checkpoint: &str, input: &str) -> Value {
+        let out = self.ok(&[
+            "eval",
+            checkpoint,
+            "--input",
+            input,
+            "--json",
+            "--batch",
+            "1",
+            "--threads",
+            "1",
+        ]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1, "eval --json printed {out:?}");
+        serde_json::from_str(lines[0]).expect("eval --json prints JSON")
+    }
+
+    /// `sample CKPT --seed SEED --length LEN ...` as printed (trailing newline removed).
+    fn sample(&self, checkpoint: &str, length: usize, seed: u64, extra: &[&str]) -> String {
+        let (length, seed) = (length.to_string(), seed.to_string());
+        let mut args = vec![
+            "sample",
+            checkpoint,
+            "--length",
+            &length,
+            "--seed",
+            &seed,
+            "--threads",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.ok(&args);
+        out.strip_suffix('\n')
+            .expect("a sample ends with a newline")
+            .to_string()
+    }
+}
+
+/// [`TINY`] followed by `extra`, where a flag of `extra` replaces the same flag of `TINY`.
+fn tiny_with<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args: Vec<&str> = Vec::new();
+    for pair in TINY.chunks(2) {
+        if !extra.contains(&pair[0]) {
+            args.extend_from_slice(pair);
+        }
+    }
+    args.extend_from_slice(extra);
+    args
+}
+
+fn assert_no_panic(out: &Output, args: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "`recurrent {}` panicked:\n{stderr}",
+        args.join(" ")
+    );
+    // 101 is a panic's exit code; signals (an abort) give no code at all.
+    assert!(
+        out.status.code().is_some_and(|c| c != 101),
+        "`recurrent {}` crashed ({:?}):\n{stderr}",
+        args.join(" "),
+        out.status
+    );
+}
+
+/// A few KB of text with structure: sentences over a small vocabulary, drawn
+/// by a fixed linear congruential generator so every run sees the same text.
+fn corpus(sentences: usize, seed: u64) -> String {
+    let words = [
+        "the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "far", "from", "home", "quick",
+        "brown", "fox",
+    ];
+    let mut state = seed;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    let mut text = String::new();
+    for _ in 0..sentences {
+        let n = 3 + next() % 5;
+        let sentence: Vec<&str> = (0..n).map(|_| words[next() % words.len()]).collect();
+        let mut s = sentence.join(" ");
+        s[..1].make_ascii_uppercase();
+        text.push_str(&s);
+        text.push_str(if next() % 4 == 0 { "?\n" } else { ".\n" });
+    }
+    text
+}
+
+fn chars_of(text: &str) -> BTreeSet<char> {
+    text.chars().collect()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn vocab_len(checkpoint: &Path) -> usize {
+    read_json(&checkpoint.join("vocab.json"))
+        .as_array()
+        .expect("vocab.json is an array")
+        .len()
+}
+
+fn assert_checkpoint(dir: &Path) {
+    for file in CHECKPOINT_FILES {
+        assert!(
+            dir.join(file).is_file(),
+            "{} is missing",
+            dir.join(file).display()
+        );
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[test]
+fn end_to_end_train_sample_eval_info() {
+    let sb = Sandbox::new();
+    let text = corpus(250, 1);
+    sb.write("corpus.txt", &text);
+    sb.train("corpus.txt", "run", &["--cell", "gru", "--steps", "6"]);
+
+    for slot in ["best", "last"] {
+        assert_checkpoint(&sb.path("run").join(slot));
+    }
+    let metrics = fs::read_to_string(sb.path("run/metrics.jsonl")).unwrap();
+    let kinds: Vec<String> = metrics
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "train").count(),
+        6,
+        "{metrics}"
+    );
+    assert!(kinds.iter().any(|k| k == "val"), "{metrics}");
+
+    // Sampling: the right number of characters, all from the corpus, reproducible.
+    let corpus_chars = chars_of(&text);
+    let a = sb.sample("run", 50, 1, &[]);
+    assert_eq!(a.chars().count(), 50, "{a:?}");
+    assert!(a.chars().all(|c| corpus_chars.contains(&c)), "{a:?}");
+    assert_eq!(sb.sample("run", 50, 1, &[]), a);
+    assert_ne!(sb.sample("run", 50, 2, &[]), a);
+
+    // Greedy sampling ignores the seed.
+    let greedy = sb.sample("run", 30, 1, &["--temperature", "0"]);
+    assert_eq!(greedy.chars().count(), 30);
+    assert_eq!(sb.sample("run", 30, 99, &["--temperature", "0"]), greedy);
+
+    // top-k / top-p are accepted together.
+    let filtered = sb.sample("run", 20, 1, &["--top-k", "3", "--top-p", "0.9"]);
+    assert_eq!(filtered.chars().count(), 20);
+
+    // A prime is printed before the sample.
+    let primed = sb.sample("run", 10, 1, &["--prime", "The cat"]);
+    assert!(primed.starts_with("The cat"), "{primed:?}");
+    assert_eq!(primed.chars().count(), "The cat".len() + 10);
+
+    // -n 3 prints three samples.
+    let three = sb.sample("run", 20, 1, &["-n", "3"]);
+    for i in 1..=3 {
+        assert!(three.contains(&format!("=== sample {i} ===")), "{three}");
+    }
+    assert!(!three.contains("=== sample 4 ==="));
+    // Sample 1 of a batch is the sample a batch of one gives.
+    let first = three
+        .split("=== sample 2 ===")
+        .next()
+        .unwrap()
+        .strip_prefix("=== sample 1 ===\n")
+        .and_then(|s| s.strip_suffix('\n'))
+        .unwrap();
+    assert_eq!(first, sb.sample("run", 20, 1, &[]));
+
+    // --stop cuts the sample before the first occurrence of the stop string.
+    let stop: String = a.chars().skip(10).take(2).collect();
+    let cut = sb.sample("run", 50, 1, &["--stop", &stop]);
+    let at = a.find(&stop).unwrap();
+    assert_eq!(cut, a[..at], "stop {stop:?} on {a:?}");
+    assert!(cut.chars().count() < 50);
+
+    // eval: one JSON object whose numbers agree with each other.
+    let r = sb.eval_json("run", "corpus.txt");
+    let loss = r["loss"].as_f64().unwrap();
+    assert!(loss.is_finite() && loss > 0.0, "{r}");
+    assert!(close(
+        r["bits_per_token"].as_f64().unwrap(),
+        loss / std::f64::consts::LN_2
+    ));
+    assert!(close(r["perplexity"].as_f64().unwrap(), loss.exp()));
+    assert_eq!(
+        r["tokens"].as_u64().unwrap() as usize,
+        text.chars().count() - 1
+    );
+    // A run folder means its best/ checkpoint.
+    assert_eq!(sb.eval_json("run/best", "corpus.txt"), r);
+
+    // info names the cell and the exact parameter count.
+    let info = sb.ok(&["info", "run"]);
+    let v = corpus_chars.len();
+    assert_eq!(vocab_len(&sb.path("run/best")), v);
+    let gh = 3 * 16; // GRU: three gate blocks of 16 units
+    let params = v * 8 + gh * 8 + gh * 16 + 2 * gh + v * 16 + v;
+    assert!(info.contains("gru"), "{info}");
+    assert!(info.contains(&format!("parameters   {params}")), "{info}");
+}
+
+#[test]
+fn resume_continues_bit_for_bit() {
+    let sb = Sandbox::new();
+    sb.write("corpus.txt", corpus(250, 2));
+    let flags = ["--dropout", "0.2", "--seed", "5"];
+    sb.train(
+        "corpus.txt",
+        "A",
+        &[&["--steps", "8"][..], &flags[..]].concat(),
+    );
+    sb.train(
+        "corpus.txt",
+        "B",
+        &[&["--steps", "4"][..], &flags[..]].concat(),
+    );
+    let b4 = fs::read(sb.path("B/last/model.safetensors")).unwrap();
+    sb.ok(&[
+        "train",
+        "--resume",
+        "B",
+        "--steps",
+        "8",
+        "--threads",
+        "1",
+        "--sample-length",
+        "0",
+    ]);
+    let state = read_json(&sb.path("B/last/trainer_state.json"));
+    assert_eq!(state["trainer"]["step"], 8);
+    let b8 = fs::read(sb.path("B/last/model.safetensors")).unwrap();
+    assert_ne!(b4, b8, "resuming did not train");
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        let a = fs::read(sb.path("A/last").join(file)).unwrap();
+        let b = fs::read(sb.path("B/last").join(file)).unwrap();
+        assert!(a == b, "A/last/{file} and B/last/{file} differ");
+    }
+}
+
+#[test]
+fn same_seed_same_weights_other_seed_other_weights() {
+    let sb = Sandbox::new();
+    sb.write("corpus.txt", corpus(200, 3));
+    for (out, seed) in [("s1", "7"), ("s2", "7"), ("s3", "8")] {
+        sb.train(
+            "corpus.txt",
+            out,
+            &["--steps", "4", "--dropout", "0.1", "--seed", seed],
+        );
+    }
+    let w = |run: &str| fs::read(sb.path(run).join("last/model.safetensors")).unwrap();
+    assert!(w("s1") == w("s2"), "same seed, different weights");
+    assert!(w("s1") != w("s3"), "different seeds, same weights");
+}
+
+#[test]
+fn unicode_text_and_raw_bytes() {
+    let sb = Sandbox::new();
+    // Chinese, emoji (outside the BMP), and a combining acute accent (U+0301).
+    let line = "你好，世界！😀🎉 café cafe\u{301} naïve 中文字符。\n";
+    let text = line.repeat(40);
+    sb.write("uni.txt", &text);
+    sb.train("uni.txt", "u", &["--steps", "3"]);
+    let vocab = read_json(&sb.path("u/best/vocab.json"));
+    assert!(vocab.as_array().unwrap().contains(&Value::from("\u{301}")));
+    assert!(vocab.as_array().unwrap().contains(&Value::from("😀")));
+    let s = sb.sample("u", 80, 3, &[]);
+    assert_eq!(s.chars().count(), 80);
+    let known = chars_of(&text);
+    assert!(s.chars().all(|c| known.contains(&c)), "{s:?}");
+    // A prime of non-ASCII characters encodes.
+    assert!(sb
+        .sample("u", 5, 3, &["--prime", "你好"])
+        .starts_with("你好"));
+
+    // Invalid UTF-8: byte mode trains on it, char mode names the file and the way out.
+    let mut bytes = b"caf\xe9 au lait \xff\xfe ".repeat(30);
+    bytes.extend_from_slice("and valid ünïcode\n".repeat(20).as_bytes());
+    sb.write("latin1.txt", &bytes);
+    sb.train("latin1.txt", "b", &["--steps", "3", "--tokenizer", "byte"]);
+    assert_eq!(vocab_len(&sb.path("b/best")), 256);
+    let s = sb.ok(&[
+        "sample",
+        "b",
+        "--length",
+        "40",
+        "--seed",
+        "1",
+        "--threads",
+        "1",
+    ]);
+    assert!(!s.is_empty());
+    let r = sb.eval_json("b", "latin1.txt");
+    assert_eq!(r["tokens"].as_u64().unwrap() as usize, bytes.len() - 1);
+
+    let mut args = vec![
+        "train",
+        "--input",
+        "latin1.txt",
+        "--out",
+        "c",
+        "--steps",
+        "3",
+    ];
+    args.extend(tiny_with(&[]));
+    sb.fails(&args, &["latin1.txt", "UTF-8", "--tokenizer byte"]);
+    assert!(!sb.path("c").exists(), "a failed start left a run folder");
+    // eval of a char model on such a file: the same advice.
+    sb.fails(
+        &["eval", "u", "--input", "latin1.txt"],
+        &["latin1.txt", "UTF-8", "--tokenizer byte"],
+    );
+}
+
+#[test]
+fn folder_of_documents_with_state_resets() {
+    let sb = Sandbox::new();
+    for i in 0..5 {
+        sb.write(&format!("docs/d{i}.txt"), corpus(40, 10 + i));
+    }
+    // Hidden files are not documents (and this one is not even text).
+    sb.write("docs/.hidden", [0xffu8, 0xfe]);
+    sb.train(
+        "docs",
+        "run",
+        &["--steps", "4", "--reset-between-docs", "--eval-every", "2"],
+    );
+    assert_checkpoint(&sb.path("run/best"));
+    let vocab = read_json(&sb.path("run/best/vocab.json"));
+    assert_eq!(vocab.as_array().unwrap().last().unwrap(), "<doc>");
+    let state = read_json(&sb.path("run/last/trainer_state.json"));
+    assert_eq!(state["trainer"]["config"]["reset_between_docs"], true);
+    let val_lines = fs::read_to_string(sb.path("run/metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"val\""))
+        .count();
+    assert_eq!(val_lines, 2);
+    // The document boundary decodes to nothing: samples hold corpus characters only.
+    let known: BTreeSet<char> = (0..5).flat_map(|i| chars_of(&corpus(40, 10 + i))).collect();
+    let s = sb.sample("run", 60, 1, &[]);
+    assert!(s.chars().all(|c| known.contains(&c)), "{s:?}");
+}
+
+#[test]
+fn fine_tuning_on_new_characters_needs_extend_vocab() {
+    let sb = Sandbox::new();
+    let old = corpus(200, 4);
+    sb.write("old.txt", &old);
+    sb.train("old.txt", "base", &["--steps", "3"]);
+    // New text: the same kind of sentences plus characters the model never saw.
+    let new = corpus(200, 5).replace("cat", "cät#!");
+    sb.write("new.txt", &new);
+    let missing: Vec<String> = chars_of(&new)
+        .difference(&chars_of(&old))
+        .map(|c| format!("{c:?}"))
+        .collect();
+    assert!(missing.len() >= 3, "{missing:?}");
+
+    let mut args = vec![
+        "train",
+        "--input",
+        "new.txt",
+        "--out",
+        "tuned",
+        "--init-from",
+        "base",
+        "--steps",
+        "3",
+    ];
+    args.extend(tiny_with(&[]));
+    let mut needles: Vec<&str> = missing.iter().map(String::as_str).collect();
+    needles.push("--extend-vocab");
+    sb.fails(&args, &needles);
+
+    args.push("--extend-vocab");
+    sb.ok(&args);
+    let before = vocab_len(&sb.path("base/best"));
+    let after = vocab_len(&sb.path("tuned/best"));
+    assert_eq!(after, before + missing.len());
+    let r = sb.eval_json("tuned", "new.txt");
+    assert!(r["loss"].as_f64().unwrap().is_finite());
+    // The old model cannot read the new text, and says which characters it lacks.
+    sb.fails(
+        &["eval", "base", "--input", "new.txt"],
+        &["new.txt", "'ä'", "not in the vocabulary"],
+    );
+}
+
+#[test]
+fn pytorch_export_and_import() {
+    let sb = Sandbox::new();
+    sb.write("corpus.txt", corpus(200, 6));
+    sb.train("corpus.txt", "run", &["--steps", "3"]);
+    sb.ok(&["export", "pytorch", "run", "--out", "w.safetensors"]);
+    sb.ok(&[
+        "import",
+        "pytorch",
+        "--weights",
+        "w.safetensors",
+        "--vocab",
+        "run/best/vocab.json",
+        "--cell",
+        "lstm",
+        "--out",
+        "back",
+    ]);
+    let original = sb.eval_json("run", "corpus.txt");
+    let imported = sb.eval_json("back", "corpus.txt");
+    assert_eq!(original["loss"], imported["loss"]);
+    assert_eq!(original["tokens"], imported["tokens"]);
+    // The wrong cell is caught from the tensor shapes.
+    sb.fails(
+        &[
+            "import",
+            "pytorch",
+            "--weights",
+            "w.safetensors",
+            "--vocab",
+            "run/best/vocab.json",
+            "--cell",
+            "gru",
+            "--out",
+            "wrong",
+        ],
+        &["w.safetensors", "--cell"],
+    );
+
+    // The committed state dict written by PyTorch itself.
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/model/tests/fixtures");
+    let weights = fixtures.join("lstm_state_dict.safetensors");
+    let vocab = fixtures.join("lstm_vocab.json");
+    let out = sb.ok(&[
+        "import",
+        "pytorch",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--vocab",
+        vocab.to_str().unwrap(),
+        "--cell",
+        "lstm",
+        "--out",
+        "torch",
+    ]);
+    assert!(out.contains("2x7 lstm"), "{out}");
+    let info = sb.ok(&["info", "torch"]);
+    assert!(info.contains("2 layers x 7 lstm"), "{info}");
+    sb.write("abc.txt", "abcdefghij\nbadge\nfaced\n".repeat(5));
+    let r = sb.eval_json("torch", "abc.txt");
+    assert!(r["loss"].as_f64().unwrap().is_finite(), "{r}");
+    let s = sb.sample("torch", 30, 1, &[]);
+    assert!(
+        s.chars().all(|c| ('a'..='j').contains(&c) || c == '\n'),
+        "{s:?}"
+    );
+    // A vocabulary of the wrong size is named.
+    sb.fails(
+        &[
+            "import",
+            "pytorch",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--vocab",
+            "run/best/vocab.json",
+            "--cell",
+            "lstm",
+            "--out",
+            "bad",
+        ],
+        &["vocab.json", "11"],
+    );
+}
+
+/// Bad training input: every case fails with one clear line, or (one repeated
+/// character) trains, since that text is degenerate but legal.
+#[test]
+fn bad_training_input() {
+    let sb = Sandbox::new();
+    let train = |input: &str, out: &str, extra: &[&str], needles: &[&str]| {
+        let mut args = vec!["train", "--input", input, "--out", out, "--steps", "2"];
+        args.extend(tiny_with(extra));
+        sb.fails(&args, needles)
+    };
+
+    sb.write("empty.txt", "");
+    train("empty.txt", "r", &[], &["empty.txt", "empty"]);
+
+    fs::create_dir_all(sb.path("nothing/sub")).unwrap();
+    sb.write("nothing/.hidden.txt", "hidden files do not count");
+    sb.write("nothing/sub/empty.txt", "");
+    train("nothing", "r", &[], &["nothing", "no text files"]);
+
+    train("missing.txt", "r", &[], &["missing.txt", "no such file"]);
+
+    sb.write("short.txt", "hello world, a short text\n");
+    train(
+        "short.txt",
+        "r",
+        &[],
+        &["--batch 4", "--seq-len 16", "too few"],
+    );
+    sb.write("tiny.txt", "x");
+    train("tiny.txt", "r", &[], &["1 token"]);
+
+    let text = corpus(200, 7);
+    sb.write("corpus.txt", &text);
+    // A separate validation text too short to predict anything.
+    train(
+        "corpus.txt",
+        "r",
+        &["--val", "tiny.txt"],
+        &["validation", "1 token"],
+    );
+    train(
+        "corpus.txt",
+        "r",
+        &["--val", "missing.txt"],
+        &["missing.txt"],
+    );
+
+    train(
+        "corpus.txt",
+        "r",
+        &["--tie"],
+        &["tying", "embedding width (8)", "(16)"],
+    );
+    train("corpus.txt", "r", &["--cell", "foo"], &["--cell", "foo"]);
+    train(
+        "corpus.txt",
+        "r",
+        &["--hidden", "abc"],
+        &["--hidden", "abc"],
+    );
+    train(
+        "corpus.txt",
+        "r",
+        &["--tokenizer", "words"],
+        &["--tokenizer", "words"],
+    );
+    train(
+        "corpus.txt",
+        "r",
+        &["--optimizer", "lion"],
+        &["--optimizer", "lion"],
+    );
+    train(
+        "corpus.txt",
+        "r",
+        &["--schedule", "warp"],
+        &["--schedule", "warp"],
+    );
+    train("corpus.txt", "r", &["--time", "soon"], &["--time", "soon"]);
+    train(
+        "corpus.txt",
+        "r",
+        &["--dropout", "1.5"],
+        &["dropout", "1.5"],
+    );
+    train(
+        "corpus.txt",
+        "r",
+        &["--val-fraction", "-0.5"],
+        &["--val-fraction"],
+    );
+    train("corpus.txt", "r", &["--lr", "-1"], &["--lr", "-1"]);
+    train("corpus.txt", "r", &["--lr", "NaN"], &["--lr"]);
+    train("corpus.txt", "r", &["--clip", "-1"], &["--clip", "-1"]);
+    train("corpus.txt", "r", &["--batch", "0"], &["--batch"]);
+    train("corpus.txt", "r", &["--seq-len", "0"], &["--seq-len"]);
+    train("corpus.txt", "r", &["--layers", "0"], &["layers"]);
+    train("corpus.txt", "r", &["--threads", "0"], &["--threads"]);
+    // Absurd sizes are refused up front rather than overflowing or exhausting memory.
+    let huge = usize::MAX.to_string();
+    train("corpus.txt", "r", &["--hidden", &huge], &["parameters"]);
+    train(
+        "corpus.txt",
+        "r",
+        &["--hidden", "100000000"],
+        &["parameters"],
+    );
+    train("corpus.txt", "r", &["--layers", &huge], &["parameters"]);
+    train("corpus.txt", "r", &["--seq-len", &huge], &["--seq-len"]);
+    train("corpus.txt", "r", &["--batch", &huge], &["--batch"]);
+    assert!(!sb.path("r").exists(), "a failed start left a run folder");
+
+    // --out is an existing file, or an existing run.
+    sb.write("afile", "not a folder");
+    train("corpus.txt", "afile", &[], &["afile"]);
+    sb.train("corpus.txt", "run", &["--steps", "2"]);
+    train(
+        "corpus.txt",
+        "run",
+        &[],
+        &["run", "already holds a run", "--resume"],
+    );
+
+    // --resume of something that is not a run folder.
+    let resume = |dir: &str, needles: &[&str]| {
+        sb.fails(
+            &["train", "--resume", dir, "--steps", "3", "--threads", "1"],
+            needles,
+        )
+    };
+    resume("run/best", &["run/best", "not a run folder", "--init-from"]);
+    resume("nothing", &["nothing", "not a run folder"]);
+    resume("nowhere", &["nowhere", "no such run folder"]);
+    resume("corpus.txt", &["corpus.txt", "not a run folder"]);
+    // A run continues only on the text it was trained on.
+    sb.write("double.txt", text.repeat(2));
+    sb.fails(
+        &[
+            "train",
+            "--resume",
+            "run",
+            "--input",
+            "double.txt",
+            "--steps",
+            "3",
+        ],
+        &["cannot resume", "differs"],
+    );
+    // --init-from of nothing.
+    train("corpus.txt", "r", &["--init-from", "nowhere"], &["nowhere"]);
+
+    // One repeated character: a vocabulary of one token. Degenerate but legal:
+    // training succeeds, the only token is certain (loss 0, perplexity 1), and
+    // samples repeat it.
+    sb.write("aaaa.txt", "a".repeat(3000));
+    sb.train("aaaa.txt", "aaaa", &["--steps", "3"]);
+    assert_eq!(vocab_len(&sb.path("aaaa/best")), 1);
+    assert_eq!(sb.sample("aaaa", 20, 1, &[]), "a".repeat(20));
+    let r = sb.eval_json("aaaa", "aaaa.txt");
+    assert_eq!(r["loss"].as_f64(), Some(0.0), "{r}");
+    assert_eq!(r["perplexity"].as_f64(), Some(1.0), "{r}");
+    assert_eq!(r["tokens"].as_u64(), Some(2999));
+}
+
+#[test]
+fn bad_checkpoints_and_generation_settings() {
+    let sb = Sandbox::new();
+    let text = corpus(200, 8);
+    sb.write("corpus.txt", &text);
+    sb.train("corpus.txt", "run", &["--steps", "3"]);
+
+    // No checkpoint at all.
+    for cmd in [
+        &["sample", "nowhere"][..],
+        &["eval", "nowhere", "--input", "corpus.txt"],
+        &["info", "nowhere"],
+        &["export", "pytorch", "nowhere", "--out", "w.safetensors"],
+    ] {
+        sb.fails(cmd, &["nowhere", "no checkpoint"]);
+    }
+    fs::create_dir(sb.path("emptydir")).unwrap();
+    sb.fails(&["info", "emptydir"], &["emptydir", "no checkpoint"]);
+
+    // model.safetensors cut in half.
+    copy_dir(&sb.path("run/best"), &sb.path("truncated"));
+    let weights = sb.path("truncated/model.safetensors");
+    let bytes = fs::read(&weights).unwrap();
+    fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+    for cmd in [
+        &["info", "truncated"][..],
+        &["sample", "truncated", "--length", "5"],
+        &["eval", "truncated", "--input", "corpus.txt"],
+    ] {
+        sb.fails(cmd, &["model.safetensors", "truncated or corrupt"]);
+    }
+
+    // config.json with another hidden size than the weights.
+    copy_dir(&sb.path("run/best"), &sb.path("mismatch"));
+    let config = sb.path("mismatch/config.json");
+    let edited = fs::read_to_string(&config)
+        .unwrap()
+        .replace("\"hidden\": 16", "\"hidden\": 32");
+    assert!(edited.contains("\"hidden\": 32"));
+    fs::write(&config, edited).unwrap();
+    for cmd in [
+        &["info", "mismatch"][..],
+        &["sample", "mismatch", "--length", "5"],
+    ] {
+        sb.fails(cmd, &["mismatch", "does not match config.json"]);
+    }
+
+    // A config.json that is not JSON, and a missing vocab.json.
+    copy_dir(&sb.path("run/best"), &sb.path("garbled"));
+    fs::write(sb.path("garbled/config.json"), "{ not json").unwrap();
+    sb.fails(&["info", "garbled"], &["config.json"]);
+    copy_dir(&sb.path("run/best"), &sb.path("novocab"));
+    fs::remove_file(sb.path("novocab/vocab.json")).unwrap();
+    sb.fails(&["info", "novocab"], &["vocab.json"]);
+
+    // Generation settings.
+    let sample = |extra: &[&str], needles: &[&str]| {
+        let mut args = vec!["sample", "run", "--length", "5", "--threads", "1"];
+        args.extend_from_slice(extra);
+        sb.fails(&args, needles)
+    };
+    let line = sample(&["--prime", "Zebra€"], &["prime", "'Z'", "'€'"]);
+    assert!(
+        !line.contains("'e'"),
+        "only missing characters are named: {line}"
+    );
+    sample(&["--temperature", "-1"], &["--temperature", "-1"]);
+    sample(&["--temperature", "nan"], &["--temperature"]);
+    sample(&["--top-p", "2"], &["--top-p", "2"]);
+    sample(&["--top-p", "0"], &["--top-p"]);
+    sample(&["--top-k", "0"], &["--top-k"]);
+    sample(&["-n", "0"], &["-n"]);
+    sample(&["-n", &usize::MAX.to_string()], &["-n"]);
+    sample(&["--stop", ""], &["--stop"]);
+    for threads in ["0", "1000"] {
+        sb.fails(
+            &["sample", "run", "--length", "5", "--threads", threads],
+            &["--threads", threads],
+        );
+        sb.fails(
+            &["eval", "run", "--input", "corpus.txt", "--threads", threads],
+            &["--threads", threads],
+        );
+    }
+    sb.fails(
+        &["sample", "run", "--length", "many"],
+        &["--length", "many"],
+    );
+
+    // eval on text that is too short or missing.
+    sb.write("one.txt", ".");
+    sb.fails(
+        &["eval", "run", "--input", "one.txt"],
+        &["1 token", "at least 2"],
+    );
+    sb.fails(&["eval", "run", "--input", "missing.txt"], &["missing.txt"]);
+    // Block sizes beyond the text only change speed, never overflow.
+    let huge = usize::MAX.to_string();
+    let out = sb.ok(&[
+        "eval",
+        "run",
+        "--input",
+        "corpus.txt",
+        "--json",
+        "--seq-len",
+        &huge,
+        "--batch",
+        "1",
+    ]);
+    let r: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(r, sb.eval_json("run", "corpus.txt"));
+
+    // import of files that are not weights.
+    sb.fails(
+        &[
+            "import",
+            "pytorch",
+            "--weights",
+            "corpus.txt",
+            "--vocab",
+            "run/best/vocab.json",
+            "--cell",
+            "lstm",
+            "--out",
+            "x",
+        ],
+        &["corpus.txt"],
+    );
+}
+
+/// Divergence: a huge learning rate without clipping blows the weights up
+/// within a few steps. Validating every step saves `last/` at step 1, while
+/// the loss is still finite; the run must then stop with an error saying the
+/// loss became NaN or infinite, and must not overwrite that checkpoint.
+#[test]
+fn diverging_training_stops_and_keeps_the_last_good_checkpoint() {
+    let sb = Sandbox::new();
+    sb.write("corpus.txt", corpus(200, 9));
+    let mut args = vec![
+        "train",
+        "--input",
+        "corpus.txt",
+        "--out",
+        "run",
+        "--steps",
+        "30",
+        "--lr",
+        "1e30",
+        "--clip",
+        "0",
+        "--eval-every",
+        "1",
+    ];
+    args.extend(tiny_with(&[]));
+    let line = sb.fails(
+        &args,
+        &["loss became", "last good checkpoint is kept", "run"],
+    );
+    assert!(line.contains("NaN") || line.contains("inf"), "{line}");
+
+    let info = sb.ok(&["info", "run/last"]);
+    assert!(info.contains("parameters"), "{info}");
+    let state = read_json(&sb.path("run/last/trainer_state.json"));
+    let step = state["trainer"]["step"].as_u64().unwrap();
+    assert!((1..30).contains(&step), "last/ is at step {step}");
+    // The kept checkpoint is the last one whose validation loss was finite.
+    let best = state["trainer"]["history"].as_array().unwrap();
+    assert!(best
+        .iter()
+        .all(|h| h["loss"].as_f64().is_some_and(f64::is_finite)));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
