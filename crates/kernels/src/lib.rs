@@ -7,8 +7,11 @@
 
 pub mod activation;
 pub mod gemm;
+pub mod packed;
 pub mod rng;
+pub mod simd;
 pub mod threads;
 
 pub use gemm::{sgemm, Trans};
+pub use packed::{gemm_packed, PackedB};
 pub use rng::Rng;

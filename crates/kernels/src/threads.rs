@@ -25,3 +25,158 @@ pub fn threads() -> usize {
 pub fn available() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
+
+/// Runs `f(0)`, …, `f(n - 1)` at once: task 0 on the caller, the others on
+/// helper threads that spin briefly between calls, then park.
+///
+/// For the per-time-step products, which last tens of microseconds to a
+/// millisecond and come back to back: waking a sleeping rayon worker for each
+/// of them costs more than the product itself. Tasks must write disjoint
+/// outputs; which task runs where never changes a result. A call made while
+/// another is running (or with more tasks than helpers) runs the extra tasks
+/// on the caller.
+pub fn parallel_for(n: usize, f: &(dyn Fn(usize) + Sync)) {
+    if n <= 1 {
+        (0..n).for_each(f);
+        return;
+    }
+    let pool = helpers::pool(n - 1);
+    let guard = pool.busy.try_lock().ok();
+    let Some(_guard) = guard else {
+        (0..n).for_each(f);
+        return;
+    };
+    let used = (n - 1).min(pool.helpers.len());
+    // SAFETY: the job is read by helpers only between `post` and `wait`,
+    // and we wait for all of them below, while `f` is still borrowed.
+    let job: helpers::Job = unsafe { std::mem::transmute(f) };
+    for (i, h) in pool.helpers[..used].iter().enumerate() {
+        h.post(job, i + 1);
+    }
+    f(0);
+    for i in used + 1..n {
+        f(i);
+    }
+    for h in &pool.helpers[..used] {
+        h.wait();
+    }
+}
+
+mod helpers {
+    use std::cell::UnsafeCell;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
+    use std::sync::{Mutex, OnceLock};
+    use std::thread::Thread;
+    use std::time::{Duration, Instant};
+
+    /// The job as helpers see it: its borrow is erased (see `parallel_for`).
+    pub type Job = &'static (dyn Fn(usize) + Sync);
+
+    /// How long an idle helper spins before parking: longer than the gap
+    /// between two time steps' products, short enough not to steal a core
+    /// from other work for long.
+    const SPIN: Duration = Duration::from_micros(300);
+
+    pub struct Pool {
+        pub helpers: Vec<&'static Helper>,
+        /// Held by the caller whose job the helpers are running.
+        pub busy: Mutex<()>,
+    }
+
+    pub struct Helper {
+        /// Jobs posted so far; the helper runs one whenever this moves.
+        posted: AtomicUsize,
+        finished: AtomicUsize,
+        sleeping: AtomicBool,
+        slot: UnsafeCell<Option<(Job, usize)>>,
+        thread: OnceLock<Thread>,
+    }
+
+    // SAFETY: `slot` is written by the poster before `posted` is bumped
+    // (release) and read by the helper after it sees the bump (acquire); the
+    // poster waits for `finished` before writing it again.
+    unsafe impl Sync for Helper {}
+
+    impl Helper {
+        pub fn post(&self, job: Job, task: usize) {
+            // SAFETY: see the `Sync` impl: the helper is idle now.
+            unsafe { *self.slot.get() = Some((job, task)) };
+            self.posted.fetch_add(1, SeqCst);
+            if self.sleeping.load(SeqCst) {
+                self.thread.get().unwrap().unpark();
+            }
+        }
+
+        pub fn wait(&self) {
+            let target = self.posted.load(Relaxed);
+            while self.finished.load(Acquire) != target {
+                std::hint::spin_loop();
+            }
+        }
+
+        fn run(&'static self) {
+            let mut seen = 0;
+            loop {
+                let mut idle_since = Instant::now();
+                let mut spins = 0u32;
+                loop {
+                    let p = self.posted.load(Acquire);
+                    if p != seen {
+                        seen = p;
+                        break;
+                    }
+                    spins = spins.wrapping_add(1);
+                    if !spins.is_multiple_of(256) || idle_since.elapsed() < SPIN {
+                        std::hint::spin_loop();
+                        continue;
+                    }
+                    // Announce the nap, then re-check: a poster that bumped
+                    // `posted` before seeing `sleeping` is seen here (SeqCst).
+                    self.sleeping.store(true, SeqCst);
+                    if self.posted.load(SeqCst) == seen {
+                        std::thread::park();
+                    }
+                    self.sleeping.store(false, SeqCst);
+                    idle_since = Instant::now();
+                }
+                // SAFETY: see the `Sync` impl.
+                let (job, task) = unsafe { (*self.slot.get()).unwrap() };
+                // A panicking task would leave its caller waiting forever.
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(task))).is_err() {
+                    std::process::abort();
+                }
+                self.finished.store(seen, Release);
+            }
+        }
+    }
+
+    /// The helpers, started on first use: `threads() - 1` of them, or `want` if
+    /// more (tests ask for threaded runs without calling `set_threads`).
+    pub fn pool(want: usize) -> &'static Pool {
+        static POOL: OnceLock<Pool> = OnceLock::new();
+        POOL.get_or_init(|| {
+            let count = want.max(super::threads() - 1);
+            let helpers = (1..=count)
+                .map(|i| {
+                    let h: &'static Helper = Box::leak(Box::new(Helper {
+                        posted: AtomicUsize::new(0),
+                        finished: AtomicUsize::new(0),
+                        sleeping: AtomicBool::new(false),
+                        slot: UnsafeCell::new(None),
+                        thread: OnceLock::new(),
+                    }));
+                    let t = std::thread::Builder::new()
+                        .name(format!("recurrent-helper-{i}"))
+                        .spawn(move || h.run())
+                        .expect("spawning a kernel helper thread");
+                    h.thread.set(t.thread().clone()).unwrap();
+                    h
+                })
+                .collect();
+            Pool {
+                helpers,
+                busy: Mutex::new(()),
+            }
+        })
+    }
+}

@@ -14,8 +14,10 @@
 use std::fmt;
 use std::str::FromStr;
 
-use recurrent_kernels::activation::{dsigmoid, dtanh, sigmoid};
-use recurrent_kernels::{sgemm, Trans};
+use recurrent_kernels::activation::{dsigmoid, dtanh, sigmoid, tanh};
+use recurrent_kernels::multiversion;
+use recurrent_kernels::threads::threads;
+use recurrent_kernels::{gemm_packed, sgemm, PackedB, Trans};
 use serde::{Deserialize, Serialize};
 
 /// Which recurrent cell a layer uses.
@@ -133,6 +135,10 @@ pub struct LayerCache {
     dh: Vec<f32>,
     dh_next: Vec<f32>,
     dc: Vec<f32>,
+    /// `W_hhᵀ` packed for the forward steps' `h · W_hhᵀ`, and `W_hh` for the
+    /// backward steps' `dgates · W_hh`: packed once per block, used at every step.
+    w_hh_t_packed: PackedB,
+    w_hh_packed: PackedB,
 }
 
 impl LayerCache {
@@ -257,6 +263,7 @@ impl RecurrentLayer {
             gh,
         );
 
+        cache.w_hh_t_packed.pack(Trans::T, h, gh, p.w_hh, h);
         let bh = b * h;
         for s in 0..t {
             let keep_s = keep.map(|k| &k[s * b..(s + 1) * b]);
@@ -272,42 +279,17 @@ impl RecurrentLayer {
             let gates = &mut cache.gates[s * b * gh..(s + 1) * b * gh];
             match self.cell {
                 CellKind::RnnTanh | CellKind::RnnRelu => {
-                    sgemm(
-                        Trans::N,
-                        Trans::T,
-                        b,
-                        gh,
-                        h,
-                        1.0,
-                        hp,
-                        h,
-                        p.w_hh,
-                        h,
-                        1.0,
-                        gates,
-                        gh,
-                    );
-                    let relu = self.cell == CellKind::RnnRelu;
-                    for (o, &g) in out.iter_mut().zip(gates.iter()) {
-                        *o = if relu { g.max(0.0) } else { g.tanh() };
+                    step_gemm(b, hp, &cache.w_hh_t_packed, true, gates);
+                    if self.cell == CellKind::RnnRelu {
+                        for (o, &g) in out.iter_mut().zip(gates.iter()) {
+                            *o = g.max(0.0);
+                        }
+                    } else {
+                        tanh_into(out, gates);
                     }
                 }
                 CellKind::Lstm => {
-                    sgemm(
-                        Trans::N,
-                        Trans::T,
-                        b,
-                        gh,
-                        h,
-                        1.0,
-                        hp,
-                        h,
-                        p.w_hh,
-                        h,
-                        1.0,
-                        gates,
-                        gh,
-                    );
+                    step_gemm(b, hp, &cache.w_hh_t_packed, true, gates);
                     let (cdone, crest) = cache.c.split_at_mut(s * bh);
                     let prev_c = if s == 0 {
                         &c0[..bh]
@@ -323,21 +305,7 @@ impl RecurrentLayer {
                     for row in hh.chunks_exact_mut(gh) {
                         row.copy_from_slice(p.b_hh);
                     }
-                    sgemm(
-                        Trans::N,
-                        Trans::T,
-                        b,
-                        gh,
-                        h,
-                        1.0,
-                        hp,
-                        h,
-                        p.w_hh,
-                        h,
-                        1.0,
-                        hh,
-                        gh,
-                    );
+                    step_gemm(b, hp, &cache.w_hh_t_packed, true, hh);
                     let hh_n = &mut cache.hh_n[s * bh..(s + 1) * bh];
                     gru_step_forward(gates, hh, hp, hh_n, out, b, h);
                 }
@@ -369,6 +337,7 @@ impl RecurrentLayer {
         let (t, b) = (cache.steps, cache.batch);
         let (n, bh) = (t * b, b * h);
         let c = &mut *cache;
+        c.w_hh_packed.pack(Trans::N, gh, h, p.w_hh, h);
         match dh_n {
             Some(d) => c.dh[..bh].copy_from_slice(d),
             None => c.dh[..bh].fill(0.0),
@@ -386,58 +355,44 @@ impl RecurrentLayer {
             let dg = &mut c.dg_hh[s * b * gh..(s + 1) * b * gh];
             let mut beta = 0.0;
             match self.cell {
-                CellKind::RnnTanh => {
-                    for ((d, &dh), &y) in dg.iter_mut().zip(&c.dh[..bh]).zip(&c.h[rows.clone()]) {
-                        *d = dh * dtanh(y);
-                    }
-                }
+                CellKind::RnnTanh => rnn_tanh_backward(dg, &c.dh[..bh], &c.h[rows.clone()]),
                 CellKind::RnnRelu => {
                     for ((d, &dh), &y) in dg.iter_mut().zip(&c.dh[..bh]).zip(&c.h[rows.clone()]) {
                         *d = if y > 0.0 { dh } else { 0.0 };
                     }
                 }
-                CellKind::Lstm => lstm_step_backward(
-                    gates,
-                    &c.c[rows.clone()],
-                    &c.cprev[rows.clone()],
-                    &c.dh[..bh],
-                    &mut c.dc[..bh],
-                    dg,
-                    b,
-                    h,
-                ),
-                CellKind::Gru => {
-                    let dgi = &mut c.dg_ih[s * b * gh..(s + 1) * b * gh];
-                    gru_step_backward(
+                CellKind::Lstm => {
+                    lstm_step_backward(
                         gates,
-                        &c.hprev[rows.clone()],
-                        &c.hh_n[rows.clone()],
+                        &c.c[rows.clone()],
+                        &c.cprev[rows.clone()],
                         &c.dh[..bh],
+                        &mut c.dc[..bh],
                         dg,
-                        dgi,
-                        &mut c.dh_next[..bh],
                         b,
                         h,
                     );
+                }
+                CellKind::Gru => {
+                    let dgi = &mut c.dg_ih[s * b * gh..(s + 1) * b * gh];
+                    {
+                        gru_step_backward(
+                            gates,
+                            &c.hprev[rows.clone()],
+                            &c.hh_n[rows.clone()],
+                            &c.dh[..bh],
+                            dg,
+                            dgi,
+                            &mut c.dh_next[..bh],
+                            b,
+                            h,
+                        );
+                    }
                     beta = 1.0;
                 }
             }
             // dh_{t-1} = dgates · W_hh (GRU adds it to its direct path z ⊙ dh).
-            sgemm(
-                Trans::N,
-                Trans::N,
-                b,
-                h,
-                gh,
-                1.0,
-                dg,
-                gh,
-                p.w_hh,
-                h,
-                beta,
-                &mut c.dh_next,
-                h,
-            );
+            step_gemm(b, dg, &c.w_hh_packed, beta != 0.0, &mut c.dh_next[..bh]);
             if let Some(keep) = keep {
                 for (s_b, &k) in keep[s * b..(s + 1) * b].iter().enumerate() {
                     if k == 0.0 {
@@ -512,6 +467,18 @@ impl RecurrentLayer {
     }
 }
 
+/// One step's recurrent product `c[B, n] = a[B, k] · W (+ c)` against a packed
+/// `W`, on the kernels' threads when the product is big enough to pay for them.
+fn step_gemm(b: usize, a: &[f32], w: &PackedB, accumulate: bool, c: &mut [f32]) {
+    let (k, n) = w.shape();
+    let t = if 2 * b * k * n >= 1 << 20 {
+        threads()
+    } else {
+        1
+    };
+    gemm_packed(b, a, k, w, accumulate, c, n, t);
+}
+
 /// `out[j] += Σ_rows m[row, j]`.
 fn column_sums_into(m: &[f32], cols: usize, out: &mut [f32]) {
     for row in m.chunks_exact(cols) {
@@ -521,10 +488,52 @@ fn column_sums_into(m: &[f32], cols: usize, out: &mut [f32]) {
     }
 }
 
-/// One LSTM step after the GEMMs: `gates[B, 4H]` holds pre-activations `i f g o`
-/// and is overwritten with their activations;
-/// `c = f ⊙ c_prev + i ⊙ g`, `h = o ⊙ tanh(c)`.
-fn lstm_step_forward(
+/// Splits one row of `G` gate blocks (`[G*H]`) into its `G` blocks of `h`.
+/// Each block comes back with length exactly `h`, which lets LLVM drop the
+/// bounds checks in the loops below and vectorize them.
+#[inline(always)]
+fn blocks_mut<const G: usize>(row: &mut [f32], h: usize) -> [&mut [f32]; G] {
+    let mut rest = &mut row[..G * h];
+    std::array::from_fn(|_| {
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(h);
+        rest = tail;
+        head
+    })
+}
+
+/// Shared-reference version of [`blocks_mut`].
+#[inline(always)]
+fn blocks<const G: usize>(row: &[f32], h: usize) -> [&[f32]; G] {
+    std::array::from_fn(|g| &row[g * h..(g + 1) * h])
+}
+
+/// Rows `r` of `[B, H]` buffers, length exactly `h`.
+#[inline(always)]
+fn row(v: &[f32], r: usize, h: usize) -> &[f32] {
+    &v[r * h..(r + 1) * h]
+}
+
+#[inline(always)]
+fn row_mut(v: &mut [f32], r: usize, h: usize) -> &mut [f32] {
+    &mut v[r * h..(r + 1) * h]
+}
+
+multiversion! {
+    /// One LSTM step after the GEMMs: `gates[B, 4H]` holds pre-activations `i f g o`
+    /// and is overwritten with their activations;
+    /// `c = f ⊙ c_prev + i ⊙ g`, `h = o ⊙ tanh(c)`. `cp`, `c`, `h_out` are `[B, H]`.
+    fn lstm_step_forward(
+        gates: &mut [f32],
+        cp: &[f32],
+        c: &mut [f32],
+        h_out: &mut [f32],
+        b: usize,
+        h: usize,
+    ) => lstm_step_forward_body
+}
+
+#[inline(always)]
+fn lstm_step_forward_body(
     gates: &mut [f32],
     cp: &[f32],
     c: &mut [f32],
@@ -533,33 +542,71 @@ fn lstm_step_forward(
     h: usize,
 ) {
     for r in 0..b {
-        let g = &mut gates[r * 4 * h..(r + 1) * 4 * h];
-        let (gi, rest) = g.split_at_mut(h);
-        let (gf, rest) = rest.split_at_mut(h);
-        let (gg, go) = rest.split_at_mut(h);
-        let rows = r * h..(r + 1) * h;
-        for (j, ((c_new, h_new), &c_old)) in c[rows.clone()]
-            .iter_mut()
-            .zip(&mut h_out[rows.clone()])
-            .zip(&cp[rows.clone()])
-            .enumerate()
-        {
-            let i = sigmoid(gi[j]);
-            let f = sigmoid(gf[j]);
-            let gv = gg[j].tanh();
-            let o = sigmoid(go[j]);
-            let cv = f * c_old + i * gv;
-            (gi[j], gf[j], gg[j], go[j]) = (i, f, gv, o);
-            *c_new = cv;
-            *h_new = o * cv.tanh();
-        }
+        let [gi, gf, gg, go] = blocks_mut::<4>(row_mut(gates, r, 4 * h), h);
+        lstm_row_forward(
+            gi,
+            gf,
+            gg,
+            go,
+            row(cp, r, h),
+            row_mut(c, r, h),
+            row_mut(h_out, r, h),
+        );
     }
 }
 
-/// Backward of [`lstm_step_forward`]: from `dh` (w.r.t. `h_t`) and `dc` (w.r.t.
-/// `c_t` from later steps) writes the pre-activation gradients `dg[B, 4H]` and
-/// leaves in `dc` the gradient w.r.t. `c_{t-1}`.
-fn lstm_step_backward(
+/// One batch row of [`lstm_step_forward`], all slices of length `H`. Separate
+/// `&mut` arguments tell LLVM the gate blocks do not alias (kept when inlined),
+/// so it vectorizes without run-time overlap checks.
+#[inline(always)]
+fn lstm_row_forward(
+    gi: &mut [f32],
+    gf: &mut [f32],
+    gg: &mut [f32],
+    go: &mut [f32],
+    co: &[f32],
+    cn: &mut [f32],
+    hn: &mut [f32],
+) {
+    let h = gi.len();
+    let (gf, gg, go, co, cn, hn) = (
+        &mut gf[..h],
+        &mut gg[..h],
+        &mut go[..h],
+        &co[..h],
+        &mut cn[..h],
+        &mut hn[..h],
+    );
+    for j in 0..h {
+        let i = sigmoid(gi[j]);
+        let f = sigmoid(gf[j]);
+        let gv = tanh(gg[j]);
+        let o = sigmoid(go[j]);
+        let cv = f * co[j] + i * gv;
+        (gi[j], gf[j], gg[j], go[j]) = (i, f, gv, o);
+        cn[j] = cv;
+        hn[j] = o * tanh(cv);
+    }
+}
+
+multiversion! {
+    /// Backward of [`lstm_step_forward`]: from `dh` (w.r.t. `h_t`) and `dc` (w.r.t.
+    /// `c_t` from later steps) writes the pre-activation gradients `dg[B, 4H]` and
+    /// leaves in `dc` the gradient w.r.t. `c_{t-1}`. `c`, `cp`, `dh`, `dc` are `[B, H]`.
+    fn lstm_step_backward(
+        gates: &[f32],
+        c: &[f32],
+        cp: &[f32],
+        dh: &[f32],
+        dc: &mut [f32],
+        dg: &mut [f32],
+        b: usize,
+        h: usize,
+    ) => lstm_step_backward_body
+}
+
+#[inline(always)]
+fn lstm_step_backward_body(
     gates: &[f32],
     c: &[f32],
     cp: &[f32],
@@ -570,32 +617,47 @@ fn lstm_step_backward(
     h: usize,
 ) {
     for r in 0..b {
-        let g = &gates[r * 4 * h..(r + 1) * 4 * h];
-        let d = &mut dg[r * 4 * h..(r + 1) * 4 * h];
-        let (di, rest) = d.split_at_mut(h);
-        let (df, rest) = rest.split_at_mut(h);
-        let (dgg, dgo) = rest.split_at_mut(h);
+        let [gi, gf, gg, go] = blocks::<4>(row(gates, r, 4 * h), h);
+        let [di, df, dgg, dgo] = blocks_mut::<4>(row_mut(dg, r, 4 * h), h);
+        let (c, cp, dh, dc) = (
+            row(c, r, h),
+            row(cp, r, h),
+            row(dh, r, h),
+            row_mut(dc, r, h),
+        );
         for j in 0..h {
-            let k = r * h + j;
-            let (i, f, gv, o) = (g[j], g[h + j], g[2 * h + j], g[3 * h + j]);
-            let tc = c[k].tanh();
+            let (i, f, gv, o) = (gi[j], gf[j], gg[j], go[j]);
+            let tc = tanh(c[j]);
             // h = o·tanh(c): dc picks up dh·o·(1 - tanh²c).
-            let dct = dc[k] + dh[k] * o * dtanh(tc);
-            dgo[j] = dh[k] * tc * dsigmoid(o);
+            let dct = dc[j] + dh[j] * o * dtanh(tc);
+            dgo[j] = dh[j] * tc * dsigmoid(o);
             // c = f·c_prev + i·g
             di[j] = dct * gv * dsigmoid(i);
-            df[j] = dct * cp[k] * dsigmoid(f);
+            df[j] = dct * cp[j] * dsigmoid(f);
             dgg[j] = dct * i * dtanh(gv);
-            dc[k] = dct * f;
+            dc[j] = dct * f;
         }
     }
 }
 
-/// One GRU step after the GEMMs. `gates[B, 3H]` holds the input projections
-/// `x·W_ihᵀ + b_ih` for `r z n` and `hh[B, 3H]` the hidden ones `h·W_hhᵀ + b_hh`:
-/// `r = σ(x_r + h_r)`, `z = σ(x_z + h_z)`, `n = tanh(x_n + r ⊙ h_n)`,
-/// `h = (1 - z) ⊙ n + z ⊙ h_prev`. Keeps `r z n` in `gates` and `h_n` in `hh_n`.
-fn gru_step_forward(
+multiversion! {
+    /// One GRU step after the GEMMs. `gates[B, 3H]` holds the input projections
+    /// `x·W_ihᵀ + b_ih` for `r z n` and `hh[B, 3H]` the hidden ones `h·W_hhᵀ + b_hh`:
+    /// `r = σ(x_r + h_r)`, `z = σ(x_z + h_z)`, `n = tanh(x_n + r ⊙ h_n)`,
+    /// `h = (1 - z) ⊙ n + z ⊙ h_prev`. Keeps `r z n` in `gates` and `h_n` in `hh_n`.
+    fn gru_step_forward(
+        gates: &mut [f32],
+        hh: &[f32],
+        hp: &[f32],
+        hh_n: &mut [f32],
+        h_out: &mut [f32],
+        b: usize,
+        h: usize,
+    ) => gru_step_forward_body
+}
+
+#[inline(always)]
+fn gru_step_forward_body(
     gates: &mut [f32],
     hh: &[f32],
     hp: &[f32],
@@ -605,25 +667,58 @@ fn gru_step_forward(
     h: usize,
 ) {
     for r in 0..b {
-        let g = &mut gates[r * 3 * h..(r + 1) * 3 * h];
-        let hr = &hh[r * 3 * h..(r + 1) * 3 * h];
-        for j in 0..h {
-            let k = r * h + j;
-            let rv = sigmoid(g[j] + hr[j]);
-            let zv = sigmoid(g[h + j] + hr[h + j]);
-            let hn = hr[2 * h + j];
-            let nv = (g[2 * h + j] + rv * hn).tanh();
-            (g[j], g[h + j], g[2 * h + j]) = (rv, zv, nv);
-            hh_n[k] = hn;
-            h_out[k] = (1.0 - zv) * nv + zv * hp[k];
-        }
+        let [gr, gz, gn] = blocks_mut::<3>(row_mut(gates, r, 3 * h), h);
+        let hh = blocks::<3>(row(hh, r, 3 * h), h);
+        let out = (row_mut(hh_n, r, h), row_mut(h_out, r, h));
+        gru_row_forward(gr, gz, gn, hh, row(hp, r, h), out.0, out.1);
     }
 }
 
-/// Backward of [`gru_step_forward`]: the hidden-side pre-activation gradients
-/// `dg_hh` (whose `n` block is scaled by `r`), the input-side ones `dg_ih`, and
-/// the direct path `dh_direct = z ⊙ dh` into `h_{t-1}`.
-fn gru_step_backward(
+/// One batch row of [`gru_step_forward`], all slices of length `H` (separate
+/// `&mut` arguments for vectorization, as in [`lstm_row_forward`]).
+#[inline(always)]
+fn gru_row_forward(
+    gr: &mut [f32],
+    gz: &mut [f32],
+    gn: &mut [f32],
+    [hr, hz, hnb]: [&[f32]; 3],
+    hp: &[f32],
+    keep_n: &mut [f32],
+    out: &mut [f32],
+) {
+    let h = gr.len();
+    let (gz, gn, hr, hz, hnb) = (&mut gz[..h], &mut gn[..h], &hr[..h], &hz[..h], &hnb[..h]);
+    let (hp, keep_n, out) = (&hp[..h], &mut keep_n[..h], &mut out[..h]);
+    for j in 0..h {
+        let rv = sigmoid(gr[j] + hr[j]);
+        let zv = sigmoid(gz[j] + hz[j]);
+        let hn = hnb[j];
+        let nv = tanh(gn[j] + rv * hn);
+        (gr[j], gz[j], gn[j]) = (rv, zv, nv);
+        keep_n[j] = hn;
+        out[j] = (1.0 - zv) * nv + zv * hp[j];
+    }
+}
+
+multiversion! {
+    /// Backward of [`gru_step_forward`]: the hidden-side pre-activation gradients
+    /// `dg_hh` (whose `n` block is scaled by `r`), the input-side ones `dg_ih`, and
+    /// the direct path `dh_direct = z ⊙ dh` into `h_{t-1}`.
+    fn gru_step_backward(
+        gates: &[f32],
+        hp: &[f32],
+        hh_n: &[f32],
+        dh: &[f32],
+        dg_hh: &mut [f32],
+        dg_ih: &mut [f32],
+        dh_direct: &mut [f32],
+        b: usize,
+        h: usize,
+    ) => gru_step_backward_body
+}
+
+#[inline(always)]
+fn gru_step_backward_body(
     gates: &[f32],
     hp: &[f32],
     hh_n: &[f32],
@@ -635,20 +730,45 @@ fn gru_step_backward(
     h: usize,
 ) {
     for r in 0..b {
-        let g = &gates[r * 3 * h..(r + 1) * 3 * h];
-        let dgh = &mut dg_hh[r * 3 * h..(r + 1) * 3 * h];
-        let dgi = &mut dg_ih[r * 3 * h..(r + 1) * 3 * h];
+        let [gr, gz, gn] = blocks::<3>(row(gates, r, 3 * h), h);
+        let [hdr, hdz, hdn] = blocks_mut::<3>(row_mut(dg_hh, r, 3 * h), h);
+        let [idr, idz, idn] = blocks_mut::<3>(row_mut(dg_ih, r, 3 * h), h);
+        let (hp, hh_n, dh) = (row(hp, r, h), row(hh_n, r, h), row(dh, r, h));
+        let direct = row_mut(dh_direct, r, h);
         for j in 0..h {
-            let k = r * h + j;
-            let (rv, zv, nv) = (g[j], g[h + j], g[2 * h + j]);
-            let d = dh[k];
+            let (rv, zv, nv) = (gr[j], gz[j], gn[j]);
+            let d = dh[j];
             let dn_pre = d * (1.0 - zv) * dtanh(nv);
-            let dz_pre = d * (hp[k] - nv) * dsigmoid(zv);
-            let dr_pre = dn_pre * hh_n[k] * dsigmoid(rv);
-            (dgi[j], dgi[h + j], dgi[2 * h + j]) = (dr_pre, dz_pre, dn_pre);
-            (dgh[j], dgh[h + j], dgh[2 * h + j]) = (dr_pre, dz_pre, dn_pre * rv);
-            dh_direct[k] = d * zv;
+            let dz_pre = d * (hp[j] - nv) * dsigmoid(zv);
+            let dr_pre = dn_pre * hh_n[j] * dsigmoid(rv);
+            (idr[j], idz[j], idn[j]) = (dr_pre, dz_pre, dn_pre);
+            (hdr[j], hdz[j], hdn[j]) = (dr_pre, dz_pre, dn_pre * rv);
+            direct[j] = d * zv;
         }
+    }
+}
+
+multiversion! {
+    /// `out = tanh(x)` elementwise (the tanh RNN's step), equal lengths.
+    fn tanh_into(out: &mut [f32], x: &[f32]) => tanh_into_body
+}
+
+#[inline(always)]
+fn tanh_into_body(out: &mut [f32], x: &[f32]) {
+    for (o, &g) in out.iter_mut().zip(x) {
+        *o = tanh(g);
+    }
+}
+
+multiversion! {
+    /// Backward of the tanh RNN's step: `dg = dh ⊙ (1 - y²)`, equal lengths.
+    fn rnn_tanh_backward(dg: &mut [f32], dh: &[f32], y: &[f32]) => rnn_tanh_backward_body
+}
+
+#[inline(always)]
+fn rnn_tanh_backward_body(dg: &mut [f32], dh: &[f32], y: &[f32]) {
+    for ((d, &dh), &y) in dg.iter_mut().zip(dh).zip(y) {
+        *d = dh * dtanh(y);
     }
 }
 

@@ -1,0 +1,407 @@
+//! GEMM against a right-hand matrix packed once and reused many times: the
+//! recurrent weights `W_hh`, multiplied by a small `[B, H]` state at each of
+//! the block's time steps.
+//!
+//! The general [`crate::sgemm`] repacks its operands on every call and shines on
+//! large shapes; at `M = batch` the repacking of a 4 MB `W_hh` and its thread
+//! split dominate. Here `op(B)` is packed once into column panels of [`NR`],
+//! the small `A` is packed per call into row tiles of at most [`MR`], and an
+//! AVX-512 register-blocked kernel computes each `MR x NR` tile over the full
+//! `K`. Threads take contiguous ranges of panels, so every element of `C` is
+//! computed by one thread in one fixed order: results do not depend on scheduling.
+//!
+//! Without AVX-512 the packed matrix is kept row-major and [`crate::sgemm`] runs.
+
+use std::cell::RefCell;
+
+use crate::gemm::{sgemm, Trans};
+use crate::simd::has_avx512;
+
+/// Rows of `A` per register tile.
+pub const MR: usize = 8;
+/// Columns of `B` per panel: two 16-lane vectors.
+pub const NR: usize = 32;
+
+/// `op(B)` as `[k, n]`, packed: panel `p` holds columns `p*NR..(p+1)*NR` as
+/// `[k][NR]`, the last one zero-padded (AVX-512 path), or plain row-major `[k, n]`.
+#[derive(Default, Clone)]
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    avx512: bool,
+    buf: AlignedBuf,
+}
+
+impl PackedB {
+    /// Packs `op(B)[k, n]` (`B` stored `[k, ldb]` when `tb == N`, `[n, ldb]` when `T`),
+    /// reusing this buffer.
+    pub fn pack(&mut self, tb: Trans, k: usize, n: usize, b: &[f32], ldb: usize) {
+        let at = |kk: usize, j: usize| match tb {
+            Trans::N => b[kk * ldb + j],
+            Trans::T => b[j * ldb + kk],
+        };
+        self.k = k;
+        self.n = n;
+        self.avx512 = has_avx512();
+        if !self.avx512 {
+            let out = self.buf.resize(k * n);
+            for kk in 0..k {
+                for j in 0..n {
+                    out[kk * n + j] = at(kk, j);
+                }
+            }
+            return;
+        }
+        let panels = n.div_ceil(NR);
+        let out = self.buf.resize(panels * k * NR);
+        for p in 0..panels {
+            let panel = &mut out[p * k * NR..(p + 1) * k * NR];
+            for (kk, row) in panel.chunks_exact_mut(NR).enumerate() {
+                for (jj, v) in row.iter_mut().enumerate() {
+                    let j = p * NR + jj;
+                    *v = if j < n { at(kk, j) } else { 0.0 };
+                }
+            }
+        }
+    }
+
+    /// The `[k, n]` shape of the packed `op(B)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+}
+
+/// `C[m, n] = A[m, k] · op(B)[k, n] (+ C when accumulate)`, `A` row-major `[m, lda]`,
+/// `C` row-major `[m, ldc]`, split over `threads` threads by column panels.
+pub fn gemm_packed(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: &PackedB,
+    accumulate: bool,
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+) {
+    let (k, n) = (b.k, b.n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        lda >= k && ldc >= n,
+        "gemm_packed: leading dimension too small"
+    );
+    assert!(a.len() >= (m - 1) * lda + k, "gemm_packed: A too short");
+    assert!(c.len() >= (m - 1) * ldc + n, "gemm_packed: C too short");
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    if !b.avx512 || k == 0 {
+        sgemm(
+            Trans::N,
+            Trans::N,
+            m,
+            n,
+            k,
+            1.0,
+            a,
+            lda,
+            b.buf.get(),
+            n,
+            beta,
+            c,
+            ldc,
+        );
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    A_PACK.with(|ap| {
+        let mut ap = ap.borrow_mut();
+        let ap = ap.resize(m * k);
+        pack_a(m, k, a, lda, ap);
+        let panels = n.div_ceil(NR);
+        let job = Job {
+            m,
+            k,
+            n,
+            ap: ap.as_ptr(),
+            bp: b.buf.get().as_ptr(),
+            c: c.as_mut_ptr(),
+            ldc,
+            accumulate,
+        };
+        let t = threads.clamp(1, panels);
+        run_split(&job, 0, panels, t);
+    });
+}
+
+thread_local! {
+    static A_PACK: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
+}
+
+/// Packs `A[m, k]` into row tiles of `MR` rows (the last may be shorter): tile
+/// starting at row `r0` with `mr` rows is `[k][mr]` at offset `r0 * k`.
+fn pack_a(m: usize, k: usize, a: &[f32], lda: usize, out: &mut [f32]) {
+    let mut r0 = 0;
+    while r0 < m {
+        let mr = MR.min(m - r0);
+        let tile = &mut out[r0 * k..(r0 + mr) * k];
+        for (kk, dst) in tile.chunks_exact_mut(mr).enumerate() {
+            for (i, v) in dst.iter_mut().enumerate() {
+                *v = a[(r0 + i) * lda + kk];
+            }
+        }
+        r0 += mr;
+    }
+}
+
+/// One packed product, shared by the threads that split its panels.
+struct Job {
+    m: usize,
+    k: usize,
+    n: usize,
+    ap: *const f32,
+    bp: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+}
+
+// SAFETY: threads read the shared packed operands and write disjoint column
+// panels of `c` (see `run_split`).
+unsafe impl Sync for Job {}
+
+/// Computes panels `lo..hi` on `t` threads, each taking a contiguous range.
+fn run_split(job: &Job, lo: usize, hi: usize, t: usize) {
+    let range = |i: usize| (lo + (hi - lo) * i / t, lo + (hi - lo) * (i + 1) / t);
+    crate::threads::parallel_for(t, &|i| {
+        let (a, b) = range(i);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `gemm_packed` checked the shapes and AVX-512 support; the
+        // ranges are disjoint, so no two tasks write the same column of `C`.
+        unsafe {
+            run_panels(job, a, b)
+        };
+    });
+}
+
+/// Panels `lo..hi`, every row tile each: the panel (`k * NR` floats) stays in
+/// cache while the tiles of `A` stream past it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_panels(job: &Job, lo: usize, hi: usize) {
+    let (k, ldc) = (job.k, job.ldc);
+    for p in lo..hi {
+        let bp = job.bp.add(p * k * NR);
+        let cols = NR.min(job.n - p * NR);
+        let mut r0 = 0;
+        while r0 < job.m {
+            let mr = MR.min(job.m - r0);
+            let ap = job.ap.add(r0 * k);
+            let c = job.c.add(r0 * ldc + p * NR);
+            tile(mr, k, ap, bp, c, ldc, cols, job.accumulate);
+            r0 += mr;
+        }
+    }
+}
+
+/// Dispatches a tile of `mr` rows to the kernel compiled for that row count.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile(
+    mr: usize,
+    k: usize,
+    ap: *const f32,
+    bp: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    acc: bool,
+) {
+    let m = |v: usize| -> u16 {
+        let valid = cols.saturating_sub(v * 16).min(16);
+        ((1u32 << valid) - 1) as u16
+    };
+    let masks = [m(0), m(1)];
+    match mr {
+        12 => kernel::<12>(k, ap, bp, c, ldc, masks, acc),
+        11 => kernel::<11>(k, ap, bp, c, ldc, masks, acc),
+        10 => kernel::<10>(k, ap, bp, c, ldc, masks, acc),
+        9 => kernel::<9>(k, ap, bp, c, ldc, masks, acc),
+        8 => kernel::<8>(k, ap, bp, c, ldc, masks, acc),
+        7 => kernel::<7>(k, ap, bp, c, ldc, masks, acc),
+        6 => kernel::<6>(k, ap, bp, c, ldc, masks, acc),
+        5 => kernel::<5>(k, ap, bp, c, ldc, masks, acc),
+        4 => kernel::<4>(k, ap, bp, c, ldc, masks, acc),
+        3 => kernel::<3>(k, ap, bp, c, ldc, masks, acc),
+        2 => kernel::<2>(k, ap, bp, c, ldc, masks, acc),
+        _ => kernel::<1>(k, ap, bp, c, ldc, masks, acc),
+    }
+}
+
+/// The register tile: `R x 32` accumulators (`2R` zmm registers), one pass over
+/// `k`, then `C = acc (+ C)` for the columns `masks` select.
+///
+/// `ap` is `[k][R]`, `bp` is `[k][32]`; `c` points at the tile's top-left.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn kernel<const R: usize>(
+    k: usize,
+    ap: *const f32,
+    bp: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    masks: [u16; 2],
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    for p in 0..k {
+        let b0 = _mm512_loadu_ps(bp.add(p * NR));
+        let b1 = _mm512_loadu_ps(bp.add(p * NR + 16));
+        for (i, row) in acc.iter_mut().enumerate() {
+            let a = _mm512_set1_ps(*ap.add(p * R + i));
+            row[0] = _mm512_fmadd_ps(a, b0, row[0]);
+            row[1] = _mm512_fmadd_ps(a, b1, row[1]);
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        for (v, &r) in row.iter().enumerate() {
+            let dst = c.add(i * ldc + v * 16);
+            let r = if accumulate {
+                _mm512_add_ps(r, _mm512_maskz_loadu_ps(masks[v], dst))
+            } else {
+                r
+            };
+            _mm512_mask_storeu_ps(dst, masks[v], r);
+        }
+    }
+}
+
+/// A reusable `f32` buffer whose contents start on a 64-byte boundary, so the
+/// kernel's vector loads never split a cache line.
+#[derive(Default, Clone)]
+struct AlignedBuf {
+    raw: Vec<f32>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// Makes room for `len` floats (contents unspecified) and returns them.
+    fn resize(&mut self, len: usize) -> &mut [f32] {
+        if self.raw.len() < len + 16 {
+            self.raw = vec![0.0; len + 16];
+        }
+        let addr = self.raw.as_ptr() as usize;
+        self.start = (64 - addr % 64) % 64 / 4;
+        self.len = len;
+        &mut self.raw[self.start..self.start + len]
+    }
+
+    fn get(&self) -> &[f32] {
+        &self.raw[self.start..self.start + self.len]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Rng;
+
+    fn naive(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        tb: Trans,
+        ldb: usize,
+    ) -> Vec<f64> {
+        let mut c = vec![0.0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for p in 0..k {
+                    let bv = if tb == Trans::N {
+                        b[p * ldb + j]
+                    } else {
+                        b[j * ldb + p]
+                    };
+                    c[i * n + j] += a[i * lda + p] as f64 * bv as f64;
+                }
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn matches_naive_for_odd_shapes_and_thread_counts() {
+        let mut rng = Rng::new(5);
+        let shapes = [
+            (1, 1, 1),
+            (13, 33, 7),
+            (25, 64, 40),
+            (50, 100, 31),
+            (7, 5, 129),
+            (64, 97, 3),
+        ];
+        for &(m, n, k) in &shapes {
+            for tb in [Trans::N, Trans::T] {
+                let lda = k + 3;
+                let ldb = if tb == Trans::N { n + 1 } else { k + 2 };
+                let b_rows = if tb == Trans::N { k } else { n };
+                let a: Vec<f32> = (0..m * lda).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                let b: Vec<f32> = (0..b_rows * ldb).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                let want = naive(m, n, k, &a, lda, &b, tb, ldb);
+                let mut packed = PackedB::default();
+                packed.pack(tb, k, n, &b, ldb);
+                for threads in [1, 2, 3] {
+                    for accumulate in [false, true] {
+                        let ldc = n + 2;
+                        let c0: Vec<f32> = (0..m * ldc).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                        let mut c = c0.clone();
+                        gemm_packed(m, &a, lda, &packed, accumulate, &mut c, ldc, threads);
+                        for i in 0..m {
+                            for j in 0..ldc {
+                                let got = c[i * ldc + j];
+                                if j >= n {
+                                    assert_eq!(got, c0[i * ldc + j], "padding column written");
+                                    continue;
+                                }
+                                let w = want[i * n + j]
+                                    + if accumulate {
+                                        c0[i * ldc + j] as f64
+                                    } else {
+                                        0.0
+                                    };
+                                assert!(
+                                    (got as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                                    "{m}x{n}x{k} {tb:?} t{threads}: {got} vs {w}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn thread_split_is_bit_identical_run_to_run() {
+        let mut rng = Rng::new(9);
+        let (m, n, k) = (50, 300, 64);
+        let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let b: Vec<f32> = (0..n * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let mut packed = PackedB::default();
+        packed.pack(Trans::T, k, n, &b, k);
+        let run = || {
+            let mut c = vec![0.0; m * n];
+            gemm_packed(m, &a, k, &packed, false, &mut c, n, 2);
+            c
+        };
+        let first = run();
+        for _ in 0..5 {
+            assert_eq!(run(), first);
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Run-time instruction-set dispatch for elementwise loops.
+//!
+//! The crate is built for baseline x86-64, so a plain loop vectorizes to SSE2
+//! only. [`multiversion!`] compiles a loop body three times (AVX-512, AVX2+FMA,
+//! baseline) and picks one at run time. Elementwise code never calls `mul_add`,
+//! so the result is bit-identical whichever path runs.
+//!
+//! (A closure passed to a `#[target_feature]` function was tried first: LLVM
+//! left it out of line and scalar, so the body must be a named function.)
+
+/// Whether the CPU has the AVX-512 subset the kernels use (F, VL, BW, DQ).
+pub fn has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static HAS: OnceLock<bool> = OnceLock::new();
+        *HAS.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512dq")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether the CPU has AVX2 and FMA.
+pub fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines `fn $name(args)` that runs `$body(args)` (an `#[inline(always)]`
+/// function) compiled for AVX-512, AVX2+FMA or the baseline, whichever the CPU
+/// has. The body is inlined into each `#[target_feature]` copy, so LLVM
+/// vectorizes it for that instruction set.
+#[macro_export]
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:path) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq,avx2,fma")]
+                unsafe fn v4($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v3($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if $crate::simd::has_avx512() {
+                    // SAFETY: the CPU has the features `v4` is compiled for.
+                    return unsafe { v4($($arg),*) };
+                }
+                if $crate::simd::has_avx2() {
+                    // SAFETY: as above, for `v3`.
+                    return unsafe { v3($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
