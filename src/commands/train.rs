@@ -1,6 +1,7 @@
 //! `recurrent train`: read text, build or load a model, train it, checkpoint it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -56,10 +57,12 @@ pub struct TrainArgs {
     /// Width of an optional dense ReLU layer before the output; 0 for none.
     #[arg(long, default_value_t = 0)]
     dense: usize,
-    /// Dropout on the embedding, between layers and on the output.
-    #[arg(long, default_value_t = 0.0)]
-    dropout: f32,
-    /// Share the embedding with the output projection (needs --embed equal to --hidden).
+    /// Dropout on the embedding, between layers and on the output [default: 0, or the
+    /// checkpoint's with --init-from].
+    #[arg(long)]
+    dropout: Option<f32>,
+    /// Share the embedding with the output projection (needs --embed equal to the width
+    /// feeding the output: --hidden, or --dense when there is a dense layer).
     #[arg(long)]
     tie: bool,
     /// Initial LSTM forget-gate bias (char-rnn uses 1); default: PyTorch's initialization.
@@ -110,7 +113,7 @@ pub struct TrainArgs {
     /// Run folder for checkpoints and metrics (default: runs/NAME, never overwriting).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Random seed for initialization, dropout and data order.
+    /// Random seed for initialization, dropout and the closing sample.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Threads for the kernels (default: all cores).
@@ -125,7 +128,7 @@ pub struct TrainArgs {
     /// With --init-from: add characters the checkpoint's vocabulary lacks.
     #[arg(long, requires = "init_from")]
     extend_vocab: bool,
-    /// Characters of sample text printed after training (0 for none).
+    /// Tokens of sample text printed after training (0 for none).
     #[arg(long, default_value_t = 400)]
     sample_length: usize,
 }
@@ -156,6 +159,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     eprintln!("{summary}");
     eprintln!("run folder: {}", run_dir.display());
 
+    install_interrupt_handler();
     let mut observer = CliObserver {
         progress: Progress::new(),
         run_dir: run_dir.clone(),
@@ -181,6 +185,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         StopReason::Epochs => "epoch limit reached",
         StopReason::Time => "time budget used",
         StopReason::EarlyStopping => "early stopping: validation stopped improving",
+        StopReason::Interrupted => "interrupted",
     };
     eprintln!(
         "done ({why}): {} steps, {} epochs, {:.0}s",
@@ -194,6 +199,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
             run_dir.join(BEST_DIR).display()
         );
     }
+    if reason == StopReason::Interrupted {
+        eprintln!(
+            "continue with: recurrent train --resume {}",
+            run_dir.display()
+        );
+    }
     if args.sample_length > 0 {
         print_sample(&trainer.model, &tokenizer, args.sample_length, args.seed)?;
     }
@@ -202,9 +213,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
 /// A fresh run (possibly starting from a checkpoint's weights).
 fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> {
+    // Absolute paths, so --resume works from any folder.
     let data = DataSource {
-        input: args.input.clone(),
-        val: args.val.clone(),
+        input: args.input.as_deref().map(absolute),
+        val: args.val.as_deref().map(absolute),
         val_fraction: args.val_fraction,
     };
     if !(0.0..1.0).contains(&args.val_fraction) {
@@ -234,10 +246,7 @@ fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> 
     let (model, tokenizer) = match &args.init_from {
         Some(path) => init_from(path, args, &corpus, val_corpus.as_ref(), &mut rng)?,
         None => {
-            let mut all = corpus.clone();
-            all.docs
-                .extend(val_corpus.iter().flat_map(|c| c.docs.clone()));
-            let tokenizer = Tokenizer::build(args.tokenizer, &all)?;
+            let tokenizer = build_tokenizer(args.tokenizer, &corpus, val_corpus.as_ref())?;
             let config = ModelConfig {
                 cell: args.cell,
                 vocab_size: tokenizer.vocab().len(),
@@ -245,7 +254,7 @@ fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> 
                 hidden: args.hidden,
                 layers: args.layers,
                 dense: args.dense,
-                dropout: args.dropout,
+                dropout: args.dropout.unwrap_or(0.0),
                 tie: args.tie,
             };
             (
@@ -397,7 +406,9 @@ fn init_from(
             shown.join(", ")
         );
     }
-    model.config.dropout = args.dropout;
+    if let Some(p) = args.dropout {
+        model.config.dropout = p;
+    }
     Ok((model, tokenizer))
 }
 
@@ -501,7 +512,7 @@ fn describe(trainer: &Trainer, tokenizer: &Tokenizer, data: &DataSource) -> Stri
         });
     format!(
         "training a {}x{} {} (embed {}, {} parameters) on {} ({} tokenizer, {} tokens in the vocabulary)\n\
-         batch {} x seq-len {}, {} blocks per epoch, optimizer {} lr {}, {} threads",
+         batch {} x seq-len {}, {} blocks per epoch, optimizer {} lr {}, threads: {}",
         c.layers,
         c.hidden,
         c.cell,
@@ -561,6 +572,10 @@ impl CliObserver<'_> {
 }
 
 impl Observer for CliObserver<'_> {
+    fn should_stop(&self) -> bool {
+        INTERRUPTED.load(Ordering::SeqCst)
+    }
+
     fn on_step(&mut self, trainer: &Trainer, r: &StepReport) {
         self.progress
             .step(r.step, r.epoch, r.loss, r.tokens, r.progress);
@@ -605,4 +620,35 @@ impl Observer for CliObserver<'_> {
         };
         lm::save(&dir, &trainer.model, self.tokenizer, Some(&resume)).map_err(|e| e.to_string())
     }
+}
+
+/// The vocabulary covers the training and validation text; the document
+/// boundary token is added only when the training text has several documents.
+fn build_tokenizer(kind: TokenizerKind, train: &Corpus, val: Option<&Corpus>) -> Result<Tokenizer> {
+    let mut all = train.clone();
+    if let Some(val) = val {
+        // Appended to the last document: only the characters matter here.
+        let last = all.docs.last_mut().expect("a corpus has a document");
+        for doc in &val.docs {
+            last.bytes.extend_from_slice(&doc.bytes);
+        }
+    }
+    Ok(Tokenizer::build(kind, &all)?)
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// The first Ctrl-C finishes the current step, validates and saves, so the run
+/// can be resumed; a second one quits at once.
+fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTED.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: saving after this step (Ctrl-C again to quit without saving)");
+    });
 }

@@ -102,6 +102,9 @@ pub struct TrainerState {
     pub scheduler: LrScheduler,
     pub rng: Rng,
     pub best_val_loss: Option<f64>,
+    /// Best loss of the scheduled validations, which early stopping compares against.
+    #[serde(default)]
+    pub best_scheduled_val_loss: Option<f64>,
     pub evals_since_best: u32,
     /// Hidden state carried into the next block, `[L, B, H]` (and `c` for LSTM).
     pub carried_h: Vec<f32>,
@@ -160,12 +163,18 @@ pub enum StopReason {
     Epochs,
     Time,
     EarlyStopping,
+    /// The observer asked to stop (e.g. Ctrl-C); the run can be resumed.
+    Interrupted,
 }
 
 /// Receives progress and performs the run's I/O.
 pub trait Observer {
     fn on_step(&mut self, _trainer: &Trainer, _report: &StepReport) {}
     fn on_eval(&mut self, _trainer: &Trainer, _report: &EvalReport, _improved: bool) {}
+    /// Checked before every step: true ends the run cleanly (it is saved and can resume).
+    fn should_stop(&self) -> bool {
+        false
+    }
     /// Writes a checkpoint of `trainer` into `slot`.
     fn save(&mut self, trainer: &Trainer, slot: Slot) -> Result<(), String>;
 }
@@ -210,6 +219,7 @@ impl Trainer {
             scheduler: LrScheduler::new(config.schedule.clone(), config.lr),
             rng: Rng::new(config.seed ^ 0x5eed_d12a_u64),
             best_val_loss: None,
+            best_scheduled_val_loss: None,
             evals_since_best: 0,
             carried_h: carried.h.clone(),
             carried_c: carried.c.clone(),
@@ -438,12 +448,15 @@ impl Trainer {
             self.state.best_val_loss = Some(report.loss);
         }
         if scheduled {
-            self.state.evals_since_best = if improved {
-                0
-            } else {
-                self.state.evals_since_best + 1
-            };
-            self.state.scheduler.observe_validation(report.loss as f32);
+            // Patience counts scheduled validations only, against the best of
+            // those, so an extra validation at a stop changes no later decision.
+            let s = &mut self.state;
+            let better = s.best_scheduled_val_loss.is_none_or(|b| report.loss < b);
+            if better {
+                s.best_scheduled_val_loss = Some(report.loss);
+            }
+            s.evals_since_best = if better { 0 } else { s.evals_since_best + 1 };
+            s.scheduler.observe_validation(report.loss as f32);
         }
         self.state.history.push(EvalRecord {
             step: self.state.step,
@@ -472,6 +485,9 @@ impl Trainer {
         let reason = loop {
             if let Some(reason) = self.stop_reason(started) {
                 break reason;
+            }
+            if observer.should_stop() {
+                break StopReason::Interrupted;
             }
             let epoch_before = self.state.epoch;
             let mut report = self.step()?;
