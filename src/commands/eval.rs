@@ -24,7 +24,7 @@ pub struct EvalArgs {
     /// Steps per block (only affects speed, not the result).
     #[arg(long, default_value_t = 100)]
     seq_len: usize,
-    /// Print one JSON object with loss, bits_per_token, perplexity, tokens.
+    /// Print one JSON object with loss, bits_per_token, perplexity, tokens, accuracy.
     #[arg(long)]
     json: bool,
     /// Threads for the kernels (default: all cores).
@@ -40,6 +40,11 @@ pub fn run(args: EvalArgs) -> Result<()> {
         corpus.check_utf8()?;
     }
     let tokens = saved.tokenizer.encode_corpus(&corpus)?;
+    // A model trained with --reset-between-docs is evaluated the same way.
+    let reset = saved.resume.as_ref().is_some_and(|r| {
+        r.trainer_state["trainer"]["config"]["reset_between_docs"].as_bool() == Some(true)
+    });
+    let boundary = saved.tokenizer.boundary().filter(|_| reset);
     let mut ws = Workspace::default();
     let r = evaluate(
         &saved.model,
@@ -47,7 +52,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         &tokens,
         args.batch.max(1),
         args.seq_len,
-        None,
+        boundary,
         "evaluation",
     )?;
     if args.json {

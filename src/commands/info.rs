@@ -72,8 +72,10 @@ pub fn run(args: InfoArgs) -> Result<()> {
         t["elapsed_secs"].as_f64().unwrap_or(0.0),
         cfg["batch"],
         cfg["seq_len"],
-        cfg["optimizer"]["kind"],
+        cfg["optimizer"]["kind"].as_str().unwrap_or("?"),
         cfg["lr"]
+            .as_f64()
+            .map_or("?".into(), |lr| format!("{}", lr as f32))
     );
     if let Some(best) = t["best_val_loss"].as_f64() {
         println!(

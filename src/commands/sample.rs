@@ -71,6 +71,11 @@ pub fn run(args: SampleArgs) -> Result<()> {
         seed,
         samples: args.n,
     };
+    // Check the prime before anything is printed.
+    saved
+        .tokenizer
+        .encode(&args.prime)
+        .map_err(recurrent_generate::GenerateError::Prime)?;
     let stdout = std::io::stdout();
     if args.n == 1 {
         // One sample streams token by token.

@@ -581,7 +581,7 @@ impl Observer for CliObserver<'_> {
             .step(r.step, r.epoch, r.loss, r.tokens, r.progress);
         self.metric(json!({
             "kind": "train", "step": r.step, "epoch": r.epoch, "loss": r.loss,
-            "lr": r.lr, "grad_norm": r.grad_norm, "elapsed": trainer.state.elapsed_secs,
+            "lr": short_f32(r.lr), "grad_norm": r.grad_norm, "elapsed": trainer.state.elapsed_secs,
         }));
     }
 
@@ -651,4 +651,9 @@ fn install_interrupt_handler() {
         }
         eprintln!("\ninterrupted: saving after this step (Ctrl-C again to quit without saving)");
     });
+}
+
+/// An f32 as the f64 its shortest decimal form reads as (`0.002`, not `0.0020000000949949026`).
+fn short_f32(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(x as f64)
 }
