@@ -35,6 +35,8 @@ enum Command {
     Import(commands::convert::ImportArgs),
     /// Write a checkpoint's weights as a PyTorch word_language_model state dict.
     Export(commands::convert::ExportArgs),
+    /// Measure training and sampling speed (against PyTorch when it is installed).
+    Bench(commands::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Info(args) => commands::info::run(args),
         Command::Import(args) => commands::convert::import(args),
         Command::Export(args) => commands::convert::export(args),
+        Command::Bench(args) => commands::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

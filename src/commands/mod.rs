@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod bench;
 pub mod convert;
 pub mod eval;
 pub mod info;
@@ -14,11 +15,11 @@ use recurrent_kernels::threads;
 const MAX_THREADS: usize = 256;
 
 /// Applies `--threads` (default: all cores).
-pub fn set_threads(requested: Option<usize>) -> Result<()> {
+pub fn set_threads(requested: Option<usize>) -> Result<usize> {
     let n = requested.unwrap_or_else(|| threads::available().min(MAX_THREADS));
     if !(1..=MAX_THREADS).contains(&n) {
         bail!("--threads must be between 1 and {MAX_THREADS}, got {n}");
     }
     threads::set_threads(n);
-    Ok(())
+    Ok(n)
 }

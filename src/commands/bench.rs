@@ -1,0 +1,404 @@
+//! `recurrent bench`: training and sampling speed of the reference
+//! configurations, next to PyTorch measured in the same run when it is installed.
+//!
+//! Each configuration runs in a child process so its peak memory (RSS) is its own.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use recurrent_generate::{generate, GenerateOptions, SamplingConfig};
+use recurrent_kernels::{sgemm, Rng, Trans};
+use recurrent_model::{CellKind, LanguageModel, ModelConfig};
+use recurrent_text::{Corpus, Tokenizer, TokenizerKind};
+use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
+use recurrent_train::schedule::Schedule;
+use recurrent_train::trainer::{TrainConfig, Trainer};
+use serde_json::{json, Value};
+
+/// Arguments of `recurrent bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Configurations to run (a-e as in docs/PERFORMANCE.md), comma-separated.
+    #[arg(long, default_value = "a,b,c,d,e")]
+    configs: String,
+    /// Timed training steps per configuration (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// Threads for us and for PyTorch.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Skip the PyTorch reference even if it is installed.
+    #[arg(long)]
+    no_torch: bool,
+    /// Skip the sampling benchmark.
+    #[arg(long)]
+    no_sampling: bool,
+    /// The PyTorch reference script.
+    #[arg(long, default_value = "bench/torch_lm.py")]
+    torch_script: PathBuf,
+    /// Internal: run one measurement and print it as JSON.
+    #[arg(long, hide = true)]
+    child: Option<String>,
+}
+
+/// One reference configuration: character level, vocabulary 65, seq_len 100.
+struct Config {
+    name: &'static str,
+    cell: CellKind,
+    layers: usize,
+    hidden: usize,
+    batch: usize,
+}
+
+const CONFIGS: [Config; 5] = [
+    Config {
+        name: "a",
+        cell: CellKind::Lstm,
+        layers: 2,
+        hidden: 128,
+        batch: 50,
+    },
+    Config {
+        name: "b",
+        cell: CellKind::Lstm,
+        layers: 2,
+        hidden: 512,
+        batch: 64,
+    },
+    Config {
+        name: "c",
+        cell: CellKind::Lstm,
+        layers: 3,
+        hidden: 512,
+        batch: 64,
+    },
+    Config {
+        name: "d",
+        cell: CellKind::Gru,
+        layers: 2,
+        hidden: 512,
+        batch: 64,
+    },
+    Config {
+        name: "e",
+        cell: CellKind::RnnTanh,
+        layers: 2,
+        hidden: 512,
+        batch: 64,
+    },
+];
+const VOCAB: usize = 65;
+const EMBED: usize = 64;
+const SEQ_LEN: usize = 100;
+
+impl Config {
+    fn model(&self) -> ModelConfig {
+        ModelConfig {
+            cell: self.cell,
+            vocab_size: VOCAB,
+            embed: EMBED,
+            hidden: self.hidden,
+            layers: self.layers,
+            dense: 0,
+            dropout: 0.0,
+            tie: false,
+        }
+    }
+
+    /// Training FLOPs per token: 6 × (Σ_layers G·H·(in + H) + V·H).
+    fn flops_per_token(&self) -> f64 {
+        let g = self.cell.gates();
+        let h = self.hidden;
+        let layers: usize = (0..self.layers)
+            .map(|k| g * h * (if k == 0 { EMBED } else { h } + h))
+            .sum();
+        6.0 * (layers + VOCAB * h) as f64
+    }
+
+    fn label(&self) -> String {
+        format!(
+            "({}) {} {}x{} b{}",
+            self.name, self.cell, self.layers, self.hidden, self.batch
+        )
+    }
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let threads = super::set_threads(args.threads)?;
+    if let Some(what) = &args.child {
+        println!("{}", child(what, args.steps)?);
+        return Ok(());
+    }
+    let torch = !args.no_torch && torch_available();
+    let peak = sgemm_peak();
+    println!("threads {threads}; sgemm peak measured here {peak:.0} GFLOP/s");
+    if !torch {
+        println!(
+            "(PyTorch not found: install it with `pip install torch` for the reference column)"
+        );
+    }
+    println!(
+        "{:<26} {:>10} {:>10} {:>6} {:>8} {:>6} {:>9} {:>9}",
+        "training", "ours tok/s", "torch", "ratio", "GFLOP/s", "peak%", "ours MB", "torch MB"
+    );
+    let names: Vec<&str> = args.configs.split(',').map(str::trim).collect();
+    for config in CONFIGS.iter().filter(|c| names.contains(&c.name)) {
+        let ours = spawn_child(&format!("train:{}", config.name), args.steps, threads)?;
+        let theirs = if torch {
+            torch_train(&args, config, threads).ok()
+        } else {
+            None
+        };
+        let tps = ours["tokens_per_sec"].as_f64().unwrap_or(0.0);
+        let gflops = tps * config.flops_per_token() / 1e9;
+        println!(
+            "{:<26} {:>10.0} {:>10} {:>6} {:>8.1} {:>5.0}% {:>9.0} {:>9}",
+            config.label(),
+            tps,
+            column(&theirs, "tokens_per_sec", 0),
+            ratio(tps, &theirs),
+            gflops,
+            100.0 * gflops / peak,
+            ours["peak_rss_mb"].as_f64().unwrap_or(0.0),
+            column(&theirs, "peak_rss_mb", 0),
+        );
+    }
+    if !args.no_sampling {
+        println!(
+            "{:<26} {:>10} {:>10} {:>6}",
+            "sampling, model (b)", "ours tok/s", "torch", "ratio"
+        );
+        for batch in [1, 64] {
+            let ours = spawn_child(&format!("sample:{batch}"), args.steps, threads)?;
+            let theirs = if torch {
+                torch_sample(&args, batch, threads).ok()
+            } else {
+                None
+            };
+            let tps = ours["tokens_per_sec"].as_f64().unwrap_or(0.0);
+            println!(
+                "{:<26} {:>10.0} {:>10} {:>6}",
+                format!("1000 tokens, batch {batch}"),
+                tps,
+                column(&theirs, "tokens_per_sec", 0),
+                ratio(tps, &theirs)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn column(v: &Option<Value>, key: &str, digits: usize) -> String {
+    v.as_ref()
+        .and_then(|v| v[key].as_f64())
+        .map_or("-".into(), |x| format!("{x:.digits$}"))
+}
+
+fn ratio(ours: f64, theirs: &Option<Value>) -> String {
+    theirs
+        .as_ref()
+        .and_then(|v| v["tokens_per_sec"].as_f64())
+        .map_or("-".into(), |t| format!("{:.2}x", ours / t))
+}
+
+/// One measurement in this process: `train:NAME` or `sample:BATCH`.
+fn child(what: &str, steps: usize) -> Result<Value> {
+    let (kind, arg) = what.split_once(':').context("bad --child")?;
+    let tokens_per_sec = match kind {
+        "train" => {
+            let config = CONFIGS
+                .iter()
+                .find(|c| c.name == arg)
+                .context("unknown configuration")?;
+            train_speed(config, steps)?
+        }
+        "sample" => sample_speed(arg.parse()?)?,
+        _ => bail!("bad --child"),
+    };
+    Ok(json!({ "tokens_per_sec": tokens_per_sec, "peak_rss_mb": peak_rss_mb() }))
+}
+
+/// Median tokens/s of full training steps (forward, backward, clipping, Adam).
+fn train_speed(config: &Config, steps: usize) -> Result<f64> {
+    let mut rng = Rng::new(1);
+    let model = LanguageModel::new(config.model(), &mut rng, None)?;
+    let n = config.batch * (SEQ_LEN * (steps + 2) + 1);
+    let tokens: Vec<u32> = (0..n).map(|_| rng.below(VOCAB as u64) as u32).collect();
+    let train = TrainConfig {
+        seq_len: SEQ_LEN,
+        batch: config.batch,
+        optimizer: OptimizerConfig::new(OptimizerKind::Adam),
+        lr: 2e-3,
+        clip: 5.0,
+        schedule: Schedule::Constant,
+        epochs: None,
+        steps: None,
+        time_secs: None,
+        eval_every: 0,
+        patience: None,
+        seed: 1,
+        reset_between_docs: false,
+    };
+    let mut trainer = Trainer::new(model, train, tokens, None, None)?;
+    trainer.step()?; // warm-up: buffers are sized here
+    let mut times = Vec::with_capacity(steps);
+    for _ in 0..steps.max(1) {
+        let start = Instant::now();
+        trainer.step()?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((SEQ_LEN * config.batch) as f64 / times[times.len() / 2])
+}
+
+/// Tokens/s generating 1000 tokens per stream with model (b).
+fn sample_speed(batch: usize) -> Result<f64> {
+    let config = &CONFIGS[1];
+    let text: String = (0..VOCAB as u8).map(|i| (b'!' + i) as char).collect();
+    let tokenizer = Tokenizer::build(TokenizerKind::Char, &Corpus::from_text("bench", &text))?;
+    let model = LanguageModel::new(config.model(), &mut Rng::new(1), None)?;
+    let options = GenerateOptions {
+        prime: String::new(),
+        length: 1000,
+        sampling: SamplingConfig {
+            temperature: 1.0,
+            top_k: None,
+            top_p: None,
+        },
+        stops: Vec::new(),
+        seed: 1,
+        samples: batch,
+    };
+    let start = Instant::now();
+    generate(&model, &tokenizer, &options, |_, _| {})?;
+    Ok((1000 * batch) as f64 / start.elapsed().as_secs_f64())
+}
+
+fn spawn_child(what: &str, steps: usize, threads: usize) -> Result<Value> {
+    let exe = std::env::current_exe()?;
+    let out = Command::new(exe)
+        .args([
+            "bench",
+            "--child",
+            what,
+            "--steps",
+            &steps.to_string(),
+            "--threads",
+            &threads.to_string(),
+        ])
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "benchmark {what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn torch_available() -> bool {
+    Command::new("python3")
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn torch_json(args: &BenchArgs, extra: &[String]) -> Result<Value> {
+    let out = Command::new("python3")
+        .arg(&args.torch_script)
+        .args(extra)
+        .output()?;
+    if !out.status.success() {
+        bail!("{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn torch_train(args: &BenchArgs, c: &Config, threads: usize) -> Result<Value> {
+    let a = [
+        "--cell",
+        c.cell.name(),
+        "--layers",
+        &c.layers.to_string(),
+        "--hidden",
+        &c.hidden.to_string(),
+        "--embed",
+        &EMBED.to_string(),
+        "--vocab",
+        &VOCAB.to_string(),
+        "--batch",
+        &c.batch.to_string(),
+        "--seq-len",
+        &SEQ_LEN.to_string(),
+        "--threads",
+        &threads.to_string(),
+        "--steps",
+        &args.steps.to_string(),
+    ];
+    torch_json(args, &a.map(String::from))
+}
+
+fn torch_sample(args: &BenchArgs, batch: usize, threads: usize) -> Result<Value> {
+    let c = &CONFIGS[1];
+    let a = [
+        "--cell",
+        c.cell.name(),
+        "--layers",
+        &c.layers.to_string(),
+        "--hidden",
+        &c.hidden.to_string(),
+        "--batch",
+        &batch.to_string(),
+        "--threads",
+        &threads.to_string(),
+        "--sample",
+        "1000",
+        "--no-mkldnn",
+    ];
+    torch_json(args, &a.map(String::from))
+}
+
+/// The best sgemm rate of a few large square products with our GEMM, in GFLOP/s.
+fn sgemm_peak() -> f64 {
+    let n = 1024;
+    let a = vec![0.5f32; n * n];
+    let b = vec![0.25f32; n * n];
+    let mut c = vec![0.0f32; n * n];
+    let mut best = 0.0f64;
+    for _ in 0..5 {
+        let start = Instant::now();
+        sgemm(
+            Trans::N,
+            Trans::N,
+            n,
+            n,
+            n,
+            1.0,
+            &a,
+            n,
+            &b,
+            n,
+            0.0,
+            &mut c,
+            n,
+        );
+        best = best.max(2.0 * (n * n * n) as f64 / start.elapsed().as_secs_f64() / 1e9);
+    }
+    best
+}
+
+#[cfg(unix)]
+fn peak_rss_mb() -> f64 {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
+}
+
+#[cfg(not(unix))]
+fn peak_rss_mb() -> f64 {
+    0.0
+}
