@@ -3,6 +3,8 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::TokenizerKind;
+
 /// Everything that can go wrong reading a corpus or tokenizing text.
 ///
 /// Each message is a single line meant to be shown to users as `error: {msg}`.
@@ -69,11 +71,40 @@ pub enum TextError {
         origin: String,
     },
 
-    /// A tokenizer name other than `char` or `byte`.
-    #[error("unknown tokenizer '{name}' (expected 'char' or 'byte')")]
+    /// A tokenizer name other than `char`, `byte`, `word` or `bpe`.
+    #[error("unknown tokenizer '{name}' (expected 'char', 'byte', 'word' or 'bpe')")]
     UnknownTokenizer {
         /// The name that was given.
         name: String,
+    },
+
+    /// A word segmentation other than `whitespace` or `unicode`.
+    #[error("unknown word segmentation '{name}' (expected 'whitespace' or 'unicode')")]
+    UnknownSegmentation {
+        /// The name that was given.
+        name: String,
+    },
+
+    /// A vocabulary option given for a tokenizer that has no use for it.
+    #[error("{option} does not apply to the {kind} tokenizer")]
+    OptionNotApplicable {
+        /// The option, as spelled on the command line.
+        option: &'static str,
+        /// The tokenizer it was given for.
+        kind: TokenizerKind,
+    },
+
+    /// A vocabulary size too small to hold the tokens every vocabulary of the kind has.
+    #[error(
+        "vocabulary size {size} is too small for the {kind} tokenizer (it needs at least {min})"
+    )]
+    VocabTooSmall {
+        /// The tokenizer.
+        kind: TokenizerKind,
+        /// The size asked for.
+        size: usize,
+        /// The smallest size that works.
+        min: usize,
     },
 
     /// A vocabulary that is empty, has duplicates, or does not fit its tokenizer.
@@ -90,9 +121,38 @@ pub enum TextError {
         reason: String,
     },
 
-    /// Only char vocabularies grow; a byte vocabulary already covers every input.
-    #[error("cannot extend a byte vocabulary: it already covers every byte")]
-    ExtendByteVocab,
+    /// Only char vocabularies grow; the others already encode every input.
+    #[error("cannot extend a {kind} vocabulary: {}", why_not_extend(*kind))]
+    CannotExtend {
+        /// The tokenizer whose vocabulary was to grow.
+        kind: TokenizerKind,
+    },
+
+    /// A BPE tokenizer was to be made from vocab.json alone.
+    #[error("a bpe tokenizer needs its tokenizer.json, not just its vocabulary")]
+    NeedsTokenizerJson,
+
+    /// `tokenizer.json` text that is not a byte-level BPE this crate can use exactly.
+    #[error("tokenizer.json is not a usable byte-level BPE tokenizer: {reason}")]
+    TokenizerJson {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The `tokenizers` library failed to train or encode.
+    #[error("BPE tokenizer failed: {reason}")]
+    Bpe {
+        /// The library's message, on one line.
+        reason: String,
+    },
+}
+
+fn why_not_extend(kind: TokenizerKind) -> &'static str {
+    match kind {
+        TokenizerKind::Byte | TokenizerKind::Bpe => "it already covers every byte",
+        TokenizerKind::Word => "unknown words are encoded as <unk>",
+        TokenizerKind::Char => "it can",
+    }
 }
 
 /// How many missing characters we spell out before summarising the rest;

@@ -1,11 +1,12 @@
 //! Incremental decoding, for printing generated text as it is sampled.
 //!
-//! In byte mode one character can span up to four tokens, so the decoder
+//! In byte and BPE mode one character can span several tokens, so the decoder
 //! holds back an incomplete UTF-8 sequence until it completes (or turns out
-//! to be invalid) instead of printing half a character.
+//! to be invalid) instead of printing half a character. In word mode it
+//! remembers whether the line has a word yet, to put one space between words.
 
-use crate::tokenizer::Piece;
-use crate::Tokenizer;
+use crate::tokenizer::PieceRef;
+use crate::{Tokenizer, TokenizerKind};
 
 const REPLACEMENT: char = char::REPLACEMENT_CHARACTER;
 
@@ -13,8 +14,11 @@ const REPLACEMENT: char = char::REPLACEMENT_CHARACTER;
 #[derive(Clone, Debug)]
 pub struct StreamDecoder<'a> {
     tok: &'a Tokenizer,
-    /// Byte mode: the start of a UTF-8 sequence still waiting for its last bytes.
+    /// Byte and BPE mode: the start of a UTF-8 sequence still waiting for its last bytes.
     pending: Vec<u8>,
+    /// Word mode: a word was written since the last newline, so the next one
+    /// needs a space before it.
+    mid_line: bool,
 }
 
 impl<'a> StreamDecoder<'a> {
@@ -23,6 +27,16 @@ impl<'a> StreamDecoder<'a> {
         StreamDecoder {
             tok,
             pending: Vec::with_capacity(4),
+            mid_line: false,
+        }
+    }
+
+    /// Feeds ids whose text is already shown, such as the prime of a
+    /// generation, discarding their text: what follows then decodes as the
+    /// continuation (in word mode, with a space before the next word).
+    pub fn prime(&mut self, ids: &[u32]) {
+        for &id in ids {
+            self.push(id);
         }
     }
 
@@ -31,16 +45,31 @@ impl<'a> StreamDecoder<'a> {
     /// Invalid UTF-8 becomes U+FFFD exactly as `String::from_utf8_lossy`
     /// would replace it. A special token, or an id outside the vocabulary,
     /// first flushes any pending partial character as U+FFFD; the special
-    /// token itself adds nothing, an unknown id adds U+FFFD.
+    /// token itself adds nothing, an unknown id adds U+FFFD (in word mode as
+    /// a word of its own).
     pub fn push(&mut self, id: u32) -> String {
         let mut out = String::new();
         match self.tok.piece(id) {
-            Some(Piece::Byte(b)) => self.push_byte(b, &mut out),
-            Some(Piece::Char(c)) => {
+            Some(PieceRef::Byte(b)) => self.push_byte(b, &mut out),
+            Some(PieceRef::Bytes(bytes)) => {
+                for &b in bytes {
+                    self.push_byte(b, &mut out);
+                }
+            }
+            Some(PieceRef::Char(c)) => {
                 self.flush(&mut out);
                 out.push(c);
             }
-            Some(Piece::Special) => self.flush(&mut out),
+            Some(PieceRef::Word(w)) => self.push_word(w, &mut out),
+            Some(PieceRef::Eos) => {
+                self.flush(&mut out);
+                out.push('\n');
+                self.mid_line = false;
+            }
+            Some(PieceRef::Special) => self.flush(&mut out),
+            None if self.tok.kind() == TokenizerKind::Word => {
+                self.push_word(REPLACEMENT.encode_utf8(&mut [0; 4]), &mut out)
+            }
             None => {
                 self.flush(&mut out);
                 out.push(REPLACEMENT);
@@ -54,12 +83,22 @@ impl<'a> StreamDecoder<'a> {
     pub fn finish(&mut self) -> String {
         let mut out = String::new();
         self.flush(&mut out);
+        self.mid_line = false;
         out
     }
 
     /// Whether bytes of an unfinished character are being held back.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    fn push_word(&mut self, word: &str, out: &mut String) {
+        self.flush(out);
+        if self.mid_line {
+            out.push(' ');
+        }
+        out.push_str(word);
+        self.mid_line = true;
     }
 
     fn push_byte(&mut self, b: u8, out: &mut String) {

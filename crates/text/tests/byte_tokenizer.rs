@@ -205,10 +205,28 @@ fn byte_encoding_never_fails() {
 }
 
 #[test]
+fn newline_and_chars_in() {
+    let tok = byte_tok();
+    assert_eq!(tok.newline(), Some(10));
+    let ids = tok.encode("中文 é\n").unwrap();
+    assert_eq!(ids.len(), 10);
+    assert_eq!(tok.chars_in(&ids), 5);
+}
+
+#[test]
 fn byte_vocab_cannot_be_extended() {
     let mut tok = byte_tok();
     let err = tok.extend(&['中']).unwrap_err();
-    assert!(matches!(err, TextError::ExtendByteVocab));
+    assert!(matches!(
+        err,
+        TextError::CannotExtend {
+            kind: TokenizerKind::Byte
+        }
+    ));
+    assert_eq!(
+        err.to_string(),
+        "cannot extend a byte vocabulary: it already covers every byte"
+    );
     assert_eq!(tok.vocab().len(), 256);
 }
 

@@ -214,7 +214,12 @@ fn out_of_range_ids_decode_to_replacement() {
 
 #[test]
 fn tokenizer_kind_strings() {
-    for (kind, name) in [(TokenizerKind::Char, "char"), (TokenizerKind::Byte, "byte")] {
+    for (kind, name) in [
+        (TokenizerKind::Char, "char"),
+        (TokenizerKind::Byte, "byte"),
+        (TokenizerKind::Word, "word"),
+        (TokenizerKind::Bpe, "bpe"),
+    ] {
         assert_eq!(kind.to_string(), name);
         assert_eq!(name.parse::<TokenizerKind>().unwrap(), kind);
         assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{name}\""));
@@ -222,11 +227,21 @@ fn tokenizer_kind_strings() {
             serde_json::from_str::<TokenizerKind>(&format!("\"{name}\"")).unwrap(),
             kind
         );
+        assert_eq!(kind.needs_utf8(), kind != TokenizerKind::Byte);
     }
-    let err = "bpe".parse::<TokenizerKind>().unwrap_err();
+    let err = "sentencepiece".parse::<TokenizerKind>().unwrap_err();
     assert_eq!(
         err.to_string(),
-        "unknown tokenizer 'bpe' (expected 'char' or 'byte')"
+        "unknown tokenizer 'sentencepiece' (expected 'char', 'byte', 'word' or 'bpe')"
     );
     assert!("Char".parse::<TokenizerKind>().is_err());
+}
+
+#[test]
+fn newline_and_chars_in() {
+    let tok = char_tok("ab\nc");
+    assert_eq!(tok.newline(), tok.vocab().id("\n"));
+    assert_eq!(char_tok("abc").newline(), None);
+    let ids = tok.encode("a\nb").unwrap();
+    assert_eq!(tok.chars_in(&ids), 3);
 }
