@@ -29,7 +29,8 @@ pub struct ImportArgs {
     /// The cell the weights belong to: lstm, gru, rnn-tanh or rnn-relu.
     #[arg(long)]
     cell: CellKind,
-    /// How the vocabulary's tokens map to text: char or byte.
+    /// How the vocabulary's tokens map to text: char, byte or word (word vocabularies need
+    /// <unk> and <eos>, as word_language_model's PTB vocabulary has).
     #[arg(long, default_value = "char")]
     tokenizer: TokenizerKind,
     /// The checkpoint folder to write.

@@ -7,6 +7,7 @@ use clap::Args;
 use recurrent_checkpoint::lm;
 use recurrent_model::Workspace;
 use recurrent_text::{Corpus, TokenizerKind};
+use recurrent_train::batch::Streams;
 use recurrent_train::trainer::evaluate;
 use serde_json::json;
 
@@ -24,7 +25,8 @@ pub struct EvalArgs {
     /// Steps per block (only affects speed, not the result).
     #[arg(long, default_value_t = 100)]
     seq_len: usize,
-    /// Print one JSON object with loss, bits_per_token, perplexity, tokens, accuracy.
+    /// Print one JSON object with loss, bits_per_token, perplexity, tokens, accuracy
+    /// (and bits_per_char except for word models).
     #[arg(long)]
     json: bool,
     /// Threads for the kernels (default: all cores).
@@ -36,7 +38,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     super::set_threads(args.threads)?;
     let saved = lm::load(&args.checkpoint)?;
     let corpus = Corpus::read(&args.input)?;
-    if saved.tokenizer.kind() == TokenizerKind::Char {
+    if saved.tokenizer.kind().needs_utf8() {
         corpus.check_utf8()?;
     }
     let tokens = saved.tokenizer.encode_corpus(&corpus)?;
@@ -55,14 +57,36 @@ pub fn run(args: EvalArgs) -> Result<()> {
         boundary,
         "evaluation",
     )?;
+    // Bits per character of the original text make models with different
+    // tokenizers comparable (not for word models, whose text is normalized).
+    let bpc = (saved.tokenizer.kind() != TokenizerKind::Word).then(|| {
+        let streams = Streams::for_evaluation(tokens.len(), args.batch.max(1), "evaluation")
+            .expect("evaluate accepted these tokens");
+        let chars: usize = (0..streams.batch)
+            .map(|b| {
+                let start = b * streams.stream_len;
+                saved
+                    .tokenizer
+                    .chars_in(&tokens[start + 1..start + streams.stream_len])
+            })
+            .sum();
+        r.loss * r.tokens as f64 / std::f64::consts::LN_2 / chars.max(1) as f64
+    });
     if args.json {
-        println!(
-            "{}",
-            json!({"loss": r.loss, "bits_per_token": r.bits_per_token(), "perplexity": r.perplexity(), "tokens": r.tokens, "accuracy": r.accuracy})
-        );
+        let mut out = json!({
+            "loss": r.loss, "bits_per_token": r.bits_per_token(), "perplexity": r.perplexity(),
+            "tokens": r.tokens, "accuracy": r.accuracy,
+        });
+        if let Some(bpc) = bpc {
+            out["bits_per_char"] = json!(bpc);
+        }
+        println!("{out}");
     } else {
         println!("loss            {:.4} nats/token", r.loss);
         println!("bits per token  {:.4}", r.bits_per_token());
+        if let Some(bpc) = bpc {
+            println!("bits per char   {bpc:.4}");
+        }
         println!("perplexity      {:.3}", r.perplexity());
         println!("accuracy        {:.2}%", 100.0 * r.accuracy);
         println!("tokens          {}", r.tokens);

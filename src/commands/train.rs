@@ -11,7 +11,7 @@ use recurrent_checkpoint::lm::{self, ResumeState};
 use recurrent_generate::{generate, GenerateOptions, SamplingConfig};
 use recurrent_kernels::{threads, Rng};
 use recurrent_model::{CellKind, LanguageModel, ModelConfig};
-use recurrent_text::{Corpus, Tokenizer, TokenizerKind};
+use recurrent_text::{Corpus, Tokenizer, TokenizerKind, TokenizerOptions, WordSegmentation};
 use recurrent_train::batch::Streams;
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent_train::schedule::Schedule;
@@ -39,9 +39,19 @@ pub struct TrainArgs {
     /// Fraction of the input held out for validation, taken from the end.
     #[arg(long, default_value_t = 0.1)]
     val_fraction: f64,
-    /// Token level: char (Unicode scalar values) or byte.
+    /// Token level: char (Unicode scalar values), byte, word or bpe (byte-level BPE).
     #[arg(long, default_value = "char")]
     tokenizer: TokenizerKind,
+    /// Word and BPE: the largest vocabulary, special tokens included
+    /// [default: every word; BPE 1024].
+    #[arg(long, conflicts_with_all = ["resume", "init_from"])]
+    vocab_size: Option<usize>,
+    /// Word: keep words seen at least this often; BPE: merge pairs seen at least this often.
+    #[arg(long, conflicts_with_all = ["resume", "init_from"])]
+    min_count: Option<usize>,
+    /// Word: split on whitespace (as the PTB files) or on Unicode word boundaries.
+    #[arg(long, conflicts_with_all = ["resume", "init_from"])]
+    word_segmentation: Option<WordSegmentation>,
     /// Recurrent cell: lstm, gru, rnn-tanh or rnn-relu.
     #[arg(long, default_value = "lstm")]
     cell: CellKind,
@@ -246,7 +256,7 @@ fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> 
     let (model, tokenizer) = match &args.init_from {
         Some(path) => init_from(path, args, &corpus, val_corpus.as_ref(), &mut rng)?,
         None => {
-            let tokenizer = build_tokenizer(args.tokenizer, &corpus, val_corpus.as_ref())?;
+            let tokenizer = build_tokenizer(args, &corpus, val_corpus.as_ref())?;
             let config = ModelConfig {
                 cell: args.cell,
                 vocab_size: tokenizer.vocab().len(),
@@ -332,7 +342,7 @@ fn read_corpora(data: &DataSource, kind: TokenizerKind) -> Result<(Corpus, Optio
         None => Corpus::from_text(default_corpus::NAME, &default_corpus::text()),
     };
     let val = data.val.as_deref().map(Corpus::read).transpose()?;
-    if kind == TokenizerKind::Char {
+    if kind.needs_utf8() {
         corpus.check_utf8()?;
         if let Some(v) = &val {
             v.check_utf8()?;
@@ -622,18 +632,27 @@ impl Observer for CliObserver<'_> {
     }
 }
 
-/// The vocabulary covers the training and validation text; the document
+/// A char vocabulary covers the training and validation text (so validation
+/// never meets an unknown character); word and BPE vocabularies are learned
+/// from the training text only, as the benchmarks require. The document
 /// boundary token is added only when the training text has several documents.
-fn build_tokenizer(kind: TokenizerKind, train: &Corpus, val: Option<&Corpus>) -> Result<Tokenizer> {
+fn build_tokenizer(args: &TrainArgs, train: &Corpus, val: Option<&Corpus>) -> Result<Tokenizer> {
+    let defaults = TokenizerOptions::default();
+    let options = TokenizerOptions {
+        vocab_size: args.vocab_size,
+        min_count: args.min_count.unwrap_or(defaults.min_count),
+        word_segmentation: args.word_segmentation.unwrap_or(defaults.word_segmentation),
+    };
+    let kind = args.tokenizer;
     let mut all = train.clone();
-    if let Some(val) = val {
+    if let (Some(val), TokenizerKind::Char) = (val, kind) {
         // Appended to the last document: only the characters matter here.
         let last = all.docs.last_mut().expect("a corpus has a document");
         for doc in &val.docs {
             last.bytes.extend_from_slice(&doc.bytes);
         }
     }
-    Ok(Tokenizer::build(kind, &all)?)
+    Ok(Tokenizer::build_with(kind, &all, &options)?)
 }
 
 fn absolute(path: &Path) -> PathBuf {

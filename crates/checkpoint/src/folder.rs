@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic::{parent_dir, read_bytes, sync_dir, write_synced};
 use crate::layout::{
-    BEST_DIR, CONFIG_FILE, LAST_DIR, OPTIMIZER_FILE, REQUIRED_FILES, TRAINER_STATE_FILE,
-    VOCAB_FILE, WEIGHTS_FILE,
+    BEST_DIR, CONFIG_FILE, LAST_DIR, OPTIMIZER_FILE, REQUIRED_FILES, TOKENIZER_FILE,
+    TRAINER_STATE_FILE, VOCAB_FILE, WEIGHTS_FILE,
 };
 use crate::tensors::{read_safetensors, safetensors_bytes, Tensor};
 use crate::CheckpointError;
@@ -37,6 +37,8 @@ pub struct Checkpoint {
     pub optimizer: Option<Vec<Tensor>>,
     /// trainer_state.json: trainer progress, only in checkpoints meant for resuming.
     pub trainer_state: Option<serde_json::Value>,
+    /// tokenizer.json: a subword tokenizer, only for BPE models.
+    pub tokenizer_json: Option<String>,
 }
 
 impl Checkpoint {
@@ -76,6 +78,9 @@ impl Checkpoint {
         }
         if let Some(state) = &self.trainer_state {
             files.push((TRAINER_STATE_FILE, pretty_json(state, dir)?));
+        }
+        if let Some(json) = &self.tokenizer_json {
+            files.push((TOKENIZER_FILE, json.clone().into_bytes()));
         }
 
         let parent = parent_dir(dir);
@@ -140,12 +145,19 @@ impl Checkpoint {
         let vocab = read_json(&folder.join(VOCAB_FILE), "a JSON array of token strings")?;
         let optimizer = optional(read_safetensors(&folder.join(OPTIMIZER_FILE)))?;
         let trainer_state = optional(read_json(&folder.join(TRAINER_STATE_FILE), "valid JSON"))?;
+        let tokenizer_path = folder.join(TOKENIZER_FILE);
+        let tokenizer_json = match fs::read_to_string(&tokenizer_path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(CheckpointError::io("read", &tokenizer_path, e)),
+        };
         Ok(Checkpoint {
             config,
             weights,
             vocab,
             optimizer,
             trainer_state,
+            tokenizer_json,
         })
     }
 

@@ -11,6 +11,8 @@ pub const VOCAB_FILE: &str = "vocab.json";
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 /// Trainer progress (step, epoch, RNG, ...), present only in resumable checkpoints.
 pub const TRAINER_STATE_FILE: &str = "trainer_state.json";
+/// The subword tokenizer, in the Hugging Face `tokenizers` JSON format (BPE models only).
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// One JSON object per line of training/validation metrics, in the run folder.
 pub const METRICS_FILE: &str = "metrics.jsonl";
 /// Run subfolder holding the checkpoint with the best validation loss.

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use recurrent_model::{LanguageModel, ModelConfig};
-use recurrent_text::{Tokenizer, TokenizerKind, Vocab};
+use recurrent_text::{Tokenizer, TokenizerKind, Vocab, WordSegmentation};
 use serde::{Deserialize, Serialize};
 
 use crate::{Checkpoint, CheckpointError, Tensor};
@@ -19,6 +19,9 @@ pub struct LmConfigFile {
     pub format: String,
     pub version: u32,
     pub tokenizer: TokenizerKind,
+    /// How a word tokenizer splits text (word models only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_segmentation: Option<WordSegmentation>,
     pub model: ModelConfig,
 }
 
@@ -48,6 +51,7 @@ pub fn save(
         format: FORMAT.into(),
         version: VERSION,
         tokenizer: tokenizer.kind(),
+        word_segmentation: tokenizer.word_segmentation(),
         model: model.config.clone(),
     };
     let weights = model
@@ -70,6 +74,7 @@ pub fn save(
                 .collect()
         }),
         trainer_state: resume.map(|r| r.trainer_state.clone()),
+        tokenizer_json: tokenizer.to_tokenizer_json(),
     };
     checkpoint.save(dir)
 }
@@ -103,8 +108,26 @@ pub fn load(path: &Path) -> Result<SavedLm, CheckpointError> {
             config.model.vocab_size
         )));
     }
-    let tokenizer = Tokenizer::from_vocab(config.tokenizer, vocab)
-        .map_err(|e| mismatch(format!("vocab.json: {e}")))?;
+    let tokenizer = match config.tokenizer {
+        TokenizerKind::Bpe => {
+            let json = checkpoint.tokenizer_json.as_deref().ok_or_else(|| {
+                mismatch("a BPE model needs tokenizer.json, which is missing".into())
+            })?;
+            let t = Tokenizer::from_tokenizer_json(json)
+                .map_err(|e| mismatch(format!("tokenizer.json: {e}")))?;
+            if t.vocab() != &vocab {
+                return Err(mismatch("tokenizer.json and vocab.json disagree".into()));
+            }
+            t
+        }
+        TokenizerKind::Word => {
+            Tokenizer::from_word_vocab(vocab, config.word_segmentation.unwrap_or_default())
+                .map_err(|e| mismatch(format!("vocab.json: {e}")))?
+        }
+        kind => {
+            Tokenizer::from_vocab(kind, vocab).map_err(|e| mismatch(format!("vocab.json: {e}")))?
+        }
+    };
     let tensors: Vec<_> = checkpoint
         .weights
         .into_iter()
@@ -189,5 +212,38 @@ mod tests {
         std::fs::write(ck.join("vocab.json"), "[\"a\", \"b\"]").unwrap();
         let err = load(&ck).err().unwrap().to_string();
         assert!(err.contains("vocab.json has 2 tokens"), "{err}");
+    }
+
+    #[test]
+    fn word_and_bpe_tokenizers_survive_a_round_trip() {
+        let corpus = Corpus::from_text("t", "the cat sat on the mat\nthe dog sat\n");
+        for kind in [TokenizerKind::Word, TokenizerKind::Bpe] {
+            let tok = Tokenizer::build(kind, &corpus).unwrap();
+            let config = ModelConfig {
+                cell: CellKind::Lstm,
+                vocab_size: tok.vocab().len(),
+                embed: 4,
+                hidden: 4,
+                layers: 1,
+                dense: 0,
+                dropout: 0.0,
+                tie: false,
+            };
+            let model =
+                LanguageModel::new(config, &mut recurrent_kernels::Rng::new(1), None).unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            save(dir.path(), &model, &tok, None).unwrap();
+            let back = load(dir.path()).unwrap();
+            assert_eq!(back.tokenizer.kind(), kind);
+            let text = "the cat sat\n";
+            assert_eq!(
+                back.tokenizer.encode(text).unwrap(),
+                tok.encode(text).unwrap()
+            );
+            assert_eq!(
+                back.tokenizer.decode(&tok.encode(text).unwrap()),
+                tok.decode(&tok.encode(text).unwrap())
+            );
+        }
     }
 }

@@ -4,7 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use recurrent_checkpoint::layout::{
-    BEST_DIR, CONFIG_FILE, LAST_DIR, OPTIMIZER_FILE, TRAINER_STATE_FILE, VOCAB_FILE, WEIGHTS_FILE,
+    BEST_DIR, CONFIG_FILE, LAST_DIR, OPTIMIZER_FILE, TOKENIZER_FILE, TRAINER_STATE_FILE,
+    VOCAB_FILE, WEIGHTS_FILE,
 };
 use recurrent_checkpoint::{Checkpoint, Tensor};
 use serde_json::json;
@@ -30,6 +31,7 @@ fn sample(seed: f32, resumable: bool) -> Checkpoint {
         ],
         optimizer: resumable.then(|| vec![w("adam.m.decoder.bias", &[3])]),
         trainer_state: resumable.then(|| json!({"step": 1200, "epoch": 3, "rng": [1, 2, 3, 4]})),
+        tokenizer_json: resumable.then(|| "{\"model\": {}}".to_string()),
     }
 }
 
@@ -91,6 +93,7 @@ fn round_trip_with_resume_state() {
             CONFIG_FILE,
             WEIGHTS_FILE,
             OPTIMIZER_FILE,
+            TOKENIZER_FILE,
             TRAINER_STATE_FILE,
             VOCAB_FILE
         ]
@@ -98,6 +101,7 @@ fn round_trip_with_resume_state() {
     let back = Checkpoint::load(&dir).unwrap();
     assert_eq!(back.optimizer, ck.optimizer);
     assert_eq!(back.trainer_state, ck.trainer_state);
+    assert_eq!(back.tokenizer_json, ck.tokenizer_json);
     assert_eq!(back.vocab, ck.vocab);
 }
 

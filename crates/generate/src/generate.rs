@@ -60,7 +60,7 @@ pub fn generate(
         .collect::<Result<_, _>>()?;
     let start = tokenizer
         .boundary()
-        .or_else(|| tokenizer.vocab().id("\n"))
+        .or_else(|| tokenizer.newline())
         .unwrap_or(0);
     let (last, context) = match prime.split_last() {
         Some((&last, context)) => (last, context),
@@ -78,7 +78,14 @@ pub fn generate(
 
     let mut seed_rng = Rng::new(options.seed);
     let mut rngs: Vec<Rng> = (0..n).map(|_| seed_rng.fork()).collect();
-    let mut decoders: Vec<_> = (0..n).map(|_| tokenizer.decoder()).collect();
+    let mut decoders: Vec<_> = (0..n)
+        .map(|_| {
+            // Knowing the prime lets a word decoder put a space before the first word.
+            let mut d = tokenizer.decoder();
+            d.prime(&prime);
+            d
+        })
+        .collect();
     let mut texts = vec![String::new(); n];
     let mut done = vec![false; n];
     let v = model.config.vocab_size;
