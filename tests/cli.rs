@@ -976,3 +976,84 @@ fn copy_dir(from: &Path, to: &Path) {
         fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
+
+#[test]
+fn word_and_bpe_models_train_sample_and_evaluate() {
+    let sb = Sandbox::new();
+    let text = corpus(300, 5);
+    sb.write("corpus.txt", &text);
+
+    sb.train(
+        "corpus.txt",
+        "words",
+        &["--tokenizer", "word", "--steps", "4", "--seq-len", "8"],
+    );
+    assert_checkpoint(&sb.path("words/best"));
+    let vocab = read_json(&sb.path("words/best/vocab.json"));
+    assert!(vocab.as_array().unwrap().iter().any(|t| t == "<eos>"));
+    // Generated words come from the corpus (or are the end-of-line token).
+    let words: BTreeSet<&str> = text.split_whitespace().collect();
+    let sample = sb.sample("words", 20, 3, &["--prime", "The cat"]);
+    assert!(sample.starts_with("The cat"), "{sample:?}");
+    for w in sample.split_whitespace() {
+        assert!(
+            words.contains(w) || w == "<unk>",
+            "{w:?} not in the corpus: {sample:?}"
+        );
+    }
+    let eval = sb.eval_json("words", "corpus.txt");
+    assert!(
+        eval["bits_per_char"].is_null(),
+        "word models report no bits per character"
+    );
+
+    sb.train(
+        "corpus.txt",
+        "bpe",
+        &[
+            "--tokenizer",
+            "bpe",
+            "--vocab-size",
+            "300",
+            "--steps",
+            "4",
+            "--seq-len",
+            "8",
+        ],
+    );
+    assert!(sb.path("bpe/best/tokenizer.json").is_file());
+    let eval = sb.eval_json("bpe", "corpus.txt");
+    let (loss, tokens) = (
+        eval["loss"].as_f64().unwrap(),
+        eval["tokens"].as_f64().unwrap(),
+    );
+    let bpc = eval["bits_per_char"].as_f64().unwrap();
+    // A BPE token covers at least one character, so bits per char <= bits per token.
+    assert!(
+        bpc > 0.0 && bpc <= loss / std::f64::consts::LN_2 + 1e-9,
+        "{eval}"
+    );
+    assert!(
+        tokens < text.chars().count() as f64,
+        "BPE merges characters: {eval}"
+    );
+    // An untrained byte-level model may emit any byte, so only check it samples.
+    let sample = sb.sample("bpe", 30, 1, &[]);
+    assert!(!sample.is_empty());
+
+    // Options that do not apply are refused.
+    sb.fails(
+        &[
+            "train",
+            "--input",
+            "corpus.txt",
+            "--vocab-size",
+            "50",
+            "--out",
+            "x",
+            "--steps",
+            "1",
+        ],
+        &["--vocab-size"],
+    );
+}
