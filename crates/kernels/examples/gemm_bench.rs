@@ -1,5 +1,7 @@
-//! GFLOP/s of `sgemm` and `gemm_packed` at the recurrent layers' shapes.
-//! `cargo run --release -p recurrent-kernels --example gemm_bench [threads]`
+//! GFLOP/s of `sgemm` at the layers' whole-block shapes (with their real
+//! transposes) and of `gemm_packed` at the per-step shapes.
+//! `cargo run --release -p recurrent-kernels --example gemm_bench [threads]`;
+//! `RECURRENT_GEMM=crate` times the `gemm` crate behind `sgemm` instead.
 use recurrent_kernels::{gemm_packed, sgemm, PackedB, Rng, Trans};
 use std::time::Instant;
 
@@ -7,47 +9,49 @@ fn main() {
     let threads: usize = std::env::args().nth(1).map_or(2, |s| s.parse().unwrap());
     recurrent_kernels::threads::set_threads(threads);
     let mut rng = Rng::new(1);
+    let mut v = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect() };
+    let time = |flops: f64, f: &mut dyn FnMut()| {
+        let reps = (2e10 / flops).max(3.0) as usize;
+        f();
+        let t0 = Instant::now();
+        for _ in 0..reps {
+            f();
+        }
+        flops * reps as f64 / t0.elapsed().as_secs_f64() / 1e9
+    };
+    // (what, ta, tb, m, n, k)
+    for &(what, ta, tb, m, n, k) in &[
+        ("in_proj", Trans::N, Trans::T, 6400, 2048, 512),
+        ("in_proj l0", Trans::N, Trans::T, 6400, 2048, 64),
+        ("dW", Trans::T, Trans::N, 2048, 512, 6400),
+        ("dW l0", Trans::T, Trans::N, 2048, 64, 6400),
+        ("dx", Trans::N, Trans::N, 6400, 512, 2048),
+        ("decoder", Trans::N, Trans::T, 6400, 65, 512),
+        ("dW dec", Trans::T, Trans::N, 65, 512, 6400),
+        ("dW 128", Trans::T, Trans::N, 512, 128, 5000),
+    ] {
+        let (ar, ac) = if ta == Trans::N { (m, k) } else { (k, m) };
+        let (br, bc) = if tb == Trans::N { (k, n) } else { (n, k) };
+        let (a, b, mut c) = (v(ar * ac), v(br * bc), v(m * n));
+        let g = time(2.0 * (m * n * k) as f64, &mut || {
+            sgemm(ta, tb, m, n, k, 1.0, &a, ac, &b, bc, 1.0, &mut c, n)
+        });
+        println!("{what:<10} {m}x{n}x{k} {ta:?}{tb:?}: sgemm {g:.0} GFLOP/s");
+    }
     for &(m, n, k) in &[
         (64, 2048, 512),
-        (64, 512, 2048),
-        (50, 512, 128),
-        (50, 128, 512),
-        (6400, 2048, 512),
-        (2048, 512, 6400),
+        (32, 2048, 512),
+        (32, 512, 2048),
+        (25, 512, 128),
     ] {
-        let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
-        let b: Vec<f32> = (0..n * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
-        let mut c = vec![0.0; m * n];
-        let flops = 2.0 * (m * n * k) as f64;
-        let reps = (2e10 / flops).max(3.0) as usize;
-        let time = |f: &mut dyn FnMut()| {
-            f();
-            let t0 = Instant::now();
-            for _ in 0..reps {
-                f();
-            }
-            flops * reps as f64 / t0.elapsed().as_secs_f64() / 1e9
-        };
-        let g1 = time(&mut || {
-            sgemm(
-                Trans::N,
-                Trans::T,
-                m,
-                n,
-                k,
-                1.0,
-                &a,
-                k,
-                &b,
-                k,
-                1.0,
-                &mut c,
-                n,
-            )
-        });
+        let (a, b, mut c) = (v(m * k), v(n * k), v(m * n));
         let mut p = PackedB::default();
         p.pack(Trans::T, k, n, &b, k);
-        let g2 = time(&mut || gemm_packed(m, &a, k, &p, true, &mut c, n, threads));
-        println!("{m}x{n}x{k}: sgemm {g1:.0} GFLOP/s, packed {g2:.0} GFLOP/s");
+        for t in [1, threads] {
+            let g = time(2.0 * (m * n * k) as f64, &mut || {
+                gemm_packed(m, &a, k, &p, true, &mut c, n, t)
+            });
+            println!("step {m}x{n}x{k}: packed {g:.0} GFLOP/s on {t} thread(s)");
+        }
     }
 }

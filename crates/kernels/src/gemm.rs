@@ -1,7 +1,10 @@
 //! The single matrix-multiply entry point. Every layer calls [`sgemm`]; the
-//! backend behind it (the `gemm` crate, which picks AVX-512/AVX2/FMA at run time)
-//! can change without touching a layer.
+//! backend behind it can change without touching a layer: with AVX-512, the
+//! blocked kernel of [`crate::blocked`] for all but tiny products; otherwise
+//! (and for `alpha != 1` or general `beta`) the `gemm` crate, which picks
+//! AVX2/FMA at run time.
 
+use crate::simd::has_avx512;
 use crate::threads::threads;
 
 /// Whether an operand is used as stored (`N`) or transposed (`T`).
@@ -34,21 +37,7 @@ pub fn sgemm(
     if m == 0 || n == 0 {
         return;
     }
-    let (a_rows, a_cols) = if ta == Trans::N { (m, k) } else { (k, m) };
-    let (b_rows, b_cols) = if tb == Trans::N { (k, n) } else { (n, k) };
-    assert!(
-        lda >= a_cols && ldb >= b_cols && ldc >= n,
-        "sgemm: leading dimension too small"
-    );
-    assert!(
-        a_rows == 0 || a.len() >= (a_rows - 1) * lda + a_cols,
-        "sgemm: A too short"
-    );
-    assert!(
-        b_rows == 0 || b.len() >= (b_rows - 1) * ldb + b_cols,
-        "sgemm: B too short"
-    );
-    assert!(c.len() >= (m - 1) * ldc + n, "sgemm: C too short");
+    check(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
     if k == 0 {
         scale(c, m, n, ldc, beta);
         return;
@@ -58,6 +47,21 @@ pub fn sgemm(
     let (b_rs, b_cs) = if tb == Trans::N { (ldb, 1) } else { (1, ldb) };
     let flops = 2 * m * n * k;
     let t = threads();
+    #[cfg(target_arch = "x86_64")]
+    if alpha == 1.0
+        && (beta == 0.0 || beta == 1.0)
+        && flops >= 1 << 16
+        && has_avx512()
+        && !gemm_crate_forced()
+    {
+        let init = if beta == 0.0 {
+            crate::blocked::Init::Zero
+        } else {
+            crate::blocked::Init::Keep
+        };
+        crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, t);
+        return;
+    }
     let par = if t > 1 && flops >= 1 << 17 {
         gemm::Parallelism::Rayon(t)
     } else {
@@ -89,6 +93,79 @@ pub fn sgemm(
             par,
         );
     }
+}
+
+/// Panics unless every element the product touches lies inside the slices.
+fn check(
+    ta: Trans,
+    tb: Trans,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &[f32],
+    ldc: usize,
+) {
+    let (a_rows, a_cols) = if ta == Trans::N { (m, k) } else { (k, m) };
+    let (b_rows, b_cols) = if tb == Trans::N { (k, n) } else { (n, k) };
+    assert!(
+        lda >= a_cols && ldb >= b_cols && ldc >= n,
+        "sgemm: leading dimension too small"
+    );
+    assert!(
+        a_rows == 0 || a.len() >= (a_rows - 1) * lda + a_cols,
+        "sgemm: A too short"
+    );
+    assert!(
+        b_rows == 0 || b.len() >= (b_rows - 1) * ldb + b_cols,
+        "sgemm: B too short"
+    );
+    assert!(c.len() >= (m - 1) * ldc + n, "sgemm: C too short");
+}
+
+/// `C[m, n] = op(A)[m, k] · op(B)[k, n] + bias[n]` (the bias added to every row),
+/// strides as in [`sgemm`]: a layer's affine map without a separate pass that
+/// fills `C` with the bias first.
+pub fn sgemm_bias(
+    ta: Trans,
+    tb: Trans,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    bias: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+) {
+    assert!(bias.len() >= n, "sgemm_bias: bias too short");
+    if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if k > 0 && 2 * m * n * k >= 1 << 16 && has_avx512() && !gemm_crate_forced() {
+        check(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+        let init = crate::blocked::Init::Row(&bias[..n]);
+        crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, threads());
+        return;
+    }
+    for row in c.chunks_mut(ldc).take(m) {
+        row[..n].copy_from_slice(&bias[..n]);
+    }
+    sgemm(ta, tb, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc);
+}
+
+/// `RECURRENT_GEMM=crate` sends every product to the `gemm` crate, for A/B
+/// timing of the two backends.
+fn gemm_crate_forced() -> bool {
+    use std::sync::OnceLock;
+    static FORCED: OnceLock<bool> = OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var("RECURRENT_GEMM").is_ok_and(|v| v == "crate"))
 }
 
 fn scale(c: &mut [f32], m: usize, n: usize, ldc: usize, beta: f32) {
@@ -170,5 +247,57 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn bias_product_and_baseline_fallback_match_naive() {
+        // Once with the dispatch the CPU offers, once forced to the fallback
+        // (the `gemm` crate, as without AVX-512).
+        for forced in [false, true] {
+            crate::simd::force_baseline(forced);
+            let mut rng = Rng::new(3);
+            for &(m, n, k) in &[(5, 7, 3), (70, 65, 130), (33, 100, 600)] {
+                let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                let b: Vec<f32> = (0..n * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                let bias: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                let want = naive(Trans::N, Trans::T, m, n, k, &a, k, &b, k);
+                let mut c = vec![f32::NAN; m * n];
+                sgemm_bias(Trans::N, Trans::T, m, n, k, &a, k, &b, k, &bias, &mut c, n);
+                for i in 0..m * n {
+                    let w = want[i] + bias[i % n];
+                    assert!(
+                        (c[i] - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                        "forced {forced}"
+                    );
+                }
+                let mut c = vec![f32::NAN; m * n];
+                sgemm(
+                    Trans::N,
+                    Trans::T,
+                    m,
+                    n,
+                    k,
+                    1.0,
+                    &a,
+                    k,
+                    &b,
+                    k,
+                    0.0,
+                    &mut c,
+                    n,
+                );
+                for i in 0..m * n {
+                    assert!((c[i] - want[i]).abs() <= 1e-4 * (1.0 + want[i].abs()));
+                }
+                let mut p = crate::PackedB::default();
+                p.pack(Trans::T, k, n, &b, k);
+                let mut c = vec![f32::NAN; m * n];
+                crate::gemm_packed(m, &a, k, &p, false, &mut c, n, 2);
+                for i in 0..m * n {
+                    assert!((c[i] - want[i]).abs() <= 1e-4 * (1.0 + want[i].abs()));
+                }
+            }
+        }
+        crate::simd::force_baseline(false);
     }
 }

@@ -6,12 +6,14 @@
 //! here works on flat, row-major `f32` buffers whose shapes are given by the caller.
 
 pub mod activation;
+mod blocked;
 pub mod gemm;
 pub mod packed;
+pub mod profile;
 pub mod rng;
 pub mod simd;
 pub mod threads;
 
-pub use gemm::{sgemm, Trans};
+pub use gemm::{sgemm, sgemm_bias, Trans};
 pub use packed::{gemm_packed, PackedB};
 pub use rng::Rng;

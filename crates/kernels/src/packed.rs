@@ -197,7 +197,12 @@ unsafe fn run_panels(job: &Job, lo: usize, hi: usize) {
             let mr = MR.min(job.m - r0);
             let ap = job.ap.add(r0 * k);
             let c = job.c.add(r0 * ldc + p * NR);
-            tile(mr, k, ap, bp, c, ldc, cols, job.accumulate);
+            let epi = if job.accumulate {
+                Epilogue::Accumulate
+            } else {
+                Epilogue::Store
+            };
+            tile(mr, k, ap, bp, c, ldc, cols, epi);
             r0 += mr;
         }
     }
@@ -206,7 +211,7 @@ unsafe fn run_panels(job: &Job, lo: usize, hi: usize) {
 /// Dispatches a tile of `mr` rows to the kernel compiled for that row count.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile(
+pub(crate) unsafe fn tile(
     mr: usize,
     k: usize,
     ap: *const f32,
@@ -214,7 +219,7 @@ unsafe fn tile(
     c: *mut f32,
     ldc: usize,
     cols: usize,
-    acc: bool,
+    acc: Epilogue,
 ) {
     let m = |v: usize| -> u16 {
         let valid = cols.saturating_sub(v * 16).min(16);
@@ -237,8 +242,20 @@ unsafe fn tile(
     }
 }
 
+/// What a register tile does with `C` once its sums are done.
+#[derive(Clone, Copy)]
+pub(crate) enum Epilogue {
+    /// `C = sums`.
+    Store,
+    /// `C = sums + C`.
+    Accumulate,
+    /// `C = sums + row`, `row` pointing at the tile's first column of a
+    /// row vector (a bias broadcast down the rows).
+    AddRow(*const f32),
+}
+
 /// The register tile: `R x 32` accumulators (`2R` zmm registers), one pass over
-/// `k`, then `C = acc (+ C)` for the columns `masks` select.
+/// `k`, then the epilogue for the columns `masks` select.
 ///
 /// `ap` is `[k][R]`, `bp` is `[k][32]`; `c` points at the tile's top-left.
 #[cfg(target_arch = "x86_64")]
@@ -251,7 +268,7 @@ unsafe fn kernel<const R: usize>(
     c: *mut f32,
     ldc: usize,
     masks: [u16; 2],
-    accumulate: bool,
+    epilogue: Epilogue,
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
@@ -267,10 +284,12 @@ unsafe fn kernel<const R: usize>(
     for (i, row) in acc.iter().enumerate() {
         for (v, &r) in row.iter().enumerate() {
             let dst = c.add(i * ldc + v * 16);
-            let r = if accumulate {
-                _mm512_add_ps(r, _mm512_maskz_loadu_ps(masks[v], dst))
-            } else {
-                r
+            let r = match epilogue {
+                Epilogue::Store => r,
+                Epilogue::Accumulate => _mm512_add_ps(r, _mm512_maskz_loadu_ps(masks[v], dst)),
+                Epilogue::AddRow(row) => {
+                    _mm512_add_ps(r, _mm512_maskz_loadu_ps(masks[v], row.add(v * 16)))
+                }
             };
             _mm512_mask_storeu_ps(dst, masks[v], r);
         }
@@ -280,7 +299,7 @@ unsafe fn kernel<const R: usize>(
 /// A reusable `f32` buffer whose contents start on a 64-byte boundary, so the
 /// kernel's vector loads never split a cache line.
 #[derive(Default, Clone)]
-struct AlignedBuf {
+pub(crate) struct AlignedBuf {
     raw: Vec<f32>,
     start: usize,
     len: usize,
@@ -288,7 +307,7 @@ struct AlignedBuf {
 
 impl AlignedBuf {
     /// Makes room for `len` floats (contents unspecified) and returns them.
-    fn resize(&mut self, len: usize) -> &mut [f32] {
+    pub(crate) fn resize(&mut self, len: usize) -> &mut [f32] {
         if self.raw.len() < len + 16 {
             self.raw = vec![0.0; len + 16];
         }

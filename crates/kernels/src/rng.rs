@@ -38,6 +38,8 @@ impl Rng {
     }
 
     /// The next 64 random bits.
+    // Inlined across crates: dropout draws millions of these per block.
+    #[inline]
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.s;
         let result = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
@@ -52,6 +54,7 @@ impl Rng {
     }
 
     /// A uniform `f32` in `[0, 1)` with 24 random bits.
+    #[inline]
     pub fn next_f32(&mut self) -> f32 {
         (self.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
     }

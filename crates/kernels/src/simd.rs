@@ -8,8 +8,26 @@
 //! (A closure passed to a `#[target_feature]` function was tried first: LLVM
 //! left it out of line and scalar, so the body must be a named function.)
 
+thread_local! {
+    static BASELINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes this thread's kernel dispatch ignore AVX-512 and AVX2 (as on an older
+/// CPU), so that tests can exercise the fallback paths on any machine. Work a
+/// call hands to helper threads follows the path its caller picked.
+pub fn force_baseline(on: bool) {
+    BASELINE.with(|b| b.set(on));
+}
+
+fn baseline_forced() -> bool {
+    BASELINE.with(|b| b.get())
+}
+
 /// Whether the CPU has the AVX-512 subset the kernels use (F, VL, BW, DQ).
 pub fn has_avx512() -> bool {
+    if baseline_forced() {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         use std::sync::OnceLock;
@@ -29,6 +47,9 @@ pub fn has_avx512() -> bool {
 
 /// Whether the CPU has AVX2 and FMA.
 pub fn has_avx2() -> bool {
+    if baseline_forced() {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")

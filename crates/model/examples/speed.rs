@@ -1,16 +1,29 @@
+//! Training-step throughput of the language model at a few sizes.
+//!
+//! `speed [threads] [hidden] [cell]`: optional filters on the hidden size and
+//! cell name. With `PROFILE=1` it also prints wall time per phase (see
+//! `recurrent_kernels::profile`) and the sustained GFLOP/s of the step.
 use recurrent_kernels::Rng;
 use recurrent_model::{CellKind, LanguageModel, ModelConfig, State, Workspace};
 use std::time::Instant;
+
+const CONFIGS: [(CellKind, usize, usize, usize); 5] = [
+    (CellKind::Lstm, 2, 128, 50),
+    (CellKind::Lstm, 2, 512, 64),
+    (CellKind::Gru, 2, 512, 64),
+    (CellKind::RnnTanh, 2, 512, 64),
+    (CellKind::Gru, 2, 128, 50),
+];
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let threads: usize = args.get(1).map(|s| s.parse().unwrap()).unwrap_or(2);
-    // Optional second argument: run only the configs with this hidden size.
-    let only: Option<usize> = args.get(2).map(|s| s.parse().unwrap());
+    let only_hidden: Option<usize> = args.get(2).map(|s| s.parse().unwrap());
+    let only_cell: Option<CellKind> = args.get(3).map(|s| s.parse().unwrap());
+    let profile = std::env::var_os("PROFILE").is_some();
     recurrent_kernels::threads::set_threads(threads);
-    for (cell, layers, hidden, batch) in
-        [(CellKind::Lstm, 2, 128, 50), (CellKind::Lstm, 2, 512, 64)]
-    {
-        if only.is_some_and(|h| h != hidden) {
+    for (cell, layers, hidden, batch) in CONFIGS {
+        if only_hidden.is_some_and(|h| h != hidden) || only_cell.is_some_and(|c| c != cell) {
             continue;
         }
         let config = ModelConfig {
@@ -30,21 +43,52 @@ fn main() {
         let mut ws = Workspace::default();
         let mut st = State::zeros(&config, batch);
         let mut g = vec![0.0; m.num_params()];
-        m.train_block(
-            &mut ws, &tokens, &tokens, t, batch, &mut st, None, &mut rng, &mut g,
-        );
-        let n = 5;
-        let t0 = Instant::now();
-        for _ in 0..n {
+        let mut step = || {
             m.train_block(
                 &mut ws, &tokens, &tokens, t, batch, &mut st, None, &mut rng, &mut g,
             );
-        }
-        let dt = t0.elapsed().as_secs_f64() / n as f64;
+        };
+        step();
+        recurrent_kernels::profile::enable(profile);
+        let n = 5;
+        let mut times: Vec<f64> = (0..n)
+            .map(|_| {
+                let t0 = Instant::now();
+                step();
+                t0.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let dt = times[n / 2];
+        let gflop = flops(&config, t * batch) / 1e9;
         println!(
-            "{cell} {layers}x{hidden} b{batch}: {:.0} tok/s ({:.1} ms/step)",
+            "{cell} {layers}x{hidden} b{batch}: {:.0} tok/s ({:.1} ms/step median of {n}, {:.0} GFLOP/s)",
             (t * batch) as f64 / dt,
-            dt * 1e3
+            dt * 1e3,
+            gflop / dt
         );
+        if profile {
+            for (name, secs, calls) in recurrent_kernels::profile::totals() {
+                println!(
+                    "  {name:<14} {:7.1} ms/step ({calls} calls)",
+                    secs * 1e3 / n as f64
+                );
+            }
+        }
     }
+}
+
+/// Multiply-add FLOPs of one training block of `n` tokens: forward, backward
+/// (input, recurrent and weight gradients) of every layer, and the decoder.
+fn flops(c: &ModelConfig, n: usize) -> f64 {
+    let gh = (c.cell.gates() * c.hidden) as f64;
+    let n = n as f64;
+    let mut f = 0.0;
+    for k in 0..c.layers {
+        let i = c.layer_input(k) as f64;
+        let h = c.hidden as f64;
+        // Forward: x·W_ihᵀ, h·W_hhᵀ. Backward: dG·W_hh, dW_hh, dW_ih, dx.
+        f += 2.0 * n * gh * (i + h) * 2.0 + 2.0 * n * gh * h + 2.0 * n * gh * i;
+    }
+    f + 3.0 * 2.0 * n * (c.hidden * c.vocab_size) as f64
 }

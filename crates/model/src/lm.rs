@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use recurrent_kernels::profile::Phase;
 use recurrent_kernels::Rng;
 use recurrent_nn::recurrent::{LayerGrads, LayerParams};
 use recurrent_nn::{dropout, embedding, linear, loss, CellKind, LayerCache, RecurrentLayer};
@@ -327,6 +328,7 @@ impl LanguageModel {
         ws.masks.resize_with(layers + 1, Vec::new);
         ws.caches.resize_with(layers, LayerCache::default);
 
+        let ph = Phase::new("lm.embed");
         // Layer 0's input: embedding rows or one-hot vectors.
         let i0 = cfg.layer_input(0);
         grow(&mut ws.inputs[0], n * i0);
@@ -345,6 +347,7 @@ impl LanguageModel {
             embedding::one_hot(tokens, &mut ws.inputs[0][..n * i0], v);
         }
 
+        drop(ph);
         let bh = b * h;
         for k in 0..layers {
             let layer = self.layer(k);
@@ -373,22 +376,26 @@ impl LanguageModel {
             if !state.c.is_empty() {
                 state.c[k * bh..(k + 1) * bh].copy_from_slice(cache.last_c(h));
             }
+            let _ph = Phase::new("lm.copy_drop");
             // The next layer (or the head) reads the dropped-out output.
             let next = &mut above[0];
             grow(next, n * h);
-            next[..n * h].copy_from_slice(cache.output(h));
             if p {
                 let mask = &mut ws.masks[k + 1];
                 grow(mask, n * h);
-                dropout::sample_mask(
+                dropout::sample_apply(
+                    &mut next[..n * h],
+                    cache.output(h),
                     &mut mask[..n * h],
                     cfg.dropout,
                     dropout_rng.as_deref_mut().unwrap(),
                 );
-                dropout::forward(&mut next[..n * h], mask);
+            } else {
+                next[..n * h].copy_from_slice(cache.output(h));
             }
         }
 
+        let _ph = Phase::new("head.fwd");
         let mut head_in: &[f32] = &ws.inputs[layers][..n * h];
         if cfg.dense > 0 {
             grow(&mut ws.dense_out, n * cfg.dense);
@@ -451,6 +458,7 @@ impl LanguageModel {
         let cfg = &self.config;
         let (n, h, v, layers) = (t * b, cfg.hidden, cfg.vocab_size, cfg.layers);
         let p = cfg.dropout > 0.0;
+        let ph = Phase::new("loss");
         grow(&mut ws.dlogits, n * v);
         let (loss, correct) = loss::softmax_cross_entropy(
             &ws.logits[..n * v],
@@ -464,6 +472,8 @@ impl LanguageModel {
         let idx = |name: &str| self.layout.index(name);
         let bh = b * h;
 
+        drop(ph);
+        let ph = Phase::new("head.bwd");
         // Head: output projection (and dense layer) back to the top layer's output.
         let hin = cfg.head_input();
         let head_x: &[f32] = if cfg.dense > 0 {
@@ -516,10 +526,12 @@ impl LanguageModel {
             ws.dy[..n * h].copy_from_slice(&ws.dhead[..n * h]);
         }
 
+        drop(ph);
         grow(&mut ws.dh0, bh);
         grow(&mut ws.dc0, bh);
         for k in (0..layers).rev() {
             if p {
+                let _ph = Phase::new("lm.drop_bwd");
                 dropout::backward(&mut ws.dy[..n * h], &ws.masks[k + 1]);
             }
             let layer = self.layer(k);
@@ -570,6 +582,7 @@ impl LanguageModel {
             }
         }
         if cfg.embed > 0 {
+            let _ph = Phase::new("lm.embed_bwd");
             let e = cfg.embed;
             if p {
                 dropout::backward(&mut ws.dx[..n * e], &ws.masks[0]);

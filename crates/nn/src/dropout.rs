@@ -2,13 +2,74 @@
 //! zeroed with probability `p` and survivors are scaled by `1/(1-p)`, so nothing
 //! changes at evaluation time. The mask is kept for the backward pass.
 
+use recurrent_kernels::threads::{parallel_for, threads};
 use recurrent_kernels::Rng;
 
 /// Draws a fresh mask (`0` or `1/(1-p)` per element) into `mask`.
+///
+/// Each 64-bit draw decides two elements by two disjoint 24-bit fields
+/// (an element is dropped when its field, as a fraction of `2^24`, is below
+/// `p`): generating the numbers was most of the cost of dropout.
 pub fn sample_mask(mask: &mut [f32], p: f32, rng: &mut Rng) {
     let scale = 1.0 / (1.0 - p);
-    for m in mask {
-        *m = if rng.next_f32() < p { 0.0 } else { scale };
+    // `u * 2^-24 < p` exactly when `u < ceil(p * 2^24)` (the scaling is exact).
+    let threshold = (p * (1u32 << 24) as f32).ceil() as u64;
+    let pick = |u: u64| if u < threshold { 0.0 } else { scale };
+    let mut pairs = mask.chunks_exact_mut(2);
+    for pair in &mut pairs {
+        let x = rng.next_u64();
+        pair[0] = pick(x >> 40);
+        pair[1] = pick((x >> 16) & 0xFF_FFFF);
+    }
+    if let [last] = pairs.into_remainder() {
+        *last = pick(rng.next_u64() >> 40);
+    }
+}
+
+/// Elements per independently seeded piece of [`sample_apply`].
+const CHUNK: usize = 1 << 16;
+
+/// Samples a mask as [`sample_mask`] and writes `dst = src * mask` in the
+/// same pass (a layer's output copied, dropped out, into the next input).
+///
+/// The work is cut into fixed pieces of [`CHUNK`] elements, each drawn from
+/// its own generator seeded by `rng`, and the kernels' threads share the
+/// pieces: the masks depend on neither the thread count nor scheduling.
+pub fn sample_apply(dst: &mut [f32], src: &[f32], mask: &mut [f32], p: f32, rng: &mut Rng) {
+    let n = dst.len();
+    assert!(src.len() == n && mask.len() == n, "dropout: lengths differ");
+    let pieces = n.div_ceil(CHUNK);
+    let seeds: Vec<u64> = (0..pieces).map(|_| rng.next_u64()).collect();
+    let t = threads().clamp(1, pieces.max(1));
+    let (dst_p, mask_p) = (SendPtr(dst.as_mut_ptr()), SendPtr(mask.as_mut_ptr()));
+    parallel_for(t, &|i| {
+        for (c, &seed) in seeds.iter().enumerate().skip(i).step_by(t) {
+            let r = c * CHUNK..n.min((c + 1) * CHUNK);
+            // SAFETY: pieces are disjoint and each is handled by one task.
+            let (d, m) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(dst_p.at(r.start), r.len()),
+                    std::slice::from_raw_parts_mut(mask_p.at(r.start), r.len()),
+                )
+            };
+            sample_mask(m, p, &mut Rng::new(seed));
+            for ((d, &s), &m) in d.iter_mut().zip(&src[r]).zip(m.iter()) {
+                *d = s * m;
+            }
+        }
+    });
+}
+
+/// A pointer the tasks of [`sample_apply`] write through at disjoint pieces.
+struct SendPtr(*mut f32);
+
+// SAFETY: see `sample_apply`: no two tasks touch the same elements.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The element `i` places in (a method, so closures capture the `Sync` wrapper).
+    fn at(&self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
     }
 }
 
@@ -37,6 +98,27 @@ mod tests {
         let mean = mask.iter().map(|&m| m as f64).sum::<f64>() / mask.len() as f64;
         assert!((zeros - 0.3).abs() < 0.01, "dropped fraction {zeros}");
         assert!((mean - 1.0).abs() < 0.02, "mean {mean}");
+    }
+
+    #[test]
+    fn sample_apply_is_the_same_on_any_thread_count() {
+        let n = 3 * CHUNK + 17;
+        let src: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let run = |threads: usize| {
+            recurrent_kernels::threads::set_threads(threads);
+            let (mut dst, mut mask) = (vec![0.0; n], vec![0.0; n]);
+            sample_apply(&mut dst, &src, &mut mask, 0.25, &mut Rng::new(7));
+            (dst, mask)
+        };
+        let (d1, m1) = run(1);
+        let (d2, m2) = run(2);
+        assert_eq!(m1, m2);
+        assert_eq!(d1, d2);
+        for i in 0..n {
+            assert_eq!(d1[i], src[i] * m1[i]);
+        }
+        let dropped = m1.iter().filter(|&&m| m == 0.0).count() as f64 / n as f64;
+        assert!((dropped - 0.25).abs() < 0.01, "{dropped}");
     }
 
     #[test]

@@ -1,14 +1,11 @@
 //! Fully connected layer `y = x · Wᵀ + b` (PyTorch `nn.Linear`), optionally
 //! followed by ReLU.
 
-use recurrent_kernels::{sgemm, Trans};
+use recurrent_kernels::{sgemm, sgemm_bias, Trans};
 
 /// Forward: `y[n, o] = x[n, i] · w[o, i]ᵀ + b[o]`.
 pub fn forward(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, i: usize, o: usize) {
-    for row in y[..n * o].chunks_exact_mut(o) {
-        row.copy_from_slice(b);
-    }
-    sgemm(Trans::N, Trans::T, n, o, i, 1.0, x, i, w, i, 1.0, y, o);
+    sgemm_bias(Trans::N, Trans::T, n, o, i, x, i, w, i, b, y, o);
 }
 
 /// Backward of [`forward`]: `dw += dyᵀ·x`, `db += Σ_rows dy`, and `dx = dy·w` when wanted.

@@ -12,12 +12,15 @@
 //! as large GEMMs over the whole block.
 
 use std::fmt;
+use std::ops::Range;
 use std::str::FromStr;
 
 use recurrent_kernels::activation::{dsigmoid, dtanh, sigmoid, tanh};
 use recurrent_kernels::multiversion;
-use recurrent_kernels::threads::threads;
-use recurrent_kernels::{gemm_packed, sgemm, PackedB, Trans};
+use recurrent_kernels::packed::MR;
+use recurrent_kernels::profile::Phase;
+use recurrent_kernels::threads::{parallel_for, threads};
+use recurrent_kernels::{gemm_packed, sgemm, sgemm_bias, PackedB, Trans};
 use serde::{Deserialize, Serialize};
 
 /// Which recurrent cell a layer uses.
@@ -139,6 +142,9 @@ pub struct LayerCache {
     /// backward steps' `dgates · W_hh`: packed once per block, used at every step.
     w_hh_t_packed: PackedB,
     w_hh_packed: PackedB,
+    /// `[G*H]` the bias the input projection adds (`b_ih`, plus `b_hh` but for GRU),
+    /// and the backward's column sums of the gate gradients.
+    bias: Vec<f32>,
 }
 
 impl LayerCache {
@@ -238,48 +244,94 @@ impl RecurrentLayer {
         let n = t * b;
         cache.ensure(self, t, b, for_backward);
         let fold_hh_bias = self.cell != CellKind::Gru;
+        let ph = Phase::new("fwd.in_proj");
         // Every step's input projection in one GEMM: gates = x · W_ihᵀ + bias.
-        for row in cache.gates[..n * gh].chunks_exact_mut(gh) {
-            row.copy_from_slice(p.b_ih);
-            if fold_hh_bias {
-                for (r, &bh) in row.iter_mut().zip(p.b_hh) {
-                    *r += bh;
-                }
+        cache.bias.clear();
+        cache.bias.extend_from_slice(p.b_ih);
+        if fold_hh_bias {
+            for (r, &bh) in cache.bias.iter_mut().zip(p.b_hh) {
+                *r += bh;
             }
         }
-        sgemm(
+        sgemm_bias(
             Trans::N,
             Trans::T,
             n,
             gh,
             i,
-            1.0,
             x,
             i,
             p.w_ih,
             i,
-            1.0,
+            &cache.bias,
             &mut cache.gates,
             gh,
         );
 
+        drop(ph);
+        let ph = Phase::new("fwd.pack");
         cache.w_hh_t_packed.pack(Trans::T, h, gh, p.w_hh, h);
-        let bh = b * h;
+        drop(ph);
+        let _ph = Phase::new("fwd.steps");
+        let bufs = StepBufs::new(cache);
+        let w = &cache.w_hh_t_packed;
+        let split = RowSplit::new(b, 2 * b * h * gh);
+        parallel_for(split.parts, &|part| {
+            // SAFETY: each part touches only its own batch rows of `bufs`.
+            unsafe {
+                self.forward_rows(
+                    p,
+                    &bufs,
+                    w,
+                    t,
+                    b,
+                    split.rows(part),
+                    h0,
+                    c0,
+                    keep,
+                    split.gemm_threads,
+                )
+            }
+        });
+    }
+
+    /// The forward time loop for batch rows `rows` (of `b`): every step reads
+    /// and writes only those rows of the buffers, because the streams of a
+    /// batch do not interact. `gemm_threads` threads split each step's product.
+    ///
+    /// # Safety
+    /// No other thread may access `rows` of `bufs` meanwhile.
+    unsafe fn forward_rows(
+        &self,
+        p: LayerParams<'_>,
+        bufs: &StepBufs,
+        w: &PackedB,
+        t: usize,
+        b: usize,
+        rows: Range<usize>,
+        h0: &[f32],
+        c0: &[f32],
+        keep: Option<&[f32]>,
+        gemm_threads: usize,
+    ) {
+        let (h, gh, m) = (self.hidden_size, self.gate_rows(), rows.len());
+        let state = rows.start * h..rows.end * h;
         for s in 0..t {
-            let keep_s = keep.map(|k| &k[s * b..(s + 1) * b]);
-            let (done, rest) = cache.h.split_at_mut(s * bh);
+            let r0 = s * b + rows.start;
+            let keep_s = keep.map(|k| &k[r0..r0 + m]);
+            let hp = bufs.hprev.rows(r0, m, h);
             let prev_h = if s == 0 {
-                &h0[..bh]
+                &h0[state.clone()]
             } else {
-                &done[(s - 1) * bh..]
+                &*bufs.h.rows(r0 - b, m, h)
             };
-            masked_copy(&mut cache.hprev[s * bh..(s + 1) * bh], prev_h, keep_s, h);
-            let hp = &cache.hprev[s * bh..(s + 1) * bh];
-            let out = &mut rest[..bh];
-            let gates = &mut cache.gates[s * b * gh..(s + 1) * b * gh];
+            masked_copy(hp, prev_h, keep_s, h);
+            let hp = &*hp;
+            let out = bufs.h.rows(r0, m, h);
+            let gates = bufs.gates.rows(r0, m, gh);
             match self.cell {
                 CellKind::RnnTanh | CellKind::RnnRelu => {
-                    step_gemm(b, hp, &cache.w_hh_t_packed, true, gates);
+                    gemm_packed(m, hp, h, w, true, gates, gh, gemm_threads);
                     if self.cell == CellKind::RnnRelu {
                         for (o, &g) in out.iter_mut().zip(gates.iter()) {
                             *o = g.max(0.0);
@@ -289,25 +341,23 @@ impl RecurrentLayer {
                     }
                 }
                 CellKind::Lstm => {
-                    step_gemm(b, hp, &cache.w_hh_t_packed, true, gates);
-                    let (cdone, crest) = cache.c.split_at_mut(s * bh);
+                    gemm_packed(m, hp, h, w, true, gates, gh, gemm_threads);
+                    let cp = bufs.cprev.rows(r0, m, h);
                     let prev_c = if s == 0 {
-                        &c0[..bh]
+                        &c0[state.clone()]
                     } else {
-                        &cdone[(s - 1) * bh..]
+                        &*bufs.c.rows(r0 - b, m, h)
                     };
-                    masked_copy(&mut cache.cprev[s * bh..(s + 1) * bh], prev_c, keep_s, h);
-                    let cp = &cache.cprev[s * bh..(s + 1) * bh];
-                    lstm_step_forward(gates, cp, &mut crest[..bh], out, b, h);
+                    masked_copy(cp, prev_c, keep_s, h);
+                    lstm_step_forward(gates, cp, bufs.c.rows(r0, m, h), out, m, h);
                 }
                 CellKind::Gru => {
-                    let hh = &mut cache.hh[..b * gh];
+                    let hh = bufs.hh.rows(rows.start, m, gh);
                     for row in hh.chunks_exact_mut(gh) {
                         row.copy_from_slice(p.b_hh);
                     }
-                    step_gemm(b, hp, &cache.w_hh_t_packed, true, hh);
-                    let hh_n = &mut cache.hh_n[s * bh..(s + 1) * bh];
-                    gru_step_forward(gates, hh, hp, hh_n, out, b, h);
+                    gemm_packed(m, hp, h, w, true, hh, gh, gemm_threads);
+                    gru_step_forward(gates, hh, hp, bufs.hh_n.rows(r0, m, h), out, m, h);
                 }
             }
         }
@@ -337,78 +387,40 @@ impl RecurrentLayer {
         let (t, b) = (cache.steps, cache.batch);
         let (n, bh) = (t * b, b * h);
         let c = &mut *cache;
+        let ph = Phase::new("bwd.steps");
         c.w_hh_packed.pack(Trans::N, gh, h, p.w_hh, h);
-        match dh_n {
-            Some(d) => c.dh[..bh].copy_from_slice(d),
-            None => c.dh[..bh].fill(0.0),
-        }
-        match dc_n {
-            Some(d) => c.dc[..bh].copy_from_slice(d),
-            None => c.dc[..bh].fill(0.0),
-        }
-        for s in (0..t).rev() {
-            let rows = s * bh..(s + 1) * bh;
-            for (d, &y) in c.dh[..bh].iter_mut().zip(&dy[rows.clone()]) {
-                *d += y;
-            }
-            let gates = &c.gates[s * b * gh..(s + 1) * b * gh];
-            let dg = &mut c.dg_hh[s * b * gh..(s + 1) * b * gh];
-            let mut beta = 0.0;
-            match self.cell {
-                CellKind::RnnTanh => rnn_tanh_backward(dg, &c.dh[..bh], &c.h[rows.clone()]),
-                CellKind::RnnRelu => {
-                    for ((d, &dh), &y) in dg.iter_mut().zip(&c.dh[..bh]).zip(&c.h[rows.clone()]) {
-                        *d = if y > 0.0 { dh } else { 0.0 };
-                    }
-                }
-                CellKind::Lstm => {
-                    lstm_step_backward(
-                        gates,
-                        &c.c[rows.clone()],
-                        &c.cprev[rows.clone()],
-                        &c.dh[..bh],
-                        &mut c.dc[..bh],
-                        dg,
+        {
+            let bufs = StepBufs::new(c);
+            let w = &c.w_hh_packed;
+            let split = RowSplit::new(b, 2 * b * h * gh);
+            parallel_for(split.parts, &|part| {
+                // SAFETY: each part touches only its own batch rows of `bufs`.
+                unsafe {
+                    self.backward_rows(
+                        &bufs,
+                        w,
+                        t,
                         b,
-                        h,
-                    );
+                        split.rows(part),
+                        dy,
+                        dh_n,
+                        dc_n,
+                        keep,
+                        split.gemm_threads,
+                    )
                 }
-                CellKind::Gru => {
-                    let dgi = &mut c.dg_ih[s * b * gh..(s + 1) * b * gh];
-                    {
-                        gru_step_backward(
-                            gates,
-                            &c.hprev[rows.clone()],
-                            &c.hh_n[rows.clone()],
-                            &c.dh[..bh],
-                            dg,
-                            dgi,
-                            &mut c.dh_next[..bh],
-                            b,
-                            h,
-                        );
-                    }
-                    beta = 1.0;
-                }
-            }
-            // dh_{t-1} = dgates · W_hh (GRU adds it to its direct path z ⊙ dh).
-            step_gemm(b, dg, &c.w_hh_packed, beta != 0.0, &mut c.dh_next[..bh]);
-            if let Some(keep) = keep {
-                for (s_b, &k) in keep[s * b..(s + 1) * b].iter().enumerate() {
-                    if k == 0.0 {
-                        c.dh_next[s_b * h..(s_b + 1) * h].fill(0.0);
-                        c.dc[s_b * h..(s_b + 1) * h].fill(0.0);
-                    }
-                }
-            }
-            std::mem::swap(&mut c.dh, &mut c.dh_next);
+            });
         }
+        // After `t` swaps the gradient w.r.t. the initial state is in `dh_next` when `t` is odd.
+        let dh_first = if t % 2 == 1 { &c.dh_next } else { &c.dh };
         if let Some(d) = dh0 {
-            d[..bh].copy_from_slice(&c.dh[..bh]);
+            d[..bh].copy_from_slice(&dh_first[..bh]);
         }
         if let Some(d) = dc0 {
             d[..bh].copy_from_slice(&c.dc[..bh]);
         }
+        drop(ph);
+        let ph = Phase::new("bwd.dw_hh");
         // Whole-block weight gradients: dW_hh += dG_hhᵀ · h_prev, dW_ih += dG_ihᵀ · x.
         sgemm(
             Trans::T,
@@ -425,7 +437,18 @@ impl RecurrentLayer {
             g.w_hh,
             h,
         );
-        column_sums_into(&c.dg_hh[..n * gh], gh, g.b_hh);
+        drop(ph);
+        let ph = Phase::new("bwd.dw_ih");
+        // Bias gradients: column sums of the gate gradients, which for all
+        // but GRU are the same for both biases (summed once).
+        c.bias.clear();
+        c.bias.resize(gh, 0.0);
+        column_sums(&c.dg_hh[..n * gh], gh, &mut c.bias);
+        add_into(g.b_hh, &c.bias);
+        if self.cell == CellKind::Gru {
+            column_sums(&c.dg_ih[..n * gh], gh, &mut c.bias);
+        }
+        add_into(g.b_ih, &c.bias);
         let dg_ih = if self.cell == CellKind::Gru {
             &c.dg_ih
         } else {
@@ -446,7 +469,8 @@ impl RecurrentLayer {
             g.w_ih,
             i,
         );
-        column_sums_into(&dg_ih[..n * gh], gh, g.b_ih);
+        drop(ph);
+        let _ph = Phase::new("bwd.dx");
         if let Some(dx) = dx {
             sgemm(
                 Trans::N,
@@ -467,24 +491,222 @@ impl RecurrentLayer {
     }
 }
 
-/// One step's recurrent product `c[B, n] = a[B, k] · W (+ c)` against a packed
-/// `W`, on the kernels' threads when the product is big enough to pay for them.
-fn step_gemm(b: usize, a: &[f32], w: &PackedB, accumulate: bool, c: &mut [f32]) {
-    let (k, n) = w.shape();
-    let t = if 2 * b * k * n >= 1 << 20 {
-        threads()
-    } else {
-        1
-    };
-    gemm_packed(b, a, k, w, accumulate, c, n, t);
+impl RecurrentLayer {
+    /// The backward time loop for batch rows `rows` (of `b`), as
+    /// [`RecurrentLayer::forward_rows`]: leaves the rows' pre-activation gradients in
+    /// `dg_hh` (and `dg_ih`), and their initial-state gradients in `dh` / `dh_next`
+    /// (by the parity of `t`) and `dc`.
+    ///
+    /// # Safety
+    /// No other thread may access `rows` of `bufs` meanwhile.
+    unsafe fn backward_rows(
+        &self,
+        bufs: &StepBufs,
+        w: &PackedB,
+        t: usize,
+        b: usize,
+        rows: Range<usize>,
+        dy: &[f32],
+        dh_n: Option<&[f32]>,
+        dc_n: Option<&[f32]>,
+        keep: Option<&[f32]>,
+        gemm_threads: usize,
+    ) {
+        let (h, gh, m) = (self.hidden_size, self.gate_rows(), rows.len());
+        let state = rows.start * h..rows.end * h;
+        let mut dh = bufs.dh.rows(rows.start, m, h);
+        let mut dh_next = bufs.dh_next.rows(rows.start, m, h);
+        let dc = bufs.dc.rows(rows.start, m, h);
+        match dh_n {
+            Some(d) => dh.copy_from_slice(&d[state.clone()]),
+            None => dh.fill(0.0),
+        }
+        match dc_n {
+            Some(d) => dc.copy_from_slice(&d[state.clone()]),
+            None => dc.fill(0.0),
+        }
+        for s in (0..t).rev() {
+            let r0 = s * b + rows.start;
+            for (d, &y) in dh.iter_mut().zip(&dy[r0 * h..(r0 + m) * h]) {
+                *d += y;
+            }
+            let gates = &*bufs.gates.rows(r0, m, gh);
+            let dg = bufs.dg_hh.rows(r0, m, gh);
+            let mut accumulate = false;
+            match self.cell {
+                CellKind::RnnTanh => rnn_tanh_backward(dg, dh, bufs.h.rows(r0, m, h)),
+                CellKind::RnnRelu => {
+                    for ((d, &dh), &y) in dg.iter_mut().zip(&*dh).zip(&*bufs.h.rows(r0, m, h)) {
+                        *d = if y > 0.0 { dh } else { 0.0 };
+                    }
+                }
+                CellKind::Lstm => {
+                    let (c, cp) = (bufs.c.rows(r0, m, h), bufs.cprev.rows(r0, m, h));
+                    lstm_step_backward(gates, c, cp, dh, dc, dg, m, h);
+                }
+                CellKind::Gru => {
+                    let dgi = bufs.dg_ih.rows(r0, m, gh);
+                    let (hp, hh_n) = (bufs.hprev.rows(r0, m, h), bufs.hh_n.rows(r0, m, h));
+                    gru_step_backward(gates, hp, hh_n, dh, dg, dgi, dh_next, m, h);
+                    accumulate = true;
+                }
+            }
+            // dh_{t-1} = dgates · W_hh (GRU adds it to its direct path z ⊙ dh).
+            gemm_packed(m, dg, gh, w, accumulate, dh_next, h, gemm_threads);
+            if let Some(keep) = keep {
+                for (r, &k) in keep[r0..r0 + m].iter().enumerate() {
+                    if k == 0.0 {
+                        dh_next[r * h..(r + 1) * h].fill(0.0);
+                        dc[r * h..(r + 1) * h].fill(0.0);
+                    }
+                }
+            }
+            std::mem::swap(&mut dh, &mut dh_next);
+        }
+    }
 }
 
-/// `out[j] += Σ_rows m[row, j]`.
-fn column_sums_into(m: &[f32], cols: usize, out: &mut [f32]) {
+/// How the batch rows of a block's time loop are shared among threads.
+struct RowSplit {
+    batch: usize,
+    /// Row groups, each run by one thread through every time step.
+    parts: usize,
+    /// Threads splitting each step's product within a group (by columns).
+    gemm_threads: usize,
+}
+
+impl RowSplit {
+    /// Streams of a batch are independent, so each thread can run the whole
+    /// time loop for its own rows, with no synchronization between steps. That
+    /// needs at least two row tiles per thread (each thread then reads all of
+    /// `W_hh`); smaller batches split each step's product by columns instead,
+    /// when it is big enough (`flops` per step) to pay for the hand-off.
+    fn new(batch: usize, flops: usize) -> RowSplit {
+        let t = threads();
+        let parts = (batch / (2 * MR)).clamp(1, t);
+        let gemm_threads = if parts == 1 && flops >= 1 << 20 { t } else { 1 };
+        RowSplit {
+            batch,
+            parts,
+            gemm_threads,
+        }
+    }
+
+    /// The rows of group `i`: contiguous, boundaries on multiples of `MR` where
+    /// possible so that the register tiles stay full.
+    fn rows(&self, i: usize) -> Range<usize> {
+        // `parts <= batch / (2 MR)`, so rounding down keeps every group non-empty.
+        let at = |i: usize| {
+            let r = self.batch * i / self.parts;
+            if i == self.parts {
+                r
+            } else {
+                r / MR * MR
+            }
+        };
+        at(i)..at(i + 1)
+    }
+}
+
+/// The cache buffers the time loops touch, as raw views shared by the threads
+/// that split the batch rows (each thread touches only its own rows).
+struct StepBufs {
+    gates: Shared,
+    h: Shared,
+    hprev: Shared,
+    c: Shared,
+    cprev: Shared,
+    hh_n: Shared,
+    hh: Shared,
+    dg_hh: Shared,
+    dg_ih: Shared,
+    dh: Shared,
+    dh_next: Shared,
+    dc: Shared,
+}
+
+impl StepBufs {
+    fn new(c: &mut LayerCache) -> StepBufs {
+        StepBufs {
+            gates: Shared::new(&mut c.gates),
+            h: Shared::new(&mut c.h),
+            hprev: Shared::new(&mut c.hprev),
+            c: Shared::new(&mut c.c),
+            cprev: Shared::new(&mut c.cprev),
+            hh_n: Shared::new(&mut c.hh_n),
+            hh: Shared::new(&mut c.hh),
+            dg_hh: Shared::new(&mut c.dg_hh),
+            dg_ih: Shared::new(&mut c.dg_ih),
+            dh: Shared::new(&mut c.dh),
+            dh_next: Shared::new(&mut c.dh_next),
+            dc: Shared::new(&mut c.dc),
+        }
+    }
+}
+
+/// A `[rows, width]` buffer that several threads write at disjoint rows.
+struct Shared {
+    ptr: *mut f32,
+    len: usize,
+}
+
+// SAFETY: `Shared` hands out rows only through the unsafe `rows`, whose
+// callers guarantee that no two threads use the same rows at once.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    fn new(v: &mut [f32]) -> Shared {
+        Shared {
+            ptr: v.as_mut_ptr(),
+            len: v.len(),
+        }
+    }
+
+    /// Rows `r0..r0 + m` of width `w`.
+    ///
+    /// # Safety
+    /// While the slice lives, no other reference may overlap it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn rows<'a>(&self, r0: usize, m: usize, w: usize) -> &'a mut [f32] {
+        assert!((r0 + m) * w <= self.len, "row range out of the buffer");
+        std::slice::from_raw_parts_mut(self.ptr.add(r0 * w), m * w)
+    }
+}
+
+/// `out[j] = Σ_rows m[row, j]` for `m: [rows, cols]`, the columns split among
+/// the kernels' threads (each sums its columns in row order, so the result
+/// does not depend on the split).
+fn column_sums(m: &[f32], cols: usize, out: &mut [f32]) {
+    let t = threads().min(cols / 64).max(1);
+    let shared = Shared::new(&mut out[..cols]);
+    parallel_for(t, &|i| {
+        let (lo, hi) = (cols * i / t, cols * (i + 1) / t);
+        // SAFETY: the column ranges of the parts are disjoint.
+        let out = unsafe { shared.rows(lo, hi - lo, 1) };
+        column_sums_range(m, cols, lo, out);
+    });
+}
+
+multiversion! {
+    /// `out[j] = Σ_rows m[row, lo + j]`.
+    fn column_sums_range(m: &[f32], cols: usize, lo: usize, out: &mut [f32]) => column_sums_range_body
+}
+
+#[inline(always)]
+fn column_sums_range_body(m: &[f32], cols: usize, lo: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    let w = out.len();
     for row in m.chunks_exact(cols) {
-        for (o, &v) in out.iter_mut().zip(row) {
+        for (o, &v) in out.iter_mut().zip(&row[lo..lo + w]) {
             *o += v;
         }
+    }
+}
+
+/// `dst += src`, equal lengths.
+fn add_into(dst: &mut [f32], src: &[f32]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d += s;
     }
 }
 
@@ -804,7 +1026,11 @@ mod tests {
 
     impl Case {
         fn new(cell: CellKind, seed: u64, with_reset: bool) -> Case {
-            let (t, b, i, h) = (4, 3, 5, 4);
+            Case::with_batch(cell, seed, with_reset, 3)
+        }
+
+        fn with_batch(cell: CellKind, seed: u64, with_reset: bool, b: usize) -> Case {
+            let (t, i, h) = (4, 5, 4);
             let layer = RecurrentLayer {
                 cell,
                 input_size: i,
@@ -813,10 +1039,16 @@ mod tests {
             let gh = layer.gate_rows();
             let mut rng = Rng::new(seed);
             let mut v = |n| random_vec(&mut rng, n);
-            // Stream 1 starts a new document at step 2.
+            // Streams 1 and b - 2 start a new document at step 2 (the same one when b = 3).
             let keep = with_reset.then(|| {
                 (0..t * b)
-                    .map(|k| if k == 2 * b + 1 { 0.0 } else { 1.0 })
+                    .map(|k| {
+                        if k == 2 * b + 1 || k == 3 * b - 2 {
+                            0.0
+                        } else {
+                            1.0
+                        }
+                    })
                     .collect()
             });
             Case {
@@ -877,8 +1109,18 @@ mod tests {
         }
     }
 
-    fn gradcheck(cell: CellKind, with_reset: bool) {
-        let k = Case::new(cell, 11 + cell as u64, with_reset);
+    /// Everything a forward and backward of a case produce.
+    #[derive(Debug, PartialEq)]
+    struct Outputs {
+        y: Vec<f32>,
+        dx: Vec<f32>,
+        dh0: Vec<f32>,
+        dc0: Vec<f32>,
+        grads: [Vec<f32>; 4],
+    }
+
+    /// Forward and backward of `k` with the loss of [`Case::loss`].
+    fn run(k: &Case) -> Outputs {
         let (i, h) = (k.layer.input_size, k.layer.hidden_size);
         let gh = k.layer.gate_rows();
         let mut cache = LayerCache::default();
@@ -888,23 +1130,12 @@ mod tests {
             b_ih: &k.b_ih,
             b_hh: &k.b_hh,
         };
-        k.layer.forward(
-            p,
-            &k.x,
-            k.t,
-            k.b,
-            &k.h0,
-            &k.c0,
-            k.keep.as_deref(),
-            &mut cache,
-            true,
-        );
-        let (mut gw_ih, mut gw_hh, mut gb_ih, mut gb_hh) = (
-            vec![0.0; gh * i],
-            vec![0.0; gh * h],
-            vec![0.0; gh],
-            vec![0.0; gh],
-        );
+        let keep = k.keep.as_deref();
+        k.layer
+            .forward(p, &k.x, k.t, k.b, &k.h0, &k.c0, keep, &mut cache, true);
+        let y = cache.output(h).to_vec();
+        let [mut gw_ih, mut gw_hh, mut gb_ih, mut gb_hh] =
+            [gh * i, gh * h, gh, gh].map(|n| vec![0.0; n]);
         let (mut dx, mut dh0, mut dc0) = (
             vec![0.0; k.x.len()],
             vec![0.0; k.h0.len()],
@@ -916,7 +1147,7 @@ mod tests {
             b_ih: &mut gb_ih,
             b_hh: &mut gb_hh,
         };
-        let dc_n = (cell == CellKind::Lstm).then_some(&k.rc[..]);
+        let dc_n = (k.layer.cell == CellKind::Lstm).then_some(&k.rc[..]);
         k.layer.backward(
             p,
             g,
@@ -924,12 +1155,30 @@ mod tests {
             &k.ry,
             Some(&k.rh),
             dc_n,
-            k.keep.as_deref(),
+            keep,
             &mut cache,
             Some(&mut dx),
             Some(&mut dh0),
             Some(&mut dc0),
         );
+        Outputs {
+            y,
+            dx,
+            dh0,
+            dc0,
+            grads: [gw_ih, gw_hh, gb_ih, gb_hh],
+        }
+    }
+
+    fn gradcheck(cell: CellKind, with_reset: bool) {
+        let k = Case::new(cell, 11 + cell as u64, with_reset);
+        let Outputs {
+            dx,
+            dh0,
+            dc0,
+            grads: [gw_ih, gw_hh, gb_ih, gb_hh],
+            ..
+        } = run(&k);
         let name = format!("{cell}{}", if with_reset { " with reset" } else { "" });
         check(&format!("{name} w_ih"), &k.w_ih, &gw_ih, |v| {
             k.loss(v, &k.w_hh, &k.b_ih, &k.b_hh, &k.x, &k.h0, &k.c0)
@@ -968,6 +1217,89 @@ mod tests {
         for cell in CELLS {
             gradcheck(cell, true);
         }
+    }
+
+    /// Rows `lo..hi` of every step of a time-major `[t * b, w]` buffer.
+    fn stream_rows(v: &[f32], t: usize, b: usize, w: usize, lo: usize, hi: usize) -> Vec<f32> {
+        (0..t)
+            .flat_map(|s| &v[(s * b + lo) * w..(s * b + hi) * w])
+            .copied()
+            .collect()
+    }
+
+    #[test]
+    fn splitting_the_batch_over_threads_changes_nothing() {
+        // 33 streams on two threads: rows 0..16 and 16..33 each run their own
+        // time loop (see `RowSplit`), with a reset in each group. Streams are
+        // independent, so each half run alone must give the same results.
+        recurrent_kernels::threads::set_threads(2);
+        assert_eq!(RowSplit::new(33, 0).parts, 2);
+        for cell in CELLS {
+            let full = Case::with_batch(cell, 5, true, 33);
+            let out = run(&full);
+            let (t, i, h) = (full.t, full.layer.input_size, full.layer.hidden_size);
+            let mut sums = out.grads.clone().map(|g| vec![0.0f64; g.len()]);
+            for (lo, hi) in [(0, 16), (16, 33)] {
+                let sel = |v: &[f32], t: usize, w: usize| stream_rows(v, t, 33, w, lo, hi);
+                let part = Case {
+                    b: hi - lo,
+                    x: sel(&full.x, t, i),
+                    h0: sel(&full.h0, 1, h),
+                    c0: sel(&full.c0, 1, h),
+                    ry: sel(&full.ry, t, h),
+                    rh: sel(&full.rh, 1, h),
+                    rc: sel(&full.rc, 1, h),
+                    keep: full.keep.as_ref().map(|k| sel(k, t, 1)),
+                    w_ih: full.w_ih.clone(),
+                    w_hh: full.w_hh.clone(),
+                    b_ih: full.b_ih.clone(),
+                    b_hh: full.b_hh.clone(),
+                    ..full
+                };
+                assert_eq!(RowSplit::new(part.b, 0).parts, 1);
+                let o = run(&part);
+                // The whole-block products may round differently at another
+                // batch size, so "the same" is up to f32 rounding.
+                let close = |what: &str, a: &[f32], b: &[f32]| {
+                    assert_eq!(a.len(), b.len());
+                    for (&x, &y) in a.iter().zip(b) {
+                        assert!(
+                            (x - y).abs() <= 1e-5 * (1.0 + x.abs()),
+                            "{cell} {what}: {x} vs {y}"
+                        );
+                    }
+                };
+                close("outputs", &o.y, &sel(&out.y, t, h));
+                close("dx", &o.dx, &sel(&out.dx, t, i));
+                close("dh0", &o.dh0, &sel(&out.dh0, 1, h));
+                close("dc0", &o.dc0, &sel(&out.dc0, 1, h));
+                for (s, g) in sums.iter_mut().zip(&o.grads) {
+                    for (a, &v) in s.iter_mut().zip(g) {
+                        *a += v as f64;
+                    }
+                }
+            }
+            // Weight gradients sum over all streams: equal up to rounding.
+            for (s, g) in sums.iter().zip(&out.grads) {
+                for (&a, &v) in s.iter().zip(g) {
+                    assert!(
+                        (a - v as f64).abs() <= 1e-5 * (1.0 + a.abs()),
+                        "{cell}: {a} vs {v}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gradients_hold_on_the_baseline_instruction_set() {
+        // The paths a CPU without AVX-512 or AVX2 takes: the `gemm` crate and
+        // the plain elementwise loops.
+        recurrent_kernels::simd::force_baseline(true);
+        for cell in CELLS {
+            gradcheck(cell, true);
+        }
+        recurrent_kernels::simd::force_baseline(false);
     }
 
     #[test]

@@ -1,0 +1,404 @@
+//! Large GEMMs (whole-block input projections, weight gradients, `dx`, the
+//! decoder) on the same AVX-512 register tile as [`crate::packed`].
+//!
+//! Each thread owns a contiguous share of `C`: rows when `m >= n`, column
+//! panels otherwise. It walks `K` in blocks of at most [`KC`], packs its own
+//! copy of the `op(B)` block (all the panels of its share) and, [`MC`] rows at
+//! a time, the `op(A)` block, then runs every panel over those rows. There is
+//! one hand-off per GEMM (no barrier per block, no rayon wake-up), and every
+//! element of `C` is summed by one thread in one fixed order, so results do
+//! not depend on scheduling; they do not depend on the thread count either.
+//!
+//! Why this shape: at `K = 6400` (weight gradients) an unblocked panel would
+//! not stay in cache; a `KC x NR` panel (64 KB) does, and an `MC x KC` slab of
+//! `A` (128 KB) stays in L2 while the panels stream past it, which is the
+//! regime in which the per-step kernel runs at ~95% of peak.
+
+use std::cell::RefCell;
+
+use crate::gemm::Trans;
+use crate::packed::{AlignedBuf, Epilogue, MR, NR};
+
+/// Depth of one `K` block.
+pub const KC: usize = 512;
+/// Rows of `A` packed at a time.
+pub const MC: usize = 64;
+
+/// `C[m, n] = op(A)[m, k] · op(B)[k, n] (+ what `init` says), all row-major
+/// with BLAS strides as in [`crate::sgemm`], on `threads` threads.
+///
+/// Requires AVX-512 (see [`crate::simd::has_avx512`]); the caller checked
+/// shapes and lengths.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn gemm_blocked(
+    ta: Trans,
+    tb: Trans,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    init: Init<'_>,
+    c: &mut [f32],
+    ldc: usize,
+    threads: usize,
+) {
+    let panels = n.div_ceil(NR);
+    let by_rows = m >= n;
+    let units = if by_rows { m.div_ceil(MR) } else { panels };
+    let t = threads.clamp(1, units);
+    let job = Job {
+        a: Operand {
+            ptr: a.as_ptr(),
+            ld: lda,
+            trans: ta == Trans::T,
+        },
+        b: Operand {
+            ptr: b.as_ptr(),
+            ld: ldb,
+            trans: tb == Trans::T,
+        },
+        k,
+        c: c.as_mut_ptr(),
+        ldc,
+        init: match init {
+            Init::Zero => None,
+            Init::Keep => Some(std::ptr::null()),
+            Init::Row(r) => Some(r.as_ptr()),
+        },
+    };
+    crate::threads::parallel_for(t, &|i| {
+        // Shares are whole row tiles or whole panels.
+        let (lo, hi) = (units * i / t, units * (i + 1) / t);
+        let (rows, cols) = if by_rows {
+            ((lo * MR).min(m)..(hi * MR).min(m), 0..n)
+        } else {
+            (0..m, (lo * NR).min(n)..(hi * NR).min(n))
+        };
+        // SAFETY: AVX-512 was checked by the caller; shares are disjoint.
+        unsafe { job.run(rows, cols) };
+    });
+}
+
+/// A read-only operand: `op(X)[r, c]` is `ptr[r * ld + c]`, or `ptr[c * ld + r]`
+/// when `trans`.
+#[derive(Clone, Copy)]
+struct Operand {
+    ptr: *const f32,
+    ld: usize,
+    trans: bool,
+}
+
+impl Operand {
+    #[inline(always)]
+    unsafe fn at(&self, r: usize, c: usize) -> f32 {
+        if self.trans {
+            *self.ptr.add(c * self.ld + r)
+        } else {
+            *self.ptr.add(r * self.ld + c)
+        }
+    }
+}
+
+struct Job {
+    a: Operand,
+    b: Operand,
+    k: usize,
+    c: *mut f32,
+    ldc: usize,
+    /// What the first `K` block adds to: nothing, `C` (null), or a row vector.
+    init: Option<*const f32>,
+}
+
+/// What a blocked product adds its result to.
+#[derive(Clone, Copy)]
+pub(crate) enum Init<'a> {
+    /// Nothing: `C = A·B`.
+    Zero,
+    /// The old `C`: `C += A·B`.
+    Keep,
+    /// A row vector broadcast down the rows (a bias): `C = A·B + row`.
+    Row(&'a [f32]),
+}
+
+// SAFETY: threads read `a` and `b` and write disjoint shares of `c`.
+unsafe impl Sync for Job {}
+
+thread_local! {
+    static BUFS: RefCell<(AlignedBuf, AlignedBuf)> = RefCell::new(Default::default());
+}
+
+impl Job {
+    /// Computes `C[rows, cols]` (`cols` starts on a panel boundary).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run(&self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+        if rows.is_empty() || cols.is_empty() {
+            return;
+        }
+        let blocks = self.k.div_ceil(KC);
+        BUFS.with(|bufs| {
+            let (ab, bb) = &mut *bufs.borrow_mut();
+            let mut k0 = 0;
+            for blk in 0..blocks {
+                let k1 = self.k * (blk + 1) / blocks;
+                let kc = k1 - k0;
+                let bp = bb.resize(cols.len().div_ceil(NR) * kc * NR);
+                self.pack_b(k0, kc, cols.clone(), bp);
+                let first = if blk == 0 {
+                    self.init
+                } else {
+                    Some(std::ptr::null())
+                };
+                let mut r0 = rows.start;
+                while r0 < rows.end {
+                    let mc = MC.min(rows.end - r0);
+                    let ap = ab.resize(mc * kc);
+                    self.pack_a(r0, mc, k0, kc, ap);
+                    self.compute(r0, mc, kc, cols.clone(), ap, bp, first);
+                    r0 += mc;
+                }
+                k0 = k1;
+            }
+        });
+    }
+
+    /// Panels of `op(B)[k0..k0+kc, cols]`: panel `p` is `[kc][NR]` at `p * kc * NR`,
+    /// zero-padded past the last column.
+    unsafe fn pack_b(&self, k0: usize, kc: usize, cols: std::ops::Range<usize>, out: &mut [f32]) {
+        for (p, panel) in out.chunks_exact_mut(kc * NR).enumerate() {
+            let j0 = cols.start + p * NR;
+            let w = NR.min(cols.end - j0);
+            for (kk, row) in panel.chunks_exact_mut(NR).enumerate() {
+                if !self.b.trans {
+                    let src = self.b.ptr.add((k0 + kk) * self.b.ld + j0);
+                    if w == NR {
+                        // A fixed-size copy compiles to vector moves, not a `memcpy` call.
+                        std::ptr::copy_nonoverlapping(src, row.as_mut_ptr(), NR);
+                    } else {
+                        row[..w].copy_from_slice(std::slice::from_raw_parts(src, w));
+                    }
+                } else {
+                    for (jj, v) in row[..w].iter_mut().enumerate() {
+                        *v = self.b.at(k0 + kk, j0 + jj);
+                    }
+                }
+                row[w..].fill(0.0);
+            }
+        }
+    }
+
+    /// Row tiles of `op(A)[r0..r0+mc, k0..k0+kc]`: the tile of `mr <= MR` rows
+    /// starting `i` rows in is `[kc][mr]` at `i * kc`.
+    unsafe fn pack_a(&self, r0: usize, mc: usize, k0: usize, kc: usize, out: &mut [f32]) {
+        let ld = self.a.ld;
+        let mut i = 0;
+        while i < mc {
+            let mr = MR.min(mc - i);
+            let tile = &mut out[i * kc..(i + mr) * kc];
+            if self.a.trans {
+                // op(A) rows are contiguous in A's columns.
+                for (kk, dst) in tile.chunks_exact_mut(mr).enumerate() {
+                    let src = self.a.ptr.add((k0 + kk) * ld + r0 + i);
+                    if mr == MR {
+                        // A constant-length copy compiles to a vector move, not a `memcpy` call.
+                        std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), MR);
+                    } else {
+                        dst.copy_from_slice(std::slice::from_raw_parts(src, mr));
+                    }
+                }
+            } else if mr == MR {
+                // A full tile of a row-major A: 8x8 blocks transposed in registers
+                // (scalar gathers were a few percent of a training step).
+                let rows: [*const f32; MR] =
+                    std::array::from_fn(|ii| self.a.ptr.add((r0 + i + ii) * ld + k0));
+                let full = kc / 8 * 8;
+                for kk0 in (0..full).step_by(8) {
+                    transpose8x8(&rows, kk0, tile.as_mut_ptr().add(kk0 * MR));
+                }
+                for kk in full..kc {
+                    for (ii, row) in rows.iter().enumerate() {
+                        tile[kk * MR + ii] = *row.add(kk);
+                    }
+                }
+            } else {
+                for (kk, dst) in tile.chunks_exact_mut(mr).enumerate() {
+                    for (ii, v) in dst.iter_mut().enumerate() {
+                        *v = self.a.at(r0 + i + ii, k0 + kk);
+                    }
+                }
+            }
+            i += mr;
+        }
+    }
+
+    /// Every panel of the share against every row tile of the packed slab.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn compute(
+        &self,
+        r0: usize,
+        mc: usize,
+        kc: usize,
+        cols: std::ops::Range<usize>,
+        ap: &[f32],
+        bp: &[f32],
+        init: Option<*const f32>,
+    ) {
+        for (p, panel) in bp.chunks_exact(kc * NR).enumerate() {
+            let j0 = cols.start + p * NR;
+            let w = NR.min(cols.end - j0);
+            let epi = match init {
+                None => Epilogue::Store,
+                Some(row) if row.is_null() => Epilogue::Accumulate,
+                Some(row) => Epilogue::AddRow(row.add(j0)),
+            };
+            let mut i = 0;
+            while i < mc {
+                let mr = MR.min(mc - i);
+                let c = self.c.add((r0 + i) * self.ldc + j0);
+                crate::packed::tile(
+                    mr,
+                    kc,
+                    ap.as_ptr().add(i * kc),
+                    panel.as_ptr(),
+                    c,
+                    self.ldc,
+                    w,
+                    epi,
+                );
+                i += mr;
+            }
+        }
+    }
+}
+
+const _: () = assert!(MR == 8, "transpose8x8 packs tiles of 8 rows");
+
+/// `dst[kk][ii] = rows[ii][kk0 + kk]` for `ii, kk < 8`: an 8x8 block of a
+/// row-major matrix, transposed with the classic unpack/shuffle/permute steps.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose8x8(rows: &[*const f32; 8], kk0: usize, dst: *mut f32) {
+    use std::arch::x86_64::*;
+    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(kk0)));
+    // Pairs of rows interleaved: t0 = r0_0 r1_0 r0_1 r1_1 | r0_4 r1_4 r0_5 r1_5, ...
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    // Columns c | c + 4 of four rows: s0 = col 0 | col 4 of rows 0..4, ...
+    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    // Low halves give columns 0..4, high halves columns 4..8.
+    let cols = [
+        _mm256_permute2f128_ps::<0x20>(s0, s4),
+        _mm256_permute2f128_ps::<0x20>(s1, s5),
+        _mm256_permute2f128_ps::<0x20>(s2, s6),
+        _mm256_permute2f128_ps::<0x20>(s3, s7),
+        _mm256_permute2f128_ps::<0x31>(s0, s4),
+        _mm256_permute2f128_ps::<0x31>(s1, s5),
+        _mm256_permute2f128_ps::<0x31>(s2, s6),
+        _mm256_permute2f128_ps::<0x31>(s3, s7),
+    ];
+    for (kk, v) in cols.iter().enumerate() {
+        _mm256_storeu_ps(dst.add(kk * 8), *v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Rng;
+
+    #[test]
+    fn matches_naive_for_odd_shapes_transposes_and_thread_counts() {
+        if !crate::simd::has_avx512() {
+            return;
+        }
+        let mut rng = Rng::new(17);
+        // Includes K spanning several blocks, M and N not multiples of the tiles,
+        // and both the row and the column split.
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (9, 33, 5),
+            (70, 31, 1100),
+            (13, 150, 600),
+            (130, 65, 7),
+        ] {
+            for ta in [Trans::N, Trans::T] {
+                for tb in [Trans::N, Trans::T] {
+                    let lda = if ta == Trans::N { k + 1 } else { m + 2 };
+                    let ldb = if tb == Trans::N { n + 3 } else { k + 1 };
+                    let a_rows = if ta == Trans::N { m } else { k };
+                    let b_rows = if tb == Trans::N { k } else { n };
+                    let a: Vec<f32> = (0..a_rows * lda).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                    let b: Vec<f32> = (0..b_rows * ldb).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                    let ldc = n + 1;
+                    let c0: Vec<f32> = (0..m * ldc).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                    let opa = |i: usize, p: usize| {
+                        if ta == Trans::N {
+                            a[i * lda + p]
+                        } else {
+                            a[p * lda + i]
+                        }
+                    };
+                    let opb = |p: usize, j: usize| {
+                        if tb == Trans::N {
+                            b[p * ldb + j]
+                        } else {
+                            b[j * ldb + p]
+                        }
+                    };
+                    let bias: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                    let mut first: Option<Vec<f32>> = None;
+                    for threads in [1, 2, 3] {
+                        for mode in 0..3 {
+                            let init = [Init::Zero, Init::Keep, Init::Row(&bias)][mode];
+                            let mut c = c0.clone();
+                            gemm_blocked(
+                                ta, tb, m, n, k, &a, lda, &b, ldb, init, &mut c, ldc, threads,
+                            );
+                            for i in 0..m {
+                                for j in 0..ldc {
+                                    let got = c[i * ldc + j];
+                                    if j >= n {
+                                        assert_eq!(got, c0[i * ldc + j], "padding column written");
+                                        continue;
+                                    }
+                                    let w: f64 = (0..k)
+                                        .map(|p| opa(i, p) as f64 * opb(p, j) as f64)
+                                        .sum::<f64>()
+                                        + [0.0, c0[i * ldc + j] as f64, bias[j] as f64][mode];
+                                    assert!(
+                                        (got as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                                        "{m}x{n}x{k} {ta:?}{tb:?} t{threads} init {mode}: {got} vs {w}"
+                                    );
+                                }
+                            }
+                            if mode == 0 {
+                                // Each element is summed in one fixed order whatever the split.
+                                match &first {
+                                    None => first = Some(c),
+                                    Some(f) => assert_eq!(&c, f, "thread count changed the bits"),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
