@@ -44,7 +44,7 @@ impl Progress {
         self.loss_avg = Some(avg);
         let rate = self.tokens as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
         let msg = format!(
-            "step {step} | epoch {epoch} | loss {avg:.4} | {}/s",
+            "step {step} | epoch {epoch} | loss {avg:.4} | {} tok/s",
             human(rate)
         );
         match &self.bar {
@@ -60,7 +60,7 @@ impl Progress {
                     let pct = progress
                         .map(|p| format!("{:>3.0}% ", p * 100.0))
                         .unwrap_or_default();
-                    eprintln!("{pct}{msg} tok");
+                    eprintln!("{pct}{msg}");
                 }
             }
         }
