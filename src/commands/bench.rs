@@ -241,6 +241,7 @@ fn train_speed(config: &Config, steps: usize) -> Result<f64> {
         patience: None,
         seed: 1,
         reset_between_docs: false,
+        nt_asgd: None,
     };
     let mut trainer = Trainer::new(model, train, tokens, None, None)?;
     trainer.step()?; // warm-up: buffers are sized here

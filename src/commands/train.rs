@@ -114,6 +114,10 @@ pub struct TrainArgs {
     /// Validate every N steps (default: every epoch, or every 100 steps when epochs are shorter).
     #[arg(long)]
     eval_every: Option<u64>,
+    /// NT-ASGD (with --optimizer sgd): average the weights from the first validation
+    /// that is worse than the best before the last N; evaluation and best/ use the average.
+    #[arg(long, value_name = "N")]
+    nt_asgd: Option<usize>,
     /// Early stopping: stop after this many validations without improvement.
     #[arg(long)]
     patience: Option<u32>,
@@ -274,6 +278,9 @@ fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> 
         }
     };
     let (train, val) = split(&tokenizer, &corpus, val_corpus.as_ref(), args.val_fraction)?;
+    if args.nt_asgd.is_some() && args.optimizer != OptimizerKind::Sgd {
+        bail!("--nt-asgd averages SGD iterates; use it with --optimizer sgd");
+    }
     let mut optimizer = OptimizerConfig::new(args.optimizer);
     if let Some(m) = args.momentum {
         optimizer.momentum = m;
@@ -303,6 +310,7 @@ fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> 
         patience: args.patience,
         seed: args.seed,
         reset_between_docs: args.reset_between_docs,
+        nt_asgd: args.nt_asgd,
     };
     let boundary = tokenizer.boundary();
     let trainer = Trainer::new(model, config, train, val, boundary)?;
@@ -625,7 +633,7 @@ impl Observer for CliObserver<'_> {
             data: self.data.clone(),
         };
         let resume = ResumeState {
-            optimizer: trainer.optimizer.state_tensors(),
+            optimizer: trainer.state_tensors(),
             trainer_state: serde_json::to_value(&run).map_err(|e| e.to_string())?,
         };
         lm::save(&dir, &trainer.model, self.tokenizer, Some(&resume)).map_err(|e| e.to_string())

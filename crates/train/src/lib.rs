@@ -1,5 +1,6 @@
 //! Training for recurrent: batches with carried state, optimizers, schedules, clipping and the trainer loop
 
+pub mod asgd;
 pub mod batch;
 pub mod clip;
 pub mod optim;

@@ -12,6 +12,7 @@ use recurrent_model::{LanguageModel, State, Workspace};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::asgd::{self, Averager};
 use crate::batch::{fill_keep, BatchError, Streams};
 use crate::clip::clip_grad_norm;
 use crate::optim::{OptimError, Optimizer, OptimizerConfig};
@@ -55,6 +56,10 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Reset the hidden state of a stream where a new document starts.
     pub reset_between_docs: bool,
+    /// NT-ASGD: start averaging the weights when a validation is worse than the
+    /// best before the last this-many validations (see [`crate::asgd`]).
+    #[serde(default)]
+    pub nt_asgd: Option<usize>,
 }
 
 /// Fingerprint of the token data, checked on resume so a run never silently
@@ -111,6 +116,14 @@ pub struct TrainerState {
     pub carried_c: Vec<f32>,
     pub train_data: DataFingerprint,
     pub history: Vec<EvalRecord>,
+    /// Losses of the scheduled validations, oldest first (NT-ASGD's trigger reads them).
+    #[serde(default)]
+    pub scheduled_val_losses: Vec<f64>,
+    /// The step NT-ASGD started averaging at, and how many steps the average holds.
+    #[serde(default)]
+    pub averaging_since: Option<u64>,
+    #[serde(default)]
+    pub averaging_count: u64,
     /// Seconds spent training over all invocations.
     pub elapsed_secs: f64,
 }
@@ -194,7 +207,12 @@ pub struct Trainer {
     x: Vec<u32>,
     y: Vec<u32>,
     keep: Vec<f32>,
+    /// NT-ASGD's running average of the weights, once averaging has started.
+    averager: Option<Averager>,
 }
+
+/// The name of NT-ASGD's weight average among the saved optimizer tensors.
+pub const AVERAGE_TENSOR: &str = "asgd_average";
 
 impl Trainer {
     /// A fresh run of `model` on `train` tokens (and `val` tokens for validation).
@@ -225,6 +243,9 @@ impl Trainer {
             carried_c: carried.c.clone(),
             train_data: DataFingerprint::of(&train),
             history: Vec::new(),
+            scheduled_val_losses: Vec::new(),
+            averaging_since: None,
+            averaging_count: 0,
             elapsed_secs: 0.0,
             config,
         };
@@ -262,11 +283,31 @@ impl Trainer {
         carried.h.clone_from(&state.carried_h);
         carried.c.clone_from(&state.carried_c);
         let mut optimizer = Optimizer::new(config.optimizer.clone(), model.num_params());
-        optimizer.load_state(optimizer_state)?;
+        let (average, moments): (Vec<_>, Vec<_>) = optimizer_state
+            .iter()
+            .cloned()
+            .partition(|(name, _)| name == AVERAGE_TENSOR);
+        optimizer.load_state(&moments)?;
         state.config.optimizer = optimizer.config().clone();
-        Ok(Self::assemble(
+        let averager = match (average.into_iter().next(), state.averaging_since) {
+            (Some((_, average)), Some(_)) if average.len() == model.num_params() => {
+                Some(Averager {
+                    average,
+                    count: state.averaging_count,
+                })
+            }
+            (None, None) => None,
+            _ => {
+                return Err(TrainError::Resume(
+                    "the saved NT-ASGD average does not match the trainer state".into(),
+                ))
+            }
+        };
+        let mut trainer = Self::assemble(
             model, optimizer, state, train, val, boundary, streams, carried,
-        ))
+        );
+        trainer.averager = averager;
+        Ok(trainer)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -296,7 +337,35 @@ impl Trainer {
             x: vec![0; n],
             y: vec![0; n],
             keep: vec![1.0; n],
+            averager: None,
         }
+    }
+
+    /// NT-ASGD's current weight average, once averaging has started.
+    pub fn average(&self) -> Option<&[f32]> {
+        self.averager.as_ref().map(|a| &a.average[..])
+    }
+
+    /// Optimizer buffers to save for resuming, with NT-ASGD's average when it runs.
+    pub fn state_tensors(&self) -> Vec<(String, Vec<f32>)> {
+        let mut out = self.optimizer.state_tensors();
+        if let Some(avg) = &self.averager {
+            out.push((AVERAGE_TENSOR.to_string(), avg.average.clone()));
+        }
+        out
+    }
+
+    /// Runs `f` with the averaged weights in place of the trained ones when
+    /// NT-ASGD is averaging (evaluation and the best checkpoint use them).
+    fn with_average<R>(&mut self, f: impl FnOnce(&mut Trainer) -> R) -> R {
+        let Some(mut avg) = self.averager.take().filter(|a| a.count > 0) else {
+            return f(self);
+        };
+        std::mem::swap(&mut self.model.params, &mut avg.average);
+        let out = f(self);
+        std::mem::swap(&mut self.model.params, &mut avg.average);
+        self.averager = Some(avg);
+        out
     }
 
     /// Training blocks per epoch.
@@ -350,6 +419,9 @@ impl Trainer {
         }
         let lr = self.state.scheduler.lr(self.state.step);
         self.optimizer.step(&mut self.model.params, &self.grads, lr);
+        if let Some(avg) = &mut self.averager {
+            avg.update(&self.model.params);
+        }
         self.state.step += 1;
         self.state.block_in_epoch += 1;
         if self.state.block_in_epoch == self.blocks_per_epoch() {
@@ -372,15 +444,22 @@ impl Trainer {
     /// Mean loss and accuracy over the validation text from a zero state.
     pub fn validate(&mut self) -> Option<EvalReport> {
         let val = self.val.take()?;
-        let report = evaluate(
-            &self.model,
-            &mut self.ws,
-            &val,
+        let (batch, seq_len, boundary) = (
             self.state.config.batch,
             self.state.config.seq_len,
             self.boundary,
-            "validation",
         );
+        let report = self.with_average(|tr| {
+            evaluate(
+                &tr.model,
+                &mut tr.ws,
+                &val,
+                batch,
+                seq_len,
+                boundary,
+                "validation",
+            )
+        });
         self.val = Some(val);
         report.ok()
     }
@@ -389,6 +468,7 @@ impl Trainer {
     pub fn sync_state(&mut self) {
         self.state.carried_h.clone_from(&self.carried.h);
         self.state.carried_c.clone_from(&self.carried.c);
+        self.state.averaging_count = self.averager.as_ref().map_or(0, |a| a.count);
     }
 
     fn stop_reason(&self, started: Instant) -> Option<StopReason> {
@@ -457,6 +537,15 @@ impl Trainer {
             }
             s.evals_since_best = if better { 0 } else { s.evals_since_best + 1 };
             s.scheduler.observe_validation(report.loss as f32);
+            if let Some(window) = s.config.nt_asgd {
+                if self.averager.is_none()
+                    && asgd::should_start(&s.scheduled_val_losses, report.loss, window)
+                {
+                    s.averaging_since = Some(s.step);
+                    self.averager = Some(Averager::new(self.model.num_params()));
+                }
+            }
+            self.state.scheduled_val_losses.push(report.loss);
         }
         self.state.history.push(EvalRecord {
             step: self.state.step,
@@ -466,7 +555,8 @@ impl Trainer {
         });
         observer.on_eval(self, &report, improved);
         if improved {
-            self.save(observer, Slot::Best)?;
+            // Under NT-ASGD the best checkpoint holds the averaged weights it was scored with.
+            self.with_average(|tr| tr.save(observer, Slot::Best))?;
         }
         Ok(improved)
     }

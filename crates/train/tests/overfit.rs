@@ -54,6 +54,7 @@ fn memorize(cell: CellKind) -> f64 {
         patience: None,
         seed: 3,
         reset_between_docs: false,
+        nt_asgd: None,
     };
     let mut trainer = Trainer::new(model, train, ids.clone(), Some(ids), None).unwrap();
     trainer.run(&mut Quiet).unwrap();
