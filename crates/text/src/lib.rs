@@ -64,6 +64,9 @@
 //! # Ok::<(), recurrent_text::TextError>(())
 //! ```
 //!
+//! For sequence-to-sequence models, [`pairs`] reads sentence pairs from a
+//! tab-separated file and splits them into training, validation and test sets.
+//!
 //! Nothing here panics on bad input: every failure is a [`TextError`] whose
 //! message is one line naming the problem and, where there is one, the file.
 
@@ -71,6 +74,7 @@ mod bpe;
 mod corpus;
 mod error;
 mod options;
+pub mod pairs;
 mod stream;
 mod tokenizer;
 mod vocab;
@@ -79,6 +83,9 @@ mod word;
 pub use corpus::{Corpus, Document};
 pub use error::TextError;
 pub use options::{TokenizerOptions, WordSegmentation, DEFAULT_BPE_VOCAB_SIZE};
+pub use pairs::{
+    parse_pairs, read_pairs, split_pairs, Pair, PairColumns, PairSplit, PairsError, SplitFractions,
+};
 pub use stream::StreamDecoder;
 pub use tokenizer::{Tokenizer, TokenizerKind, DOC_BOUNDARY};
 pub use vocab::{byte_token, Vocab};
