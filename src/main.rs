@@ -5,6 +5,7 @@
 //! calls the library crates, which do the work.
 
 mod commands;
+mod curves;
 mod default_corpus;
 mod duration;
 mod progress;
@@ -35,6 +36,8 @@ enum Command {
     Import(commands::convert::ImportArgs),
     /// Write a checkpoint's weights as a PyTorch word_language_model state dict.
     Export(commands::convert::ExportArgs),
+    /// Draw a run's loss curves (training and validation) as an SVG.
+    Plot(commands::plot::PlotArgs),
     /// Measure training and sampling speed (against PyTorch when it is installed).
     Bench(commands::bench::BenchArgs),
 }
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Import(args) => commands::convert::import(args),
         Command::Export(args) => commands::convert::export(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Plot(args) => commands::plot::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

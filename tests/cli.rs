@@ -289,6 +289,16 @@ fn end_to_end_train_sample_eval_info() {
         "{metrics}"
     );
     assert!(kinds.iter().any(|k| k == "val"), "{metrics}");
+    // The loss curve is drawn into the run folder, and `plot` redraws it.
+    let svg = fs::read_to_string(sb.path("run/loss.svg")).unwrap();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("validation"),
+        "{svg}"
+    );
+    sb.ok(&["plot", "run", "--out", "curve.svg"]);
+    assert!(fs::read_to_string(sb.path("curve.svg"))
+        .unwrap()
+        .contains("training"));
 
     // Sampling: the right number of characters, all from the corpus, reproducible.
     let corpus_chars = chars_of(&text);

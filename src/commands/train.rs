@@ -21,6 +21,7 @@ use recurrent_train::trainer::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::curves::Curves;
 use crate::default_corpus;
 use crate::duration::parse_duration;
 use crate::progress::{human, Progress};
@@ -179,6 +180,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         run_dir: run_dir.clone(),
         tokenizer: &tokenizer,
         data,
+        curves: Curves::from_metrics(&run_dir.join(METRICS_FILE)),
     };
     let result = trainer.run(&mut observer);
     observer.progress.finish();
@@ -579,6 +581,7 @@ struct CliObserver<'a> {
     run_dir: PathBuf,
     tokenizer: &'a Tokenizer,
     data: DataSource,
+    curves: Curves,
 }
 
 impl CliObserver<'_> {
@@ -597,6 +600,7 @@ impl Observer for CliObserver<'_> {
     fn on_step(&mut self, trainer: &Trainer, r: &StepReport) {
         self.progress
             .step(r.step, r.epoch, r.loss, r.tokens, r.progress);
+        self.curves.train(r.step, r.loss);
         self.metric(json!({
             "kind": "train", "step": r.step, "epoch": r.epoch, "loss": r.loss,
             "lr": short_f32(r.lr), "grad_norm": r.grad_norm, "elapsed": trainer.state.elapsed_secs,
@@ -605,6 +609,11 @@ impl Observer for CliObserver<'_> {
 
     fn on_eval(&mut self, trainer: &Trainer, r: &EvalReport, improved: bool) {
         let s = &trainer.state;
+        self.curves.val(s.step, r.loss);
+        if let Err(e) = self.curves.write(&self.run_dir) {
+            self.progress
+                .println(&format!("warning: cannot write the loss curve: {e}"));
+        }
         self.progress.println(&format!(
             "step {} epoch {}: validation loss {:.4} ({:.4} bits/token, perplexity {:.2}, accuracy {:.1}%){}",
             s.step,
