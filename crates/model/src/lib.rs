@@ -10,6 +10,7 @@
 pub mod config;
 pub mod lm;
 pub mod params;
+pub mod seq2seq;
 
 pub use config::{ModelConfig, ModelError};
 pub use lm::{BlockStats, LanguageModel, State, Workspace};

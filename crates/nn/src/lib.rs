@@ -9,6 +9,7 @@
 //! parameters and gradient accumulation work without special cases. Each layer's
 //! gradient check against finite differences sits in its own tests.
 
+pub mod attention;
 pub mod dropout;
 pub mod embedding;
 pub mod linear;
