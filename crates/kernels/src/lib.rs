@@ -9,6 +9,7 @@ pub mod activation;
 mod blocked;
 pub mod gemm;
 pub mod packed;
+pub mod panel;
 pub mod profile;
 pub mod rng;
 pub mod simd;

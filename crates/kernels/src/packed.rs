@@ -317,7 +317,7 @@ impl AlignedBuf {
         &mut self.raw[self.start..self.start + len]
     }
 
-    fn get(&self) -> &[f32] {
+    pub(crate) fn get(&self) -> &[f32] {
         &self.raw[self.start..self.start + self.len]
     }
 }

@@ -35,6 +35,11 @@ pub fn available() -> usize {
 /// outputs; which task runs where never changes a result. A call made while
 /// another is running (or with more tasks than helpers) runs the extra tasks
 /// on the caller.
+///
+/// Once done with its own task, the caller runs any task whose helper has not
+/// started it yet, instead of waiting: on a machine shared with other work a
+/// helper may not get a core for milliseconds, and a caller waiting for it
+/// would stall for as long (a 100 µs generation step taking several ms).
 pub fn parallel_for(n: usize, f: &(dyn Fn(usize) + Sync)) {
     if n <= 1 {
         (0..n).for_each(f);
@@ -86,6 +91,9 @@ mod helpers {
     pub struct Helper {
         /// Jobs posted so far; the helper runs one whenever this moves.
         posted: AtomicUsize,
+        /// The last job taken to run, by the helper or (see `wait`) the poster:
+        /// whoever moves it from `s - 1` to `s` runs job `s`.
+        claimed: AtomicUsize,
         finished: AtomicUsize,
         sleeping: AtomicBool,
         slot: UnsafeCell<Option<(Job, usize)>>,
@@ -93,8 +101,9 @@ mod helpers {
     }
 
     // SAFETY: `slot` is written by the poster before `posted` is bumped
-    // (release) and read by the helper after it sees the bump (acquire); the
-    // poster waits for `finished` before writing it again.
+    // (release) and read by the helper only after it sees the bump (acquire)
+    // and claims the job; the poster runs the job itself or waits for
+    // `finished` before writing it again.
     unsafe impl Sync for Helper {}
 
     impl Helper {
@@ -107,8 +116,21 @@ mod helpers {
             }
         }
 
+        /// Returns once the last posted job has run: here, if the helper has
+        /// not claimed it yet, else on the helper.
         pub fn wait(&self) {
             let target = self.posted.load(Relaxed);
+            if self
+                .claimed
+                .compare_exchange(target - 1, target, AcqRel, Relaxed)
+                .is_ok()
+            {
+                // SAFETY: see the `Sync` impl; the helper will not read the
+                // slot for this job, having lost the claim.
+                let (job, task) = unsafe { (*self.slot.get()).unwrap() };
+                job(task);
+                return;
+            }
             while self.finished.load(Acquire) != target {
                 std::hint::spin_loop();
             }
@@ -139,6 +161,13 @@ mod helpers {
                     self.sleeping.store(false, SeqCst);
                     idle_since = Instant::now();
                 }
+                if self
+                    .claimed
+                    .compare_exchange(seen - 1, seen, AcqRel, Relaxed)
+                    .is_err()
+                {
+                    continue; // the poster ran it
+                }
                 // SAFETY: see the `Sync` impl.
                 let (job, task) = unsafe { (*self.slot.get()).unwrap() };
                 // A panicking task would leave its caller waiting forever.
@@ -160,6 +189,7 @@ mod helpers {
                 .map(|i| {
                     let h: &'static Helper = Box::leak(Box::new(Helper {
                         posted: AtomicUsize::new(0),
+                        claimed: AtomicUsize::new(0),
                         finished: AtomicUsize::new(0),
                         sleeping: AtomicBool::new(false),
                         slot: UnsafeCell::new(None),
@@ -178,5 +208,35 @@ mod helpers {
                 busy: Mutex::new(()),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[test]
+    fn every_task_runs_exactly_once_whoever_runs_it() {
+        // Task 0 (the caller's) is empty, so the caller is usually done first
+        // and often runs the helpers' tasks itself; sometimes a helper is.
+        let counts: Vec<AtomicU64> = (0..4).map(|_| AtomicU64::new(0)).collect();
+        let rounds = 20_000;
+        for round in 0..rounds {
+            let n = 2 + round % 3;
+            parallel_for(n, &|i| {
+                if i > 0 {
+                    counts[i].fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            // Between calls, sometimes long enough for the helpers to park.
+            if round % 5000 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+        let want = |n: usize| (0..rounds).filter(|r| 2 + r % 3 > n).count() as u64;
+        for (i, c) in counts.iter().enumerate().skip(1) {
+            assert_eq!(c.load(Ordering::Relaxed), want(i), "task {i}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! move to and from PyTorch by name and an optimizer sees one contiguous slice.
 
 pub mod config;
+pub mod infer;
 pub mod lm;
 pub mod params;
 pub mod seq2seq;

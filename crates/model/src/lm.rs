@@ -621,6 +621,10 @@ impl LanguageModel {
 
     /// One generation step for `B` streams: feeds `tokens: [B]`, advances `state`,
     /// and returns the next-token logits `[B, V]`.
+    ///
+    /// This runs the training forward with `T = 1` (packing weights and setting
+    /// up GEMMs at every call): the reference for [`crate::infer::StepModel`],
+    /// which prepares the weights once and is what generation uses.
     pub fn step<'w>(&self, ws: &'w mut Workspace, tokens: &[u32], state: &mut State) -> &'w [f32] {
         let b = tokens.len();
         self.forward(ws, tokens, 1, b, state, None, None, false);

@@ -1,0 +1,493 @@
+//! Products `Y[m, n] = init + A[m, k] · Wᵀ` with a tiny `m` (one row per
+//! generated stream: 1 at batch 1, 64 at batch 64) against a weight matrix
+//! packed once per model and reused for every token.
+//!
+//! At `m = 1` such a product is a matrix-vector product: each weight is used
+//! once, so its speed is how fast the weights stream in (about 13 MB per token
+//! for a 2x512 LSTM, which fits in L3). Everything here serves that: the
+//! columns of `W` (the rows of the PyTorch weight) are packed into panels of
+//! `P` vectors of [`LANES`] columns, each panel one contiguous `[k][P * 16]`
+//! block, so that one thread reads its panels front to back in one sequential
+//! stream, with no packing, no `A` reshuffle and no thread hand-off per call.
+//!
+//! The caller chooses which weight row lands in which packed column: the
+//! recurrent layers interleave their gates so that one panel holds every gate
+//! of 16 hidden units, and the cell update can run right after the panel's
+//! product while its sums are still in L1.
+//!
+//! Every output element is one sum, started from `init` and taken over `k` in
+//! order, whatever the row count, panel range or thread: results do not depend
+//! on the batch size or on how the work is split (they do depend on the
+//! instruction set, since the AVX-512 kernel uses FMA).
+
+use std::ops::Range;
+use std::sync::Mutex;
+
+use crate::packed::AlignedBuf;
+use crate::simd::has_avx512;
+
+/// Columns per vector (one AVX-512 register of `f32`).
+pub const LANES: usize = 16;
+/// The most vectors a panel may hold.
+pub const MAX_VECTORS: usize = 4;
+/// Rows of `A` per register tile: `6 x 4` accumulators plus the 4 vectors of
+/// `W` leave 4 of the 32 zmm registers free.
+pub const TILE_ROWS: usize = 6;
+
+/// A weight matrix of `n` packed columns by `k`, in panels of `vectors * 16`
+/// columns (the last panel may be narrower, still a multiple of 16).
+///
+/// Panel `p` starts at `p * k * width` and is `[k][width_p]`; columns without
+/// a source row (padding) are zero.
+#[derive(Default, Clone)]
+pub struct PanelMatrix {
+    k: usize,
+    n: usize,
+    vectors: usize,
+    buf: AlignedBuf,
+}
+
+impl PanelMatrix {
+    /// Packs `n` columns of length `k`: column `j` is `row(j)[..k]`, or zeros
+    /// when `row(j)` is `None`. `vectors` (1 to [`MAX_VECTORS`]) sets the panel
+    /// width; the caller's column order decides what shares a panel.
+    pub fn pack<'a>(
+        k: usize,
+        n: usize,
+        vectors: usize,
+        row: impl Fn(usize) -> Option<&'a [f32]> + Sync,
+    ) -> PanelMatrix {
+        Self::pack_on(k, n, vectors, row, crate::threads::threads())
+    }
+
+    /// [`PanelMatrix::pack`] on up to `threads` threads.
+    fn pack_on<'a>(
+        k: usize,
+        n: usize,
+        vectors: usize,
+        row: impl Fn(usize) -> Option<&'a [f32]> + Sync,
+        threads: usize,
+    ) -> PanelMatrix {
+        assert!((1..=MAX_VECTORS).contains(&vectors), "panel width");
+        let mut m = PanelMatrix {
+            k,
+            n,
+            vectors,
+            buf: AlignedBuf::default(),
+        };
+        let mut buf = AlignedBuf::default();
+        let out = buf.resize(n.div_ceil(LANES) * LANES * k);
+        // The panels in order, each `[k][its width]`, in contiguous shares
+        // for the threads: packing 13 MB (page faults included) takes long
+        // enough against a 1000-token generation to be worth two cores.
+        let mut panels: Vec<&mut [f32]> = out.chunks_mut(m.panel_width() * k.max(1)).collect();
+        let per = panels.len().div_ceil(threads.max(1)).max(1);
+        let shares: Vec<Mutex<&mut [&mut [f32]]>> =
+            panels.chunks_mut(per).map(Mutex::new).collect();
+        let zeros = vec![0.0; k];
+        let source = |j: usize| if j < n { row(j) } else { None };
+        crate::threads::parallel_for(shares.len(), &|i| {
+            for (q, panel) in shares[i].lock().unwrap().iter_mut().enumerate() {
+                let first = m.panel_cols(i * per + q).start;
+                let sources: Vec<&[f32]> = (first..first + panel.len() / k.max(1))
+                    .map(|j| source(j).unwrap_or(&zeros))
+                    .collect();
+                pack_panel(k, &sources, panel);
+            }
+        });
+        drop(shares);
+        m.buf = buf;
+        m
+    }
+
+    /// `(k, n)`: the length of a column and the number of packed columns.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+
+    /// Number of panels.
+    pub fn panels(&self) -> usize {
+        self.n.div_ceil(self.vectors * LANES)
+    }
+
+    /// Columns of full panels.
+    pub fn panel_width(&self) -> usize {
+        self.vectors * LANES
+    }
+
+    /// The packed columns panel `p` computes.
+    pub fn panel_cols(&self, p: usize) -> Range<usize> {
+        let w = self.panel_width();
+        p * w..((p + 1) * w).min(self.n)
+    }
+
+    /// Bytes of packed weights.
+    pub fn bytes(&self) -> usize {
+        self.n.div_ceil(LANES) * LANES * self.k * 4
+    }
+}
+
+/// Writes one panel `[k][w]` from its source columns (`w` of them, each
+/// `k` long, zeros for padding): row by row, so the stores are sequential
+/// and the loads hit one cache line per column, which stays in L1 for 16 rows.
+fn pack_panel(k: usize, sources: &[&[f32]], panel: &mut [f32]) {
+    let w = sources.len();
+    for (kk, dst) in panel.chunks_exact_mut(w).take(k).enumerate() {
+        for (d, src) in dst.iter_mut().zip(sources) {
+            *d = src[kk];
+        }
+    }
+}
+
+/// Where a product's sums start.
+#[derive(Clone, Copy, Debug)]
+pub enum Init<'a> {
+    /// From zero: `Y = A · Wᵀ`.
+    Zero,
+    /// From a row of `n` values broadcast down the rows (a bias in packed
+    /// column order): `Y = row + A · Wᵀ`.
+    Row(&'a [f32]),
+    /// From the output's old contents: `Y += A · Wᵀ`.
+    Accumulate,
+}
+
+/// `Y[i, j] = init + Σ_k A[i, k] · W[j, k]` for rows `i < m` and the columns
+/// of `panels`; `A` is row-major `[m, lda]`, `Y` row-major `[m, ldy]` (packed
+/// column `j` at offset `j`). Columns outside `panels` are untouched.
+pub fn panel_gemm(
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    w: &PanelMatrix,
+    panels: Range<usize>,
+    init: Init<'_>,
+    y: &mut [f32],
+    ldy: usize,
+) {
+    if m == 0 || panels.is_empty() {
+        return;
+    }
+    assert!(panels.end <= w.panels(), "panel_gemm: panel out of range");
+    assert!(
+        lda >= w.k && a.len() >= (m - 1) * lda + w.k,
+        "panel_gemm: A"
+    );
+    assert!(
+        ldy >= w.n && y.len() >= (m - 1) * ldy + w.n,
+        "panel_gemm: Y"
+    );
+    if let Init::Row(r) = init {
+        assert!(r.len() >= w.n, "panel_gemm: init row");
+    }
+    // SAFETY: the asserts cover every element read or written.
+    unsafe { panel_gemm_raw(m, a.as_ptr(), lda, w, panels, init, y.as_mut_ptr(), ldy) }
+}
+
+/// [`panel_gemm`] on raw pointers, for threads that write disjoint columns of
+/// the same rows of `Y` (which slices cannot express).
+///
+/// # Safety
+/// `a` must be valid for reads of `m` rows of `lda` (the first `k` of each
+/// read), `y` for reads and writes of the columns of `panels` in `m` rows of
+/// `ldy`, `Init::Row` must hold `n` values, and nothing else may access those
+/// columns of `y` meanwhile.
+pub unsafe fn panel_gemm_raw(
+    m: usize,
+    a: *const f32,
+    lda: usize,
+    w: &PanelMatrix,
+    panels: Range<usize>,
+    init: Init<'_>,
+    y: *mut f32,
+    ldy: usize,
+) {
+    let (init_ptr, init_rs) = match init {
+        Init::Zero => (std::ptr::null(), 0),
+        Init::Row(r) => (r.as_ptr(), 0),
+        Init::Accumulate => (y as *const f32, ldy),
+    };
+    let job = Job {
+        k: w.k,
+        a,
+        lda,
+        init: init_ptr,
+        init_rs,
+        y,
+        ldy,
+    };
+    let avx512 = has_avx512();
+    for p in panels {
+        let cols = w.panel_cols(p);
+        let b = w.buf.get().as_ptr().add(p * w.panel_width() * w.k);
+        // Tiles of nearly equal height (32 rows: 5 5 5 5 6 6, not 6 6 6 6 6 2):
+        // a short tile reloads the panel for few rows.
+        let tiles = m.div_ceil(TILE_ROWS);
+        for t in 0..tiles {
+            let (r0, r1) = (m * t / tiles, m * (t + 1) / tiles);
+            let at = job.at(r0, cols.start);
+            #[cfg(target_arch = "x86_64")]
+            if avx512 {
+                avx512::tile(r1 - r0, &at, b, cols.len());
+                continue;
+            }
+            let _ = avx512;
+            portable_tile(r1 - r0, &at, b, cols.len());
+        }
+    }
+}
+
+/// The operands of one product, or of one tile once moved by [`Job::at`].
+#[derive(Clone, Copy)]
+struct Job {
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    /// Null for zero; row stride 0 for a broadcast row.
+    init: *const f32,
+    init_rs: usize,
+    y: *mut f32,
+    ldy: usize,
+}
+
+impl Job {
+    /// The same product seen from row `r0` and column `c0` on.
+    unsafe fn at(&self, r0: usize, c0: usize) -> Job {
+        Job {
+            a: self.a.add(r0 * self.lda),
+            init: if self.init.is_null() {
+                self.init
+            } else {
+                self.init.add(r0 * self.init_rs + c0)
+            },
+            y: self.y.add(r0 * self.ldy + c0),
+            ..*self
+        }
+    }
+}
+
+/// Any instruction set: the same sums (without FMA), one row at a time,
+/// vectorized by LLVM for what the CPU has.
+///
+/// # Safety
+/// As [`panel_gemm_raw`], for `rows` rows at `job` and `cols` columns of the
+/// panel at `b` (`[k][cols rounded up to 16]`).
+unsafe fn portable_tile(rows: usize, job: &Job, b: *const f32, cols: usize) {
+    let w = cols.div_ceil(LANES) * LANES;
+    let panel = std::slice::from_raw_parts(b, job.k * w);
+    for r in 0..rows {
+        let a = std::slice::from_raw_parts(job.a.add(r * job.lda), job.k);
+        let mut acc = [0.0f32; MAX_VECTORS * LANES];
+        if !job.init.is_null() {
+            let init = std::slice::from_raw_parts(job.init.add(r * job.init_rs), cols);
+            acc[..cols].copy_from_slice(init);
+        }
+        portable_row(&mut acc[..w], a, panel);
+        let y = std::slice::from_raw_parts_mut(job.y.add(r * job.ldy), cols);
+        y.copy_from_slice(&acc[..cols]);
+    }
+}
+
+crate::multiversion! {
+    /// `acc[j] += Σ_k a[k] · panel[k][j]`, `acc` one panel row wide.
+    fn portable_row(acc: &mut [f32], a: &[f32], panel: &[f32]) => portable_row_body
+}
+
+#[inline(always)]
+fn portable_row_body(acc: &mut [f32], a: &[f32], panel: &[f32]) {
+    let w = acc.len();
+    for (&av, wrow) in a.iter().zip(panel.chunks_exact(w)) {
+        for (s, &wv) in acc.iter_mut().zip(wrow) {
+            *s += av * wv;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Job, LANES};
+    use std::arch::x86_64::*;
+
+    /// Dispatches a tile of `rows` rows and `cols` columns (the panel's
+    /// vectors are `cols / 16` rounded up) to the kernel built for that shape.
+    ///
+    /// # Safety
+    /// As [`super::portable_tile`], and the CPU has AVX-512F.
+    pub(super) unsafe fn tile(rows: usize, job: &Job, b: *const f32, cols: usize) {
+        let vectors = cols.div_ceil(LANES);
+        macro_rules! rows {
+            ($p:literal) => {
+                match rows {
+                    1 => kernel::<1, $p>(job, b, cols),
+                    2 => kernel::<2, $p>(job, b, cols),
+                    3 => kernel::<3, $p>(job, b, cols),
+                    4 => kernel::<4, $p>(job, b, cols),
+                    5 => kernel::<5, $p>(job, b, cols),
+                    _ => kernel::<6, $p>(job, b, cols),
+                }
+            };
+        }
+        match vectors {
+            1 => rows!(1),
+            2 => rows!(2),
+            3 => rows!(3),
+            _ => rows!(4),
+        }
+    }
+
+    /// The register tile: `R x P` accumulators, one pass over `k` in order,
+    /// masked loads and stores for a last vector that is not full.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn kernel<const R: usize, const P: usize>(job: &Job, b: *const f32, cols: usize) {
+        let mut masks = [0u16; P];
+        for (v, m) in masks.iter_mut().enumerate() {
+            let valid = cols.saturating_sub(v * LANES).min(LANES);
+            *m = ((1u32 << valid) - 1) as u16;
+        }
+        let mut acc = [[_mm512_setzero_ps(); P]; R];
+        if !job.init.is_null() {
+            for (r, row) in acc.iter_mut().enumerate() {
+                for (v, s) in row.iter_mut().enumerate() {
+                    let src = job.init.add(r * job.init_rs + v * LANES);
+                    *s = _mm512_maskz_loadu_ps(masks[v], src);
+                }
+            }
+        }
+        let mut bp = b;
+        for kk in 0..job.k {
+            let mut wv = [_mm512_setzero_ps(); P];
+            for (v, x) in wv.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(bp.add(v * LANES));
+            }
+
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*job.a.add(r * job.lda + kk));
+                for (s, &x) in row.iter_mut().zip(&wv) {
+                    *s = _mm512_fmadd_ps(av, x, *s);
+                }
+            }
+            bp = bp.add(P * LANES);
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, &s) in row.iter().enumerate() {
+                _mm512_mask_storeu_ps(job.y.add(r * job.ldy + v * LANES), masks[v], s);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Rng;
+
+    /// `Y = init + A · Wᵀ` in f64, with `W` given by rows and a column map.
+    fn naive(
+        m: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        rows: &[Option<Vec<f32>>],
+        init: &[f32],
+    ) -> Vec<f64> {
+        let n = rows.len();
+        let mut y = vec![0.0f64; m * n];
+        for i in 0..m {
+            for (j, r) in rows.iter().enumerate() {
+                let mut s = init[i * n + j] as f64;
+                if let Some(r) = r {
+                    for p in 0..k {
+                        s += a[i * lda + p] as f64 * r[p] as f64;
+                    }
+                }
+                y[i * n + j] = s;
+            }
+        }
+        y
+    }
+
+    fn check(baseline: bool) {
+        crate::simd::force_baseline(baseline);
+        let mut rng = Rng::new(3);
+        for &(m, n, k, vectors) in &[
+            (1, 1, 1, 1),
+            (1, 65, 512, 4),
+            (3, 48, 7, 3),
+            (7, 100, 33, 4),
+            (13, 40, 64, 2),
+            (64, 130, 20, 4),
+        ] {
+            let rows: Vec<Option<Vec<f32>>> = (0..n)
+                .map(|j| (j % 7 != 3).then(|| (0..k + 2).map(|_| rng.uniform(-1.0, 1.0)).collect()))
+                .collect();
+            let w = PanelMatrix::pack(k, n, vectors, |j| rows[j].as_deref());
+            for threads in [2, 3] {
+                let again = PanelMatrix::pack_on(k, n, vectors, |j| rows[j].as_deref(), threads);
+                assert_eq!(again.buf.get(), w.buf.get(), "packed on {threads} threads");
+            }
+            let lda = k + 1;
+            let a: Vec<f32> = (0..m * lda).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let ldy = n + 3;
+            let y0: Vec<f32> = (0..m * ldy).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            for init in [Init::Zero, Init::Row(&bias), Init::Accumulate] {
+                let base: Vec<f32> = (0..m * n)
+                    .map(|e| match init {
+                        Init::Zero => 0.0,
+                        Init::Row(r) => r[e % n],
+                        Init::Accumulate => y0[e / n * ldy + e % n],
+                    })
+                    .collect();
+                let want = naive(m, k, &a, lda, &rows, &base);
+                // All panels at once, and one panel at a time, must agree exactly.
+                let mut y = y0.clone();
+                panel_gemm(m, &a, lda, &w, 0..w.panels(), init, &mut y, ldy);
+                let mut y1 = y0.clone();
+                for p in (0..w.panels()).rev() {
+                    panel_gemm(m, &a, lda, &w, p..p + 1, init, &mut y1, ldy);
+                }
+                assert_eq!(y, y1);
+                for i in 0..m {
+                    for j in 0..ldy {
+                        let got = y[i * ldy + j];
+                        if j >= n {
+                            assert_eq!(got, y0[i * ldy + j], "padding column written");
+                            continue;
+                        }
+                        let want = want[i * n + j];
+                        assert!(
+                            (got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                            "{m}x{n}x{k}/{vectors} {init:?}: {got} vs {want}"
+                        );
+                    }
+                }
+                // Row i of a batch equals the same row computed alone.
+                if m > 1 {
+                    let i = m - 1;
+                    let mut alone = y0[i * ldy..(i + 1) * ldy].to_vec();
+                    panel_gemm(
+                        1,
+                        &a[i * lda..],
+                        lda,
+                        &w,
+                        0..w.panels(),
+                        init,
+                        &mut alone,
+                        ldy,
+                    );
+                    assert_eq!(alone[..n], y[i * ldy..i * ldy + n]);
+                }
+            }
+        }
+        crate::simd::force_baseline(false);
+    }
+
+    #[test]
+    fn matches_naive_products_with_every_init() {
+        check(false);
+    }
+
+    #[test]
+    fn the_baseline_instruction_set_matches_too() {
+        check(true);
+    }
+}

@@ -1,0 +1,698 @@
+//! Generation-time stepping: one token per stream through the network, with
+//! the weights prepared once.
+//!
+//! [`LanguageModel::step`] runs the training forward pass with `T = 1`, which
+//! packs every `W_hh` and sets up GEMMs for each token. A [`StepModel`] does
+//! that work once:
+//!
+//! * Every weight matrix is packed for [`recurrent_kernels::panel`] products,
+//!   whose cost at batch 1 is streaming the weights once (a matrix-vector
+//!   product) and at batch 64 a small-`M` GEMM. The gate rows of a recurrent
+//!   layer are interleaved so that one panel holds every gate of 16 hidden
+//!   units (64 units for the one-gate RNNs): the cell update runs right after
+//!   the panel's product, on sums still in L1, and threads that split the
+//!   panels never need each other's gates.
+//! * Layer 0's input side is a table lookup when that is cheaper: one-hot
+//!   inputs pick a column of `W_ih`, and a small vocabulary's embeddings are
+//!   multiplied by `W_ih` ahead of time (`[V, G*H]`, bias included).
+//! * The steps reuse the buffers of a [`StepWorkspace`]: no allocation per token.
+//!
+//! Threads: at small batch each layer's panels are split between the threads,
+//! so each core streams its half of the weights (the limit at batch 1); from
+//! [`ROWS_PER_THREAD`] rows per thread on, each thread runs the whole network
+//! for its own streams, with no hand-off between layers. Every output is one
+//! sum in a fixed order either way, so results depend neither on the thread
+//! count nor on the batch size: stream `i` of a batch gets exactly the logits
+//! it would get alone. They differ from [`LanguageModel::step`]'s only by the
+//! rounding of the sums (about 1e-6 relative).
+
+mod cells;
+
+use std::ops::Range;
+
+use recurrent_kernels::panel::{panel_gemm, panel_gemm_raw, Init, PanelMatrix, LANES};
+use recurrent_kernels::threads::{parallel_for, threads};
+
+use crate::{CellKind, LanguageModel, ModelConfig, State};
+
+/// Rows per thread from which threads split the batch instead of the panels:
+/// two full register tiles. By then a step is bound by arithmetic, not by
+/// streaming the weights, so each thread reading all of them costs little
+/// (both splits measured the same from batch 8 on, about 200 GFLOP/s on two
+/// Zen 4 cores), and one hand-off per step instead of one per layer is less
+/// exposed to a helper thread that lost its core to other work.
+pub const ROWS_PER_THREAD: usize = 2 * recurrent_kernels::panel::TILE_ROWS;
+
+/// Below this many multiply-adds per step the threads' hand-offs cost more than they save.
+const MIN_PARALLEL_MACS: usize = 1 << 16;
+
+/// A language model prepared for stepping: see the module documentation.
+pub struct StepModel {
+    config: ModelConfig,
+    layers: Vec<StepLayer>,
+    input: InputSide,
+    dense: Option<Linear>,
+    decoder: Linear,
+}
+
+/// Where layer 0's input-side sums come from.
+enum InputSide {
+    /// `[V, n0]`: per token, the sums in layer 0's packed column order, bias included.
+    Table(Vec<f32>),
+    /// `[V, E]` embedding rows, multiplied by layer 0's `w_x` at each step.
+    Embedding(Vec<f32>),
+}
+
+/// A dense layer or the output projection: `y = x · Wᵀ + b`.
+struct Linear {
+    w: PanelMatrix,
+    bias: Vec<f32>,
+}
+
+/// One recurrent layer's weights in packed column order (see [`GateLayout`]).
+struct StepLayer {
+    gates: GateLayout,
+    /// `W_ih` (`None` for layer 0 when [`InputSide::Table`] replaces it).
+    w_x: Option<PanelMatrix>,
+    w_h: PanelMatrix,
+    /// Where the input-side sums start: `b_ih`, plus `b_hh` but for GRU.
+    bias_x: Vec<f32>,
+    /// GRU: `b_hh`, where its hidden-side sums start (they stay apart because
+    /// `r` multiplies the `n` gate's).
+    bias_h: Vec<f32>,
+}
+
+/// How the `G*H` gate rows of a recurrent layer map to packed columns: units
+/// go in blocks of 16, each block's gates side by side (`i f g o` for LSTM,
+/// `r z n` for GRU), so panel `p` holds all gates of units `16p..16p+16`. The
+/// one-gate RNNs put 64 units in a panel instead. Units past `H` are zero padding.
+#[derive(Clone, Copy, Debug)]
+struct GateLayout {
+    gates: usize,
+    hidden: usize,
+}
+
+impl GateLayout {
+    fn new(cell: CellKind, hidden: usize) -> GateLayout {
+        GateLayout {
+            gates: cell.gates(),
+            hidden,
+        }
+    }
+
+    /// Vectors of 16 columns per panel.
+    fn vectors(&self) -> usize {
+        if self.gates == 1 {
+            4
+        } else {
+            self.gates
+        }
+    }
+
+    /// Packed columns: the units rounded up to 16, times the gates.
+    fn cols(&self) -> usize {
+        self.hidden.div_ceil(LANES) * LANES * self.gates
+    }
+
+    /// Units per panel (the last panel may have fewer).
+    fn panel_units(&self) -> usize {
+        self.vectors() * LANES / self.gates
+    }
+
+    /// The PyTorch weight row behind packed column `j`, or `None` for padding.
+    fn source(&self, j: usize) -> Option<usize> {
+        let (block, lane) = (j / LANES, j % LANES);
+        let gate = block % self.gates;
+        let unit = block / self.gates * LANES + lane;
+        (unit < self.hidden).then_some(gate * self.hidden + unit)
+    }
+
+    /// Packs `w: [G*H, k]` (a PyTorch weight) in this column order.
+    fn pack(&self, w: &[f32], k: usize) -> PanelMatrix {
+        PanelMatrix::pack(k, self.cols(), self.vectors(), |j| {
+            self.source(j).map(|r| &w[r * k..(r + 1) * k])
+        })
+    }
+
+    /// `v: [G*H]` in packed column order (zero for padding).
+    fn permute(&self, v: impl Fn(usize) -> f32) -> Vec<f32> {
+        (0..self.cols())
+            .map(|j| self.source(j).map_or(0.0, &v))
+            .collect()
+    }
+}
+
+/// Buffers for stepping, sized on first use for a batch and reused.
+#[derive(Default)]
+pub struct StepWorkspace {
+    batch: usize,
+    /// `[B, E]` the embedding rows of the step's tokens (without a table).
+    x: Vec<f32>,
+    /// `[B, n]` a layer's gate sums (GRU: input side), packed column order.
+    gates: Vec<f32>,
+    /// GRU: `[B, n]` the hidden-side sums.
+    hidden_sums: Vec<f32>,
+    /// `[L, B, H]` the new hidden states (swapped into the [`State`] after the step).
+    h_new: Vec<f32>,
+    /// `[B, D]` the dense layer's output.
+    dense: Vec<f32>,
+    /// `[B, V]` the logits.
+    logits: Vec<f32>,
+}
+
+fn tensor<'m>(model: &'m LanguageModel, name: &str) -> &'m [f32] {
+    let e = model
+        .layout
+        .get(name)
+        .expect("parameter of the architecture");
+    &model.params[e.range()]
+}
+
+impl Linear {
+    /// `w: [out, in]` (PyTorch layout) and `bias: [out]`.
+    fn new(w: &[f32], bias: &[f32], inputs: usize) -> Linear {
+        let outs = bias.len();
+        Linear {
+            w: PanelMatrix::pack(inputs, outs, 4, |j| Some(&w[j * inputs..(j + 1) * inputs])),
+            bias: bias.to_vec(),
+        }
+    }
+}
+
+impl StepLayer {
+    /// Layer `k` of `model`; `with_w_x` false leaves the input side to a table.
+    fn new(model: &LanguageModel, k: usize, with_w_x: bool) -> StepLayer {
+        let cfg = &model.config;
+        let gates = GateLayout::new(cfg.cell, cfg.hidden);
+        let get = |n: &str| tensor(model, &format!("rnn.{n}_l{k}"));
+        let (b_ih, b_hh) = (get("bias_ih"), get("bias_hh"));
+        let gru = cfg.cell == CellKind::Gru;
+        StepLayer {
+            gates,
+            w_x: with_w_x.then(|| gates.pack(get("weight_ih"), cfg.layer_input(k))),
+            w_h: gates.pack(get("weight_hh"), cfg.hidden),
+            // The same `b_ih + b_hh` sum as the training forward.
+            bias_x: gates.permute(|r| if gru { b_ih[r] } else { b_ih[r] + b_hh[r] }),
+            bias_h: if gru {
+                gates.permute(|r| b_hh[r])
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
+
+impl StepModel {
+    /// Packs `model`'s weights for stepping (a copy: the model may change or
+    /// go away afterwards without affecting this one).
+    pub fn new(model: &LanguageModel) -> StepModel {
+        Self::build(model, Self::embedding_table_pays(&model.config))
+    }
+
+    /// [`StepModel::new`], choosing whether embeddings go through a table.
+    fn build(model: &LanguageModel, use_table: bool) -> StepModel {
+        let cfg = &model.config;
+        let table = cfg.embed == 0 || use_table;
+        let mut layers: Vec<StepLayer> = (0..cfg.layers)
+            .map(|k| StepLayer::new(model, k, k > 0 || cfg.embed > 0))
+            .collect();
+        let input = if !table {
+            InputSide::Embedding(tensor(model, "encoder.weight").to_vec())
+        } else if cfg.embed == 0 {
+            InputSide::Table(one_hot_table(model, &layers[0]))
+        } else {
+            let t = embedding_table(model, &layers[0]);
+            layers[0].w_x = None;
+            InputSide::Table(t)
+        };
+        let dense = (cfg.dense > 0).then(|| {
+            let w = tensor(model, "dense.weight");
+            Linear::new(w, tensor(model, "dense.bias"), cfg.hidden)
+        });
+        let dec = if cfg.tie {
+            "encoder.weight"
+        } else {
+            "decoder.weight"
+        };
+        let decoder = Linear::new(
+            tensor(model, dec),
+            tensor(model, "decoder.bias"),
+            cfg.head_input(),
+        );
+        StepModel {
+            config: cfg.clone(),
+            layers,
+            input,
+            dense,
+            decoder,
+        }
+    }
+
+    /// Whether to precompute layer 0's input side for every token: when the
+    /// table is at most 4 times the size of `W_ih` (a per-token lookup then
+    /// replaces a product over `W_ih`) or small anyway (32 MB).
+    fn embedding_table_pays(cfg: &ModelConfig) -> bool {
+        let n0 = GateLayout::new(cfg.cell, cfg.hidden).cols();
+        cfg.vocab_size <= 4 * cfg.embed || cfg.vocab_size * n0 <= 8 << 20
+    }
+
+    /// The configuration of the model this was built from.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Bytes of prepared weights.
+    pub fn weight_bytes(&self) -> usize {
+        let lin = |l: &Linear| l.w.bytes() + 4 * l.bias.len();
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                l.w_x.as_ref().map_or(0, |w| w.bytes())
+                    + l.w_h.bytes()
+                    + 4 * (l.bias_x.len() + l.bias_h.len())
+            })
+            .sum();
+        let input = match &self.input {
+            InputSide::Table(t) | InputSide::Embedding(t) => 4 * t.len(),
+        };
+        layers + input + self.dense.as_ref().map_or(0, lin) + lin(&self.decoder)
+    }
+
+    /// One generation step for `B` streams, as [`LanguageModel::step`]: feeds
+    /// `tokens: [B]`, advances `state` (`[L, B, H]`) and returns the next-token
+    /// logits `[B, V]`.
+    pub fn step<'w>(
+        &self,
+        ws: &'w mut StepWorkspace,
+        tokens: &[u32],
+        state: &mut State,
+    ) -> &'w [f32] {
+        let small = self.macs_per_row() * tokens.len() < MIN_PARALLEL_MACS;
+        let t = if small { 1 } else { threads() };
+        self.step_on(ws, tokens, state, t)
+    }
+
+    /// [`StepModel::step`] on up to `threads` threads.
+    fn step_on<'w>(
+        &self,
+        ws: &'w mut StepWorkspace,
+        tokens: &[u32],
+        state: &mut State,
+        threads: usize,
+    ) -> &'w [f32] {
+        let cfg = &self.config;
+        let b = tokens.len();
+        assert_eq!(state.batch, b, "state batch must match the tokens");
+        let n_state = cfg.layers * b * cfg.hidden;
+        assert_eq!(state.h.len(), n_state, "state does not fit the model");
+        if cfg.cell.has_cell_state() {
+            assert_eq!(state.c.len(), n_state, "state does not fit the model");
+        }
+        assert!(
+            tokens.iter().all(|&t| (t as usize) < cfg.vocab_size),
+            "token outside the vocabulary"
+        );
+        ws.ensure(self, b);
+        if let InputSide::Embedding(e) = &self.input {
+            let w = cfg.embed;
+            for (row, &t) in ws.x.chunks_exact_mut(w).zip(tokens) {
+                row.copy_from_slice(&e[t as usize * w..][..w]);
+            }
+        }
+        let bufs = Bufs::new(ws, state, tokens);
+        self.run(&bufs, b, threads);
+        // The new hidden state becomes the state; the old one is scratch now.
+        std::mem::swap(&mut state.h, &mut ws.h_new);
+        &ws.logits[..b * cfg.vocab_size]
+    }
+
+    /// Runs every layer and the head on the threads, split as the module
+    /// documentation says.
+    fn run(&self, bufs: &Bufs, b: usize, threads: usize) {
+        let t = threads.max(1);
+        let parts = (b / ROWS_PER_THREAD).clamp(1, t);
+        if parts > 1 || t == 1 {
+            parallel_for(parts, &|i| {
+                let rows = share(b, parts, i);
+                for k in 0..self.layers.len() {
+                    let all = 0..self.layers[k].w_h.panels();
+                    // SAFETY: each task writes only its own rows.
+                    unsafe { self.layer(k, bufs, rows.clone(), all) };
+                }
+                // SAFETY: as above.
+                unsafe { self.head(bufs, rows, None) };
+            });
+            return;
+        }
+        for k in 0..self.layers.len() {
+            let panels = self.layers[k].w_h.panels();
+            let t = t.min(panels);
+            parallel_for(t, &|i| {
+                // SAFETY: each task writes only its own panels' columns and units.
+                unsafe { self.layer(k, bufs, 0..b, share(panels, t, i)) };
+            });
+        }
+        self.head_split(bufs, b, t);
+    }
+
+    /// Multiply-adds per stream and step (for the threading decision).
+    fn macs_per_row(&self) -> usize {
+        let size = |w: &PanelMatrix| w.shape().0 * w.shape().1;
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| l.w_x.as_ref().map_or(0, size) + size(&l.w_h))
+            .sum();
+        layers + self.dense.as_ref().map_or(0, |d| size(&d.w)) + size(&self.decoder.w)
+    }
+
+    /// The head with its panels split among `t` threads, the dense layer first.
+    fn head_split(&self, bufs: &Bufs, b: usize, t: usize) {
+        let cfg = &self.config;
+        if let Some(d) = &self.dense {
+            let panels = d.w.panels();
+            let t = t.min(panels);
+            parallel_for(t, &|i| {
+                let (top, p) = (bufs.top(cfg, 0), share(panels, t, i));
+                // SAFETY: each task writes only its own panels' columns.
+                unsafe { linear(d, b, top, cfg.hidden, p, bufs.dense, cfg.dense, true) };
+            });
+        }
+        let panels = self.decoder.w.panels();
+        let t = t.min(panels);
+        parallel_for(t, &|i| {
+            // SAFETY: as above.
+            unsafe { self.head(bufs, 0..b, Some(share(panels, t, i))) };
+        });
+    }
+
+    /// The head for `rows`: the dense layer over all its panels (unless
+    /// `decoder_panels` is given, which means it ran already), then the
+    /// decoder's `decoder_panels` (all by default).
+    ///
+    /// # Safety
+    /// No other thread may touch these rows' (or panels') outputs meanwhile.
+    unsafe fn head(&self, bufs: &Bufs, rows: Range<usize>, decoder_panels: Option<Range<usize>>) {
+        let cfg = &self.config;
+        let m = rows.len();
+        let mut x = bufs.top(cfg, rows.start);
+        let mut width = cfg.hidden;
+        if let Some(d) = &self.dense {
+            let out = bufs.dense.add(rows.start * cfg.dense);
+            if decoder_panels.is_none() {
+                linear(d, m, x, width, 0..d.w.panels(), out, cfg.dense, true);
+            }
+            (x, width) = (out, cfg.dense);
+        }
+        let v = cfg.vocab_size;
+        let panels = decoder_panels.unwrap_or(0..self.decoder.w.panels());
+        let out = bufs.logits.add(rows.start * v);
+        linear(&self.decoder, m, x, width, panels, out, v, false);
+    }
+
+    /// Layer `k` for `rows` and the units of `panels`: input-side and
+    /// hidden-side products of each panel, then its cell update.
+    ///
+    /// # Safety
+    /// No other thread may touch these rows and panels' outputs meanwhile, and
+    /// the layer below must be done with these rows.
+    unsafe fn layer(&self, k: usize, bufs: &Bufs, rows: Range<usize>, panels: Range<usize>) {
+        let (lay, cfg) = (&self.layers[k], &self.config);
+        let (b, h, n) = (bufs.batch, cfg.hidden, lay.gates.cols());
+        let (m, r0) = (rows.len(), rows.start);
+        let gates = bufs.gates.add(r0 * n);
+        let h_prev = bufs.h_old.add((k * b + r0) * h);
+        for p in panels {
+            let one = p..p + 1;
+            self.prefetch_state(k, bufs, rows.clone(), p);
+            self.input_side(k, bufs, rows.clone(), p);
+            if cfg.cell == CellKind::Gru {
+                let hs = bufs.hidden_sums.add(r0 * n);
+                panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Row(&lay.bias_h), hs, n);
+            } else {
+                panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Accumulate, gates, n);
+            }
+            self.update(k, bufs, rows.clone(), p);
+        }
+    }
+
+    /// Asks for the state the cell update of panel `p` will read (LSTM: `c`;
+    /// GRU: `h_prev`) while the products run. A row's units of one panel are
+    /// one or two cache lines, a row apart (`H` floats) from the next row's,
+    /// and the weights streamed since the last step have pushed them out of
+    /// L2: without this, every row's update starts with a cache miss.
+    fn prefetch_state(&self, k: usize, bufs: &Bufs, rows: Range<usize>, p: usize) {
+        let (h, b) = (self.config.hidden, bufs.batch);
+        let src = match self.config.cell {
+            CellKind::Lstm => bufs.c as *const f32,
+            CellKind::Gru => bufs.h_old,
+            _ => return,
+        };
+        let u0 = p * self.layers[k].gates.panel_units();
+        let last = (h - u0).min(LANES) - 1;
+        for r in rows {
+            let at = (k * b + r) * h + u0;
+            prefetch(src.wrapping_add(at));
+            prefetch(src.wrapping_add(at + last));
+        }
+    }
+
+    /// Layer `k`'s input-side sums of panel `p` for `rows`, into `bufs.gates`.
+    ///
+    /// # Safety
+    /// As [`StepModel::layer`].
+    unsafe fn input_side(&self, k: usize, bufs: &Bufs, rows: Range<usize>, p: usize) {
+        let (lay, cfg) = (&self.layers[k], &self.config);
+        let (b, n) = (bufs.batch, lay.gates.cols());
+        let gates = bufs.gates.add(rows.start * n);
+        let m = rows.len();
+        let one = p..p + 1;
+        let init = Init::Row(&lay.bias_x);
+        match (&self.input, &lay.w_x) {
+            (InputSide::Table(table), None) if k == 0 => {
+                let cols = lay.w_h.panel_cols(p);
+                for r in rows {
+                    let tok = *bufs.tokens.add(r) as usize;
+                    let src = &table[tok * n + cols.start..tok * n + cols.end];
+                    let dst = bufs.gates.add(r * n + cols.start);
+                    std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+                }
+            }
+            (InputSide::Embedding(_), Some(w)) if k == 0 => {
+                let e = cfg.embed;
+                let x = bufs.x.add(rows.start * e);
+                panel_gemm_raw(m, x, e, w, one, init, gates, n);
+            }
+            (_, Some(w)) => {
+                let x = bufs.h_new.add(((k - 1) * b + rows.start) * cfg.hidden);
+                panel_gemm_raw(m, x, cfg.hidden, w, one, init, gates, n);
+            }
+            (_, None) => unreachable!("only layer 0 reads a table"),
+        }
+    }
+
+    /// The cell update of layer `k` for the units of panel `p` and `rows`.
+    ///
+    /// # Safety
+    /// As [`StepModel::layer`].
+    unsafe fn update(&self, k: usize, bufs: &Bufs, rows: Range<usize>, p: usize) {
+        let (lay, cfg) = (&self.layers[k], &self.config);
+        let (b, h, n) = (bufs.batch, cfg.hidden, lay.gates.cols());
+        let units = lay.gates.panel_units();
+        let u0 = p * units;
+        let u = units.min(h - u0);
+        let col0 = p * units * lay.gates.gates;
+        for r in rows {
+            let sums = |buf: *mut f32, g: usize| view(buf.add(r * n + col0 + g * units), u);
+            let state = (k * b + r) * h + u0;
+            let h_out = std::slice::from_raw_parts_mut(bufs.h_new.add(state), u);
+            match cfg.cell {
+                CellKind::Lstm => {
+                    let c = std::slice::from_raw_parts_mut(bufs.c.add(state), u);
+                    let g = |i| sums(bufs.gates, i);
+                    cells::lstm([g(0), g(1), g(2), g(3)], c, h_out);
+                }
+                CellKind::Gru => {
+                    let x = |i| sums(bufs.gates, i);
+                    let hs = |i| sums(bufs.hidden_sums, i);
+                    let hp = view(bufs.h_old.add(state), u);
+                    cells::gru([x(0), x(1), x(2)], [hs(0), hs(1), hs(2)], hp, h_out);
+                }
+                CellKind::RnnTanh => cells::rnn_tanh(sums(bufs.gates, 0), h_out),
+                CellKind::RnnRelu => {
+                    h_out.copy_from_slice(sums(bufs.gates, 0));
+                    cells::relu(h_out);
+                }
+            }
+        }
+    }
+}
+
+/// `y[rows, cols of panels] = x · Wᵀ + b` (then ReLU when `relu`), `x: [m, lda]`, `y: [m, ldy]`.
+///
+/// # Safety
+/// `x` valid for `m` rows, `y` for the panels' columns of `m` rows, not
+/// touched by others meanwhile.
+unsafe fn linear(
+    l: &Linear,
+    m: usize,
+    x: *const f32,
+    lda: usize,
+    panels: Range<usize>,
+    y: *mut f32,
+    ldy: usize,
+    relu: bool,
+) {
+    if panels.is_empty() {
+        return;
+    }
+    let cols = l.w.panel_cols(panels.start).start..l.w.panel_cols(panels.end - 1).end;
+    panel_gemm_raw(m, x, lda, &l.w, panels, Init::Row(&l.bias), y, ldy);
+    if relu {
+        for r in 0..m {
+            let row = std::slice::from_raw_parts_mut(y.add(r * ldy + cols.start), cols.len());
+            cells::relu(row);
+        }
+    }
+}
+
+/// Hints the CPU to bring the cache line holding `p` into L1 (no-op elsewhere).
+#[inline(always)]
+fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// `len` floats at `p` as a slice.
+///
+/// # Safety
+/// Valid for reads, and not written by anyone while the slice lives.
+unsafe fn view<'a>(p: *const f32, len: usize) -> &'a [f32] {
+    std::slice::from_raw_parts(p, len)
+}
+
+/// Part `i` of `0..n` split in `parts` contiguous, nearly equal pieces.
+fn share(n: usize, parts: usize, i: usize) -> Range<usize> {
+    n * i / parts..n * (i + 1) / parts
+}
+
+/// The table of layer 0's input-side sums for one-hot inputs: row `t` is
+/// column `t` of `W_ih` plus the bias, in packed column order.
+fn one_hot_table(model: &LanguageModel, layer: &StepLayer) -> Vec<f32> {
+    let v = model.config.vocab_size;
+    let w_ih = tensor(model, "rnn.weight_ih_l0");
+    let n = layer.gates.cols();
+    let mut table = vec![0.0; v * n];
+    for (t, row) in table.chunks_exact_mut(n).enumerate() {
+        for (j, s) in row.iter_mut().enumerate() {
+            if let Some(r) = layer.gates.source(j) {
+                // As the training forward: the bias plus exactly `1 · w`.
+                *s = layer.bias_x[j] + w_ih[r * v + t];
+            }
+        }
+    }
+    table
+}
+
+/// The table of layer 0's input-side sums for every token's embedding:
+/// `E · W_ihᵀ + bias`, `[V, n0]`, computed by the same kernel a step would use.
+fn embedding_table(model: &LanguageModel, layer: &StepLayer) -> Vec<f32> {
+    let (v, e) = (model.config.vocab_size, model.config.embed);
+    let w = layer.w_x.as_ref().expect("layer 0 packed with W_ih");
+    let n = layer.gates.cols();
+    let mut table = vec![0.0; v * n];
+    let emb = tensor(model, "encoder.weight");
+    panel_gemm(
+        v,
+        emb,
+        e,
+        w,
+        0..w.panels(),
+        Init::Row(&layer.bias_x),
+        &mut table,
+        n,
+    );
+    table
+}
+
+impl StepWorkspace {
+    /// Sizes the buffers for `model` at batch `b` (allocates only when they grow).
+    fn ensure(&mut self, model: &StepModel, b: usize) {
+        let cfg = &model.config;
+        let n = model
+            .layers
+            .iter()
+            .map(|l| l.gates.cols())
+            .max()
+            .unwrap_or(0);
+        let grow = |v: &mut Vec<f32>, len: usize| {
+            if v.len() != len {
+                v.resize(len, 0.0);
+            }
+        };
+        grow(&mut self.x, b * cfg.embed);
+        grow(&mut self.gates, b * n);
+        if cfg.cell == CellKind::Gru {
+            grow(&mut self.hidden_sums, b * n);
+        }
+        grow(&mut self.h_new, cfg.layers * b * cfg.hidden);
+        grow(&mut self.dense, b * cfg.dense);
+        grow(&mut self.logits, b * cfg.vocab_size);
+        self.batch = b;
+    }
+}
+
+/// Raw views of one step's buffers, shared by the threads that split it (each
+/// writes only its own rows, or its own panels' columns and units).
+struct Bufs {
+    batch: usize,
+    tokens: *const u32,
+    x: *const f32,
+    gates: *mut f32,
+    hidden_sums: *mut f32,
+    h_old: *const f32,
+    h_new: *mut f32,
+    c: *mut f32,
+    dense: *mut f32,
+    logits: *mut f32,
+}
+
+// SAFETY: see the type's documentation; `StepModel::step` keeps the borrows
+// alive until every thread is done.
+unsafe impl Sync for Bufs {}
+
+impl Bufs {
+    fn new(ws: &mut StepWorkspace, state: &mut State, tokens: &[u32]) -> Bufs {
+        Bufs {
+            batch: ws.batch,
+            tokens: tokens.as_ptr(),
+            x: ws.x.as_ptr(),
+            gates: ws.gates.as_mut_ptr(),
+            hidden_sums: ws.hidden_sums.as_mut_ptr(),
+            h_old: state.h.as_ptr(),
+            h_new: ws.h_new.as_mut_ptr(),
+            c: state.c.as_mut_ptr(),
+            dense: ws.dense.as_mut_ptr(),
+            logits: ws.logits.as_mut_ptr(),
+        }
+    }
+
+    /// The top layer's new hidden state from row `r` on (`[B, H]` rows).
+    fn top(&self, cfg: &ModelConfig, r: usize) -> *const f32 {
+        // SAFETY: in bounds: `h_new` is `[L, B, H]` and `r < B`.
+        unsafe {
+            self.h_new
+                .add(((cfg.layers - 1) * self.batch + r) * cfg.hidden)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
