@@ -25,7 +25,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "a,b,c,d,e")]
     configs: String,
     /// Timed training steps per configuration (the median is reported).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 20)]
     steps: usize,
     /// Threads for us and for PyTorch.
     #[arg(long)]
@@ -225,7 +225,7 @@ fn child(what: &str, steps: usize) -> Result<Value> {
 fn train_speed(config: &Config, steps: usize) -> Result<f64> {
     let mut rng = Rng::new(1);
     let model = LanguageModel::new(config.model(), &mut rng, None)?;
-    let n = config.batch * (SEQ_LEN * (steps + 2) + 1);
+    let n = config.batch * (SEQ_LEN * (steps + 5) + 1);
     let tokens: Vec<u32> = (0..n).map(|_| rng.below(VOCAB as u64) as u32).collect();
     let train = TrainConfig {
         seq_len: SEQ_LEN,
@@ -244,7 +244,9 @@ fn train_speed(config: &Config, steps: usize) -> Result<f64> {
         nt_asgd: None,
     };
     let mut trainer = Trainer::new(model, train, tokens, None, None)?;
-    trainer.step()?; // warm-up: buffers are sized here
+    for _ in 0..3 {
+        trainer.step()?; // warm-up: buffers are sized and pages touched here
+    }
     let mut times = Vec::with_capacity(steps);
     for _ in 0..steps.max(1) {
         let start = Instant::now();
