@@ -1,15 +1,13 @@
 //! The language model's forward and backward passes over a `[T, B]` block of
 //! tokens, and single steps for generation.
 
-use std::collections::HashMap;
-
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::Rng;
 use recurrent_nn::recurrent::{LayerGrads, LayerParams};
 use recurrent_nn::{dropout, embedding, linear, loss, CellKind, LayerCache, RecurrentLayer};
 
 use crate::config::{ModelConfig, ModelError};
-use crate::params::ParamLayout;
+use crate::params::{MissingOrMisshapen, ParamLayout};
 
 /// A language model: its configuration, parameter layout and parameters.
 #[derive(Clone, Debug)]
@@ -155,24 +153,18 @@ impl LanguageModel {
     ) -> Result<Self, ModelError> {
         config.validate()?;
         let layout = ParamLayout::new(&config);
-        let by_name: HashMap<&str, (&Vec<usize>, &Vec<f32>)> = tensors
-            .iter()
-            .map(|(n, s, d)| (n.as_str(), (s, d)))
-            .collect();
-        let mut params = vec![0.0; layout.total];
-        for e in &layout.entries {
-            let (shape, data) = by_name
-                .get(e.name.as_str())
-                .ok_or_else(|| ModelError::MissingTensor(e.name.clone()))?;
-            if **shape != e.shape || data.len() != e.len() {
-                return Err(ModelError::ShapeMismatch {
-                    name: e.name.clone(),
-                    expected: e.shape.clone(),
-                    found: (*shape).clone(),
-                });
-            }
-            params[e.range()].copy_from_slice(data);
-        }
+        let params = layout.gather(tensors).map_err(|e| match e {
+            MissingOrMisshapen::Missing(name) => ModelError::MissingTensor(name),
+            MissingOrMisshapen::Shape {
+                name,
+                expected,
+                found,
+            } => ModelError::ShapeMismatch {
+                name,
+                expected,
+                found,
+            },
+        })?;
         for (name, shape, _) in tensors {
             if layout.get(name).is_none() {
                 let tied_copy = config.tie && name == "decoder.weight";

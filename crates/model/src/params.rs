@@ -1,6 +1,7 @@
 //! The flat parameter layout: every tensor's name, shape and offset in one
 //! contiguous buffer, in PyTorch `state_dict` order.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use crate::config::ModelConfig;
@@ -28,6 +29,19 @@ impl ParamEntry {
     pub fn range(&self) -> Range<usize> {
         self.offset..self.offset + self.len()
     }
+}
+
+/// Why named tensors do not fill a [`ParamLayout`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum MissingOrMisshapen {
+    /// No tensor has this entry's name.
+    Missing(String),
+    /// The tensor has another shape than the entry.
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
 }
 
 /// Names, shapes and offsets of all parameters of a model.
@@ -78,6 +92,34 @@ impl ParamLayout {
         };
         self.total += entry.len();
         self.entries.push(entry);
+    }
+
+    /// Copies named tensors into a flat buffer in this layout. Every entry must
+    /// be present with its exact shape; tensors the layout lacks are left for
+    /// the caller to judge (a tied copy may be fine, anything else is not).
+    pub fn gather(
+        &self,
+        tensors: &[(String, Vec<usize>, Vec<f32>)],
+    ) -> Result<Vec<f32>, MissingOrMisshapen> {
+        let by_name: HashMap<&str, (&Vec<usize>, &Vec<f32>)> = tensors
+            .iter()
+            .map(|(n, s, d)| (n.as_str(), (s, d)))
+            .collect();
+        let mut params = vec![0.0; self.total];
+        for e in &self.entries {
+            let (shape, data) = by_name
+                .get(e.name.as_str())
+                .ok_or_else(|| MissingOrMisshapen::Missing(e.name.clone()))?;
+            if **shape != e.shape || data.len() != e.len() {
+                return Err(MissingOrMisshapen::Shape {
+                    name: e.name.clone(),
+                    expected: e.shape.clone(),
+                    found: (*shape).clone(),
+                });
+            }
+            params[e.range()].copy_from_slice(data);
+        }
+        Ok(params)
     }
 
     /// The entry called `name`.

@@ -1,8 +1,6 @@
 //! The [`Seq2Seq`] model: construction, the training and evaluation passes over
 //! a padded batch, and the encode / decode-step building blocks of decoding.
 
-use std::collections::HashMap;
-
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::Rng;
 use recurrent_nn::attention::AttentionParams;
@@ -13,6 +11,7 @@ use super::decoder::{check_rows, gather_rows, DecoderState, StepCache, StepInput
 use super::encoder::EncoderCache;
 use super::layout::{disjoint_mut, layout, Slots};
 use super::loss::masked_cross_entropy;
+use crate::params::MissingOrMisshapen;
 use crate::params::ParamLayout;
 
 pub(crate) fn grow(v: &mut Vec<f32>, n: usize) {
@@ -290,24 +289,18 @@ impl Seq2Seq {
     ) -> Result<Self, Seq2SeqError> {
         config.validate()?;
         let layout = layout(&config);
-        let by_name: HashMap<&str, (&Vec<usize>, &Vec<f32>)> = tensors
-            .iter()
-            .map(|(n, s, d)| (n.as_str(), (s, d)))
-            .collect();
-        let mut params = vec![0.0; layout.total];
-        for e in &layout.entries {
-            let (shape, data) = by_name
-                .get(e.name.as_str())
-                .ok_or_else(|| Seq2SeqError::MissingTensor(e.name.clone()))?;
-            if **shape != e.shape || data.len() != e.len() {
-                return Err(Seq2SeqError::ShapeMismatch {
-                    name: e.name.clone(),
-                    expected: e.shape.clone(),
-                    found: (*shape).clone(),
-                });
-            }
-            params[e.range()].copy_from_slice(data);
-        }
+        let params = layout.gather(tensors).map_err(|e| match e {
+            MissingOrMisshapen::Missing(name) => Seq2SeqError::MissingTensor(name),
+            MissingOrMisshapen::Shape {
+                name,
+                expected,
+                found,
+            } => Seq2SeqError::ShapeMismatch {
+                name,
+                expected,
+                found,
+            },
+        })?;
         if let Some((name, _, _)) = tensors.iter().find(|(n, _, _)| layout.get(n).is_none()) {
             return Err(Seq2SeqError::UnexpectedTensor(name.clone()));
         }
