@@ -320,48 +320,38 @@ fn torch_json(args: &BenchArgs, extra: &[String]) -> Result<Value> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
-fn torch_train(args: &BenchArgs, c: &Config, threads: usize) -> Result<Value> {
-    let a = [
-        "--cell",
-        c.cell.name(),
-        "--layers",
-        &c.layers.to_string(),
-        "--hidden",
-        &c.hidden.to_string(),
-        "--embed",
-        &EMBED.to_string(),
-        "--vocab",
-        &VOCAB.to_string(),
-        "--batch",
-        &c.batch.to_string(),
-        "--seq-len",
-        &SEQ_LEN.to_string(),
-        "--threads",
-        &threads.to_string(),
-        "--steps",
-        &args.steps.to_string(),
+/// The flags that describe model `c` at `batch` streams to bench/torch_lm.py.
+fn torch_model_args(c: &Config, batch: usize, threads: usize) -> Vec<String> {
+    let flags = [
+        ("--cell", c.cell.name().to_string()),
+        ("--layers", c.layers.to_string()),
+        ("--hidden", c.hidden.to_string()),
+        ("--embed", EMBED.to_string()),
+        ("--vocab", VOCAB.to_string()),
+        ("--batch", batch.to_string()),
+        ("--threads", threads.to_string()),
     ];
-    torch_json(args, &a.map(String::from))
+    flags
+        .into_iter()
+        .flat_map(|(f, v)| [f.to_string(), v])
+        .collect()
+}
+
+fn torch_train(args: &BenchArgs, c: &Config, threads: usize) -> Result<Value> {
+    let mut a = torch_model_args(c, c.batch, threads);
+    a.extend([
+        "--seq-len".into(),
+        SEQ_LEN.to_string(),
+        "--steps".into(),
+        args.steps.to_string(),
+    ]);
+    torch_json(args, &a)
 }
 
 fn torch_sample(args: &BenchArgs, batch: usize, threads: usize) -> Result<Value> {
-    let c = &CONFIGS[1];
-    let a = [
-        "--cell",
-        c.cell.name(),
-        "--layers",
-        &c.layers.to_string(),
-        "--hidden",
-        &c.hidden.to_string(),
-        "--batch",
-        &batch.to_string(),
-        "--threads",
-        &threads.to_string(),
-        "--sample",
-        "1000",
-        "--no-mkldnn",
-    ];
-    torch_json(args, &a.map(String::from))
+    let mut a = torch_model_args(&CONFIGS[1], batch, threads);
+    a.extend(["--sample".into(), "1000".into(), "--no-mkldnn".into()]);
+    torch_json(args, &a)
 }
 
 /// The best sgemm rate of a few large square products with our GEMM, in GFLOP/s.
