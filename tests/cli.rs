@@ -1067,3 +1067,82 @@ fn word_and_bpe_models_train_sample_and_evaluate() {
         &["--vocab-size"],
     );
 }
+
+#[test]
+fn awd_regularizers_resume_bit_for_bit_and_bad_values_are_named() {
+    let sb = Sandbox::new();
+    sb.write("corpus.txt", corpus(250, 2));
+    let flags = [
+        "--layers",
+        "2",
+        "--seed",
+        "5",
+        "--dropout-input",
+        "0.2",
+        "--dropout-hidden",
+        "0.2",
+        "--dropout-output",
+        "0.3",
+        "--dropout-embed",
+        "0.1",
+        "--weight-drop",
+        "0.4",
+        "--alpha",
+        "--beta",
+        "--variable-bptt",
+    ];
+    sb.train(
+        "corpus.txt",
+        "A",
+        &[&["--steps", "8"][..], &flags[..]].concat(),
+    );
+    sb.train(
+        "corpus.txt",
+        "B",
+        &[&["--steps", "4"][..], &flags[..]].concat(),
+    );
+    let state = read_json(&sb.path("B/last/trainer_state.json"));
+    let reg = &state["trainer"]["regularizers"];
+    assert_eq!(reg["alpha"], 2.0, "--alpha alone means AWD's 2: {reg}");
+    assert_eq!(reg["beta"], 1.0, "--beta alone means AWD's 1: {reg}");
+    assert_eq!(reg["variable_bptt"], true);
+    sb.ok(&[
+        "train",
+        "--resume",
+        "B",
+        "--steps",
+        "8",
+        "--threads",
+        "1",
+        "--sample-length",
+        "0",
+    ]);
+    for file in ["model.safetensors", "optimizer.safetensors"] {
+        let a = fs::read(sb.path("A/last").join(file)).unwrap();
+        let b = fs::read(sb.path("B/last").join(file)).unwrap();
+        assert!(a == b, "A/last/{file} and B/last/{file} differ");
+    }
+    // The penalties are logged beside the cross-entropy.
+    let metrics = fs::read_to_string(sb.path("A/metrics.jsonl")).unwrap();
+    let first: Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    assert!(first["ar"].as_f64().unwrap() > 0.0, "{first}");
+    assert!(first["tar"].as_f64().unwrap() > 0.0, "{first}");
+    // The settings stay with the run: --resume does not take them.
+    sb.fails(
+        &["train", "--resume", "B", "--weight-drop", "0.5"],
+        &["--weight-drop", "--resume"],
+    );
+    for (flag, value) in [
+        ("--dropout-input", "1"),
+        ("--dropout-hidden", "-0.1"),
+        ("--dropout-output", "1.5"),
+        ("--dropout-embed", "NaN"),
+        ("--weight-drop", "2"),
+        ("--alpha", "-1"),
+        ("--beta", "inf"),
+    ] {
+        let mut args = vec!["train", "--input", "corpus.txt", "--out", "bad"];
+        args.extend(tiny_with(&[flag, value, "--steps", "1"]));
+        sb.fails(&args, &[flag, value]);
+    }
+}

@@ -10,13 +10,14 @@ use recurrent_checkpoint::layout::{BEST_DIR, CONFIG_FILE, LAST_DIR, METRICS_FILE
 use recurrent_checkpoint::lm::{self, ResumeState};
 use recurrent_generate::{generate, GenerateOptions, SamplingConfig};
 use recurrent_kernels::{threads, Rng};
-use recurrent_model::{CellKind, LanguageModel, ModelConfig};
+use recurrent_model::{CellKind, LanguageModel, ModelConfig, Regularization};
 use recurrent_text::{Corpus, Tokenizer, TokenizerKind, TokenizerOptions, WordSegmentation};
 use recurrent_train::batch::Streams;
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent_train::schedule::Schedule;
 use recurrent_train::trainer::{
-    EvalReport, Observer, Slot, StepReport, StopReason, TrainConfig, Trainer, TrainerState,
+    EvalReport, Observer, Regularizers, Slot, StepReport, StopReason, TrainConfig, Trainer,
+    TrainerState,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -76,6 +77,34 @@ pub struct TrainArgs {
     /// feeding the output: --hidden, or --dense when there is a dense layer).
     #[arg(long)]
     tie: bool,
+    /// Locked dropout on the embedding output: one mask per stream, shared by every
+    /// step of a block (AWD-LSTM's dropouti).
+    #[arg(long, value_name = "P", conflicts_with = "resume")]
+    dropout_input: Option<f32>,
+    /// Locked dropout between recurrent layers (AWD-LSTM's dropouth).
+    #[arg(long, value_name = "P", conflicts_with = "resume")]
+    dropout_hidden: Option<f32>,
+    /// Locked dropout on the last recurrent layer's output (AWD-LSTM's dropout).
+    #[arg(long, value_name = "P", conflicts_with = "resume")]
+    dropout_output: Option<f32>,
+    /// Embedding dropout: drop whole words (embedding rows) for a step (AWD-LSTM's dropoute).
+    #[arg(long, value_name = "P", conflicts_with = "resume")]
+    dropout_embed: Option<f32>,
+    /// DropConnect on the hidden-to-hidden weights, a new mask every step (AWD-LSTM's wdrop).
+    #[arg(long, value_name = "P", conflicts_with = "resume")]
+    weight_drop: Option<f32>,
+    /// Activation regularization: add ALPHA * mean(output²) of the last layer's
+    /// dropped-out output to the training loss [2 when given without a value].
+    #[arg(long, value_name = "ALPHA", num_args = 0..=1, default_missing_value = "2", conflicts_with = "resume")]
+    alpha: Option<f32>,
+    /// Temporal activation regularization: add BETA * mean((h_t - h_{t-1})²) of the
+    /// last layer's output to the training loss [1 when given without a value].
+    #[arg(long, value_name = "BETA", num_args = 0..=1, default_missing_value = "1", conflicts_with = "resume")]
+    beta: Option<f32>,
+    /// Variable BPTT: each step's length is --seq-len (or half of it, 5% of the time)
+    /// plus normal noise of 5, at least 5, with the learning rate scaled by length/--seq-len.
+    #[arg(long, conflicts_with = "resume")]
+    variable_bptt: bool,
     /// Initial LSTM forget-gate bias (char-rnn uses 1); default: PyTorch's initialization.
     #[arg(long)]
     forget_bias: Option<f32>,
@@ -257,6 +286,7 @@ fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> 
             args.clip
         );
     }
+    let regularizers = regularizers(args)?;
     let (corpus, val_corpus) = read_corpora(&data, args.tokenizer)?;
     let mut rng = Rng::new(args.seed);
     let (model, tokenizer) = match &args.init_from {
@@ -315,7 +345,7 @@ fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> 
         nt_asgd: args.nt_asgd,
     };
     let boundary = tokenizer.boundary();
-    let trainer = Trainer::new(model, config, train, val, boundary)?;
+    let trainer = Trainer::with_regularizers(model, config, regularizers, train, val, boundary)?;
     let run_dir = match &args.out {
         Some(out) => {
             if out.join(LAST_DIR).exists() || out.join(BEST_DIR).exists() {
@@ -332,6 +362,36 @@ fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> 
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create the run folder {}", run_dir.display()))?;
     Ok((trainer, tokenizer, data, run_dir))
+}
+
+/// AWD-LSTM's regularizers from the flags, range-checked (all off by default).
+fn regularizers(args: &TrainArgs) -> Result<Regularizers> {
+    let probability = |flag: &str, p: Option<f32>| -> Result<f32> {
+        let p = p.unwrap_or(0.0);
+        if !(0.0..1.0).contains(&p) {
+            bail!("{flag} must be a probability in [0, 1), got {p}");
+        }
+        Ok(p)
+    };
+    let weight = |flag: &str, x: Option<f32>| -> Result<f32> {
+        let x = x.unwrap_or(0.0);
+        if !(x.is_finite() && x >= 0.0) {
+            bail!("{flag} must be a finite number >= 0, got {x}");
+        }
+        Ok(x)
+    };
+    Ok(Regularizers {
+        model: Regularization {
+            dropout_input: probability("--dropout-input", args.dropout_input)?,
+            dropout_hidden: probability("--dropout-hidden", args.dropout_hidden)?,
+            dropout_output: probability("--dropout-output", args.dropout_output)?,
+            dropout_embed: probability("--dropout-embed", args.dropout_embed)?,
+            weight_drop: probability("--weight-drop", args.weight_drop)?,
+            alpha: weight("--alpha", args.alpha)?,
+            beta: weight("--beta", args.beta)?,
+        },
+        variable_bptt: args.variable_bptt,
+    })
 }
 
 /// The stop rule from the flags; with none, 10 epochs (1 minute on the built-in corpus).
@@ -503,7 +563,7 @@ fn resume(args: &TrainArgs, dir: &Path) -> Result<(Trainer, Tokenizer, DataSourc
 }
 
 /// `runs/NAME`, `runs/NAME-2`, ...: the first that does not exist yet.
-fn fresh_run_dir(input: Option<&Path>) -> PathBuf {
+pub(crate) fn fresh_run_dir(input: Option<&Path>) -> PathBuf {
     let name = input
         .and_then(|p| p.file_stem())
         .map(|s| s.to_string_lossy().into_owned())
@@ -530,7 +590,7 @@ fn describe(trainer: &Trainer, tokenizer: &Tokenizer, data: &DataSource) -> Stri
         .map_or(default_corpus::NAME.to_string(), |p| {
             p.display().to_string()
         });
-    format!(
+    let mut text = format!(
         "training a {}x{} {} (embed {}, {} parameters) on {} ({} tokenizer, {} tokens in the vocabulary)\n\
          batch {} x seq-len {}, {} blocks per epoch, optimizer {} lr {}, threads: {}",
         c.layers,
@@ -547,7 +607,28 @@ fn describe(trainer: &Trainer, tokenizer: &Tokenizer, data: &DataSource) -> Stri
         t.optimizer.kind,
         t.lr,
         threads::threads()
-    )
+    );
+    let r = &trainer.state.regularizers;
+    if *r != Regularizers::default() {
+        let m = &r.model;
+        text.push_str(&format!(
+            "\nregularization: dropout input {} hidden {} output {} embed {}, weight drop {}, \
+             alpha {}, beta {}{}",
+            m.dropout_input,
+            m.dropout_hidden,
+            m.dropout_output,
+            m.dropout_embed,
+            m.weight_drop,
+            m.alpha,
+            m.beta,
+            if r.variable_bptt {
+                ", variable BPTT"
+            } else {
+                ""
+            }
+        ));
+    }
+    text
 }
 
 fn print_sample(
@@ -601,10 +682,19 @@ impl Observer for CliObserver<'_> {
         self.progress
             .step(r.step, r.epoch, r.loss, r.tokens, r.progress);
         self.curves.train(r.step, r.loss);
-        self.metric(json!({
+        let mut line = json!({
             "kind": "train", "step": r.step, "epoch": r.epoch, "loss": r.loss,
             "lr": short_f32(r.lr), "grad_norm": r.grad_norm, "elapsed": trainer.state.elapsed_secs,
-        }));
+        });
+        // The AR and TAR penalties, only when they are on (`loss` is the cross-entropy).
+        let m = &trainer.state.regularizers.model;
+        if m.alpha > 0.0 {
+            line["ar"] = json!(r.ar);
+        }
+        if m.beta > 0.0 {
+            line["tar"] = json!(r.tar);
+        }
+        self.metric(line);
     }
 
     fn on_eval(&mut self, trainer: &Trainer, r: &EvalReport, improved: bool) {
@@ -672,15 +762,15 @@ fn build_tokenizer(args: &TrainArgs, train: &Corpus, val: Option<&Corpus>) -> Re
     Ok(Tokenizer::build_with(kind, &all, &options)?)
 }
 
-fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// The first Ctrl-C finishes the current step, validates and saves, so the run
 /// can be resumed; a second one quits at once.
-fn install_interrupt_handler() {
+pub(crate) fn install_interrupt_handler() {
     let _ = ctrlc::set_handler(|| {
         if INTERRUPTED.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
@@ -690,6 +780,6 @@ fn install_interrupt_handler() {
 }
 
 /// An f32 as the f64 its shortest decimal form reads as (`0.002`, not `0.0020000000949949026`).
-fn short_f32(x: f32) -> f64 {
+pub(crate) fn short_f32(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(x as f64)
 }

@@ -21,6 +21,8 @@ pub enum ModelError {
     UnexpectedTensor(String),
     #[error("cannot infer the architecture from the weights: {0}")]
     Infer(String),
+    #[error("invalid regularization: {0}")]
+    Regularization(String),
 }
 
 /// The largest model [`ModelConfig::validate`] accepts (16 GiB of `f32`

@@ -4,7 +4,10 @@
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::Rng;
 use recurrent_nn::recurrent::{LayerGrads, LayerParams};
-use recurrent_nn::{dropout, embedding, linear, loss, CellKind, LayerCache, RecurrentLayer};
+use recurrent_nn::{
+    activation_reg, dropout, embedding, linear, loss, CellKind, LayerCache, RecurrentLayer,
+};
+use serde::{Deserialize, Serialize};
 
 use crate::config::{ModelConfig, ModelError};
 use crate::params::{MissingOrMisshapen, ParamLayout};
@@ -63,6 +66,73 @@ pub struct BlockStats {
     pub correct: usize,
     /// Predicted tokens.
     pub tokens: usize,
+    /// The AR and TAR penalties added to the training loss (0 when off);
+    /// `loss` stays the cross-entropy.
+    pub ar: f64,
+    pub tar: f64,
+}
+
+/// AWD-LSTM's training-time regularizers (Merity et al. 2017), all off (0) by
+/// default. Evaluation and generation never apply them. Each dropout is a
+/// probability in `[0, 1)`; survivors are scaled by `1/(1-p)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Regularization {
+    /// Locked dropout on layer 0's input, one mask per stream and block (AWD's `dropouti`).
+    pub dropout_input: f32,
+    /// Locked dropout between recurrent layers (`dropouth`).
+    pub dropout_hidden: f32,
+    /// Locked dropout on the last layer's output (`dropout`).
+    pub dropout_output: f32,
+    /// Embedding dropout: whole words dropped for a block (`dropoute`).
+    pub dropout_embed: f32,
+    /// DropConnect on every `W_hh`, a new mask per block (`wdrop`).
+    pub weight_drop: f32,
+    /// AR: `alpha * mean(y²)` of the last layer's dropped-out output.
+    pub alpha: f32,
+    /// TAR: `beta * mean((h_t - h_{t-1})²)` of the last layer's raw output.
+    pub beta: f32,
+}
+
+impl Regularization {
+    /// Whether every regularizer is off.
+    pub fn is_off(&self) -> bool {
+        *self == Regularization::default()
+    }
+
+    /// Checks the ranges; messages name the settings.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        for (name, p) in [
+            ("dropout_input", self.dropout_input),
+            ("dropout_hidden", self.dropout_hidden),
+            ("dropout_output", self.dropout_output),
+            ("dropout_embed", self.dropout_embed),
+            ("weight_drop", self.weight_drop),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(ModelError::Regularization(format!(
+                    "{name} must be in [0, 1), got {p}"
+                )));
+            }
+        }
+        for (name, x) in [("alpha", self.alpha), ("beta", self.beta)] {
+            if !(x.is_finite() && x >= 0.0) {
+                return Err(ModelError::Regularization(format!(
+                    "{name} must be a finite number >= 0, got {x}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The locked dropout on the output of layer `k` of `layers`.
+    fn locked_after(&self, k: usize, layers: usize) -> f32 {
+        if k + 1 == layers {
+            self.dropout_output
+        } else {
+            self.dropout_hidden
+        }
+    }
 }
 
 /// Buffers for one `(T, B)` shape, allocated on first use and reused, so the
@@ -82,6 +152,17 @@ pub struct Workspace {
     dx: Vec<f32>,
     dh0: Vec<f32>,
     dc0: Vec<f32>,
+    /// The regularization the last forward applied, for its backward.
+    reg: Regularization,
+    /// Locked dropout masks `[B, W]`: layer 0's input, then each layer's output.
+    locked: Vec<Vec<f32>>,
+    /// Embedding dropout's mask per word, `[V]`.
+    word_mask: Vec<f32>,
+    /// Weight drop: each layer's dropped `W_hh` and its mask, and the gradient
+    /// w.r.t. the dropped `W_hh` before it goes through the mask.
+    w_hh_dropped: Vec<Vec<f32>>,
+    w_hh_mask: Vec<Vec<f32>>,
+    dw_hh_dropped: Vec<f32>,
 }
 
 fn grow(v: &mut Vec<f32>, n: usize) {
@@ -280,6 +361,21 @@ impl LanguageModel {
         }
     }
 
+    /// Layer `k`'s parameters as the block's forward used them: under weight
+    /// drop, `W_hh` is the dropped copy kept in `dropped`.
+    fn block_layer_params<'a>(
+        &'a self,
+        dropped: &'a [Vec<f32>],
+        weight_drop: bool,
+        k: usize,
+    ) -> LayerParams<'a> {
+        let mut p = self.layer_params(k);
+        if weight_drop {
+            p.w_hh = &dropped[k][..p.w_hh.len()];
+        }
+        p
+    }
+
     fn decoder_weight(&self) -> &[f32] {
         let name = if self.config.tie {
             "encoder.weight"
@@ -295,7 +391,7 @@ impl LanguageModel {
 
     /// Runs the network over `tokens: [T*B]` (time-major) from `state`, leaving the
     /// logits `[T*B, V]` in the workspace and the final state in `state`.
-    /// With `dropout_rng`, dropout is applied (training) and masks are kept.
+    /// With `dropout_rng`, dropout and `reg` are applied (training) and masks are kept.
     fn forward(
         &self,
         ws: &mut Workspace,
@@ -305,6 +401,7 @@ impl LanguageModel {
         state: &mut State,
         keep: Option<&[f32]>,
         mut dropout_rng: Option<&mut Rng>,
+        reg: &Regularization,
         for_backward: bool,
     ) {
         let cfg = &self.config;
@@ -319,6 +416,19 @@ impl LanguageModel {
         ws.inputs.resize_with(layers + 1, Vec::new);
         ws.masks.resize_with(layers + 1, Vec::new);
         ws.caches.resize_with(layers, LayerCache::default);
+        // Regularizers act in training only; the backward reads what was applied.
+        ws.reg = if dropout_rng.is_some() {
+            *reg
+        } else {
+            Regularization::default()
+        };
+        let reg = ws.reg;
+        let weight_drop = reg.weight_drop > 0.0;
+        if !reg.is_off() {
+            ws.locked.resize_with(layers + 1, Vec::new);
+            ws.w_hh_dropped.resize_with(layers, Vec::new);
+            ws.w_hh_mask.resize_with(layers, Vec::new);
+        }
 
         let ph = Phase::new("lm.embed");
         // Layer 0's input: embedding rows or one-hot vectors.
@@ -338,6 +448,17 @@ impl LanguageModel {
         } else {
             embedding::one_hot(tokens, &mut ws.inputs[0][..n * i0], v);
         }
+        if let (true, Some(rng)) = (reg.dropout_embed > 0.0, dropout_rng.as_deref_mut()) {
+            grow(&mut ws.word_mask, v);
+            dropout::sample_mask(&mut ws.word_mask[..v], reg.dropout_embed, rng);
+            embedding::drop_words(&mut ws.inputs[0][..n * i0], tokens, &ws.word_mask, i0);
+        }
+        if let (true, Some(rng)) = (reg.dropout_input > 0.0, dropout_rng.as_deref_mut()) {
+            let mask = &mut ws.locked[0];
+            grow(mask, b * i0);
+            dropout::sample_mask(&mut mask[..b * i0], reg.dropout_input, rng);
+            dropout::locked_forward(&mut ws.inputs[0][..n * i0], &mask[..b * i0]);
+        }
 
         drop(ph);
         let bh = b * h;
@@ -351,10 +472,25 @@ impl LanguageModel {
                     &state.c[k * bh..(k + 1) * bh]
                 },
             );
+            if let (true, Some(rng)) = (weight_drop, dropout_rng.as_deref_mut()) {
+                // DropConnect: a fresh mask on W_hh for this block, shared by its steps.
+                let w_hh = self.layer_params(k).w_hh;
+                let len = w_hh.len();
+                let (dropped, mask) = (&mut ws.w_hh_dropped[k], &mut ws.w_hh_mask[k]);
+                grow(dropped, len);
+                grow(mask, len);
+                dropout::sample_apply(
+                    &mut dropped[..len],
+                    w_hh,
+                    &mut mask[..len],
+                    reg.weight_drop,
+                    rng,
+                );
+            }
             let (below, above) = ws.inputs.split_at_mut(k + 1);
             let cache = &mut ws.caches[k];
             layer.forward(
-                self.layer_params(k),
+                self.block_layer_params(&ws.w_hh_dropped, weight_drop, k),
                 &below[k],
                 t,
                 b,
@@ -384,6 +520,13 @@ impl LanguageModel {
                 );
             } else {
                 next[..n * h].copy_from_slice(cache.output(h));
+            }
+            let p_locked = reg.locked_after(k, layers);
+            if let (true, Some(rng)) = (p_locked > 0.0, dropout_rng.as_deref_mut()) {
+                let mask = &mut ws.locked[k + 1];
+                grow(mask, bh);
+                dropout::sample_mask(&mut mask[..bh], p_locked, rng);
+                dropout::locked_forward(&mut next[..n * h], &mask[..bh]);
             }
         }
 
@@ -429,8 +572,59 @@ impl LanguageModel {
         dropout_rng: &mut Rng,
         grads: &mut [f32],
     ) -> BlockStats {
-        self.forward(ws, tokens, t, b, state, keep, Some(dropout_rng), true);
+        let off = Regularization::default();
+        self.train_block_regularized(
+            ws,
+            tokens,
+            targets,
+            t,
+            b,
+            state,
+            keep,
+            &off,
+            dropout_rng,
+            grads,
+        )
+    }
+
+    /// [`LanguageModel::train_block`] with AWD-LSTM's regularizers `reg`: masks
+    /// are drawn from `dropout_rng` for this block, and the gradient of
+    /// cross-entropy + AR + TAR is added into `grads`. The returned `loss` is
+    /// the cross-entropy alone; `ar` and `tar` report the penalties.
+    pub fn train_block_regularized(
+        &self,
+        ws: &mut Workspace,
+        tokens: &[u32],
+        targets: &[u32],
+        t: usize,
+        b: usize,
+        state: &mut State,
+        keep: Option<&[f32]>,
+        reg: &Regularization,
+        dropout_rng: &mut Rng,
+        grads: &mut [f32],
+    ) -> BlockStats {
+        self.forward(ws, tokens, t, b, state, keep, Some(dropout_rng), reg, true);
         self.backward(ws, tokens, targets, t, b, keep, grads, None)
+    }
+
+    /// The AR and TAR penalties of the last forward (0 where off): AR on the
+    /// last layer's dropped-out output, TAR on its raw output.
+    fn penalties(&self, ws: &Workspace, t: usize, b: usize) -> (f64, f64) {
+        let (h, layers) = (self.config.hidden, self.config.layers);
+        let reg = ws.reg;
+        let ar = if reg.alpha > 0.0 {
+            activation_reg::ar_forward(&ws.inputs[layers][..t * b * h], reg.alpha)
+        } else {
+            0.0
+        };
+        let tar = if reg.beta > 0.0 {
+            let y = ws.caches[layers - 1].output(h);
+            activation_reg::tar_forward(y, t, b * h, reg.beta)
+        } else {
+            0.0
+        };
+        (ar, tar)
     }
 
     /// Backward from the logits in `ws` (left by `forward` with `for_backward`).
@@ -450,6 +644,8 @@ impl LanguageModel {
         let cfg = &self.config;
         let (n, h, v, layers) = (t * b, cfg.hidden, cfg.vocab_size, cfg.layers);
         let p = cfg.dropout > 0.0;
+        let reg = ws.reg;
+        let weight_drop = reg.weight_drop > 0.0;
         let ph = Phase::new("loss");
         grow(&mut ws.dlogits, n * v);
         let (loss, correct) = loss::softmax_cross_entropy(
@@ -519,12 +715,29 @@ impl LanguageModel {
         }
 
         drop(ph);
+        let (ar, tar) = self.penalties(ws, t, b);
+        if reg.alpha > 0.0 {
+            // AR reads the dropped-out output, whose gradient ws.dy holds now.
+            activation_reg::ar_backward(
+                &ws.inputs[layers][..n * h],
+                reg.alpha,
+                &mut ws.dy[..n * h],
+            );
+        }
         grow(&mut ws.dh0, bh);
         grow(&mut ws.dc0, bh);
         for k in (0..layers).rev() {
+            if reg.locked_after(k, layers) > 0.0 {
+                dropout::locked_backward(&mut ws.dy[..n * h], &ws.locked[k + 1][..bh]);
+            }
             if p {
                 let _ph = Phase::new("lm.drop_bwd");
                 dropout::backward(&mut ws.dy[..n * h], &ws.masks[k + 1]);
+            }
+            if k + 1 == layers && reg.beta > 0.0 {
+                // TAR reads the raw output: ws.dy is its gradient from here on.
+                let y = ws.caches[k].output(h);
+                activation_reg::tar_backward(y, t, bh, reg.beta, &mut ws.dy[..n * h]);
             }
             let layer = self.layer(k);
             let i = layer.input_size;
@@ -535,9 +748,20 @@ impl LanguageModel {
             let [w_ih, w_hh, b_ih, b_hh, ..] = rest else {
                 unreachable!()
             };
+            let len = w_hh.len();
+            if weight_drop {
+                // The layer's gradient is w.r.t. the dropped W_hh; it reaches
+                // the raw W_hh through the mask below.
+                grow(&mut ws.dw_hh_dropped, len);
+                ws.dw_hh_dropped[..len].fill(0.0);
+            }
             let lg = LayerGrads {
                 w_ih,
-                w_hh,
+                w_hh: if weight_drop {
+                    &mut ws.dw_hh_dropped[..len]
+                } else {
+                    w_hh
+                },
                 b_ih,
                 b_hh,
             };
@@ -551,7 +775,7 @@ impl LanguageModel {
                 (None, None)
             };
             layer.backward(
-                self.layer_params(k),
+                self.block_layer_params(&ws.w_hh_dropped, weight_drop, k),
                 lg,
                 &ws.inputs[k][..n * i],
                 &ws.dy[..n * h],
@@ -563,6 +787,9 @@ impl LanguageModel {
                 dh0,
                 dc0,
             );
+            if weight_drop {
+                dropout::backward_add(w_hh, &ws.dw_hh_dropped[..len], &ws.w_hh_mask[k][..len]);
+            }
             if let Some(ds) = dstate0.as_deref_mut() {
                 ds.h[k * bh..(k + 1) * bh].copy_from_slice(&ws.dh0[..bh]);
                 if cfg.cell.has_cell_state() {
@@ -576,6 +803,12 @@ impl LanguageModel {
         if cfg.embed > 0 {
             let _ph = Phase::new("lm.embed_bwd");
             let e = cfg.embed;
+            if reg.dropout_input > 0.0 {
+                dropout::locked_backward(&mut ws.dx[..n * e], &ws.locked[0][..b * e]);
+            }
+            if reg.dropout_embed > 0.0 {
+                embedding::drop_words_backward(&mut ws.dx[..n * e], tokens, &ws.word_mask, e);
+            }
             if p {
                 dropout::backward(&mut ws.dx[..n * e], &ws.masks[0]);
             }
@@ -585,6 +818,8 @@ impl LanguageModel {
             loss,
             correct,
             tokens: n,
+            ar,
+            tar,
         }
     }
 
@@ -599,7 +834,8 @@ impl LanguageModel {
         state: &mut State,
         keep: Option<&[f32]>,
     ) -> BlockStats {
-        self.forward(ws, tokens, t, b, state, keep, None, false);
+        let off = Regularization::default();
+        self.forward(ws, tokens, t, b, state, keep, None, &off, false);
         let n = t * b;
         let v = self.config.vocab_size;
         let (loss, correct) =
@@ -608,6 +844,7 @@ impl LanguageModel {
             loss,
             correct,
             tokens: n,
+            ..BlockStats::default()
         }
     }
 
@@ -619,7 +856,8 @@ impl LanguageModel {
     /// which prepares the weights once and is what generation uses.
     pub fn step<'w>(&self, ws: &'w mut Workspace, tokens: &[u32], state: &mut State) -> &'w [f32] {
         let b = tokens.len();
-        self.forward(ws, tokens, 1, b, state, None, None, false);
+        let off = Regularization::default();
+        self.forward(ws, tokens, 1, b, state, None, None, &off, false);
         &ws.logits[..b * self.config.vocab_size]
     }
 
@@ -635,7 +873,8 @@ impl LanguageModel {
         grads: &mut [f32],
     ) -> (BlockStats, Vec<f32>, State) {
         let mut ws = Workspace::default();
-        self.forward(&mut ws, tokens, t, b, state, None, None, true);
+        let off = Regularization::default();
+        self.forward(&mut ws, tokens, t, b, state, None, None, &off, true);
         let logits = ws.logits[..t * b * self.config.vocab_size].to_vec();
         let mut dstate = State::zeros(&self.config, b);
         let stats = self.backward(
@@ -671,17 +910,35 @@ mod tests {
         b: usize,
         s0: &State,
         keep: Option<&[f32]>,
+        reg: &Regularization,
     ) -> f64 {
         let mut ws = Workspace::default();
         let mut s = s0.clone();
+        // The same seed as the analytic pass: the same masks at every evaluation.
         let mut rng = Rng::new(99);
-        m.forward(&mut ws, tokens, t, b, &mut s, keep, Some(&mut rng), false);
+        m.forward(
+            &mut ws,
+            tokens,
+            t,
+            b,
+            &mut s,
+            keep,
+            Some(&mut rng),
+            reg,
+            false,
+        );
         let v = m.config.vocab_size;
-        loss::softmax_cross_entropy(&ws.logits[..t * b * v], targets, v, None, 1.0).0
+        let (ar, tar) = m.penalties(&ws, t, b);
+        loss::softmax_cross_entropy(&ws.logits[..t * b * v], targets, v, None, 1.0).0 + ar + tar
     }
 
     /// Whole-network finite-difference check: every parameter and the initial state.
     fn gradcheck(config: ModelConfig, with_reset: bool) {
+        gradcheck_regularized(config, with_reset, &Regularization::default());
+    }
+
+    /// [`gradcheck`] of cross-entropy + AR + TAR with AWD-LSTM's regularizers `reg`.
+    fn gradcheck_regularized(config: ModelConfig, with_reset: bool, reg: &Regularization) {
         let (t, b) = (4, 2);
         let mut rng = Rng::new(1 + config.cell as u64);
         let model = LanguageModel::new(config.clone(), &mut rng, None).unwrap();
@@ -706,10 +963,11 @@ mod tests {
             &mut s,
             keep.as_deref(),
             Some(&mut drop_rng),
+            reg,
             true,
         );
         let mut ds = State::zeros(&config, b);
-        model.backward(
+        let stats = model.backward(
             &mut ws,
             &tokens,
             &targets,
@@ -719,6 +977,8 @@ mod tests {
             &mut grads,
             Some(&mut ds),
         );
+        assert_eq!(stats.ar > 0.0, reg.alpha > 0.0);
+        assert_eq!(stats.tar > 0.0, reg.beta > 0.0);
 
         // Central differences at two step sizes: ReLU kinks can fall inside the
         // wider one, f32 rounding spoils the narrower one; a correct gradient
@@ -738,7 +998,7 @@ mod tests {
                 let n = numeric(&|d| {
                     let mut m = model.clone();
                     m.params[j] += d;
-                    block_loss(&m, &tokens, &targets, t, b, &s0, keep.as_deref())
+                    block_loss(&m, &tokens, &targets, t, b, &s0, keep.as_deref(), reg)
                 });
                 close(&format!("{}[{}]", e.name, j - e.offset), grads[j], n);
             }
@@ -747,7 +1007,7 @@ mod tests {
             let n = numeric(&|d| {
                 let mut s = s0.clone();
                 s.h[j] += d;
-                block_loss(&model, &tokens, &targets, t, b, &s, keep.as_deref())
+                block_loss(&model, &tokens, &targets, t, b, &s, keep.as_deref(), reg)
             });
             close(&format!("h0[{j}]"), ds.h[j], n);
         }
@@ -755,7 +1015,7 @@ mod tests {
             let n = numeric(&|d| {
                 let mut s = s0.clone();
                 s.c[j] += d;
-                block_loss(&model, &tokens, &targets, t, b, &s, keep.as_deref())
+                block_loss(&model, &tokens, &targets, t, b, &s, keep.as_deref(), reg)
             });
             close(&format!("c0[{j}]"), ds.c[j], n);
         }
@@ -793,6 +1053,279 @@ mod tests {
             };
             gradcheck(config, true);
         }
+    }
+
+    /// All of AWD-LSTM's regularizers at once, with rates high enough that
+    /// every mask drops something in this tiny network.
+    const AWD: Regularization = Regularization {
+        dropout_input: 0.4,
+        dropout_hidden: 0.3,
+        dropout_output: 0.5,
+        dropout_embed: 0.3,
+        weight_drop: 0.5,
+        alpha: 2.0,
+        beta: 1.0,
+    };
+
+    #[test]
+    fn whole_network_gradients_with_awd_regularizers() {
+        for cell in CELLS {
+            let config = ModelConfig {
+                cell,
+                vocab_size: 7,
+                embed: 5,
+                hidden: 5,
+                layers: 2,
+                dense: 0,
+                dropout: 0.0,
+                tie: true,
+            };
+            gradcheck_regularized(config, false, &AWD);
+        }
+        // One-hot input, a document reset and plain dropout on top of them.
+        let config = ModelConfig {
+            cell: CellKind::Lstm,
+            vocab_size: 6,
+            embed: 0,
+            hidden: 4,
+            layers: 3,
+            dense: 3,
+            dropout: 0.2,
+            tie: false,
+        };
+        gradcheck_regularized(config, true, &AWD);
+    }
+
+    #[test]
+    fn each_regularizer_alone_passes_the_gradient_check() {
+        let config = ModelConfig {
+            cell: CellKind::Gru,
+            vocab_size: 6,
+            embed: 4,
+            hidden: 4,
+            layers: 2,
+            dense: 0,
+            dropout: 0.0,
+            tie: false,
+        };
+        let off = Regularization::default();
+        for reg in [
+            Regularization {
+                dropout_input: 0.5,
+                ..off
+            },
+            Regularization {
+                dropout_hidden: 0.5,
+                ..off
+            },
+            Regularization {
+                dropout_output: 0.5,
+                ..off
+            },
+            Regularization {
+                dropout_embed: 0.5,
+                ..off
+            },
+            Regularization {
+                weight_drop: 0.5,
+                ..off
+            },
+            Regularization { alpha: 2.0, ..off },
+            Regularization { beta: 1.0, ..off },
+        ] {
+            gradcheck_regularized(config.clone(), false, &reg);
+        }
+    }
+
+    /// Runs one training block of `m` with `reg` and returns the logits, the
+    /// final state and the gradient.
+    fn train_once(
+        m: &LanguageModel,
+        reg: &Regularization,
+        tokens: &[u32],
+        t: usize,
+        b: usize,
+    ) -> (Vec<f32>, State, Vec<f32>) {
+        let mut ws = Workspace::default();
+        let mut state = State::zeros(&m.config, b);
+        let mut grads = vec![0.0; m.num_params()];
+        m.train_block_regularized(
+            &mut ws,
+            tokens,
+            tokens,
+            t,
+            b,
+            &mut state,
+            None,
+            reg,
+            &mut Rng::new(5),
+            &mut grads,
+        );
+        let logits = ws.logits[..t * b * m.config.vocab_size].to_vec();
+        (logits, state, grads)
+    }
+
+    #[test]
+    fn locked_masks_hold_over_time_and_differ_between_streams() {
+        // Only output dropout, on a model whose head sees the last layer
+        // directly: a unit dropped for a stream is dropped at every step.
+        let config = ModelConfig {
+            cell: CellKind::Lstm,
+            vocab_size: 5,
+            embed: 3,
+            hidden: 16,
+            layers: 1,
+            dense: 0,
+            dropout: 0.0,
+            tie: false,
+        };
+        let m = LanguageModel::new(config, &mut Rng::new(2), None).unwrap();
+        let (t, b, h) = (6, 3, 16);
+        let tokens: Vec<u32> = (0..t * b).map(|i| (i % 5) as u32).collect();
+        let reg = Regularization {
+            dropout_output: 0.5,
+            ..Regularization::default()
+        };
+        let mut ws = Workspace::default();
+        let mut state = State::zeros(&m.config, b);
+        let mut grads = vec![0.0; m.num_params()];
+        m.train_block_regularized(
+            &mut ws,
+            &tokens,
+            &tokens,
+            t,
+            b,
+            &mut state,
+            None,
+            &reg,
+            &mut Rng::new(5),
+            &mut grads,
+        );
+        let dropped = &ws.inputs[1];
+        let zero_units = |s: usize, r: usize| -> Vec<bool> {
+            (0..h)
+                .map(|j| dropped[(s * b + r) * h + j] == 0.0)
+                .collect()
+        };
+        for r in 0..b {
+            assert!(zero_units(0, r).contains(&true));
+            for s in 1..t {
+                assert_eq!(zero_units(s, r), zero_units(0, r), "stream {r} step {s}");
+            }
+        }
+        assert_ne!(zero_units(0, 0), zero_units(0, 1));
+    }
+
+    #[test]
+    fn masks_depend_on_the_seed_only_not_on_the_thread_count() {
+        // W_hh of 4 * 160 * 160 weights spans two of sample_apply's pieces.
+        let config = ModelConfig {
+            cell: CellKind::Lstm,
+            vocab_size: 9,
+            embed: 6,
+            hidden: 160,
+            layers: 2,
+            dense: 0,
+            dropout: 0.0,
+            tie: false,
+        };
+        let m = LanguageModel::new(config, &mut Rng::new(4), None).unwrap();
+        let (t, b) = (3, 2);
+        let tokens: Vec<u32> = (0..t * b).map(|i| (i % 9) as u32).collect();
+        let masks = |threads: usize, seed: u64| {
+            recurrent_kernels::threads::set_threads(threads);
+            let mut ws = Workspace::default();
+            let mut state = State::zeros(&m.config, b);
+            let mut grads = vec![0.0; m.num_params()];
+            m.train_block_regularized(
+                &mut ws,
+                &tokens,
+                &tokens,
+                t,
+                b,
+                &mut state,
+                None,
+                &AWD,
+                &mut Rng::new(seed),
+                &mut grads,
+            );
+            (ws.locked, ws.word_mask, ws.w_hh_mask)
+        };
+        let one = masks(1, 7);
+        assert_eq!(masks(2, 7), one);
+        assert_ne!(masks(1, 8), one);
+    }
+
+    #[test]
+    fn regularizers_off_change_nothing_and_evaluation_ignores_them() {
+        let config = ModelConfig {
+            cell: CellKind::Lstm,
+            vocab_size: 7,
+            embed: 5,
+            hidden: 5,
+            layers: 2,
+            dense: 0,
+            dropout: 0.0,
+            tie: true,
+        };
+        let m = LanguageModel::new(config, &mut Rng::new(3), None).unwrap();
+        let (t, b) = (4, 2);
+        let tokens: Vec<u32> = (0..t * b).map(|i| (i % 7) as u32).collect();
+        let off = Regularization::default();
+        let plain = {
+            let mut ws = Workspace::default();
+            let mut state = State::zeros(&m.config, b);
+            let mut grads = vec![0.0; m.num_params()];
+            m.train_block(
+                &mut ws,
+                &tokens,
+                &tokens,
+                t,
+                b,
+                &mut state,
+                None,
+                &mut Rng::new(5),
+                &mut grads,
+            );
+            (ws.logits[..t * b * 7].to_vec(), state, grads)
+        };
+        assert_eq!(train_once(&m, &off, &tokens, t, b), plain);
+        let awd = train_once(&m, &AWD, &tokens, t, b);
+        assert_ne!(awd.0, plain.0);
+        assert_ne!(awd.2, plain.2);
+        // Evaluation after a regularized block uses the plain weights.
+        let mut ws = Workspace::default();
+        let mut state = State::zeros(&m.config, b);
+        let mut grads = vec![0.0; m.num_params()];
+        m.train_block_regularized(
+            &mut ws,
+            &tokens,
+            &tokens,
+            t,
+            b,
+            &mut state,
+            None,
+            &AWD,
+            &mut Rng::new(5),
+            &mut grads,
+        );
+        let mut state = State::zeros(&m.config, b);
+        let eval = m.evaluate_block(&mut ws, &tokens, &tokens, t, b, &mut state, None);
+        let mut fresh = Workspace::default();
+        let mut state2 = State::zeros(&m.config, b);
+        let want = m.evaluate_block(&mut fresh, &tokens, &tokens, t, b, &mut state2, None);
+        assert_eq!(eval, want);
+        assert_eq!(state, state2);
+        assert!(AWD.validate().is_ok());
+        let bad = Regularization {
+            weight_drop: 1.0,
+            ..off
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("weight_drop"));
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Inverted dropout (PyTorch `nn.Dropout`): during training each element is
 //! zeroed with probability `p` and survivors are scaled by `1/(1-p)`, so nothing
 //! changes at evaluation time. The mask is kept for the backward pass.
+//!
+//! Also the masks AWD-LSTM (Merity et al. 2017) uses: locked (variational)
+//! dropout, one mask per stream shared by every time step, and DropConnect on a
+//! weight matrix ([`sample_apply`] on the weights, [`backward_add`] for their gradient).
 
 use recurrent_kernels::threads::{parallel_for, threads};
 use recurrent_kernels::Rng;
@@ -85,6 +89,35 @@ pub fn backward(dy: &mut [f32], mask: &[f32]) {
     forward(dy, mask);
 }
 
+/// Backward of `w_dropped = w * mask` (DropConnect) into the raw weights'
+/// gradient, which accumulates: `dw += dw_dropped * mask`.
+pub fn backward_add(dw: &mut [f32], dw_dropped: &[f32], mask: &[f32]) {
+    assert!(
+        dw.len() == mask.len() && dw_dropped.len() == mask.len(),
+        "dropout: lengths differ"
+    );
+    for ((g, &d), &m) in dw.iter_mut().zip(dw_dropped).zip(mask) {
+        *g += d * m;
+    }
+}
+
+/// Locked dropout forward in place: `x[t, b, :] *= mask[b, :]` for `x: [T*B, W]`
+/// and `mask: [B, W]` (from [`sample_mask`]): each stream keeps the same units
+/// at every step of the block, so the dropout cannot average out over time.
+pub fn locked_forward(x: &mut [f32], mask: &[f32]) {
+    if mask.is_empty() {
+        return;
+    }
+    for step in x.chunks_exact_mut(mask.len()) {
+        forward(step, mask);
+    }
+}
+
+/// Backward of [`locked_forward`]: `dx[t, b, :] = dy[t, b, :] * mask[b, :]`.
+pub fn locked_backward(dy: &mut [f32], mask: &[f32]) {
+    locked_forward(dy, mask);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +152,59 @@ mod tests {
         }
         let dropped = m1.iter().filter(|&&m| m == 0.0).count() as f64 / n as f64;
         assert!((dropped - 0.25).abs() < 0.01, "{dropped}");
+    }
+
+    #[test]
+    fn locked_mask_is_shared_by_every_step_and_passes_the_gradient_check() {
+        use crate::gradcheck::{check, random_vec};
+        let (t, b, w) = (3, 2, 5);
+        let mut mask = vec![0.0; b * w];
+        sample_mask(&mut mask, 0.4, &mut Rng::new(3));
+        assert!(mask.contains(&0.0) && mask.iter().any(|&m| m > 1.0));
+        let mut rng = Rng::new(4);
+        let x = random_vec(&mut rng, t * b * w);
+        let r = random_vec(&mut rng, t * b * w);
+        let mut y = x.clone();
+        locked_forward(&mut y, &mask);
+        for s in 0..t {
+            for j in 0..b * w {
+                assert_eq!(y[s * b * w + j], x[s * b * w + j] * mask[j]);
+            }
+        }
+        // loss = Σ r ⊙ locked(x): the gradient is r with the same mask.
+        let loss = |x: &[f32]| {
+            let mut y = x.to_vec();
+            locked_forward(&mut y, &mask);
+            y.iter().zip(&r).map(|(a, b)| (a * b) as f64).sum::<f64>()
+        };
+        let mut dx = r.clone();
+        locked_backward(&mut dx, &mask);
+        check("locked dropout", &x, &dx, loss);
+    }
+
+    #[test]
+    fn dropconnect_gradient_reaches_the_raw_weights_through_the_mask() {
+        use crate::gradcheck::{check, random_vec};
+        let n = 12;
+        let mut rng = Rng::new(6);
+        let w = random_vec(&mut rng, n);
+        let r = random_vec(&mut rng, n);
+        let (mut dropped, mut mask) = (vec![0.0; n], vec![0.0; n]);
+        sample_apply(&mut dropped, &w, &mut mask, 0.5, &mut Rng::new(8));
+        assert!(mask.contains(&0.0) && mask.contains(&2.0));
+        // loss = Σ r ⊙ w_dropped², a nonlinear use of the dropped weights.
+        let loss = |w: &[f32]| {
+            let (mut d, mut m) = (vec![0.0; n], vec![0.0; n]);
+            sample_apply(&mut d, w, &mut m, 0.5, &mut Rng::new(8));
+            d.iter()
+                .zip(&r)
+                .map(|(a, b)| (a * a * b) as f64)
+                .sum::<f64>()
+        };
+        let d_dropped: Vec<f32> = dropped.iter().zip(&r).map(|(a, b)| 2.0 * a * b).collect();
+        let mut dw = vec![0.0; n];
+        backward_add(&mut dw, &d_dropped, &mask);
+        check("weight drop", &w, &dw, loss);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Layers of `recurrent` as forward/backward pairs over flat, row-major `f32`
 //! buffers: embedding, the recurrent cells (RNN tanh/ReLU, LSTM, GRU), linear,
-//! dropout and the fused softmax cross-entropy loss.
+//! dropout and the fused softmax cross-entropy loss, and AWD-LSTM's activation
+//! penalties (AR, TAR).
 //!
 //! Shapes follow PyTorch: a recurrent layer's `w_ih` is `[G*H, I]` and `w_hh`
 //! is `[G*H, H]` with gate rows in PyTorch's order (LSTM `i f g o`, GRU `r z n`),
@@ -9,6 +10,7 @@
 //! parameters and gradient accumulation work without special cases. Each layer's
 //! gradient check against finite differences sits in its own tests.
 
+pub mod activation_reg;
 pub mod attention;
 pub mod dropout;
 pub mod embedding;

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use recurrent_kernels::Rng;
-use recurrent_model::{LanguageModel, State, Workspace};
+use recurrent_model::{LanguageModel, ModelError, Regularization, State, Workspace};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -25,6 +25,8 @@ pub enum TrainError {
     Batch(#[from] BatchError),
     #[error(transparent)]
     Optim(#[from] OptimError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
     #[error("training stopped: the loss became {loss} at step {step} (try a lower --lr or --clip); the parameters were not updated")]
     NonFinite { loss: f64, step: u64 },
     #[error("training stopped: the validation loss became {loss} after step {step}, so the weights have diverged (try a lower --lr or --clip)")]
@@ -60,6 +62,44 @@ pub struct TrainConfig {
     /// best before the last this-many validations (see [`crate::asgd`]).
     #[serde(default)]
     pub nt_asgd: Option<usize>,
+}
+
+/// AWD-LSTM's regularizers (Merity et al. 2017) and variable BPTT: all off by
+/// default, so runs without them, and runs saved before they existed, train
+/// exactly as before. Saved in `trainer_state.json` so `--resume` keeps them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Regularizers {
+    /// Dropouts, weight drop, AR and TAR, applied by the model each block.
+    #[serde(flatten)]
+    pub model: Regularization,
+    /// Variable BPTT: each block's length is drawn around `seq_len` (see
+    /// [`draw_bptt`]) and the learning rate scaled by `length / seq_len`.
+    pub variable_bptt: bool,
+}
+
+/// The shortest block [`draw_bptt`] returns (AWD-LSTM's floor).
+pub const MIN_VARIABLE_BPTT: usize = 5;
+
+/// How far above `seq_len` [`draw_bptt`] may go: four standard deviations of
+/// its spread of 5, so the cap almost never binds, and the block buffers stay bounded.
+pub const MAX_VARIABLE_BPTT_EXTRA: usize = 20;
+
+/// AWD-LSTM's variable BPTT length: the base is `seq_len` with probability
+/// 0.95, else `seq_len / 2`; the length is a draw from N(base, 5) truncated to
+/// an integer (as AWD's `int()`), kept within
+/// `[MIN_VARIABLE_BPTT, seq_len + MAX_VARIABLE_BPTT_EXTRA]`.
+pub fn draw_bptt(rng: &mut Rng, seq_len: usize) -> usize {
+    let base = if rng.next_f64() < 0.95 {
+        seq_len as f64
+    } else {
+        seq_len as f64 / 2.0
+    };
+    // Box-Muller; 1 - u lies in (0, 1], so the logarithm is finite.
+    let (u1, u2) = (1.0 - rng.next_f64(), rng.next_f64());
+    let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+    let len = (base + 5.0 * z).trunc().max(0.0) as usize;
+    len.clamp(MIN_VARIABLE_BPTT, seq_len + MAX_VARIABLE_BPTT_EXTRA)
 }
 
 /// Fingerprint of the token data, checked on resume so a run never silently
@@ -124,6 +164,13 @@ pub struct TrainerState {
     pub averaging_since: Option<u64>,
     #[serde(default)]
     pub averaging_count: u64,
+    /// AWD-LSTM's regularizers and variable BPTT (off in runs saved before them).
+    #[serde(default)]
+    pub regularizers: Regularizers,
+    /// With variable BPTT, where the next block starts in every stream (blocks
+    /// differ in length, so `block_in_epoch` cannot say); unused otherwise.
+    #[serde(default)]
+    pub stream_pos: usize,
     /// Seconds spent training over all invocations.
     pub elapsed_secs: f64,
 }
@@ -137,6 +184,9 @@ pub struct StepReport {
     pub grad_norm: f32,
     pub lr: f32,
     pub tokens: usize,
+    /// The AR and TAR penalties of the step (0 when off), not part of `loss`.
+    pub ar: f64,
+    pub tar: f64,
     /// Fraction of the whole run done, when the stop rule makes that known.
     pub progress: Option<f64>,
 }
@@ -224,7 +274,21 @@ impl Trainer {
         val: Option<Vec<u32>>,
         boundary: Option<u32>,
     ) -> Result<Trainer, TrainError> {
+        let off = Regularizers::default();
+        Self::with_regularizers(model, config, off, train, val, boundary)
+    }
+
+    /// [`Trainer::new`] with AWD-LSTM's regularizers and variable BPTT.
+    pub fn with_regularizers(
+        model: LanguageModel,
+        config: TrainConfig,
+        regularizers: Regularizers,
+        train: Vec<u32>,
+        val: Option<Vec<u32>>,
+        boundary: Option<u32>,
+    ) -> Result<Trainer, TrainError> {
         config.optimizer.validate()?;
+        regularizers.model.validate()?;
         let streams = Streams::for_training(train.len(), config.batch, config.seq_len)?;
         if let Some(v) = &val {
             Streams::for_evaluation(v.len(), config.batch, "validation")?;
@@ -246,6 +310,8 @@ impl Trainer {
             scheduled_val_losses: Vec::new(),
             averaging_since: None,
             averaging_count: 0,
+            regularizers,
+            stream_pos: 0,
             elapsed_secs: 0.0,
             config,
         };
@@ -274,6 +340,13 @@ impl Trainer {
         }
         let config = &state.config;
         let streams = Streams::for_training(train.len(), config.batch, config.seq_len)?;
+        state.regularizers.model.validate()?;
+        if state.regularizers.variable_bptt && state.stream_pos + 1 >= streams.stream_len {
+            return Err(TrainError::Resume(format!(
+                "the saved stream position {} is past the end of the streams ({} tokens)",
+                state.stream_pos, streams.stream_len
+            )));
+        }
         let mut carried = State::zeros(&model.config, config.batch);
         if state.carried_h.len() != carried.h.len() || state.carried_c.len() != carried.c.len() {
             return Err(TrainError::Resume(
@@ -321,7 +394,11 @@ impl Trainer {
         streams: Streams,
         carried: State,
     ) -> Trainer {
-        let n = state.config.seq_len * state.config.batch;
+        let mut max_len = state.config.seq_len;
+        if state.regularizers.variable_bptt {
+            max_len += MAX_VARIABLE_BPTT_EXTRA;
+        }
+        let n = max_len * state.config.batch;
         let boundary = boundary.filter(|_| state.config.reset_between_docs);
         Trainer {
             grads: vec![0.0; model.num_params()],
@@ -378,25 +455,46 @@ impl Trainer {
         self.val.is_some()
     }
 
+    /// Fraction of the current epoch done.
+    fn epoch_fraction(&self) -> f64 {
+        if self.state.regularizers.variable_bptt {
+            self.state.stream_pos as f64 / (self.streams.stream_len - 1) as f64
+        } else {
+            self.state.block_in_epoch as f64 / self.blocks_per_epoch() as f64
+        }
+    }
+
     /// One optimizer step on the next block.
     pub fn step(&mut self) -> Result<StepReport, TrainError> {
-        let (t, b) = (self.state.config.seq_len, self.state.config.batch);
-        let start = self.state.block_in_epoch * t;
-        self.streams
-            .fill(&self.train, start, t, &mut self.x, &mut self.y);
+        let (seq_len, b) = (self.state.config.seq_len, self.state.config.batch);
+        let regs = self.state.regularizers;
+        // The block's length, where it starts, and the learning-rate factor.
+        let (t, start, lr_scale) = if regs.variable_bptt {
+            let drawn = draw_bptt(&mut self.state.rng, seq_len);
+            let start = self.state.stream_pos;
+            // The epoch's last block takes what is left of the streams.
+            let left = self.streams.stream_len - 1 - start;
+            (drawn.min(left), start, drawn as f32 / seq_len as f32)
+        } else {
+            (seq_len, self.state.block_in_epoch * seq_len, 1.0)
+        };
+        let n = t * b;
+        let (x, y) = (&mut self.x[..n], &mut self.y[..n]);
+        self.streams.fill(&self.train, start, t, x, y);
         let keep = self.boundary.map(|bd| {
-            fill_keep(&self.x, bd, &mut self.keep);
-            &self.keep[..]
+            fill_keep(&self.x[..n], bd, &mut self.keep[..n]);
+            &self.keep[..n]
         });
         self.grads.fill(0.0);
-        let stats = self.model.train_block(
+        let stats = self.model.train_block_regularized(
             &mut self.ws,
-            &self.x,
-            &self.y,
+            &self.x[..n],
+            &self.y[..n],
             t,
             b,
             &mut self.carried,
             keep,
+            &regs.model,
             &mut self.state.rng,
             &mut self.grads,
         );
@@ -417,17 +515,25 @@ impl Trainer {
                 step: self.state.step + 1,
             });
         }
-        let lr = self.state.scheduler.lr(self.state.step);
+        // Under variable BPTT a longer block takes a larger step (AWD-LSTM).
+        let lr = self.state.scheduler.lr(self.state.step) * lr_scale;
         self.optimizer.step(&mut self.model.params, &self.grads, lr);
         if let Some(avg) = &mut self.averager {
             avg.update(&self.model.params);
         }
         self.state.step += 1;
         self.state.block_in_epoch += 1;
-        if self.state.block_in_epoch == self.blocks_per_epoch() {
+        let epoch_done = if regs.variable_bptt {
+            self.state.stream_pos += t;
+            self.state.stream_pos + 1 >= self.streams.stream_len
+        } else {
+            self.state.block_in_epoch == self.blocks_per_epoch()
+        };
+        if epoch_done {
             // A new pass starts each stream from its beginning, so from a zero state.
             self.state.epoch += 1;
             self.state.block_in_epoch = 0;
+            self.state.stream_pos = 0;
             self.carried = State::zeros(&self.model.config, b);
         }
         Ok(StepReport {
@@ -436,7 +542,9 @@ impl Trainer {
             loss: stats.loss,
             grad_norm,
             lr,
-            tokens: t * b,
+            tokens: n,
+            ar: stats.ar,
+            tar: stats.tar,
             progress: None,
         })
     }
@@ -495,8 +603,7 @@ impl Trainer {
             take(self.state.step as f64 / s.max(1) as f64);
         }
         if let Some(e) = c.epochs {
-            let done = self.state.epoch as f64
-                + self.state.block_in_epoch as f64 / self.blocks_per_epoch() as f64;
+            let done = self.state.epoch as f64 + self.epoch_fraction();
             take(done / e.max(1) as f64);
         }
         if let Some(s) = c.time_secs {
