@@ -40,6 +40,8 @@ enum Command {
     Plot(commands::plot::PlotArgs),
     /// Measure training and sampling speed (against PyTorch when it is installed).
     Bench(commands::bench::BenchArgs),
+    /// Sequence-to-sequence models with attention: train, translate, eval.
+    Seq2seq(commands::seq2seq::Seq2SeqArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Command::Export(args) => commands::convert::export(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Plot(args) => commands::plot::run(args),
+        Command::Seq2seq(args) => commands::seq2seq::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

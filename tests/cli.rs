@@ -1146,3 +1146,261 @@ fn awd_regularizers_resume_bit_for_bit_and_bad_values_are_named() {
         sb.fails(&args, &[flag, value]);
     }
 }
+
+/// Digit strings and their reversals, `3 1 4<TAB>4 1 3`, one pair per line.
+fn reversal_pairs(n: usize) -> String {
+    let mut x: u64 = 7;
+    let mut out = String::new();
+    for _ in 0..n {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let len = 1 + (x >> 60) as usize % 5;
+        let digits: Vec<String> = (0..len)
+            .map(|k| ((x >> (8 * k + 8)) % 10).to_string())
+            .collect();
+        let reversed: Vec<String> = digits.iter().rev().cloned().collect();
+        out += &format!("{}\t{}\n", digits.join(" "), reversed.join(" "));
+    }
+    out
+}
+
+/// Tiny seq2seq training flags.
+const TINY_S2S: &[&str] = &[
+    "--tokenizer",
+    "char",
+    "--hidden",
+    "16",
+    "--embed",
+    "8",
+    "--layers",
+    "1",
+    "--batch",
+    "8",
+    "--threads",
+    "1",
+    "--val-bleu",
+    "10",
+];
+
+#[test]
+fn seq2seq_train_translate_eval_and_resume() {
+    let sb = Sandbox::new();
+    let pairs = sb.write("pairs.tsv", reversal_pairs(200));
+    let pairs = pairs.to_str().unwrap();
+    let train = |out: &str, steps: &str, extra: &[&str]| {
+        let mut args = vec!["seq2seq", "train", "--pairs", pairs, "--out", out];
+        args.extend_from_slice(TINY_S2S);
+        args.extend_from_slice(&["--steps", steps, "--eval-every", "10"]);
+        args.extend_from_slice(extra);
+        sb.ok(&args)
+    };
+    train("run", "20", &["--bidirectional", "--attention", "additive"]);
+    for f in [
+        "best/config.json",
+        "last/target_vocab.json",
+        "test.tsv",
+        "valid.tsv",
+        "loss.svg",
+    ] {
+        assert!(sb.path("run").join(f).is_file(), "run/{f} is missing");
+    }
+    // 5% + 5% of 200 pairs are held out, and written for `eval`.
+    let test = fs::read_to_string(sb.path("run/test.tsv")).unwrap();
+    assert_eq!(test.lines().count(), 10);
+    let metrics = fs::read_to_string(sb.path("run/metrics.jsonl")).unwrap();
+    let val: Vec<Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["kind"] == "val")
+        .collect();
+    assert_eq!(val.len(), 2);
+    assert!(val[0]["bleu"].is_number(), "{:?}", val[0]);
+
+    // One output line per input line, a blank line for a blank line.
+    sb.write("src.txt", "1 2 3\n\n4 5\n");
+    let out = sb.ok(&[
+        "seq2seq",
+        "translate",
+        "run",
+        "--input",
+        "src.txt",
+        "--threads",
+        "1",
+    ]);
+    let lines: Vec<&str> = out.split('\n').collect();
+    assert_eq!(lines.len(), 4, "{out:?}");
+    assert_eq!(lines[1], "");
+    // Greedy and beam 1 agree; sampling at temperature 0 is greedy too.
+    let greedy = sb.ok(&[
+        "seq2seq",
+        "translate",
+        "run",
+        "--input",
+        "src.txt",
+        "--beam",
+        "1",
+    ]);
+    let t0 = sb.ok(&[
+        "seq2seq",
+        "translate",
+        "run",
+        "--input",
+        "src.txt",
+        "--temperature",
+        "0",
+    ]);
+    assert_eq!(greedy, t0);
+    sb.ok(&[
+        "seq2seq",
+        "translate",
+        "run/best",
+        "--input",
+        "src.txt",
+        "--attention-map",
+        "a.svg",
+        "--attention-line",
+        "3",
+    ]);
+    assert!(fs::read_to_string(sb.path("a.svg"))
+        .unwrap()
+        .starts_with("<svg"));
+
+    let json = sb.ok(&[
+        "seq2seq",
+        "eval",
+        "run",
+        "--pairs",
+        "run/test.tsv",
+        "--json",
+        "--beam",
+        "2",
+    ]);
+    let v: Value = serde_json::from_str(json.trim()).expect("one JSON object");
+    for key in ["bleu", "chrf", "accuracy"] {
+        let x = v[key].as_f64().unwrap_or(-1.0);
+        let top = if key == "accuracy" { 1.0 } else { 100.0 };
+        assert!((0.0..=top).contains(&x), "{key} = {x}");
+    }
+    assert_eq!(v["sentences"], 10);
+    let text = sb.ok(&[
+        "seq2seq",
+        "eval",
+        "run",
+        "--pairs",
+        "run/test.tsv",
+        "--output",
+        "hyp.txt",
+    ]);
+    assert!(text.contains("BLEU") && text.contains("chrF"), "{text}");
+    assert_eq!(
+        fs::read_to_string(sb.path("hyp.txt"))
+            .unwrap()
+            .lines()
+            .count(),
+        10
+    );
+
+    // 10 + 10 steps give the weights of 20, bit for bit.
+    train("a", "10", &[]);
+    sb.ok(&[
+        "seq2seq",
+        "train",
+        "--resume",
+        "a",
+        "--steps",
+        "20",
+        "--threads",
+        "1",
+    ]);
+    train("b", "20", &[]);
+    let weights = |run: &str| fs::read(sb.path(run).join("last/model.safetensors")).unwrap();
+    assert_eq!(weights("a"), weights("b"));
+}
+
+#[test]
+fn seq2seq_bad_input_is_named() {
+    let sb = Sandbox::new();
+    sb.write("pairs.tsv", reversal_pairs(60));
+    sb.write("notab.tsv", "1 2\t2 1\n3 4\n");
+    sb.write("text.txt", corpus(20, 1));
+    let s2s = |extra: &[&str]| {
+        let mut args = vec!["seq2seq", "train", "--out", "r"];
+        args.extend_from_slice(TINY_S2S);
+        args.extend_from_slice(&["--steps", "2"]);
+        args.extend_from_slice(extra);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let fails = |args: Vec<String>, needles: &[&str]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        sb.fails(&args, needles);
+    };
+    fails(s2s(&["--pairs", "missing.tsv"]), &["missing.tsv"]);
+    fails(s2s(&["--pairs", "notab.tsv"]), &["notab.tsv:2", "column 1"]);
+    fails(
+        s2s(&["--pairs", "pairs.tsv", "--tgt-col", "5"]),
+        &["column"],
+    );
+    fails(
+        s2s(&["--pairs", "pairs.tsv", "--teacher-forcing", "2"]),
+        &["--teacher-forcing"],
+    );
+    fails(
+        s2s(&[
+            "--pairs",
+            "pairs.tsv",
+            "--valid-fraction",
+            "0.7",
+            "--test-fraction",
+            "0.5",
+        ]),
+        &["--valid-fraction", "--test-fraction"],
+    );
+    fails(
+        s2s(&["--pairs", "pairs.tsv", "--tie"]),
+        &["embed", "hidden"],
+    );
+
+    // A language model is not a seq2seq model, and the other way round.
+    sb.train("text.txt", "lm", &["--steps", "2"]);
+    sb.fails(&["seq2seq", "translate", "lm"], &["language model"]);
+    let mut args = s2s(&["--pairs", "pairs.tsv"]);
+    args[3] = "s2s".into();
+    sb.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    sb.fails(
+        &["sample", "s2s"],
+        &["sequence-to-sequence", "seq2seq translate"],
+    );
+    sb.fails(
+        &["seq2seq", "eval", "s2s", "--pairs", "nope.tsv"],
+        &["nope.tsv"],
+    );
+    sb.write("one.txt", "1 2\n");
+    sb.fails(
+        &[
+            "seq2seq",
+            "translate",
+            "s2s",
+            "--input",
+            "one.txt",
+            "--attention-map",
+            "m.svg",
+            "--attention-line",
+            "4",
+        ],
+        &["--attention-line 4"],
+    );
+    sb.fails(
+        &[
+            "seq2seq",
+            "translate",
+            "s2s",
+            "--input",
+            "one.txt",
+            "--beam",
+            "0",
+        ],
+        &["--beam"],
+    );
+    sb.fails(&["seq2seq", "train", "--resume", "text.txt"], &["text.txt"]);
+}

@@ -6,6 +6,7 @@ pub mod eval;
 pub mod info;
 pub mod plot;
 pub mod sample;
+pub mod seq2seq;
 pub mod train;
 
 use anyhow::{bail, Result};

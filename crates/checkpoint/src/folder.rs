@@ -18,14 +18,14 @@ use std::path::{Path, PathBuf};
 
 use crate::atomic::{parent_dir, read_bytes, sync_dir, write_synced};
 use crate::layout::{
-    BEST_DIR, CONFIG_FILE, LAST_DIR, OPTIMIZER_FILE, REQUIRED_FILES, TOKENIZER_FILE,
-    TRAINER_STATE_FILE, VOCAB_FILE, WEIGHTS_FILE,
+    BEST_DIR, CONFIG_FILE, LAST_DIR, OPTIMIZER_FILE, REQUIRED_FILES, TARGET_TOKENIZER_FILE,
+    TARGET_VOCAB_FILE, TOKENIZER_FILE, TRAINER_STATE_FILE, VOCAB_FILE, WEIGHTS_FILE,
 };
 use crate::tensors::{read_safetensors, safetensors_bytes, Tensor};
 use crate::CheckpointError;
 
 /// The contents of one checkpoint folder.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Checkpoint {
     /// config.json: architecture + tokenizer kind, written pretty.
     pub config: serde_json::Value,
@@ -39,6 +39,12 @@ pub struct Checkpoint {
     pub trainer_state: Option<serde_json::Value>,
     /// tokenizer.json: a subword tokenizer, only for BPE models.
     pub tokenizer_json: Option<String>,
+    /// target_vocab.json: a seq2seq model's target vocabulary when the two
+    /// sides have their own (`vocab` is then the source side's).
+    pub target_vocab: Option<Vec<String>>,
+    /// target_tokenizer.json: a seq2seq model's BPE target tokenizer when the
+    /// two sides have their own.
+    pub target_tokenizer_json: Option<String>,
 }
 
 impl Checkpoint {
@@ -81,6 +87,12 @@ impl Checkpoint {
         }
         if let Some(json) = &self.tokenizer_json {
             files.push((TOKENIZER_FILE, json.clone().into_bytes()));
+        }
+        if let Some(vocab) = &self.target_vocab {
+            files.push((TARGET_VOCAB_FILE, pretty_json(vocab, dir)?));
+        }
+        if let Some(json) = &self.target_tokenizer_json {
+            files.push((TARGET_TOKENIZER_FILE, json.clone().into_bytes()));
         }
 
         let parent = parent_dir(dir);
@@ -145,12 +157,12 @@ impl Checkpoint {
         let vocab = read_json(&folder.join(VOCAB_FILE), "a JSON array of token strings")?;
         let optimizer = optional(read_safetensors(&folder.join(OPTIMIZER_FILE)))?;
         let trainer_state = optional(read_json(&folder.join(TRAINER_STATE_FILE), "valid JSON"))?;
-        let tokenizer_path = folder.join(TOKENIZER_FILE);
-        let tokenizer_json = match fs::read_to_string(&tokenizer_path) {
-            Ok(text) => Some(text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(CheckpointError::io("read", &tokenizer_path, e)),
-        };
+        let tokenizer_json = read_optional_text(&folder.join(TOKENIZER_FILE))?;
+        let target_vocab = optional(read_json(
+            &folder.join(TARGET_VOCAB_FILE),
+            "a JSON array of token strings",
+        ))?;
+        let target_tokenizer_json = read_optional_text(&folder.join(TARGET_TOKENIZER_FILE))?;
         Ok(Checkpoint {
             config,
             weights,
@@ -158,6 +170,8 @@ impl Checkpoint {
             optimizer,
             trainer_state,
             tokenizer_json,
+            target_vocab,
+            target_tokenizer_json,
         })
     }
 
@@ -261,5 +275,14 @@ fn optional<T>(result: Result<T, CheckpointError>) -> Result<Option<T>, Checkpoi
         Ok(v) => Ok(Some(v)),
         Err(CheckpointError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// A text file's contents, or `None` when it does not exist.
+fn read_optional_text(path: &Path) -> Result<Option<String>, CheckpointError> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CheckpointError::io("read", path, e)),
     }
 }

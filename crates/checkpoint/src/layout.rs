@@ -13,6 +13,11 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const TRAINER_STATE_FILE: &str = "trainer_state.json";
 /// The subword tokenizer, in the Hugging Face `tokenizers` JSON format (BPE models only).
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// Seq2seq models with separate vocabularies: the target side's vocabulary
+/// (`vocab.json` then holds the source side's).
+pub const TARGET_VOCAB_FILE: &str = "target_vocab.json";
+/// Seq2seq models with a separate BPE target tokenizer.
+pub const TARGET_TOKENIZER_FILE: &str = "target_tokenizer.json";
 /// One JSON object per line of training/validation metrics, in the run folder.
 pub const METRICS_FILE: &str = "metrics.jsonl";
 /// Run subfolder holding the checkpoint with the best validation loss.

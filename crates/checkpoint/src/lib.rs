@@ -14,7 +14,8 @@
 //! A run folder holds `best/`, `last/` and `metrics.jsonl`.
 //!
 //! The generic pieces ([`Checkpoint`], [`Tensor`]) know files, not models;
-//! [`lm`] joins them to a language model and its tokenizer, and [`pytorch`]
+//! [`lm`] joins them to a language model and its tokenizer, [`seq2seq`] to
+//! an encoder-decoder and its two tokenizers, and [`pytorch`]
 //! moves weights to and from pytorch/examples' `word_language_model`. Every write is crash-safe: a crash at any point leaves either
 //! the previous good file/folder or the new one, never a torn mixture.
 
@@ -25,6 +26,7 @@ pub mod jsonl;
 pub mod layout;
 pub mod lm;
 pub mod pytorch;
+pub mod seq2seq;
 pub mod tensors;
 
 pub use atomic::atomic_write;

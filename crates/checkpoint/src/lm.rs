@@ -32,6 +32,82 @@ pub struct ResumeState {
     pub trainer_state: serde_json::Value,
 }
 
+impl ResumeState {
+    /// The optimizer buffers as flat tensors for optimizer.safetensors.
+    pub(crate) fn optimizer_tensors(&self) -> Vec<Tensor> {
+        self.optimizer
+            .iter()
+            .map(|(name, data)| Tensor {
+                name: name.clone(),
+                shape: vec![data.len()],
+                data: data.clone(),
+            })
+            .collect()
+    }
+
+    /// The resume state of a loaded folder: present only when both files are.
+    pub(crate) fn from_files(
+        optimizer: Option<Vec<Tensor>>,
+        trainer_state: Option<serde_json::Value>,
+    ) -> Option<ResumeState> {
+        match (optimizer, trainer_state) {
+            (Some(opt), Some(state)) => Some(ResumeState {
+                optimizer: opt.into_iter().map(|t| (t.name, t.data)).collect(),
+                trainer_state: state,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A model's `(name, shape, data)` tensors as safetensors [`Tensor`]s.
+pub(crate) fn named_tensors(tensors: Vec<(String, Vec<usize>, Vec<f32>)>) -> Vec<Tensor> {
+    tensors
+        .into_iter()
+        .map(|(name, shape, data)| Tensor { name, shape, data })
+        .collect()
+}
+
+/// The reverse of [`named_tensors`].
+pub(crate) fn unnamed(tensors: Vec<Tensor>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    tensors
+        .into_iter()
+        .map(|t| (t.name, t.shape, t.data))
+        .collect()
+}
+
+/// Rebuilds a tokenizer from its kind and its vocabulary file (and, for BPE,
+/// its tokenizer.json). `side` prefixes the file names in messages ("" or
+/// "target_"), so an error names the file at fault.
+pub(crate) fn restore_tokenizer(
+    kind: TokenizerKind,
+    word_segmentation: Option<WordSegmentation>,
+    vocab: Vocab,
+    tokenizer_json: Option<&str>,
+    side: &str,
+) -> Result<Tokenizer, String> {
+    match kind {
+        TokenizerKind::Bpe => {
+            let json = tokenizer_json.ok_or_else(|| {
+                format!("a BPE model needs {side}tokenizer.json, which is missing")
+            })?;
+            let t = Tokenizer::from_tokenizer_json(json)
+                .map_err(|e| format!("{side}tokenizer.json: {e}"))?;
+            if t.vocab() != &vocab {
+                return Err(format!(
+                    "{side}tokenizer.json and {side}vocab.json disagree"
+                ));
+            }
+            Ok(t)
+        }
+        TokenizerKind::Word => {
+            Tokenizer::from_word_vocab(vocab, word_segmentation.unwrap_or_default())
+                .map_err(|e| format!("{side}vocab.json: {e}"))
+        }
+        kind => Tokenizer::from_vocab(kind, vocab).map_err(|e| format!("{side}vocab.json: {e}")),
+    }
+}
+
 /// A loaded checkpoint.
 pub struct SavedLm {
     pub path: PathBuf,
@@ -54,27 +130,14 @@ pub fn save(
         word_segmentation: tokenizer.word_segmentation(),
         model: model.config.clone(),
     };
-    let weights = model
-        .to_tensors()
-        .into_iter()
-        .map(|(name, shape, data)| Tensor { name, shape, data })
-        .collect();
     let checkpoint = Checkpoint {
         config: serde_json::to_value(&config).expect("config serializes"),
-        weights,
+        weights: named_tensors(model.to_tensors()),
         vocab: tokenizer.vocab().tokens().to_vec(),
-        optimizer: resume.map(|r| {
-            r.optimizer
-                .iter()
-                .map(|(name, data)| Tensor {
-                    name: name.clone(),
-                    shape: vec![data.len()],
-                    data: data.clone(),
-                })
-                .collect()
-        }),
+        optimizer: resume.map(ResumeState::optimizer_tensors),
         trainer_state: resume.map(|r| r.trainer_state.clone()),
         tokenizer_json: tokenizer.to_tokenizer_json(),
+        ..Checkpoint::default()
     };
     checkpoint.save(dir)
 }
@@ -88,6 +151,13 @@ pub fn load(path: &Path) -> Result<SavedLm, CheckpointError> {
         path: dir.clone(),
         reason,
     };
+    if checkpoint.config.get("format").and_then(|f| f.as_str()) == Some(crate::seq2seq::FORMAT) {
+        return Err(mismatch(
+            "this is a sequence-to-sequence model; use `recurrent seq2seq translate` or \
+             `recurrent seq2seq eval` with it"
+                .into(),
+        ));
+    }
     let config: LmConfigFile = serde_json::from_value(checkpoint.config.clone()).map_err(|e| {
         mismatch(format!(
             "config.json is not a recurrent language-model config: {e}"
@@ -108,40 +178,17 @@ pub fn load(path: &Path) -> Result<SavedLm, CheckpointError> {
             config.model.vocab_size
         )));
     }
-    let tokenizer = match config.tokenizer {
-        TokenizerKind::Bpe => {
-            let json = checkpoint.tokenizer_json.as_deref().ok_or_else(|| {
-                mismatch("a BPE model needs tokenizer.json, which is missing".into())
-            })?;
-            let t = Tokenizer::from_tokenizer_json(json)
-                .map_err(|e| mismatch(format!("tokenizer.json: {e}")))?;
-            if t.vocab() != &vocab {
-                return Err(mismatch("tokenizer.json and vocab.json disagree".into()));
-            }
-            t
-        }
-        TokenizerKind::Word => {
-            Tokenizer::from_word_vocab(vocab, config.word_segmentation.unwrap_or_default())
-                .map_err(|e| mismatch(format!("vocab.json: {e}")))?
-        }
-        kind => {
-            Tokenizer::from_vocab(kind, vocab).map_err(|e| mismatch(format!("vocab.json: {e}")))?
-        }
-    };
-    let tensors: Vec<_> = checkpoint
-        .weights
-        .into_iter()
-        .map(|t| (t.name, t.shape, t.data))
-        .collect();
-    let model = LanguageModel::from_tensors(config.model, &tensors)
+    let tokenizer = restore_tokenizer(
+        config.tokenizer,
+        config.word_segmentation,
+        vocab,
+        checkpoint.tokenizer_json.as_deref(),
+        "",
+    )
+    .map_err(mismatch)?;
+    let model = LanguageModel::from_tensors(config.model, &unnamed(checkpoint.weights))
         .map_err(|e| mismatch(format!("model.safetensors does not match config.json: {e}")))?;
-    let resume = match (checkpoint.optimizer, checkpoint.trainer_state) {
-        (Some(opt), Some(state)) => Some(ResumeState {
-            optimizer: opt.into_iter().map(|t| (t.name, t.data)).collect(),
-            trainer_state: state,
-        }),
-        _ => None,
-    };
+    let resume = ResumeState::from_files(checkpoint.optimizer, checkpoint.trainer_state);
     Ok(SavedLm {
         path: dir,
         model,

@@ -4,8 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use recurrent_checkpoint::layout::{
-    BEST_DIR, CONFIG_FILE, LAST_DIR, OPTIMIZER_FILE, TOKENIZER_FILE, TRAINER_STATE_FILE,
-    VOCAB_FILE, WEIGHTS_FILE,
+    BEST_DIR, CONFIG_FILE, LAST_DIR, OPTIMIZER_FILE, TARGET_TOKENIZER_FILE, TARGET_VOCAB_FILE,
+    TOKENIZER_FILE, TRAINER_STATE_FILE, VOCAB_FILE, WEIGHTS_FILE,
 };
 use recurrent_checkpoint::{Checkpoint, Tensor};
 use serde_json::json;
@@ -32,6 +32,9 @@ fn sample(seed: f32, resumable: bool) -> Checkpoint {
         optimizer: resumable.then(|| vec![w("adam.m.decoder.bias", &[3])]),
         trainer_state: resumable.then(|| json!({"step": 1200, "epoch": 3, "rng": [1, 2, 3, 4]})),
         tokenizer_json: resumable.then(|| "{\"model\": {}}".to_string()),
+        // The seq2seq target side: present in some checkpoints, absent in others.
+        target_vocab: resumable.then(|| vec!["<s>".into(), "ü".into()]),
+        target_tokenizer_json: resumable.then(|| "{\"target\": 1}".to_string()),
     }
 }
 
@@ -93,6 +96,8 @@ fn round_trip_with_resume_state() {
             CONFIG_FILE,
             WEIGHTS_FILE,
             OPTIMIZER_FILE,
+            TARGET_TOKENIZER_FILE,
+            TARGET_VOCAB_FILE,
             TOKENIZER_FILE,
             TRAINER_STATE_FILE,
             VOCAB_FILE
@@ -103,6 +108,8 @@ fn round_trip_with_resume_state() {
     assert_eq!(back.trainer_state, ck.trainer_state);
     assert_eq!(back.tokenizer_json, ck.tokenizer_json);
     assert_eq!(back.vocab, ck.vocab);
+    assert_eq!(back.target_vocab, ck.target_vocab);
+    assert_eq!(back.target_tokenizer_json, ck.target_tokenizer_json);
 }
 
 #[test]

@@ -21,4 +21,4 @@ pub mod recurrent;
 #[cfg(test)]
 pub(crate) mod gradcheck;
 
-pub use recurrent::{CellKind, LayerCache, RecurrentLayer};
+pub use recurrent::{CellKind, LayerCache, PackedLayer, RecurrentLayer};

@@ -192,6 +192,21 @@ impl LayerCache {
     pub fn output(&self, hidden: usize) -> &[f32] {
         &self.h[..self.steps * self.batch * hidden]
     }
+
+    /// What the weight gradients of the last backward are made of:
+    /// `(h_prev [T*B, H], dG_hh [T*B, G*H], dG_ih [T*B, G*H])`, `dG_ih` being
+    /// `dG_hh` for every cell but GRU. See [`RecurrentLayer::weight_grads`].
+    pub fn backward_parts(&self, layer: &RecurrentLayer) -> (&[f32], &[f32], &[f32]) {
+        let n = self.steps * self.batch;
+        let (h, gh) = (layer.hidden_size, layer.gate_rows());
+        let dg_hh = &self.dg_hh[..n * gh];
+        let dg_ih = if layer.cell == CellKind::Gru {
+            &self.dg_ih[..n * gh]
+        } else {
+            dg_hh
+        };
+        (&self.hprev[..n * h], dg_hh, dg_ih)
+    }
 }
 
 fn grow(v: &mut Vec<f32>, n: usize) {
@@ -272,16 +287,68 @@ impl RecurrentLayer {
         let ph = Phase::new("fwd.pack");
         cache.w_hh_t_packed.pack(Trans::T, h, gh, p.w_hh, h);
         drop(ph);
-        let _ph = Phase::new("fwd.steps");
         let bufs = StepBufs::new(cache);
-        let w = &cache.w_hh_t_packed;
+        self.run_forward_steps(p, &bufs, &cache.w_hh_t_packed, t, b, h0, c0, keep);
+    }
+
+    /// [`RecurrentLayer::forward`] with weights packed beforehand by
+    /// [`PackedLayer::pack`], for callers that run the same weights many times
+    /// over short blocks (a decoder stepping one token at a time). Same results.
+    pub fn forward_packed(
+        &self,
+        p: LayerParams<'_>,
+        packed: &PackedLayer,
+        x: &[f32],
+        t: usize,
+        b: usize,
+        h0: &[f32],
+        c0: &[f32],
+        cache: &mut LayerCache,
+        for_backward: bool,
+    ) {
+        let (i, gh) = (self.input_size, self.gate_rows());
+        let n = t * b;
+        cache.ensure(self, t, b, for_backward);
+        let ph = Phase::new("fwd.in_proj");
+        for row in cache.gates[..n * gh].chunks_exact_mut(gh) {
+            row.copy_from_slice(&packed.bias);
+        }
+        gemm_packed(
+            n,
+            x,
+            i,
+            &packed.w_ih_t,
+            true,
+            &mut cache.gates,
+            gh,
+            threads(),
+        );
+        drop(ph);
+        let bufs = StepBufs::new(cache);
+        self.run_forward_steps(p, &bufs, &packed.w_hh_t, t, b, h0, c0, None);
+    }
+
+    /// The time loop of the forward pass, its batch rows split across threads.
+    fn run_forward_steps(
+        &self,
+        p: LayerParams<'_>,
+        bufs: &StepBufs,
+        w: &PackedB,
+        t: usize,
+        b: usize,
+        h0: &[f32],
+        c0: &[f32],
+        keep: Option<&[f32]>,
+    ) {
+        let _ph = Phase::new("fwd.steps");
+        let (h, gh) = (self.hidden_size, self.gate_rows());
         let split = RowSplit::new(b, 2 * b * h * gh);
         parallel_for(split.parts, &|part| {
             // SAFETY: each part touches only its own batch rows of `bufs`.
             unsafe {
                 self.forward_rows(
                     p,
-                    &bufs,
+                    bufs,
                     w,
                     t,
                     b,
@@ -382,16 +449,85 @@ impl RecurrentLayer {
         dh0: Option<&mut [f32]>,
         dc0: Option<&mut [f32]>,
     ) {
-        let (i, h) = (self.input_size, self.hidden_size);
-        let gh = self.gate_rows();
-        let (t, b) = (cache.steps, cache.batch);
-        let (n, bh) = (t * b, b * h);
+        let (i, gh) = (self.input_size, self.gate_rows());
+        let n = cache.steps * cache.batch;
+        cache
+            .w_hh_packed
+            .pack(Trans::N, gh, self.hidden_size, p.w_hh, self.hidden_size);
         let c = &mut *cache;
-        let ph = Phase::new("bwd.steps");
-        c.w_hh_packed.pack(Trans::N, gh, h, p.w_hh, h);
+        // Taken out for the loop, which borrows the rest of the cache mutably.
+        let w = std::mem::take(&mut c.w_hh_packed);
+        self.run_backward_steps(&w, c, dy, dh_n, dc_n, keep, dh0, dc0);
+        c.w_hh_packed = w;
+        let dg_ih = if self.cell == CellKind::Gru {
+            &c.dg_ih
+        } else {
+            &c.dg_hh
+        };
+        self.weight_grads(g, x, &c.hprev, &c.dg_hh, dg_ih, n, &mut c.bias);
+        let _ph = Phase::new("bwd.dx");
+        if let Some(dx) = dx {
+            sgemm(
+                Trans::N,
+                Trans::N,
+                n,
+                i,
+                gh,
+                1.0,
+                dg_ih,
+                gh,
+                p.w_ih,
+                i,
+                0.0,
+                dx,
+                i,
+            );
+        }
+    }
+
+    /// The backward of [`RecurrentLayer::forward_packed`] *without* the weight
+    /// gradients: the time loop, `dx` and the initial-state gradients. The
+    /// caller forms the weight gradients of many such calls at once with
+    /// [`RecurrentLayer::weight_grads`] from [`LayerCache::backward_parts`]
+    /// (one large product instead of one per call).
+    pub fn backward_packed(
+        &self,
+        packed: &PackedLayer,
+        dy: &[f32],
+        dh_n: Option<&[f32]>,
+        dc_n: Option<&[f32]>,
+        cache: &mut LayerCache,
+        dx: &mut [f32],
+        dh0: Option<&mut [f32]>,
+        dc0: Option<&mut [f32]>,
+    ) {
+        let (i, gh) = (self.input_size, self.gate_rows());
+        let n = cache.steps * cache.batch;
+        self.run_backward_steps(&packed.w_hh, cache, dy, dh_n, dc_n, None, dh0, dc0);
+        let _ph = Phase::new("bwd.dx");
+        let (_, _, dg_ih) = cache.backward_parts(self);
+        gemm_packed(n, dg_ih, gh, &packed.w_ih, false, dx, i, threads());
+    }
+
+    /// The backward time loop over the cached block: leaves the gate gradients
+    /// in the cache and writes the initial-state gradients when asked.
+    fn run_backward_steps(
+        &self,
+        w: &PackedB,
+        c: &mut LayerCache,
+        dy: &[f32],
+        dh_n: Option<&[f32]>,
+        dc_n: Option<&[f32]>,
+        keep: Option<&[f32]>,
+        dh0: Option<&mut [f32]>,
+        dc0: Option<&mut [f32]>,
+    ) {
+        let (h, gh) = (self.hidden_size, self.gate_rows());
+        let (t, b) = (c.steps, c.batch);
+        let bh = b * h;
+        let _ph = Phase::new("bwd.steps");
         {
             let bufs = StepBufs::new(c);
-            let w = &c.w_hh_packed;
             let split = RowSplit::new(b, 2 * b * h * gh);
             parallel_for(split.parts, &|part| {
                 // SAFETY: each part touches only its own batch rows of `bufs`.
@@ -419,9 +555,24 @@ impl RecurrentLayer {
         if let Some(d) = dc0 {
             d[..bh].copy_from_slice(&c.dc[..bh]);
         }
-        drop(ph);
+    }
+
+    /// Adds the weight and bias gradients of `n` rows into `g`:
+    /// `dW_hh += dG_hhᵀ · h_prev`, `dW_ih += dG_ihᵀ · x`, the biases the
+    /// column sums. `dg_ih` is `dg_hh` for every cell but GRU. `scratch` is
+    /// any buffer (for the column sums).
+    pub fn weight_grads(
+        &self,
+        g: LayerGrads<'_>,
+        x: &[f32],
+        hprev: &[f32],
+        dg_hh: &[f32],
+        dg_ih: &[f32],
+        n: usize,
+        scratch: &mut Vec<f32>,
+    ) {
+        let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
         let ph = Phase::new("bwd.dw_hh");
-        // Whole-block weight gradients: dW_hh += dG_hhᵀ · h_prev, dW_ih += dG_ihᵀ · x.
         sgemm(
             Trans::T,
             Trans::N,
@@ -429,31 +580,26 @@ impl RecurrentLayer {
             h,
             n,
             1.0,
-            &c.dg_hh,
+            dg_hh,
             gh,
-            &c.hprev,
+            hprev,
             h,
             1.0,
             g.w_hh,
             h,
         );
         drop(ph);
-        let ph = Phase::new("bwd.dw_ih");
+        let _ph = Phase::new("bwd.dw_ih");
         // Bias gradients: column sums of the gate gradients, which for all
         // but GRU are the same for both biases (summed once).
-        c.bias.clear();
-        c.bias.resize(gh, 0.0);
-        column_sums(&c.dg_hh[..n * gh], gh, &mut c.bias);
-        add_into(g.b_hh, &c.bias);
+        scratch.clear();
+        scratch.resize(gh, 0.0);
+        column_sums(&dg_hh[..n * gh], gh, scratch);
+        add_into(g.b_hh, scratch);
         if self.cell == CellKind::Gru {
-            column_sums(&c.dg_ih[..n * gh], gh, &mut c.bias);
+            column_sums(&dg_ih[..n * gh], gh, scratch);
         }
-        add_into(g.b_ih, &c.bias);
-        let dg_ih = if self.cell == CellKind::Gru {
-            &c.dg_ih
-        } else {
-            &c.dg_hh
-        };
+        add_into(g.b_ih, scratch);
         sgemm(
             Trans::T,
             Trans::N,
@@ -469,24 +615,42 @@ impl RecurrentLayer {
             g.w_ih,
             i,
         );
-        drop(ph);
-        let _ph = Phase::new("bwd.dx");
-        if let Some(dx) = dx {
-            sgemm(
-                Trans::N,
-                Trans::N,
-                n,
-                i,
-                gh,
-                1.0,
-                dg_ih,
-                gh,
-                p.w_ih,
-                i,
-                0.0,
-                dx,
-                i,
-            );
+    }
+}
+
+/// A layer's weights packed once for many short forward and backward calls
+/// ([`RecurrentLayer::forward_packed`], [`RecurrentLayer::backward_packed`]):
+/// a decoder steps every layer one token at a time with the same weights, and
+/// repacking them at each step cost about as much as the products themselves.
+#[derive(Default)]
+pub struct PackedLayer {
+    /// `W_ihᵀ` for `x · W_ihᵀ`, `W_hhᵀ` for `h · W_hhᵀ`, `W_hh` for
+    /// `dgates · W_hh`, `W_ih` for `dgates · W_ih`.
+    w_ih_t: PackedB,
+    w_hh_t: PackedB,
+    w_hh: PackedB,
+    w_ih: PackedB,
+    /// The input projection's bias: `b_ih`, plus `b_hh` but for GRU.
+    bias: Vec<f32>,
+}
+
+impl PackedLayer {
+    /// Packs `p` for `layer` (reusing the buffers); `for_backward` also packs
+    /// what the backward pass needs.
+    pub fn pack(&mut self, layer: &RecurrentLayer, p: LayerParams<'_>, for_backward: bool) {
+        let (i, h, gh) = (layer.input_size, layer.hidden_size, layer.gate_rows());
+        self.w_ih_t.pack(Trans::T, i, gh, p.w_ih, i);
+        self.w_hh_t.pack(Trans::T, h, gh, p.w_hh, h);
+        if for_backward {
+            self.w_hh.pack(Trans::N, gh, h, p.w_hh, h);
+            self.w_ih.pack(Trans::N, gh, i, p.w_ih, i);
+        }
+        self.bias.clear();
+        self.bias.extend_from_slice(p.b_ih);
+        if layer.cell != CellKind::Gru {
+            for (r, &bh) in self.bias.iter_mut().zip(p.b_hh) {
+                *r += bh;
+            }
         }
     }
 }
@@ -1167,6 +1331,99 @@ mod tests {
             dh0,
             dc0,
             grads: [gw_ih, gw_hh, gb_ih, gb_hh],
+        }
+    }
+
+    /// [`run`] one time step at a time through the packed API, as a decoder
+    /// uses it: `forward_packed` per step, `backward_packed` per step in
+    /// reverse, the weight gradients of all steps in one `weight_grads`.
+    fn run_stepwise_packed(k: &Case) -> Outputs {
+        let (i, h, l) = (k.layer.input_size, k.layer.hidden_size, &k.layer);
+        let (gh, b, bh) = (l.gate_rows(), k.b, k.b * h);
+        let p = LayerParams {
+            w_ih: &k.w_ih,
+            w_hh: &k.w_hh,
+            b_ih: &k.b_ih,
+            b_hh: &k.b_hh,
+        };
+        let mut packed = PackedLayer::default();
+        packed.pack(l, p, true);
+        let lstm = l.cell == CellKind::Lstm;
+        let mut caches: Vec<LayerCache> = (0..k.t).map(|_| LayerCache::default()).collect();
+        for s in 0..k.t {
+            let (done, rest) = caches.split_at_mut(s);
+            let (h0, c0) = match done.last() {
+                None => (&k.h0[..], &k.c0[..]),
+                Some(c) => (c.last_h(h), if lstm { c.last_c(h) } else { &k.c0[..] }),
+            };
+            let x = &k.x[s * b * i..(s + 1) * b * i];
+            l.forward_packed(p, &packed, x, 1, b, h0, c0, &mut rest[0], true);
+        }
+        let y: Vec<f32> = caches.iter().flat_map(|c| c.output(h).to_vec()).collect();
+        let (mut dh, mut dc) = (k.rh.clone(), k.rc.clone());
+        let mut dx = vec![0.0; k.x.len()];
+        let n = k.t * b;
+        let (mut hprev, mut dg_hh, mut dg_ih) =
+            (vec![0.0; n * h], vec![0.0; n * gh], vec![0.0; n * gh]);
+        for s in (0..k.t).rev() {
+            let (dh_n, dc_n) = (dh.clone(), dc.clone());
+            let c = &mut caches[s];
+            l.backward_packed(
+                &packed,
+                &k.ry[s * bh..(s + 1) * bh],
+                Some(&dh_n),
+                lstm.then_some(&dc_n[..]),
+                c,
+                &mut dx[s * b * i..(s + 1) * b * i],
+                Some(&mut dh),
+                lstm.then_some(&mut dc[..]),
+            );
+            let (hp, gh_, gi) = c.backward_parts(l);
+            hprev[s * bh..(s + 1) * bh].copy_from_slice(hp);
+            dg_hh[s * b * gh..(s + 1) * b * gh].copy_from_slice(gh_);
+            dg_ih[s * b * gh..(s + 1) * b * gh].copy_from_slice(gi);
+        }
+        let [mut gw_ih, mut gw_hh, mut gb_ih, mut gb_hh] =
+            [gh * i, gh * h, gh, gh].map(|n| vec![0.0; n]);
+        let g = LayerGrads {
+            w_ih: &mut gw_ih,
+            w_hh: &mut gw_hh,
+            b_ih: &mut gb_ih,
+            b_hh: &mut gb_hh,
+        };
+        l.weight_grads(g, &k.x, &hprev, &dg_hh, &dg_ih, n, &mut Vec::new());
+        Outputs {
+            y,
+            dx,
+            dh0: dh,
+            dc0: if lstm { dc } else { vec![0.0; k.c0.len()] },
+            grads: [gw_ih, gw_hh, gb_ih, gb_hh],
+        }
+    }
+
+    #[test]
+    fn stepping_with_packed_weights_matches_the_block_pass() {
+        for cell in CELLS {
+            let k = Case::new(cell, 31 + cell as u64, false);
+            let (want, got) = (run(&k), run_stepwise_packed(&k));
+            let close = |a: &[f32], b: &[f32], what: &str| {
+                assert_eq!(a.len(), b.len(), "{cell} {what}");
+                for (x, y) in a.iter().zip(b) {
+                    assert!(
+                        (x - y).abs() <= 1e-5 * (1.0 + x.abs()),
+                        "{cell} {what}: {x} vs {y}"
+                    );
+                }
+            };
+            close(&want.y, &got.y, "outputs");
+            close(&want.dx, &got.dx, "dx");
+            close(&want.dh0, &got.dh0, "dh0");
+            if cell == CellKind::Lstm {
+                close(&want.dc0, &got.dc0, "dc0");
+            }
+            for (n, (a, b)) in want.grads.iter().zip(&got.grads).enumerate() {
+                close(a, b, &format!("grad {n}"));
+            }
         }
     }
 

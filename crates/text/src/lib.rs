@@ -65,7 +65,9 @@
 //! ```
 //!
 //! For sequence-to-sequence models, [`pairs`] reads sentence pairs from a
-//! tab-separated file and splits them into training, validation and test sets.
+//! tab-separated file and splits them into training, validation and test sets,
+//! and [`PairTokenizers`] holds a model's source and target tokenizers with
+//! the target's BOS and EOS ids.
 //!
 //! Nothing here panics on bad input: every failure is a [`TextError`] whose
 //! message is one line naming the problem and, where there is one, the file.
@@ -74,6 +76,7 @@ mod bpe;
 mod corpus;
 mod error;
 mod options;
+mod pair_tokenizers;
 pub mod pairs;
 mod stream;
 mod tokenizer;
@@ -83,6 +86,7 @@ mod word;
 pub use corpus::{Corpus, Document};
 pub use error::TextError;
 pub use options::{TokenizerOptions, WordSegmentation, DEFAULT_BPE_VOCAB_SIZE};
+pub use pair_tokenizers::{PairTokenizers, BOS_TOKEN, EOS_TOKEN};
 pub use pairs::{
     parse_pairs, read_pairs, split_pairs, Pair, PairColumns, PairSplit, PairsError, SplitFractions,
 };

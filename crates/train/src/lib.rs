@@ -5,4 +5,5 @@ pub mod batch;
 pub mod clip;
 pub mod optim;
 pub mod schedule;
+pub mod seq2seq;
 pub mod trainer;

@@ -12,13 +12,16 @@
 //!
 //! The recurrent layers run with `t = 1` and one `LayerCache` per layer and
 //! step, so the backward pass walks the steps in reverse, handing each step's
-//! `dh0` to the step before as its `dh_n`.
+//! `dh0` to the step before as its `dh_n`. Their weights are packed once per
+//! batch ([`PackedLayer`]) rather than at every step, and their weight
+//! gradients are formed after the reverse walk as one product over all steps
+//! ([`DeferredGrads`]) rather than one small product per step.
 
 use recurrent_kernels::activation::{dtanh, tanh};
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::Rng;
 use recurrent_nn::attention::{AttentionCache, AttentionGrads};
-use recurrent_nn::{dropout, linear, LayerCache, RecurrentLayer};
+use recurrent_nn::{dropout, linear, LayerCache, PackedLayer, RecurrentLayer};
 
 use super::config::{Bridge, Seq2SeqError};
 use super::layout::{disjoint_mut, LinearSlots};
@@ -85,6 +88,20 @@ pub(crate) fn gather_rows(v: &[f32], batch: usize, w: usize, rows: &[usize]) -> 
         }
     }
     out
+}
+
+/// One decoder layer's inputs, starting states and gate gradients of every
+/// step of a batch, gathered in step order during the backward walk so that
+/// its weight gradients are one product over `T*B` rows.
+#[derive(Default)]
+pub(crate) struct DeferredGrads {
+    /// `[T*B, I]` the layer's inputs.
+    x: Vec<f32>,
+    /// `[T*B, H]` the state each step started from.
+    hprev: Vec<f32>,
+    /// `[T*B, G*H]` gate pre-activation gradients (hidden and input side).
+    dg_hh: Vec<f32>,
+    dg_ih: Vec<f32>,
 }
 
 /// Everything one decoder step keeps for its backward pass.
@@ -192,6 +209,7 @@ impl Seq2Seq {
     /// applied and its masks kept.
     pub(crate) fn step_forward(
         &self,
+        packed: &[PackedLayer],
         enc: &EncoderOutput,
         input: &StepInput<'_>,
         tokens: &[u32],
@@ -235,14 +253,14 @@ impl Seq2Seq {
         // 2. the stack, one step: h_k = cell(x_k, h_k); x_{k+1} = dropout(h_k)
         for k in 0..layers {
             let (below, above) = sc.x.split_at_mut(k + 1);
-            self.dec_layer(k).forward(
+            self.dec_layer(k).forward_packed(
                 self.slots.dec[k].params(&self.params),
+                &packed[k],
                 &below[k][..b * cfg.dec_input(k)],
                 1,
                 b,
                 input.h[k],
                 input.c[k],
-                None,
                 &mut sc.layers[k],
                 for_backward,
             );
@@ -311,9 +329,14 @@ impl Seq2Seq {
     /// generator and from the next step's feed), `dh`/`dc: [L, B, H]` w.r.t. the
     /// states the step left. Out: `dh`/`dc` w.r.t. the states it started from,
     /// `d_feed: [B, H]` w.r.t. its feed input (with input feeding). Adds into
-    /// `dkeys: [B, S, H]`, `dproj: [B, S, A]` and the parameter gradients.
+    /// `dkeys: [B, S, H]`, `dproj: [B, S, A]` and the parameter gradients,
+    /// but for the recurrent layers' weights, whose parts it stores in rows
+    /// `step*B..(step+1)*B` of `deferred` (see [`Seq2Seq::decoder_weight_grads`]).
     pub(crate) fn step_backward(
         &self,
+        packed: &[PackedLayer],
+        deferred: &mut [DeferredGrads],
+        step: usize,
         enc: &EncoderOutput,
         sc: &mut StepCache,
         d_out: &mut [f32],
@@ -407,19 +430,26 @@ impl Seq2Seq {
             if lstm {
                 scr.dc_n[..bh].copy_from_slice(&dc[k * bh..(k + 1) * bh]);
             }
-            self.dec_layer(k).backward(
-                self.slots.dec[k].params(&self.params),
-                self.slots.dec[k].grads(grads),
-                &sc.x[k][..b * i],
+            let layer = self.dec_layer(k);
+            layer.backward_packed(
+                &packed[k],
                 &scr.dy[..bh],
                 Some(&scr.dh_n[..bh]),
                 lstm.then_some(&scr.dc_n[..bh]),
-                None,
                 &mut sc.layers[k],
-                Some(&mut scr.dx[..b * i]),
+                &mut scr.dx[..b * i],
                 Some(&mut dh[k * bh..(k + 1) * bh]),
                 lstm.then_some(&mut dc[k * bh..(k + 1) * bh]),
             );
+            let (hprev, dg_hh, dg_ih) = sc.layers[k].backward_parts(&layer);
+            let d = &mut deferred[k];
+            let gh = layer.gate_rows();
+            d.x[step * b * i..(step + 1) * b * i].copy_from_slice(&sc.x[k][..b * i]);
+            d.hprev[step * bh..(step + 1) * bh].copy_from_slice(hprev);
+            d.dg_hh[step * b * gh..(step + 1) * b * gh].copy_from_slice(dg_hh);
+            if layer.cell == recurrent_nn::CellKind::Gru {
+                d.dg_ih[step * b * gh..(step + 1) * b * gh].copy_from_slice(dg_ih);
+            }
             if k > 0 {
                 // x_k = dropout(h_{k-1})
                 if sc.dropped {
@@ -444,6 +474,61 @@ impl Seq2Seq {
             for (g, &d) in demb[t * e..(t + 1) * e].iter_mut().zip(&*de) {
                 *g += d;
             }
+        }
+    }
+
+    /// Packs every decoder layer's weights (`for_backward`: for the backward
+    /// pass too), once for all the steps of a batch.
+    pub(crate) fn pack_decoder(&self, packed: &mut Vec<PackedLayer>, for_backward: bool) {
+        packed.resize_with(self.config.layers, PackedLayer::default);
+        for (k, p) in packed.iter_mut().enumerate() {
+            let params = self.slots.dec[k].params(&self.params);
+            p.pack(&self.dec_layer(k), params, for_backward);
+        }
+    }
+
+    /// Sizes `deferred` for `n = T*B` rows, one entry per decoder layer.
+    pub(crate) fn prepare_deferred(&self, deferred: &mut Vec<DeferredGrads>, n: usize) {
+        deferred.resize_with(self.config.layers, DeferredGrads::default);
+        for (k, d) in deferred.iter_mut().enumerate() {
+            let layer = self.dec_layer(k);
+            let gh = layer.gate_rows();
+            grow(&mut d.x, n * layer.input_size);
+            grow(&mut d.hprev, n * layer.hidden_size);
+            grow(&mut d.dg_hh, n * gh);
+            if layer.cell == recurrent_nn::CellKind::Gru {
+                grow(&mut d.dg_ih, n * gh);
+            }
+        }
+    }
+
+    /// The decoder layers' weight gradients from the `n` rows every step of
+    /// the backward walk left in `deferred`: one product per matrix.
+    pub(crate) fn decoder_weight_grads(
+        &self,
+        deferred: &[DeferredGrads],
+        n: usize,
+        scratch: &mut Vec<f32>,
+        grads: &mut [f32],
+    ) {
+        let _ph = Phase::new("s2s.dec_dw");
+        for (k, d) in deferred.iter().enumerate() {
+            let layer = self.dec_layer(k);
+            let gh = layer.gate_rows();
+            let dg_ih = if layer.cell == recurrent_nn::CellKind::Gru {
+                &d.dg_ih[..n * gh]
+            } else {
+                &d.dg_hh[..n * gh]
+            };
+            layer.weight_grads(
+                self.slots.dec[k].grads(grads),
+                &d.x[..n * layer.input_size],
+                &d.hprev[..n * layer.hidden_size],
+                &d.dg_hh[..n * gh],
+                dg_ih,
+                n,
+                scratch,
+            );
         }
     }
 

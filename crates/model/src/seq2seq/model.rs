@@ -4,10 +4,12 @@
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::Rng;
 use recurrent_nn::attention::AttentionParams;
-use recurrent_nn::linear;
+use recurrent_nn::{linear, PackedLayer};
 
 use super::config::{Seq2SeqConfig, Seq2SeqError};
-use super::decoder::{check_rows, gather_rows, DecoderState, StepCache, StepInput, StepScratch};
+use super::decoder::{
+    check_rows, gather_rows, DecoderState, DeferredGrads, StepCache, StepInput, StepScratch,
+};
 use super::encoder::EncoderCache;
 use super::layout::{disjoint_mut, layout, Slots};
 use super::loss::masked_cross_entropy;
@@ -181,6 +183,11 @@ pub struct Seq2SeqWorkspace {
     dproj: Vec<f32>,
     dfin_h: Vec<f32>,
     dfin_c: Vec<f32>,
+    /// The decoder layers' weights, packed once per pass.
+    dec_packed: Vec<PackedLayer>,
+    /// The decoder layers' weight-gradient parts, gathered over the steps.
+    deferred: Vec<DeferredGrads>,
+    grad_scratch: Vec<f32>,
 }
 
 impl Seq2SeqWorkspace {
@@ -459,7 +466,17 @@ impl Seq2Seq {
             )));
         }
         let mut sc = StepCache::default();
-        self.step_forward(enc, &self.state_input(state), prev, None, &mut sc, false);
+        let mut packed = Vec::new();
+        self.pack_decoder(&mut packed, false);
+        self.step_forward(
+            &packed,
+            enc,
+            &self.state_input(state),
+            prev,
+            None,
+            &mut sc,
+            false,
+        );
         let mut logits = vec![0.0; b * self.config.tgt_vocab];
         self.generate(&sc.out[..b * h], &mut logits, b);
         Ok(DecodeStep {
@@ -553,6 +570,7 @@ impl Seq2Seq {
             logits,
             targets,
             valid,
+            dec_packed,
             ..
         } = ws;
         fn drop<'a>(on: bool, r: &'a mut Option<&mut Rng>) -> Option<&'a mut Rng> {
@@ -568,6 +586,7 @@ impl Seq2Seq {
             for_backward,
         );
         *init = self.bridge_forward(enc);
+        self.pack_decoder(dec_packed, for_backward);
         if steps.len() < t_max {
             steps.resize_with(t_max, StepCache::default);
         }
@@ -620,6 +639,7 @@ impl Seq2Seq {
             };
             let sc = &mut rest[0];
             self.step_forward(
+                dec_packed,
                 enc,
                 &input,
                 &tokens,
@@ -664,8 +684,12 @@ impl Seq2Seq {
             dproj,
             dfin_h,
             dfin_c,
+            dec_packed,
+            deferred,
+            grad_scratch,
             ..
         } = ws;
+        self.prepare_deferred(deferred, t_max * b);
         let zero = |buf: &mut Vec<f32>, n: usize| {
             buf.clear();
             buf.resize(n, 0.0);
@@ -704,8 +728,12 @@ impl Seq2Seq {
                     *d += f;
                 }
             }
-            self.step_backward(enc, sc, d_out, dh, dc, d_feed, dkeys, dproj, scratch, grads);
+            self.step_backward(
+                dec_packed, deferred, t, enc, sc, d_out, dh, dc, d_feed, dkeys, dproj, scratch,
+                grads,
+            );
         }
+        self.decoder_weight_grads(deferred, t_max * b, grad_scratch, grads);
         grow(dfin_h, enc.final_h.len());
         grow(dfin_c, enc.final_c.len());
         self.bridge_backward(enc, init, dh, dc, dfin_h, dfin_c, grads);

@@ -1,0 +1,698 @@
+//! Training a sequence-to-sequence model on sentence pairs: length-bucketed
+//! padded batches, one optimizer step per batch, periodic validation, early
+//! stopping, and a state that resumes bit for bit.
+//!
+//! Like the language-model [`Trainer`](crate::trainer::Trainer) it does no
+//! I/O: a [`Seq2SeqObserver`] prints progress and writes checkpoints.
+//!
+//! **Batches.** Each epoch shuffles the pairs with a generator seeded by the
+//! run's seed and the epoch number, sorts pools of `32 × batch` pairs by
+//! length, cuts them into batches and shuffles the batches: pairs of similar
+//! length share a batch (little padding is computed, since the encoder packs
+//! by length and the decoder stops each row at its end) while the order stays
+//! random. The order is a function of `(seed, epoch)`, so a resumed run
+//! recomputes it instead of storing it.
+
+use std::time::Instant;
+
+use recurrent_kernels::Rng;
+use recurrent_model::seq2seq::{
+    Seq2Seq, Seq2SeqBatch, Seq2SeqStats, Seq2SeqWorkspace, TrainOptions,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::clip::{clip_grad_norm, grad_norm};
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::schedule::{LrScheduler, Schedule};
+use crate::trainer::{DataFingerprint, EvalRecord, Slot, StopReason, TrainError};
+
+/// Pairs per length-sorted pool, in batches.
+const POOL_BATCHES: usize = 32;
+
+/// One sentence pair as ids: `src` the source tokens, `tgt` the decoder's
+/// row `BOS y_1 … y_n EOS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedPair {
+    pub src: Vec<u32>,
+    pub tgt: Vec<u32>,
+}
+
+/// How to train; saved with the run so `--resume` continues the same way.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Seq2SeqTrainConfig {
+    /// Sentence pairs per batch.
+    pub batch: usize,
+    pub optimizer: OptimizerConfig,
+    pub lr: f32,
+    /// Global gradient-norm clip; 0 turns clipping off.
+    pub clip: f32,
+    pub schedule: Schedule,
+    pub epochs: Option<u64>,
+    pub steps: Option<u64>,
+    /// Wall-clock budget of one invocation, in seconds.
+    pub time_secs: Option<f64>,
+    /// Steps between validations; 0 validates once per epoch.
+    pub eval_every: u64,
+    /// Stop after this many validations without improvement.
+    pub patience: Option<u32>,
+    pub seed: u64,
+    /// Probability that a decoder step reads the gold previous token.
+    pub teacher_forcing: f32,
+    pub label_smoothing: f32,
+}
+
+/// Everything besides parameters and optimizer buffers that a resume needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Seq2SeqTrainerState {
+    pub config: Seq2SeqTrainConfig,
+    pub step: u64,
+    pub epoch: u64,
+    /// Batches of the current epoch already trained on.
+    pub batch_in_epoch: usize,
+    pub scheduler: LrScheduler,
+    /// Dropout and teacher-forcing draws.
+    pub rng: Rng,
+    pub best_val_loss: Option<f64>,
+    pub evals_since_best: u32,
+    /// Fingerprint of the training pairs (source then target ids, pair by pair).
+    pub train_data: DataFingerprint,
+    pub history: Vec<EvalRecord>,
+    /// Wall-clock seconds trained, over every invocation.
+    pub elapsed_secs: f64,
+}
+
+/// What one step did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Seq2SeqStepReport {
+    pub step: u64,
+    pub epoch: u64,
+    /// Mean training objective per target token.
+    pub loss: f64,
+    pub grad_norm: f32,
+    pub lr: f32,
+    /// Target tokens predicted.
+    pub tokens: usize,
+    /// Fraction of the run done, when a stop rule gives one.
+    pub progress: Option<f64>,
+}
+
+/// Validation over the held-out pairs, teacher-forced, without dropout.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Seq2SeqEvalReport {
+    /// Mean negative log-likelihood per target token (EOS included), nats.
+    pub loss: f64,
+    /// Fraction of target tokens that were the argmax prediction.
+    pub accuracy: f64,
+    pub tokens: usize,
+}
+
+impl Seq2SeqEvalReport {
+    pub fn perplexity(&self) -> f64 {
+        self.loss.exp()
+    }
+}
+
+/// Receives progress and performs the run's I/O.
+pub trait Seq2SeqObserver {
+    fn on_step(&mut self, _trainer: &Seq2SeqTrainer, _report: &Seq2SeqStepReport) {}
+    fn on_eval(&mut self, _trainer: &Seq2SeqTrainer, _report: &Seq2SeqEvalReport, _best: bool) {}
+    /// Checked before every step: true ends the run cleanly (saved, resumable).
+    fn should_stop(&self) -> bool {
+        false
+    }
+    /// Writes a checkpoint of `trainer` into `slot`.
+    fn save(&mut self, trainer: &Seq2SeqTrainer, slot: Slot) -> Result<(), String>;
+}
+
+/// A padded batch being assembled (buffers reused across steps).
+#[derive(Default)]
+struct PaddedBatch {
+    src: Vec<u32>,
+    src_lens: Vec<usize>,
+    tgt: Vec<u32>,
+    tgt_lens: Vec<usize>,
+}
+
+impl PaddedBatch {
+    /// Rows `rows` of `pairs`, batch-major and right-padded with 0.
+    fn fill(&mut self, pairs: &[EncodedPair], rows: &[usize]) {
+        let src_w = rows.iter().map(|&r| pairs[r].src.len()).max().unwrap_or(0);
+        let tgt_w = rows.iter().map(|&r| pairs[r].tgt.len()).max().unwrap_or(0);
+        self.src.clear();
+        self.tgt.clear();
+        self.src_lens.clear();
+        self.tgt_lens.clear();
+        for &r in rows {
+            let p = &pairs[r];
+            self.src.extend_from_slice(&p.src);
+            self.src.resize(self.src.len() + src_w - p.src.len(), 0);
+            self.tgt.extend_from_slice(&p.tgt);
+            self.tgt.resize(self.tgt.len() + tgt_w - p.tgt.len(), 0);
+            self.src_lens.push(p.src.len());
+            self.tgt_lens.push(p.tgt.len());
+        }
+    }
+
+    fn view(&self) -> Seq2SeqBatch<'_> {
+        Seq2SeqBatch {
+            src: &self.src,
+            src_lens: &self.src_lens,
+            tgt: &self.tgt,
+            tgt_lens: &self.tgt_lens,
+        }
+    }
+}
+
+/// The batches of one epoch, as indices into `pairs` (see the module docs).
+pub fn epoch_batches(
+    pairs: &[EncodedPair],
+    batch: usize,
+    seed: u64,
+    epoch: u64,
+) -> Vec<Vec<usize>> {
+    let batch = batch.max(1);
+    let mut rng = Rng::new(seed ^ 0xba7c_4e55_u64 ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    shuffle(&mut order, &mut rng);
+    let mut batches: Vec<Vec<usize>> = Vec::with_capacity(pairs.len().div_ceil(batch));
+    for pool in order.chunks_mut(batch * POOL_BATCHES) {
+        pool.sort_by_key(|&i| (pairs[i].src.len(), pairs[i].tgt.len()));
+        batches.extend(pool.chunks(batch).map(<[usize]>::to_vec));
+    }
+    shuffle(&mut batches, &mut rng);
+    batches
+}
+
+fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
+    for i in (1..v.len()).rev() {
+        v.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+}
+
+/// The fingerprint of a set of pairs.
+pub fn fingerprint(pairs: &[EncodedPair]) -> DataFingerprint {
+    let flat: Vec<u32> = pairs
+        .iter()
+        .flat_map(|p| p.src.iter().chain(&p.tgt).copied())
+        .collect();
+    DataFingerprint::of(&flat)
+}
+
+/// Checks pairs can be batched: every source and target non-empty, every id
+/// inside the model's vocabularies. `what` names the set in messages.
+fn check_pairs(model: &Seq2Seq, pairs: &[EncodedPair], what: &str) -> Result<(), TrainError> {
+    let (vs, vt) = (model.config.src_vocab, model.config.tgt_vocab);
+    for (i, p) in pairs.iter().enumerate() {
+        if p.src.is_empty() || p.tgt.len() < 2 {
+            return Err(TrainError::Resume(format!(
+                "{what} pair {} has an empty source or target",
+                i + 1
+            )));
+        }
+        if p.src.iter().any(|&t| t as usize >= vs) || p.tgt.iter().any(|&t| t as usize >= vt) {
+            return Err(TrainError::Resume(format!(
+                "{what} pair {} has ids outside the model's vocabularies",
+                i + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A seq2seq model being trained, with everything needed to continue.
+pub struct Seq2SeqTrainer {
+    pub model: Seq2Seq,
+    pub optimizer: Optimizer,
+    pub state: Seq2SeqTrainerState,
+    train: Vec<EncodedPair>,
+    val: Vec<EncodedPair>,
+    /// This epoch's batches.
+    batches: Vec<Vec<usize>>,
+    padded: PaddedBatch,
+    ws: Seq2SeqWorkspace,
+    grads: Vec<f32>,
+}
+
+impl Seq2SeqTrainer {
+    /// A fresh run of `model` on `train` pairs, validating on `val` (may be empty).
+    pub fn new(
+        model: Seq2Seq,
+        config: Seq2SeqTrainConfig,
+        train: Vec<EncodedPair>,
+        val: Vec<EncodedPair>,
+    ) -> Result<Seq2SeqTrainer, TrainError> {
+        config.optimizer.validate()?;
+        let state = Seq2SeqTrainerState {
+            step: 0,
+            epoch: 0,
+            batch_in_epoch: 0,
+            scheduler: LrScheduler::new(config.schedule.clone(), config.lr),
+            rng: Rng::new(config.seed ^ 0x5e9_25e9_u64),
+            best_val_loss: None,
+            evals_since_best: 0,
+            train_data: fingerprint(&train),
+            history: Vec::new(),
+            elapsed_secs: 0.0,
+            config,
+        };
+        let optimizer = Optimizer::new(state.config.optimizer.clone(), model.num_params());
+        Self::assemble(model, optimizer, state, train, val)
+    }
+
+    /// Continues a saved run: the optimizer buffers and state as saved, on the
+    /// same training pairs (checked by fingerprint).
+    pub fn resume(
+        model: Seq2Seq,
+        optimizer_state: &[(String, Vec<f32>)],
+        state: Seq2SeqTrainerState,
+        train: Vec<EncodedPair>,
+        val: Vec<EncodedPair>,
+    ) -> Result<Seq2SeqTrainer, TrainError> {
+        if fingerprint(&train) != state.train_data {
+            return Err(TrainError::Resume(
+                "the training pairs differ from the ones this run was trained on \
+                 (same file, columns, --reverse and split are needed)"
+                    .into(),
+            ));
+        }
+        let mut optimizer = Optimizer::new(state.config.optimizer.clone(), model.num_params());
+        optimizer.load_state(optimizer_state)?;
+        Self::assemble(model, optimizer, state, train, val)
+    }
+
+    fn assemble(
+        model: Seq2Seq,
+        optimizer: Optimizer,
+        state: Seq2SeqTrainerState,
+        train: Vec<EncodedPair>,
+        val: Vec<EncodedPair>,
+    ) -> Result<Seq2SeqTrainer, TrainError> {
+        if train.is_empty() {
+            return Err(TrainError::Resume("there are no training pairs".into()));
+        }
+        if state.config.batch == 0 {
+            return Err(TrainError::Resume(
+                "the batch size must be at least 1".into(),
+            ));
+        }
+        check_pairs(&model, &train, "training")?;
+        check_pairs(&model, &val, "validation")?;
+        let batches = epoch_batches(&train, state.config.batch, state.config.seed, state.epoch);
+        let grads = vec![0.0; model.num_params()];
+        Ok(Seq2SeqTrainer {
+            model,
+            optimizer,
+            state,
+            train,
+            val,
+            batches,
+            padded: PaddedBatch::default(),
+            ws: Seq2SeqWorkspace::default(),
+            grads,
+        })
+    }
+
+    /// Batches in one pass over the training pairs.
+    pub fn batches_per_epoch(&self) -> usize {
+        self.batches.len()
+    }
+
+    pub fn train_pairs(&self) -> usize {
+        self.train.len()
+    }
+
+    pub fn val_pairs(&self) -> &[EncodedPair] {
+        &self.val
+    }
+
+    /// The optimizer's buffers, to save for resuming.
+    pub fn state_tensors(&self) -> Vec<(String, Vec<f32>)> {
+        self.optimizer.state_tensors()
+    }
+
+    /// One optimizer step on the next batch.
+    pub fn step(&mut self) -> Result<Seq2SeqStepReport, TrainError> {
+        let rows = &self.batches[self.state.batch_in_epoch];
+        self.padded.fill(&self.train, rows);
+        let c = &self.state.config;
+        let opts = TrainOptions {
+            teacher_forcing: c.teacher_forcing,
+            label_smoothing: c.label_smoothing,
+            ..TrainOptions::default()
+        };
+        self.grads.fill(0.0);
+        let stats = self
+            .model
+            .train_batch(
+                &mut self.ws,
+                &self.padded.view(),
+                &opts,
+                &mut self.state.rng,
+                &mut self.grads,
+            )
+            .map_err(|e| TrainError::Resume(e.to_string()))?;
+        let next = self.state.step + 1;
+        if !stats.loss.is_finite() {
+            return Err(TrainError::NonFinite {
+                loss: stats.loss,
+                step: next,
+            });
+        }
+        let norm = if c.clip > 0.0 {
+            clip_grad_norm(&mut self.grads, c.clip)
+        } else {
+            grad_norm(&self.grads)
+        };
+        if !norm.is_finite() {
+            return Err(TrainError::NonFinite {
+                loss: norm as f64,
+                step: next,
+            });
+        }
+        let lr = self.state.scheduler.lr(self.state.step);
+        self.optimizer.step(&mut self.model.params, &self.grads, lr);
+        self.state.step = next;
+        self.state.batch_in_epoch += 1;
+        if self.state.batch_in_epoch == self.batches.len() {
+            self.state.epoch += 1;
+            self.state.batch_in_epoch = 0;
+            let c = &self.state.config;
+            self.batches = epoch_batches(&self.train, c.batch, c.seed, self.state.epoch);
+        }
+        Ok(Seq2SeqStepReport {
+            step: self.state.step,
+            epoch: self.state.epoch,
+            loss: stats.loss,
+            grad_norm: norm,
+            lr,
+            tokens: stats.tokens,
+            progress: None,
+        })
+    }
+
+    /// Teacher-forced loss and accuracy over the validation pairs; `None`
+    /// without any.
+    pub fn validate(&mut self) -> Option<Seq2SeqEvalReport> {
+        if self.val.is_empty() {
+            return None;
+        }
+        Some(evaluate_pairs(
+            &self.model,
+            &mut self.ws,
+            &self.val,
+            self.state.config.batch,
+        ))
+    }
+
+    fn stop_reason(&self, started: Instant) -> Option<StopReason> {
+        let c = &self.state.config;
+        if c.steps.is_some_and(|s| self.state.step >= s) {
+            Some(StopReason::Steps)
+        } else if c.epochs.is_some_and(|e| self.state.epoch >= e) {
+            Some(StopReason::Epochs)
+        } else if c
+            .time_secs
+            .is_some_and(|s| started.elapsed().as_secs_f64() >= s)
+        {
+            Some(StopReason::Time)
+        } else {
+            None
+        }
+    }
+
+    /// The largest fraction done by any stop rule.
+    fn progress(&self, started: Instant) -> Option<f64> {
+        let c = &self.state.config;
+        let epochs = c.epochs.map(|e| {
+            let done = self.state.epoch as f64
+                + self.state.batch_in_epoch as f64 / self.batches.len() as f64;
+            done / e.max(1) as f64
+        });
+        let steps = c.steps.map(|s| self.state.step as f64 / s.max(1) as f64);
+        let time = c
+            .time_secs
+            .map(|s| started.elapsed().as_secs_f64() / s.max(1e-9));
+        [epochs, steps, time]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max)
+            .map(|p| p.min(1.0))
+    }
+
+    /// Validates, records, and saves `best/` on improvement. Only scheduled
+    /// validations drive the plateau schedule and early stopping.
+    fn validate_and_record(
+        &mut self,
+        observer: &mut dyn Seq2SeqObserver,
+        scheduled: bool,
+    ) -> Result<(), TrainError> {
+        let Some(report) = self.validate() else {
+            return Ok(());
+        };
+        if !report.loss.is_finite() {
+            return Err(TrainError::NonFiniteValidation {
+                loss: report.loss,
+                step: self.state.step,
+            });
+        }
+        let s = &mut self.state;
+        let best = s.best_val_loss.is_none_or(|b| report.loss < b);
+        if best {
+            s.best_val_loss = Some(report.loss);
+        }
+        if scheduled {
+            s.evals_since_best = if best { 0 } else { s.evals_since_best + 1 };
+            s.scheduler.observe_validation(report.loss as f32);
+        }
+        s.history.push(EvalRecord {
+            step: s.step,
+            epoch: s.epoch,
+            loss: report.loss,
+            accuracy: report.accuracy,
+        });
+        observer.on_eval(self, &report, best);
+        if best {
+            observer
+                .save(self, Slot::Best)
+                .map_err(TrainError::Observer)?;
+        }
+        Ok(())
+    }
+
+    /// Trains until the stop rule is met, validating and checkpointing on the
+    /// way; `last/` is written at every validation and at the end.
+    pub fn run(&mut self, observer: &mut dyn Seq2SeqObserver) -> Result<StopReason, TrainError> {
+        let started = Instant::now();
+        let elapsed_before = self.state.elapsed_secs;
+        let mut last_eval_step = None;
+        let reason = loop {
+            if let Some(reason) = self.stop_reason(started) {
+                break reason;
+            }
+            if observer.should_stop() {
+                break StopReason::Interrupted;
+            }
+            let epoch_before = self.state.epoch;
+            let mut report = self.step()?;
+            self.state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
+            report.progress = self.progress(started);
+            observer.on_step(self, &report);
+            let every = self.state.config.eval_every;
+            let due = if every > 0 {
+                self.state.step.is_multiple_of(every)
+            } else {
+                self.state.epoch > epoch_before
+            };
+            if due {
+                self.validate_and_record(observer, true)?;
+                last_eval_step = Some(self.state.step);
+                observer
+                    .save(self, Slot::Last)
+                    .map_err(TrainError::Observer)?;
+                let patience = self.state.config.patience;
+                if patience.is_some_and(|p| self.state.evals_since_best >= p) {
+                    break StopReason::EarlyStopping;
+                }
+            }
+        };
+        if last_eval_step != Some(self.state.step) {
+            self.validate_and_record(observer, false)?;
+            observer
+                .save(self, Slot::Last)
+                .map_err(TrainError::Observer)?;
+        }
+        Ok(reason)
+    }
+}
+
+/// Teacher-forced mean loss and accuracy of `model` over `pairs`, in batches
+/// of up to `batch` pairs of similar length.
+pub fn evaluate_pairs(
+    model: &Seq2Seq,
+    ws: &mut Seq2SeqWorkspace,
+    pairs: &[EncodedPair],
+    batch: usize,
+) -> Seq2SeqEvalReport {
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    order.sort_by_key(|&i| (pairs[i].src.len(), pairs[i].tgt.len()));
+    let mut padded = PaddedBatch::default();
+    let (mut nll, mut tokens, mut correct) = (0.0, 0usize, 0usize);
+    for rows in order.chunks(batch.max(1)) {
+        padded.fill(pairs, rows);
+        let Ok(Seq2SeqStats {
+            nll: n,
+            tokens: t,
+            correct: c,
+            ..
+        }) = model.evaluate(ws, &padded.view(), 0.0)
+        else {
+            // The pairs were checked when the trainer was made.
+            return Seq2SeqEvalReport {
+                loss: f64::NAN,
+                accuracy: 0.0,
+                tokens: 0,
+            };
+        };
+        nll += n * t as f64;
+        tokens += t;
+        correct += c;
+    }
+    Seq2SeqEvalReport {
+        loss: nll / tokens.max(1) as f64,
+        accuracy: correct as f64 / tokens.max(1) as f64,
+        tokens,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::optim::OptimizerKind;
+    use recurrent_model::seq2seq::Seq2SeqConfig;
+
+    /// Digit strings to reverse: tokens 0..10 are digits; BOS 10, EOS 11.
+    fn reversal_pairs(n: usize, seed: u64) -> Vec<EncodedPair> {
+        let mut rng = Rng::new(seed);
+        (0..n)
+            .map(|_| {
+                let len = 1 + rng.below(6) as usize;
+                let src: Vec<u32> = (0..len).map(|_| rng.below(10) as u32).collect();
+                let mut tgt = vec![10];
+                tgt.extend(src.iter().rev());
+                tgt.push(11);
+                EncodedPair { src, tgt }
+            })
+            .collect()
+    }
+
+    fn config(steps: u64) -> Seq2SeqTrainConfig {
+        Seq2SeqTrainConfig {
+            batch: 8,
+            optimizer: OptimizerConfig::new(OptimizerKind::Adam),
+            lr: 0.01,
+            clip: 1.0,
+            schedule: Schedule::Constant,
+            epochs: None,
+            steps: Some(steps),
+            time_secs: None,
+            eval_every: 5,
+            patience: None,
+            seed: 7,
+            teacher_forcing: 0.9,
+            label_smoothing: 0.1,
+        }
+    }
+
+    fn model() -> Seq2Seq {
+        let mut c = Seq2SeqConfig::new(10, 12, 8, 16);
+        c.dropout = 0.2;
+        Seq2Seq::new(c, &mut Rng::new(3)).unwrap()
+    }
+
+    /// Parameters, optimizer buffers and trainer state of a checkpoint.
+    type Saved = (Vec<f32>, Vec<(String, Vec<f32>)>, Seq2SeqTrainerState);
+
+    /// Keeps the last checkpoint in memory.
+    #[derive(Default)]
+    struct Memory {
+        last: Option<Saved>,
+        evals: usize,
+    }
+
+    impl Seq2SeqObserver for Memory {
+        fn on_eval(&mut self, _: &Seq2SeqTrainer, _: &Seq2SeqEvalReport, _: bool) {
+            self.evals += 1;
+        }
+        fn save(&mut self, t: &Seq2SeqTrainer, slot: Slot) -> Result<(), String> {
+            if slot == Slot::Last {
+                self.last = Some((t.model.params.clone(), t.state_tensors(), t.state.clone()));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn batches_cover_every_pair_once_and_group_similar_lengths() {
+        let pairs = reversal_pairs(500, 1);
+        let batches = epoch_batches(&pairs, 8, 3, 0);
+        let mut seen: Vec<usize> = batches.concat();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..500).collect::<Vec<_>>());
+        // Within a batch the source lengths span less than over the data.
+        let spread: usize = batches
+            .iter()
+            .map(|b| {
+                let lens: Vec<usize> = b.iter().map(|&i| pairs[i].src.len()).collect();
+                lens.iter().max().unwrap() - lens.iter().min().unwrap()
+            })
+            .sum();
+        assert!(
+            spread < batches.len(),
+            "mean spread {}",
+            spread as f64 / batches.len() as f64
+        );
+        assert_eq!(epoch_batches(&pairs, 8, 3, 0), batches);
+        assert_ne!(epoch_batches(&pairs, 8, 3, 1), batches);
+    }
+
+    #[test]
+    fn resuming_gives_the_same_weights_bit_for_bit() {
+        let (train, val) = (reversal_pairs(40, 2), reversal_pairs(10, 3));
+        // 40 pairs in batches of 8: 5 batches an epoch, so 12 steps cross epochs.
+        let mut whole =
+            Seq2SeqTrainer::new(model(), config(12), train.clone(), val.clone()).unwrap();
+        whole.run(&mut Memory::default()).unwrap();
+
+        let mut first =
+            Seq2SeqTrainer::new(model(), config(7), train.clone(), val.clone()).unwrap();
+        let mut mem = Memory::default();
+        first.run(&mut mem).unwrap();
+        let (params, opt, mut state) = mem.last.unwrap();
+        state.config.steps = Some(12);
+        let mut m = model();
+        m.params = params;
+        let mut second = Seq2SeqTrainer::resume(m, &opt, state, train, val).unwrap();
+        second.run(&mut Memory::default()).unwrap();
+        assert_eq!(second.model.params, whole.model.params);
+        assert_eq!(second.state.epoch, 2);
+    }
+
+    #[test]
+    fn training_lowers_the_validation_loss_and_resume_checks_the_data() {
+        let (train, val) = (reversal_pairs(200, 4), reversal_pairs(20, 5));
+        let mut t = Seq2SeqTrainer::new(model(), config(60), train.clone(), val).unwrap();
+        let before = t.validate().unwrap().loss;
+        let mut mem = Memory::default();
+        t.run(&mut mem).unwrap();
+        let after = t.validate().unwrap().loss;
+        assert!(after < before - 0.3, "{before} -> {after}");
+        assert_eq!(mem.evals, 12);
+        let (_, opt, state) = mem.last.unwrap();
+        let other = reversal_pairs(200, 9);
+        let err = Seq2SeqTrainer::resume(model(), &opt, state, other, Vec::new())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("training pairs differ"), "{err}");
+    }
+}

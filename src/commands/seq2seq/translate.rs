@@ -1,0 +1,66 @@
+//! `recurrent seq2seq translate`: one output line per source line.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use recurrent_checkpoint::seq2seq as ckpt;
+
+use super::decode::{translate, write_attention_map, DecodeArgs};
+
+/// Arguments of `recurrent seq2seq translate`.
+#[derive(Args, Debug)]
+pub struct TranslateArgs {
+    /// Checkpoint folder, or a run folder (its best/ checkpoint).
+    checkpoint: PathBuf,
+    /// Source sentences, one per line (default: stdin).
+    #[arg(long)]
+    input: Option<PathBuf>,
+    #[command(flatten)]
+    decode: DecodeArgs,
+    /// Write the attention weights of one translated line as an SVG heatmap.
+    #[arg(long)]
+    attention_map: Option<PathBuf>,
+    /// Which input line --attention-map draws (counting from 1).
+    #[arg(long, default_value_t = 1, requires = "attention_map")]
+    attention_line: usize,
+    /// Threads for the kernels (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+pub fn run(args: TranslateArgs) -> Result<()> {
+    crate::commands::set_threads(args.threads)?;
+    let saved = ckpt::load(&args.checkpoint)?;
+    let text = match &args.input {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        None => {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .context("cannot read the source lines from stdin (is it UTF-8 text?)")?;
+            s
+        }
+    };
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    if args.attention_map.is_some() && !(1..=lines.len()).contains(&args.attention_line) {
+        bail!(
+            "--attention-line {} is not one of the {} input lines",
+            args.attention_line,
+            lines.len()
+        );
+    }
+    let out = translate(&saved.model, &saved.tokenizers, &lines, &args.decode)?;
+    let mut stdout = BufWriter::new(std::io::stdout().lock());
+    for t in &out {
+        // A translation never spans lines: one output line per input line.
+        writeln!(stdout, "{}", t.text.replace(['\n', '\r'], " "))?;
+    }
+    stdout.flush()?;
+    if let Some(path) = &args.attention_map {
+        write_attention_map(path, &saved.tokenizers, &out[args.attention_line - 1])?;
+    }
+    Ok(())
+}
