@@ -3,7 +3,7 @@
 //! offer `--beam K`, greedy and sampling behind one interface.
 //!
 //! Every decoder runs the whole batch at once: each time step is one
-//! [`Seq2Seq::decode_step`] call over every live row (for beam search, the
+//! [`Seq2Seq::decode_step_packed`] call over every live row (for beam search, the
 //! live hypotheses of every source, grouped by source). Rows whose source is
 //! finished are dropped from the batch with [`EncoderOutput::select`] and
 //! [`recurrent_model::seq2seq::DecoderState::select`], so a long source does
@@ -246,8 +246,9 @@ pub fn beam_search_nbest(
     let mut search = Search::new(&enc, options, eos);
     let mut rows = Rows::new(model, enc);
     let mut prev = vec![bos; rows.len()];
+    let packed = model.pack_decoder();
     while !prev.is_empty() {
-        let step = model.decode_step(&rows.enc, &rows.state, &prev)?;
+        let step = model.decode_step_packed(&packed, &rows.enc, &rows.state, &prev)?;
         let keep = search.advance(&step.logits, &step.attention, rows.enc.src_len);
         rows.advance(step.state, &keep)?;
         prev = search.prev_tokens();
@@ -691,8 +692,9 @@ fn decode_paths(
     let mut prev = vec![opts.bos; live.len()];
     let mut logp = Vec::new();
     let v = model.config.tgt_vocab;
+    let packed = model.pack_decoder();
     while !live.is_empty() {
-        let step = model.decode_step(&rows.enc, &rows.state, &prev)?;
+        let step = model.decode_step_packed(&packed, &rows.enc, &rows.state, &prev)?;
         let s = rows.enc.src_len;
         let (mut keep, mut next) = (Vec::new(), Vec::new());
         for (row, mut path) in live.into_iter().enumerate() {

@@ -479,7 +479,7 @@ impl Seq2Seq {
 
     /// Packs every decoder layer's weights (`for_backward`: for the backward
     /// pass too), once for all the steps of a batch.
-    pub(crate) fn pack_decoder(&self, packed: &mut Vec<PackedLayer>, for_backward: bool) {
+    pub(crate) fn pack_decoder_layers(&self, packed: &mut Vec<PackedLayer>, for_backward: bool) {
         packed.resize_with(self.config.layers, PackedLayer::default);
         for (k, p) in packed.iter_mut().enumerate() {
             let params = self.slots.dec[k].params(&self.params);

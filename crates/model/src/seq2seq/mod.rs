@@ -35,7 +35,7 @@ pub use config::{Bridge, Seq2SeqConfig, Seq2SeqError};
 pub use decoder::DecoderState;
 pub use layout::layout;
 pub use model::{
-    argmax, DecodeStep, EncoderOutput, FeedMode, Seq2Seq, Seq2SeqBatch, Seq2SeqStats,
-    Seq2SeqWorkspace, TrainOptions,
+    argmax, DecodeStep, EncoderOutput, FeedMode, PackedDecoder, Seq2Seq, Seq2SeqBatch,
+    Seq2SeqStats, Seq2SeqWorkspace, TrainOptions,
 };
 pub use recurrent_nn::attention::AttentionKind;

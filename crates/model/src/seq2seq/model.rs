@@ -144,6 +144,12 @@ impl EncoderOutput {
     }
 }
 
+/// A seq2seq model's decoder weights packed once for the many steps of a
+/// decoding ([`Seq2Seq::pack_decoder`]).
+pub struct PackedDecoder {
+    layers: Vec<PackedLayer>,
+}
+
 /// One decoding step's results.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecodeStep {
@@ -434,13 +440,42 @@ impl Seq2Seq {
 
     /// One decoding step: feeds `prev: [B]` (BOS at the first step) from
     /// `state` over `enc` (both `B` rows), and returns the next-token logits,
-    /// the attention weights and the new state. No dropout.
+    /// the attention weights and the new state. No dropout. Packs the
+    /// decoder's weights for this one step: a decoding loop should pack them
+    /// once ([`Seq2Seq::pack_decoder`]) and call [`Seq2Seq::decode_step_packed`].
     pub fn decode_step(
         &self,
         enc: &EncoderOutput,
         state: &DecoderState,
         prev: &[u32],
     ) -> Result<DecodeStep, Seq2SeqError> {
+        self.decode_step_packed(&self.pack_decoder(), enc, state, prev)
+    }
+
+    /// The decoder's recurrent weights packed for [`Seq2Seq::decode_step_packed`].
+    /// The pack holds a copy of the weights as they are now: make a new one
+    /// after changing `params`.
+    pub fn pack_decoder(&self) -> PackedDecoder {
+        let mut layers = Vec::new();
+        self.pack_decoder_layers(&mut layers, false);
+        PackedDecoder { layers }
+    }
+
+    /// [`Seq2Seq::decode_step`] with the weights packed beforehand.
+    pub fn decode_step_packed(
+        &self,
+        packed: &PackedDecoder,
+        enc: &EncoderOutput,
+        state: &DecoderState,
+        prev: &[u32],
+    ) -> Result<DecodeStep, Seq2SeqError> {
+        if packed.layers.len() != self.config.layers {
+            return Err(Seq2SeqError::Batch(format!(
+                "the packed decoder has {} layers, this model {}",
+                packed.layers.len(),
+                self.config.layers
+            )));
+        }
         let b = prev.len();
         let (h, l) = (self.config.hidden, self.config.layers);
         let lstm = self.config.cell.has_cell_state();
@@ -466,10 +501,8 @@ impl Seq2Seq {
             )));
         }
         let mut sc = StepCache::default();
-        let mut packed = Vec::new();
-        self.pack_decoder(&mut packed, false);
         self.step_forward(
-            &packed,
+            &packed.layers,
             enc,
             &self.state_input(state),
             prev,
@@ -506,11 +539,12 @@ impl Seq2Seq {
         let enc = self.encode(src, src_lens)?;
         let b = enc.batch;
         let mut state = self.initial_state(&enc);
+        let packed = self.pack_decoder();
         let mut prev = vec![bos; b];
         let mut out = vec![Vec::new(); b];
         let mut done = vec![false; b];
         for _ in 0..max_len {
-            let step = self.decode_step(&enc, &state, &prev)?;
+            let step = self.decode_step_packed(&packed, &enc, &state, &prev)?;
             for r in 0..b {
                 let tok = argmax(&step.logits[r * v..(r + 1) * v]) as u32;
                 if !done[r] {
@@ -586,7 +620,7 @@ impl Seq2Seq {
             for_backward,
         );
         *init = self.bridge_forward(enc);
-        self.pack_decoder(dec_packed, for_backward);
+        self.pack_decoder_layers(dec_packed, for_backward);
         if steps.len() < t_max {
             steps.resize_with(t_max, StepCache::default);
         }
