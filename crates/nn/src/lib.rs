@@ -1,7 +1,8 @@
 //! Layers of `recurrent` as forward/backward pairs over flat, row-major `f32`
 //! buffers: embedding, the recurrent cells (RNN tanh/ReLU, LSTM, GRU), linear,
-//! dropout and the fused softmax cross-entropy loss, and AWD-LSTM's activation
-//! penalties (AR, TAR).
+//! dropout and the fused softmax cross-entropy loss, AWD-LSTM's activation
+//! penalties (AR, TAR), layer normalization and layer-normalized LSTM/GRU
+//! layers, and attention.
 //!
 //! Shapes follow PyTorch: a recurrent layer's `w_ih` is `[G*H, I]` and `w_hh`
 //! is `[G*H, H]` with gate rows in PyTorch's order (LSTM `i f g o`, GRU `r z n`),
