@@ -15,11 +15,14 @@ pub mod activation_reg;
 pub mod attention;
 pub mod dropout;
 pub mod embedding;
+pub mod layer_norm;
 pub mod linear;
+pub mod ln_recurrent;
 pub mod loss;
 pub mod recurrent;
 
 #[cfg(test)]
 pub(crate) mod gradcheck;
 
+pub use ln_recurrent::{LnCache, LnRecurrentLayer};
 pub use recurrent::{CellKind, LayerCache, PackedLayer, RecurrentLayer};
