@@ -1189,7 +1189,9 @@ fn seq2seq_train_translate_eval_and_resume() {
     let pairs = sb.write("pairs.tsv", reversal_pairs(200));
     let pairs = pairs.to_str().unwrap();
     let train = |out: &str, steps: &str, extra: &[&str]| {
-        let mut args = vec!["seq2seq", "train", "--pairs", pairs, "--out", out];
+        let mut args = vec![
+            "seq2seq", "train", "--pairs", pairs, "--format", "tsv", "--out", out,
+        ];
         args.extend_from_slice(TINY_S2S);
         args.extend_from_slice(&["--steps", steps, "--eval-every", "10"]);
         args.extend_from_slice(extra);

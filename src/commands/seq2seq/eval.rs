@@ -8,7 +8,7 @@ use clap::Args;
 use recurrent_checkpoint::seq2seq as ckpt;
 use recurrent_model::seq2seq::Seq2SeqWorkspace;
 use recurrent_report::{corpus_bleu, corpus_chrf};
-use recurrent_text::{read_pairs, PairColumns};
+use recurrent_text::PairColumns;
 use recurrent_train::seq2seq::{evaluate_pairs, EncodedPair};
 use serde_json::json;
 
@@ -22,6 +22,9 @@ pub struct EvalArgs {
     /// Sentence pairs to score (e.g. the test.tsv a training run wrote).
     #[arg(long)]
     pairs: PathBuf,
+    /// Layout of the pairs file (tab-separated columns).
+    #[arg(long, value_enum, default_value_t = super::PairFormat::Tsv)]
+    format: super::PairFormat,
     /// Column of the source sentence (counting from 0).
     #[arg(long, default_value_t = 0)]
     src_col: usize,
@@ -59,7 +62,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         tgt: args.tgt_col,
         reverse: args.reverse,
     };
-    let pairs = read_pairs(&args.pairs, &columns)?;
+    let pairs = super::read_pairs_as(args.format, &args.pairs, &columns)?;
     if args.attention_map.is_some() && !(1..=pairs.len()).contains(&args.attention_line) {
         bail!(
             "--attention-line {} is not one of the {} pairs",

@@ -8,7 +8,15 @@ pub mod train;
 pub mod translate;
 
 use anyhow::Result;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
+
+/// How a pairs file is laid out (`--format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum PairFormat {
+    /// One pair per line, columns separated by tabs (`--src-col`, `--tgt-col`).
+    #[default]
+    Tsv,
+}
 
 /// Arguments of `recurrent seq2seq`.
 #[derive(Args, Debug)]
@@ -25,6 +33,17 @@ enum Seq2SeqCommand {
     Translate(translate::TranslateArgs),
     /// Decode the sources of sentence pairs and report BLEU, chrF and token accuracy.
     Eval(eval::EvalArgs),
+}
+
+/// Reads the pairs of `path` laid out as `format` says.
+fn read_pairs_as(
+    format: PairFormat,
+    path: &std::path::Path,
+    columns: &recurrent_text::PairColumns,
+) -> Result<Vec<recurrent_text::Pair>> {
+    match format {
+        PairFormat::Tsv => Ok(recurrent_text::read_pairs(path, columns)?),
+    }
 }
 
 pub fn run(args: Seq2SeqArgs) -> Result<()> {

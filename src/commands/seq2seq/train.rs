@@ -47,6 +47,9 @@ pub struct TrainArgs {
     /// Sentence pairs: one pair per line, source and target separated by a tab.
     #[arg(long, required_unless_present = "resume")]
     pairs: Option<PathBuf>,
+    /// Layout of the pairs file (tab-separated columns).
+    #[arg(long, value_enum, default_value_t = super::PairFormat::Tsv)]
+    format: super::PairFormat,
     /// Column of the source sentence (counting from 0).
     #[arg(long, default_value_t = 0)]
     src_col: usize,
@@ -351,6 +354,7 @@ fn start(args: &TrainArgs) -> Result<Started> {
         max_tokens: args.max_tokens,
     };
     check_args(args)?;
+    let super::PairFormat::Tsv = args.format; // the one layout read_split knows
     let split = read_split(&data)?;
     if split.train.is_empty() {
         bail!("no training pairs are left after holding out validation and test pairs");
