@@ -1406,3 +1406,55 @@ fn seq2seq_bad_input_is_named() {
     );
     sb.fails(&["seq2seq", "train", "--resume", "text.txt"], &["text.txt"]);
 }
+
+#[test]
+fn layer_norm_models_train_resume_sample_and_refuse_pytorch_export() {
+    let sb = Sandbox::new();
+    sb.write("text.txt", corpus(30, 3));
+    sb.train(
+        "text.txt",
+        "ln",
+        &["--layer-norm", "--cell", "gru", "--steps", "8"],
+    );
+    let config = read_json(&sb.path("ln/last/config.json"));
+    assert_eq!(config["model"]["layer_norm"], true);
+    // 4 + 4 steps give the weights of 8.
+    sb.train(
+        "text.txt",
+        "half",
+        &["--layer-norm", "--cell", "gru", "--steps", "4"],
+    );
+    sb.ok(&[
+        "train",
+        "--resume",
+        "half",
+        "--steps",
+        "8",
+        "--threads",
+        "1",
+        "--sample-length",
+        "0",
+    ]);
+    let weights = |run: &str| fs::read(sb.path(run).join("last/model.safetensors")).unwrap();
+    assert_eq!(weights("ln"), weights("half"));
+    let text = sb.sample("ln", 40, 1, &[]);
+    assert!(!text.is_empty());
+    assert_eq!(text, sb.sample("ln", 40, 1, &[]), "a seed fixes the sample");
+    sb.fails(
+        &["export", "pytorch", "ln", "--out", "x.safetensors"],
+        &["layer-normalized"],
+    );
+    sb.fails(
+        &[
+            "train",
+            "--input",
+            "text.txt",
+            "--out",
+            "r",
+            "--layer-norm",
+            "--cell",
+            "rnn-tanh",
+        ],
+        &["LSTM or GRU"],
+    );
+}

@@ -105,6 +105,7 @@ impl Config {
             dense: 0,
             dropout: 0.0,
             tie: false,
+            layer_norm: false,
         }
     }
 

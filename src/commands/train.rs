@@ -108,6 +108,9 @@ pub struct TrainArgs {
     /// Initial LSTM forget-gate bias (char-rnn uses 1); default: PyTorch's initialization.
     #[arg(long)]
     forget_bias: Option<f32>,
+    /// Layer-normalized LSTM or GRU cells (Ba et al. 2016): stable at higher learning rates.
+    #[arg(long, conflicts_with_all = ["resume", "init_from"])]
+    layer_norm: bool,
     /// Steps of back-propagation through time per block.
     #[arg(long, default_value_t = 100)]
     seq_len: usize,
@@ -302,6 +305,7 @@ fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> 
                 dense: args.dense,
                 dropout: args.dropout.unwrap_or(0.0),
                 tie: args.tie,
+                layer_norm: args.layer_norm,
             };
             (
                 LanguageModel::new(config, &mut rng, args.forget_bias)?,

@@ -215,6 +215,7 @@ mod tests {
             dense: 0,
             dropout: 0.0,
             tie: true,
+            layer_norm: false,
         };
         let mut rng = recurrent_kernels::Rng::new(3);
         (LanguageModel::new(config, &mut rng, None).unwrap(), tok)
@@ -275,6 +276,7 @@ mod tests {
                 dense: 0,
                 dropout: 0.0,
                 tie: false,
+                layer_norm: false,
             };
             let model =
                 LanguageModel::new(config, &mut recurrent_kernels::Rng::new(1), None).unwrap();

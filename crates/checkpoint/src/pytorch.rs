@@ -78,6 +78,7 @@ pub fn import(
         dense: 0,
         dropout: 0.0,
         tie,
+        layer_norm: false,
     };
     let list: Vec<_> = tensors
         .iter()
@@ -109,6 +110,12 @@ pub fn import(
 /// Writes the model's weights as a PyTorch `RNNModel` state dict (a tied model
 /// lists `decoder.weight` too, as `state_dict()` does).
 pub fn export(model: &LanguageModel, out: &Path) -> Result<(), CheckpointError> {
+    if model.config.layer_norm {
+        return Err(CheckpointError::Mismatch {
+            path: out.to_path_buf(),
+            reason: "word_language_model's RNNModel has no layer-normalized cells; this model cannot be expressed as one".into(),
+        });
+    }
     if model.config.dense > 0 || model.config.embed == 0 {
         return Err(CheckpointError::Mismatch {
             path: out.to_path_buf(),

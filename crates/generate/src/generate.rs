@@ -3,7 +3,7 @@
 
 use recurrent_kernels::Rng;
 use recurrent_model::infer::{StepModel, StepWorkspace};
-use recurrent_model::{LanguageModel, State};
+use recurrent_model::{LanguageModel, State, Workspace};
 use recurrent_text::{TextError, Tokenizer};
 use thiserror::Error;
 
@@ -19,6 +19,32 @@ pub enum GenerateError {
     Prime(TextError),
     #[error("-n must be at least 1")]
     NoSamples,
+}
+
+/// What steps the model one token at a time: the packed inference path, or
+/// the training forward for the layer-normalized cells it does not cover.
+enum Stepper<'m> {
+    Packed(StepModel, StepWorkspace),
+    Reference(&'m LanguageModel, Workspace),
+}
+
+impl<'m> Stepper<'m> {
+    fn new(model: &'m LanguageModel) -> Stepper<'m> {
+        if model.config.layer_norm {
+            Stepper::Reference(model, Workspace::default())
+        } else {
+            // Weights packed once for all the steps (see `recurrent_model::infer`).
+            Stepper::Packed(StepModel::new(model), StepWorkspace::default())
+        }
+    }
+
+    /// Feeds `tokens: [B]`, advances `state`, returns the logits `[B, V]`.
+    fn step(&mut self, tokens: &[u32], state: &mut State) -> &[f32] {
+        match self {
+            Stepper::Packed(m, ws) => m.step(ws, tokens, state),
+            Stepper::Reference(m, ws) => m.step(ws, tokens, state),
+        }
+    }
 }
 
 /// What to generate.
@@ -68,14 +94,12 @@ pub fn generate(
         None => (start, &[][..]),
     };
 
-    // Weights packed once for all the steps below (see `recurrent_model::infer`).
-    let stepper = StepModel::new(model);
-    let mut ws = StepWorkspace::default();
+    let mut stepper = Stepper::new(model);
     let mut state = State::zeros(&model.config, n);
     let mut input = vec![0u32; n];
     for &tok in context {
         input.fill(tok);
-        stepper.step(&mut ws, &input, &mut state);
+        stepper.step(&input, &mut state);
     }
     input.fill(last);
 
@@ -93,7 +117,7 @@ pub fn generate(
     let mut done = vec![false; n];
     let v = model.config.vocab_size;
     for _ in 0..options.length {
-        let logits = stepper.step(&mut ws, &input, &mut state);
+        let logits = stepper.step(&input, &mut state);
         for i in 0..n {
             if done[i] {
                 continue;
@@ -146,6 +170,7 @@ mod tests {
             dense: 0,
             dropout: 0.0,
             tie: false,
+            layer_norm: false,
         };
         (
             LanguageModel::new(config, &mut Rng::new(2), None).unwrap(),

@@ -26,6 +26,7 @@ fn main() {
         dense: 0,
         dropout: 0.0,
         tie: false,
+        layer_norm: false,
     };
     let model = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
     let start = Instant::now();

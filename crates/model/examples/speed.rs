@@ -35,6 +35,7 @@ fn main() {
             dense: 0,
             dropout: 0.2,
             tie: false,
+            layer_norm: false,
         };
         let mut rng = Rng::new(1);
         let m = LanguageModel::new(config.clone(), &mut rng, None).unwrap();

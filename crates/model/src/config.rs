@@ -52,6 +52,10 @@ pub struct ModelConfig {
     /// Share the embedding matrix with the output projection.
     #[serde(default)]
     pub tie: bool,
+    /// Layer-normalized LSTM or GRU cells (Ba et al. 2016; see
+    /// `recurrent_nn::ln_recurrent`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub layer_norm: bool,
 }
 
 impl ModelConfig {
@@ -75,14 +79,19 @@ impl ModelConfig {
 
     /// The parameter count, or `None` if it overflows `usize` (absurd sizes
     /// from the command line or a corrupt config.json).
-    fn checked_num_params(&self) -> Option<usize> {
+    pub(crate) fn checked_num_params(&self) -> Option<usize> {
         let (v, h) = (self.vocab_size, self.hidden);
         let gh = self.cell.gates().checked_mul(h)?;
         let mut n = v.checked_mul(self.embed)?;
         for k in 0..self.layers {
-            // weight_ih, weight_hh and the two biases.
-            let per_row = self.layer_input(k).checked_add(h)?.checked_add(2)?;
+            // weight_ih, weight_hh and the two biases (and the LayerNorm
+            // gains and biases of both projections).
+            let ln = if self.layer_norm { 4 } else { 0 };
+            let per_row = self.layer_input(k).checked_add(h)?.checked_add(2 + ln)?;
             n = n.checked_add(gh.checked_mul(per_row)?)?;
+            if self.layer_norm && self.cell == CellKind::Lstm {
+                n = n.checked_add(2 * h)?; // the cell state's gain and bias
+            }
             if n > MAX_PARAMS {
                 return None; // stop early: --layers may be huge too
             }
@@ -114,6 +123,12 @@ impl ModelConfig {
                 "the model would have more than {MAX_PARAMS} parameters \
                  (hidden {}, embed {}, layers {}, dense {}, vocabulary {})",
                 self.hidden, self.embed, self.layers, self.dense, self.vocab_size
+            ));
+        }
+        if self.layer_norm && !matches!(self.cell, CellKind::Lstm | CellKind::Gru) {
+            return bad(format!(
+                "layer normalization needs an LSTM or GRU cell, not {}",
+                self.cell
             ));
         }
         if self.tie && self.embed == 0 {
@@ -151,6 +166,7 @@ mod tests {
                 dense,
                 dropout: 0.0,
                 tie,
+                layer_norm: false,
             };
             assert_eq!(c.checked_num_params(), Some(ParamLayout::new(&c).total));
         }
@@ -163,6 +179,7 @@ mod tests {
             dense: 0,
             dropout: 0.0,
             tie: false,
+            layer_norm: false,
         };
         assert!(huge.validate().is_err());
         huge.hidden = 100_000;

@@ -3,9 +3,11 @@
 
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::Rng;
+use recurrent_nn::ln_recurrent::{LnGrads, LnParams};
 use recurrent_nn::recurrent::{LayerGrads, LayerParams};
 use recurrent_nn::{
-    activation_reg, dropout, embedding, linear, loss, CellKind, LayerCache, RecurrentLayer,
+    activation_reg, dropout, embedding, linear, loss, CellKind, LayerCache, LnCache,
+    LnRecurrentLayer, RecurrentLayer,
 };
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +146,8 @@ pub struct Workspace {
     inputs: Vec<Vec<f32>>,
     masks: Vec<Vec<f32>>,
     caches: Vec<LayerCache>,
+    /// The layers' caches instead of `caches` when the cells are layer-normalized.
+    ln_caches: Vec<LnCache>,
     dense_out: Vec<f32>,
     logits: Vec<f32>,
     dlogits: Vec<f32>,
@@ -168,6 +172,21 @@ pub struct Workspace {
 fn grow(v: &mut Vec<f32>, n: usize) {
     if v.len() < n {
         v.resize(n, 0.0);
+    }
+}
+
+/// Layer `k`'s outputs `[T*B, H]` from whichever cache the last forward used.
+fn layer_output<'a>(
+    caches: &'a [LayerCache],
+    ln_caches: &'a [LnCache],
+    layer_norm: bool,
+    k: usize,
+    h: usize,
+) -> &'a [f32] {
+    if layer_norm {
+        ln_caches[k].output(h)
+    } else {
+        caches[k].output(h)
     }
 }
 
@@ -197,6 +216,17 @@ impl LanguageModel {
             };
             for p in &mut params[e.range()] {
                 *p = rng.uniform(-bound, bound);
+            }
+        }
+        for e in &layout.entries {
+            // LayerNorm starts as the identity: gains 1, biases 0.
+            if e.name.starts_with("rnn.ln_") {
+                let one = if e.name.contains("_weight_") {
+                    1.0
+                } else {
+                    0.0
+                };
+                params[e.range()].fill(one);
             }
         }
         let mut model = LanguageModel {
@@ -376,6 +406,31 @@ impl LanguageModel {
         p
     }
 
+    fn ln_layer(&self, k: usize) -> LnRecurrentLayer {
+        LnRecurrentLayer {
+            cell: self.config.cell,
+            input_size: self.config.layer_input(k),
+            hidden_size: self.config.hidden,
+        }
+    }
+
+    /// Layer `k`'s LayerNorm parameters around `base` (its plain ones as the
+    /// block uses them).
+    fn ln_params<'a>(&'a self, base: LayerParams<'a>, k: usize) -> LnParams<'a> {
+        let get = |n: String| &self.params[self.layout.get(&n).unwrap().range()];
+        let lstm = self.config.cell == CellKind::Lstm;
+        let cell = |n: String| if lstm { get(n) } else { &[][..] };
+        LnParams {
+            base,
+            ih_gain: get(format!("rnn.ln_ih_weight_l{k}")),
+            ih_bias: get(format!("rnn.ln_ih_bias_l{k}")),
+            hh_gain: get(format!("rnn.ln_hh_weight_l{k}")),
+            hh_bias: get(format!("rnn.ln_hh_bias_l{k}")),
+            c_gain: cell(format!("rnn.ln_c_weight_l{k}")),
+            c_bias: cell(format!("rnn.ln_c_bias_l{k}")),
+        }
+    }
+
     fn decoder_weight(&self) -> &[f32] {
         let name = if self.config.tie {
             "encoder.weight"
@@ -415,7 +470,11 @@ impl LanguageModel {
         };
         ws.inputs.resize_with(layers + 1, Vec::new);
         ws.masks.resize_with(layers + 1, Vec::new);
-        ws.caches.resize_with(layers, LayerCache::default);
+        if cfg.layer_norm {
+            ws.ln_caches.resize_with(layers, LnCache::default);
+        } else {
+            ws.caches.resize_with(layers, LayerCache::default);
+        }
         // Regularizers act in training only; the backward reads what was applied.
         ws.reg = if dropout_rng.is_some() {
             *reg
@@ -488,21 +547,38 @@ impl LanguageModel {
                 );
             }
             let (below, above) = ws.inputs.split_at_mut(k + 1);
-            let cache = &mut ws.caches[k];
-            layer.forward(
-                self.block_layer_params(&ws.w_hh_dropped, weight_drop, k),
-                &below[k],
-                t,
-                b,
-                h0,
-                c0,
-                keep,
-                cache,
-                for_backward,
-            );
-            state.h[k * bh..(k + 1) * bh].copy_from_slice(cache.last_h(h));
+            let params = self.block_layer_params(&ws.w_hh_dropped, weight_drop, k);
+            let (output, last_h, last_c) = if cfg.layer_norm {
+                let cache = &mut ws.ln_caches[k];
+                self.ln_layer(k).forward(
+                    self.ln_params(params, k),
+                    &below[k],
+                    t,
+                    b,
+                    h0,
+                    c0,
+                    keep,
+                    cache,
+                );
+                let c = if state.c.is_empty() {
+                    &[][..]
+                } else {
+                    cache.last_c(h)
+                };
+                (cache.output(h), cache.last_h(h), c)
+            } else {
+                let cache = &mut ws.caches[k];
+                layer.forward(params, &below[k], t, b, h0, c0, keep, cache, for_backward);
+                let c = if state.c.is_empty() {
+                    &[][..]
+                } else {
+                    cache.last_c(h)
+                };
+                (cache.output(h), cache.last_h(h), c)
+            };
+            state.h[k * bh..(k + 1) * bh].copy_from_slice(last_h);
             if !state.c.is_empty() {
-                state.c[k * bh..(k + 1) * bh].copy_from_slice(cache.last_c(h));
+                state.c[k * bh..(k + 1) * bh].copy_from_slice(last_c);
             }
             let _ph = Phase::new("lm.copy_drop");
             // The next layer (or the head) reads the dropped-out output.
@@ -513,13 +589,13 @@ impl LanguageModel {
                 grow(mask, n * h);
                 dropout::sample_apply(
                     &mut next[..n * h],
-                    cache.output(h),
+                    output,
                     &mut mask[..n * h],
                     cfg.dropout,
                     dropout_rng.as_deref_mut().unwrap(),
                 );
             } else {
-                next[..n * h].copy_from_slice(cache.output(h));
+                next[..n * h].copy_from_slice(output);
             }
             let p_locked = reg.locked_after(k, layers);
             if let (true, Some(rng)) = (p_locked > 0.0, dropout_rng.as_deref_mut()) {
@@ -619,7 +695,13 @@ impl LanguageModel {
             0.0
         };
         let tar = if reg.beta > 0.0 {
-            let y = ws.caches[layers - 1].output(h);
+            let y = layer_output(
+                &ws.caches,
+                &ws.ln_caches,
+                self.config.layer_norm,
+                layers - 1,
+                h,
+            );
             activation_reg::tar_forward(y, t, b * h, reg.beta)
         } else {
             0.0
@@ -736,7 +818,7 @@ impl LanguageModel {
             }
             if k + 1 == layers && reg.beta > 0.0 {
                 // TAR reads the raw output: ws.dy is its gradient from here on.
-                let y = ws.caches[k].output(h);
+                let y = layer_output(&ws.caches, &ws.ln_caches, cfg.layer_norm, k, h);
                 activation_reg::tar_backward(y, t, bh, reg.beta, &mut ws.dy[..n * h]);
             }
             let layer = self.layer(k);
@@ -745,7 +827,7 @@ impl LanguageModel {
             grow(&mut ws.dx, n * i);
             let base = idx(&format!("rnn.weight_ih_l{k}"));
             let (_, rest) = g.split_at_mut(base);
-            let [w_ih, w_hh, b_ih, b_hh, ..] = rest else {
+            let [w_ih, w_hh, b_ih, b_hh, ln @ ..] = rest else {
                 unreachable!()
             };
             let len = w_hh.len();
@@ -774,19 +856,54 @@ impl LanguageModel {
             } else {
                 (None, None)
             };
-            layer.backward(
-                self.block_layer_params(&ws.w_hh_dropped, weight_drop, k),
-                lg,
-                &ws.inputs[k][..n * i],
-                &ws.dy[..n * h],
-                None,
-                None,
-                keep,
-                &mut ws.caches[k],
-                dx,
-                dh0,
-                dc0,
-            );
+            let params = self.block_layer_params(&ws.w_hh_dropped, weight_drop, k);
+            if cfg.layer_norm {
+                // The layout puts the LayerNorm tensors right after the layer's.
+                let lstm = cfg.cell == CellKind::Lstm;
+                let [ih_gain, ih_bias, hh_gain, hh_bias, cell @ ..] = ln else {
+                    unreachable!()
+                };
+                let (c_gain, c_bias): (&mut [f32], &mut [f32]) = match cell {
+                    [c_gain, c_bias, ..] if lstm => (c_gain, c_bias),
+                    _ => (&mut [], &mut []),
+                };
+                let grads = LnGrads {
+                    base: lg,
+                    ih_gain,
+                    ih_bias,
+                    hh_gain,
+                    hh_bias,
+                    c_gain,
+                    c_bias,
+                };
+                self.ln_layer(k).backward(
+                    self.ln_params(params, k),
+                    grads,
+                    &ws.inputs[k][..n * i],
+                    &ws.dy[..n * h],
+                    None,
+                    None,
+                    keep,
+                    &mut ws.ln_caches[k],
+                    dx,
+                    dh0,
+                    dc0,
+                );
+            } else {
+                layer.backward(
+                    params,
+                    lg,
+                    &ws.inputs[k][..n * i],
+                    &ws.dy[..n * h],
+                    None,
+                    None,
+                    keep,
+                    &mut ws.caches[k],
+                    dx,
+                    dh0,
+                    dc0,
+                );
+            }
             if weight_drop {
                 dropout::backward_add(w_hh, &ws.dw_hh_dropped[..len], &ws.w_hh_mask[k][..len]);
             }
@@ -941,7 +1058,14 @@ mod tests {
     fn gradcheck_regularized(config: ModelConfig, with_reset: bool, reg: &Regularization) {
         let (t, b) = (4, 2);
         let mut rng = Rng::new(1 + config.cell as u64);
-        let model = LanguageModel::new(config.clone(), &mut rng, None).unwrap();
+        let mut model = LanguageModel::new(config.clone(), &mut rng, None).unwrap();
+        if config.layer_norm && config.embed > 0 {
+            // LayerNorm of a projection of ±0.1 embeddings divides by a tiny
+            // spread, so a finite-difference step of 1e-2 is not small there;
+            // ±1 embeddings keep the check well conditioned.
+            let e = model.layout.get("encoder.weight").unwrap().range();
+            model.params[e].iter_mut().for_each(|p| *p *= 10.0);
+        }
         let v = config.vocab_size as u64;
         let tokens: Vec<u32> = (0..t * b).map(|_| rng.below(v) as u32).collect();
         let targets: Vec<u32> = (0..t * b).map(|_| rng.below(v) as u32).collect();
@@ -981,14 +1105,19 @@ mod tests {
         assert_eq!(stats.tar > 0.0, reg.beta > 0.0);
 
         // Central differences at two step sizes: ReLU kinks can fall inside the
-        // wider one, f32 rounding spoils the narrower one; a correct gradient
-        // matches at least one of them.
-        let numeric =
-            |f: &dyn Fn(f32) -> f64| [1e-2f32, 1e-3].map(|h| (f(h) - f(-h)) / (2.0 * h as f64));
-        let close = |what: &str, a: f32, n: [f64; 2]| {
+        // wider one, f32 rounding spoils the narrower one; and a Richardson
+        // extrapolation of steps 2e-3 and 1e-3, which cancels the h² error of
+        // strongly curved losses (LayerNorm over a small spread). A correct
+        // gradient matches at least one of them.
+        let numeric = |f: &dyn Fn(f32) -> f64| {
+            let d = |h: f32| (f(h) - f(-h)) / (2.0 * h as f64);
+            let (d1, d2) = (d(1e-3), d(2e-3));
+            [d(1e-2), d1, (4.0 * d1 - d2) / 3.0]
+        };
+        let close = |what: &str, a: f32, n: [f64; 3]| {
             let err = |n: f64| (n - a as f64).abs() / (1e-2 + n.abs().max(a.abs() as f64));
             assert!(
-                err(n[0]).min(err(n[1])) < 2e-2,
+                n.iter().map(|&n| err(n)).fold(f64::INFINITY, f64::min) < 2e-2,
                 "{} {what}: analytic {a} vs numeric {n:?}",
                 config.cell
             );
@@ -1033,6 +1162,7 @@ mod tests {
                 dense: 4,
                 dropout: 0.3,
                 tie: true,
+                layer_norm: false,
             };
             gradcheck(config, false);
         }
@@ -1050,9 +1180,75 @@ mod tests {
                 dense: 0,
                 dropout: 0.0,
                 tie: false,
+                layer_norm: false,
             };
             gradcheck(config, true);
         }
+    }
+
+    #[test]
+    fn whole_network_gradients_with_layer_norm() {
+        // (Tying is left out: with the ±1 embeddings the check needs here,
+        // the tied output layer's logits get too sharp for finite differences.)
+        for cell in [CellKind::Lstm, CellKind::Gru] {
+            let config = ModelConfig {
+                cell,
+                vocab_size: 7,
+                embed: 4,
+                hidden: 5,
+                layers: 2,
+                dense: 4,
+                dropout: 0.3,
+                tie: false,
+                layer_norm: true,
+            };
+            gradcheck(config.clone(), false);
+            // A document reset, and every AWD regularizer (weight drop included).
+            let config = ModelConfig { dense: 0, ..config };
+            gradcheck(config.clone(), true);
+            gradcheck_regularized(config, true, &AWD);
+        }
+    }
+
+    #[test]
+    fn layer_norm_starts_as_the_identity_and_needs_a_gated_cell() {
+        let config = ModelConfig {
+            cell: CellKind::Lstm,
+            vocab_size: 7,
+            embed: 4,
+            hidden: 5,
+            layers: 2,
+            dense: 0,
+            dropout: 0.0,
+            tie: false,
+            layer_norm: true,
+        };
+        let model = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
+        assert_eq!(model.num_params(), config.checked_num_params().unwrap());
+        for e in model
+            .layout
+            .entries
+            .iter()
+            .filter(|e| e.name.starts_with("rnn.ln_"))
+        {
+            let want = if e.name.contains("_weight_") {
+                1.0
+            } else {
+                0.0
+            };
+            assert!(
+                model.params[e.range()].iter().all(|&p| p == want),
+                "{}",
+                e.name
+            );
+        }
+        assert!(model.layout.get("rnn.ln_c_weight_l1").is_some());
+        let rnn = ModelConfig {
+            cell: CellKind::RnnTanh,
+            ..config
+        };
+        let err = rnn.validate().unwrap_err().to_string();
+        assert!(err.contains("LSTM or GRU"), "{err}");
     }
 
     /// All of AWD-LSTM's regularizers at once, with rates high enough that
@@ -1079,6 +1275,7 @@ mod tests {
                 dense: 0,
                 dropout: 0.0,
                 tie: true,
+                layer_norm: false,
             };
             gradcheck_regularized(config, false, &AWD);
         }
@@ -1092,6 +1289,7 @@ mod tests {
             dense: 3,
             dropout: 0.2,
             tie: false,
+            layer_norm: false,
         };
         gradcheck_regularized(config, true, &AWD);
     }
@@ -1107,6 +1305,7 @@ mod tests {
             dense: 0,
             dropout: 0.0,
             tie: false,
+            layer_norm: false,
         };
         let off = Regularization::default();
         for reg in [
@@ -1178,6 +1377,7 @@ mod tests {
             dense: 0,
             dropout: 0.0,
             tie: false,
+            layer_norm: false,
         };
         let m = LanguageModel::new(config, &mut Rng::new(2), None).unwrap();
         let (t, b, h) = (6, 3, 16);
@@ -1228,6 +1428,7 @@ mod tests {
             dense: 0,
             dropout: 0.0,
             tie: false,
+            layer_norm: false,
         };
         let m = LanguageModel::new(config, &mut Rng::new(4), None).unwrap();
         let (t, b) = (3, 2);
@@ -1267,6 +1468,7 @@ mod tests {
             dense: 0,
             dropout: 0.0,
             tie: true,
+            layer_norm: false,
         };
         let m = LanguageModel::new(config, &mut Rng::new(3), None).unwrap();
         let (t, b) = (4, 2);
@@ -1339,6 +1541,7 @@ mod tests {
             dense: 0,
             dropout: 0.0,
             tie: false,
+            layer_norm: false,
         };
         let m = LanguageModel::new(config, &mut Rng::new(1), Some(1.0)).unwrap();
         let b = m.param("rnn.bias_ih_l0");
@@ -1357,6 +1560,7 @@ mod tests {
             dense: 0,
             dropout: 0.0,
             tie: false,
+            layer_norm: false,
         };
         let m = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
         let mut t = m.to_tensors();
@@ -1388,6 +1592,7 @@ mod tests {
                 dense: 0,
                 dropout: 0.0,
                 tie: false,
+                layer_norm: false,
             };
             let mut rng = Rng::new(4);
             let m = LanguageModel::new(config, &mut rng, None).unwrap();

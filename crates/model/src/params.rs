@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
+use recurrent_nn::CellKind;
+
 use crate::config::ModelConfig;
 
 /// One named tensor inside the flat buffer.
@@ -72,6 +74,18 @@ impl ParamLayout {
             layout.push(&format!("rnn.weight_hh_l{k}"), vec![gh, h]);
             layout.push(&format!("rnn.bias_ih_l{k}"), vec![gh]);
             layout.push(&format!("rnn.bias_hh_l{k}"), vec![gh]);
+            if config.layer_norm {
+                // Right after the layer's own tensors: the backward pass
+                // takes a layer's gradients as one run of entries.
+                for side in ["ih", "hh"] {
+                    layout.push(&format!("rnn.ln_{side}_weight_l{k}"), vec![gh]);
+                    layout.push(&format!("rnn.ln_{side}_bias_l{k}"), vec![gh]);
+                }
+                if config.cell == CellKind::Lstm {
+                    layout.push(&format!("rnn.ln_c_weight_l{k}"), vec![h]);
+                    layout.push(&format!("rnn.ln_c_bias_l{k}"), vec![h]);
+                }
+            }
         }
         if config.dense > 0 {
             layout.push("dense.weight", vec![config.dense, h]);

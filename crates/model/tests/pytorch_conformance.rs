@@ -73,6 +73,7 @@ fn check_case(case: &str) {
         dense: 0,
         dropout: 0.0,
         tie: f.meta["tied"] == "true",
+        layer_norm: false,
     };
     let weights: Vec<(String, Vec<usize>, Vec<f32>)> = f
         .tensors

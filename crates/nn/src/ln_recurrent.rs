@@ -111,6 +111,17 @@ fn grow(v: &mut Vec<f32>, n: usize) {
     }
 }
 
+/// Zeroes the `h`-wide rows of `v` whose `keep` is 0.
+fn reset_rows(v: &mut [f32], keep: Option<&[f32]>, h: usize) {
+    if let Some(keep) = keep {
+        for (row, &k) in v.chunks_exact_mut(h).zip(keep) {
+            if k == 0.0 {
+                row.fill(0.0);
+            }
+        }
+    }
+}
+
 impl LnCache {
     fn ensure(&mut self, layer: &LnRecurrentLayer, t: usize, b: usize) {
         let (h, gh) = (layer.hidden_size, layer.gate_rows());
@@ -172,7 +183,8 @@ impl LnRecurrentLayer {
     }
 
     /// Runs `t` steps over `x: [T*B, I]` from `h0 (, c0): [B, H]`; outputs
-    /// land in `cache.h`.
+    /// land in `cache.h`. `keep: [T*B]` (optional) is 0 where a stream starts
+    /// a new document: its state is reset to zero before that step.
     pub fn forward(
         &self,
         p: LnParams<'_>,
@@ -181,6 +193,7 @@ impl LnRecurrentLayer {
         b: usize,
         h0: &[f32],
         c0: &[f32],
+        keep: Option<&[f32]>,
         cache: &mut LnCache,
     ) {
         assert!(Self::supports(self.cell), "layer norm needs an LSTM or GRU");
@@ -223,6 +236,7 @@ impl LnRecurrentLayer {
             };
             let hprev = &mut c.hprev[r0 * h..r0 * h + bh];
             hprev.copy_from_slice(prev);
+            reset_rows(hprev, keep.map(|k| &k[r0..r0 + b]), h);
             sgemm(
                 Trans::N,
                 Trans::T,
@@ -250,14 +264,22 @@ impl LnRecurrentLayer {
                 gh,
             );
             match self.cell {
-                CellKind::Lstm => self.lstm_step(p, c, s, b, c0),
+                CellKind::Lstm => self.lstm_step(p, c, s, b, c0, keep),
                 _ => self.gru_step(p, c, s, b),
             }
         }
     }
 
     /// One LSTM step's cell after both projections are normalized.
-    fn lstm_step(&self, p: LnParams<'_>, c: &mut LnCache, s: usize, b: usize, c0: &[f32]) {
+    fn lstm_step(
+        &self,
+        p: LnParams<'_>,
+        c: &mut LnCache,
+        s: usize,
+        b: usize,
+        c0: &[f32],
+        keep: Option<&[f32]>,
+    ) {
         let (h, gh) = (self.hidden_size, self.gate_rows());
         let r0 = s * b;
         let bias = |k: usize| p.base.b_ih[k] + p.base.b_hh[k];
@@ -276,7 +298,9 @@ impl LnRecurrentLayer {
                 );
                 let g = &mut c.gates[row * gh..(row + 1) * gh];
                 (g[j], g[h + j], g[2 * h + j], g[3 * h + j]) = (ig, fg, gg, og);
-                let cp = if s == 0 {
+                let cp = if keep.is_some_and(|k| k[row] == 0.0) {
+                    0.0
+                } else if s == 0 {
                     c0[rr * h + j]
                 } else {
                     c.c[(row - b) * h + j]
@@ -332,10 +356,10 @@ impl LnRecurrentLayer {
         }
     }
 
-    /// Backward of [`LnRecurrentLayer::forward`]: `dy: [T*B, H]` the loss
-    /// gradient w.r.t. the outputs, `dh_n`/`dc_n` (optional) w.r.t. the final
-    /// state. Adds the parameter gradients into `g`; writes `dx: [T*B, I]` and
-    /// the initial-state gradients when asked.
+    /// Backward of [`LnRecurrentLayer::forward`] (with the same `keep`):
+    /// `dy: [T*B, H]` the loss gradient w.r.t. the outputs, `dh_n`/`dc_n`
+    /// (optional) w.r.t. the final state. Adds the parameter gradients into
+    /// `g`; writes `dx: [T*B, I]` and the initial-state gradients when asked.
     pub fn backward(
         &self,
         p: LnParams<'_>,
@@ -344,6 +368,7 @@ impl LnRecurrentLayer {
         dy: &[f32],
         dh_n: Option<&[f32]>,
         dc_n: Option<&[f32]>,
+        keep: Option<&[f32]>,
         cache: &mut LnCache,
         dx: Option<&mut [f32]>,
         dh0: Option<&mut [f32]>,
@@ -436,6 +461,12 @@ impl LnRecurrentLayer {
                 for k in 0..bh {
                     c.dh[k] += c.tmp[k];
                 }
+            }
+            // A stream that started over at this step took nothing from before.
+            let keep_s = keep.map(|k| &k[r0..r0 + b]);
+            reset_rows(&mut c.dh[..bh], keep_s, h);
+            if lstm {
+                reset_rows(&mut c.dc[..bh], keep_s, h);
             }
         }
         if let Some(d) = dh0 {
@@ -611,6 +642,8 @@ mod tests {
         ry: Vec<f32>,
         rh: Vec<f32>,
         rc: Vec<f32>,
+        /// Stream 1 starts a new document at step 1.
+        keep: Vec<f32>,
     }
 
     impl Case {
@@ -640,6 +673,9 @@ mod tests {
                 ry: v(t * b * h),
                 rh: v(b * h),
                 rc: v(b * h),
+                keep: (0..t * b)
+                    .map(|k| if k == b + 1 { 0.0 } else { 1.0 })
+                    .collect(),
             }
         }
 
@@ -663,8 +699,9 @@ mod tests {
         /// loss = Σ y ⊙ ry + Σ h_T ⊙ rh (+ Σ c_T ⊙ rc).
         fn loss(&self, q: &[Vec<f32>], x: &[f32], h0: &[f32], c0: &[f32]) -> f64 {
             let mut cache = LnCache::default();
+            let keep = Some(&self.keep[..]);
             self.layer
-                .forward(self.p(q), x, self.t, self.b, h0, c0, &mut cache);
+                .forward(self.p(q), x, self.t, self.b, h0, c0, keep, &mut cache);
             let h = self.layer.hidden_size;
             let dot =
                 |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x * y) as f64).sum::<f64>();
@@ -681,7 +718,9 @@ mod tests {
         let lstm = cell == CellKind::Lstm;
         let mut cache = LnCache::default();
         let p = k.p(&k.params);
-        k.layer.forward(p, &k.x, k.t, k.b, &k.h0, &k.c0, &mut cache);
+        let keep = Some(&k.keep[..]);
+        k.layer
+            .forward(p, &k.x, k.t, k.b, &k.h0, &k.c0, keep, &mut cache);
         let mut grads: Vec<Vec<f32>> = k.params.iter().map(|v| vec![0.0; v.len()]).collect();
         let (mut dx, mut dh0, mut dc0) = (
             vec![0.0; k.x.len()],
@@ -715,6 +754,7 @@ mod tests {
                 &k.ry,
                 Some(&k.rh),
                 lstm.then_some(&k.rc[..]),
+                keep,
                 &mut cache,
                 Some(&mut dx),
                 Some(&mut dh0),
@@ -768,7 +808,7 @@ mod tests {
             let run = |q: &[Vec<f32>]| {
                 let mut cache = LnCache::default();
                 k.layer
-                    .forward(k.p(q), &k.x, k.t, k.b, &k.h0, &k.c0, &mut cache);
+                    .forward(k.p(q), &k.x, k.t, k.b, &k.h0, &k.c0, None, &mut cache);
                 cache.output(k.layer.hidden_size).to_vec()
             };
             for (a, b) in run(&k.params).iter().zip(run(&big)) {

@@ -39,6 +39,7 @@ fn model() -> LanguageModel {
         dense: 0,
         dropout: 0.0,
         tie: true,
+        layer_norm: false,
     };
     LanguageModel::new(config, &mut Rng::new(1), None).unwrap()
 }

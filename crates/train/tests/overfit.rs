@@ -38,6 +38,7 @@ fn memorize(cell: CellKind) -> f64 {
         dense: 0,
         dropout: 0.0,
         tie: false,
+        layer_norm: false,
     };
     let model = LanguageModel::new(config, &mut Rng::new(1), None).unwrap();
     let train = TrainConfig {

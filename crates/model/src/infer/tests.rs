@@ -31,6 +31,7 @@ fn model(cell: CellKind, embed: usize, dense: usize, tie: bool, hidden: usize) -
         dense,
         dropout: 0.3,
         tie,
+        layer_norm: false,
     };
     let mut rng = Rng::new(7 + cell as u64 + hidden as u64);
     let mut m = LanguageModel::new(config, &mut rng, Some(1.0)).unwrap();
