@@ -24,7 +24,7 @@ use recurrent_kernels::activation::{sigmoid, tanh};
 use recurrent_kernels::{sgemm, Trans};
 
 use crate::layer_norm;
-use crate::recurrent::{CellKind, LayerGrads, LayerParams};
+use crate::recurrent::{last_step, CellKind, LayerGrads, LayerParams};
 
 /// A layer-normalized layer's parameters: the plain layer's (PyTorch shapes)
 /// and the LayerNorm gains and biases, `[G*H]` for the two projections and
@@ -155,14 +155,12 @@ impl LnCache {
 
     /// The output at the last step, `[B, H]`.
     pub fn last_h(&self, hidden: usize) -> &[f32] {
-        let (t, b) = (self.steps, self.batch);
-        &self.h[(t - 1) * b * hidden..t * b * hidden]
+        last_step(&self.h, self.steps, self.batch, hidden)
     }
 
     /// The LSTM cell state at the last step, `[B, H]`.
     pub fn last_c(&self, hidden: usize) -> &[f32] {
-        let (t, b) = (self.steps, self.batch);
-        &self.c[(t - 1) * b * hidden..t * b * hidden]
+        last_step(&self.c, self.steps, self.batch, hidden)
     }
 
     /// Outputs of the last forward, `[T*B, H]`.

@@ -178,14 +178,12 @@ impl LayerCache {
 
     /// The output at the last step, `[B, H]` (the new hidden state).
     pub fn last_h(&self, hidden: usize) -> &[f32] {
-        let (t, b) = (self.steps, self.batch);
-        &self.h[(t - 1) * b * hidden..t * b * hidden]
+        last_step(&self.h, self.steps, self.batch, hidden)
     }
 
     /// The LSTM cell state at the last step, `[B, H]`.
     pub fn last_c(&self, hidden: usize) -> &[f32] {
-        let (t, b) = (self.steps, self.batch);
-        &self.c[(t - 1) * b * hidden..t * b * hidden]
+        last_step(&self.c, self.steps, self.batch, hidden)
     }
 
     /// Outputs of the last forward, `[T*B, H]`.
@@ -207,6 +205,11 @@ impl LayerCache {
         };
         (&self.hprev[..n * h], dg_hh, dg_ih)
     }
+}
+
+/// The rows of the last of `steps` steps of a time-major `[T*B, w]` buffer.
+pub(crate) fn last_step(buf: &[f32], steps: usize, batch: usize, w: usize) -> &[f32] {
+    &buf[(steps - 1) * batch * w..steps * batch * w]
 }
 
 fn grow(v: &mut Vec<f32>, n: usize) {

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::clip::{clip_grad_norm, grad_norm};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrScheduler, Schedule};
-use crate::trainer::{DataFingerprint, EvalRecord, Slot, StopReason, TrainError};
+use crate::trainer::{DataFingerprint, EvalRecord, Slot, StopReason, StopRule, TrainError};
 
 /// Pairs per length-sorted pool, in batches.
 const POOL_BATCHES: usize = 32;
@@ -404,39 +404,15 @@ impl Seq2SeqTrainer {
         ))
     }
 
-    fn stop_reason(&self, started: Instant) -> Option<StopReason> {
+    fn stop_rule(&self) -> StopRule {
         let c = &self.state.config;
-        if c.steps.is_some_and(|s| self.state.step >= s) {
-            Some(StopReason::Steps)
-        } else if c.epochs.is_some_and(|e| self.state.epoch >= e) {
-            Some(StopReason::Epochs)
-        } else if c
-            .time_secs
-            .is_some_and(|s| started.elapsed().as_secs_f64() >= s)
-        {
-            Some(StopReason::Time)
-        } else {
-            None
-        }
+        StopRule::new(c.epochs, c.steps, c.time_secs)
     }
 
-    /// The largest fraction done by any stop rule.
     fn progress(&self, started: Instant) -> Option<f64> {
-        let c = &self.state.config;
-        let epochs = c.epochs.map(|e| {
-            let done = self.state.epoch as f64
-                + self.state.batch_in_epoch as f64 / self.batches.len() as f64;
-            done / e.max(1) as f64
-        });
-        let steps = c.steps.map(|s| self.state.step as f64 / s.max(1) as f64);
-        let time = c
-            .time_secs
-            .map(|s| started.elapsed().as_secs_f64() / s.max(1e-9));
-        [epochs, steps, time]
-            .into_iter()
-            .flatten()
-            .reduce(f64::max)
-            .map(|p| p.min(1.0))
+        let done =
+            self.state.epoch as f64 + self.state.batch_in_epoch as f64 / self.batches.len() as f64;
+        self.stop_rule().progress(self.state.step, done, started)
     }
 
     /// Validates, records, and saves `best/` on improvement. Only scheduled
@@ -486,7 +462,8 @@ impl Seq2SeqTrainer {
         let elapsed_before = self.state.elapsed_secs;
         let mut last_eval_step = None;
         let reason = loop {
-            if let Some(reason) = self.stop_reason(started) {
+            let rule = self.stop_rule();
+            if let Some(reason) = rule.reason(self.state.step, self.state.epoch, started) {
                 break reason;
             }
             if observer.should_stop() {

@@ -230,6 +230,57 @@ pub enum StopReason {
     Interrupted,
 }
 
+/// When a run ends: the first of `--steps`, `--epochs` and `--time` reached
+/// (shared by the language-model and seq2seq trainers).
+#[derive(Clone, Copy, Debug)]
+pub struct StopRule {
+    pub epochs: Option<u64>,
+    pub steps: Option<u64>,
+    /// Wall-clock seconds of this invocation.
+    pub time_secs: Option<f64>,
+}
+
+impl StopRule {
+    pub fn new(epochs: Option<u64>, steps: Option<u64>, time_secs: Option<f64>) -> StopRule {
+        StopRule {
+            epochs,
+            steps,
+            time_secs,
+        }
+    }
+
+    /// Why to stop after `step` optimizer steps in epoch `epoch`, if at all.
+    pub fn reason(&self, step: u64, epoch: u64, started: Instant) -> Option<StopReason> {
+        if self.steps.is_some_and(|s| step >= s) {
+            Some(StopReason::Steps)
+        } else if self.epochs.is_some_and(|e| epoch >= e) {
+            Some(StopReason::Epochs)
+        } else if self
+            .time_secs
+            .is_some_and(|s| started.elapsed().as_secs_f64() >= s)
+        {
+            Some(StopReason::Time)
+        } else {
+            None
+        }
+    }
+
+    /// The largest fraction done by any limit (`epochs_done` counts the
+    /// current epoch's share), or `None` without limits.
+    pub fn progress(&self, step: u64, epochs_done: f64, started: Instant) -> Option<f64> {
+        let steps = self.steps.map(|s| step as f64 / s.max(1) as f64);
+        let epochs = self.epochs.map(|e| epochs_done / e.max(1) as f64);
+        let time = self
+            .time_secs
+            .map(|s| started.elapsed().as_secs_f64() / s.max(1e-9));
+        [steps, epochs, time]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max)
+            .map(|p| p.min(1.0))
+    }
+}
+
 /// Receives progress and performs the run's I/O.
 pub trait Observer {
     fn on_step(&mut self, _trainer: &Trainer, _report: &StepReport) {}
@@ -581,35 +632,18 @@ impl Trainer {
 
     fn stop_reason(&self, started: Instant) -> Option<StopReason> {
         let c = &self.state.config;
-        if c.steps.is_some_and(|s| self.state.step >= s) {
-            return Some(StopReason::Steps);
-        }
-        if c.epochs.is_some_and(|e| self.state.epoch >= e) {
-            return Some(StopReason::Epochs);
-        }
-        if c.time_secs
-            .is_some_and(|s| started.elapsed().as_secs_f64() >= s)
-        {
-            return Some(StopReason::Time);
-        }
-        None
+        let rule = StopRule::new(c.epochs, c.steps, c.time_secs);
+        rule.reason(self.state.step, self.state.epoch, started)
     }
 
     fn progress(&self, started: Instant) -> Option<f64> {
         let c = &self.state.config;
-        let mut p: Option<f64> = None;
-        let mut take = |x: f64| p = Some(p.map_or(x, |q: f64| q.max(x)).min(1.0));
-        if let Some(s) = c.steps {
-            take(self.state.step as f64 / s.max(1) as f64);
-        }
-        if let Some(e) = c.epochs {
-            let done = self.state.epoch as f64 + self.epoch_fraction();
-            take(done / e.max(1) as f64);
-        }
-        if let Some(s) = c.time_secs {
-            take(started.elapsed().as_secs_f64() / s.max(1e-9));
-        }
-        p
+        let epochs_done = self.state.epoch as f64 + self.epoch_fraction();
+        StopRule::new(c.epochs, c.steps, c.time_secs).progress(
+            self.state.step,
+            epochs_done,
+            started,
+        )
     }
 
     /// Validates, records the result, and saves `best/` on improvement. Scheduled

@@ -3,16 +3,15 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use recurrent_checkpoint::seq2seq as ckpt;
 use recurrent_model::seq2seq::Seq2SeqWorkspace;
 use recurrent_report::{corpus_bleu, corpus_chrf};
-use recurrent_text::PairColumns;
 use recurrent_train::seq2seq::{evaluate_pairs, EncodedPair};
 use serde_json::json;
 
-use super::decode::{translate, write_attention_map, DecodeArgs};
+use super::decode::{translate, DecodeArgs};
 
 /// Arguments of `recurrent seq2seq eval`.
 #[derive(Args, Debug)]
@@ -22,18 +21,8 @@ pub struct EvalArgs {
     /// Sentence pairs to score (e.g. the test.tsv a training run wrote).
     #[arg(long)]
     pairs: PathBuf,
-    /// Layout of the pairs file (tab-separated columns).
-    #[arg(long, value_enum, default_value_t = super::PairFormat::Tsv)]
-    format: super::PairFormat,
-    /// Column of the source sentence (counting from 0).
-    #[arg(long, default_value_t = 0)]
-    src_col: usize,
-    /// Column of the target sentence (counting from 0).
-    #[arg(long, default_value_t = 1)]
-    tgt_col: usize,
-    /// Swap source and target.
-    #[arg(long)]
-    reverse: bool,
+    #[command(flatten)]
+    columns: super::ColumnArgs,
     #[command(flatten)]
     decode: DecodeArgs,
     /// Print one JSON object (bleu, chrf, accuracy, sentences, ...) instead of text.
@@ -42,12 +31,8 @@ pub struct EvalArgs {
     /// Also write the outputs, one line per pair, to this file.
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Write the attention weights of one pair's translation as an SVG heatmap.
-    #[arg(long)]
-    attention_map: Option<PathBuf>,
-    /// Which pair --attention-map draws (counting from 1).
-    #[arg(long, default_value_t = 1, requires = "attention_map")]
-    attention_line: usize,
+    #[command(flatten)]
+    attention: super::AttentionMapArgs,
     /// Threads for the kernels (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -57,19 +42,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
     crate::commands::set_threads(args.threads)?;
     let saved = ckpt::load(&args.checkpoint)?;
     let (model, toks) = (&saved.model, &saved.tokenizers);
-    let columns = PairColumns {
-        src: args.src_col,
-        tgt: args.tgt_col,
-        reverse: args.reverse,
-    };
-    let pairs = super::read_pairs_as(args.format, &args.pairs, &columns)?;
-    if args.attention_map.is_some() && !(1..=pairs.len()).contains(&args.attention_line) {
-        bail!(
-            "--attention-line {} is not one of the {} pairs",
-            args.attention_line,
-            pairs.len()
-        );
-    }
+    let pairs = args.columns.read(&args.pairs)?;
+    args.attention.check(pairs.len())?;
     let sources: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
     let started = std::time::Instant::now();
     let out = translate(model, toks, &sources, &args.decode)?;
@@ -101,9 +75,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             .collect();
         recurrent_checkpoint::atomic_write(path, text.as_bytes())?;
     }
-    if let Some(path) = &args.attention_map {
-        write_attention_map(path, toks, &out[args.attention_line - 1])?;
-    }
+    args.attention.write(toks, &out)?;
     let decoding = match args.decode.temperature {
         Some(t) => format!("sampling at temperature {t}"),
         None if args.decode.beam == 1 => "greedy".to_string(),

@@ -35,14 +35,75 @@ enum Seq2SeqCommand {
     Eval(eval::EvalArgs),
 }
 
-/// Reads the pairs of `path` laid out as `format` says.
-fn read_pairs_as(
+/// Where the source and target of a pair are (shared by `train` and `eval`).
+#[derive(Args, Debug, Clone)]
+pub struct ColumnArgs {
+    /// Layout of the pairs file (tab-separated columns).
+    #[arg(long, value_enum, default_value_t = PairFormat::Tsv)]
     format: PairFormat,
-    path: &std::path::Path,
-    columns: &recurrent_text::PairColumns,
-) -> Result<Vec<recurrent_text::Pair>> {
-    match format {
-        PairFormat::Tsv => Ok(recurrent_text::read_pairs(path, columns)?),
+    /// Column of the source sentence (counting from 0).
+    #[arg(long, default_value_t = 0)]
+    src_col: usize,
+    /// Column of the target sentence (counting from 0).
+    #[arg(long, default_value_t = 1)]
+    tgt_col: usize,
+    /// Swap source and target (e.g. French to English from eng-fra.txt).
+    #[arg(long)]
+    reverse: bool,
+}
+
+impl ColumnArgs {
+    fn columns(&self) -> recurrent_text::PairColumns {
+        recurrent_text::PairColumns {
+            src: self.src_col,
+            tgt: self.tgt_col,
+            reverse: self.reverse,
+        }
+    }
+
+    /// Reads the pairs of `path` laid out as these flags say.
+    fn read(&self, path: &std::path::Path) -> Result<Vec<recurrent_text::Pair>> {
+        match self.format {
+            PairFormat::Tsv => Ok(recurrent_text::read_pairs(path, &self.columns())?),
+        }
+    }
+}
+
+/// `--attention-map` and the line it draws (shared by `translate` and `eval`).
+#[derive(Args, Debug, Clone)]
+pub struct AttentionMapArgs {
+    /// Write the attention weights of one translated line as an SVG heatmap.
+    #[arg(long)]
+    attention_map: Option<std::path::PathBuf>,
+    /// Which line (or pair) --attention-map draws, counting from 1.
+    #[arg(long, default_value_t = 1, requires = "attention_map")]
+    attention_line: usize,
+}
+
+impl AttentionMapArgs {
+    /// Checks the line exists among `lines` before any work is done.
+    fn check(&self, lines: usize) -> Result<()> {
+        if self.attention_map.is_some() && !(1..=lines).contains(&self.attention_line) {
+            anyhow::bail!(
+                "--attention-line {} is not one of the {lines} input lines",
+                self.attention_line
+            );
+        }
+        Ok(())
+    }
+
+    /// Draws the chosen line's attention, when asked.
+    fn write(
+        &self,
+        tokenizers: &recurrent_text::PairTokenizers,
+        out: &[decode::Translation],
+    ) -> Result<()> {
+        match &self.attention_map {
+            Some(path) => {
+                decode::write_attention_map(path, tokenizers, &out[self.attention_line - 1])
+            }
+            None => Ok(()),
+        }
     }
 }
 

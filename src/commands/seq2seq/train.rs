@@ -47,18 +47,8 @@ pub struct TrainArgs {
     /// Sentence pairs: one pair per line, source and target separated by a tab.
     #[arg(long, required_unless_present = "resume")]
     pairs: Option<PathBuf>,
-    /// Layout of the pairs file (tab-separated columns).
-    #[arg(long, value_enum, default_value_t = super::PairFormat::Tsv)]
-    format: super::PairFormat,
-    /// Column of the source sentence (counting from 0).
-    #[arg(long, default_value_t = 0)]
-    src_col: usize,
-    /// Column of the target sentence (counting from 0).
-    #[arg(long, default_value_t = 1)]
-    tgt_col: usize,
-    /// Swap source and target (e.g. French to English from eng-fra.txt).
-    #[arg(long)]
-    reverse: bool,
+    #[command(flatten)]
+    columns: super::ColumnArgs,
     /// Share of the pairs held out for validation.
     #[arg(long, default_value_t = 0.05)]
     valid_fraction: f64,
@@ -345,16 +335,16 @@ fn start(args: &TrainArgs) -> Result<Started> {
     let pairs = args.pairs.as_deref().expect("clap requires --pairs");
     let data = PairSource {
         pairs: absolute(pairs),
-        src_col: args.src_col,
-        tgt_col: args.tgt_col,
-        reverse: args.reverse,
+        src_col: args.columns.src_col,
+        tgt_col: args.columns.tgt_col,
+        reverse: args.columns.reverse,
         valid_fraction: args.valid_fraction,
         test_fraction: args.test_fraction,
         split_seed: args.split_seed,
         max_tokens: args.max_tokens,
     };
     check_args(args)?;
-    let super::PairFormat::Tsv = args.format; // the one layout read_split knows
+    let super::PairFormat::Tsv = args.columns.format; // the one layout read_split knows
     let split = read_split(&data)?;
     if split.train.is_empty() {
         bail!("no training pairs are left after holding out validation and test pairs");

@@ -3,11 +3,11 @@
 use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use recurrent_checkpoint::seq2seq as ckpt;
 
-use super::decode::{translate, write_attention_map, DecodeArgs};
+use super::decode::{translate, DecodeArgs};
 
 /// Arguments of `recurrent seq2seq translate`.
 #[derive(Args, Debug)]
@@ -19,12 +19,8 @@ pub struct TranslateArgs {
     input: Option<PathBuf>,
     #[command(flatten)]
     decode: DecodeArgs,
-    /// Write the attention weights of one translated line as an SVG heatmap.
-    #[arg(long)]
-    attention_map: Option<PathBuf>,
-    /// Which input line --attention-map draws (counting from 1).
-    #[arg(long, default_value_t = 1, requires = "attention_map")]
-    attention_line: usize,
+    #[command(flatten)]
+    attention: super::AttentionMapArgs,
     /// Threads for the kernels (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -45,13 +41,7 @@ pub fn run(args: TranslateArgs) -> Result<()> {
         }
     };
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
-    if args.attention_map.is_some() && !(1..=lines.len()).contains(&args.attention_line) {
-        bail!(
-            "--attention-line {} is not one of the {} input lines",
-            args.attention_line,
-            lines.len()
-        );
-    }
+    args.attention.check(lines.len())?;
     let out = translate(&saved.model, &saved.tokenizers, &lines, &args.decode)?;
     let mut stdout = BufWriter::new(std::io::stdout().lock());
     for t in &out {
@@ -59,8 +49,6 @@ pub fn run(args: TranslateArgs) -> Result<()> {
         writeln!(stdout, "{}", t.text.replace(['\n', '\r'], " "))?;
     }
     stdout.flush()?;
-    if let Some(path) = &args.attention_map {
-        write_attention_map(path, &saved.tokenizers, &out[args.attention_line - 1])?;
-    }
+    args.attention.write(&saved.tokenizers, &out)?;
     Ok(())
 }
