@@ -671,10 +671,24 @@ struct CliObserver<'a> {
 
 impl CliObserver<'_> {
     fn metric(&self, value: serde_json::Value) {
-        if let Err(e) = append_jsonl(&self.run_dir.join(METRICS_FILE), &value) {
-            self.progress.println(&format!("warning: {e}"));
-        }
+        append_metric(&self.progress, &self.run_dir, &value);
     }
+}
+
+/// Appends one line to the run's metrics.jsonl; a failure is a warning, not
+/// the end of the run (shared by the language-model and seq2seq commands).
+pub(crate) fn append_metric(progress: &Progress, run_dir: &Path, value: &serde_json::Value) {
+    if let Err(e) = append_jsonl(&run_dir.join(METRICS_FILE), value) {
+        progress.println(&format!("warning: {e}"));
+    }
+}
+
+/// The folder of a run that holds checkpoint `slot`.
+pub(crate) fn slot_dir(run_dir: &Path, slot: Slot) -> PathBuf {
+    run_dir.join(match slot {
+        Slot::Best => BEST_DIR,
+        Slot::Last => LAST_DIR,
+    })
 }
 
 impl Observer for CliObserver<'_> {
@@ -726,11 +740,7 @@ impl Observer for CliObserver<'_> {
     }
 
     fn save(&mut self, trainer: &Trainer, slot: Slot) -> Result<(), String> {
-        let dir = self.run_dir.join(if slot == Slot::Best {
-            BEST_DIR
-        } else {
-            LAST_DIR
-        });
+        let dir = slot_dir(&self.run_dir, slot);
         let run = SavedRun {
             trainer: trainer.state.clone(),
             data: self.data.clone(),

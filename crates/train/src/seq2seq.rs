@@ -204,13 +204,13 @@ fn check_pairs(model: &Seq2Seq, pairs: &[EncodedPair], what: &str) -> Result<(),
     let (vs, vt) = (model.config.src_vocab, model.config.tgt_vocab);
     for (i, p) in pairs.iter().enumerate() {
         if p.src.is_empty() || p.tgt.len() < 2 {
-            return Err(TrainError::Resume(format!(
+            return Err(TrainError::Data(format!(
                 "{what} pair {} has an empty source or target",
                 i + 1
             )));
         }
         if p.src.iter().any(|&t| t as usize >= vs) || p.tgt.iter().any(|&t| t as usize >= vt) {
-            return Err(TrainError::Resume(format!(
+            return Err(TrainError::Data(format!(
                 "{what} pair {} has ids outside the model's vocabularies",
                 i + 1
             )));
@@ -288,12 +288,10 @@ impl Seq2SeqTrainer {
         val: Vec<EncodedPair>,
     ) -> Result<Seq2SeqTrainer, TrainError> {
         if train.is_empty() {
-            return Err(TrainError::Resume("there are no training pairs".into()));
+            return Err(TrainError::Data("there are no training pairs".into()));
         }
         if state.config.batch == 0 {
-            return Err(TrainError::Resume(
-                "the batch size must be at least 1".into(),
-            ));
+            return Err(TrainError::Data("the batch size must be at least 1".into()));
         }
         check_pairs(&model, &train, "training")?;
         check_pairs(&model, &val, "validation")?;
@@ -350,7 +348,7 @@ impl Seq2SeqTrainer {
                 &mut self.state.rng,
                 &mut self.grads,
             )
-            .map_err(|e| TrainError::Resume(e.to_string()))?;
+            .map_err(|e| TrainError::Data(e.to_string()))?;
         let next = self.state.step + 1;
         if !stats.loss.is_finite() {
             return Err(TrainError::NonFinite {

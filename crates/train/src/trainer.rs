@@ -33,6 +33,9 @@ pub enum TrainError {
     NonFiniteValidation { loss: f64, step: u64 },
     #[error("cannot resume: {0}")]
     Resume(String),
+    /// Training data the trainer cannot use (e.g. an empty set of pairs).
+    #[error("invalid training data: {0}")]
+    Data(String),
     #[error("{0}")]
     Observer(String),
 }

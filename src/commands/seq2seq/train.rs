@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use recurrent_checkpoint::atomic_write;
 use recurrent_checkpoint::layout::{BEST_DIR, CONFIG_FILE, LAST_DIR, METRICS_FILE};
 use recurrent_checkpoint::lm::ResumeState;
 use recurrent_checkpoint::seq2seq as ckpt;
-use recurrent_checkpoint::{append_jsonl, atomic_write};
 use recurrent_kernels::{threads, Rng};
 use recurrent_model::seq2seq::{AttentionKind, Bridge, Seq2Seq, Seq2SeqConfig};
 use recurrent_model::CellKind;
@@ -30,7 +30,8 @@ use serde_json::json;
 
 use super::decode::{translate, DecodeArgs};
 use crate::commands::train::{
-    absolute, fresh_run_dir, install_interrupt_handler, short_f32, INTERRUPTED,
+    absolute, append_metric, fresh_run_dir, install_interrupt_handler, short_f32, slot_dir,
+    INTERRUPTED,
 };
 use crate::curves::Curves;
 use crate::duration::parse_duration;
@@ -564,9 +565,7 @@ struct CliObserver<'a> {
 
 impl CliObserver<'_> {
     fn metric(&self, value: serde_json::Value) {
-        if let Err(e) = append_jsonl(&self.run_dir.join(METRICS_FILE), &value) {
-            self.progress.println(&format!("warning: {e}"));
-        }
+        append_metric(&self.progress, &self.run_dir, &value);
     }
 
     /// Greedy BLEU of the model on `bleu_pairs`, or None without any.
@@ -626,11 +625,7 @@ impl Seq2SeqObserver for CliObserver<'_> {
     }
 
     fn save(&mut self, t: &Seq2SeqTrainer, slot: Slot) -> Result<(), String> {
-        let dir = self.run_dir.join(if slot == Slot::Best {
-            BEST_DIR
-        } else {
-            LAST_DIR
-        });
+        let dir = slot_dir(&self.run_dir, slot);
         let run = SavedRun {
             trainer: t.state.clone(),
             data: self.data.clone(),
