@@ -29,6 +29,10 @@ fn main() {
         ("decoder", Trans::N, Trans::T, 6400, 65, 512),
         ("dW dec", Trans::T, Trans::N, 65, 512, 6400),
         ("dW 128", Trans::T, Trans::N, 512, 128, 5000),
+        // Word level: 35x20 tokens, 10k words, width 200 (PTB, tied).
+        ("word dec", Trans::N, Trans::T, 700, 10000, 200),
+        ("word dW", Trans::T, Trans::N, 10000, 200, 700),
+        ("word dh", Trans::N, Trans::N, 700, 200, 10000),
     ] {
         let (ar, ac) = if ta == Trans::N { (m, k) } else { (k, m) };
         let (br, bc) = if tb == Trans::N { (k, n) } else { (n, k) };

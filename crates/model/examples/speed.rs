@@ -1,7 +1,9 @@
 //! Training-step throughput of the language model at a few sizes.
 //!
-//! `speed [threads] [hidden] [cell]`: optional filters on the hidden size and
-//! cell name. With `PROFILE=1` it also prints wall time per phase (see
+//! `speed [threads] [hidden] [cell] [vocab batch seq-len]`: optional filters
+//! on the hidden size and cell name; the last three switch to a word-level
+//! shape (tied embedding of width `hidden`, e.g. `speed 2 200 lstm 10000 20 35`
+//! for PyTorch's word_language_model on PTB). With `PROFILE=1` it also prints wall time per phase (see
 //! `recurrent_kernels::profile`) and the sustained GFLOP/s of the step.
 use recurrent_kernels::Rng;
 use recurrent_model::{CellKind, LanguageModel, ModelConfig, State, Workspace};
@@ -20,27 +22,35 @@ fn main() {
     let threads: usize = args.get(1).map(|s| s.parse().unwrap()).unwrap_or(2);
     let only_hidden: Option<usize> = args.get(2).map(|s| s.parse().unwrap());
     let only_cell: Option<CellKind> = args.get(3).map(|s| s.parse().unwrap());
+    let word: Option<Vec<usize>> =
+        (args.len() >= 7).then(|| args[4..7].iter().map(|s| s.parse().unwrap()).collect());
     let profile = std::env::var_os("PROFILE").is_some();
     recurrent_kernels::threads::set_threads(threads);
-    for (cell, layers, hidden, batch) in CONFIGS {
+    let mut configs = CONFIGS.to_vec();
+    if let (Some(w), Some(h), Some(c)) = (&word, only_hidden, only_cell) {
+        configs = vec![(c, 2, h, w[1])];
+    }
+    for (cell, layers, hidden, batch) in configs {
         if only_hidden.is_some_and(|h| h != hidden) || only_cell.is_some_and(|c| c != cell) {
             continue;
         }
+        let (vocab, t) = word.as_ref().map_or((65, 100), |w| (w[0], w[2]));
         let config = ModelConfig {
             cell,
-            vocab_size: 65,
-            embed: 64,
+            vocab_size: vocab,
+            embed: if word.is_some() { hidden } else { 64 },
             hidden,
             layers,
             dense: 0,
             dropout: 0.2,
-            tie: false,
+            tie: word.is_some(),
             layer_norm: false,
         };
         let mut rng = Rng::new(1);
         let m = LanguageModel::new(config.clone(), &mut rng, None).unwrap();
-        let t = 100;
-        let tokens: Vec<u32> = (0..t * batch).map(|_| rng.below(65) as u32).collect();
+        let tokens: Vec<u32> = (0..t * batch)
+            .map(|_| rng.below(vocab as u64) as u32)
+            .collect();
         let mut ws = Workspace::default();
         let mut st = State::zeros(&config, batch);
         let mut g = vec![0.0; m.num_params()];
