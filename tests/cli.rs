@@ -1458,3 +1458,74 @@ fn layer_norm_models_train_resume_sample_and_refuse_pytorch_export() {
         &["LSTM or GRU"],
     );
 }
+
+#[test]
+fn a_narrower_last_layer_trains_resumes_samples_and_refuses_pytorch_export() {
+    let sb = Sandbox::new();
+    sb.write("text.txt", corpus(300, 5));
+    // AWD-LSTM's shape: the last layer as wide as the tied embedding.
+    let shape = [
+        "--tokenizer",
+        "word",
+        "--layers",
+        "3",
+        "--hidden",
+        "24",
+        "--last-hidden",
+        "8",
+        "--embed",
+        "8",
+        "--tie",
+        "--seq-len",
+        "8",
+    ];
+    let with = |steps: &'static str| -> Vec<&'static str> {
+        let mut args = shape.to_vec();
+        args.extend(["--steps", steps]);
+        args
+    };
+    sb.train("text.txt", "awd", &with("6"));
+    let config = read_json(&sb.path("awd/last/config.json"));
+    assert_eq!(config["model"]["last_hidden"], 8);
+    assert!(sb.ok(&["info", "awd"]).contains("24/24/8"));
+    sb.train("text.txt", "half", &with("3"));
+    sb.ok(&[
+        "train",
+        "--resume",
+        "half",
+        "--steps",
+        "6",
+        "--threads",
+        "1",
+        "--sample-length",
+        "0",
+    ]);
+    let weights = |run: &str| fs::read(sb.path(run).join("last/model.safetensors")).unwrap();
+    assert_eq!(weights("awd"), weights("half"), "resume is exact");
+    let text = sb.sample("awd", 20, 1, &["--prime", "The cat"]);
+    assert!(text.starts_with("The cat"), "{text:?}");
+    assert!(
+        sb.eval_json("awd", "text.txt")["perplexity"]
+            .as_f64()
+            .unwrap()
+            > 1.0
+    );
+    sb.fails(
+        &["export", "pytorch", "awd", "--out", "x.safetensors"],
+        &["24/24/8"],
+    );
+    sb.fails(
+        &[
+            "train",
+            "--input",
+            "text.txt",
+            "--out",
+            "r",
+            "--layers",
+            "1",
+            "--last-hidden",
+            "8",
+        ],
+        &["2 layers"],
+    );
+}

@@ -106,6 +106,7 @@ impl Config {
             dropout: 0.0,
             tie: false,
             layer_norm: false,
+            last_hidden: 0,
         }
     }
 

@@ -59,7 +59,7 @@ pub fn import(args: ImportArgs) -> Result<()> {
     println!(
         "imported a {}x{} {} (embed {}, vocabulary {}{}) into {}",
         c.layers,
-        c.hidden,
+        c.widths_label(),
         c.cell,
         c.embed,
         c.vocab_size,

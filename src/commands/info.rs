@@ -21,7 +21,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
     println!(
         "model        {} layers x {} {} units, embedding {}{}{}, dropout {}",
         c.layers,
-        c.hidden,
+        c.widths_label(),
         c.cell,
         if c.embed == 0 {
             "one-hot".to_string()

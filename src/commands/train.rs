@@ -74,7 +74,7 @@ pub struct TrainArgs {
     #[arg(long)]
     dropout: Option<f32>,
     /// Share the embedding with the output projection (needs --embed equal to the width
-    /// feeding the output: --hidden, or --dense when there is a dense layer).
+    /// feeding the output: --hidden, --last-hidden when given, or --dense when there is a dense layer).
     #[arg(long)]
     tie: bool,
     /// Locked dropout on the embedding output: one mask per stream, shared by every
@@ -105,6 +105,10 @@ pub struct TrainArgs {
     /// plus normal noise of 5, at least 5, with the learning rate scaled by length/--seq-len.
     #[arg(long, conflicts_with = "resume")]
     variable_bptt: bool,
+    /// Hidden units of the last recurrent layer when it should differ from --hidden
+    /// (AWD-LSTM's 1150/1150/400: as wide as a tied --embed).
+    #[arg(long, conflicts_with_all = ["resume", "init_from"])]
+    last_hidden: Option<usize>,
     /// Initial LSTM forget-gate bias (char-rnn uses 1); default: PyTorch's initialization.
     #[arg(long)]
     forget_bias: Option<f32>,
@@ -306,6 +310,7 @@ fn start(args: &TrainArgs) -> Result<(Trainer, Tokenizer, DataSource, PathBuf)> 
                 dropout: args.dropout.unwrap_or(0.0),
                 tie: args.tie,
                 layer_norm: args.layer_norm,
+                last_hidden: args.last_hidden.unwrap_or(0),
             };
             (
                 LanguageModel::new(config, &mut rng, args.forget_bias)?,

@@ -216,6 +216,7 @@ mod tests {
             dropout: 0.0,
             tie: true,
             layer_norm: false,
+            last_hidden: 0,
         };
         let mut rng = recurrent_kernels::Rng::new(3);
         (LanguageModel::new(config, &mut rng, None).unwrap(), tok)
@@ -277,6 +278,7 @@ mod tests {
                 dropout: 0.0,
                 tie: false,
                 layer_norm: false,
+                last_hidden: 0,
             };
             let model =
                 LanguageModel::new(config, &mut recurrent_kernels::Rng::new(1), None).unwrap();

@@ -79,6 +79,7 @@ pub fn import(
         dropout: 0.0,
         tie,
         layer_norm: false,
+        last_hidden: 0,
     };
     let list: Vec<_> = tensors
         .iter()
@@ -114,6 +115,15 @@ pub fn export(model: &LanguageModel, out: &Path) -> Result<(), CheckpointError> 
         return Err(CheckpointError::Mismatch {
             path: out.to_path_buf(),
             reason: "word_language_model's RNNModel has no layer-normalized cells; this model cannot be expressed as one".into(),
+        });
+    }
+    if !model.config.uniform_widths() {
+        return Err(CheckpointError::Mismatch {
+            path: out.to_path_buf(),
+            reason: format!(
+                "word_language_model's RNNModel uses one recurrent module whose layers share one width; this model's layers are {} wide",
+                model.config.widths_label()
+            ),
         });
     }
     if model.config.dense > 0 || model.config.embed == 0 {

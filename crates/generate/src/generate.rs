@@ -22,7 +22,8 @@ pub enum GenerateError {
 }
 
 /// What steps the model one token at a time: the packed inference path, or
-/// the training forward for the layer-normalized cells it does not cover.
+/// the training forward for the architectures it does not cover
+/// (`StepModel::supports`).
 enum Stepper<'m> {
     Packed(StepModel, StepWorkspace),
     Reference(&'m LanguageModel, Workspace),
@@ -30,7 +31,7 @@ enum Stepper<'m> {
 
 impl<'m> Stepper<'m> {
     fn new(model: &'m LanguageModel) -> Stepper<'m> {
-        if model.config.layer_norm {
+        if !StepModel::supports(&model.config) {
             Stepper::Reference(model, Workspace::default())
         } else {
             // Weights packed once for all the steps (see `recurrent_model::infer`).
@@ -171,6 +172,7 @@ mod tests {
             dropout: 0.0,
             tie: false,
             layer_norm: false,
+            last_hidden: 0,
         };
         (
             LanguageModel::new(config, &mut Rng::new(2), None).unwrap(),

@@ -27,6 +27,7 @@ fn main() {
         dropout: 0.0,
         tie: false,
         layer_norm: false,
+        last_hidden: 0,
     };
     let model = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
     let start = Instant::now();

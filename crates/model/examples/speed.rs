@@ -45,6 +45,7 @@ fn main() {
             dropout: 0.2,
             tie: word.is_some(),
             layer_norm: false,
+            last_hidden: 0,
         };
         let mut rng = Rng::new(1);
         let m = LanguageModel::new(config.clone(), &mut rng, None).unwrap();

@@ -39,7 +39,8 @@ pub struct ModelConfig {
     pub vocab_size: usize,
     /// Embedding width; 0 feeds one-hot vectors to the first layer.
     pub embed: usize,
-    /// Hidden width of every recurrent layer.
+    /// Hidden width of the recurrent layers (all but the last when
+    /// `last_hidden` is set).
     pub hidden: usize,
     /// Number of stacked recurrent layers.
     pub layers: usize,
@@ -56,6 +57,15 @@ pub struct ModelConfig {
     /// `recurrent_nn::ln_recurrent`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub layer_norm: bool,
+    /// Hidden width of the last recurrent layer when it differs from
+    /// `hidden` (AWD-LSTM's 400/1150/400: the last layer as wide as a tied
+    /// embedding); 0 means `hidden`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub last_hidden: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl ModelConfig {
@@ -64,8 +74,39 @@ impl ModelConfig {
         if self.dense > 0 {
             self.dense
         } else {
+            self.top_hidden()
+        }
+    }
+
+    /// Hidden width of recurrent layer `k`.
+    pub fn layer_hidden(&self, k: usize) -> usize {
+        if self.last_hidden > 0 && k + 1 == self.layers {
+            self.last_hidden
+        } else {
             self.hidden
         }
+    }
+
+    /// Hidden width of the last recurrent layer (what the head reads).
+    pub fn top_hidden(&self) -> usize {
+        self.layer_hidden(self.layers.saturating_sub(1))
+    }
+
+    /// The layers' widths for people: `512`, or `1150/1150/400` when the
+    /// last layer differs.
+    pub fn widths_label(&self) -> String {
+        if self.uniform_widths() {
+            return self.hidden.to_string();
+        }
+        let widths: Vec<String> = (0..self.layers)
+            .map(|k| self.layer_hidden(k).to_string())
+            .collect();
+        widths.join("/")
+    }
+
+    /// Whether every recurrent layer has the same width.
+    pub fn uniform_widths(&self) -> bool {
+        self.last_hidden == 0 || self.last_hidden == self.hidden
     }
 
     /// Width of the input to recurrent layer `k`.
@@ -73,17 +114,30 @@ impl ModelConfig {
         match k {
             0 if self.embed == 0 => self.vocab_size,
             0 => self.embed,
-            _ => self.hidden,
+            _ => self.layer_hidden(k - 1),
         }
+    }
+
+    /// Where layer `k`'s rows lie in a `[B, H_k]`-per-layer state buffer of
+    /// `batch` streams (the layers one after another).
+    pub fn state_range(&self, k: usize, batch: usize) -> std::ops::Range<usize> {
+        let start: usize = (0..k).map(|j| batch * self.layer_hidden(j)).sum();
+        start..start + batch * self.layer_hidden(k)
+    }
+
+    /// Length of a state buffer (`h` or `c`) for `batch` streams.
+    pub fn state_len(&self, batch: usize) -> usize {
+        self.state_range(self.layers, batch).start
     }
 
     /// The parameter count, or `None` if it overflows `usize` (absurd sizes
     /// from the command line or a corrupt config.json).
     pub(crate) fn checked_num_params(&self) -> Option<usize> {
-        let (v, h) = (self.vocab_size, self.hidden);
-        let gh = self.cell.gates().checked_mul(h)?;
+        let v = self.vocab_size;
         let mut n = v.checked_mul(self.embed)?;
         for k in 0..self.layers {
+            let h = self.layer_hidden(k);
+            let gh = self.cell.gates().checked_mul(h)?;
             // weight_ih, weight_hh and the two biases (and the LayerNorm
             // gains and biases of both projections).
             let ln = if self.layer_norm { 4 } else { 0 };
@@ -96,7 +150,8 @@ impl ModelConfig {
                 return None; // stop early: --layers may be huge too
             }
         }
-        n = n.checked_add(self.dense.checked_mul(h.checked_add(1)?)?)?;
+        let top = self.top_hidden();
+        n = n.checked_add(self.dense.checked_mul(top.checked_add(1)?)?)?;
         if !self.tie {
             n = n.checked_add(v.checked_mul(self.head_input())?)?;
         }
@@ -115,14 +170,25 @@ impl ModelConfig {
                 self.hidden, self.layers
             ));
         }
+        if self.last_hidden > 0 && self.layers < 2 {
+            return bad(format!(
+                "a different last-layer width ({}) needs at least 2 layers",
+                self.last_hidden
+            ));
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("dropout must be in [0, 1), got {}", self.dropout));
         }
         if self.checked_num_params().is_none_or(|n| n > MAX_PARAMS) {
             return bad(format!(
                 "the model would have more than {MAX_PARAMS} parameters \
-                 (hidden {}, embed {}, layers {}, dense {}, vocabulary {})",
-                self.hidden, self.embed, self.layers, self.dense, self.vocab_size
+                 (hidden {}, last hidden {}, embed {}, layers {}, dense {}, vocabulary {})",
+                self.hidden,
+                self.top_hidden(),
+                self.embed,
+                self.layers,
+                self.dense,
+                self.vocab_size
             ));
         }
         if self.layer_norm && !matches!(self.cell, CellKind::Lstm | CellKind::Gru) {
@@ -152,10 +218,12 @@ mod tests {
 
     #[test]
     fn checked_count_matches_the_layout_and_absurd_sizes_are_an_error() {
-        for (cell, embed, layers, dense, tie) in [
-            (CellKind::Lstm, 8, 2, 0, false),
-            (CellKind::Gru, 0, 1, 5, false),
-            (CellKind::RnnTanh, 6, 3, 0, true),
+        for (cell, embed, layers, dense, tie, last_hidden) in [
+            (CellKind::Lstm, 8, 2, 0, false, 0),
+            (CellKind::Gru, 0, 1, 5, false, 0),
+            (CellKind::RnnTanh, 6, 3, 0, true, 0),
+            (CellKind::Lstm, 5, 3, 0, true, 5),
+            (CellKind::Gru, 4, 2, 3, false, 9),
         ] {
             let c = ModelConfig {
                 cell,
@@ -167,6 +235,7 @@ mod tests {
                 dropout: 0.0,
                 tie,
                 layer_norm: false,
+                last_hidden,
             };
             assert_eq!(c.checked_num_params(), Some(ParamLayout::new(&c).total));
         }
@@ -180,6 +249,7 @@ mod tests {
             dropout: 0.0,
             tie: false,
             layer_norm: false,
+            last_hidden: 0,
         };
         assert!(huge.validate().is_err());
         huge.hidden = 100_000;

@@ -209,9 +209,20 @@ impl StepModel {
         Self::build(model, Self::embedding_table_pays(&model.config))
     }
 
+    /// Whether the packed path covers this architecture: plain cells of one
+    /// width (layer-normalized cells and a narrower last layer go through
+    /// [`LanguageModel::step`] instead).
+    pub fn supports(config: &ModelConfig) -> bool {
+        !config.layer_norm && config.uniform_widths()
+    }
+
     /// [`StepModel::new`], choosing whether embeddings go through a table.
     fn build(model: &LanguageModel, use_table: bool) -> StepModel {
         let cfg = &model.config;
+        assert!(
+            Self::supports(cfg),
+            "StepModel does not cover this architecture; use LanguageModel::step"
+        );
         let table = cfg.embed == 0 || use_table;
         let mut layers: Vec<StepLayer> = (0..cfg.layers)
             .map(|k| StepLayer::new(model, k, k > 0 || cfg.embed > 0))

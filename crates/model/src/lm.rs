@@ -22,7 +22,8 @@ pub struct LanguageModel {
     pub params: Vec<f32>,
 }
 
-/// Recurrent state carried between blocks: `h` (and `c` for LSTM), each `[L, B, H]`.
+/// Recurrent state carried between blocks: `h` (and `c` for LSTM), each
+/// `[L, B, H]` (layer `k`'s `[B, H_k]` rows at `ModelConfig::state_range`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct State {
     pub batch: usize,
@@ -33,7 +34,7 @@ pub struct State {
 impl State {
     /// The zero state for `batch` streams.
     pub fn zeros(config: &ModelConfig, batch: usize) -> State {
-        let n = config.layers * batch * config.hidden;
+        let n = config.state_len(batch);
         let c = if config.cell.has_cell_state() {
             vec![0.0; n]
         } else {
@@ -48,9 +49,10 @@ impl State {
 
     /// Zeroes the state of one stream (a new document starts there).
     pub fn reset_stream(&mut self, config: &ModelConfig, stream: usize) {
-        let h = config.hidden;
         for k in 0..config.layers {
-            let r = (k * self.batch + stream) * h..(k * self.batch + stream + 1) * h;
+            let h = config.layer_hidden(k);
+            let start = config.state_range(k, self.batch).start + stream * h;
+            let r = start..start + h;
             self.h[r.clone()].fill(0.0);
             if !self.c.is_empty() {
                 self.c[r].fill(0.0);
@@ -169,6 +171,12 @@ pub struct Workspace {
     dw_hh_dropped: Vec<f32>,
 }
 
+/// The layer `k` of a recurrent tensor's name (`rnn.weight_ih_l{k}` and the like).
+fn rnn_layer_index(name: &str) -> Option<usize> {
+    let rest = name.strip_prefix("rnn.")?;
+    rest.rsplit_once("_l")?.1.parse().ok()
+}
+
 fn grow(v: &mut Vec<f32>, n: usize) {
     if v.len() < n {
         v.resize(n, 0.0);
@@ -203,12 +211,11 @@ impl LanguageModel {
         config.validate()?;
         let layout = ParamLayout::new(&config);
         let mut params = vec![0.0; layout.total];
-        let k_rnn = 1.0 / (config.hidden as f32).sqrt();
         for e in &layout.entries {
-            let bound = if e.name.starts_with("rnn.") {
-                k_rnn
+            let bound = if let Some(k) = rnn_layer_index(&e.name) {
+                1.0 / (config.layer_hidden(k) as f32).sqrt()
             } else if e.name.starts_with("dense.") {
-                1.0 / (config.hidden as f32).sqrt()
+                1.0 / (config.top_hidden() as f32).sqrt()
             } else if e.name == "decoder.bias" {
                 0.0
             } else {
@@ -235,8 +242,8 @@ impl LanguageModel {
             params,
         };
         if let (Some(fb), CellKind::Lstm) = (forget_bias, model.config.cell) {
-            let h = model.config.hidden;
             for k in 0..model.config.layers {
+                let h = model.config.layer_hidden(k);
                 // Rows h..2h are the forget gate; the two biases add, so put it all in one.
                 let ih = model
                     .layout
@@ -377,7 +384,7 @@ impl LanguageModel {
         RecurrentLayer {
             cell: self.config.cell,
             input_size: self.config.layer_input(k),
-            hidden_size: self.config.hidden,
+            hidden_size: self.config.layer_hidden(k),
         }
     }
 
@@ -410,7 +417,7 @@ impl LanguageModel {
         LnRecurrentLayer {
             cell: self.config.cell,
             input_size: self.config.layer_input(k),
-            hidden_size: self.config.hidden,
+            hidden_size: self.config.layer_hidden(k),
         }
     }
 
@@ -460,7 +467,7 @@ impl LanguageModel {
         for_backward: bool,
     ) {
         let cfg = &self.config;
-        let (n, h, v, layers) = (t * b, cfg.hidden, cfg.vocab_size, cfg.layers);
+        let (n, v, layers) = (t * b, cfg.vocab_size, cfg.layers);
         assert_eq!(tokens.len(), n, "token block must be T*B");
         assert_eq!(state.batch, b, "state batch must match the block");
         let p = if cfg.dropout > 0.0 {
@@ -520,15 +527,16 @@ impl LanguageModel {
         }
 
         drop(ph);
-        let bh = b * h;
         for k in 0..layers {
             let layer = self.layer(k);
+            let (h, rows) = (cfg.layer_hidden(k), cfg.state_range(k, b));
+            let bh = b * h;
             let (h0, c0) = (
-                &state.h[k * bh..(k + 1) * bh],
+                &state.h[rows.clone()],
                 if state.c.is_empty() {
                     &[][..]
                 } else {
-                    &state.c[k * bh..(k + 1) * bh]
+                    &state.c[rows.clone()]
                 },
             );
             if let (true, Some(rng)) = (weight_drop, dropout_rng.as_deref_mut()) {
@@ -576,9 +584,9 @@ impl LanguageModel {
                 };
                 (cache.output(h), cache.last_h(h), c)
             };
-            state.h[k * bh..(k + 1) * bh].copy_from_slice(last_h);
+            state.h[rows.clone()].copy_from_slice(last_h);
             if !state.c.is_empty() {
-                state.c[k * bh..(k + 1) * bh].copy_from_slice(last_c);
+                state.c[rows].copy_from_slice(last_c);
             }
             let _ph = Phase::new("lm.copy_drop");
             // The next layer (or the head) reads the dropped-out output.
@@ -607,6 +615,7 @@ impl LanguageModel {
         }
 
         let _ph = Phase::new("head.fwd");
+        let h = cfg.top_hidden();
         let mut head_in: &[f32] = &ws.inputs[layers][..n * h];
         if cfg.dense > 0 {
             grow(&mut ws.dense_out, n * cfg.dense);
@@ -687,7 +696,7 @@ impl LanguageModel {
     /// The AR and TAR penalties of the last forward (0 where off): AR on the
     /// last layer's dropped-out output, TAR on its raw output.
     fn penalties(&self, ws: &Workspace, t: usize, b: usize) -> (f64, f64) {
-        let (h, layers) = (self.config.hidden, self.config.layers);
+        let (h, layers) = (self.config.top_hidden(), self.config.layers);
         let reg = ws.reg;
         let ar = if reg.alpha > 0.0 {
             activation_reg::ar_forward(&ws.inputs[layers][..t * b * h], reg.alpha)
@@ -724,7 +733,9 @@ impl LanguageModel {
         mut dstate0: Option<&mut State>,
     ) -> BlockStats {
         let cfg = &self.config;
-        let (n, h, v, layers) = (t * b, cfg.hidden, cfg.vocab_size, cfg.layers);
+        let (n, v, layers) = (t * b, cfg.vocab_size, cfg.layers);
+        // The top layer's width; each layer's own below.
+        let h = cfg.top_hidden();
         let p = cfg.dropout > 0.0;
         let reg = ws.reg;
         let weight_drop = reg.weight_drop > 0.0;
@@ -740,7 +751,6 @@ impl LanguageModel {
 
         let mut g = self.layout.split_mut(grads);
         let idx = |name: &str| self.layout.index(name);
-        let bh = b * h;
 
         drop(ph);
         let ph = Phase::new("head.bwd");
@@ -806,9 +816,11 @@ impl LanguageModel {
                 &mut ws.dy[..n * h],
             );
         }
-        grow(&mut ws.dh0, bh);
-        grow(&mut ws.dc0, bh);
         for k in (0..layers).rev() {
+            let (h, rows) = (cfg.layer_hidden(k), cfg.state_range(k, b));
+            let bh = b * h;
+            grow(&mut ws.dh0, bh);
+            grow(&mut ws.dc0, bh);
             if reg.locked_after(k, layers) > 0.0 {
                 dropout::locked_backward(&mut ws.dy[..n * h], &ws.locked[k + 1][..bh]);
             }
@@ -908,9 +920,9 @@ impl LanguageModel {
                 dropout::backward_add(w_hh, &ws.dw_hh_dropped[..len], &ws.w_hh_mask[k][..len]);
             }
             if let Some(ds) = dstate0.as_deref_mut() {
-                ds.h[k * bh..(k + 1) * bh].copy_from_slice(&ws.dh0[..bh]);
+                ds.h[rows.clone()].copy_from_slice(&ws.dh0[..bh]);
                 if cfg.cell.has_cell_state() {
-                    ds.c[k * bh..(k + 1) * bh].copy_from_slice(&ws.dc0[..bh]);
+                    ds.c[rows].copy_from_slice(&ws.dc0[..bh]);
                 }
             }
             if k > 0 {
@@ -1163,6 +1175,7 @@ mod tests {
                 dropout: 0.3,
                 tie: true,
                 layer_norm: false,
+                last_hidden: 0,
             };
             gradcheck(config, false);
         }
@@ -1181,9 +1194,97 @@ mod tests {
                 dropout: 0.0,
                 tie: false,
                 layer_norm: false,
+                last_hidden: 0,
             };
             gradcheck(config, true);
         }
+    }
+
+    /// AWD-LSTM's shape in miniature: wide inner layers, a last layer as
+    /// narrow as the tied embedding; with plain dropout, with a dense head and
+    /// a document reset, with every AWD regularizer, and layer-normalized.
+    #[test]
+    fn whole_network_gradients_with_a_narrower_last_layer() {
+        let awd_shape = |cell| ModelConfig {
+            cell,
+            vocab_size: 7,
+            embed: 3,
+            hidden: 6,
+            layers: 3,
+            dense: 0,
+            dropout: 0.2,
+            tie: true,
+            layer_norm: false,
+            last_hidden: 3,
+        };
+        for cell in CELLS {
+            gradcheck(awd_shape(cell), false);
+        }
+        let dense = ModelConfig {
+            embed: 0,
+            dense: 4,
+            tie: false,
+            layers: 2,
+            last_hidden: 2,
+            ..awd_shape(CellKind::Gru)
+        };
+        gradcheck(dense, true);
+        gradcheck_regularized(awd_shape(CellKind::Lstm), true, &AWD);
+        // LayerNorm of the cell state over 3 units is too curved for finite
+        // differences; 5 and 4 keep it well conditioned.
+        let ln = ModelConfig {
+            tie: false,
+            dropout: 0.0,
+            layer_norm: true,
+            hidden: 5,
+            last_hidden: 4,
+            ..awd_shape(CellKind::Lstm)
+        };
+        gradcheck(ln, false);
+    }
+
+    #[test]
+    fn a_narrower_last_layer_lays_out_state_and_weights_by_layer() {
+        let config = ModelConfig {
+            cell: CellKind::Lstm,
+            vocab_size: 9,
+            embed: 3,
+            hidden: 5,
+            layers: 3,
+            dense: 0,
+            dropout: 0.0,
+            tie: true,
+            layer_norm: false,
+            last_hidden: 3,
+        };
+        let model = LanguageModel::new(config.clone(), &mut Rng::new(3), None).unwrap();
+        let shape = |n: &str| model.layout.get(n).unwrap().shape.clone();
+        assert_eq!(shape("rnn.weight_ih_l1"), vec![20, 5]);
+        assert_eq!(shape("rnn.weight_ih_l2"), vec![12, 5]);
+        assert_eq!(shape("rnn.weight_hh_l2"), vec![12, 3]);
+        assert_eq!(config.widths_label(), "5/5/3");
+        // PyTorch's bound per layer module: ±1/√H of that layer.
+        let l2 = &model.params[model.layout.get("rnn.weight_hh_l2").unwrap().range()];
+        assert!(l2.iter().all(|w| w.abs() <= 1.0 / 3f32.sqrt()));
+        assert!(l2.iter().any(|w| w.abs() > 1.0 / 5f32.sqrt()));
+        // State rows: [B, 5], [B, 5], [B, 3]; resetting stream 1 touches only its rows.
+        let b = 2;
+        let mut s = State::zeros(&config, b);
+        assert_eq!(s.h.len(), b * (5 + 5 + 3));
+        assert_eq!(config.state_range(2, b), 20..26);
+        s.h.fill(1.0);
+        s.c.fill(1.0);
+        s.reset_stream(&config, 1);
+        let zeroed: Vec<usize> = (0..s.h.len()).filter(|&i| s.h[i] == 0.0).collect();
+        let want: Vec<usize> = (5..10).chain(15..20).chain(23..26).collect();
+        assert_eq!(zeroed, want);
+        assert_eq!(s.c, s.h);
+        // One layer cannot be both the inner and the last width.
+        let one = ModelConfig {
+            layers: 1,
+            ..config
+        };
+        assert!(one.validate().unwrap_err().to_string().contains("2 layers"));
     }
 
     #[test]
@@ -1201,6 +1302,7 @@ mod tests {
                 dropout: 0.3,
                 tie: false,
                 layer_norm: true,
+                last_hidden: 0,
             };
             gradcheck(config.clone(), false);
             // A document reset, and every AWD regularizer (weight drop included).
@@ -1222,6 +1324,7 @@ mod tests {
             dropout: 0.0,
             tie: false,
             layer_norm: true,
+            last_hidden: 0,
         };
         let model = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
         assert_eq!(model.num_params(), config.checked_num_params().unwrap());
@@ -1276,6 +1379,7 @@ mod tests {
                 dropout: 0.0,
                 tie: true,
                 layer_norm: false,
+                last_hidden: 0,
             };
             gradcheck_regularized(config, false, &AWD);
         }
@@ -1290,6 +1394,7 @@ mod tests {
             dropout: 0.2,
             tie: false,
             layer_norm: false,
+            last_hidden: 0,
         };
         gradcheck_regularized(config, true, &AWD);
     }
@@ -1306,6 +1411,7 @@ mod tests {
             dropout: 0.0,
             tie: false,
             layer_norm: false,
+            last_hidden: 0,
         };
         let off = Regularization::default();
         for reg in [
@@ -1378,6 +1484,7 @@ mod tests {
             dropout: 0.0,
             tie: false,
             layer_norm: false,
+            last_hidden: 0,
         };
         let m = LanguageModel::new(config, &mut Rng::new(2), None).unwrap();
         let (t, b, h) = (6, 3, 16);
@@ -1429,6 +1536,7 @@ mod tests {
             dropout: 0.0,
             tie: false,
             layer_norm: false,
+            last_hidden: 0,
         };
         let m = LanguageModel::new(config, &mut Rng::new(4), None).unwrap();
         let (t, b) = (3, 2);
@@ -1469,6 +1577,7 @@ mod tests {
             dropout: 0.0,
             tie: true,
             layer_norm: false,
+            last_hidden: 0,
         };
         let m = LanguageModel::new(config, &mut Rng::new(3), None).unwrap();
         let (t, b) = (4, 2);
@@ -1542,6 +1651,7 @@ mod tests {
             dropout: 0.0,
             tie: false,
             layer_norm: false,
+            last_hidden: 0,
         };
         let m = LanguageModel::new(config, &mut Rng::new(1), Some(1.0)).unwrap();
         let b = m.param("rnn.bias_ih_l0");
@@ -1561,6 +1671,7 @@ mod tests {
             dropout: 0.0,
             tie: false,
             layer_norm: false,
+            last_hidden: 0,
         };
         let m = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
         let mut t = m.to_tensors();
@@ -1593,6 +1704,7 @@ mod tests {
                 dropout: 0.0,
                 tie: false,
                 layer_norm: false,
+                last_hidden: 0,
             };
             let mut rng = Rng::new(4);
             let m = LanguageModel::new(config, &mut rng, None).unwrap();

@@ -61,12 +61,13 @@ impl ParamLayout {
             entries: Vec::new(),
             total: 0,
         };
-        let (v, h) = (config.vocab_size, config.hidden);
+        let v = config.vocab_size;
         if config.embed > 0 {
             layout.push("encoder.weight", vec![v, config.embed]);
         }
-        let gh = config.cell.gates() * h;
         for k in 0..config.layers {
+            let h = config.layer_hidden(k);
+            let gh = config.cell.gates() * h;
             layout.push(
                 &format!("rnn.weight_ih_l{k}"),
                 vec![gh, config.layer_input(k)],
@@ -88,7 +89,7 @@ impl ParamLayout {
             }
         }
         if config.dense > 0 {
-            layout.push("dense.weight", vec![config.dense, h]);
+            layout.push("dense.weight", vec![config.dense, config.top_hidden()]);
             layout.push("dense.bias", vec![config.dense]);
         }
         if !config.tie {

@@ -74,6 +74,7 @@ fn check_case(case: &str) {
         dropout: 0.0,
         tie: f.meta["tied"] == "true",
         layer_norm: false,
+        last_hidden: 0,
     };
     let weights: Vec<(String, Vec<usize>, Vec<f32>)> = f
         .tensors

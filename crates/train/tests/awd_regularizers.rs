@@ -40,6 +40,7 @@ fn model() -> LanguageModel {
         dropout: 0.0,
         tie: true,
         layer_norm: false,
+        last_hidden: 0,
     };
     LanguageModel::new(config, &mut Rng::new(1), None).unwrap()
 }

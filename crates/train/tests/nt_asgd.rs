@@ -38,6 +38,7 @@ fn switches_when_validation_worsens_and_averages_the_iterates_since() {
         dropout: 0.0,
         tie: false,
         layer_norm: false,
+        last_hidden: 0,
     };
     let model = LanguageModel::new(config, &mut Rng::new(1), None).unwrap();
     let train_config = TrainConfig {

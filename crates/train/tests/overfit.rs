@@ -39,6 +39,7 @@ fn memorize(cell: CellKind) -> f64 {
         dropout: 0.0,
         tie: false,
         layer_norm: false,
+        last_hidden: 0,
     };
     let model = LanguageModel::new(config, &mut Rng::new(1), None).unwrap();
     let train = TrainConfig {

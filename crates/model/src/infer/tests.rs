@@ -32,6 +32,7 @@ fn model(cell: CellKind, embed: usize, dense: usize, tie: bool, hidden: usize) -
         dropout: 0.3,
         tie,
         layer_norm: false,
+        last_hidden: 0,
     };
     let mut rng = Rng::new(7 + cell as u64 + hidden as u64);
     let mut m = LanguageModel::new(config, &mut rng, Some(1.0)).unwrap();
