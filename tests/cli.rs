@@ -141,6 +141,22 @@ impl Sandbox {
         self.ok(&args)
     }
 
+    /// `train --resume RUN --steps STEPS` on one thread, without the closing sample.
+    fn resume(&self, run: &str, steps: u64) -> String {
+        let steps = steps.to_string();
+        self.ok(&[
+            "train",
+            "--resume",
+            run,
+            "--steps",
+            &steps,
+            "--threads",
+            "1",
+            "--sample-length",
+            "0",
+        ])
+    }
+
     /// `eval CKPT --input TEXT --json --batch 1` as parsed JSON.
     fn eval_json(&self, checkpoint: &str, input: &str) -> Value {
         let out = self.ok(&[
@@ -387,17 +403,7 @@ fn resume_continues_bit_for_bit() {
         &[&["--steps", "4"][..], &flags[..]].concat(),
     );
     let b4 = fs::read(sb.path("B/last/model.safetensors")).unwrap();
-    sb.ok(&[
-        "train",
-        "--resume",
-        "B",
-        "--steps",
-        "8",
-        "--threads",
-        "1",
-        "--sample-length",
-        "0",
-    ]);
+    sb.resume("B", 8);
     let state = read_json(&sb.path("B/last/trainer_state.json"));
     assert_eq!(state["trainer"]["step"], 8);
     let b8 = fs::read(sb.path("B/last/model.safetensors")).unwrap();
@@ -1106,17 +1112,7 @@ fn awd_regularizers_resume_bit_for_bit_and_bad_values_are_named() {
     assert_eq!(reg["alpha"], 2.0, "--alpha alone means AWD's 2: {reg}");
     assert_eq!(reg["beta"], 1.0, "--beta alone means AWD's 1: {reg}");
     assert_eq!(reg["variable_bptt"], true);
-    sb.ok(&[
-        "train",
-        "--resume",
-        "B",
-        "--steps",
-        "8",
-        "--threads",
-        "1",
-        "--sample-length",
-        "0",
-    ]);
+    sb.resume("B", 8);
     for file in ["model.safetensors", "optimizer.safetensors"] {
         let a = fs::read(sb.path("A/last").join(file)).unwrap();
         let b = fs::read(sb.path("B/last").join(file)).unwrap();
@@ -1424,17 +1420,7 @@ fn layer_norm_models_train_resume_sample_and_refuse_pytorch_export() {
         "half",
         &["--layer-norm", "--cell", "gru", "--steps", "4"],
     );
-    sb.ok(&[
-        "train",
-        "--resume",
-        "half",
-        "--steps",
-        "8",
-        "--threads",
-        "1",
-        "--sample-length",
-        "0",
-    ]);
+    sb.resume("half", 8);
     let weights = |run: &str| fs::read(sb.path(run).join("last/model.safetensors")).unwrap();
     assert_eq!(weights("ln"), weights("half"));
     let text = sb.sample("ln", 40, 1, &[]);
@@ -1489,17 +1475,7 @@ fn a_narrower_last_layer_trains_resumes_samples_and_refuses_pytorch_export() {
     assert_eq!(config["model"]["last_hidden"], 8);
     assert!(sb.ok(&["info", "awd"]).contains("24/24/8"));
     sb.train("text.txt", "half", &with("3"));
-    sb.ok(&[
-        "train",
-        "--resume",
-        "half",
-        "--steps",
-        "6",
-        "--threads",
-        "1",
-        "--sample-length",
-        "0",
-    ]);
+    sb.resume("half", 6);
     let weights = |run: &str| fs::read(sb.path(run).join("last/model.safetensors")).unwrap();
     assert_eq!(weights("awd"), weights("half"), "resume is exact");
     let text = sb.sample("awd", 20, 1, &["--prime", "The cat"]);
