@@ -142,6 +142,53 @@ pub fn save(
     checkpoint.save(dir)
 }
 
+/// What a loader accepts in config.json, and what it says of the other format.
+pub(crate) struct ConfigKind {
+    pub format: &'static str,
+    pub version: u32,
+    /// The kind of model, for the parse error ("language-model").
+    pub what: &'static str,
+    pub other_format: &'static str,
+    /// The error for a checkpoint of `other_format`: which commands take it.
+    pub other_hint: &'static str,
+}
+
+/// Parses config.json after checking its `format` and `version`, so that a
+/// checkpoint of the other kind or of a newer build gets an error that says so
+/// rather than a missing-field message.
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
+    checkpoint: &Checkpoint,
+    dir: &Path,
+    kind: &ConfigKind,
+) -> Result<T, CheckpointError> {
+    let mismatch = |reason: String| CheckpointError::Mismatch {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let field = |name: &str| checkpoint.config.get(name);
+    let format = field("format").and_then(|f| f.as_str());
+    if format == Some(kind.other_format) {
+        return Err(mismatch(kind.other_hint.into()));
+    }
+    let version = field("version").and_then(|v| v.as_u64());
+    if format != Some(kind.format) || version.is_none_or(|v| v > kind.version.into()) {
+        let shown = |v: Option<&serde_json::Value>| v.map_or("none".into(), |v| v.to_string());
+        return Err(mismatch(format!(
+            "config.json has format {} version {}, this build reads '{}' up to version {}",
+            shown(field("format")),
+            shown(field("version")),
+            kind.format,
+            kind.version
+        )));
+    }
+    serde_json::from_value(checkpoint.config.clone()).map_err(|e| {
+        mismatch(format!(
+            "config.json is not a recurrent {} config: {e}",
+            kind.what
+        ))
+    })
+}
+
 /// Loads a checkpoint folder, or the `best/` (else `last/`) checkpoint of a run folder,
 /// checking that config, weights and vocabulary agree.
 pub fn load(path: &Path) -> Result<SavedLm, CheckpointError> {
@@ -151,24 +198,18 @@ pub fn load(path: &Path) -> Result<SavedLm, CheckpointError> {
         path: dir.clone(),
         reason,
     };
-    if checkpoint.config.get("format").and_then(|f| f.as_str()) == Some(crate::seq2seq::FORMAT) {
-        return Err(mismatch(
-            "this is a sequence-to-sequence model; use `recurrent seq2seq translate` or \
-             `recurrent seq2seq eval` with it"
-                .into(),
-        ));
-    }
-    let config: LmConfigFile = serde_json::from_value(checkpoint.config.clone()).map_err(|e| {
-        mismatch(format!(
-            "config.json is not a recurrent language-model config: {e}"
-        ))
-    })?;
-    if config.format != FORMAT || config.version > VERSION {
-        return Err(mismatch(format!(
-            "config.json has format '{}' version {}, this build reads '{FORMAT}' up to version {VERSION}",
-            config.format, config.version
-        )));
-    }
+    let config: LmConfigFile = parse_config(
+        &checkpoint,
+        &dir,
+        &ConfigKind {
+            format: FORMAT,
+            version: VERSION,
+            what: "language-model",
+            other_format: crate::seq2seq::FORMAT,
+            other_hint: "this is a sequence-to-sequence model; use `recurrent seq2seq translate` \
+                         or `recurrent seq2seq eval` with it",
+        },
+    )?;
     let vocab =
         Vocab::from_tokens(checkpoint.vocab).map_err(|e| mismatch(format!("vocab.json: {e}")))?;
     if vocab.len() != config.model.vocab_size {
@@ -250,6 +291,40 @@ mod tests {
         std::fs::write(ck.join("config.json"), cfg).unwrap();
         let err = load(&ck).err().unwrap().to_string();
         assert!(err.contains("does not match config.json"), "{err}");
+    }
+
+    #[test]
+    fn format_and_version_are_checked_before_the_fields() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, tok) = tiny();
+        let ck = dir.path().join("ck");
+        let with_config = |edit: &dyn Fn(&mut serde_json::Value)| {
+            save(&ck, &model, &tok, None).unwrap();
+            let path = ck.join("config.json");
+            let mut cfg: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            edit(&mut cfg);
+            std::fs::write(&path, cfg.to_string()).unwrap();
+        };
+        let lm_err = || load(&ck).err().unwrap().to_string();
+        with_config(&|c| c["version"] = (VERSION + 1).into());
+        let err = lm_err();
+        assert!(
+            err.contains(&format!(
+                "version {}, this build reads 'recurrent-lm' up to version {VERSION}",
+                VERSION + 1
+            )),
+            "{err}"
+        );
+        with_config(&|c| {
+            c.as_object_mut().unwrap().remove("format");
+        });
+        assert!(lm_err().contains("format none"), "{}", lm_err());
+        with_config(&|c| c["format"] = crate::seq2seq::FORMAT.into());
+        assert!(lm_err().contains("seq2seq translate"), "{}", lm_err());
+        with_config(&|_| {});
+        let err = crate::seq2seq::load(&ck).err().unwrap().to_string();
+        assert!(err.contains("this is a language model"), "{err}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use recurrent_model::seq2seq::{Seq2Seq, Seq2SeqConfig};
 use recurrent_text::{PairTokenizers, TokenizerKind, Vocab, WordSegmentation};
 use serde::{Deserialize, Serialize};
 
-use crate::lm::{named_tensors, restore_tokenizer, unnamed, ResumeState};
+use crate::lm::{named_tensors, parse_config, restore_tokenizer, unnamed, ConfigKind, ResumeState};
 use crate::{Checkpoint, CheckpointError};
 
 /// The `format` field of a seq2seq config.json.
@@ -103,24 +103,18 @@ pub fn load(path: &Path) -> Result<SavedSeq2Seq, CheckpointError> {
         path: dir.clone(),
         reason,
     };
-    let format = checkpoint.config.get("format").and_then(|f| f.as_str());
-    if format == Some(crate::lm::FORMAT) {
-        return Err(mismatch(
-            "this is a language model; use `recurrent sample` or `recurrent eval` with it".into(),
-        ));
-    }
-    let config: Seq2SeqConfigFile =
-        serde_json::from_value(checkpoint.config.clone()).map_err(|e| {
-            mismatch(format!(
-                "config.json is not a recurrent seq2seq config: {e}"
-            ))
-        })?;
-    if config.format != FORMAT || config.version > VERSION {
-        return Err(mismatch(format!(
-            "config.json has format '{}' version {}, this build reads '{FORMAT}' up to version {VERSION}",
-            config.format, config.version
-        )));
-    }
+    let config: Seq2SeqConfigFile = parse_config(
+        &checkpoint,
+        &dir,
+        &ConfigKind {
+            format: FORMAT,
+            version: VERSION,
+            what: "seq2seq",
+            other_format: crate::lm::FORMAT,
+            other_hint:
+                "this is a language model; use `recurrent sample` or `recurrent eval` with it",
+        },
+    )?;
     let vocab =
         Vocab::from_tokens(checkpoint.vocab).map_err(|e| mismatch(format!("vocab.json: {e}")))?;
     let source = restore_tokenizer(
