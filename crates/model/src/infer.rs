@@ -183,14 +183,15 @@ impl StepLayer {
     /// Layer `k` of `model`; `with_w_x` false leaves the input side to a table.
     fn new(model: &LanguageModel, k: usize, with_w_x: bool) -> StepLayer {
         let cfg = &model.config;
-        let gates = GateLayout::new(cfg.cell, cfg.hidden);
+        let h = cfg.layer_hidden(k);
+        let gates = GateLayout::new(cfg.cell, h);
         let get = |n: &str| tensor(model, &format!("rnn.{n}_l{k}"));
         let (b_ih, b_hh) = (get("bias_ih"), get("bias_hh"));
         let gru = cfg.cell == CellKind::Gru;
         StepLayer {
             gates,
             w_x: with_w_x.then(|| gates.pack(get("weight_ih"), cfg.layer_input(k))),
-            w_h: gates.pack(get("weight_hh"), cfg.hidden),
+            w_h: gates.pack(get("weight_hh"), h),
             // The same `b_ih + b_hh` sum as the training forward.
             bias_x: gates.permute(|r| if gru { b_ih[r] } else { b_ih[r] + b_hh[r] }),
             bias_h: if gru {
@@ -209,11 +210,10 @@ impl StepModel {
         Self::build(model, Self::embedding_table_pays(&model.config))
     }
 
-    /// Whether the packed path covers this architecture: plain cells of one
-    /// width (layer-normalized cells and a narrower last layer go through
-    /// [`LanguageModel::step`] instead).
+    /// Whether the packed path covers this architecture: plain cells
+    /// (layer-normalized ones go through [`LanguageModel::step`] instead).
     pub fn supports(config: &ModelConfig) -> bool {
-        !config.layer_norm && config.uniform_widths()
+        !config.layer_norm
     }
 
     /// [`StepModel::new`], choosing whether embeddings go through a table.
@@ -238,7 +238,7 @@ impl StepModel {
         };
         let dense = (cfg.dense > 0).then(|| {
             let w = tensor(model, "dense.weight");
-            Linear::new(w, tensor(model, "dense.bias"), cfg.hidden)
+            Linear::new(w, tensor(model, "dense.bias"), cfg.top_hidden())
         });
         let dec = if cfg.tie {
             "encoder.weight"
@@ -263,7 +263,7 @@ impl StepModel {
     /// table is at most 4 times the size of `W_ih` (a per-token lookup then
     /// replaces a product over `W_ih`) or small anyway (32 MB).
     fn embedding_table_pays(cfg: &ModelConfig) -> bool {
-        let n0 = GateLayout::new(cfg.cell, cfg.hidden).cols();
+        let n0 = GateLayout::new(cfg.cell, cfg.layer_hidden(0)).cols();
         cfg.vocab_size <= 4 * cfg.embed || cfg.vocab_size * n0 <= 8 << 20
     }
 
@@ -315,7 +315,7 @@ impl StepModel {
         let cfg = &self.config;
         let b = tokens.len();
         assert_eq!(state.batch, b, "state batch must match the tokens");
-        let n_state = cfg.layers * b * cfg.hidden;
+        let n_state = cfg.state_len(b);
         assert_eq!(state.h.len(), n_state, "state does not fit the model");
         if cfg.cell.has_cell_state() {
             assert_eq!(state.c.len(), n_state, "state does not fit the model");
@@ -387,7 +387,7 @@ impl StepModel {
             parallel_for(t, &|i| {
                 let (top, p) = (bufs.top(cfg, 0), share(panels, t, i));
                 // SAFETY: each task writes only its own panels' columns.
-                unsafe { linear(d, b, top, cfg.hidden, p, bufs.dense, cfg.dense, true) };
+                unsafe { linear(d, b, top, cfg.top_hidden(), p, bufs.dense, cfg.dense, true) };
             });
         }
         let panels = self.decoder.w.panels();
@@ -408,7 +408,7 @@ impl StepModel {
         let cfg = &self.config;
         let m = rows.len();
         let mut x = bufs.top(cfg, rows.start);
-        let mut width = cfg.hidden;
+        let mut width = cfg.top_hidden();
         if let Some(d) = &self.dense {
             let out = bufs.dense.add(rows.start * cfg.dense);
             if decoder_panels.is_none() {
@@ -430,10 +430,10 @@ impl StepModel {
     /// the layer below must be done with these rows.
     unsafe fn layer(&self, k: usize, bufs: &Bufs, rows: Range<usize>, panels: Range<usize>) {
         let (lay, cfg) = (&self.layers[k], &self.config);
-        let (b, h, n) = (bufs.batch, cfg.hidden, lay.gates.cols());
+        let (b, h, n) = (bufs.batch, cfg.layer_hidden(k), lay.gates.cols());
         let (m, r0) = (rows.len(), rows.start);
         let gates = bufs.gates.add(r0 * n);
-        let h_prev = bufs.h_old.add((k * b + r0) * h);
+        let h_prev = bufs.h_old.add(cfg.state_range(k, b).start + r0 * h);
         for p in panels {
             let one = p..p + 1;
             self.prefetch_state(k, bufs, rows.clone(), p);
@@ -454,7 +454,8 @@ impl StepModel {
     /// and the weights streamed since the last step have pushed them out of
     /// L2: without this, every row's update starts with a cache miss.
     fn prefetch_state(&self, k: usize, bufs: &Bufs, rows: Range<usize>, p: usize) {
-        let (h, b) = (self.config.hidden, bufs.batch);
+        let (h, b) = (self.config.layer_hidden(k), bufs.batch);
+        let layer_start = self.config.state_range(k, b).start;
         let src = match self.config.cell {
             CellKind::Lstm => bufs.c as *const f32,
             CellKind::Gru => bufs.h_old,
@@ -463,7 +464,7 @@ impl StepModel {
         let u0 = p * self.layers[k].gates.panel_units();
         let last = (h - u0).min(LANES) - 1;
         for r in rows {
-            let at = (k * b + r) * h + u0;
+            let at = layer_start + r * h + u0;
             prefetch(src.wrapping_add(at));
             prefetch(src.wrapping_add(at + last));
         }
@@ -496,8 +497,11 @@ impl StepModel {
                 panel_gemm_raw(m, x, e, w, one, init, gates, n);
             }
             (_, Some(w)) => {
-                let x = bufs.h_new.add(((k - 1) * b + rows.start) * cfg.hidden);
-                panel_gemm_raw(m, x, cfg.hidden, w, one, init, gates, n);
+                let below = cfg.layer_hidden(k - 1);
+                let x = bufs
+                    .h_new
+                    .add(cfg.state_range(k - 1, b).start + rows.start * below);
+                panel_gemm_raw(m, x, below, w, one, init, gates, n);
             }
             (_, None) => unreachable!("only layer 0 reads a table"),
         }
@@ -509,14 +513,15 @@ impl StepModel {
     /// As [`StepModel::layer`].
     unsafe fn update(&self, k: usize, bufs: &Bufs, rows: Range<usize>, p: usize) {
         let (lay, cfg) = (&self.layers[k], &self.config);
-        let (b, h, n) = (bufs.batch, cfg.hidden, lay.gates.cols());
+        let (b, h, n) = (bufs.batch, cfg.layer_hidden(k), lay.gates.cols());
+        let layer_start = cfg.state_range(k, b).start;
         let units = lay.gates.panel_units();
         let u0 = p * units;
         let u = units.min(h - u0);
         let col0 = p * units * lay.gates.gates;
         for r in rows {
             let sums = |buf: *mut f32, g: usize| view(buf.add(r * n + col0 + g * units), u);
-            let state = (k * b + r) * h + u0;
+            let state = layer_start + r * h + u0;
             let h_out = std::slice::from_raw_parts_mut(bufs.h_new.add(state), u);
             match cfg.cell {
                 CellKind::Lstm => {
@@ -653,7 +658,7 @@ impl StepWorkspace {
         if cfg.cell == CellKind::Gru {
             grow(&mut self.hidden_sums, b * n);
         }
-        grow(&mut self.h_new, cfg.layers * b * cfg.hidden);
+        grow(&mut self.h_new, cfg.state_len(b));
         grow(&mut self.dense, b * cfg.dense);
         grow(&mut self.logits, b * cfg.vocab_size);
         self.batch = b;
@@ -695,13 +700,11 @@ impl Bufs {
         }
     }
 
-    /// The top layer's new hidden state from row `r` on (`[B, H]` rows).
+    /// The top layer's new hidden state from row `r` on (`[B, H_top]` rows).
     fn top(&self, cfg: &ModelConfig, r: usize) -> *const f32 {
-        // SAFETY: in bounds: `h_new` is `[L, B, H]` and `r < B`.
-        unsafe {
-            self.h_new
-                .add(((cfg.layers - 1) * self.batch + r) * cfg.hidden)
-        }
+        let start = cfg.state_range(cfg.layers - 1, self.batch).start;
+        // SAFETY: in bounds: `h_new` holds every layer's `[B, H_k]` and `r < B`.
+        unsafe { self.h_new.add(start + r * cfg.top_hidden()) }
     }
 }
 

@@ -167,3 +167,37 @@ fn the_workspace_follows_a_change_of_batch() {
         assert!(max_err(&got, &want) < 1e-5);
     }
 }
+
+#[test]
+fn a_narrower_last_layer_steps_like_the_training_forward() {
+    for cell in CELLS {
+        // (hidden, last_hidden, embed, dense, tie): AWD's shape (tied to the
+        // narrow top), a wider top, and a dense head over a narrow top.
+        for (hidden, last, embed, dense, tie) in [
+            (40, 20, 20, 0, true),
+            (20, 37, 5, 0, false),
+            (35, 9, 0, 7, false),
+        ] {
+            let config = ModelConfig {
+                hidden,
+                last_hidden: last,
+                embed,
+                dense,
+                tie,
+                layers: 3,
+                ..model(cell, 5, 0, false, 20).config
+            };
+            let mut rng = Rng::new(11 + cell as u64);
+            let mut m = LanguageModel::new(config, &mut rng, Some(1.0)).unwrap();
+            for p in &mut m.params {
+                *p += rng.uniform(-0.3, 0.3);
+            }
+            assert!(StepModel::supports(&m.config));
+            let fast = StepModel::new(&m);
+            for b in [1, 3, 30] {
+                let one = compare(&m, &fast, b, 1, 5);
+                assert_eq!(compare(&m, &fast, b, 2, 5), one, "{cell} b {b}");
+            }
+        }
+    }
+}
