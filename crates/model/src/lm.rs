@@ -1031,6 +1031,28 @@ mod tests {
         CellKind::Gru,
     ];
 
+    /// A plain configuration: no dense layer, dropout, tying or layer norm.
+    fn config(
+        cell: CellKind,
+        vocab_size: usize,
+        embed: usize,
+        hidden: usize,
+        layers: usize,
+    ) -> ModelConfig {
+        ModelConfig {
+            cell,
+            vocab_size,
+            embed,
+            hidden,
+            layers,
+            dense: 0,
+            dropout: 0.0,
+            tie: false,
+            layer_norm: false,
+            last_hidden: 0,
+        }
+    }
+
     fn block_loss(
         m: &LanguageModel,
         tokens: &[u32],
@@ -1166,16 +1188,10 @@ mod tests {
     fn whole_network_gradients_with_embedding_dense_tying_and_dropout() {
         for cell in CELLS {
             let config = ModelConfig {
-                cell,
-                vocab_size: 7,
-                embed: 4,
-                hidden: 5,
-                layers: 2,
                 dense: 4,
                 dropout: 0.3,
                 tie: true,
-                layer_norm: false,
-                last_hidden: 0,
+                ..config(cell, 7, 4, 5, 2)
             };
             gradcheck(config, false);
         }
@@ -1184,18 +1200,7 @@ mod tests {
     #[test]
     fn whole_network_gradients_one_hot_with_document_reset() {
         for cell in CELLS {
-            let config = ModelConfig {
-                cell,
-                vocab_size: 6,
-                embed: 0,
-                hidden: 4,
-                layers: 2,
-                dense: 0,
-                dropout: 0.0,
-                tie: false,
-                layer_norm: false,
-                last_hidden: 0,
-            };
+            let config = config(cell, 6, 0, 4, 2);
             gradcheck(config, true);
         }
     }
@@ -1206,16 +1211,10 @@ mod tests {
     #[test]
     fn whole_network_gradients_with_a_narrower_last_layer() {
         let awd_shape = |cell| ModelConfig {
-            cell,
-            vocab_size: 7,
-            embed: 3,
-            hidden: 6,
-            layers: 3,
-            dense: 0,
             dropout: 0.2,
             tie: true,
-            layer_norm: false,
             last_hidden: 3,
+            ..config(cell, 7, 3, 6, 3)
         };
         for cell in CELLS {
             gradcheck(awd_shape(cell), false);
@@ -1246,16 +1245,9 @@ mod tests {
     #[test]
     fn a_narrower_last_layer_lays_out_state_and_weights_by_layer() {
         let config = ModelConfig {
-            cell: CellKind::Lstm,
-            vocab_size: 9,
-            embed: 3,
-            hidden: 5,
-            layers: 3,
-            dense: 0,
-            dropout: 0.0,
             tie: true,
-            layer_norm: false,
             last_hidden: 3,
+            ..config(CellKind::Lstm, 9, 3, 5, 3)
         };
         let model = LanguageModel::new(config.clone(), &mut Rng::new(3), None).unwrap();
         let shape = |n: &str| model.layout.get(n).unwrap().shape.clone();
@@ -1293,16 +1285,10 @@ mod tests {
         // the tied output layer's logits get too sharp for finite differences.)
         for cell in [CellKind::Lstm, CellKind::Gru] {
             let config = ModelConfig {
-                cell,
-                vocab_size: 7,
-                embed: 4,
-                hidden: 5,
-                layers: 2,
                 dense: 4,
                 dropout: 0.3,
-                tie: false,
                 layer_norm: true,
-                last_hidden: 0,
+                ..config(cell, 7, 4, 5, 2)
             };
             gradcheck(config.clone(), false);
             // A document reset, and every AWD regularizer (weight drop included).
@@ -1315,16 +1301,8 @@ mod tests {
     #[test]
     fn layer_norm_starts_as_the_identity_and_needs_a_gated_cell() {
         let config = ModelConfig {
-            cell: CellKind::Lstm,
-            vocab_size: 7,
-            embed: 4,
-            hidden: 5,
-            layers: 2,
-            dense: 0,
-            dropout: 0.0,
-            tie: false,
             layer_norm: true,
-            last_hidden: 0,
+            ..config(CellKind::Lstm, 7, 4, 5, 2)
         };
         let model = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
         assert_eq!(model.num_params(), config.checked_num_params().unwrap());
@@ -1370,49 +1348,23 @@ mod tests {
     fn whole_network_gradients_with_awd_regularizers() {
         for cell in CELLS {
             let config = ModelConfig {
-                cell,
-                vocab_size: 7,
-                embed: 5,
-                hidden: 5,
-                layers: 2,
-                dense: 0,
-                dropout: 0.0,
                 tie: true,
-                layer_norm: false,
-                last_hidden: 0,
+                ..config(cell, 7, 5, 5, 2)
             };
             gradcheck_regularized(config, false, &AWD);
         }
         // One-hot input, a document reset and plain dropout on top of them.
         let config = ModelConfig {
-            cell: CellKind::Lstm,
-            vocab_size: 6,
-            embed: 0,
-            hidden: 4,
-            layers: 3,
             dense: 3,
             dropout: 0.2,
-            tie: false,
-            layer_norm: false,
-            last_hidden: 0,
+            ..config(CellKind::Lstm, 6, 0, 4, 3)
         };
         gradcheck_regularized(config, true, &AWD);
     }
 
     #[test]
     fn each_regularizer_alone_passes_the_gradient_check() {
-        let config = ModelConfig {
-            cell: CellKind::Gru,
-            vocab_size: 6,
-            embed: 4,
-            hidden: 4,
-            layers: 2,
-            dense: 0,
-            dropout: 0.0,
-            tie: false,
-            layer_norm: false,
-            last_hidden: 0,
-        };
+        let config = config(CellKind::Gru, 6, 4, 4, 2);
         let off = Regularization::default();
         for reg in [
             Regularization {
@@ -1474,18 +1426,7 @@ mod tests {
     fn locked_masks_hold_over_time_and_differ_between_streams() {
         // Only output dropout, on a model whose head sees the last layer
         // directly: a unit dropped for a stream is dropped at every step.
-        let config = ModelConfig {
-            cell: CellKind::Lstm,
-            vocab_size: 5,
-            embed: 3,
-            hidden: 16,
-            layers: 1,
-            dense: 0,
-            dropout: 0.0,
-            tie: false,
-            layer_norm: false,
-            last_hidden: 0,
-        };
+        let config = config(CellKind::Lstm, 5, 3, 16, 1);
         let m = LanguageModel::new(config, &mut Rng::new(2), None).unwrap();
         let (t, b, h) = (6, 3, 16);
         let tokens: Vec<u32> = (0..t * b).map(|i| (i % 5) as u32).collect();
@@ -1526,18 +1467,7 @@ mod tests {
     #[test]
     fn masks_depend_on_the_seed_only_not_on_the_thread_count() {
         // W_hh of 4 * 160 * 160 weights spans two of sample_apply's pieces.
-        let config = ModelConfig {
-            cell: CellKind::Lstm,
-            vocab_size: 9,
-            embed: 6,
-            hidden: 160,
-            layers: 2,
-            dense: 0,
-            dropout: 0.0,
-            tie: false,
-            layer_norm: false,
-            last_hidden: 0,
-        };
+        let config = config(CellKind::Lstm, 9, 6, 160, 2);
         let m = LanguageModel::new(config, &mut Rng::new(4), None).unwrap();
         let (t, b) = (3, 2);
         let tokens: Vec<u32> = (0..t * b).map(|i| (i % 9) as u32).collect();
@@ -1568,16 +1498,8 @@ mod tests {
     #[test]
     fn regularizers_off_change_nothing_and_evaluation_ignores_them() {
         let config = ModelConfig {
-            cell: CellKind::Lstm,
-            vocab_size: 7,
-            embed: 5,
-            hidden: 5,
-            layers: 2,
-            dense: 0,
-            dropout: 0.0,
             tie: true,
-            layer_norm: false,
-            last_hidden: 0,
+            ..config(CellKind::Lstm, 7, 5, 5, 2)
         };
         let m = LanguageModel::new(config, &mut Rng::new(3), None).unwrap();
         let (t, b) = (4, 2);
@@ -1641,18 +1563,7 @@ mod tests {
 
     #[test]
     fn forget_bias_is_set_on_the_forget_rows_only() {
-        let config = ModelConfig {
-            cell: CellKind::Lstm,
-            vocab_size: 5,
-            embed: 3,
-            hidden: 4,
-            layers: 1,
-            dense: 0,
-            dropout: 0.0,
-            tie: false,
-            layer_norm: false,
-            last_hidden: 0,
-        };
+        let config = config(CellKind::Lstm, 5, 3, 4, 1);
         let m = LanguageModel::new(config, &mut Rng::new(1), Some(1.0)).unwrap();
         let b = m.param("rnn.bias_ih_l0");
         assert!(b[4..8].iter().all(|&x| x == 1.0));
@@ -1661,18 +1572,7 @@ mod tests {
 
     #[test]
     fn from_tensors_names_the_problem() {
-        let config = ModelConfig {
-            cell: CellKind::Gru,
-            vocab_size: 5,
-            embed: 3,
-            hidden: 4,
-            layers: 1,
-            dense: 0,
-            dropout: 0.0,
-            tie: false,
-            layer_norm: false,
-            last_hidden: 0,
-        };
+        let config = config(CellKind::Gru, 5, 3, 4, 1);
         let m = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
         let mut t = m.to_tensors();
         assert!(LanguageModel::from_tensors(config.clone(), &t).is_ok());
@@ -1694,18 +1594,7 @@ mod tests {
     #[test]
     fn extending_the_vocabulary_keeps_what_was_learned() {
         for embed in [0, 3] {
-            let config = ModelConfig {
-                cell: CellKind::Lstm,
-                vocab_size: 5,
-                embed,
-                hidden: 4,
-                layers: 2,
-                dense: 0,
-                dropout: 0.0,
-                tie: false,
-                layer_norm: false,
-                last_hidden: 0,
-            };
+            let config = config(CellKind::Lstm, 5, embed, 4, 2);
             let mut rng = Rng::new(4);
             let m = LanguageModel::new(config, &mut rng, None).unwrap();
             let mut big = m.clone();
