@@ -2,8 +2,8 @@
 //! greedy decoding and exhaustive search, batches against sources decoded
 //! alone, length limits, attention rows, sampling, and option errors.
 //!
-//! A trained digit-reversal model (the task of the model crate's
-//! `seq2seq_reverse.rs`, trained once per test binary in about a second) and
+//! A trained digit-reversal model (`recurrent_model::seq2seq::reversal`,
+//! trained once per test binary in about a second) and
 //! untrained random models, whose flat distributions make beam search and
 //! greedy disagree often.
 
@@ -15,91 +15,26 @@ use recurrent_generate::{
     Hypothesis, LengthNorm, MaxLen, SampleOptions, SamplingConfig,
 };
 use recurrent_kernels::Rng;
+use recurrent_model::seq2seq::reversal::{self, sources, BOS, EOS};
 use recurrent_model::seq2seq::{
-    AttentionKind, Bridge, Seq2Seq, Seq2SeqBatch, Seq2SeqConfig, Seq2SeqError, Seq2SeqWorkspace,
-    TrainOptions,
+    AttentionKind, Seq2Seq, Seq2SeqBatch, Seq2SeqConfig, Seq2SeqError, Seq2SeqWorkspace,
 };
 use recurrent_model::CellKind;
-
-/// Digits are tokens 0..=9 on both sides; the target side adds BOS and EOS.
-const BOS: u32 = 10;
-const EOS: u32 = 11;
-
-fn config(cell: CellKind, bidirectional: bool, attention: AttentionKind) -> Seq2SeqConfig {
-    Seq2SeqConfig {
-        cell,
-        src_vocab: 10,
-        tgt_vocab: 12,
-        embed: 16,
-        hidden: 32,
-        layers: 1,
-        bidirectional,
-        attention,
-        input_feeding: true,
-        bridge: Bridge::Copy,
-        dropout: 0.0,
-        tie: false,
-        share_embeddings: false,
-    }
-}
 
 /// An untrained model: near-uniform next-token distributions.
 fn random_model(cell: CellKind, seed: u64) -> Seq2Seq {
     let c = Seq2SeqConfig {
         layers: 2,
         hidden: 16,
-        ..config(cell, true, AttentionKind::Additive)
+        ..reversal::config(cell, true, AttentionKind::Additive)
     };
     Seq2Seq::new(c, &mut Rng::new(seed)).unwrap()
-}
-
-/// `n` random digit strings of length `lo..=hi`, padded batch-major (padding 0).
-fn sources(rng: &mut Rng, n: usize, lo: usize, hi: usize) -> (Vec<u32>, Vec<usize>) {
-    let lens: Vec<usize> = (0..n)
-        .map(|_| lo + rng.below((hi - lo + 1) as u64) as usize)
-        .collect();
-    let mut src = vec![0; n * hi];
-    for (b, &len) in lens.iter().enumerate() {
-        for s in 0..len {
-            src[b * hi + s] = rng.below(10) as u32;
-        }
-    }
-    (src, lens)
 }
 
 /// Row `b` of a padded batch, as a batch of one.
 fn row(src: &[u32], lens: &[usize], b: usize) -> (Vec<u32>, Vec<usize>) {
     let w = src.len() / lens.len();
     (src[b * w..b * w + lens[b]].to_vec(), vec![lens[b]])
-}
-
-/// A padded training batch of random strings and their reversals.
-fn reversal_batch(rng: &mut Rng, n: usize) -> (Vec<u32>, Vec<usize>, Vec<u32>, Vec<usize>) {
-    let (src, sl) = sources(rng, n, 3, 6);
-    let tw = 8;
-    let mut tgt = vec![0; n * tw];
-    let mut tl = Vec::new();
-    for (b, &len) in sl.iter().enumerate() {
-        let t = &mut tgt[b * tw..(b + 1) * tw];
-        t[0] = BOS;
-        for i in 0..len {
-            t[1 + i] = src[b * 6 + len - 1 - i];
-        }
-        t[len + 1] = EOS;
-        tl.push(len + 2);
-    }
-    (src, sl, tgt, tl)
-}
-
-/// `torch.optim.Adam` on the flat buffers.
-fn adam_step(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], t: i32, lr: f32) {
-    let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
-    let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
-    for i in 0..p.len() {
-        m[i] = b1 * m[i] + (1.0 - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
-        p[i] -= lr * (m[i] / c1) / ((v[i] / c2).sqrt() + eps);
-    }
 }
 
 /// Greedy exact-match rate of the reversal task on `n` strings from `seed`.
@@ -131,34 +66,17 @@ fn trained() -> &'static Seq2Seq {
         let start = Instant::now();
         let mut rng = Rng::new(2024);
         let mut model = Seq2Seq::new(
-            config(CellKind::Gru, true, AttentionKind::General),
+            reversal::config(CellKind::Gru, true, AttentionKind::General),
             &mut rng,
         )
         .unwrap();
-        let n = model.num_params();
-        let (mut m, mut v, mut g) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
-        let mut ws = Seq2SeqWorkspace::default();
-        for step in 1..=3000 {
-            let (src, sl, tgt, tl) = reversal_batch(&mut rng, 32);
-            let batch = Seq2SeqBatch {
-                src: &src,
-                src_lens: &sl,
-                tgt: &tgt,
-                tgt_lens: &tl,
-            };
-            g.fill(0.0);
-            model
-                .train_batch(&mut ws, &batch, &TrainOptions::default(), &mut rng, &mut g)
-                .unwrap();
-            adam_step(&mut model.params, &g, &mut m, &mut v, step, 1e-2);
-            if step % 50 == 0 && greedy_exact(&model, 7, 200) >= 0.97 {
-                eprintln!(
-                    "reversal model: {step} steps, {:.2}s",
-                    start.elapsed().as_secs_f64()
-                );
-                break;
-            }
-        }
+        let steps = reversal::train(&mut model, &mut rng, 1e-2, None, 3000, 50, |m, _, _| {
+            greedy_exact(m, 7, 200) >= 0.97
+        });
+        eprintln!(
+            "reversal model: {steps} steps, {:.2}s",
+            start.elapsed().as_secs_f64()
+        );
         model
     })
 }

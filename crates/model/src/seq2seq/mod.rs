@@ -30,6 +30,7 @@ mod encoder;
 mod layout;
 mod loss;
 mod model;
+pub mod reversal;
 
 pub use config::{Bridge, Seq2SeqConfig, Seq2SeqError};
 pub use decoder::DecoderState;
