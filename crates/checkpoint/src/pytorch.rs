@@ -70,16 +70,8 @@ pub fn import(
         _ => false,
     };
     let config = ModelConfig {
-        cell,
-        vocab_size,
-        embed,
-        hidden,
-        layers,
-        dense: 0,
-        dropout: 0.0,
         tie,
-        layer_norm: false,
-        last_hidden: 0,
+        ..ModelConfig::new(cell, vocab_size, embed, hidden, layers)
     };
     let list: Vec<_> = tensors
         .iter()

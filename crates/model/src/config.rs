@@ -69,6 +69,30 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl ModelConfig {
+    /// A plain stack of `layers` recurrent layers of width `hidden`: no dense
+    /// layer, dropout, tying or layer norm (set those with struct update
+    /// syntax: `ModelConfig { tie: true, ..ModelConfig::new(...) }`).
+    pub fn new(
+        cell: CellKind,
+        vocab_size: usize,
+        embed: usize,
+        hidden: usize,
+        layers: usize,
+    ) -> ModelConfig {
+        ModelConfig {
+            cell,
+            vocab_size,
+            embed,
+            hidden,
+            layers,
+            dense: 0,
+            dropout: 0.0,
+            tie: false,
+            layer_norm: false,
+            last_hidden: 0,
+        }
+    }
+
     /// Width of the vector the output projection reads.
     pub fn head_input(&self) -> usize {
         if self.dense > 0 {

@@ -1031,28 +1031,6 @@ mod tests {
         CellKind::Gru,
     ];
 
-    /// A plain configuration: no dense layer, dropout, tying or layer norm.
-    fn config(
-        cell: CellKind,
-        vocab_size: usize,
-        embed: usize,
-        hidden: usize,
-        layers: usize,
-    ) -> ModelConfig {
-        ModelConfig {
-            cell,
-            vocab_size,
-            embed,
-            hidden,
-            layers,
-            dense: 0,
-            dropout: 0.0,
-            tie: false,
-            layer_norm: false,
-            last_hidden: 0,
-        }
-    }
-
     fn block_loss(
         m: &LanguageModel,
         tokens: &[u32],
@@ -1191,7 +1169,7 @@ mod tests {
                 dense: 4,
                 dropout: 0.3,
                 tie: true,
-                ..config(cell, 7, 4, 5, 2)
+                ..ModelConfig::new(cell, 7, 4, 5, 2)
             };
             gradcheck(config, false);
         }
@@ -1200,7 +1178,7 @@ mod tests {
     #[test]
     fn whole_network_gradients_one_hot_with_document_reset() {
         for cell in CELLS {
-            let config = config(cell, 6, 0, 4, 2);
+            let config = ModelConfig::new(cell, 6, 0, 4, 2);
             gradcheck(config, true);
         }
     }
@@ -1214,7 +1192,7 @@ mod tests {
             dropout: 0.2,
             tie: true,
             last_hidden: 3,
-            ..config(cell, 7, 3, 6, 3)
+            ..ModelConfig::new(cell, 7, 3, 6, 3)
         };
         for cell in CELLS {
             gradcheck(awd_shape(cell), false);
@@ -1247,7 +1225,7 @@ mod tests {
         let config = ModelConfig {
             tie: true,
             last_hidden: 3,
-            ..config(CellKind::Lstm, 9, 3, 5, 3)
+            ..ModelConfig::new(CellKind::Lstm, 9, 3, 5, 3)
         };
         let model = LanguageModel::new(config.clone(), &mut Rng::new(3), None).unwrap();
         let shape = |n: &str| model.layout.get(n).unwrap().shape.clone();
@@ -1288,7 +1266,7 @@ mod tests {
                 dense: 4,
                 dropout: 0.3,
                 layer_norm: true,
-                ..config(cell, 7, 4, 5, 2)
+                ..ModelConfig::new(cell, 7, 4, 5, 2)
             };
             gradcheck(config.clone(), false);
             // A document reset, and every AWD regularizer (weight drop included).
@@ -1302,7 +1280,7 @@ mod tests {
     fn layer_norm_starts_as_the_identity_and_needs_a_gated_cell() {
         let config = ModelConfig {
             layer_norm: true,
-            ..config(CellKind::Lstm, 7, 4, 5, 2)
+            ..ModelConfig::new(CellKind::Lstm, 7, 4, 5, 2)
         };
         let model = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
         assert_eq!(model.num_params(), config.checked_num_params().unwrap());
@@ -1349,7 +1327,7 @@ mod tests {
         for cell in CELLS {
             let config = ModelConfig {
                 tie: true,
-                ..config(cell, 7, 5, 5, 2)
+                ..ModelConfig::new(cell, 7, 5, 5, 2)
             };
             gradcheck_regularized(config, false, &AWD);
         }
@@ -1357,14 +1335,14 @@ mod tests {
         let config = ModelConfig {
             dense: 3,
             dropout: 0.2,
-            ..config(CellKind::Lstm, 6, 0, 4, 3)
+            ..ModelConfig::new(CellKind::Lstm, 6, 0, 4, 3)
         };
         gradcheck_regularized(config, true, &AWD);
     }
 
     #[test]
     fn each_regularizer_alone_passes_the_gradient_check() {
-        let config = config(CellKind::Gru, 6, 4, 4, 2);
+        let config = ModelConfig::new(CellKind::Gru, 6, 4, 4, 2);
         let off = Regularization::default();
         for reg in [
             Regularization {
@@ -1426,7 +1404,7 @@ mod tests {
     fn locked_masks_hold_over_time_and_differ_between_streams() {
         // Only output dropout, on a model whose head sees the last layer
         // directly: a unit dropped for a stream is dropped at every step.
-        let config = config(CellKind::Lstm, 5, 3, 16, 1);
+        let config = ModelConfig::new(CellKind::Lstm, 5, 3, 16, 1);
         let m = LanguageModel::new(config, &mut Rng::new(2), None).unwrap();
         let (t, b, h) = (6, 3, 16);
         let tokens: Vec<u32> = (0..t * b).map(|i| (i % 5) as u32).collect();
@@ -1467,7 +1445,7 @@ mod tests {
     #[test]
     fn masks_depend_on_the_seed_only_not_on_the_thread_count() {
         // W_hh of 4 * 160 * 160 weights spans two of sample_apply's pieces.
-        let config = config(CellKind::Lstm, 9, 6, 160, 2);
+        let config = ModelConfig::new(CellKind::Lstm, 9, 6, 160, 2);
         let m = LanguageModel::new(config, &mut Rng::new(4), None).unwrap();
         let (t, b) = (3, 2);
         let tokens: Vec<u32> = (0..t * b).map(|i| (i % 9) as u32).collect();
@@ -1499,7 +1477,7 @@ mod tests {
     fn regularizers_off_change_nothing_and_evaluation_ignores_them() {
         let config = ModelConfig {
             tie: true,
-            ..config(CellKind::Lstm, 7, 5, 5, 2)
+            ..ModelConfig::new(CellKind::Lstm, 7, 5, 5, 2)
         };
         let m = LanguageModel::new(config, &mut Rng::new(3), None).unwrap();
         let (t, b) = (4, 2);
@@ -1563,7 +1541,7 @@ mod tests {
 
     #[test]
     fn forget_bias_is_set_on_the_forget_rows_only() {
-        let config = config(CellKind::Lstm, 5, 3, 4, 1);
+        let config = ModelConfig::new(CellKind::Lstm, 5, 3, 4, 1);
         let m = LanguageModel::new(config, &mut Rng::new(1), Some(1.0)).unwrap();
         let b = m.param("rnn.bias_ih_l0");
         assert!(b[4..8].iter().all(|&x| x == 1.0));
@@ -1572,7 +1550,7 @@ mod tests {
 
     #[test]
     fn from_tensors_names_the_problem() {
-        let config = config(CellKind::Gru, 5, 3, 4, 1);
+        let config = ModelConfig::new(CellKind::Gru, 5, 3, 4, 1);
         let m = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
         let mut t = m.to_tensors();
         assert!(LanguageModel::from_tensors(config.clone(), &t).is_ok());
@@ -1594,7 +1572,7 @@ mod tests {
     #[test]
     fn extending_the_vocabulary_keeps_what_was_learned() {
         for embed in [0, 3] {
-            let config = config(CellKind::Lstm, 5, embed, 4, 2);
+            let config = ModelConfig::new(CellKind::Lstm, 5, embed, 4, 2);
             let mut rng = Rng::new(4);
             let m = LanguageModel::new(config, &mut rng, None).unwrap();
             let mut big = m.clone();
