@@ -30,6 +30,11 @@ pub struct BenchArgs {
     /// Threads for us and for PyTorch.
     #[arg(long)]
     threads: Option<usize>,
+    /// Alternating rounds of ours then PyTorch per configuration: the table
+    /// shows each side's median and the median of the rounds' ratios, so one
+    /// noisy moment on a shared machine does not decide the ratio.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Skip the PyTorch reference even if it is installed.
     #[arg(long)]
     no_torch: bool,
@@ -143,67 +148,135 @@ pub fn run(args: BenchArgs) -> Result<()> {
         );
     }
     println!(
-        "{:<26} {:>10} {:>10} {:>6} {:>8} {:>6} {:>9} {:>9}",
-        "training", "ours tok/s", "torch", "ratio", "GFLOP/s", "peak%", "ours MB", "torch MB"
+        "{:<26} {:>10} {:>10} {:>6} {:>11} {:>8} {:>6} {:>9} {:>9}",
+        "training",
+        "ours tok/s",
+        "torch",
+        "ratio",
+        "round range",
+        "GFLOP/s",
+        "peak%",
+        "ours MB",
+        "torch MB"
     );
     let names: Vec<&str> = args.configs.split(',').map(str::trim).collect();
     for config in CONFIGS.iter().filter(|c| names.contains(&c.name)) {
-        let ours = spawn_child(&format!("train:{}", config.name), args.steps, threads)?;
-        let theirs = if torch {
-            torch_train(&args, config, threads).ok()
-        } else {
-            None
-        };
-        let tps = ours["tokens_per_sec"].as_f64().unwrap_or(0.0);
-        let gflops = tps * config.flops_per_token() / 1e9;
+        let m = measure(&args, torch, || {
+            let ours = spawn_child(&format!("train:{}", config.name), args.steps, threads)?;
+            let theirs = torch.then(|| torch_train(&args, config, threads).ok());
+            Ok((ours, theirs.flatten()))
+        })?;
+        let gflops = m.ours * config.flops_per_token() / 1e9;
         println!(
-            "{:<26} {:>10.0} {:>10} {:>6} {:>8.1} {:>5.0}% {:>9.0} {:>9}",
+            "{:<26} {:>10.0} {:>10} {:>6} {:>11} {:>8.1} {:>5.0}% {:>9.0} {:>9}",
             config.label(),
-            tps,
-            column(&theirs, "tokens_per_sec", 0),
-            ratio(tps, &theirs),
+            m.ours,
+            m.theirs_column(),
+            m.ratio_column(),
+            m.range_column(),
             gflops,
             100.0 * gflops / peak,
-            ours["peak_rss_mb"].as_f64().unwrap_or(0.0),
-            column(&theirs, "peak_rss_mb", 0),
+            m.ours_mb,
+            m.theirs_mb.map_or("-".into(), |x| format!("{x:.0}")),
         );
     }
     if !args.no_sampling {
         println!(
-            "{:<26} {:>10} {:>10} {:>6}",
-            "sampling, model (b)", "ours tok/s", "torch", "ratio"
+            "{:<26} {:>10} {:>10} {:>6} {:>11}",
+            "sampling, model (b)", "ours tok/s", "torch", "ratio", "round range"
         );
         for batch in [1, 64] {
-            let ours = spawn_child(&format!("sample:{batch}"), args.steps, threads)?;
-            let theirs = if torch {
-                torch_sample(&args, batch, threads).ok()
-            } else {
-                None
-            };
-            let tps = ours["tokens_per_sec"].as_f64().unwrap_or(0.0);
+            let m = measure(&args, torch, || {
+                let ours = spawn_child(&format!("sample:{batch}"), args.steps, threads)?;
+                let theirs = torch.then(|| torch_sample(&args, batch, threads).ok());
+                Ok((ours, theirs.flatten()))
+            })?;
             println!(
-                "{:<26} {:>10.0} {:>10} {:>6}",
+                "{:<26} {:>10.0} {:>10} {:>6} {:>11}",
                 format!("1000 tokens, batch {batch}"),
-                tps,
-                column(&theirs, "tokens_per_sec", 0),
-                ratio(tps, &theirs)
+                m.ours,
+                m.theirs_column(),
+                m.ratio_column(),
+                m.range_column(),
             );
         }
     }
     Ok(())
 }
 
-fn column(v: &Option<Value>, key: &str, digits: usize) -> String {
-    v.as_ref()
-        .and_then(|v| v[key].as_f64())
-        .map_or("-".into(), |x| format!("{x:.digits$}"))
+/// One table row: medians over `--rounds` alternating measurements.
+struct Measured {
+    ours: f64,
+    theirs: Option<f64>,
+    /// Each round's ours / PyTorch, sorted.
+    ratios: Vec<f64>,
+    ours_mb: f64,
+    theirs_mb: Option<f64>,
 }
 
-fn ratio(ours: f64, theirs: &Option<Value>) -> String {
-    theirs
-        .as_ref()
-        .and_then(|v| v["tokens_per_sec"].as_f64())
-        .map_or("-".into(), |t| format!("{:.2}x", ours / t))
+/// Runs `round` (ours, then PyTorch when `torch`) `--rounds` times and takes
+/// the medians; a round in which PyTorch failed counts for our side only.
+fn measure(
+    args: &BenchArgs,
+    torch: bool,
+    mut round: impl FnMut() -> Result<(Value, Option<Value>)>,
+) -> Result<Measured> {
+    let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ours_mb, mut theirs_mb) = (0.0f64, None::<f64>);
+    for _ in 0..args.rounds.max(1) {
+        let (o, t) = round()?;
+        let o_tps = o["tokens_per_sec"].as_f64().unwrap_or(0.0);
+        ours.push(o_tps);
+        ours_mb = ours_mb.max(o["peak_rss_mb"].as_f64().unwrap_or(0.0));
+        if let Some(t) = t.filter(|_| torch) {
+            if let Some(t_tps) = t["tokens_per_sec"].as_f64() {
+                theirs.push(t_tps);
+                ratios.push(o_tps / t_tps);
+            }
+            if let Some(mb) = t["peak_rss_mb"].as_f64() {
+                theirs_mb = Some(theirs_mb.map_or(mb, |x| x.max(mb)));
+            }
+        }
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok(Measured {
+        ours: median(&mut ours).unwrap_or(0.0),
+        theirs: median(&mut theirs),
+        ratios,
+        ours_mb,
+        theirs_mb,
+    })
+}
+
+impl Measured {
+    fn theirs_column(&self) -> String {
+        self.theirs.map_or("-".into(), |t| format!("{t:.0}"))
+    }
+
+    /// The median of the rounds' ratios (each round compares two runs
+    /// taken seconds apart, so a slow moment of the machine hits both).
+    fn ratio_column(&self) -> String {
+        median(&mut self.ratios.clone()).map_or("-".into(), |r| format!("{r:.2}x"))
+    }
+
+    fn range_column(&self) -> String {
+        match (self.ratios.first(), self.ratios.last()) {
+            (Some(lo), Some(hi)) if self.ratios.len() > 1 => format!("{lo:.2}-{hi:.2}"),
+            _ => "-".into(),
+        }
+    }
+}
+
+/// The middle value (the mean of the two middle ones of an even count), or
+/// `None` when empty.
+fn median(v: &mut [f64]) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some(0.5 * (v[n / 2 - 1] + v[n / 2])),
+    }
 }
 
 /// One measurement in this process: `train:NAME` or `sample:BATCH`.
@@ -396,4 +469,16 @@ fn peak_rss_mb() -> f64 {
 #[cfg(not(unix))]
 fn peak_rss_mb() -> f64 {
     0.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_even_and_empty_lists() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&mut []), None);
+    }
 }
