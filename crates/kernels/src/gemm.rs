@@ -47,20 +47,15 @@ pub fn sgemm(
     let (b_rs, b_cs) = if tb == Trans::N { (ldb, 1) } else { (1, ldb) };
     let flops = 2 * m * n * k;
     let t = threads();
-    #[cfg(target_arch = "x86_64")]
-    if alpha == 1.0
-        && (beta == 0.0 || beta == 1.0)
-        && flops >= 1 << 16
-        && has_avx512()
-        && !gemm_crate_forced()
-    {
+    if alpha == 1.0 && (beta == 0.0 || beta == 1.0) {
         let init = if beta == 0.0 {
             crate::blocked::Init::Zero
         } else {
             crate::blocked::Init::Keep
         };
-        crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, t);
-        return;
+        if blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc) {
+            return;
+        }
     }
     let par = if t > 1 && flops >= 1 << 17 {
         gemm::Parallelism::Rayon(t)
@@ -147,17 +142,43 @@ pub fn sgemm_bias(
     if m == 0 || n == 0 {
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    if k > 0 && 2 * m * n * k >= 1 << 16 && has_avx512() && !gemm_crate_forced() {
+    if k > 0 {
         check(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
         let init = crate::blocked::Init::Row(&bias[..n]);
-        crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, threads());
-        return;
+        if blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc) {
+            return;
+        }
     }
     for row in c.chunks_mut(ldc).take(m) {
         row[..n].copy_from_slice(&bias[..n]);
     }
     sgemm(ta, tb, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc);
+}
+
+/// Runs a checked, non-empty product on the blocked AVX-512 kernel when it is
+/// big enough to gain from it and the CPU has AVX-512; `false` leaves it to
+/// the caller's fallback.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+fn blocked(
+    ta: Trans,
+    tb: Trans,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    init: crate::blocked::Init<'_>,
+    c: &mut [f32],
+    ldc: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if 2 * m * n * k >= 1 << 16 && has_avx512() && !gemm_crate_forced() {
+        crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, threads());
+        return true;
+    }
+    false
 }
 
 /// `RECURRENT_GEMM=crate` sends every product to the `gemm` crate, for A/B
