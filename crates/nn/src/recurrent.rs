@@ -344,25 +344,17 @@ impl RecurrentLayer {
         keep: Option<&[f32]>,
     ) {
         let _ph = Phase::new("fwd.steps");
-        let (h, gh) = (self.hidden_size, self.gate_rows());
-        let split = RowSplit::new(b, 2 * b * h * gh);
-        parallel_for(split.parts, &|part| {
-            // SAFETY: each part touches only its own batch rows of `bufs`.
-            unsafe {
-                self.forward_rows(
-                    p,
-                    bufs,
-                    w,
-                    t,
-                    b,
-                    split.rows(part),
-                    h0,
-                    c0,
-                    keep,
-                    split.gemm_threads,
-                )
-            }
+        self.for_row_groups(b, &|rows, gemm_threads| {
+            // SAFETY: each group touches only its own batch rows of `bufs`.
+            unsafe { self.forward_rows(p, bufs, w, t, b, rows, h0, c0, keep, gemm_threads) }
         });
+    }
+
+    /// Runs `f(rows, gemm_threads)` for each group of batch rows of a `b`-row
+    /// time loop, the groups on threads of their own (see [`RowSplit`]).
+    fn for_row_groups(&self, b: usize, f: &(dyn Fn(Range<usize>, usize) + Sync)) {
+        let split = RowSplit::new(b, 2 * b * self.hidden_size * self.gate_rows());
+        parallel_for(split.parts, &|part| f(split.rows(part), split.gemm_threads));
     }
 
     /// The forward time loop for batch rows `rows` (of `b`): every step reads
@@ -525,28 +517,16 @@ impl RecurrentLayer {
         dh0: Option<&mut [f32]>,
         dc0: Option<&mut [f32]>,
     ) {
-        let (h, gh) = (self.hidden_size, self.gate_rows());
+        let h = self.hidden_size;
         let (t, b) = (c.steps, c.batch);
         let bh = b * h;
         let _ph = Phase::new("bwd.steps");
         {
             let bufs = StepBufs::new(c);
-            let split = RowSplit::new(b, 2 * b * h * gh);
-            parallel_for(split.parts, &|part| {
-                // SAFETY: each part touches only its own batch rows of `bufs`.
+            self.for_row_groups(b, &|rows, gemm_threads| {
+                // SAFETY: each group touches only its own batch rows of `bufs`.
                 unsafe {
-                    self.backward_rows(
-                        &bufs,
-                        w,
-                        t,
-                        b,
-                        split.rows(part),
-                        dy,
-                        dh_n,
-                        dc_n,
-                        keep,
-                        split.gemm_threads,
-                    )
+                    self.backward_rows(&bufs, w, t, b, rows, dy, dh_n, dc_n, keep, gemm_threads)
                 }
             });
         }
