@@ -17,7 +17,7 @@
 use std::cell::RefCell;
 
 use crate::gemm::Trans;
-use crate::packed::{AlignedBuf, Epilogue, MR, NR};
+use crate::packed::{transpose8x8, AlignedBuf, Epilogue, MR, NR};
 
 /// Depth of one `K` block.
 pub const KC: usize = 512;
@@ -272,49 +272,6 @@ impl Job {
                 i += mr;
             }
         }
-    }
-}
-
-const _: () = assert!(MR == 8, "transpose8x8 packs tiles of 8 rows");
-
-/// `dst[kk][ii] = rows[ii][kk0 + kk]` for `ii, kk < 8`: an 8x8 block of a
-/// row-major matrix, transposed with the classic unpack/shuffle/permute steps.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn transpose8x8(rows: &[*const f32; 8], kk0: usize, dst: *mut f32) {
-    use std::arch::x86_64::*;
-    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(kk0)));
-    // Pairs of rows interleaved: t0 = r0_0 r1_0 r0_1 r1_1 | r0_4 r1_4 r0_5 r1_5, ...
-    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    // Columns c | c + 4 of four rows: s0 = col 0 | col 4 of rows 0..4, ...
-    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-    // Low halves give columns 0..4, high halves columns 4..8.
-    let cols = [
-        _mm256_permute2f128_ps::<0x20>(s0, s4),
-        _mm256_permute2f128_ps::<0x20>(s1, s5),
-        _mm256_permute2f128_ps::<0x20>(s2, s6),
-        _mm256_permute2f128_ps::<0x20>(s3, s7),
-        _mm256_permute2f128_ps::<0x31>(s0, s4),
-        _mm256_permute2f128_ps::<0x31>(s1, s5),
-        _mm256_permute2f128_ps::<0x31>(s2, s6),
-        _mm256_permute2f128_ps::<0x31>(s3, s7),
-    ];
-    for (kk, v) in cols.iter().enumerate() {
-        _mm256_storeu_ps(dst.add(kk * 8), *v);
     }
 }
 

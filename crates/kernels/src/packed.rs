@@ -116,7 +116,8 @@ pub fn gemm_packed(
     A_PACK.with(|ap| {
         let mut ap = ap.borrow_mut();
         let ap = ap.resize(m * k);
-        pack_a(m, k, a, lda, ap);
+        // SAFETY: AVX-512 was checked above; the asserts above bound `a`.
+        unsafe { pack_a(m, k, a, lda, ap) };
         let panels = n.div_ceil(NR);
         let job = Job {
             m,
@@ -139,17 +140,83 @@ thread_local! {
 
 /// Packs `A[m, k]` into row tiles of `MR` rows (the last may be shorter): tile
 /// starting at row `r0` with `mr` rows is `[k][mr]` at offset `r0 * k`.
-fn pack_a(m: usize, k: usize, a: &[f32], lda: usize, out: &mut [f32]) {
+///
+/// Full tiles go through [`transpose8x8`] (this runs at every time step, and
+/// a scalar gather was most of the packing time of small models).
+///
+/// # Safety
+/// The CPU must have AVX-512 (`gemm_packed` checked), and `a` must hold `m`
+/// rows of `k` floats at stride `lda`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_a(m: usize, k: usize, a: &[f32], lda: usize, out: &mut [f32]) {
     let mut r0 = 0;
     while r0 < m {
         let mr = MR.min(m - r0);
         let tile = &mut out[r0 * k..(r0 + mr) * k];
-        for (kk, dst) in tile.chunks_exact_mut(mr).enumerate() {
+        let mut kk0 = 0;
+        if mr == MR {
+            // Rows r0..r0+8 hold at least `k` floats each, and the tile has
+            // room for `k` columns of 8.
+            let rows: [*const f32; MR] = std::array::from_fn(|i| a.as_ptr().add((r0 + i) * lda));
+            while kk0 + 8 <= k {
+                transpose8x8(&rows, kk0, tile.as_mut_ptr().add(kk0 * MR));
+                kk0 += 8;
+            }
+        }
+        for (kk, dst) in tile.chunks_exact_mut(mr).enumerate().skip(kk0) {
             for (i, v) in dst.iter_mut().enumerate() {
                 *v = a[(r0 + i) * lda + kk];
             }
         }
         r0 += mr;
+    }
+}
+
+const _: () = assert!(MR == 8, "transpose8x8 packs tiles of 8 rows");
+
+/// `dst[kk][ii] = rows[ii][kk0 + kk]` for `ii, kk < 8`: an 8x8 block of a
+/// row-major matrix, transposed with the classic unpack/shuffle/permute steps.
+///
+/// # Safety
+/// Each `rows[ii]` must have 8 readable floats at `kk0`, `dst` 64 writable ones;
+/// the CPU must have AVX (every AVX-512 CPU does).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+pub(crate) unsafe fn transpose8x8(rows: &[*const f32; 8], kk0: usize, dst: *mut f32) {
+    use std::arch::x86_64::*;
+    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(kk0)));
+    // Pairs of rows interleaved: t0 = r0_0 r1_0 r0_1 r1_1 | r0_4 r1_4 r0_5 r1_5, ...
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    // Columns c | c + 4 of four rows: s0 = col 0 | col 4 of rows 0..4, ...
+    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    // Low halves give columns 0..4, high halves columns 4..8.
+    let cols = [
+        _mm256_permute2f128_ps::<0x20>(s0, s4),
+        _mm256_permute2f128_ps::<0x20>(s1, s5),
+        _mm256_permute2f128_ps::<0x20>(s2, s6),
+        _mm256_permute2f128_ps::<0x20>(s3, s7),
+        _mm256_permute2f128_ps::<0x31>(s0, s4),
+        _mm256_permute2f128_ps::<0x31>(s1, s5),
+        _mm256_permute2f128_ps::<0x31>(s2, s6),
+        _mm256_permute2f128_ps::<0x31>(s3, s7),
+    ];
+    for (kk, v) in cols.iter().enumerate() {
+        _mm256_storeu_ps(dst.add(kk * 8), *v);
     }
 }
 
