@@ -4,7 +4,6 @@
 //! (and for `alpha != 1` or general `beta`) the `gemm` crate, which picks
 //! AVX2/FMA at run time.
 
-use crate::simd::has_avx512;
 use crate::threads::threads;
 
 /// Whether an operand is used as stored (`N`) or transposed (`T`).
@@ -47,15 +46,15 @@ pub fn sgemm(
     let (b_rs, b_cs) = if tb == Trans::N { (ldb, 1) } else { (1, ldb) };
     let flops = 2 * m * n * k;
     let t = threads();
-    if alpha == 1.0 && (beta == 0.0 || beta == 1.0) {
+    #[cfg(target_arch = "x86_64")]
+    if alpha == 1.0 && (beta == 0.0 || beta == 1.0) && blocked_pays(m, n, k) {
         let init = if beta == 0.0 {
             crate::blocked::Init::Zero
         } else {
             crate::blocked::Init::Keep
         };
-        if blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc) {
-            return;
-        }
+        crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, t);
+        return;
     }
     let par = if t > 1 && flops >= 1 << 17 {
         gemm::Parallelism::Rayon(t)
@@ -142,12 +141,12 @@ pub fn sgemm_bias(
     if m == 0 || n == 0 {
         return;
     }
-    if k > 0 {
+    #[cfg(target_arch = "x86_64")]
+    if k > 0 && blocked_pays(m, n, k) {
         check(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
         let init = crate::blocked::Init::Row(&bias[..n]);
-        if blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc) {
-            return;
-        }
+        crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, threads());
+        return;
     }
     for row in c.chunks_mut(ldc).take(m) {
         row[..n].copy_from_slice(&bias[..n]);
@@ -155,30 +154,11 @@ pub fn sgemm_bias(
     sgemm(ta, tb, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc);
 }
 
-/// Runs a checked, non-empty product on the blocked AVX-512 kernel when it is
-/// big enough to gain from it and the CPU has AVX-512; `false` leaves it to
-/// the caller's fallback.
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-fn blocked(
-    ta: Trans,
-    tb: Trans,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    init: crate::blocked::Init<'_>,
-    c: &mut [f32],
-    ldc: usize,
-) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if 2 * m * n * k >= 1 << 16 && has_avx512() && !gemm_crate_forced() {
-        crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, threads());
-        return true;
-    }
-    false
+/// Whether an `m x n x k` product goes to the blocked AVX-512 kernel: it
+/// needs AVX-512, and below about 64k FLOPs its packing does not pay.
+#[cfg(target_arch = "x86_64")]
+fn blocked_pays(m: usize, n: usize, k: usize) -> bool {
+    2 * m * n * k >= 1 << 16 && crate::simd::has_avx512() && !gemm_crate_forced()
 }
 
 /// `RECURRENT_GEMM=crate` sends every product to the `gemm` crate, for A/B
