@@ -268,6 +268,7 @@ impl Job {
                     self.ldc,
                     w,
                     epi,
+                    crate::packed::Prefetch::NONE,
                 );
                 i += mr;
             }

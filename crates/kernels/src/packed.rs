@@ -256,6 +256,10 @@ fn run_split(job: &Job, lo: usize, hi: usize, t: usize) {
 #[target_feature(enable = "avx512f")]
 unsafe fn run_panels(job: &Job, lo: usize, hi: usize) {
     let (k, ldc) = (job.k, job.ldc);
+    let tiles = job.m.div_ceil(MR);
+    // A panel's 64-byte lines; the tiles of one panel share the prefetching
+    // of the next.
+    let lines = k * NR / 16;
     for p in lo..hi {
         let bp = job.bp.add(p * k * NR);
         let cols = NR.min(job.n - p * NR);
@@ -269,10 +273,42 @@ unsafe fn run_panels(job: &Job, lo: usize, hi: usize) {
             } else {
                 Epilogue::Store
             };
-            tile(mr, k, ap, bp, c, ldc, cols, epi);
+            let prefetch = if p + 1 < hi {
+                let t = r0 / MR;
+                let (l0, l1) = (lines * t / tiles, lines * (t + 1) / tiles);
+                Prefetch {
+                    at: bp.add(k * NR + l0 * 16),
+                    lines: l1 - l0,
+                }
+            } else {
+                Prefetch::NONE
+            };
+            tile(mr, k, ap, bp, c, ldc, cols, epi, prefetch);
             r0 += mr;
         }
     }
+}
+
+/// Lines of memory a tile asks the L2 cache to fetch while it computes.
+///
+/// The per-step product reads `W_hh` (4 MB at 512 units) from L3 at every
+/// time step; the first row tile of each panel used to wait for it. With
+/// each panel's tiles prefetching the next panel, the wait overlaps the
+/// arithmetic.
+#[derive(Clone, Copy)]
+pub(crate) struct Prefetch {
+    /// First byte of the first line.
+    pub at: *const f32,
+    /// How many 64-byte lines (one per `k` step, at most `k` of them).
+    pub lines: usize,
+}
+
+impl Prefetch {
+    /// Nothing to fetch.
+    pub const NONE: Prefetch = Prefetch {
+        at: std::ptr::null(),
+        lines: 0,
+    };
 }
 
 /// Dispatches a tile of `mr` rows to the kernel compiled for that row count.
@@ -287,6 +323,7 @@ pub(crate) unsafe fn tile(
     ldc: usize,
     cols: usize,
     acc: Epilogue,
+    prefetch: Prefetch,
 ) {
     let m = |v: usize| -> u16 {
         let valid = cols.saturating_sub(v * 16).min(16);
@@ -294,18 +331,18 @@ pub(crate) unsafe fn tile(
     };
     let masks = [m(0), m(1)];
     match mr {
-        12 => kernel::<12>(k, ap, bp, c, ldc, masks, acc),
-        11 => kernel::<11>(k, ap, bp, c, ldc, masks, acc),
-        10 => kernel::<10>(k, ap, bp, c, ldc, masks, acc),
-        9 => kernel::<9>(k, ap, bp, c, ldc, masks, acc),
-        8 => kernel::<8>(k, ap, bp, c, ldc, masks, acc),
-        7 => kernel::<7>(k, ap, bp, c, ldc, masks, acc),
-        6 => kernel::<6>(k, ap, bp, c, ldc, masks, acc),
-        5 => kernel::<5>(k, ap, bp, c, ldc, masks, acc),
-        4 => kernel::<4>(k, ap, bp, c, ldc, masks, acc),
-        3 => kernel::<3>(k, ap, bp, c, ldc, masks, acc),
-        2 => kernel::<2>(k, ap, bp, c, ldc, masks, acc),
-        _ => kernel::<1>(k, ap, bp, c, ldc, masks, acc),
+        12 => kernel::<12>(k, ap, bp, c, ldc, masks, acc, prefetch),
+        11 => kernel::<11>(k, ap, bp, c, ldc, masks, acc, prefetch),
+        10 => kernel::<10>(k, ap, bp, c, ldc, masks, acc, prefetch),
+        9 => kernel::<9>(k, ap, bp, c, ldc, masks, acc, prefetch),
+        8 => kernel::<8>(k, ap, bp, c, ldc, masks, acc, prefetch),
+        7 => kernel::<7>(k, ap, bp, c, ldc, masks, acc, prefetch),
+        6 => kernel::<6>(k, ap, bp, c, ldc, masks, acc, prefetch),
+        5 => kernel::<5>(k, ap, bp, c, ldc, masks, acc, prefetch),
+        4 => kernel::<4>(k, ap, bp, c, ldc, masks, acc, prefetch),
+        3 => kernel::<3>(k, ap, bp, c, ldc, masks, acc, prefetch),
+        2 => kernel::<2>(k, ap, bp, c, ldc, masks, acc, prefetch),
+        _ => kernel::<1>(k, ap, bp, c, ldc, masks, acc, prefetch),
     }
 }
 
@@ -336,10 +373,15 @@ unsafe fn kernel<const R: usize>(
     ldc: usize,
     masks: [u16; 2],
     epilogue: Epilogue,
+    prefetch: Prefetch,
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    let lines = prefetch.lines.min(k);
     for p in 0..k {
+        if p < lines {
+            _mm_prefetch::<_MM_HINT_T1>(prefetch.at.add(p * 16) as *const i8);
+        }
         let b0 = _mm512_loadu_ps(bp.add(p * NR));
         let b1 = _mm512_loadu_ps(bp.add(p * NR + 16));
         for (i, row) in acc.iter_mut().enumerate() {
