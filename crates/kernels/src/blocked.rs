@@ -17,7 +17,7 @@
 use std::cell::RefCell;
 
 use crate::gemm::Trans;
-use crate::packed::{transpose8x8, AlignedBuf, Epilogue, MR, NR};
+use crate::packed::{transpose8x8, AlignedBuf, Epilogue, Prefetch, MR, NR};
 
 /// Depth of one `K` block.
 pub const KC: usize = 512;
@@ -247,6 +247,7 @@ impl Job {
         bp: &[f32],
         init: Option<*const f32>,
     ) {
+        let (panels, tiles) = (bp.len() / (kc * NR), mc.div_ceil(MR));
         for (p, panel) in bp.chunks_exact(kc * NR).enumerate() {
             let j0 = cols.start + p * NR;
             let w = NR.min(cols.end - j0);
@@ -268,7 +269,11 @@ impl Job {
                     self.ldc,
                     w,
                     epi,
-                    crate::packed::Prefetch::NONE,
+                    if p + 1 < panels {
+                        Prefetch::share(panel.as_ptr().add(kc * NR), kc * NR, i / MR, tiles)
+                    } else {
+                        Prefetch::NONE
+                    },
                 );
                 i += mr;
             }

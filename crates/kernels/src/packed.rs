@@ -257,9 +257,6 @@ fn run_split(job: &Job, lo: usize, hi: usize, t: usize) {
 unsafe fn run_panels(job: &Job, lo: usize, hi: usize) {
     let (k, ldc) = (job.k, job.ldc);
     let tiles = job.m.div_ceil(MR);
-    // A panel's 64-byte lines; the tiles of one panel share the prefetching
-    // of the next.
-    let lines = k * NR / 16;
     for p in lo..hi {
         let bp = job.bp.add(p * k * NR);
         let cols = NR.min(job.n - p * NR);
@@ -274,12 +271,7 @@ unsafe fn run_panels(job: &Job, lo: usize, hi: usize) {
                 Epilogue::Store
             };
             let prefetch = if p + 1 < hi {
-                let t = r0 / MR;
-                let (l0, l1) = (lines * t / tiles, lines * (t + 1) / tiles);
-                Prefetch {
-                    at: bp.add(k * NR + l0 * 16),
-                    lines: l1 - l0,
-                }
+                Prefetch::share(bp.add(k * NR), k * NR, r0 / MR, tiles)
             } else {
                 Prefetch::NONE
             };
@@ -309,6 +301,17 @@ impl Prefetch {
         at: std::ptr::null(),
         lines: 0,
     };
+
+    /// Row tile `tile` of `tiles`' share of a panel of `floats` at `next`:
+    /// the tiles of one panel split the prefetching of the next between them.
+    pub fn share(next: *const f32, floats: usize, tile: usize, tiles: usize) -> Prefetch {
+        let lines = floats / 16;
+        let (l0, l1) = (lines * tile / tiles, lines * (tile + 1) / tiles);
+        Prefetch {
+            at: next.wrapping_add(l0 * 16),
+            lines: l1 - l0,
+        }
+    }
 }
 
 /// Dispatches a tile of `mr` rows to the kernel compiled for that row count.
