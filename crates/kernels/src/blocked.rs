@@ -16,7 +16,7 @@
 
 use std::cell::RefCell;
 
-use crate::gemm::Trans;
+use crate::gemm::{Product, Trans};
 use crate::packed::{transpose8x8, AlignedBuf, Epilogue, Prefetch, MR, NR};
 
 /// Depth of one `K` block.
@@ -45,22 +45,9 @@ pub(crate) fn gemm_blocked(
     ldc: usize,
     threads: usize,
 ) {
-    let panels = n.div_ceil(NR);
-    let by_rows = m >= n;
-    let units = if by_rows { m.div_ceil(MR) } else { panels };
-    let t = threads.clamp(1, units);
-    let job = Job {
-        a: Operand {
-            ptr: a.as_ptr(),
-            ld: lda,
-            trans: ta == Trans::T,
-        },
-        b: Operand {
-            ptr: b.as_ptr(),
-            ld: ldb,
-            trans: tb == Trans::T,
-        },
-        k,
+    let rhs = [Rhs {
+        b: Operand::new(b, ldb, tb),
+        n,
         c: c.as_mut_ptr(),
         ldc,
         init: match init {
@@ -68,18 +55,51 @@ pub(crate) fn gemm_blocked(
             Init::Keep => Some(std::ptr::null()),
             Init::Row(r) => Some(r.as_ptr()),
         },
+    }];
+    let job = Job {
+        a: Operand::new(a, lda, ta),
+        m,
+        k,
+        rhs: &rhs,
     };
-    crate::threads::parallel_for(t, &|i| {
-        // Shares are whole row tiles or whole panels.
-        let (lo, hi) = (units * i / t, units * (i + 1) / t);
-        let (rows, cols) = if by_rows {
-            ((lo * MR).min(m)..(hi * MR).min(m), 0..n)
-        } else {
-            (0..m, (lo * NR).min(n)..(hi * NR).min(n))
-        };
-        // SAFETY: AVX-512 was checked by the caller; shares are disjoint.
-        unsafe { job.run(rows, cols) };
+    job.launch(m >= n, threads);
+}
+
+/// `C_j += op(A) · op(B_j)` for both `j`: two products with one left operand,
+/// which each thread packs once for both (a recurrent layer's `dW_hh` and
+/// `dW_ih` share the gate gradients). Each `C_j` gets the same bits as a
+/// [`gemm_blocked`] call of its own.
+///
+/// Threads split the rows, so `m` must be at least both `n`; AVX-512 and
+/// shapes as for [`gemm_blocked`].
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn gemm_blocked_shared_a(
+    ta: Trans,
+    m: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    products: [Product<'_>; 2],
+    threads: usize,
+) {
+    let rhs = products.map(|p| Rhs {
+        b: Operand::new(p.b, p.ldb, p.tb),
+        n: p.n,
+        c: p.c.as_mut_ptr(),
+        ldc: p.ldc,
+        init: Some(std::ptr::null()),
     });
+    assert!(
+        rhs.iter().all(|r| m >= r.n),
+        "shared A: threads split the rows"
+    );
+    let job = Job {
+        a: Operand::new(a, lda, ta),
+        m,
+        k,
+        rhs: &rhs,
+    };
+    job.launch(true, threads);
 }
 
 /// A read-only operand: `op(X)[r, c]` is `ptr[r * ld + c]`, or `ptr[c * ld + r]`
@@ -92,6 +112,14 @@ struct Operand {
 }
 
 impl Operand {
+    fn new(x: &[f32], ld: usize, t: Trans) -> Operand {
+        Operand {
+            ptr: x.as_ptr(),
+            ld,
+            trans: t == Trans::T,
+        }
+    }
+
     #[inline(always)]
     unsafe fn at(&self, r: usize, c: usize) -> f32 {
         if self.trans {
@@ -102,14 +130,23 @@ impl Operand {
     }
 }
 
-struct Job {
-    a: Operand,
+/// A right-hand operand and where its product goes.
+#[derive(Clone, Copy)]
+struct Rhs {
     b: Operand,
-    k: usize,
+    n: usize,
     c: *mut f32,
     ldc: usize,
     /// What the first `K` block adds to: nothing, `C` (null), or a row vector.
     init: Option<*const f32>,
+}
+
+/// The products of one left operand with one or two right ones.
+struct Job<'a> {
+    a: Operand,
+    m: usize,
+    k: usize,
+    rhs: &'a [Rhs],
 }
 
 /// What a blocked product adds its result to.
@@ -123,71 +160,84 @@ pub(crate) enum Init<'a> {
     Row(&'a [f32]),
 }
 
-// SAFETY: threads read `a` and `b` and write disjoint shares of `c`.
-unsafe impl Sync for Job {}
+// SAFETY: threads read `a` and the `b`s and write disjoint shares of the `c`s.
+unsafe impl Sync for Job<'_> {}
 
 thread_local! {
-    static BUFS: RefCell<(AlignedBuf, AlignedBuf)> = RefCell::new(Default::default());
+    /// The packed `A` slab, and the packed `B` block of each right-hand side.
+    static BUFS: RefCell<(AlignedBuf, [AlignedBuf; 2])> = RefCell::new(Default::default());
 }
 
-impl Job {
-    /// Computes `C[rows, cols]` (`cols` starts on a panel boundary).
+impl Job<'_> {
+    /// Runs on `threads` threads, each owning a contiguous share of the rows
+    /// (`by_rows`; every right-hand side) or of the column panels (one side).
+    #[cfg(target_arch = "x86_64")]
+    fn launch(&self, by_rows: bool, threads: usize) {
+        let (m, n) = (self.m, self.rhs[0].n);
+        assert!(by_rows || self.rhs.len() == 1);
+        let units = if by_rows {
+            m.div_ceil(MR)
+        } else {
+            n.div_ceil(NR)
+        };
+        let t = threads.clamp(1, units);
+        crate::threads::parallel_for(t, &|i| {
+            // Shares are whole row tiles or whole panels.
+            let (lo, hi) = (units * i / t, units * (i + 1) / t);
+            let (rows, cols) = if by_rows {
+                ((lo * MR).min(m)..(hi * MR).min(m), None)
+            } else {
+                (0..m, Some((lo * NR).min(n)..(hi * NR).min(n)))
+            };
+            // SAFETY: AVX-512 was checked by the caller; shares are disjoint.
+            unsafe { self.run(rows, cols) };
+        });
+    }
+
+    /// Computes rows `rows` of every product, or of the one product only
+    /// the columns `cols` (which start on a panel boundary).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn run(&self, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
-        if rows.is_empty() || cols.is_empty() {
+    unsafe fn run(&self, rows: std::ops::Range<usize>, cols: Option<std::ops::Range<usize>>) {
+        let cols_of = |r: &Rhs| cols.clone().unwrap_or(0..r.n);
+        if rows.is_empty() || self.rhs.iter().all(|r| cols_of(r).is_empty()) {
             return;
         }
         let blocks = self.k.div_ceil(KC);
         BUFS.with(|bufs| {
-            let (ab, bb) = &mut *bufs.borrow_mut();
+            let (ab, bbs) = &mut *bufs.borrow_mut();
             let mut k0 = 0;
             for blk in 0..blocks {
                 let k1 = self.k * (blk + 1) / blocks;
                 let kc = k1 - k0;
-                let bp = bb.resize(cols.len().div_ceil(NR) * kc * NR);
-                self.pack_b(k0, kc, cols.clone(), bp);
-                let first = if blk == 0 {
-                    self.init
-                } else {
-                    Some(std::ptr::null())
-                };
+                for (r, bb) in self.rhs.iter().zip(bbs.iter_mut()) {
+                    let cols = cols_of(r);
+                    pack_b(
+                        &r.b,
+                        k0,
+                        kc,
+                        cols.clone(),
+                        bb.resize(cols.len().div_ceil(NR) * kc * NR),
+                    );
+                }
                 let mut r0 = rows.start;
                 while r0 < rows.end {
                     let mc = MC.min(rows.end - r0);
                     let ap = ab.resize(mc * kc);
                     self.pack_a(r0, mc, k0, kc, ap);
-                    self.compute(r0, mc, kc, cols.clone(), ap, bp, first);
+                    for (r, bb) in self.rhs.iter().zip(bbs.iter()) {
+                        let first = if blk == 0 {
+                            r.init
+                        } else {
+                            Some(std::ptr::null())
+                        };
+                        r.compute(r0, mc, kc, cols_of(r), ap, bb.get(), first);
+                    }
                     r0 += mc;
                 }
                 k0 = k1;
             }
         });
-    }
-
-    /// Panels of `op(B)[k0..k0+kc, cols]`: panel `p` is `[kc][NR]` at `p * kc * NR`,
-    /// zero-padded past the last column.
-    unsafe fn pack_b(&self, k0: usize, kc: usize, cols: std::ops::Range<usize>, out: &mut [f32]) {
-        for (p, panel) in out.chunks_exact_mut(kc * NR).enumerate() {
-            let j0 = cols.start + p * NR;
-            let w = NR.min(cols.end - j0);
-            for (kk, row) in panel.chunks_exact_mut(NR).enumerate() {
-                if !self.b.trans {
-                    let src = self.b.ptr.add((k0 + kk) * self.b.ld + j0);
-                    if w == NR {
-                        // A fixed-size copy compiles to vector moves, not a `memcpy` call.
-                        std::ptr::copy_nonoverlapping(src, row.as_mut_ptr(), NR);
-                    } else {
-                        row[..w].copy_from_slice(std::slice::from_raw_parts(src, w));
-                    }
-                } else {
-                    for (jj, v) in row[..w].iter_mut().enumerate() {
-                        *v = self.b.at(k0 + kk, j0 + jj);
-                    }
-                }
-                row[w..].fill(0.0);
-            }
-        }
     }
 
     /// Row tiles of `op(A)[r0..r0+mc, k0..k0+kc]`: the tile of `mr <= MR` rows
@@ -233,7 +283,34 @@ impl Job {
             i += mr;
         }
     }
+}
 
+/// Panels of `op(B)[k0..k0+kc, cols]`: panel `p` is `[kc][NR]` at `p * kc * NR`,
+/// zero-padded past the last column.
+unsafe fn pack_b(b: &Operand, k0: usize, kc: usize, cols: std::ops::Range<usize>, out: &mut [f32]) {
+    for (p, panel) in out.chunks_exact_mut(kc * NR).enumerate() {
+        let j0 = cols.start + p * NR;
+        let w = NR.min(cols.end - j0);
+        for (kk, row) in panel.chunks_exact_mut(NR).enumerate() {
+            if !b.trans {
+                let src = b.ptr.add((k0 + kk) * b.ld + j0);
+                if w == NR {
+                    // A fixed-size copy compiles to vector moves, not a `memcpy` call.
+                    std::ptr::copy_nonoverlapping(src, row.as_mut_ptr(), NR);
+                } else {
+                    row[..w].copy_from_slice(std::slice::from_raw_parts(src, w));
+                }
+            } else {
+                for (jj, v) in row[..w].iter_mut().enumerate() {
+                    *v = b.at(k0 + kk, j0 + jj);
+                }
+            }
+            row[w..].fill(0.0);
+        }
+    }
+}
+
+impl Rhs {
     /// Every panel of the share against every row tile of the packed slab.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]

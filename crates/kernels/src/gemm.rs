@@ -154,6 +154,54 @@ pub fn sgemm_bias(
     sgemm(ta, tb, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc);
 }
 
+/// One product of [`sgemm_shared_a`]: `C += op(A) · op(B)`, with `op(B)`
+/// `[k, n]` stored as in [`sgemm`] and `C` `[m, ldc]`.
+pub struct Product<'a> {
+    pub tb: Trans,
+    pub n: usize,
+    pub b: &'a [f32],
+    pub ldb: usize,
+    pub c: &'a mut [f32],
+    pub ldc: usize,
+}
+
+/// `C_j += op(A) · op(B_j)` for two products with the same `op(A)` `[m, k]`
+/// (strides as in [`sgemm`]): each thread packs `A` once for both, where two
+/// [`sgemm`] calls would pack it twice. The results are bit for bit those of
+/// the two calls. A recurrent layer's `dW_hh += dGᵀ·h_prev` and
+/// `dW_ih += dGᵀ·x` are such a pair.
+pub fn sgemm_shared_a(
+    ta: Trans,
+    m: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    products: [Product<'_>; 2],
+) {
+    if m == 0 {
+        return;
+    }
+    for p in &products {
+        if p.n > 0 {
+            check(ta, p.tb, m, p.n, k, a, lda, p.b, p.ldb, p.c, p.ldc);
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    if k > 0
+        && products
+            .iter()
+            .all(|p| p.n > 0 && m >= p.n && blocked_pays(m, p.n, k))
+    {
+        crate::blocked::gemm_blocked_shared_a(ta, m, k, a, lda, products, threads());
+        return;
+    }
+    for p in products {
+        sgemm(
+            ta, p.tb, m, p.n, k, 1.0, a, lda, p.b, p.ldb, 1.0, p.c, p.ldc,
+        );
+    }
+}
+
 /// Whether an `m x n x k` product goes to the blocked AVX-512 kernel: it
 /// needs AVX-512, and below about 64k FLOPs its packing does not pay.
 #[cfg(target_arch = "x86_64")]
@@ -245,6 +293,85 @@ mod tests {
                     for i in 0..m * n {
                         assert!((c[i] - want[i]).abs() <= 1e-4 * (1.0 + want[i].abs()));
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shared_a_pair_gives_the_bits_of_two_calls() {
+        let mut rng = Rng::new(11);
+        let mut v = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect() };
+        // dW-like shapes (K over several blocks, one narrow product), one
+        // where A has fewer rows than B columns (two plain calls), and tiny ones.
+        for &(m, k, n1, n2) in &[(96, 1100, 40, 64), (20, 300, 33, 8), (5, 3, 2, 1)] {
+            for ta in [Trans::N, Trans::T] {
+                for tb in [Trans::N, Trans::T] {
+                    let lda = if ta == Trans::N { k + 1 } else { m + 2 };
+                    let a = v(if ta == Trans::N { m } else { k } * lda);
+                    let ldb = |n: usize| if tb == Trans::N { n + 3 } else { k };
+                    let b_len = |n: usize| if tb == Trans::N { k } else { n } * ldb(n);
+                    let (b1, b2) = (v(b_len(n1)), v(b_len(n2)));
+                    let (c1, c2) = (v(m * n1), v(m * n2));
+                    let (mut w1, mut w2) = (c1.clone(), c2.clone());
+                    sgemm(
+                        ta,
+                        tb,
+                        m,
+                        n1,
+                        k,
+                        1.0,
+                        &a,
+                        lda,
+                        &b1,
+                        ldb(n1),
+                        1.0,
+                        &mut w1,
+                        n1,
+                    );
+                    sgemm(
+                        ta,
+                        tb,
+                        m,
+                        n2,
+                        k,
+                        1.0,
+                        &a,
+                        lda,
+                        &b2,
+                        ldb(n2),
+                        1.0,
+                        &mut w2,
+                        n2,
+                    );
+                    let (mut g1, mut g2) = (c1.clone(), c2.clone());
+                    sgemm_shared_a(
+                        ta,
+                        m,
+                        k,
+                        &a,
+                        lda,
+                        [
+                            Product {
+                                tb,
+                                n: n1,
+                                b: &b1,
+                                ldb: ldb(n1),
+                                c: &mut g1,
+                                ldc: n1,
+                            },
+                            Product {
+                                tb,
+                                n: n2,
+                                b: &b2,
+                                ldb: ldb(n2),
+                                c: &mut g2,
+                                ldc: n2,
+                            },
+                        ],
+                    );
+                    assert_eq!(g1, w1, "{m}x{k} {ta:?}{tb:?}: first product");
+                    assert_eq!(g2, w2, "{m}x{k} {ta:?}{tb:?}: second product");
                 }
             }
         }

@@ -15,6 +15,6 @@ pub mod rng;
 pub mod simd;
 pub mod threads;
 
-pub use gemm::{sgemm, sgemm_bias, Trans};
+pub use gemm::{sgemm, sgemm_bias, sgemm_shared_a, Product, Trans};
 pub use packed::{gemm_packed, PackedB};
 pub use rng::Rng;

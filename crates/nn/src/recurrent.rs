@@ -20,7 +20,7 @@ use recurrent_kernels::multiversion;
 use recurrent_kernels::packed::MR;
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::threads::{parallel_for, threads};
-use recurrent_kernels::{gemm_packed, sgemm, sgemm_bias, PackedB, Trans};
+use recurrent_kernels::{gemm_packed, sgemm, sgemm_bias, sgemm_shared_a, PackedB, Product, Trans};
 use serde::{Deserialize, Serialize};
 
 /// Which recurrent cell a layer uses.
@@ -542,8 +542,9 @@ impl RecurrentLayer {
 
     /// Adds the weight and bias gradients of `n` rows into `g`:
     /// `dW_hh += dG_hhᵀ · h_prev`, `dW_ih += dG_ihᵀ · x`, the biases the
-    /// column sums. `dg_ih` is `dg_hh` for every cell but GRU. `scratch` is
-    /// any buffer (for the column sums).
+    /// column sums. `dg_ih` is `dg_hh` for every cell but GRU (and read only
+    /// for GRU): the other cells pack `dG` once for both products. `scratch`
+    /// is any buffer (for the column sums).
     pub fn weight_grads(
         &self,
         g: LayerGrads<'_>,
@@ -555,24 +556,7 @@ impl RecurrentLayer {
         scratch: &mut Vec<f32>,
     ) {
         let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
-        let ph = Phase::new("bwd.dw_hh");
-        sgemm(
-            Trans::T,
-            Trans::N,
-            gh,
-            h,
-            n,
-            1.0,
-            dg_hh,
-            gh,
-            hprev,
-            h,
-            1.0,
-            g.w_hh,
-            h,
-        );
-        drop(ph);
-        let _ph = Phase::new("bwd.dw_ih");
+        let _ph = Phase::new("bwd.dw");
         // Bias gradients: column sums of the gate gradients, which for all
         // but GRU are the same for both biases (summed once).
         scratch.clear();
@@ -583,21 +567,57 @@ impl RecurrentLayer {
             column_sums(&dg_ih[..n * gh], gh, scratch);
         }
         add_into(g.b_ih, scratch);
-        sgemm(
-            Trans::T,
-            Trans::N,
-            gh,
-            i,
-            n,
-            1.0,
-            dg_ih,
-            gh,
-            x,
-            i,
-            1.0,
-            g.w_ih,
-            i,
-        );
+        if self.cell == CellKind::Gru {
+            sgemm(
+                Trans::T,
+                Trans::N,
+                gh,
+                h,
+                n,
+                1.0,
+                dg_hh,
+                gh,
+                hprev,
+                h,
+                1.0,
+                g.w_hh,
+                h,
+            );
+            sgemm(
+                Trans::T,
+                Trans::N,
+                gh,
+                i,
+                n,
+                1.0,
+                dg_ih,
+                gh,
+                x,
+                i,
+                1.0,
+                g.w_ih,
+                i,
+            );
+            return;
+        }
+        // One gate gradient for both products: packed once for the two.
+        let dw_hh = Product {
+            tb: Trans::N,
+            n: h,
+            b: hprev,
+            ldb: h,
+            c: g.w_hh,
+            ldc: h,
+        };
+        let dw_ih = Product {
+            tb: Trans::N,
+            n: i,
+            b: x,
+            ldb: i,
+            c: g.w_ih,
+            ldc: i,
+        };
+        sgemm_shared_a(Trans::T, gh, n, dg_hh, gh, [dw_hh, dw_ih]);
     }
 }
 
