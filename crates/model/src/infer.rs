@@ -148,8 +148,11 @@ pub struct StepWorkspace {
     batch: usize,
     /// `[B, E]` the embedding rows of the step's tokens (without a table).
     x: Vec<f32>,
-    /// `[B, n]` a layer's gate sums (GRU: input side), packed column order.
+    /// `[B, n]` a layer's gate sums (GRU: input side), packed column order,
+    /// `n` the widest layer's gate columns for every layer.
     gates: Vec<f32>,
+    /// The row stride `n` of `gates` and `hidden_sums`.
+    gates_ld: usize,
     /// GRU: `[B, n]` the hidden-side sums.
     hidden_sums: Vec<f32>,
     /// `[L, B, H]` the new hidden states (swapped into the [`State`] after the step).
@@ -430,19 +433,19 @@ impl StepModel {
     /// the layer below must be done with these rows.
     unsafe fn layer(&self, k: usize, bufs: &Bufs, rows: Range<usize>, panels: Range<usize>) {
         let (lay, cfg) = (&self.layers[k], &self.config);
-        let (b, h, n) = (bufs.batch, cfg.layer_hidden(k), lay.gates.cols());
+        let (b, h, ld) = (bufs.batch, cfg.layer_hidden(k), bufs.gates_ld);
         let (m, r0) = (rows.len(), rows.start);
-        let gates = bufs.gates.add(r0 * n);
+        let gates = bufs.gates.add(r0 * ld);
         let h_prev = bufs.h_old.add(cfg.state_range(k, b).start + r0 * h);
         for p in panels {
             let one = p..p + 1;
             self.prefetch_state(k, bufs, rows.clone(), p);
             self.input_side(k, bufs, rows.clone(), p);
             if cfg.cell == CellKind::Gru {
-                let hs = bufs.hidden_sums.add(r0 * n);
-                panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Row(&lay.bias_h), hs, n);
+                let hs = bufs.hidden_sums.add(r0 * ld);
+                panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Row(&lay.bias_h), hs, ld);
             } else {
-                panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Accumulate, gates, n);
+                panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Accumulate, gates, ld);
             }
             self.update(k, bufs, rows.clone(), p);
         }
@@ -476,8 +479,8 @@ impl StepModel {
     /// As [`StepModel::layer`].
     unsafe fn input_side(&self, k: usize, bufs: &Bufs, rows: Range<usize>, p: usize) {
         let (lay, cfg) = (&self.layers[k], &self.config);
-        let (b, n) = (bufs.batch, lay.gates.cols());
-        let gates = bufs.gates.add(rows.start * n);
+        let (b, n, ld) = (bufs.batch, lay.gates.cols(), bufs.gates_ld);
+        let gates = bufs.gates.add(rows.start * ld);
         let m = rows.len();
         let one = p..p + 1;
         let init = Init::Row(&lay.bias_x);
@@ -487,21 +490,21 @@ impl StepModel {
                 for r in rows {
                     let tok = *bufs.tokens.add(r) as usize;
                     let src = &table[tok * n + cols.start..tok * n + cols.end];
-                    let dst = bufs.gates.add(r * n + cols.start);
+                    let dst = bufs.gates.add(r * ld + cols.start);
                     std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
                 }
             }
             (InputSide::Embedding(_), Some(w)) if k == 0 => {
                 let e = cfg.embed;
                 let x = bufs.x.add(rows.start * e);
-                panel_gemm_raw(m, x, e, w, one, init, gates, n);
+                panel_gemm_raw(m, x, e, w, one, init, gates, ld);
             }
             (_, Some(w)) => {
                 let below = cfg.layer_hidden(k - 1);
                 let x = bufs
                     .h_new
                     .add(cfg.state_range(k - 1, b).start + rows.start * below);
-                panel_gemm_raw(m, x, below, w, one, init, gates, n);
+                panel_gemm_raw(m, x, below, w, one, init, gates, ld);
             }
             (_, None) => unreachable!("only layer 0 reads a table"),
         }
@@ -513,14 +516,14 @@ impl StepModel {
     /// As [`StepModel::layer`].
     unsafe fn update(&self, k: usize, bufs: &Bufs, rows: Range<usize>, p: usize) {
         let (lay, cfg) = (&self.layers[k], &self.config);
-        let (b, h, n) = (bufs.batch, cfg.layer_hidden(k), lay.gates.cols());
+        let (b, h, ld) = (bufs.batch, cfg.layer_hidden(k), bufs.gates_ld);
         let layer_start = cfg.state_range(k, b).start;
         let units = lay.gates.panel_units();
         let u0 = p * units;
         let u = units.min(h - u0);
         let col0 = p * units * lay.gates.gates;
         for r in rows {
-            let sums = |buf: *mut f32, g: usize| view(buf.add(r * n + col0 + g * units), u);
+            let sums = |buf: *mut f32, g: usize| view(buf.add(r * ld + col0 + g * units), u);
             let state = layer_start + r * h + u0;
             let h_out = std::slice::from_raw_parts_mut(bufs.h_new.add(state), u);
             match cfg.cell {
@@ -654,6 +657,7 @@ impl StepWorkspace {
             }
         };
         grow(&mut self.x, b * cfg.embed);
+        self.gates_ld = n;
         grow(&mut self.gates, b * n);
         if cfg.cell == CellKind::Gru {
             grow(&mut self.hidden_sums, b * n);
@@ -671,7 +675,10 @@ struct Bufs {
     batch: usize,
     tokens: *const u32,
     x: *const f32,
+    /// Gate sums, `[B, gates_ld]`: one row stride for every layer, the widest
+    /// layer's, so that threads on different layers and rows never overlap.
     gates: *mut f32,
+    gates_ld: usize,
     hidden_sums: *mut f32,
     h_old: *const f32,
     h_new: *mut f32,
@@ -691,6 +698,7 @@ impl Bufs {
             tokens: tokens.as_ptr(),
             x: ws.x.as_ptr(),
             gates: ws.gates.as_mut_ptr(),
+            gates_ld: ws.gates_ld,
             hidden_sums: ws.hidden_sums.as_mut_ptr(),
             h_old: state.h.as_ptr(),
             h_new: ws.h_new.as_mut_ptr(),
