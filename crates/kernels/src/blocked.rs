@@ -266,7 +266,7 @@ impl Job<'_> {
                     std::array::from_fn(|ii| self.a.ptr.add((r0 + i + ii) * ld + k0));
                 let full = kc / 8 * 8;
                 for kk0 in (0..full).step_by(8) {
-                    transpose8x8(&rows, kk0, tile.as_mut_ptr().add(kk0 * MR));
+                    transpose8x8(&rows, kk0, tile.as_mut_ptr().add(kk0 * MR), MR);
                 }
                 for kk in full..kc {
                     for (ii, row) in rows.iter().enumerate() {

@@ -150,40 +150,56 @@ thread_local! {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_a(m: usize, k: usize, a: &[f32], lda: usize, out: &mut [f32]) {
-    let mut r0 = 0;
-    while r0 < m {
-        let mr = MR.min(m - r0);
+    for (r0, mr) in step_tiles(m) {
         let tile = &mut out[r0 * k..(r0 + mr) * k];
-        let mut kk0 = 0;
-        if mr == MR {
-            // Rows r0..r0+8 hold at least `k` floats each, and the tile has
-            // room for `k` columns of 8.
-            let rows: [*const f32; MR] = std::array::from_fn(|i| a.as_ptr().add((r0 + i) * lda));
+        let rows: [*const f32; 8] =
+            std::array::from_fn(|i| a.as_ptr().add((r0 + i.min(mr - 1)) * lda));
+        // The first 8 rows 8 columns at a time, the rest one by one.
+        let (mut kk0, first) = (0, if mr >= 8 { 8 } else { 0 });
+        if first == 8 {
             while kk0 + 8 <= k {
-                transpose8x8(&rows, kk0, tile.as_mut_ptr().add(kk0 * MR));
+                transpose8x8(&rows, kk0, tile.as_mut_ptr().add(kk0 * mr), mr);
                 kk0 += 8;
             }
         }
-        for (kk, dst) in tile.chunks_exact_mut(mr).enumerate().skip(kk0) {
-            for (i, v) in dst.iter_mut().enumerate() {
+        for (kk, dst) in tile.chunks_exact_mut(mr).enumerate() {
+            let from = if kk < kk0 { first } else { 0 };
+            for (i, v) in dst.iter_mut().enumerate().skip(from) {
                 *v = a[(r0 + i) * lda + kk];
             }
         }
-        r0 += mr;
     }
+}
+
+/// Most rows of one per-step tile: 24 of the 32 vector registers hold sums.
+const STEP_MR: usize = 12;
+
+/// The row tiles `(first row, rows)` of an `m`-row `A` at each step: as few
+/// as [`STEP_MR`] allows, of nearly equal height (25 rows: 8, 8, 9), so no
+/// tile is a sliver that runs at a fraction of the kernel's rate.
+fn step_tiles(m: usize) -> impl Iterator<Item = (usize, usize)> {
+    let count = m.div_ceil(STEP_MR);
+    (0..count).map(move |i| (m * i / count, m * (i + 1) / count - m * i / count))
 }
 
 const _: () = assert!(MR == 8, "transpose8x8 packs tiles of 8 rows");
 
-/// `dst[kk][ii] = rows[ii][kk0 + kk]` for `ii, kk < 8`: an 8x8 block of a
-/// row-major matrix, transposed with the classic unpack/shuffle/permute steps.
+/// `dst[kk * stride + ii] = rows[ii][kk0 + kk]` for `ii, kk < 8`: an 8x8 block
+/// of a row-major matrix, transposed with the classic unpack/shuffle/permute
+/// steps, into rows of a tile `stride` wide.
 ///
 /// # Safety
-/// Each `rows[ii]` must have 8 readable floats at `kk0`, `dst` 64 writable ones;
+/// Each `rows[ii]` must have 8 readable floats at `kk0`, `dst` 8 writable
+/// ones at each of 8 rows `stride` apart;
 /// the CPU must have AVX (every AVX-512 CPU does).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-pub(crate) unsafe fn transpose8x8(rows: &[*const f32; 8], kk0: usize, dst: *mut f32) {
+pub(crate) unsafe fn transpose8x8(
+    rows: &[*const f32; 8],
+    kk0: usize,
+    dst: *mut f32,
+    stride: usize,
+) {
     use std::arch::x86_64::*;
     let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(kk0)));
     // Pairs of rows interleaved: t0 = r0_0 r1_0 r0_1 r1_1 | r0_4 r1_4 r0_5 r1_5, ...
@@ -216,7 +232,7 @@ pub(crate) unsafe fn transpose8x8(rows: &[*const f32; 8], kk0: usize, dst: *mut 
         _mm256_permute2f128_ps::<0x31>(s3, s7),
     ];
     for (kk, v) in cols.iter().enumerate() {
-        _mm256_storeu_ps(dst.add(kk * 8), *v);
+        _mm256_storeu_ps(dst.add(kk * stride), *v);
     }
 }
 
@@ -256,13 +272,11 @@ fn run_split(job: &Job, lo: usize, hi: usize, t: usize) {
 #[target_feature(enable = "avx512f")]
 unsafe fn run_panels(job: &Job, lo: usize, hi: usize) {
     let (k, ldc) = (job.k, job.ldc);
-    let tiles = job.m.div_ceil(MR);
+    let tiles = job.m.div_ceil(STEP_MR);
     for p in lo..hi {
         let bp = job.bp.add(p * k * NR);
         let cols = NR.min(job.n - p * NR);
-        let mut r0 = 0;
-        while r0 < job.m {
-            let mr = MR.min(job.m - r0);
+        for (t, (r0, mr)) in step_tiles(job.m).enumerate() {
             let ap = job.ap.add(r0 * k);
             let c = job.c.add(r0 * ldc + p * NR);
             let epi = if job.accumulate {
@@ -271,12 +285,11 @@ unsafe fn run_panels(job: &Job, lo: usize, hi: usize) {
                 Epilogue::Store
             };
             let prefetch = if p + 1 < hi {
-                Prefetch::share(bp.add(k * NR), k * NR, r0 / MR, tiles)
+                Prefetch::share(bp.add(k * NR), k * NR, t, tiles)
             } else {
                 Prefetch::NONE
             };
             tile(mr, k, ap, bp, c, ldc, cols, epi, prefetch);
-            r0 += mr;
         }
     }
 }

@@ -759,19 +759,10 @@ impl RowSplit {
         }
     }
 
-    /// The rows of group `i`: contiguous, boundaries on multiples of `MR` where
-    /// possible so that the register tiles stay full.
+    /// The rows of group `i`: contiguous, nearly equal shares (the per-step
+    /// product cuts any share into register tiles of nearly equal height).
     fn rows(&self, i: usize) -> Range<usize> {
-        // `parts <= batch / (2 MR)`, so rounding down keeps every group non-empty.
-        let at = |i: usize| {
-            let r = self.batch * i / self.parts;
-            if i == self.parts {
-                r
-            } else {
-                r / MR * MR
-            }
-        };
-        at(i)..at(i + 1)
+        self.batch * i / self.parts..self.batch * (i + 1) / self.parts
     }
 }
 
