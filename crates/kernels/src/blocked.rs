@@ -19,6 +19,8 @@ use std::cell::RefCell;
 use crate::gemm::{Product, Trans};
 use crate::packed::{transpose8x8, AlignedBuf, Epilogue, Prefetch, MR, NR};
 
+const _: () = assert!(MR == 8, "transpose8x8 packs tiles of 8 rows");
+
 /// Depth of one `K` block.
 pub const KC: usize = 512;
 /// Rows of `A` packed at a time.

@@ -5,10 +5,11 @@
 //! The general [`crate::sgemm`] repacks its operands on every call and shines on
 //! large shapes; at `M = batch` the repacking of a 4 MB `W_hh` and its thread
 //! split dominate. Here `op(B)` is packed once into column panels of [`NR`],
-//! the small `A` is packed per call into row tiles of at most [`MR`], and an
-//! AVX-512 register-blocked kernel computes each `MR x NR` tile over the full
-//! `K`. Threads take contiguous ranges of panels, so every element of `C` is
-//! computed by one thread in one fixed order: results do not depend on scheduling.
+//! the small `A` is packed per call into row tiles of at most 12 rows, and an
+//! AVX-512 register-blocked kernel computes each tile's `NR` columns over the
+//! full `K`, prefetching the next panel meanwhile. Threads take contiguous
+//! ranges of panels, so every element of `C` is computed by one thread in one
+//! fixed order: results do not depend on scheduling.
 //!
 //! Without AVX-512 the packed matrix is kept row-major and [`crate::sgemm`] runs.
 
@@ -17,7 +18,8 @@ use std::cell::RefCell;
 use crate::gemm::{sgemm, Trans};
 use crate::simd::has_avx512;
 
-/// Rows of `A` per register tile.
+/// Rows of `A` per register tile of the blocked GEMM; the layers split a
+/// batch between threads from two such tiles a thread on.
 pub const MR: usize = 8;
 /// Columns of `B` per panel: two 16-lane vectors.
 pub const NR: usize = 32;
@@ -138,11 +140,11 @@ thread_local! {
     static A_PACK: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
 }
 
-/// Packs `A[m, k]` into row tiles of `MR` rows (the last may be shorter): tile
-/// starting at row `r0` with `mr` rows is `[k][mr]` at offset `r0 * k`.
+/// Packs `A[m, k]` into the row tiles of [`step_tiles`]: the tile starting at
+/// row `r0` with `mr` rows is `[k][mr]` at offset `r0 * k`.
 ///
-/// Full tiles go through [`transpose8x8`] (this runs at every time step, and
-/// a scalar gather was most of the packing time of small models).
+/// The first 8 rows of a tile go through [`transpose8x8`] (this runs at every
+/// time step, and a scalar gather was most of the packing time of small models).
 ///
 /// # Safety
 /// The CPU must have AVX-512 (`gemm_packed` checked), and `a` must hold `m`
@@ -181,8 +183,6 @@ fn step_tiles(m: usize) -> impl Iterator<Item = (usize, usize)> {
     let count = m.div_ceil(STEP_MR);
     (0..count).map(move |i| (m * i / count, m * (i + 1) / count - m * i / count))
 }
-
-const _: () = assert!(MR == 8, "transpose8x8 packs tiles of 8 rows");
 
 /// `dst[kk * stride + ii] = rows[ii][kk0 + kk]` for `ii, kk < 8`: an 8x8 block
 /// of a row-major matrix, transposed with the classic unpack/shuffle/permute
