@@ -57,6 +57,7 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--sample", type=int, default=0, help="tokens to sample (0: train)")
     p.add_argument("--no-mkldnn", action="store_true", help="PyTorch's faster one-step path")
+    p.add_argument("--dtype", choices=["f32", "bf16"], default="f32", help="sampling weights")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -65,16 +66,18 @@ def main():
     model = Model(a.cell, a.vocab, a.embed, a.hidden, a.layers)
     result = {"torch": torch.__version__, "threads": a.threads}
     if a.sample:
-        model.eval()
+        dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
+        model = model.to(dtype).eval()
         with torch.no_grad():
             h = zeros(a.cell, a.layers, a.batch, a.hidden)
+            h = tuple(t.to(dtype) for t in h) if isinstance(h, tuple) else h.to(dtype)
             x = torch.zeros(1, a.batch, dtype=torch.long)
             for _ in range(20):  # warm-up
                 logits, h = model(x, h)
             start = time.perf_counter()
             for _ in range(a.sample):
                 logits, h = model(x, h)
-                probs = torch.softmax(logits[0], dim=-1)
+                probs = torch.softmax(logits[0].float(), dim=-1)
                 x = torch.multinomial(probs, 1).view(1, a.batch)
             dt = time.perf_counter() - start
         result["tokens_per_sec"] = a.sample * a.batch / dt

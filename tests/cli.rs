@@ -377,6 +377,29 @@ fn end_to_end_train_sample_eval_info() {
     // A run folder means its best/ checkpoint.
     assert_eq!(sb.eval_json("run/best", "corpus.txt"), r);
 
+    // bf16 weights: a sample of the same length and characters, reproducible;
+    // eval of the rounded model gives a loss that moved, but little.
+    let half = sb.sample("run", 50, 1, &["--weights", "bf16"]);
+    assert_eq!(half.chars().count(), 50, "{half:?}");
+    assert!(half.chars().all(|c| corpus_chars.contains(&c)), "{half:?}");
+    assert_eq!(sb.sample("run", 50, 1, &["--weights", "bf16"]), half);
+    let out = sb.ok(&[
+        "eval",
+        "run",
+        "--input",
+        "corpus.txt",
+        "--json",
+        "--weights",
+        "bf16",
+    ]);
+    let r16: Value = serde_json::from_str(out.trim()).unwrap();
+    let loss16 = r16["loss"].as_f64().unwrap();
+    assert!(
+        loss16 != loss && (loss16 - loss).abs() < 0.01 * loss,
+        "{loss16} vs {loss}"
+    );
+    sb.fails(&["sample", "run", "--weights", "f16"], &["f16", "--weights"]);
+
     // info names the cell and the exact parameter count.
     let info = sb.ok(&["info", "run"]);
     let v = corpus_chars.len();

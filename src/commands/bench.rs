@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use recurrent_generate::{generate, GenerateOptions, SamplingConfig};
+use recurrent_kernels::panel::WeightFormat;
 use recurrent_kernels::{sgemm, Rng, Trans};
 use recurrent_model::{CellKind, LanguageModel, ModelConfig};
 use recurrent_text::{Corpus, Tokenizer, TokenizerKind};
@@ -185,15 +186,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "{:<26} {:>10} {:>10} {:>6} {:>11}",
             "sampling, model (b)", "ours tok/s", "torch", "ratio", "round range"
         );
-        for batch in [1, 64] {
+        // The bf16 rows (`sample --weights bf16`) are compared with PyTorch's
+        // best too, which is f32: its bf16 is no faster at batch 1 and about
+        // 7x slower at batch 64 (`bench/torch_lm.py --dtype bf16`).
+        for (batch, dtype) in [(1, "f32"), (64, "f32"), (1, "bf16"), (64, "bf16")] {
             let m = measure(&args, torch, || {
-                let ours = spawn_child(&format!("sample:{batch}"), args.steps, threads)?;
-                let theirs = torch.then(|| torch_sample(&args, batch, threads).ok());
+                let what = format!("sample:{batch}:{dtype}");
+                let ours = spawn_child(&what, args.steps, threads)?;
+                let theirs = torch.then(|| torch_sample(&args, batch, "f32", threads).ok());
                 Ok((ours, theirs.flatten()))
             })?;
             println!(
                 "{:<26} {:>10.0} {:>10} {:>6} {:>11}",
-                format!("1000 tokens, batch {batch}"),
+                format!("1000 tokens, batch {batch}, {dtype}"),
                 m.ours,
                 m.theirs_column(),
                 m.ratio_column(),
@@ -290,7 +295,15 @@ fn child(what: &str, steps: usize) -> Result<Value> {
                 .context("unknown configuration")?;
             train_speed(config, steps)?
         }
-        "sample" => sample_speed(arg.parse()?)?,
+        "sample" => {
+            let (batch, dtype) = arg.split_once(':').unwrap_or((arg, "f32"));
+            let weights = match dtype {
+                "f32" => WeightFormat::F32,
+                "bf16" => WeightFormat::Bf16,
+                _ => bail!("bad --child"),
+            };
+            sample_speed(batch.parse()?, weights)?
+        }
         _ => bail!("bad --child"),
     };
     Ok(json!({ "tokens_per_sec": tokens_per_sec, "peak_rss_mb": peak_rss_mb() }))
@@ -332,8 +345,8 @@ fn train_speed(config: &Config, steps: usize) -> Result<f64> {
     Ok((SEQ_LEN * config.batch) as f64 / times[times.len() / 2])
 }
 
-/// Tokens/s generating 1000 tokens per stream with model (b).
-fn sample_speed(batch: usize) -> Result<f64> {
+/// Tokens/s generating 1000 tokens per stream with model (b), packing included.
+fn sample_speed(batch: usize, weights: WeightFormat) -> Result<f64> {
     let config = &CONFIGS[1];
     let text: String = (0..VOCAB as u8).map(|i| (b'!' + i) as char).collect();
     let tokenizer = Tokenizer::build(TokenizerKind::Char, &Corpus::from_text("bench", &text))?;
@@ -349,6 +362,7 @@ fn sample_speed(batch: usize) -> Result<f64> {
         stops: Vec::new(),
         seed: 1,
         samples: batch,
+        weights,
     };
     let start = Instant::now();
     generate(&model, &tokenizer, &options, |_, _| {})?;
@@ -423,9 +437,10 @@ fn torch_train(args: &BenchArgs, c: &Config, threads: usize) -> Result<Value> {
     torch_json(args, &a)
 }
 
-fn torch_sample(args: &BenchArgs, batch: usize, threads: usize) -> Result<Value> {
+fn torch_sample(args: &BenchArgs, batch: usize, dtype: &str, threads: usize) -> Result<Value> {
     let mut a = torch_model_args(&CONFIGS[1], batch, threads);
     a.extend(["--sample".into(), "1000".into(), "--no-mkldnn".into()]);
+    a.extend(["--dtype".into(), dtype.into()]);
     torch_json(args, &a)
 }
 

@@ -32,11 +32,18 @@ pub struct EvalArgs {
     /// Threads for the kernels (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Evaluate with the weights `sample --weights` would use (bf16: every
+    /// weight matrix rounded to bfloat16), to see what the rounding costs.
+    #[arg(long, value_enum, default_value_t)]
+    weights: super::Weights,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
     super::set_threads(args.threads)?;
-    let saved = lm::load(&args.checkpoint)?;
+    let mut saved = lm::load(&args.checkpoint)?;
+    if args.weights == super::Weights::Bf16 {
+        saved.model.round_weights_to_bf16();
+    }
     let corpus = Corpus::read(&args.input)?;
     if saved.tokenizer.kind().needs_utf8() {
         corpus.check_utf8()?;

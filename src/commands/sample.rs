@@ -46,6 +46,11 @@ pub struct SampleArgs {
     /// Threads for the kernels (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// How to hold the weights while sampling: bf16 is faster for a few
+    /// samples and changes the numbers slightly (`eval --weights bf16` tells
+    /// how much).
+    #[arg(long, value_enum, default_value_t)]
+    weights: super::Weights,
 }
 
 pub fn run(args: SampleArgs) -> Result<()> {
@@ -70,6 +75,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
         stops: args.stop,
         seed,
         samples: args.n,
+        weights: args.weights.into(),
     };
     // Check the prime before anything is printed.
     saved

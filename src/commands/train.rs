@@ -657,6 +657,7 @@ fn print_sample(
         stops: Vec::new(),
         seed,
         samples: 1,
+        weights: Default::default(),
     };
     eprintln!("--- sample (temperature 0.8) ---");
     let mut out = String::new();

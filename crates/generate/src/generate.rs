@@ -2,7 +2,9 @@
 //! model one token at a time for `n` independent samples computed as one batch.
 
 use recurrent_kernels::Rng;
-use recurrent_model::infer::{StepModel, StepWorkspace};
+use std::borrow::Cow;
+
+use recurrent_model::infer::{StepModel, StepWorkspace, WeightFormat};
 use recurrent_model::{LanguageModel, State, Workspace};
 use recurrent_text::{TextError, Tokenizer};
 use thiserror::Error;
@@ -23,20 +25,30 @@ pub enum GenerateError {
 
 /// What steps the model one token at a time: the packed inference path, or
 /// the training forward for the architectures it does not cover
-/// (`StepModel::supports`).
+/// (`StepModel::supports`), on the rounded weights for bf16.
 enum Stepper<'m> {
     Packed(StepModel, StepWorkspace),
-    Reference(&'m LanguageModel, Workspace),
+    Reference(Cow<'m, LanguageModel>, Workspace),
 }
 
 impl<'m> Stepper<'m> {
-    fn new(model: &'m LanguageModel) -> Stepper<'m> {
-        if !StepModel::supports(&model.config) {
-            Stepper::Reference(model, Workspace::default())
-        } else {
+    fn new(model: &'m LanguageModel, format: WeightFormat) -> Stepper<'m> {
+        if StepModel::supports(&model.config) {
             // Weights packed once for all the steps (see `recurrent_model::infer`).
-            Stepper::Packed(StepModel::new(model), StepWorkspace::default())
+            return Stepper::Packed(
+                StepModel::with_format(model, format),
+                StepWorkspace::default(),
+            );
         }
+        let model = match format {
+            WeightFormat::F32 => Cow::Borrowed(model),
+            WeightFormat::Bf16 => {
+                let mut rounded = model.clone();
+                rounded.round_weights_to_bf16();
+                Cow::Owned(rounded)
+            }
+        };
+        Stepper::Reference(model, Workspace::default())
     }
 
     /// Feeds `tokens: [B]`, advances `state`, returns the logits `[B, V]`.
@@ -61,6 +73,9 @@ pub struct GenerateOptions {
     pub seed: u64,
     /// Independent samples, computed together as one batch.
     pub samples: usize,
+    /// How the weights are stored while generating: bf16 halves the bytes
+    /// streamed per token (faster at small batches) and rounds the weights.
+    pub weights: WeightFormat,
 }
 
 /// Generates `options.samples` texts. `emit(i, text)` receives each piece of
@@ -95,7 +110,7 @@ pub fn generate(
         None => (start, &[][..]),
     };
 
-    let mut stepper = Stepper::new(model);
+    let mut stepper = Stepper::new(model, options.weights);
     let mut state = State::zeros(&model.config, n);
     let mut input = vec![0u32; n];
     for &tok in context {
@@ -192,6 +207,7 @@ mod tests {
             stops: vec![],
             seed: 7,
             samples,
+            weights: Default::default(),
         }
     }
 

@@ -421,28 +421,30 @@ unsafe fn kernel<const R: usize>(
     }
 }
 
-/// A reusable `f32` buffer whose contents start on a 64-byte boundary, so the
-/// kernel's vector loads never split a cache line.
+/// A reusable buffer (of `f32` unless said otherwise) whose contents start on
+/// a 64-byte boundary, so the kernel's vector loads never split a cache line.
 #[derive(Default, Clone)]
-pub(crate) struct AlignedBuf {
-    raw: Vec<f32>,
+pub(crate) struct AlignedBuf<T = f32> {
+    raw: Vec<T>,
     start: usize,
     len: usize,
 }
 
-impl AlignedBuf {
-    /// Makes room for `len` floats (contents unspecified) and returns them.
-    pub(crate) fn resize(&mut self, len: usize) -> &mut [f32] {
-        if self.raw.len() < len + 16 {
-            self.raw = vec![0.0; len + 16];
+impl<T: Copy + Default> AlignedBuf<T> {
+    /// Makes room for `len` elements (contents unspecified) and returns them.
+    pub(crate) fn resize(&mut self, len: usize) -> &mut [T] {
+        let size = std::mem::size_of::<T>();
+        let pad = 64 / size;
+        if self.raw.len() < len + pad {
+            self.raw = vec![T::default(); len + pad];
         }
         let addr = self.raw.as_ptr() as usize;
-        self.start = (64 - addr % 64) % 64 / 4;
+        self.start = (64 - addr % 64) % 64 / size;
         self.len = len;
         &mut self.raw[self.start..self.start + len]
     }
 
-    pub(crate) fn get(&self) -> &[f32] {
+    pub(crate) fn get(&self) -> &[T] {
         &self.raw[self.start..self.start + self.len]
     }
 }

@@ -19,12 +19,45 @@
 //! order, whatever the row count, panel range or thread: results do not depend
 //! on the batch size or on how the work is split (they do depend on the
 //! instruction set, since the AVX-512 kernel uses FMA).
+//!
+//! [`WeightFormat::Bf16`] stores the weights as bfloat16, half the bytes to
+//! stream, for generation where a matrix-vector product is bound by them. Two
+//! consecutive `k` share one 32-bit word (`k` even in the low half), so one
+//! load, one shift and one mask give two `f32` weight vectors; the sums are
+//! still `f32` and in the same order, so a bf16 matrix gives exactly the
+//! results of an `f32` matrix packed from the same weights rounded with
+//! [`round_bf16`].
 
 use std::ops::Range;
 use std::sync::Mutex;
 
 use crate::packed::AlignedBuf;
 use crate::simd::has_avx512;
+
+/// How a [`PanelMatrix`] stores its weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightFormat {
+    /// As given.
+    #[default]
+    F32,
+    /// Rounded to bfloat16 (8 bits of mantissa, nearest even): half the bytes.
+    Bf16,
+}
+
+/// The bfloat16 bits of `x`, rounded to nearest even (NaN stays NaN).
+pub fn bf16_bits(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return ((bits >> 16) | 0x40) as u16;
+    }
+    let lsb = (bits >> 16) & 1;
+    (bits.wrapping_add(0x7fff + lsb) >> 16) as u16
+}
+
+/// `x` rounded to the nearest bfloat16 (ties to even), as an `f32`.
+pub fn round_bf16(x: f32) -> f32 {
+    f32::from_bits((bf16_bits(x) as u32) << 16)
+}
 
 /// Columns per vector (one AVX-512 register of `f32`).
 pub const LANES: usize = 16;
@@ -37,14 +70,31 @@ pub const TILE_ROWS: usize = 6;
 /// A weight matrix of `n` packed columns by `k`, in panels of `vectors * 16`
 /// columns (the last panel may be narrower, still a multiple of 16).
 ///
-/// Panel `p` starts at `p * k * width` and is `[k][width_p]`; columns without
-/// a source row (padding) are zero.
+/// In `f32`, panel `p` starts at `p * k * width` and is `[k][width_p]`; in
+/// bf16 it starts at `p * ⌈k/2⌉ * width` words and is `[⌈k/2⌉][width_p]`, each
+/// word the bf16 weights of `2i` (low half) and `2i + 1` (high half, zero past
+/// `k`). Columns without a source row (padding) are zero.
 #[derive(Default, Clone)]
 pub struct PanelMatrix {
     k: usize,
     n: usize,
     vectors: usize,
-    buf: AlignedBuf,
+    storage: Storage,
+}
+
+/// Writes row `r` of a panel from the panel's source columns: `fill(sources, r, row)`.
+type FillRow<'f, T> = dyn Fn(&[&[f32]], usize, &mut [T]) + Sync + 'f;
+
+#[derive(Clone)]
+enum Storage {
+    F32(AlignedBuf),
+    Bf16(AlignedBuf<u32>),
+}
+
+impl Default for Storage {
+    fn default() -> Storage {
+        Storage::F32(AlignedBuf::default())
+    }
 }
 
 impl PanelMatrix {
@@ -55,9 +105,10 @@ impl PanelMatrix {
         k: usize,
         n: usize,
         vectors: usize,
+        format: WeightFormat,
         row: impl Fn(usize) -> Option<&'a [f32]> + Sync,
     ) -> PanelMatrix {
-        Self::pack_on(k, n, vectors, row, crate::threads::threads())
+        Self::pack_on(k, n, vectors, format, row, crate::threads::threads())
     }
 
     /// [`PanelMatrix::pack`] on up to `threads` threads.
@@ -65,6 +116,7 @@ impl PanelMatrix {
         k: usize,
         n: usize,
         vectors: usize,
+        format: WeightFormat,
         row: impl Fn(usize) -> Option<&'a [f32]> + Sync,
         threads: usize,
     ) -> PanelMatrix {
@@ -73,31 +125,72 @@ impl PanelMatrix {
             k,
             n,
             vectors,
-            buf: AlignedBuf::default(),
+            storage: Storage::default(),
         };
-        let mut buf = AlignedBuf::default();
-        let out = buf.resize(n.div_ceil(LANES) * LANES * k);
-        // The panels in order, each `[k][its width]`, in contiguous shares
-        // for the threads: packing 13 MB (page faults included) takes long
-        // enough against a 1000-token generation to be worth two cores.
-        let mut panels: Vec<&mut [f32]> = out.chunks_mut(m.panel_width() * k.max(1)).collect();
-        let per = panels.len().div_ceil(threads.max(1)).max(1);
-        let shares: Vec<Mutex<&mut [&mut [f32]]>> =
-            panels.chunks_mut(per).map(Mutex::new).collect();
         let zeros = vec![0.0; k];
-        let source = |j: usize| if j < n { row(j) } else { None };
+        let source = |j: usize| if j < n { row(j) } else { None }.unwrap_or(&zeros);
+        m.storage = match format {
+            WeightFormat::F32 => {
+                let mut buf = AlignedBuf::default();
+                let out = buf.resize(n.div_ceil(LANES) * LANES * k);
+                m.pack_panels(out, k, threads, &source, &|sources, kk, dst| {
+                    for (d, src) in dst.iter_mut().zip(sources) {
+                        *d = src[kk];
+                    }
+                });
+                Storage::F32(buf)
+            }
+            WeightFormat::Bf16 => {
+                let mut buf = AlignedBuf::<u32>::default();
+                let pairs = k.div_ceil(2);
+                let out = buf.resize(n.div_ceil(LANES) * LANES * pairs);
+                m.pack_panels(out, pairs, threads, &source, &|sources, i, dst| {
+                    for (d, src) in dst.iter_mut().zip(sources) {
+                        let hi = if 2 * i + 1 < k { src[2 * i + 1] } else { 0.0 };
+                        *d = bf16_bits(src[2 * i]) as u32 | (bf16_bits(hi) as u32) << 16;
+                    }
+                });
+                Storage::Bf16(buf)
+            }
+        };
+        m
+    }
+
+    /// Fills `out`, the panels in order, each `[rows][its width]`, calling
+    /// `fill(panel's source columns, row, panel row)` for each row, in
+    /// contiguous shares for the threads: packing 13 MB (page faults
+    /// included) takes long enough against a 1000-token generation to be
+    /// worth two cores. The stores run row by row, sequentially, and the loads
+    /// hit one cache line per column, which stays in L1 for 16 rows.
+    fn pack_panels<'a, T: Send>(
+        &self,
+        out: &mut [T],
+        rows: usize,
+        threads: usize,
+        source: &(dyn Fn(usize) -> &'a [f32] + Sync),
+        fill: &FillRow<'_, T>,
+    ) {
+        let mut panels: Vec<&mut [T]> = out.chunks_mut(self.panel_width() * rows.max(1)).collect();
+        let per = panels.len().div_ceil(threads.max(1)).max(1);
+        let shares: Vec<Mutex<&mut [&mut [T]]>> = panels.chunks_mut(per).map(Mutex::new).collect();
         crate::threads::parallel_for(shares.len(), &|i| {
             for (q, panel) in shares[i].lock().unwrap().iter_mut().enumerate() {
-                let first = m.panel_cols(i * per + q).start;
-                let sources: Vec<&[f32]> = (first..first + panel.len() / k.max(1))
-                    .map(|j| source(j).unwrap_or(&zeros))
-                    .collect();
-                pack_panel(k, &sources, panel);
+                let first = self.panel_cols(i * per + q).start;
+                let width = panel.len() / rows.max(1);
+                let sources: Vec<&[f32]> = (first..first + width).map(source).collect();
+                for (r, dst) in panel.chunks_exact_mut(width.max(1)).take(rows).enumerate() {
+                    fill(&sources, r, dst);
+                }
             }
         });
-        drop(shares);
-        m.buf = buf;
-        m
+    }
+
+    /// How the weights are stored.
+    pub fn format(&self) -> WeightFormat {
+        match self.storage {
+            Storage::F32(_) => WeightFormat::F32,
+            Storage::Bf16(_) => WeightFormat::Bf16,
+        }
     }
 
     /// `(k, n)`: the length of a column and the number of packed columns.
@@ -123,18 +216,10 @@ impl PanelMatrix {
 
     /// Bytes of packed weights.
     pub fn bytes(&self) -> usize {
-        self.n.div_ceil(LANES) * LANES * self.k * 4
-    }
-}
-
-/// Writes one panel `[k][w]` from its source columns (`w` of them, each
-/// `k` long, zeros for padding): row by row, so the stores are sequential
-/// and the loads hit one cache line per column, which stays in L1 for 16 rows.
-fn pack_panel(k: usize, sources: &[&[f32]], panel: &mut [f32]) {
-    let w = sources.len();
-    for (kk, dst) in panel.chunks_exact_mut(w).take(k).enumerate() {
-        for (d, src) in dst.iter_mut().zip(sources) {
-            *d = src[kk];
+        let cols = self.n.div_ceil(LANES) * LANES;
+        match self.storage {
+            Storage::F32(_) => cols * self.k * 4,
+            Storage::Bf16(_) => cols * self.k.div_ceil(2) * 4,
         }
     }
 }
@@ -218,22 +303,38 @@ pub unsafe fn panel_gemm_raw(
     let avx512 = has_avx512();
     for p in panels {
         let cols = w.panel_cols(p);
-        let b = w.buf.get().as_ptr().add(p * w.panel_width() * w.k);
         // Tiles of nearly equal height (32 rows: 5 5 5 5 6 6, not 6 6 6 6 6 2):
         // a short tile reloads the panel for few rows.
         let tiles = m.div_ceil(TILE_ROWS);
         for t in 0..tiles {
             let (r0, r1) = (m * t / tiles, m * (t + 1) / tiles);
             let at = job.at(r0, cols.start);
-            #[cfg(target_arch = "x86_64")]
-            if avx512 {
-                avx512::tile(r1 - r0, &at, b, cols.len());
-                continue;
+            match &w.storage {
+                Storage::F32(buf) => {
+                    let b = buf.get().as_ptr().add(p * w.panel_width() * w.k);
+                    #[cfg(target_arch = "x86_64")]
+                    if avx512 {
+                        avx512::tile(r1 - r0, &at, b, cols.len());
+                        continue;
+                    }
+                    portable_tile(r1 - r0, &at, b, cols.len());
+                }
+                Storage::Bf16(buf) => {
+                    let b = buf
+                        .get()
+                        .as_ptr()
+                        .add(p * w.panel_width() * w.k.div_ceil(2));
+                    #[cfg(target_arch = "x86_64")]
+                    if avx512 {
+                        avx512::tile_bf16(r1 - r0, &at, b, cols.len());
+                        continue;
+                    }
+                    portable_tile_bf16(r1 - r0, &at, b, cols.len());
+                }
             }
-            let _ = avx512;
-            portable_tile(r1 - r0, &at, b, cols.len());
         }
     }
+    let _ = avx512;
 }
 
 /// The operands of one product, or of one tile once moved by [`Job::at`].
@@ -274,6 +375,26 @@ impl Job {
 unsafe fn portable_tile(rows: usize, job: &Job, b: *const f32, cols: usize) {
     let w = cols.div_ceil(LANES) * LANES;
     let panel = std::slice::from_raw_parts(b, job.k * w);
+    portable_rows(rows, job, cols, |acc, a| portable_row(acc, a, panel));
+}
+
+/// [`portable_tile`] for a bf16 panel (`[⌈k/2⌉][cols rounded up to 16]` words).
+///
+/// # Safety
+/// As [`portable_tile`].
+unsafe fn portable_tile_bf16(rows: usize, job: &Job, b: *const u32, cols: usize) {
+    let w = cols.div_ceil(LANES) * LANES;
+    let panel = std::slice::from_raw_parts(b, job.k.div_ceil(2) * w);
+    portable_rows(rows, job, cols, |acc, a| portable_row_bf16(acc, a, panel));
+}
+
+/// Runs `row(acc, a)` for each row of a tile, `acc` one panel row wide and
+/// started from the tile's `init`, and stores the `cols` valid sums.
+///
+/// # Safety
+/// As [`portable_tile`].
+unsafe fn portable_rows(rows: usize, job: &Job, cols: usize, row: impl Fn(&mut [f32], &[f32])) {
+    let w = cols.div_ceil(LANES) * LANES;
     for r in 0..rows {
         let a = std::slice::from_raw_parts(job.a.add(r * job.lda), job.k);
         let mut acc = [0.0f32; MAX_VECTORS * LANES];
@@ -281,7 +402,7 @@ unsafe fn portable_tile(rows: usize, job: &Job, b: *const f32, cols: usize) {
             let init = std::slice::from_raw_parts(job.init.add(r * job.init_rs), cols);
             acc[..cols].copy_from_slice(init);
         }
-        portable_row(&mut acc[..w], a, panel);
+        row(&mut acc[..w], a);
         let y = std::slice::from_raw_parts_mut(job.y.add(r * job.ldy), cols);
         y.copy_from_slice(&acc[..cols]);
     }
@@ -298,6 +419,26 @@ fn portable_row_body(acc: &mut [f32], a: &[f32], panel: &[f32]) {
     for (&av, wrow) in a.iter().zip(panel.chunks_exact(w)) {
         for (s, &wv) in acc.iter_mut().zip(wrow) {
             *s += av * wv;
+        }
+    }
+}
+
+crate::multiversion! {
+    /// [`portable_row`] over a bf16 panel: the same sums in the same order.
+    fn portable_row_bf16(acc: &mut [f32], a: &[f32], panel: &[u32]) => portable_row_bf16_body
+}
+
+#[inline(always)]
+fn portable_row_bf16_body(acc: &mut [f32], a: &[f32], panel: &[u32]) {
+    let w = acc.len();
+    for (pair, wrow) in a.chunks(2).zip(panel.chunks_exact(w)) {
+        for (s, &x) in acc.iter_mut().zip(wrow) {
+            *s += pair[0] * f32::from_bits(x << 16);
+        }
+        if let Some(&a1) = pair.get(1) {
+            for (s, &x) in acc.iter_mut().zip(wrow) {
+                *s += a1 * f32::from_bits(x & 0xffff_0000);
+            }
         }
     }
 }
@@ -334,15 +475,40 @@ mod avx512 {
         }
     }
 
-    /// The register tile: `R x P` accumulators, one pass over `k` in order,
-    /// masked loads and stores for a last vector that is not full.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn kernel<const R: usize, const P: usize>(job: &Job, b: *const f32, cols: usize) {
-        let mut masks = [0u16; P];
-        for (v, m) in masks.iter_mut().enumerate() {
-            let valid = cols.saturating_sub(v * LANES).min(LANES);
-            *m = ((1u32 << valid) - 1) as u16;
+    /// [`tile`] for a bf16 panel.
+    ///
+    /// # Safety
+    /// As [`super::portable_tile_bf16`], and the CPU has AVX-512F.
+    pub(super) unsafe fn tile_bf16(rows: usize, job: &Job, b: *const u32, cols: usize) {
+        let vectors = cols.div_ceil(LANES);
+        macro_rules! rows {
+            ($p:literal) => {
+                match rows {
+                    1 => kernel_bf16::<1, $p>(job, b, cols),
+                    2 => kernel_bf16::<2, $p>(job, b, cols),
+                    3 => kernel_bf16::<3, $p>(job, b, cols),
+                    4 => kernel_bf16::<4, $p>(job, b, cols),
+                    5 => kernel_bf16::<5, $p>(job, b, cols),
+                    _ => kernel_bf16::<6, $p>(job, b, cols),
+                }
+            };
         }
+        match vectors {
+            1 => rows!(1),
+            2 => rows!(2),
+            3 => rows!(3),
+            _ => rows!(4),
+        }
+    }
+
+    /// `R x P` accumulators started from `init` (masked loads for a last
+    /// vector that is not full).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn start<const R: usize, const P: usize>(
+        job: &Job,
+        masks: &[u16; P],
+    ) -> [[__m512; P]; R] {
         let mut acc = [[_mm512_setzero_ps(); P]; R];
         if !job.init.is_null() {
             for (r, row) in acc.iter_mut().enumerate() {
@@ -352,6 +518,78 @@ mod avx512 {
                 }
             }
         }
+        acc
+    }
+
+    /// The store masks of a tile `cols` wide.
+    #[inline(always)]
+    fn masks<const P: usize>(cols: usize) -> [u16; P] {
+        std::array::from_fn(|v| {
+            let valid = cols.saturating_sub(v * LANES).min(LANES);
+            ((1u32 << valid) - 1) as u16
+        })
+    }
+
+    /// Stores the accumulators to `Y`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn finish<const R: usize, const P: usize>(
+        job: &Job,
+        masks: &[u16; P],
+        acc: &[[__m512; P]; R],
+    ) {
+        for (r, row) in acc.iter().enumerate() {
+            for (v, &s) in row.iter().enumerate() {
+                _mm512_mask_storeu_ps(job.y.add(r * job.ldy + v * LANES), masks[v], s);
+            }
+        }
+    }
+
+    /// The bf16 register tile: per word vector, the shift gives the weights
+    /// of `k = 2i` and the mask those of `2i + 1`, each a full `f32` vector;
+    /// every accumulator still takes its `k` in order.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn kernel_bf16<const R: usize, const P: usize>(job: &Job, b: *const u32, cols: usize) {
+        let masks = masks::<P>(cols);
+        let mut acc = start::<R, P>(job, &masks);
+        let high = _mm512_set1_epi32(0xffff_0000u32 as i32);
+        let mut bp = b;
+        for i in 0..job.k / 2 {
+            for v in 0..P {
+                let x = _mm512_loadu_si512(bp.add(v * LANES) as *const _);
+                let lo = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*job.a.add(r * job.lda + 2 * i));
+                    row[v] = _mm512_fmadd_ps(av, lo, row[v]);
+                }
+                let hi = _mm512_castsi512_ps(_mm512_and_si512(x, high));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*job.a.add(r * job.lda + 2 * i + 1));
+                    row[v] = _mm512_fmadd_ps(av, hi, row[v]);
+                }
+            }
+            bp = bp.add(P * LANES);
+        }
+        if job.k % 2 == 1 {
+            let last = job.k - 1;
+            for v in 0..P {
+                let x = _mm512_loadu_si512(bp.add(v * LANES) as *const _);
+                let lo = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x));
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*job.a.add(r * job.lda + last));
+                    row[v] = _mm512_fmadd_ps(av, lo, row[v]);
+                }
+            }
+        }
+        finish::<R, P>(job, &masks, &acc);
+    }
+
+    /// The register tile: `R x P` accumulators, one pass over `k` in order,
+    /// masked loads and stores for a last vector that is not full.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn kernel<const R: usize, const P: usize>(job: &Job, b: *const f32, cols: usize) {
+        let masks = masks::<P>(cols);
+        let mut acc = start::<R, P>(job, &masks);
         let mut bp = b;
         for kk in 0..job.k {
             let mut wv = [_mm512_setzero_ps(); P];
@@ -367,11 +605,7 @@ mod avx512 {
             }
             bp = bp.add(P * LANES);
         }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, &s) in row.iter().enumerate() {
-                _mm512_mask_storeu_ps(job.y.add(r * job.ldy + v * LANES), masks[v], s);
-            }
-        }
+        finish::<R, P>(job, &masks, &acc);
     }
 }
 
@@ -379,6 +613,17 @@ mod avx512 {
 mod tests {
     use super::*;
     use crate::Rng;
+    use WeightFormat::{Bf16, F32};
+
+    impl PanelMatrix {
+        /// The packed words, to compare two packings.
+        fn bits(&self) -> Vec<u32> {
+            match &self.storage {
+                Storage::F32(b) => b.get().iter().map(|x| x.to_bits()).collect(),
+                Storage::Bf16(b) => b.get().to_vec(),
+            }
+        }
+    }
 
     /// `Y = init + A · Wᵀ` in f64, with `W` given by rows and a column map.
     fn naive(
@@ -419,10 +664,11 @@ mod tests {
             let rows: Vec<Option<Vec<f32>>> = (0..n)
                 .map(|j| (j % 7 != 3).then(|| (0..k + 2).map(|_| rng.uniform(-1.0, 1.0)).collect()))
                 .collect();
-            let w = PanelMatrix::pack(k, n, vectors, |j| rows[j].as_deref());
+            let w = PanelMatrix::pack(k, n, vectors, F32, |j| rows[j].as_deref());
             for threads in [2, 3] {
-                let again = PanelMatrix::pack_on(k, n, vectors, |j| rows[j].as_deref(), threads);
-                assert_eq!(again.buf.get(), w.buf.get(), "packed on {threads} threads");
+                let again =
+                    PanelMatrix::pack_on(k, n, vectors, F32, |j| rows[j].as_deref(), threads);
+                assert_eq!(again.bits(), w.bits(), "packed on {threads} threads");
             }
             let lda = k + 1;
             let a: Vec<f32> = (0..m * lda).map(|_| rng.uniform(-1.0, 1.0)).collect();
@@ -479,6 +725,80 @@ mod tests {
             }
         }
         crate::simd::force_baseline(false);
+    }
+
+    /// A bf16 matrix gives exactly the sums of an f32 matrix of the rounded
+    /// weights, for odd and even `k`, on either instruction set.
+    fn check_bf16(baseline: bool) {
+        crate::simd::force_baseline(baseline);
+        let mut rng = Rng::new(5);
+        for &(m, n, k, vectors) in &[
+            (1, 65, 512, 4),
+            (1, 40, 7, 3),
+            (6, 100, 33, 4),
+            (13, 17, 1, 2),
+        ] {
+            let rows: Vec<Option<Vec<f32>>> = (0..n)
+                .map(|j| (j % 5 != 2).then(|| (0..k).map(|_| rng.uniform(-1.0, 1.0)).collect()))
+                .collect();
+            let rounded: Vec<Option<Vec<f32>>> = rows
+                .iter()
+                .map(|r| {
+                    r.as_ref()
+                        .map(|r| r.iter().map(|&x| round_bf16(x)).collect())
+                })
+                .collect();
+            let half = PanelMatrix::pack(k, n, vectors, Bf16, |j| rows[j].as_deref());
+            assert_eq!(half.format(), Bf16);
+            assert_eq!(half.bytes(), n.div_ceil(16) * 16 * k.div_ceil(2) * 4);
+            let again = PanelMatrix::pack_on(k, n, vectors, Bf16, |j| rows[j].as_deref(), 3);
+            assert_eq!(again.bits(), half.bits(), "packed on 3 threads");
+            let full = PanelMatrix::pack(k, n, vectors, F32, |j| rounded[j].as_deref());
+            let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+            let (mut y_half, mut y_full) = (vec![0.0; m * n], vec![0.0; m * n]);
+            let all = 0..half.panels();
+            panel_gemm(
+                m,
+                &a,
+                k,
+                &half,
+                all.clone(),
+                Init::Row(&bias),
+                &mut y_half,
+                n,
+            );
+            panel_gemm(m, &a, k, &full, all, Init::Row(&bias), &mut y_full, n);
+            assert_eq!(y_half, y_full, "{m}x{n}x{k}");
+        }
+        crate::simd::force_baseline(false);
+    }
+
+    #[test]
+    fn bf16_rounds_to_nearest_even() {
+        assert_eq!(round_bf16(1.0), 1.0);
+        // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even 1.
+        assert_eq!(round_bf16(1.0 + 1.0 / 256.0), 1.0);
+        assert_eq!(round_bf16(1.0 + 3.0 / 256.0), 1.0 + 4.0 / 256.0);
+        assert_eq!(round_bf16(1.0 + 1.5 / 256.0), 1.0 + 1.0 / 128.0);
+        assert_eq!(round_bf16(-2.5e-3), -f32::from_bits(0x3b24_0000));
+        assert!(round_bf16(f32::NAN).is_nan());
+        assert_eq!(round_bf16(f32::INFINITY), f32::INFINITY);
+        assert_eq!(
+            round_bf16(f32::MAX),
+            f32::INFINITY,
+            "rounds up past the largest bf16"
+        );
+    }
+
+    #[test]
+    fn bf16_panels_match_f32_panels_of_rounded_weights() {
+        check_bf16(false);
+    }
+
+    #[test]
+    fn bf16_panels_on_the_baseline_instruction_set_match_too() {
+        check_bf16(true);
     }
 
     #[test]

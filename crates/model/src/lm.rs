@@ -1,6 +1,7 @@
 //! The language model's forward and backward passes over a `[T, B]` block of
 //! tokens, and single steps for generation.
 
+use recurrent_kernels::panel::round_bf16;
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::Rng;
 use recurrent_nn::ln_recurrent::{LnGrads, LnParams};
@@ -378,6 +379,18 @@ impl LanguageModel {
     /// Number of trainable parameters (a tied matrix counts once).
     pub fn num_params(&self) -> usize {
         self.layout.total
+    }
+
+    /// Rounds every weight matrix (embedding, recurrent, dense, decoder) to
+    /// the nearest bfloat16, keeping biases and layer-norm gains in `f32`:
+    /// the model that generation with `--weights bf16` computes (see
+    /// [`crate::infer::StepModel::with_format`]), here for evaluating it.
+    pub fn round_weights_to_bf16(&mut self) {
+        for e in self.layout.entries.iter().filter(|e| e.shape.len() >= 2) {
+            for w in &mut self.params[e.range()] {
+                *w = round_bf16(*w);
+            }
+        }
     }
 
     fn layer(&self, k: usize) -> RecurrentLayer {

@@ -95,7 +95,7 @@ fn steps_match_the_training_forward_for_every_cell_and_head() {
         for (embed, dense, tie, table) in INPUTS {
             // 20 units: one full block of 16 and a padded one (RNN: one padded panel).
             let m = model(cell, embed, dense, tie, 20);
-            let fast = StepModel::build(&m, table);
+            let fast = StepModel::build(&m, table, WeightFormat::F32);
             assert_eq!(
                 matches!(fast.input, InputSide::Table(_)),
                 table || embed == 0
@@ -142,7 +142,7 @@ fn the_baseline_instruction_set_matches_too() {
     for cell in CELLS {
         let m = model(cell, 5, 7, false, 20);
         for table in [false, true] {
-            let fast = StepModel::build(&m, table);
+            let fast = StepModel::build(&m, table, WeightFormat::F32);
             for b in [1, 7] {
                 compare(&m, &fast, b, 1, 11);
             }
@@ -198,6 +198,44 @@ fn a_narrower_last_layer_steps_like_the_training_forward() {
                 let one = compare(&m, &fast, b, 1, 5);
                 assert_eq!(compare(&m, &fast, b, 2, 5), one, "{cell} b {b}");
             }
+        }
+    }
+}
+
+#[test]
+fn bf16_weights_step_the_rounded_model() {
+    for cell in CELLS {
+        for (embed, dense, tie, table) in INPUTS {
+            let m = model(cell, embed, dense, tie, 20);
+            let mut rounded = m.clone();
+            rounded.round_weights_to_bf16();
+            assert_ne!(rounded.params, m.params);
+            let half = StepModel::build(&rounded, table, WeightFormat::Bf16);
+            let full = StepModel::build(&m, table, WeightFormat::F32);
+            assert!(half.weight_bytes() < full.weight_bytes());
+            for b in [1, 3, 30] {
+                let one = compare(&rounded, &half, b, 1, b as u64);
+                assert_eq!(
+                    compare(&rounded, &half, b, 2, b as u64),
+                    one,
+                    "{cell} b {b}"
+                );
+            }
+            // The rounding moves the logits, but only a little.
+            let mut state = random_state(&m.config, 1, &mut Rng::new(1));
+            let want = m.step(&mut Workspace::default(), &[3], &mut state).to_vec();
+            let got = StepModel::with_format(&m, WeightFormat::Bf16)
+                .step(
+                    &mut StepWorkspace::default(),
+                    &[3],
+                    &mut random_state(&m.config, 1, &mut Rng::new(1)),
+                )
+                .to_vec();
+            let err = max_err(&got, &want);
+            assert!(
+                err > 0.0 && err < 0.05,
+                "{cell}: bf16 moved the logits by {err}"
+            );
         }
     }
 }
