@@ -4,7 +4,8 @@
 //! on the hidden size and cell name; the last three switch to a word-level
 //! shape (tied embedding of width `hidden`, e.g. `speed 2 200 lstm 10000 20 35`
 //! for PyTorch's word_language_model on PTB). With `PROFILE=1` it also prints wall time per phase (see
-//! `recurrent_kernels::profile`) and the sustained GFLOP/s of the step.
+//! `recurrent_kernels::profile`) and the sustained GFLOP/s of the step;
+//! `DROPOUT=p` sets the dropout (default 0.2; `recurrent bench` uses 0).
 use recurrent_kernels::Rng;
 use recurrent_model::{CellKind, LanguageModel, ModelConfig, State, Workspace};
 use std::time::Instant;
@@ -25,6 +26,7 @@ fn main() {
     let word: Option<Vec<usize>> =
         (args.len() >= 7).then(|| args[4..7].iter().map(|s| s.parse().unwrap()).collect());
     let profile = std::env::var_os("PROFILE").is_some();
+    let dropout: f32 = std::env::var("DROPOUT").map_or(0.2, |p| p.parse().unwrap());
     recurrent_kernels::threads::set_threads(threads);
     let mut configs = CONFIGS.to_vec();
     if let (Some(w), Some(h), Some(c)) = (&word, only_hidden, only_cell) {
@@ -42,7 +44,7 @@ fn main() {
             hidden,
             layers,
             dense: 0,
-            dropout: 0.2,
+            dropout,
             tie: word.is_some(),
             layer_norm: false,
             last_hidden: 0,
