@@ -398,7 +398,10 @@ fn end_to_end_train_sample_eval_info() {
         loss16 != loss && (loss16 - loss).abs() < 0.01 * loss,
         "{loss16} vs {loss}"
     );
-    sb.fails(&["sample", "run", "--weights", "f16"], &["f16", "--weights"]);
+    sb.fails(
+        &["sample", "run", "--weights", "f16"],
+        &["f16", "--weights"],
+    );
 
     // info names the cell and the exact parameter count.
     let info = sb.ok(&["info", "run"]);

@@ -63,6 +63,7 @@ pub(crate) fn gemm_blocked(
         m,
         k,
         rhs: &rhs,
+        row_sums: None,
     };
     job.launch(m >= n, threads);
 }
@@ -73,8 +74,9 @@ pub(crate) fn gemm_blocked(
 /// [`gemm_blocked`] call of its own.
 ///
 /// Threads split the rows, so `m` must be at least both `n`; AVX-512 and
-/// shapes as for [`gemm_blocked`].
+/// shapes as for [`gemm_blocked`]. `row_sums`: as in [`crate::sgemm_shared_a`].
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_blocked_shared_a(
     ta: Trans,
     m: usize,
@@ -82,6 +84,7 @@ pub(crate) fn gemm_blocked_shared_a(
     a: &[f32],
     lda: usize,
     products: [Product<'_>; 2],
+    row_sums: Option<&mut [f32]>,
     threads: usize,
 ) {
     let rhs = products.map(|p| Rhs {
@@ -100,6 +103,7 @@ pub(crate) fn gemm_blocked_shared_a(
         m,
         k,
         rhs: &rhs,
+        row_sums: row_sums.map(|s| s.as_mut_ptr()),
     };
     job.launch(true, threads);
 }
@@ -149,6 +153,8 @@ struct Job<'a> {
     m: usize,
     k: usize,
     rhs: &'a [Rhs],
+    /// `[m]`: where the row sums of `op(A)` go (threads split the rows).
+    row_sums: Option<*mut f32>,
 }
 
 /// What a blocked product adds its result to.
@@ -227,6 +233,13 @@ impl Job<'_> {
                     let mc = MC.min(rows.end - r0);
                     let ap = ab.resize(mc * kc);
                     self.pack_a(r0, mc, k0, kc, ap);
+                    if let Some(sums) = self.row_sums {
+                        let sums = std::slice::from_raw_parts_mut(sums.add(r0), mc);
+                        if blk == 0 {
+                            sums.fill(0.0);
+                        }
+                        add_row_sums(ap, mc, kc, sums);
+                    }
                     for (r, bb) in self.rhs.iter().zip(bbs.iter()) {
                         let first = if blk == 0 {
                             r.init
@@ -284,6 +297,32 @@ impl Job<'_> {
             }
             i += mr;
         }
+    }
+}
+
+/// `sums[i] += Σ_kk` of row `i` of a packed slab of `mc` rows (tiles of
+/// [`Job::pack_a`]), in `kk` order: read back from L2 right after packing.
+fn add_row_sums(ap: &[f32], mc: usize, kc: usize, sums: &mut [f32]) {
+    let mut i = 0;
+    while i < mc {
+        let mr = MR.min(mc - i);
+        let tile = &ap[i * kc..(i + mr) * kc];
+        if mr == MR {
+            let mut acc: [f32; MR] = sums[i..i + MR].try_into().unwrap();
+            for col in tile.chunks_exact(MR) {
+                for (s, &v) in acc.iter_mut().zip(col) {
+                    *s += v;
+                }
+            }
+            sums[i..i + MR].copy_from_slice(&acc);
+        } else {
+            for col in tile.chunks_exact(mr) {
+                for (s, &v) in sums[i..i + mr].iter_mut().zip(col) {
+                    *s += v;
+                }
+            }
+        }
+        i += mr;
     }
 }
 

@@ -170,6 +170,11 @@ pub struct Product<'a> {
 /// [`sgemm`] calls would pack it twice. The results are bit for bit those of
 /// the two calls. A recurrent layer's `dW_hh += dGᵀ·h_prev` and
 /// `dW_ih += dGᵀ·x` are such a pair.
+///
+/// With `row_sums` (`m` long) it also sets `row_sums[r] = Σ_k op(A)[r, k]`,
+/// summed in `k` order (the bias gradient: column sums of `dG`), from the
+/// packed copy of `A` while it is in cache rather than in a pass of its own
+/// over `A` (which cost about 3% of a small LSTM's training step).
 pub fn sgemm_shared_a(
     ta: Trans,
     m: usize,
@@ -177,6 +182,7 @@ pub fn sgemm_shared_a(
     a: &[f32],
     lda: usize,
     products: [Product<'_>; 2],
+    row_sums: Option<&mut [f32]>,
 ) {
     if m == 0 {
         return;
@@ -186,14 +192,29 @@ pub fn sgemm_shared_a(
             check(ta, p.tb, m, p.n, k, a, lda, p.b, p.ldb, p.c, p.ldc);
         }
     }
+    if let Some(s) = &row_sums {
+        assert!(s.len() >= m, "sgemm_shared_a: row_sums shorter than m");
+    }
     #[cfg(target_arch = "x86_64")]
     if k > 0
         && products
             .iter()
             .all(|p| p.n > 0 && m >= p.n && blocked_pays(m, p.n, k))
     {
-        crate::blocked::gemm_blocked_shared_a(ta, m, k, a, lda, products, threads());
+        crate::blocked::gemm_blocked_shared_a(ta, m, k, a, lda, products, row_sums, threads());
         return;
+    }
+    if let Some(sums) = row_sums {
+        let sums = &mut sums[..m];
+        sums.fill(0.0);
+        for kk in 0..k {
+            for (r, s) in sums.iter_mut().enumerate() {
+                *s += match ta {
+                    Trans::N => a[r * lda + kk],
+                    Trans::T => a[kk * lda + r],
+                };
+            }
+        }
     }
     for p in products {
         sgemm(
@@ -345,6 +366,15 @@ mod tests {
                         n2,
                     );
                     let (mut g1, mut g2) = (c1.clone(), c2.clone());
+                    // The row sums of op(A), in k order.
+                    let at = |r: usize, kk: usize| match ta {
+                        Trans::N => a[r * lda + kk],
+                        Trans::T => a[kk * lda + r],
+                    };
+                    let want_sums: Vec<f32> = (0..m)
+                        .map(|r| (0..k).fold(0.0f32, |s, kk| s + at(r, kk)))
+                        .collect();
+                    let mut sums = vec![f32::NAN; m];
                     sgemm_shared_a(
                         ta,
                         m,
@@ -369,7 +399,9 @@ mod tests {
                                 ldc: n2,
                             },
                         ],
+                        Some(&mut sums),
                     );
+                    assert_eq!(sums, want_sums, "{m}x{k} {ta:?}{tb:?}: row sums");
                     assert_eq!(g1, w1, "{m}x{k} {ta:?}{tb:?}: first product");
                     assert_eq!(g2, w2, "{m}x{k} {ta:?}{tb:?}: second product");
                 }

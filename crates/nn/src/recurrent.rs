@@ -558,16 +558,15 @@ impl RecurrentLayer {
         let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
         let _ph = Phase::new("bwd.dw");
         // Bias gradients: column sums of the gate gradients, which for all
-        // but GRU are the same for both biases (summed once).
+        // but GRU are the same for both biases (summed once, by the product
+        // below as it packs `dG`).
         scratch.clear();
         scratch.resize(gh, 0.0);
-        column_sums(&dg_hh[..n * gh], gh, scratch);
-        add_into(g.b_hh, scratch);
         if self.cell == CellKind::Gru {
+            column_sums(&dg_hh[..n * gh], gh, scratch);
+            add_into(g.b_hh, scratch);
             column_sums(&dg_ih[..n * gh], gh, scratch);
-        }
-        add_into(g.b_ih, scratch);
-        if self.cell == CellKind::Gru {
+            add_into(g.b_ih, scratch);
             sgemm(
                 Trans::T,
                 Trans::N,
@@ -617,7 +616,9 @@ impl RecurrentLayer {
             c: g.w_ih,
             ldc: i,
         };
-        sgemm_shared_a(Trans::T, gh, n, dg_hh, gh, [dw_hh, dw_ih]);
+        sgemm_shared_a(Trans::T, gh, n, dg_hh, gh, [dw_hh, dw_ih], Some(scratch));
+        add_into(g.b_hh, scratch);
+        add_into(g.b_ih, scratch);
     }
 }
 
