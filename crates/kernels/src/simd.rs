@@ -92,3 +92,20 @@ macro_rules! multiversion {
         }
     };
 }
+
+/// Asks the L2 cache to fetch the `len` floats at `ptr` (a hint: no fault,
+/// no effect on results), so that data the next step of a loop reads from
+/// memory arrives while this step computes.
+#[inline]
+pub fn prefetch_l2(ptr: *const f32, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for line in (0..len).step_by(16) {
+        // SAFETY: prefetching is a hint and never faults, whatever the address.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+            _mm_prefetch::<_MM_HINT_T1>(ptr.wrapping_add(line) as *const i8);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ptr, len);
+}

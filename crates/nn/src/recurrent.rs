@@ -19,6 +19,7 @@ use recurrent_kernels::activation::{dsigmoid, dtanh, sigmoid, tanh};
 use recurrent_kernels::multiversion;
 use recurrent_kernels::packed::MR;
 use recurrent_kernels::profile::Phase;
+use recurrent_kernels::simd::prefetch_l2;
 use recurrent_kernels::threads::{parallel_for, threads};
 use recurrent_kernels::{gemm_packed, sgemm, sgemm_bias, sgemm_shared_a, PackedB, Product, Trans};
 use serde::{Deserialize, Serialize};
@@ -380,6 +381,11 @@ impl RecurrentLayer {
         let state = rows.start * h..rows.end * h;
         for s in 0..t {
             let r0 = s * b + rows.start;
+            if s + 1 < t {
+                // The next step's input projections, written long ago by the
+                // whole-block GEMM and out of cache by now.
+                bufs.gates.prefetch(r0 + b, m, gh);
+            }
             let keep_s = keep.map(|k| &k[r0..r0 + m]);
             let hp = bufs.hprev.rows(r0, m, h);
             let prev_h = if s == 0 {
@@ -818,6 +824,13 @@ impl Shared {
         Shared {
             ptr: v.as_mut_ptr(),
             len: v.len(),
+        }
+    }
+
+    /// Prefetches rows `r0..r0 + m` of width `w` into L2 (see [`prefetch_l2`]).
+    fn prefetch(&self, r0: usize, m: usize, w: usize) {
+        if (r0 + m) * w <= self.len {
+            prefetch_l2(self.ptr.wrapping_add(r0 * w), m * w);
         }
     }
 
