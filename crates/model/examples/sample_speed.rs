@@ -3,9 +3,10 @@
 //! `LanguageModel::step`, at a few batch sizes. Sampling is left out: this
 //! times the network only.
 //!
-//! `sample_speed [threads] [batches, comma-separated] [cell]`
+//! `sample_speed [threads] [batches, comma-separated] [cell]`; `WEIGHTS=bf16`
+//! packs the weights as bfloat16 (`sample --weights bf16`).
 use recurrent_kernels::Rng;
-use recurrent_model::infer::{StepModel, StepWorkspace};
+use recurrent_model::infer::{StepModel, StepWorkspace, WeightFormat};
 use recurrent_model::{CellKind, LanguageModel, ModelConfig, State, Workspace};
 use std::time::Instant;
 
@@ -31,7 +32,11 @@ fn main() {
     };
     let model = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
     let start = Instant::now();
-    let fast = StepModel::new(&model);
+    let format = match std::env::var("WEIGHTS").as_deref() {
+        Ok("bf16") => WeightFormat::Bf16,
+        _ => WeightFormat::F32,
+    };
+    let fast = StepModel::with_format(&model, format);
     println!(
         "{cell}: prepared {:.1} MB of weights in {:.1} ms",
         fast.weight_bytes() as f64 / 1e6,

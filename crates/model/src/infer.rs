@@ -31,7 +31,7 @@ mod cells;
 use std::ops::Range;
 
 pub use recurrent_kernels::panel::WeightFormat;
-use recurrent_kernels::panel::{panel_gemm, panel_gemm_raw, Init, PanelMatrix, LANES};
+use recurrent_kernels::panel::{panel_gemm, panel_gemm_raw, round_bf16, Init, PanelMatrix, LANES};
 use recurrent_kernels::threads::{parallel_for, threads};
 
 use crate::{CellKind, LanguageModel, ModelConfig, State};
@@ -165,6 +165,15 @@ pub struct StepWorkspace {
     logits: Vec<f32>,
 }
 
+/// A weight matrix as `format` holds it (a copy, rounded for bf16).
+fn weights(model: &LanguageModel, name: &str, format: WeightFormat) -> Vec<f32> {
+    let w = tensor(model, name);
+    match format {
+        WeightFormat::F32 => w.to_vec(),
+        WeightFormat::Bf16 => w.iter().map(|&x| round_bf16(x)).collect(),
+    }
+}
+
 fn tensor<'m>(model: &'m LanguageModel, name: &str) -> &'m [f32] {
     let e = model
         .layout
@@ -223,15 +232,7 @@ impl StepModel {
     /// stream per token: at batch 1 about twice as fast when the weights do
     /// not fit in L2, at the cost of a small change in the logits.
     pub fn with_format(model: &LanguageModel, format: WeightFormat) -> StepModel {
-        let use_table = Self::embedding_table_pays(&model.config);
-        match format {
-            WeightFormat::F32 => Self::build(model, use_table, format),
-            WeightFormat::Bf16 => {
-                let mut rounded = model.clone();
-                rounded.round_weights_to_bf16();
-                Self::build(&rounded, use_table, format)
-            }
-        }
+        Self::build(model, Self::embedding_table_pays(&model.config), format)
     }
 
     /// Whether the packed path covers this architecture: plain cells
@@ -241,8 +242,9 @@ impl StepModel {
     }
 
     /// [`StepModel::new`], choosing whether embeddings go through a table and
-    /// how the packed matrices are stored (losslessly: `model` is already
-    /// rounded for bf16).
+    /// how the matrices are stored. For bf16 the packing rounds every packed
+    /// matrix; the embeddings and layer 0's `W_ih` behind the input tables are
+    /// rounded here, so that everything matches the rounded model.
     fn build(model: &LanguageModel, use_table: bool, format: WeightFormat) -> StepModel {
         let cfg = &model.config;
         assert!(
@@ -254,11 +256,11 @@ impl StepModel {
             .map(|k| StepLayer::new(model, k, k > 0 || cfg.embed > 0, format))
             .collect();
         let input = if !table {
-            InputSide::Embedding(tensor(model, "encoder.weight").to_vec())
+            InputSide::Embedding(weights(model, "encoder.weight", format))
         } else if cfg.embed == 0 {
-            InputSide::Table(one_hot_table(model, &layers[0]))
+            InputSide::Table(one_hot_table(model, &layers[0], format))
         } else {
-            let t = embedding_table(model, &layers[0]);
+            let t = embedding_table(model, &layers[0], format);
             layers[0].w_x = None;
             InputSide::Table(t)
         };
@@ -634,9 +636,9 @@ fn share(n: usize, parts: usize, i: usize) -> Range<usize> {
 
 /// The table of layer 0's input-side sums for one-hot inputs: row `t` is
 /// column `t` of `W_ih` plus the bias, in packed column order.
-fn one_hot_table(model: &LanguageModel, layer: &StepLayer) -> Vec<f32> {
+fn one_hot_table(model: &LanguageModel, layer: &StepLayer, format: WeightFormat) -> Vec<f32> {
     let v = model.config.vocab_size;
-    let w_ih = tensor(model, "rnn.weight_ih_l0");
+    let w_ih = weights(model, "rnn.weight_ih_l0", format);
     let n = layer.gates.cols();
     let mut table = vec![0.0; v * n];
     for (t, row) in table.chunks_exact_mut(n).enumerate() {
@@ -652,15 +654,15 @@ fn one_hot_table(model: &LanguageModel, layer: &StepLayer) -> Vec<f32> {
 
 /// The table of layer 0's input-side sums for every token's embedding:
 /// `E · W_ihᵀ + bias`, `[V, n0]`, computed by the same kernel a step would use.
-fn embedding_table(model: &LanguageModel, layer: &StepLayer) -> Vec<f32> {
+fn embedding_table(model: &LanguageModel, layer: &StepLayer, format: WeightFormat) -> Vec<f32> {
     let (v, e) = (model.config.vocab_size, model.config.embed);
     let w = layer.w_x.as_ref().expect("layer 0 packed with W_ih");
     let n = layer.gates.cols();
     let mut table = vec![0.0; v * n];
-    let emb = tensor(model, "encoder.weight");
+    let emb = weights(model, "encoder.weight", format);
     panel_gemm(
         v,
-        emb,
+        &emb,
         e,
         w,
         0..w.panels(),
