@@ -2,10 +2,8 @@
 //! model one token at a time for `n` independent samples computed as one batch.
 
 use recurrent_kernels::Rng;
-use std::borrow::Cow;
-
 use recurrent_model::infer::{StepModel, StepWorkspace, WeightFormat};
-use recurrent_model::{LanguageModel, State, Workspace};
+use recurrent_model::{LanguageModel, State};
 use recurrent_text::{TextError, Tokenizer};
 use thiserror::Error;
 
@@ -23,40 +21,21 @@ pub enum GenerateError {
     NoSamples,
 }
 
-/// What steps the model one token at a time: the packed inference path, or
-/// the training forward for the architectures it does not cover
-/// (`StepModel::supports`), on the rounded weights for bf16.
-enum Stepper<'m> {
-    Packed(StepModel, StepWorkspace),
-    Reference(Cow<'m, LanguageModel>, Workspace),
-}
+/// What steps the model one token at a time: the model's weights packed
+/// once for all the steps (see `recurrent_model::infer`).
+struct Stepper(StepModel, StepWorkspace);
 
-impl<'m> Stepper<'m> {
-    fn new(model: &'m LanguageModel, format: WeightFormat) -> Stepper<'m> {
-        if StepModel::supports(&model.config) {
-            // Weights packed once for all the steps (see `recurrent_model::infer`).
-            return Stepper::Packed(
-                StepModel::with_format(model, format),
-                StepWorkspace::default(),
-            );
-        }
-        let model = match format {
-            WeightFormat::F32 => Cow::Borrowed(model),
-            WeightFormat::Bf16 => {
-                let mut rounded = model.clone();
-                rounded.round_weights_to_bf16();
-                Cow::Owned(rounded)
-            }
-        };
-        Stepper::Reference(model, Workspace::default())
+impl Stepper {
+    fn new(model: &LanguageModel, format: WeightFormat) -> Stepper {
+        Stepper(
+            StepModel::with_format(model, format),
+            StepWorkspace::default(),
+        )
     }
 
     /// Feeds `tokens: [B]`, advances `state`, returns the logits `[B, V]`.
     fn step(&mut self, tokens: &[u32], state: &mut State) -> &[f32] {
-        match self {
-            Stepper::Packed(m, ws) => m.step(ws, tokens, state),
-            Stepper::Reference(m, ws) => m.step(ws, tokens, state),
-        }
+        self.0.step(&mut self.1, tokens, state)
     }
 }
 

@@ -4,7 +4,8 @@
 //! times the network only.
 //!
 //! `sample_speed [threads] [batches, comma-separated] [cell]`; `WEIGHTS=bf16`
-//! packs the weights as bfloat16 (`sample --weights bf16`).
+//! packs the weights as bfloat16 (`sample --weights bf16`), `LN=1` makes the
+//! layers layer-normalized.
 use recurrent_kernels::Rng;
 use recurrent_model::infer::{StepModel, StepWorkspace, WeightFormat};
 use recurrent_model::{CellKind, LanguageModel, ModelConfig, State, Workspace};
@@ -27,7 +28,7 @@ fn main() {
         dense: 0,
         dropout: 0.0,
         tie: false,
-        layer_norm: false,
+        layer_norm: std::env::var_os("LN").is_some(),
         last_hidden: 0,
     };
     let model = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();

@@ -16,6 +16,11 @@
 //!   inputs pick a column of `W_ih`, and a small vocabulary's embeddings are
 //!   multiplied by `W_ih` ahead of time (`[V, G*H]`, bias included).
 //! * The steps reuse the buffers of a [`StepWorkspace`]: no allocation per token.
+//! * Layer-normalized layers (`--layer-norm`) keep PyTorch's row order (the
+//!   normalization needs a whole row of sums before any cell can update):
+//!   their panels only compute the two projections, and a pass per row
+//!   normalizes them and runs the cell. With a table, layer 0's input side
+//!   is stored normalized.
 //!
 //! Threads: at small batch each layer's panels are split between the threads,
 //! so each core streams its half of the weights (the limit at batch 1); from
@@ -30,9 +35,11 @@ mod cells;
 
 use std::ops::Range;
 
+use recurrent_kernels::activation::{sigmoid, tanh};
 pub use recurrent_kernels::panel::WeightFormat;
 use recurrent_kernels::panel::{panel_gemm, panel_gemm_raw, round_bf16, Init, PanelMatrix, LANES};
 use recurrent_kernels::threads::{parallel_for, threads};
+use recurrent_nn::layer_norm;
 
 use crate::{CellKind, LanguageModel, ModelConfig, State};
 
@@ -82,29 +89,49 @@ struct StepLayer {
     /// GRU: `b_hh`, where its hidden-side sums start (they stay apart because
     /// `r` multiplies the `n` gate's).
     bias_h: Vec<f32>,
+    /// Layer-normalized layers: gains and biases (their projections start from zero).
+    ln: Option<LnStep>,
+}
+
+/// A layer-normalized layer's parameters, in PyTorch's row order (see
+/// `recurrent_nn::ln_recurrent`).
+struct LnStep {
+    ih_gain: Vec<f32>,
+    ih_bias: Vec<f32>,
+    hh_gain: Vec<f32>,
+    hh_bias: Vec<f32>,
+    /// LSTM: the cell state's LayerNorm, `[H]`.
+    c_gain: Vec<f32>,
+    c_bias: Vec<f32>,
+    b_ih: Vec<f32>,
+    b_hh: Vec<f32>,
 }
 
 /// How the `G*H` gate rows of a recurrent layer map to packed columns: units
 /// go in blocks of 16, each block's gates side by side (`i f g o` for LSTM,
 /// `r z n` for GRU), so panel `p` holds all gates of units `16p..16p+16`. The
-/// one-gate RNNs put 64 units in a panel instead. Units past `H` are zero padding.
+/// one-gate RNNs put 64 units in a panel instead. Units past `H` are zero
+/// padding. Layer-normalized layers keep PyTorch's order (`natural`), padded
+/// at the end.
 #[derive(Clone, Copy, Debug)]
 struct GateLayout {
     gates: usize,
     hidden: usize,
+    natural: bool,
 }
 
 impl GateLayout {
-    fn new(cell: CellKind, hidden: usize) -> GateLayout {
+    fn new(cell: CellKind, hidden: usize, natural: bool) -> GateLayout {
         GateLayout {
             gates: cell.gates(),
             hidden,
+            natural,
         }
     }
 
     /// Vectors of 16 columns per panel.
     fn vectors(&self) -> usize {
-        if self.gates == 1 {
+        if self.gates == 1 || self.natural {
             4
         } else {
             self.gates
@@ -113,6 +140,9 @@ impl GateLayout {
 
     /// Packed columns: the units rounded up to 16, times the gates.
     fn cols(&self) -> usize {
+        if self.natural {
+            return (self.gates * self.hidden).div_ceil(LANES) * LANES;
+        }
         self.hidden.div_ceil(LANES) * LANES * self.gates
     }
 
@@ -123,6 +153,9 @@ impl GateLayout {
 
     /// The PyTorch weight row behind packed column `j`, or `None` for padding.
     fn source(&self, j: usize) -> Option<usize> {
+        if self.natural {
+            return (j < self.gates * self.hidden).then_some(j);
+        }
         let (block, lane) = (j / LANES, j % LANES);
         let gate = block % self.gates;
         let unit = block / self.gates * LANES + lane;
@@ -155,7 +188,7 @@ pub struct StepWorkspace {
     gates: Vec<f32>,
     /// The row stride `n` of `gates` and `hidden_sums`.
     gates_ld: usize,
-    /// GRU: `[B, n]` the hidden-side sums.
+    /// GRU and layer-normalized layers: `[B, n]` the hidden-side sums.
     hidden_sums: Vec<f32>,
     /// `[L, B, H]` the new hidden states (swapped into the [`State`] after the step).
     h_new: Vec<f32>,
@@ -199,14 +232,38 @@ impl StepLayer {
     fn new(model: &LanguageModel, k: usize, with_w_x: bool, format: WeightFormat) -> StepLayer {
         let cfg = &model.config;
         let h = cfg.layer_hidden(k);
-        let gates = GateLayout::new(cfg.cell, h);
+        let gates = GateLayout::new(cfg.cell, h, cfg.layer_norm);
         let get = |n: &str| tensor(model, &format!("rnn.{n}_l{k}"));
         let (b_ih, b_hh) = (get("bias_ih"), get("bias_hh"));
         let gru = cfg.cell == CellKind::Gru;
+        let w_x = with_w_x.then(|| gates.pack(get("weight_ih"), cfg.layer_input(k), format));
+        let w_h = gates.pack(get("weight_hh"), h, format);
+        if cfg.layer_norm {
+            // Both projections start from zero; the biases come after the norms.
+            let zeros = vec![0.0; gates.cols()];
+            let cell = |n: &str| if gru { Vec::new() } else { get(n).to_vec() };
+            return StepLayer {
+                gates,
+                w_x,
+                w_h,
+                bias_x: zeros.clone(),
+                bias_h: zeros,
+                ln: Some(LnStep {
+                    ih_gain: get("ln_ih_weight").to_vec(),
+                    ih_bias: get("ln_ih_bias").to_vec(),
+                    hh_gain: get("ln_hh_weight").to_vec(),
+                    hh_bias: get("ln_hh_bias").to_vec(),
+                    c_gain: cell("ln_c_weight"),
+                    c_bias: cell("ln_c_bias"),
+                    b_ih: b_ih.to_vec(),
+                    b_hh: b_hh.to_vec(),
+                }),
+            };
+        }
         StepLayer {
             gates,
-            w_x: with_w_x.then(|| gates.pack(get("weight_ih"), cfg.layer_input(k), format)),
-            w_h: gates.pack(get("weight_hh"), h, format),
+            w_x,
+            w_h,
             // The same `b_ih + b_hh` sum as the training forward.
             bias_x: gates.permute(|r| if gru { b_ih[r] } else { b_ih[r] + b_hh[r] }),
             bias_h: if gru {
@@ -214,6 +271,7 @@ impl StepLayer {
             } else {
                 Vec::new()
             },
+            ln: None,
         }
     }
 }
@@ -235,27 +293,17 @@ impl StepModel {
         Self::build(model, Self::embedding_table_pays(&model.config), format)
     }
 
-    /// Whether the packed path covers this architecture: plain cells
-    /// (layer-normalized ones go through [`LanguageModel::step`] instead).
-    pub fn supports(config: &ModelConfig) -> bool {
-        !config.layer_norm
-    }
-
     /// [`StepModel::new`], choosing whether embeddings go through a table and
     /// how the matrices are stored. For bf16 the packing rounds every packed
     /// matrix; the embeddings and layer 0's `W_ih` behind the input tables are
     /// rounded here, so that everything matches the rounded model.
     fn build(model: &LanguageModel, use_table: bool, format: WeightFormat) -> StepModel {
         let cfg = &model.config;
-        assert!(
-            Self::supports(cfg),
-            "StepModel does not cover this architecture; use LanguageModel::step"
-        );
         let table = cfg.embed == 0 || use_table;
         let mut layers: Vec<StepLayer> = (0..cfg.layers)
             .map(|k| StepLayer::new(model, k, k > 0 || cfg.embed > 0, format))
             .collect();
-        let input = if !table {
+        let mut input = if !table {
             InputSide::Embedding(weights(model, "encoder.weight", format))
         } else if cfg.embed == 0 {
             InputSide::Table(one_hot_table(model, &layers[0], format))
@@ -264,6 +312,16 @@ impl StepModel {
             layers[0].w_x = None;
             InputSide::Table(t)
         };
+        if let (InputSide::Table(t), Some(ln)) = (&mut input, &layers[0].ln) {
+            // A token's input projection is normalized once, here.
+            let (n, gh) = (
+                layers[0].gates.cols(),
+                layers[0].gates.gates * cfg.layer_hidden(0),
+            );
+            for row in t.chunks_exact_mut(n) {
+                layer_norm::normalize_row(&mut row[..gh], &ln.ih_gain, &ln.ih_bias);
+            }
+        }
         let dense = (cfg.dense > 0).then(|| {
             let w = tensor(model, "dense.weight");
             Linear::new(w, tensor(model, "dense.bias"), cfg.top_hidden(), format)
@@ -293,7 +351,7 @@ impl StepModel {
     /// table is at most 4 times the size of `W_ih` (a per-token lookup then
     /// replaces a product over `W_ih`) or small anyway (32 MB).
     fn embedding_table_pays(cfg: &ModelConfig) -> bool {
-        let n0 = GateLayout::new(cfg.cell, cfg.layer_hidden(0)).cols();
+        let n0 = GateLayout::new(cfg.cell, cfg.layer_hidden(0), cfg.layer_norm).cols();
         cfg.vocab_size <= 4 * cfg.embed || cfg.vocab_size * n0 <= 8 << 20
     }
 
@@ -384,7 +442,10 @@ impl StepModel {
                 for k in 0..self.layers.len() {
                     let all = 0..self.layers[k].w_h.panels();
                     // SAFETY: each task writes only its own rows.
-                    unsafe { self.layer(k, bufs, rows.clone(), all) };
+                    unsafe {
+                        self.layer(k, bufs, rows.clone(), all);
+                        self.ln_update(k, bufs, rows.clone());
+                    }
                 }
                 // SAFETY: as above.
                 unsafe { self.head(bufs, rows, None) };
@@ -398,6 +459,8 @@ impl StepModel {
                 // SAFETY: each task writes only its own panels' columns and units.
                 unsafe { self.layer(k, bufs, 0..b, share(panels, t, i)) };
             });
+            // SAFETY: the products are done and nothing else runs.
+            unsafe { self.ln_update(k, bufs, 0..b) };
         }
         self.head_split(bufs, b, t);
     }
@@ -471,6 +534,13 @@ impl StepModel {
         let h_prev = bufs.h_old.add(cfg.state_range(k, b).start + r0 * h);
         for p in panels {
             let one = p..p + 1;
+            if lay.ln.is_some() {
+                // Products only: the norms need whole rows (`ln_update`).
+                self.input_side(k, bufs, rows.clone(), p);
+                let hs = bufs.hidden_sums.add(r0 * ld);
+                panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Zero, hs, ld);
+                continue;
+            }
             self.prefetch_state(k, bufs, rows.clone(), p);
             self.input_side(k, bufs, rows.clone(), p);
             if cfg.cell == CellKind::Gru {
@@ -539,6 +609,57 @@ impl StepModel {
                 panel_gemm_raw(m, x, below, w, one, init, gates, ld);
             }
             (_, None) => unreachable!("only layer 0 reads a table"),
+        }
+    }
+
+    /// A layer-normalized layer's norms and cell for `rows`, after its
+    /// products: the same formulas and operation order as
+    /// `recurrent_nn::ln_recurrent`'s forward step (nothing for plain layers).
+    ///
+    /// # Safety
+    /// As [`StepModel::layer`], with every panel of these rows done.
+    unsafe fn ln_update(&self, k: usize, bufs: &Bufs, rows: Range<usize>) {
+        let (lay, cfg) = (&self.layers[k], &self.config);
+        let Some(ln) = &lay.ln else { return };
+        let (b, h, ld) = (bufs.batch, cfg.layer_hidden(k), bufs.gates_ld);
+        let gh = lay.gates.gates * h;
+        let normalized_input = k == 0 && matches!(self.input, InputSide::Table(_));
+        for r in rows {
+            let ax = std::slice::from_raw_parts_mut(bufs.gates.add(r * ld), gh);
+            let ah = std::slice::from_raw_parts_mut(bufs.hidden_sums.add(r * ld), gh);
+            if !normalized_input {
+                layer_norm::normalize_row(ax, &ln.ih_gain, &ln.ih_bias);
+            }
+            layer_norm::normalize_row(ah, &ln.hh_gain, &ln.hh_bias);
+            let state = cfg.state_range(k, b).start + r * h;
+            let h_out = std::slice::from_raw_parts_mut(bufs.h_new.add(state), h);
+            let (bi, bh) = (&ln.b_ih, &ln.b_hh);
+            if cfg.cell == CellKind::Gru {
+                let hp = view(bufs.h_old.add(state), h);
+                for j in 0..h {
+                    let r = sigmoid(ax[j] + ah[j] + bi[j] + bh[j]);
+                    let z = sigmoid(ax[h + j] + ah[h + j] + bi[h + j] + bh[h + j]);
+                    let hn = ah[2 * h + j] + bh[2 * h + j];
+                    let n = tanh(ax[2 * h + j] + bi[2 * h + j] + r * hn);
+                    h_out[j] = (1.0 - z) * n + z * hp[j];
+                }
+                continue;
+            }
+            // LSTM: c = σ(f) c + σ(i) tanh(g), then h = σ(o) tanh(LN(c)),
+            // with LN(c) staged in `h_out`.
+            let c = std::slice::from_raw_parts_mut(bufs.c.add(state), h);
+            for j in 0..h {
+                let pre =
+                    |q: usize| ax[q * h + j] + ah[q * h + j] + (bi[q * h + j] + bh[q * h + j]);
+                let (ig, fg, gg) = (sigmoid(pre(0)), sigmoid(pre(1)), tanh(pre(2)));
+                ax[3 * h + j] = sigmoid(pre(3));
+                c[j] = fg * c[j] + ig * gg;
+            }
+            h_out.copy_from_slice(c);
+            layer_norm::normalize_row(h_out, &ln.c_gain, &ln.c_bias);
+            for j in 0..h {
+                h_out[j] = ax[3 * h + j] * tanh(h_out[j]);
+            }
         }
     }
 
@@ -691,7 +812,7 @@ impl StepWorkspace {
         grow(&mut self.x, b * cfg.embed);
         self.gates_ld = n;
         grow(&mut self.gates, b * n);
-        if cfg.cell == CellKind::Gru {
+        if cfg.cell == CellKind::Gru || cfg.layer_norm {
             grow(&mut self.hidden_sums, b * n);
         }
         grow(&mut self.h_new, cfg.state_len(b));

@@ -20,28 +20,39 @@ pub fn forward(
 ) {
     for r in 0..n {
         let row = &x[r * d..(r + 1) * d];
-        // Sums in f64: rows are short (a few thousand) and cancellation in the
-        // variance of near-constant rows is what makes LayerNorm fragile.
-        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d as f64;
-        let var = row
-            .iter()
-            .map(|&v| {
-                let c = v as f64 - mean;
-                c * c
-            })
-            .sum::<f64>()
-            / d as f64;
-        let s = (1.0 / (var + EPS as f64).sqrt()) as f32;
+        let (m, s) = row_stats(row);
         rstd[r] = s;
-        let (m, out, xh) = (
-            mean as f32,
-            &mut y[r * d..(r + 1) * d],
-            &mut xhat[r * d..(r + 1) * d],
-        );
+        let (out, xh) = (&mut y[r * d..(r + 1) * d], &mut xhat[r * d..(r + 1) * d]);
         for j in 0..d {
             xh[j] = (row[j] - m) * s;
             out[j] = xh[j] * gain[j] + bias[j];
         }
+    }
+}
+
+/// `(mean, 1/σ)` of one row, as [`forward`] normalizes it: `x̂ = (x - mean) · (1/σ)`.
+pub fn row_stats(row: &[f32]) -> (f32, f32) {
+    let d = row.len() as f64;
+    // Sums in f64: rows are short (a few thousand) and cancellation in the
+    // variance of near-constant rows is what makes LayerNorm fragile.
+    let mean = row.iter().map(|&v| v as f64).sum::<f64>() / d;
+    let var = row
+        .iter()
+        .map(|&v| {
+            let c = v as f64 - mean;
+            c * c
+        })
+        .sum::<f64>()
+        / d;
+    (mean as f32, (1.0 / (var + EPS as f64).sqrt()) as f32)
+}
+
+/// Normalizes one row in place: `x = (x - mean) · (1/σ) · γ + β`, the same
+/// numbers [`forward`] writes to `y` (for generation, which keeps no `x̂`).
+pub fn normalize_row(row: &mut [f32], gain: &[f32], bias: &[f32]) {
+    let (m, s) = row_stats(row);
+    for ((v, &g), &b) in row.iter_mut().zip(gain).zip(bias) {
+        *v = (*v - m) * s * g + b;
     }
 }
 

@@ -192,7 +192,6 @@ fn a_narrower_last_layer_steps_like_the_training_forward() {
             for p in &mut m.params {
                 *p += rng.uniform(-0.3, 0.3);
             }
-            assert!(StepModel::supports(&m.config));
             let fast = StepModel::new(&m);
             for b in [1, 3, 30] {
                 let one = compare(&m, &fast, b, 1, 5);
@@ -236,6 +235,48 @@ fn bf16_weights_step_the_rounded_model() {
             assert!(
                 err > 0.0 && err < 0.05,
                 "{cell}: bf16 moved the logits by {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn layer_normalized_models_step_like_the_training_forward() {
+    for cell in [CellKind::Lstm, CellKind::Gru] {
+        // One-hot, an embedding with and without the table, a dense layer,
+        // tying, and a narrower last layer.
+        for (embed, dense, tie, table, last) in [
+            (0, 0, false, true, 0),
+            (5, 0, false, true, 0),
+            (5, 0, false, false, 0),
+            (0, 7, false, true, 0),
+            (9, 0, true, false, 9),
+        ] {
+            let config = ModelConfig {
+                layer_norm: true,
+                last_hidden: last,
+                tie,
+                ..model(cell, embed, dense, false, 20).config
+            };
+            let mut rng = Rng::new(5 + cell as u64);
+            let mut m = LanguageModel::new(config, &mut rng, Some(1.0)).unwrap();
+            for p in &mut m.params {
+                *p += rng.uniform(-0.3, 0.3);
+            }
+            let fast = StepModel::build(&m, table, WeightFormat::F32);
+            for b in [1, 3, 30] {
+                let one = compare(&m, &fast, b, 1, b as u64);
+                assert_eq!(compare(&m, &fast, b, 2, b as u64), one, "{cell} b {b}");
+            }
+            // bf16 steps the rounded model here too.
+            let mut rounded = m.clone();
+            rounded.round_weights_to_bf16();
+            compare(
+                &rounded,
+                &StepModel::build(&m, table, WeightFormat::Bf16),
+                3,
+                2,
+                9,
             );
         }
     }
