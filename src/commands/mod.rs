@@ -48,3 +48,17 @@ impl From<Weights> for WeightFormat {
         }
     }
 }
+
+/// A training run's error, saying whether a good checkpoint is left in
+/// `run_dir` (the trainers never overwrite `last/` with a bad state).
+pub fn training_failed(e: impl std::fmt::Display, run_dir: &std::path::Path) -> anyhow::Error {
+    let last = run_dir.join(recurrent_checkpoint::layout::LAST_DIR);
+    if last.is_dir() {
+        anyhow::anyhow!(
+            "{e}; the last good checkpoint is kept in {}",
+            last.display()
+        )
+    } else {
+        anyhow::anyhow!("{e}; no checkpoint was saved")
+    }
+}

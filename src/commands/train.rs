@@ -220,25 +220,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let result = trainer.run(&mut observer);
     observer.progress.finish();
-    let reason = result.map_err(|e| {
-        let last = run_dir.join(LAST_DIR);
-        if last.is_dir() {
-            anyhow::anyhow!(
-                "{e}; the last good checkpoint is kept in {}",
-                last.display()
-            )
-        } else {
-            anyhow::anyhow!("{e}; no checkpoint was saved")
-        }
-    })?;
+    let reason = result.map_err(|e| super::training_failed(e, &run_dir))?;
     let s = &trainer.state;
-    let why = match reason {
-        StopReason::Steps => "step limit reached",
-        StopReason::Epochs => "epoch limit reached",
-        StopReason::Time => "time budget used",
-        StopReason::EarlyStopping => "early stopping: validation stopped improving",
-        StopReason::Interrupted => "interrupted",
-    };
+    let why = reason.describe();
     eprintln!(
         "done ({why}): {} steps, {} epochs, {:.0}s",
         s.step, s.epoch, s.elapsed_secs

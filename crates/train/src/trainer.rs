@@ -233,6 +233,19 @@ pub enum StopReason {
     Interrupted,
 }
 
+impl StopReason {
+    /// Why the run ended, in words for the user.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::Steps => "step limit reached",
+            StopReason::Epochs => "epoch limit reached",
+            StopReason::Time => "time budget used",
+            StopReason::EarlyStopping => "early stopping: validation stopped improving",
+            StopReason::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// When a run ends: the first of `--steps`, `--epochs` and `--time` reached
 /// (shared by the language-model and seq2seq trainers).
 #[derive(Clone, Copy, Debug)]

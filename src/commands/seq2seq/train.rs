@@ -207,27 +207,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let result = trainer.run(&mut observer);
     observer.progress.finish();
-    let reason = result.map_err(|e| {
-        let last = run_dir.join(LAST_DIR);
-        if last.is_dir() {
-            anyhow::anyhow!(
-                "{e}; the last good checkpoint is kept in {}",
-                last.display()
-            )
-        } else {
-            anyhow::anyhow!("{e}; no checkpoint was saved")
-        }
-    })?;
+    let reason = result.map_err(|e| crate::commands::training_failed(e, &run_dir))?;
     let s = &trainer.state;
     eprintln!(
         "done ({}): {} steps, {} epochs, {:.0}s",
-        match reason {
-            StopReason::Steps => "step limit reached",
-            StopReason::Epochs => "epoch limit reached",
-            StopReason::Time => "time budget used",
-            StopReason::EarlyStopping => "early stopping: validation stopped improving",
-            StopReason::Interrupted => "interrupted",
-        },
+        reason.describe(),
         s.step,
         s.epoch,
         s.elapsed_secs
