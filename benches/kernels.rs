@@ -1,11 +1,14 @@
 //! Criterion micro-benchmarks of the hot kernels, so a regression is visible:
 //! one recurrent layer's forward and backward over a `T=100` block for each
-//! cell, the per-step GEMM shape, and the fused softmax cross-entropy.
+//! cell, the per-step GEMM shape, the fused softmax cross-entropy, and one
+//! generation step of model (b) with f32 and bf16 weights.
 //!
 //! `cargo bench --bench kernels` (add `-- lstm` to pick some).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use recurrent_kernels::{sgemm, threads, Rng, Trans};
+use recurrent_model::infer::{StepModel, StepWorkspace, WeightFormat};
+use recurrent_model::{LanguageModel, ModelConfig, State};
 use recurrent_nn::loss::softmax_cross_entropy;
 use recurrent_nn::recurrent::{LayerGrads, LayerParams};
 use recurrent_nn::{CellKind, LayerCache, RecurrentLayer};
@@ -139,5 +142,37 @@ fn loss(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, layers, gemm_shapes, loss);
+/// One generation step of model (b) (char LSTM 2x512) at batch 1 (bound by
+/// streaming the weights) and batch 64 (bound by arithmetic), per format.
+fn generation(c: &mut Criterion) {
+    threads::set_threads(threads::available().min(2));
+    let config = ModelConfig {
+        cell: CellKind::Lstm,
+        vocab_size: 65,
+        embed: 64,
+        hidden: 512,
+        layers: 2,
+        dense: 0,
+        dropout: 0.0,
+        tie: false,
+        layer_norm: false,
+        last_hidden: 0,
+    };
+    let model = LanguageModel::new(config.clone(), &mut Rng::new(4), None).unwrap();
+    let mut group = c.benchmark_group("generation_step");
+    for (format, name) in [(WeightFormat::F32, "f32"), (WeightFormat::Bf16, "bf16")] {
+        let fast = StepModel::with_format(&model, format);
+        for b in [1, 64] {
+            let tokens: Vec<u32> = (0..b as u32).map(|i| i % 65).collect();
+            let (mut ws, mut state) = (StepWorkspace::default(), State::zeros(&config, b));
+            group.throughput(Throughput::Elements(b as u64));
+            group.bench_function(BenchmarkId::new(name, b), |bench| {
+                bench.iter(|| black_box(fast.step(&mut ws, &tokens, &mut state)[0]))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, layers, gemm_shapes, loss, generation);
 criterion_main!(benches);
