@@ -24,7 +24,10 @@ use serde::{Deserialize, Serialize};
 use crate::clip::{clip_grad_norm, grad_norm};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrScheduler, Schedule};
-use crate::trainer::{DataFingerprint, EvalRecord, Slot, StopReason, StopRule, TrainError};
+use crate::trainer::{
+    run_loop, Counters, DataFingerprint, EvalRecord, Slot, StopReason, StopRule, TrainError,
+    TrainingRun,
+};
 
 /// Pairs per length-sorted pool, in batches.
 const POOL_BATCHES: usize = 32;
@@ -456,47 +459,57 @@ impl Seq2SeqTrainer {
     /// Trains until the stop rule is met, validating and checkpointing on the
     /// way; `last/` is written at every validation and at the end.
     pub fn run(&mut self, observer: &mut dyn Seq2SeqObserver) -> Result<StopReason, TrainError> {
-        let started = Instant::now();
-        let elapsed_before = self.state.elapsed_secs;
-        let mut last_eval_step = None;
-        let reason = loop {
-            let rule = self.stop_rule();
-            if let Some(reason) = rule.reason(self.state.step, self.state.epoch, started) {
-                break reason;
-            }
-            if observer.should_stop() {
-                break StopReason::Interrupted;
-            }
-            let epoch_before = self.state.epoch;
-            let mut report = self.step()?;
-            self.state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
-            report.progress = self.progress(started);
-            observer.on_step(self, &report);
-            let every = self.state.config.eval_every;
-            let due = if every > 0 {
-                self.state.step.is_multiple_of(every)
-            } else {
-                self.state.epoch > epoch_before
-            };
-            if due {
-                self.validate_and_record(observer, true)?;
-                last_eval_step = Some(self.state.step);
-                observer
-                    .save(self, Slot::Last)
-                    .map_err(TrainError::Observer)?;
-                let patience = self.state.config.patience;
-                if patience.is_some_and(|p| self.state.evals_since_best >= p) {
-                    break StopReason::EarlyStopping;
-                }
-            }
-        };
-        if last_eval_step != Some(self.state.step) {
-            self.validate_and_record(observer, false)?;
-            observer
-                .save(self, Slot::Last)
-                .map_err(TrainError::Observer)?;
+        run_loop(self, observer)
+    }
+}
+
+impl<'o> TrainingRun<dyn Seq2SeqObserver + 'o> for Seq2SeqTrainer {
+    fn counters(&self) -> Counters {
+        let s = &self.state;
+        Counters {
+            step: s.step,
+            epoch: s.epoch,
+            elapsed_secs: s.elapsed_secs,
+            eval_every: s.config.eval_every,
+            patience: s.config.patience,
+            evals_since_best: s.evals_since_best,
         }
-        Ok(reason)
+    }
+
+    fn stop_reason(&self, started: Instant) -> Option<StopReason> {
+        self.stop_rule()
+            .reason(self.state.step, self.state.epoch, started)
+    }
+
+    fn should_stop(observer: &(dyn Seq2SeqObserver + 'o)) -> bool {
+        observer.should_stop()
+    }
+
+    fn train_step(
+        &mut self,
+        observer: &mut (dyn Seq2SeqObserver + 'o),
+        started: Instant,
+        elapsed_before: f64,
+    ) -> Result<(), TrainError> {
+        let mut report = self.step()?;
+        self.state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
+        report.progress = self.progress(started);
+        observer.on_step(self, &report);
+        Ok(())
+    }
+
+    fn validate_and_record(
+        &mut self,
+        observer: &mut (dyn Seq2SeqObserver + 'o),
+        scheduled: bool,
+    ) -> Result<(), TrainError> {
+        Seq2SeqTrainer::validate_and_record(self, observer, scheduled)
+    }
+
+    fn save_last(&mut self, observer: &mut (dyn Seq2SeqObserver + 'o)) -> Result<(), TrainError> {
+        observer
+            .save(self, Slot::Last)
+            .map_err(TrainError::Observer)
     }
 }
 

@@ -726,43 +726,130 @@ impl Trainer {
     /// Trains until the stop rule is met, validating and checkpointing on the way.
     /// On an error the last good checkpoint stays as it was.
     pub fn run(&mut self, observer: &mut dyn Observer) -> Result<StopReason, TrainError> {
-        let started = Instant::now();
-        let elapsed_before = self.state.elapsed_secs;
-        let mut last_eval_step = None;
-        let reason = loop {
-            if let Some(reason) = self.stop_reason(started) {
-                break reason;
-            }
-            if observer.should_stop() {
-                break StopReason::Interrupted;
-            }
-            let epoch_before = self.state.epoch;
-            let mut report = self.step()?;
-            self.state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
-            report.progress = self.progress(started);
-            observer.on_step(self, &report);
-            let every = self.state.config.eval_every;
-            let due = if every > 0 {
-                self.state.step.is_multiple_of(every)
-            } else {
-                self.state.epoch > epoch_before
-            };
-            if due {
-                self.validate_and_record(observer, true)?;
-                last_eval_step = Some(self.state.step);
-                self.save(observer, Slot::Last)?;
-                let patience = self.state.config.patience;
-                if patience.is_some_and(|p| self.state.evals_since_best >= p) {
-                    break StopReason::EarlyStopping;
-                }
-            }
-        };
-        if last_eval_step != Some(self.state.step) {
-            self.validate_and_record(observer, false)?;
-            self.save(observer, Slot::Last)?;
-        }
-        Ok(reason)
+        run_loop(self, observer)
     }
+}
+
+impl<'o> TrainingRun<dyn Observer + 'o> for Trainer {
+    fn counters(&self) -> Counters {
+        let s = &self.state;
+        Counters {
+            step: s.step,
+            epoch: s.epoch,
+            elapsed_secs: s.elapsed_secs,
+            eval_every: s.config.eval_every,
+            patience: s.config.patience,
+            evals_since_best: s.evals_since_best,
+        }
+    }
+
+    fn stop_reason(&self, started: Instant) -> Option<StopReason> {
+        Trainer::stop_reason(self, started)
+    }
+
+    fn should_stop(observer: &(dyn Observer + 'o)) -> bool {
+        observer.should_stop()
+    }
+
+    fn train_step(
+        &mut self,
+        observer: &mut (dyn Observer + 'o),
+        started: Instant,
+        elapsed_before: f64,
+    ) -> Result<(), TrainError> {
+        let mut report = self.step()?;
+        self.state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
+        report.progress = self.progress(started);
+        observer.on_step(self, &report);
+        Ok(())
+    }
+
+    fn validate_and_record(
+        &mut self,
+        observer: &mut (dyn Observer + 'o),
+        scheduled: bool,
+    ) -> Result<(), TrainError> {
+        Trainer::validate_and_record(self, observer, scheduled).map(|_| ())
+    }
+
+    fn save_last(&mut self, observer: &mut (dyn Observer + 'o)) -> Result<(), TrainError> {
+        self.save(observer, Slot::Last)
+    }
+}
+
+/// Where a run stands, for [`run_loop`].
+pub(crate) struct Counters {
+    pub step: u64,
+    pub epoch: u64,
+    pub elapsed_secs: f64,
+    pub eval_every: u64,
+    pub patience: Option<u32>,
+    pub evals_since_best: u32,
+}
+
+/// What [`run_loop`] asks of a trainer (the language-model and the seq2seq
+/// trainer) and of its observer.
+/// `O` is the observer the trainer reports to and saves through.
+pub(crate) trait TrainingRun<O: ?Sized> {
+    fn counters(&self) -> Counters;
+    /// Why to stop now, if a `--steps`/`--epochs`/`--time` limit is reached.
+    fn stop_reason(&self, started: Instant) -> Option<StopReason>;
+    fn should_stop(observer: &O) -> bool;
+    /// One optimizer step, with the elapsed time and progress updated and
+    /// the step reported to the observer.
+    fn train_step(
+        &mut self,
+        observer: &mut O,
+        started: Instant,
+        elapsed_before: f64,
+    ) -> Result<(), TrainError>;
+    /// Validates and records the result (saving `best/` on improvement);
+    /// `scheduled` validations also drive schedules and early stopping.
+    fn validate_and_record(&mut self, observer: &mut O, scheduled: bool) -> Result<(), TrainError>;
+    fn save_last(&mut self, observer: &mut O) -> Result<(), TrainError>;
+}
+
+/// The run loop of both trainers: steps until a stop rule, the observer or
+/// early stopping ends the run, validating and writing `last/` when due
+/// (every `eval_every` steps, or at each new epoch), and once more at the end
+/// unless the last step was just validated.
+pub(crate) fn run_loop<O: ?Sized, T: TrainingRun<O>>(
+    trainer: &mut T,
+    observer: &mut O,
+) -> Result<StopReason, TrainError> {
+    let started = Instant::now();
+    let elapsed_before = trainer.counters().elapsed_secs;
+    let mut last_eval_step = None;
+    let reason = loop {
+        if let Some(reason) = trainer.stop_reason(started) {
+            break reason;
+        }
+        if T::should_stop(observer) {
+            break StopReason::Interrupted;
+        }
+        let epoch_before = trainer.counters().epoch;
+        trainer.train_step(observer, started, elapsed_before)?;
+        let c = trainer.counters();
+        let due = if c.eval_every > 0 {
+            c.step.is_multiple_of(c.eval_every)
+        } else {
+            c.epoch > epoch_before
+        };
+        if due {
+            trainer.validate_and_record(observer, true)?;
+            last_eval_step = Some(c.step);
+            trainer.save_last(observer)?;
+            let waited = trainer.counters().evals_since_best;
+            if c.patience.is_some_and(|p| waited >= p) {
+                break StopReason::EarlyStopping;
+            }
+        }
+    };
+    if last_eval_step != Some(trainer.counters().step) {
+        trainer.validate_and_record(observer, false)?;
+        trainer.save_last(observer)?;
+    }
+    Ok(reason)
 }
 
 /// Mean loss of `model` over `tokens`, cut into at most `batch` streams that
