@@ -35,7 +35,6 @@ mod cells;
 
 use std::ops::Range;
 
-use recurrent_kernels::activation::{sigmoid, tanh};
 pub use recurrent_kernels::panel::WeightFormat;
 use recurrent_kernels::panel::{panel_gemm, panel_gemm_raw, round_bf16, Init, PanelMatrix, LANES};
 use recurrent_kernels::threads::{parallel_for, threads};
@@ -636,30 +635,17 @@ impl StepModel {
             let (bi, bh) = (&ln.b_ih, &ln.b_hh);
             if cfg.cell == CellKind::Gru {
                 let hp = view(bufs.h_old.add(state), h);
-                for j in 0..h {
-                    let r = sigmoid(ax[j] + ah[j] + bi[j] + bh[j]);
-                    let z = sigmoid(ax[h + j] + ah[h + j] + bi[h + j] + bh[h + j]);
-                    let hn = ah[2 * h + j] + bh[2 * h + j];
-                    let n = tanh(ax[2 * h + j] + bi[2 * h + j] + r * hn);
-                    h_out[j] = (1.0 - z) * n + z * hp[j];
-                }
+                let g = |v| gru_gates(v, h);
+                cells::ln_gru(g(ax), g(ah), g(bi), g(bh), hp, h_out);
                 continue;
             }
             // LSTM: c = σ(f) c + σ(i) tanh(g), then h = σ(o) tanh(LN(c)),
-            // with LN(c) staged in `h_out`.
+            // with σ(o) kept in `ax`'s o rows and LN(c) staged in `h_out`.
             let c = std::slice::from_raw_parts_mut(bufs.c.add(state), h);
-            for j in 0..h {
-                let pre =
-                    |q: usize| ax[q * h + j] + ah[q * h + j] + (bi[q * h + j] + bh[q * h + j]);
-                let (ig, fg, gg) = (sigmoid(pre(0)), sigmoid(pre(1)), tanh(pre(2)));
-                ax[3 * h + j] = sigmoid(pre(3));
-                c[j] = fg * c[j] + ig * gg;
-            }
+            cells::ln_lstm_cell(ax, ah, bi, bh, c);
             h_out.copy_from_slice(c);
             layer_norm::normalize_row(h_out, &ln.c_gain, &ln.c_bias);
-            for j in 0..h {
-                h_out[j] = ax[3 * h + j] * tanh(h_out[j]);
-            }
+            cells::ln_lstm_output(&ax[3 * h..], h_out);
         }
     }
 
@@ -727,6 +713,11 @@ unsafe fn linear(
             cells::relu(row);
         }
     }
+}
+
+/// The `r z n` rows (`[H]` each) of a GRU layer's `[3H]` row.
+fn gru_gates(v: &[f32], h: usize) -> [&[f32]; 3] {
+    [&v[..h], &v[h..2 * h], &v[2 * h..3 * h]]
 }
 
 /// Hints the CPU to bring the cache line holding `p` into L1 (no-op elsewhere).
