@@ -170,6 +170,10 @@ pub struct Workspace {
     w_hh_dropped: Vec<Vec<f32>>,
     w_hh_mask: Vec<Vec<f32>>,
     dw_hh_dropped: Vec<f32>,
+    /// Whether the last forward fed layer 0 by table (see
+    /// [`LanguageModel::input_table_pays`]); tests can turn the table off.
+    table_input: bool,
+    no_table: bool,
 }
 
 /// The layer `k` of a recurrent tensor's name (`rnn.weight_ih_l{k}` and the like).
@@ -381,6 +385,22 @@ impl LanguageModel {
         self.layout.total
     }
 
+    /// Whether layer 0 should take its input projection from a table of every
+    /// embedding's projection (`[V, G*H]`, gathered per step) rather than one
+    /// GEMM over the block's `n` embedding rows: when the vocabulary is
+    /// smaller than the block (character models), and nothing changes the
+    /// embedding rows on the way in (dropout on them, embedding or input
+    /// dropout), which would make the inputs more than `V` distinct rows.
+    fn input_table_pays(&self, n: usize, dropout: bool, reg: &Regularization) -> bool {
+        let cfg = &self.config;
+        cfg.embed > 0
+            && !cfg.layer_norm
+            && cfg.vocab_size <= n
+            && !dropout
+            && reg.dropout_embed == 0.0
+            && reg.dropout_input == 0.0
+    }
+
     /// Rounds every weight matrix (embedding, recurrent, dense, decoder) to
     /// the nearest bfloat16, keeping biases and layer-norm gains in `f32`:
     /// the model that generation with `--weights bf16` computes (see
@@ -510,10 +530,14 @@ impl LanguageModel {
         }
 
         let ph = Phase::new("lm.embed");
-        // Layer 0's input: embedding rows or one-hot vectors.
+        // Layer 0's input: embedding rows or one-hot vectors, or rows of a
+        // table of every embedding's projection.
         let i0 = cfg.layer_input(0);
         grow(&mut ws.inputs[0], n * i0);
-        if cfg.embed > 0 {
+        ws.table_input = !ws.no_table && self.input_table_pays(n, p, &ws.reg);
+        if ws.table_input {
+            // Layer 0 gathers from its table (`forward_table`): no rows to build.
+        } else if cfg.embed > 0 {
             embedding::forward(self.param("encoder.weight"), tokens, &mut ws.inputs[0], i0);
             if p {
                 grow(&mut ws.masks[0], n * i0);
@@ -589,7 +613,23 @@ impl LanguageModel {
                 (cache.output(h), cache.last_h(h), c)
             } else {
                 let cache = &mut ws.caches[k];
-                layer.forward(params, &below[k], t, b, h0, c0, keep, cache, for_backward);
+                if k == 0 && ws.table_input {
+                    let rows = self.param("encoder.weight");
+                    layer.forward_table(
+                        params,
+                        rows,
+                        tokens,
+                        t,
+                        b,
+                        h0,
+                        c0,
+                        keep,
+                        cache,
+                        for_backward,
+                    );
+                } else {
+                    layer.forward(params, &below[k], t, b, h0, c0, keep, cache, for_backward);
+                }
                 let c = if state.c.is_empty() {
                     &[][..]
                 } else {
@@ -848,10 +888,10 @@ impl LanguageModel {
             }
             let layer = self.layer(k);
             let i = layer.input_size;
-            let want_dx = k > 0 || cfg.embed > 0;
+            let want_dx = k > 0 || (cfg.embed > 0 && !ws.table_input);
             grow(&mut ws.dx, n * i);
             let base = idx(&format!("rnn.weight_ih_l{k}"));
-            let (_, rest) = g.split_at_mut(base);
+            let (head, rest) = g.split_at_mut(base);
             let [w_ih, w_hh, b_ih, b_hh, ln @ ..] = rest else {
                 unreachable!()
             };
@@ -914,6 +954,24 @@ impl LanguageModel {
                     dh0,
                     dc0,
                 );
+            } else if k == 0 && ws.table_input {
+                // The embedding gradient comes straight from the per-row sums.
+                let enc = &mut *head[idx("encoder.weight")];
+                let rows = self.param("encoder.weight");
+                let cache = &mut ws.caches[k];
+                let dy = &ws.dy[..n * h];
+                layer.backward_table(
+                    params,
+                    lg,
+                    rows,
+                    tokens,
+                    dy,
+                    keep,
+                    cache,
+                    Some(enc),
+                    dh0,
+                    dc0,
+                );
             } else {
                 layer.backward(
                     params,
@@ -942,7 +1000,7 @@ impl LanguageModel {
                 std::mem::swap(&mut ws.dy, &mut ws.dx);
             }
         }
-        if cfg.embed > 0 {
+        if cfg.embed > 0 && !ws.table_input {
             let _ph = Phase::new("lm.embed_bwd");
             let e = cfg.embed;
             if reg.dropout_input > 0.0 {
@@ -1185,6 +1243,67 @@ mod tests {
                 ..ModelConfig::new(cell, 7, 4, 5, 2)
             };
             gradcheck(config, false);
+        }
+    }
+
+    /// No dropout on the embeddings and a vocabulary (7) below `T*B` (8):
+    /// layer 0 takes its input projection from the per-token table.
+    #[test]
+    fn whole_network_gradients_through_the_embedding_table() {
+        for cell in CELLS {
+            let config = ModelConfig {
+                dense: 4,
+                tie: true,
+                ..ModelConfig::new(cell, 7, 4, 5, 2)
+            };
+            let m = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
+            assert!(m.input_table_pays(8, false, &Regularization::default()));
+            gradcheck(config, true);
+        }
+    }
+
+    /// The table path and the whole-block GEMM path agree (up to rounding)
+    /// on the loss, every gradient and the carried state.
+    #[test]
+    fn the_embedding_table_gives_the_gemm_paths_results() {
+        for cell in CELLS {
+            let config = ModelConfig::new(cell, 7, 5, 6, 2);
+            let mut rng = Rng::new(3 + cell as u64);
+            let m = LanguageModel::new(config.clone(), &mut rng, None).unwrap();
+            let (t, b) = (6, 3);
+            let tokens: Vec<u32> = (0..t * b).map(|_| rng.below(7) as u32).collect();
+            let keep: Vec<f32> = (0..t * b).map(|k| if k == 7 { 0.0 } else { 1.0 }).collect();
+            let run = |no_table: bool| {
+                let mut ws = Workspace {
+                    no_table,
+                    ..Workspace::default()
+                };
+                let mut state = State::zeros(&config, b);
+                state.h.iter_mut().for_each(|x| *x = 0.3);
+                let mut grads = vec![0.0; m.num_params()];
+                let stats = m.train_block(
+                    &mut ws,
+                    &tokens,
+                    &tokens,
+                    t,
+                    b,
+                    &mut state,
+                    Some(&keep),
+                    &mut Rng::new(5),
+                    &mut grads,
+                );
+                assert_eq!(ws.table_input, !no_table);
+                (stats.loss, grads, state)
+            };
+            let (table, gemm) = (run(false), run(true));
+            let close = |a: f32, b: f32| (a - b).abs() <= 1e-5 * (1.0 + b.abs());
+            assert!(close(table.0 as f32, gemm.0 as f32), "{cell}: loss");
+            for (e, (a, b)) in table.1.iter().zip(&gemm.1).enumerate() {
+                assert!(close(*a, *b), "{cell}: gradient {e}: {a} vs {b}");
+            }
+            for (a, b) in table.2.h.iter().zip(&gemm.2.h) {
+                assert!(close(*a, *b), "{cell}: state");
+            }
         }
     }
 

@@ -150,6 +150,10 @@ pub struct LayerCache {
     /// `[G*H]` the bias the input projection adds (`b_ih`, plus `b_hh` but for GRU),
     /// and the backward's column sums of the gate gradients.
     bias: Vec<f32>,
+    /// Input by table ([`RecurrentLayer::forward_table`]): `[V, G*H]` each
+    /// input row's projection (bias included), then in the backward each
+    /// row's summed input-side gate gradients.
+    table: Vec<f32>,
 }
 
 impl LayerCache {
@@ -267,16 +271,9 @@ impl RecurrentLayer {
         let gh = self.gate_rows();
         let n = t * b;
         cache.ensure(self, t, b, for_backward);
-        let fold_hh_bias = self.cell != CellKind::Gru;
         let ph = Phase::new("fwd.in_proj");
         // Every step's input projection in one GEMM: gates = x · W_ihᵀ + bias.
-        cache.bias.clear();
-        cache.bias.extend_from_slice(p.b_ih);
-        if fold_hh_bias {
-            for (r, &bh) in cache.bias.iter_mut().zip(p.b_hh) {
-                *r += bh;
-            }
-        }
+        self.fold_bias(p, &mut cache.bias);
         sgemm_bias(
             Trans::N,
             Trans::T,
@@ -298,6 +295,76 @@ impl RecurrentLayer {
         drop(ph);
         let bufs = StepBufs::new(cache);
         self.run_forward_steps(p, &bufs, &cache.w_hh_t_packed, t, b, h0, c0, keep);
+    }
+
+    /// [`RecurrentLayer::forward`] for inputs that are rows of `rows: [V, I]`
+    /// (embeddings): step input `r` is `rows[tokens[r]]`. The input
+    /// projection is computed once per row, `[V, G*H]`, and gathered per
+    /// step, which is cheaper than the whole-block GEMM when `V` is below the
+    /// block's `T*B` (a character vocabulary). Same results up to rounding.
+    pub fn forward_table(
+        &self,
+        p: LayerParams<'_>,
+        rows: &[f32],
+        tokens: &[u32],
+        t: usize,
+        b: usize,
+        h0: &[f32],
+        c0: &[f32],
+        keep: Option<&[f32]>,
+        cache: &mut LayerCache,
+        for_backward: bool,
+    ) {
+        let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
+        let (n, v) = (t * b, rows.len() / i.max(1));
+        cache.ensure(self, t, b, for_backward);
+        let ph = Phase::new("fwd.in_proj");
+        self.fold_bias(p, &mut cache.bias);
+        grow(&mut cache.table, v * gh);
+        let table = &mut cache.table[..v * gh];
+        sgemm_bias(
+            Trans::N,
+            Trans::T,
+            v,
+            gh,
+            i,
+            rows,
+            i,
+            p.w_ih,
+            i,
+            &cache.bias,
+            table,
+            gh,
+        );
+        let table = &cache.table[..v * gh];
+        let gates = Shared::new(&mut cache.gates[..n * gh]);
+        let parts = threads().min(n).max(1);
+        parallel_for(parts, &|part| {
+            let (lo, hi) = (n * part / parts, n * (part + 1) / parts);
+            // SAFETY: the parts' row ranges are disjoint.
+            let out = unsafe { gates.rows(lo, hi - lo, gh) };
+            for (dst, &tok) in out.chunks_exact_mut(gh).zip(&tokens[lo..hi]) {
+                dst.copy_from_slice(&table[tok as usize * gh..][..gh]);
+            }
+        });
+        drop(ph);
+        let ph = Phase::new("fwd.pack");
+        cache.w_hh_t_packed.pack(Trans::T, h, gh, p.w_hh, h);
+        drop(ph);
+        let bufs = StepBufs::new(cache);
+        self.run_forward_steps(p, &bufs, &cache.w_hh_t_packed, t, b, h0, c0, keep);
+    }
+
+    /// The bias the input projection adds: `b_ih`, plus `b_hh` but for GRU
+    /// (whose `b_hh` stays on the hidden side).
+    fn fold_bias(&self, p: LayerParams<'_>, bias: &mut Vec<f32>) {
+        bias.clear();
+        bias.extend_from_slice(p.b_ih);
+        if self.cell != CellKind::Gru {
+            for (r, &bh) in bias.iter_mut().zip(p.b_hh) {
+                *r += bh;
+            }
+        }
     }
 
     /// [`RecurrentLayer::forward`] with weights packed beforehand by
@@ -487,6 +554,124 @@ impl RecurrentLayer {
                 i,
                 0.0,
                 dx,
+                i,
+            );
+        }
+    }
+
+    /// Backward of [`RecurrentLayer::forward_table`] (same `rows`, `tokens`
+    /// and `keep`): as [`RecurrentLayer::backward`], but the input side goes
+    /// through the rows: the input-side gate gradients are summed per row
+    /// (`S: [V, G*H]`), so `dW_ih += Sᵀ · rows` and `d_rows += S · W_ih` are
+    /// products over `V` rows rather than `T*B`.
+    pub fn backward_table(
+        &self,
+        p: LayerParams<'_>,
+        g: LayerGrads<'_>,
+        rows: &[f32],
+        tokens: &[u32],
+        dy: &[f32],
+        keep: Option<&[f32]>,
+        cache: &mut LayerCache,
+        d_rows: Option<&mut [f32]>,
+        dh0: Option<&mut [f32]>,
+        dc0: Option<&mut [f32]>,
+    ) {
+        let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
+        let (n, v) = (cache.steps * cache.batch, rows.len() / i.max(1));
+        cache
+            .w_hh_packed
+            .pack(Trans::N, gh, self.hidden_size, p.w_hh, self.hidden_size);
+        let c = &mut *cache;
+        let w = std::mem::take(&mut c.w_hh_packed);
+        self.run_backward_steps(&w, c, dy, None, None, keep, dh0, dc0);
+        c.w_hh_packed = w;
+        let _ph = Phase::new("bwd.dw");
+        let gru = self.cell == CellKind::Gru;
+        // S: the input-side gate gradients summed per row, each thread its
+        // own columns in row order (the same sums on any thread count).
+        let dg_ih = if gru { &c.dg_ih } else { &c.dg_hh };
+        let parts = threads().min(gh / 64).max(1);
+        let shares: Vec<std::sync::Mutex<Vec<f32>>> =
+            (0..parts).map(|_| Default::default()).collect();
+        parallel_for(parts, &|part| {
+            let (lo, hi) = (gh * part / parts, gh * (part + 1) / parts);
+            let w = hi - lo;
+            let mut local = vec![0.0f32; v * w];
+            for (d, &tok) in dg_ih[..n * gh].chunks_exact(gh).zip(tokens) {
+                let dst = &mut local[tok as usize * w..(tok as usize + 1) * w];
+                for (a, &x) in dst.iter_mut().zip(&d[lo..hi]) {
+                    *a += x;
+                }
+            }
+            *shares[part].lock().unwrap() = local;
+        });
+        grow(&mut c.table, v * gh);
+        for (part, share) in shares.into_iter().enumerate() {
+            let (lo, hi) = (gh * part / parts, gh * (part + 1) / parts);
+            let local = share.into_inner().unwrap();
+            for (row, src) in c.table[..v * gh]
+                .chunks_exact_mut(gh)
+                .zip(local.chunks_exact(hi - lo))
+            {
+                row[lo..hi].copy_from_slice(src);
+            }
+        }
+        let s = &c.table[..v * gh];
+        c.bias.clear();
+        c.bias.resize(gh, 0.0);
+        column_sums(s, gh, &mut c.bias);
+        add_into(g.b_ih, &c.bias);
+        if gru {
+            column_sums(&c.dg_hh[..n * gh], gh, &mut c.bias);
+        }
+        add_into(g.b_hh, &c.bias);
+        let (dg_hh, hprev) = (&c.dg_hh[..n * gh], &c.hprev[..n * h]);
+        sgemm(
+            Trans::T,
+            Trans::N,
+            gh,
+            h,
+            n,
+            1.0,
+            dg_hh,
+            gh,
+            hprev,
+            h,
+            1.0,
+            g.w_hh,
+            h,
+        );
+        sgemm(
+            Trans::T,
+            Trans::N,
+            gh,
+            i,
+            v,
+            1.0,
+            s,
+            gh,
+            rows,
+            i,
+            1.0,
+            g.w_ih,
+            i,
+        );
+        if let Some(d) = d_rows {
+            let _ph = Phase::new("bwd.dx");
+            sgemm(
+                Trans::N,
+                Trans::N,
+                v,
+                i,
+                gh,
+                1.0,
+                s,
+                gh,
+                p.w_ih,
+                i,
+                1.0,
+                d,
                 i,
             );
         }
