@@ -627,36 +627,8 @@ impl RecurrentLayer {
         }
         add_into(g.b_hh, &c.bias);
         let (dg_hh, hprev) = (&c.dg_hh[..n * gh], &c.hprev[..n * h]);
-        sgemm(
-            Trans::T,
-            Trans::N,
-            gh,
-            h,
-            n,
-            1.0,
-            dg_hh,
-            gh,
-            hprev,
-            h,
-            1.0,
-            g.w_hh,
-            h,
-        );
-        sgemm(
-            Trans::T,
-            Trans::N,
-            gh,
-            i,
-            v,
-            1.0,
-            s,
-            gh,
-            rows,
-            i,
-            1.0,
-            g.w_ih,
-            i,
-        );
+        add_weight_grad(g.w_hh, dg_hh, hprev, h, n);
+        add_weight_grad(g.w_ih, s, rows, i, v);
         if let Some(d) = d_rows {
             let _ph = Phase::new("bwd.dx");
             sgemm(
@@ -764,36 +736,8 @@ impl RecurrentLayer {
             add_into(g.b_hh, scratch);
             column_sums(&dg_ih[..n * gh], gh, scratch);
             add_into(g.b_ih, scratch);
-            sgemm(
-                Trans::T,
-                Trans::N,
-                gh,
-                h,
-                n,
-                1.0,
-                dg_hh,
-                gh,
-                hprev,
-                h,
-                1.0,
-                g.w_hh,
-                h,
-            );
-            sgemm(
-                Trans::T,
-                Trans::N,
-                gh,
-                i,
-                n,
-                1.0,
-                dg_ih,
-                gh,
-                x,
-                i,
-                1.0,
-                g.w_ih,
-                i,
-            );
+            add_weight_grad(g.w_hh, dg_hh, hprev, h, n);
+            add_weight_grad(g.w_ih, dg_ih, x, i, n);
             return;
         }
         // One gate gradient for both products: packed once for the two.
@@ -1067,6 +1011,27 @@ fn column_sums_range_body(m: &[f32], cols: usize, lo: usize, out: &mut [f32]) {
             *o += v;
         }
     }
+}
+
+/// `dW += dGᵀ · x` for `dG: [rows, G*H]` and `x: [rows, width]` (a weight
+/// gradient `[G*H, width]`).
+fn add_weight_grad(dw: &mut [f32], dg: &[f32], x: &[f32], width: usize, rows: usize) {
+    let gh = dw.len() / width.max(1);
+    sgemm(
+        Trans::T,
+        Trans::N,
+        gh,
+        width,
+        rows,
+        1.0,
+        dg,
+        gh,
+        x,
+        width,
+        1.0,
+        dw,
+        width,
+    );
 }
 
 /// `dst += src`, equal lengths.
