@@ -267,7 +267,7 @@ impl RecurrentLayer {
         cache: &mut LayerCache,
         for_backward: bool,
     ) {
-        let (i, h) = (self.input_size, self.hidden_size);
+        let i = self.input_size;
         let gh = self.gate_rows();
         let n = t * b;
         cache.ensure(self, t, b, for_backward);
@@ -290,11 +290,7 @@ impl RecurrentLayer {
         );
 
         drop(ph);
-        let ph = Phase::new("fwd.pack");
-        cache.w_hh_t_packed.pack(Trans::T, h, gh, p.w_hh, h);
-        drop(ph);
-        let bufs = StepBufs::new(cache);
-        self.run_forward_steps(p, &bufs, &cache.w_hh_t_packed, t, b, h0, c0, keep);
+        self.pack_and_run_forward_steps(p, cache, t, b, h0, c0, keep);
     }
 
     /// [`RecurrentLayer::forward`] for inputs that are rows of `rows: [V, I]`
@@ -315,7 +311,7 @@ impl RecurrentLayer {
         cache: &mut LayerCache,
         for_backward: bool,
     ) {
-        let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
+        let (i, gh) = (self.input_size, self.gate_rows());
         let (n, v) = (t * b, rows.len() / i.max(1));
         cache.ensure(self, t, b, for_backward);
         let ph = Phase::new("fwd.in_proj");
@@ -348,6 +344,23 @@ impl RecurrentLayer {
             }
         });
         drop(ph);
+        self.pack_and_run_forward_steps(p, cache, t, b, h0, c0, keep);
+    }
+
+    /// The forward time loop once the input projections are in `cache.gates`:
+    /// `W_hhᵀ` packed for this block, then the steps.
+    #[allow(clippy::too_many_arguments)]
+    fn pack_and_run_forward_steps(
+        &self,
+        p: LayerParams<'_>,
+        cache: &mut LayerCache,
+        t: usize,
+        b: usize,
+        h0: &[f32],
+        c0: &[f32],
+        keep: Option<&[f32]>,
+    ) {
+        let (h, gh) = (self.hidden_size, self.gate_rows());
         let ph = Phase::new("fwd.pack");
         cache.w_hh_t_packed.pack(Trans::T, h, gh, p.w_hh, h);
         drop(ph);
@@ -525,14 +538,8 @@ impl RecurrentLayer {
     ) {
         let (i, gh) = (self.input_size, self.gate_rows());
         let n = cache.steps * cache.batch;
-        cache
-            .w_hh_packed
-            .pack(Trans::N, gh, self.hidden_size, p.w_hh, self.hidden_size);
+        self.pack_and_run_backward_steps(p, cache, dy, dh_n, dc_n, keep, dh0, dc0);
         let c = &mut *cache;
-        // Taken out for the loop, which borrows the rest of the cache mutably.
-        let w = std::mem::take(&mut c.w_hh_packed);
-        self.run_backward_steps(&w, c, dy, dh_n, dc_n, keep, dh0, dc0);
-        c.w_hh_packed = w;
         let dg_ih = if self.cell == CellKind::Gru {
             &c.dg_ih
         } else {
@@ -559,6 +566,28 @@ impl RecurrentLayer {
         }
     }
 
+    /// The backward time loop: `W_hh` packed for this block, then the steps,
+    /// which leave the gate gradients in the cache.
+    #[allow(clippy::too_many_arguments)]
+    fn pack_and_run_backward_steps(
+        &self,
+        p: LayerParams<'_>,
+        cache: &mut LayerCache,
+        dy: &[f32],
+        dh_n: Option<&[f32]>,
+        dc_n: Option<&[f32]>,
+        keep: Option<&[f32]>,
+        dh0: Option<&mut [f32]>,
+        dc0: Option<&mut [f32]>,
+    ) {
+        let (h, gh) = (self.hidden_size, self.gate_rows());
+        cache.w_hh_packed.pack(Trans::N, gh, h, p.w_hh, h);
+        // Taken out for the loop, which borrows the rest of the cache mutably.
+        let w = std::mem::take(&mut cache.w_hh_packed);
+        self.run_backward_steps(&w, cache, dy, dh_n, dc_n, keep, dh0, dc0);
+        cache.w_hh_packed = w;
+    }
+
     /// Backward of [`RecurrentLayer::forward_table`] (same `rows`, `tokens`
     /// and `keep`): as [`RecurrentLayer::backward`], but the input side goes
     /// through the rows: the input-side gate gradients are summed per row
@@ -579,13 +608,8 @@ impl RecurrentLayer {
     ) {
         let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
         let (n, v) = (cache.steps * cache.batch, rows.len() / i.max(1));
-        cache
-            .w_hh_packed
-            .pack(Trans::N, gh, self.hidden_size, p.w_hh, self.hidden_size);
+        self.pack_and_run_backward_steps(p, cache, dy, None, None, keep, dh0, dc0);
         let c = &mut *cache;
-        let w = std::mem::take(&mut c.w_hh_packed);
-        self.run_backward_steps(&w, c, dy, None, None, keep, dh0, dc0);
-        c.w_hh_packed = w;
         let _ph = Phase::new("bwd.dw");
         let gru = self.cell == CellKind::Gru;
         // S: the input-side gate gradients summed per row, each thread its
