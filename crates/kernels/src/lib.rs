@@ -12,9 +12,11 @@ pub mod packed;
 pub mod panel;
 pub mod profile;
 pub mod rng;
+pub mod shared;
 pub mod simd;
 pub mod threads;
 
 pub use gemm::{sgemm, sgemm_bias, sgemm_shared_a, Product, Trans};
 pub use packed::{gemm_packed, PackedB};
 pub use rng::Rng;
+pub use shared::SharedMut;
