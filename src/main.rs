@@ -5,8 +5,6 @@
 //! calls the library crates, which do the work.
 
 mod commands;
-mod curves;
-mod default_corpus;
 mod duration;
 mod progress;
 

@@ -2,9 +2,11 @@
 //! terminal, plain periodic lines otherwise (logs, CI).
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use recurrent::{EvalReport, Observer, StepReport};
 
 /// Shows training progress.
 pub struct Progress {
@@ -90,5 +92,83 @@ pub fn human(x: f64) -> String {
         format!("{:.1}k", x / 1e3)
     } else {
         format!("{x:.0}")
+    }
+}
+
+/// How validation lines read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EvalStyle {
+    /// Loss, bits per token, perplexity, accuracy.
+    LanguageModel,
+    /// Loss, perplexity, accuracy and greedy BLEU on this many pairs.
+    Seq2Seq { bleu_pairs: usize },
+}
+
+/// The command line's observer of a training run: the progress display,
+/// validation lines, warnings, and Ctrl-C.
+pub struct ProgressObserver {
+    progress: Progress,
+    style: EvalStyle,
+    stop: &'static AtomicBool,
+    /// The step and epoch the run is at, for validation lines.
+    at: (u64, u64),
+}
+
+impl ProgressObserver {
+    /// Shows progress of a run now at `(step, epoch)`; the run stops cleanly
+    /// once `stop` is set.
+    pub fn new(style: EvalStyle, stop: &'static AtomicBool, at: (u64, u64)) -> ProgressObserver {
+        ProgressObserver {
+            progress: Progress::new(),
+            style,
+            stop,
+            at,
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.progress.finish();
+    }
+}
+
+impl<T: ?Sized> Observer<T> for ProgressObserver {
+    fn on_step(&mut self, _: &T, r: &StepReport) {
+        self.at = (r.step, r.epoch);
+        self.progress
+            .step(r.step, r.epoch, r.loss, r.tokens, r.progress);
+    }
+
+    fn on_eval(&mut self, _: &T, r: &EvalReport, improved: bool) {
+        let best = if improved { " best" } else { "" };
+        let line = match self.style {
+            EvalStyle::LanguageModel => format!(
+                "validation loss {:.4} ({:.4} bits/token, perplexity {:.2}, accuracy {:.1}%){best}",
+                r.loss,
+                r.bits_per_token(),
+                r.perplexity(),
+                100.0 * r.accuracy,
+            ),
+            EvalStyle::Seq2Seq { bleu_pairs } => format!(
+                "validation loss {:.4} (perplexity {:.2}, accuracy {:.1}%){}{best}",
+                r.loss,
+                r.perplexity(),
+                100.0 * r.accuracy,
+                r.bleu.map_or(String::new(), |b| format!(
+                    ", greedy BLEU {b:.2} on {bleu_pairs} pairs"
+                )),
+            ),
+        };
+        let (step, epoch) = self.at;
+        self.progress
+            .println(&format!("step {step} epoch {epoch}: {line}"));
+    }
+
+    fn on_warning(&mut self, message: &str) {
+        self.progress.println(&format!("warning: {message}"));
+    }
+
+    fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
     }
 }

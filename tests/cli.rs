@@ -1531,3 +1531,64 @@ fn a_narrower_last_layer_trains_resumes_samples_and_refuses_pytorch_export() {
         &["2 layers"],
     );
 }
+
+/// A run the command line started resumes in a program written against the
+/// library, and the reverse, with the same weights, bit for bit, as a run
+/// that went straight through.
+#[test]
+fn the_library_and_the_command_line_resume_each_others_runs() {
+    use recurrent::lm::{ResumeOptions, TextSource, TrainOptions, Training};
+    use recurrent::{ModelConfig, Quiet, RunFolder, StopRule};
+
+    let sb = Sandbox::new();
+    sb.write("corpus.txt", corpus(300, 11));
+    let steps = |n| StopRule {
+        steps: Some(n),
+        ..StopRule::default()
+    };
+    let resume_in_library = |run: &str, total: u64| {
+        let options = ResumeOptions {
+            stop: Some(steps(total)),
+            threads: Some(1),
+            ..ResumeOptions::default()
+        };
+        let mut t = Training::resume(RunFolder::open(sb.path(run)).unwrap(), &options).unwrap();
+        t.run(&mut Quiet).unwrap();
+    };
+    let weights = |run: &str| fs::read(sb.path(run).join("last/model.safetensors")).unwrap();
+
+    // Straight through on the command line, and CLI then library.
+    sb.train("corpus.txt", "straight", &["--steps", "12"]);
+    sb.train("corpus.txt", "cli-first", &["--steps", "5"]);
+    resume_in_library("cli-first", 12);
+    assert!(weights("cli-first") == weights("straight"));
+
+    // Library first, with the CLI's TINY settings, then the command line.
+    let options = TrainOptions {
+        input: TextSource::Path(sb.path("corpus.txt")),
+        init: recurrent::lm::Init::Fresh {
+            config: ModelConfig {
+                embed: 8,
+                hidden: 16,
+                layers: 1,
+                ..match TrainOptions::default().init {
+                    recurrent::lm::Init::Fresh { config, .. } => config,
+                    _ => unreachable!(),
+                }
+            },
+            forget_bias: None,
+        },
+        batch: 4,
+        seq_len: 16,
+        stop: steps(5),
+        threads: Some(1),
+        ..TrainOptions::default()
+    };
+    let folder = RunFolder::create(sb.path("lib-first")).unwrap();
+    Training::start(&options, folder)
+        .unwrap()
+        .run(&mut Quiet)
+        .unwrap();
+    sb.resume("lib-first", 12);
+    assert!(weights("lib-first") == weights("straight"));
+}

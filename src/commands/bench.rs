@@ -475,8 +475,9 @@ fn sgemm_peak() -> f64 {
 
 #[cfg(unix)]
 fn peak_rss_mb() -> f64 {
-    // SAFETY: getrusage only writes the struct we pass.
+    // SAFETY: `rusage` is plain integers, for which all zeros is a value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage only writes the struct we pass, which outlives the call.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     usage.ru_maxrss as f64 / 1024.0
 }

@@ -4,11 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use recurrent_checkpoint::lm;
-use recurrent_model::Workspace;
-use recurrent_text::{Corpus, TokenizerKind};
-use recurrent_train::batch::Streams;
-use recurrent_train::trainer::evaluate;
+use recurrent::{evaluate_file, EvalOptions, LanguageCheckpoint};
 use serde_json::json;
 
 /// Arguments of `recurrent eval`.
@@ -39,59 +35,28 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    super::set_threads(args.threads)?;
-    let mut saved = lm::load(&args.checkpoint)?;
-    if args.weights == super::Weights::Bf16 {
-        saved.model.round_weights_to_bf16();
-    }
-    let corpus = Corpus::read(&args.input)?;
-    if saved.tokenizer.kind().needs_utf8() {
-        corpus.check_utf8()?;
-    }
-    let tokens = saved.tokenizer.encode_corpus(&corpus)?;
-    // A model trained with --reset-between-docs is evaluated the same way.
-    let reset = saved.resume.as_ref().is_some_and(|r| {
-        r.trainer_state["trainer"]["config"]["reset_between_docs"].as_bool() == Some(true)
-    });
-    let boundary = saved.tokenizer.boundary().filter(|_| reset);
-    let mut ws = Workspace::default();
-    let r = evaluate(
-        &saved.model,
-        &mut ws,
-        &tokens,
-        args.batch.max(1),
-        args.seq_len,
-        boundary,
-        "evaluation",
-    )?;
-    // Bits per character of the original text make models with different
-    // tokenizers comparable (not for word models, whose text is normalized).
-    let bpc = (saved.tokenizer.kind() != TokenizerKind::Word).then(|| {
-        let streams = Streams::for_evaluation(tokens.len(), args.batch.max(1), "evaluation")
-            .expect("evaluate accepted these tokens");
-        let chars: usize = (0..streams.batch)
-            .map(|b| {
-                let start = b * streams.stream_len;
-                saved
-                    .tokenizer
-                    .chars_in(&tokens[start + 1..start + streams.stream_len])
-            })
-            .sum();
-        r.loss * r.tokens as f64 / std::f64::consts::LN_2 / chars.max(1) as f64
-    });
+    let saved = LanguageCheckpoint::load(&args.checkpoint).map_err(super::cli_error)?;
+    let options = EvalOptions {
+        batch: args.batch.max(1),
+        seq_len: args.seq_len,
+        weights: args.weights.into(),
+        threads: args.threads,
+    };
+    let e = evaluate_file(&saved, &args.input, &options).map_err(super::cli_error)?;
+    let r = &e.report;
     if args.json {
         let mut out = json!({
             "loss": r.loss, "bits_per_token": r.bits_per_token(), "perplexity": r.perplexity(),
             "tokens": r.tokens, "accuracy": r.accuracy,
         });
-        if let Some(bpc) = bpc {
+        if let Some(bpc) = e.bits_per_char {
             out["bits_per_char"] = json!(bpc);
         }
         println!("{out}");
     } else {
         println!("loss            {:.4} nats/token", r.loss);
         println!("bits per token  {:.4}", r.bits_per_token());
-        if let Some(bpc) = bpc {
+        if let Some(bpc) = e.bits_per_char {
             println!("bits per char   {bpc:.4}");
         }
         println!("perplexity      {:.3}", r.perplexity());

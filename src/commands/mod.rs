@@ -9,6 +9,8 @@ pub mod sample;
 pub mod seq2seq;
 pub mod train;
 
+use std::path::Path;
+
 use anyhow::{bail, Result};
 use clap::ValueEnum;
 use recurrent_kernels::panel::WeightFormat;
@@ -51,14 +53,95 @@ impl From<Weights> for WeightFormat {
 
 /// A training run's error, saying whether a good checkpoint is left in
 /// `run_dir` (the trainers never overwrite `last/` with a bad state).
-pub fn training_failed(e: impl std::fmt::Display, run_dir: &std::path::Path) -> anyhow::Error {
-    let last = run_dir.join(recurrent_checkpoint::layout::LAST_DIR);
+pub fn training_failed(e: recurrent::Error, run_dir: &Path) -> anyhow::Error {
+    let e = cli_error(e);
+    let last = run_dir.join(recurrent::checkpoint::layout::LAST_DIR);
     if last.is_dir() {
         anyhow::anyhow!(
-            "{e}; the last good checkpoint is kept in {}",
+            "{e:#}; the last good checkpoint is kept in {}",
             last.display()
         )
     } else {
-        anyhow::anyhow!("{e}; no checkpoint was saved")
+        anyhow::anyhow!("{e:#}; no checkpoint was saved")
     }
+}
+
+/// A library error in the command line's words: options by their flags.
+pub fn cli_error(e: recurrent::Error) -> anyhow::Error {
+    use recurrent::Error;
+    match e {
+        Error::InvalidOption {
+            field,
+            value,
+            expected,
+        } => anyhow::anyhow!(
+            "{} must be {}, got {}",
+            flag(field),
+            flags_in(&expected),
+            flags_in(&value)
+        ),
+        Error::RunExists { path } => anyhow::anyhow!(
+            "{} already holds a run; use --resume {0} to continue it, or another --out",
+            path.display()
+        ),
+        Error::UnknownChars { path, count, shown } => anyhow::anyhow!(
+            "the text has {count} character(s) that {} does not know: {shown}; add --extend-vocab to grow its vocabulary",
+            path.display()
+        ),
+        Error::Conflict(message) if message.starts_with("NT-ASGD") => {
+            anyhow::anyhow!("--nt-asgd averages SGD iterates; use it with --optimizer sgd")
+        }
+        e => anyhow::Error::new(e),
+    }
+}
+
+/// The error of `--resume DIR` when `DIR` holds no run.
+pub fn resume_error(e: recurrent::Error, dir: &Path) -> anyhow::Error {
+    match e {
+        recurrent::Error::NotARun { path, reason } => {
+            let hint = if path
+                .join(recurrent::checkpoint::layout::CONFIG_FILE)
+                .exists()
+            {
+                ", or use --init-from to fine-tune from this checkpoint"
+            } else {
+                ""
+            };
+            let reason = match reason {
+                "there is no such folder" => "no such run folder".to_string(),
+                r => format!("not a run folder ({r}){hint}"),
+            };
+            anyhow::anyhow!("--resume {}: {reason}", dir.display())
+        }
+        e => cli_error(e),
+    }
+}
+
+/// `text` with every option named in backticks (`` `test_fraction` ``) as its flag.
+fn flags_in(text: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in text.split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&flag(part));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// `--lr` for the field `lr`, `--seq-len` for `seq_len`.
+fn flag(field: &str) -> String {
+    format!("--{}", field.replace('_', "-"))
+}
+
+/// The first Ctrl-C finishes the current step, validates and saves, so the run
+/// can be resumed; a second one quits at once.
+pub(crate) fn install_interrupt_handler() {
+    let _ = ctrlc::set_handler(|| {
+        if train::INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\ninterrupted: saving after this step (Ctrl-C again to quit without saving)");
+    });
 }

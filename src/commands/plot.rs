@@ -4,9 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use recurrent_checkpoint::layout::METRICS_FILE;
-
-use crate::curves::{Curves, FILE};
+use recurrent::RunFolder;
 
 /// Arguments of `recurrent plot`.
 #[derive(Args, Debug)]
@@ -19,23 +17,15 @@ pub struct PlotArgs {
 }
 
 pub fn run(args: PlotArgs) -> Result<()> {
-    let metrics = args.run.join(METRICS_FILE);
-    if !metrics.is_file() {
+    let folder = RunFolder::at(&args.run);
+    if !folder.metrics_path().is_file() {
         bail!(
             "{} does not exist; is {} a run folder?",
-            metrics.display(),
+            folder.metrics_path().display(),
             args.run.display()
         );
     }
-    let out = args.out.unwrap_or_else(|| args.run.join(FILE));
-    let dir = out.parent().map(PathBuf::from).unwrap_or_default();
-    let file = out
-        .file_name()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| FILE.into());
-    Curves::from_metrics(&metrics)
-        .write_to(&dir.join(file))
-        .map_err(anyhow::Error::msg)?;
+    let out = folder.write_loss_plot(args.out.as_deref())?;
     println!("wrote {}", out.display());
     Ok(())
 }

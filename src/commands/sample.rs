@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use recurrent_checkpoint::lm;
-use recurrent_generate::{generate, GenerateOptions, SamplingConfig};
+use recurrent::{GenerateOptions, Generator, GeneratorOptions, LanguageCheckpoint, SamplingConfig};
 
 /// Most samples one `sample` computes at once: `-n` beyond this would only
 /// exhaust memory (each sample carries its own state and logits).
@@ -54,11 +53,10 @@ pub struct SampleArgs {
 }
 
 pub fn run(args: SampleArgs) -> Result<()> {
-    if args.n > MAX_SAMPLES {
-        bail!("-n must be at most {MAX_SAMPLES}, got {}", args.n);
+    if !(1..=MAX_SAMPLES).contains(&args.n) {
+        bail!("-n must be between 1 and {MAX_SAMPLES}, got {}", args.n);
     }
-    super::set_threads(args.threads)?;
-    let saved = lm::load(&args.checkpoint)?;
+    let saved = LanguageCheckpoint::load(&args.checkpoint).map_err(super::cli_error)?;
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -81,20 +79,32 @@ pub fn run(args: SampleArgs) -> Result<()> {
     saved
         .tokenizer
         .encode(&args.prime)
-        .map_err(recurrent_generate::GenerateError::Prime)?;
+        .map_err(recurrent::generate::GenerateError::Prime)?;
+    let generator = Generator::new(
+        &saved,
+        GeneratorOptions {
+            weights: args.weights.into(),
+            threads: args.threads,
+        },
+    )
+    .map_err(super::cli_error)?;
     let stdout = std::io::stdout();
     if args.n == 1 {
         // One sample streams token by token.
         let mut out = stdout.lock();
         write!(out, "{}", args.prime)?;
         out.flush()?;
-        generate(&saved.model, &saved.tokenizer, &options, |_, piece| {
-            let _ = write!(out, "{piece}");
-            let _ = out.flush();
-        })?;
+        generator
+            .generate(&options, |_, piece| {
+                let _ = write!(out, "{piece}");
+                let _ = out.flush();
+            })
+            .map_err(super::cli_error)?;
         writeln!(out)?;
     } else {
-        let texts = generate(&saved.model, &saved.tokenizer, &options, |_, _| {})?;
+        let texts = generator
+            .generate(&options, |_, _| {})
+            .map_err(super::cli_error)?;
         let mut out = stdout.lock();
         for (i, text) in texts.iter().enumerate() {
             writeln!(out, "=== sample {} ===\n{}{}", i + 1, args.prime, text)?;

@@ -17,22 +17,23 @@ pub enum GenerateError {
     Sample(#[from] SampleError),
     #[error("the prime text cannot be encoded with this model's vocabulary: {0}")]
     Prime(TextError),
-    #[error("-n must be at least 1")]
+    #[error("the number of samples must be at least 1")]
     NoSamples,
+    /// The packed model and the tokenizer disagree on the vocabulary size.
+    #[error("the model has {model} tokens in its vocabulary but the tokenizer has {tokenizer}")]
+    VocabMismatch {
+        /// The model's vocabulary size.
+        model: usize,
+        /// The tokenizer's.
+        tokenizer: usize,
+    },
 }
 
 /// What steps the model one token at a time: the model's weights packed
-/// once for all the steps (see `recurrent_model::infer`).
-struct Stepper(StepModel, StepWorkspace);
+/// once (see `recurrent_model::infer`), and the buffers of its steps.
+struct Stepper<'m>(&'m StepModel, StepWorkspace);
 
-impl Stepper {
-    fn new(model: &LanguageModel, format: WeightFormat) -> Stepper {
-        Stepper(
-            StepModel::with_format(model, format),
-            StepWorkspace::default(),
-        )
-    }
-
+impl Stepper<'_> {
     /// Feeds `tokens: [B]`, advances `state`, returns the logits `[B, V]`.
     fn step(&mut self, tokens: &[u32], state: &mut State) -> &[f32] {
         self.0.step(&mut self.1, tokens, state)
@@ -57,6 +58,25 @@ pub struct GenerateOptions {
     pub weights: WeightFormat,
 }
 
+impl Default for GenerateOptions {
+    /// 500 tokens of one sample at temperature 1, from no prime, seed 0.
+    fn default() -> GenerateOptions {
+        GenerateOptions {
+            prime: String::new(),
+            length: 500,
+            sampling: SamplingConfig {
+                temperature: 1.0,
+                top_k: None,
+                top_p: None,
+            },
+            stops: Vec::new(),
+            seed: 0,
+            samples: 1,
+            weights: WeightFormat::F32,
+        }
+    }
+}
+
 /// Generates `options.samples` texts. `emit(i, text)` receives each piece of
 /// sample `i` as soon as it is decoded (the prime is not emitted); the full
 /// texts, without the prime, are returned.
@@ -67,8 +87,28 @@ pub fn generate(
     model: &LanguageModel,
     tokenizer: &Tokenizer,
     options: &GenerateOptions,
+    emit: impl FnMut(usize, &str),
+) -> Result<Vec<String>, GenerateError> {
+    let packed = StepModel::with_format(model, options.weights);
+    generate_packed(&packed, tokenizer, options, emit)
+}
+
+/// [`generate`] with a model packed once beforehand, for callers that
+/// generate many times from one model (`options.weights` is then the packed
+/// model's, whatever the options say).
+pub fn generate_packed(
+    model: &StepModel,
+    tokenizer: &Tokenizer,
+    options: &GenerateOptions,
     mut emit: impl FnMut(usize, &str),
 ) -> Result<Vec<String>, GenerateError> {
+    let (v, vt) = (model.config().vocab_size, tokenizer.vocab().len());
+    if v != vt {
+        return Err(GenerateError::VocabMismatch {
+            model: v,
+            tokenizer: vt,
+        });
+    }
     let n = options.samples;
     if n == 0 {
         return Err(GenerateError::NoSamples);
@@ -89,8 +129,8 @@ pub fn generate(
         None => (start, &[][..]),
     };
 
-    let mut stepper = Stepper::new(model, options.weights);
-    let mut state = State::zeros(&model.config, n);
+    let mut stepper = Stepper(model, StepWorkspace::default());
+    let mut state = State::zeros(model.config(), n);
     let mut input = vec![0u32; n];
     for &tok in context {
         input.fill(tok);
@@ -110,7 +150,6 @@ pub fn generate(
         .collect();
     let mut texts = vec![String::new(); n];
     let mut done = vec![false; n];
-    let v = model.config.vocab_size;
     for _ in 0..options.length {
         let logits = stepper.step(&input, &mut state);
         for i in 0..n {

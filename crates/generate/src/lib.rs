@@ -20,6 +20,6 @@ pub use beam::{
     beam_search, beam_search_nbest, greedy_decode, sample_decode, BeamOptions, DecodeError,
     Hypothesis, LengthNorm, MaxLen, SampleOptions,
 };
-pub use generate::{generate, GenerateError, GenerateOptions};
+pub use generate::{generate, generate_packed, GenerateError, GenerateOptions};
 pub use sampler::{log_softmax, SampleError, Sampler, SamplingConfig};
 pub use stop::StopMatcher;

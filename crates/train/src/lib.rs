@@ -1,9 +1,22 @@
-//! Training for recurrent: batches with carried state, optimizers, schedules, clipping and the trainer loop
+//! Training for recurrent: batches with carried state, optimizers, schedules,
+//! clipping, and the one [engine] that runs every model's trainer (the
+//! language model's [`trainer::Trainer`], the [`seq2seq::Seq2SeqTrainer`]).
+//!
+//! Nothing here reads files or prints: a run reports to an
+//! [`engine::Observer`], which shows progress and writes checkpoints.
 
 pub mod asgd;
 pub mod batch;
 pub mod clip;
+pub mod engine;
+pub mod error;
 pub mod optim;
 pub mod schedule;
 pub mod seq2seq;
 pub mod trainer;
+
+pub use engine::{
+    DataFingerprint, EvalRecord, EvalReport, Observer, Plan, RunProgress, SaveError, Slot,
+    StepReport, StopReason, StopRule, Task,
+};
+pub use error::TrainError;

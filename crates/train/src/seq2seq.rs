@@ -2,8 +2,8 @@
 //! padded batches, one optimizer step per batch, periodic validation, early
 //! stopping, and a state that resumes bit for bit.
 //!
-//! Like the language-model [`Trainer`](crate::trainer::Trainer) it does no
-//! I/O: a [`Seq2SeqObserver`] prints progress and writes checkpoints.
+//! Like the language-model [`Trainer`](crate::trainer::Trainer) it is run by
+//! the [engine](crate::engine) and does no I/O.
 //!
 //! **Batches.** Each epoch shuffles the pairs with a generator seeded by the
 //! run's seed and the epoch number, sorts pools of `32 × batch` pairs by
@@ -13,21 +13,19 @@
 //! random. The order is a function of `(seed, epoch)`, so a resumed run
 //! recomputes it instead of storing it.
 
-use std::time::Instant;
-
 use recurrent_kernels::Rng;
 use recurrent_model::seq2seq::{
     Seq2Seq, Seq2SeqBatch, Seq2SeqStats, Seq2SeqWorkspace, TrainOptions,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::clip::{clip_grad_norm, grad_norm};
+use crate::engine::{
+    self, check_and_clip, DataFingerprint, EvalReport, Observer, Plan, RunProgress, StepReport,
+    StopReason, StopRule, Task,
+};
+use crate::error::TrainError;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrScheduler, Schedule};
-use crate::trainer::{
-    run_loop, Counters, DataFingerprint, EvalRecord, Slot, StopReason, StopRule, TrainError,
-    TrainingRun,
-};
 
 /// Pairs per length-sorted pool, in batches.
 const POOL_BATCHES: usize = 32;
@@ -67,64 +65,14 @@ pub struct Seq2SeqTrainConfig {
 /// Everything besides parameters and optimizer buffers that a resume needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Seq2SeqTrainerState {
+    /// How to train.
     pub config: Seq2SeqTrainConfig,
-    pub step: u64,
-    pub epoch: u64,
+    /// Counters, schedule, random state (dropout and teacher-forcing draws)
+    /// and validation record.
+    #[serde(flatten)]
+    pub progress: RunProgress,
     /// Batches of the current epoch already trained on.
     pub batch_in_epoch: usize,
-    pub scheduler: LrScheduler,
-    /// Dropout and teacher-forcing draws.
-    pub rng: Rng,
-    pub best_val_loss: Option<f64>,
-    pub evals_since_best: u32,
-    /// Fingerprint of the training pairs (source then target ids, pair by pair).
-    pub train_data: DataFingerprint,
-    pub history: Vec<EvalRecord>,
-    /// Wall-clock seconds trained, over every invocation.
-    pub elapsed_secs: f64,
-}
-
-/// What one step did.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Seq2SeqStepReport {
-    pub step: u64,
-    pub epoch: u64,
-    /// Mean training objective per target token.
-    pub loss: f64,
-    pub grad_norm: f32,
-    pub lr: f32,
-    /// Target tokens predicted.
-    pub tokens: usize,
-    /// Fraction of the run done, when a stop rule gives one.
-    pub progress: Option<f64>,
-}
-
-/// Validation over the held-out pairs, teacher-forced, without dropout.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Seq2SeqEvalReport {
-    /// Mean negative log-likelihood per target token (EOS included), nats.
-    pub loss: f64,
-    /// Fraction of target tokens that were the argmax prediction.
-    pub accuracy: f64,
-    pub tokens: usize,
-}
-
-impl Seq2SeqEvalReport {
-    pub fn perplexity(&self) -> f64 {
-        self.loss.exp()
-    }
-}
-
-/// Receives progress and performs the run's I/O.
-pub trait Seq2SeqObserver {
-    fn on_step(&mut self, _trainer: &Seq2SeqTrainer, _report: &Seq2SeqStepReport) {}
-    fn on_eval(&mut self, _trainer: &Seq2SeqTrainer, _report: &Seq2SeqEvalReport, _best: bool) {}
-    /// Checked before every step: true ends the run cleanly (saved, resumable).
-    fn should_stop(&self) -> bool {
-        false
-    }
-    /// Writes a checkpoint of `trainer` into `slot`.
-    fn save(&mut self, trainer: &Seq2SeqTrainer, slot: Slot) -> Result<(), String>;
 }
 
 /// A padded batch being assembled (buffers reused across steps).
@@ -246,16 +194,12 @@ impl Seq2SeqTrainer {
     ) -> Result<Seq2SeqTrainer, TrainError> {
         config.optimizer.validate()?;
         let state = Seq2SeqTrainerState {
-            step: 0,
-            epoch: 0,
+            progress: RunProgress::new(
+                LrScheduler::new(config.schedule.clone(), config.lr),
+                Rng::new(config.seed ^ 0x5e9_25e9_u64),
+                fingerprint(&train),
+            ),
             batch_in_epoch: 0,
-            scheduler: LrScheduler::new(config.schedule.clone(), config.lr),
-            rng: Rng::new(config.seed ^ 0x5e9_25e9_u64),
-            best_val_loss: None,
-            evals_since_best: 0,
-            train_data: fingerprint(&train),
-            history: Vec::new(),
-            elapsed_secs: 0.0,
             config,
         };
         let optimizer = Optimizer::new(state.config.optimizer.clone(), model.num_params());
@@ -267,11 +211,12 @@ impl Seq2SeqTrainer {
     pub fn resume(
         model: Seq2Seq,
         optimizer_state: &[(String, Vec<f32>)],
-        state: Seq2SeqTrainerState,
+        mut state: Seq2SeqTrainerState,
         train: Vec<EncodedPair>,
         val: Vec<EncodedPair>,
     ) -> Result<Seq2SeqTrainer, TrainError> {
-        if fingerprint(&train) != state.train_data {
+        state.progress.upgrade();
+        if fingerprint(&train) != state.progress.train_data {
             return Err(TrainError::Resume(
                 "the training pairs differ from the ones this run was trained on \
                  (same file, columns, --reverse and split are needed)"
@@ -298,7 +243,8 @@ impl Seq2SeqTrainer {
         }
         check_pairs(&model, &train, "training")?;
         check_pairs(&model, &val, "validation")?;
-        let batches = epoch_batches(&train, state.config.batch, state.config.seed, state.epoch);
+        let c = &state.config;
+        let batches = epoch_batches(&train, c.batch, c.seed, state.progress.epoch);
         let grads = vec![0.0; model.num_params()];
         Ok(Seq2SeqTrainer {
             model,
@@ -332,7 +278,7 @@ impl Seq2SeqTrainer {
     }
 
     /// One optimizer step on the next batch.
-    pub fn step(&mut self) -> Result<Seq2SeqStepReport, TrainError> {
+    pub fn step(&mut self) -> Result<StepReport, TrainError> {
         let rows = &self.batches[self.state.batch_in_epoch];
         self.padded.fill(&self.train, rows);
         let c = &self.state.config;
@@ -342,58 +288,41 @@ impl Seq2SeqTrainer {
             ..TrainOptions::default()
         };
         self.grads.fill(0.0);
-        let stats = self
-            .model
-            .train_batch(
-                &mut self.ws,
-                &self.padded.view(),
-                &opts,
-                &mut self.state.rng,
-                &mut self.grads,
-            )
-            .map_err(|e| TrainError::Data(e.to_string()))?;
-        let next = self.state.step + 1;
-        if !stats.loss.is_finite() {
-            return Err(TrainError::NonFinite {
-                loss: stats.loss,
-                step: next,
-            });
-        }
-        let norm = if c.clip > 0.0 {
-            clip_grad_norm(&mut self.grads, c.clip)
-        } else {
-            grad_norm(&self.grads)
-        };
-        if !norm.is_finite() {
-            return Err(TrainError::NonFinite {
-                loss: norm as f64,
-                step: next,
-            });
-        }
-        let lr = self.state.scheduler.lr(self.state.step);
+        let stats = self.model.train_batch(
+            &mut self.ws,
+            &self.padded.view(),
+            &opts,
+            &mut self.state.progress.rng,
+            &mut self.grads,
+        )?;
+        let p = &mut self.state.progress;
+        let norm = check_and_clip(&mut self.grads, stats.loss, c.clip, p.step + 1)?;
+        let lr = p.scheduler.lr(p.step);
         self.optimizer.step(&mut self.model.params, &self.grads, lr);
-        self.state.step = next;
+        p.step += 1;
         self.state.batch_in_epoch += 1;
         if self.state.batch_in_epoch == self.batches.len() {
-            self.state.epoch += 1;
+            p.epoch += 1;
             self.state.batch_in_epoch = 0;
-            let c = &self.state.config;
-            self.batches = epoch_batches(&self.train, c.batch, c.seed, self.state.epoch);
+            self.batches = epoch_batches(&self.train, c.batch, c.seed, p.epoch);
         }
-        Ok(Seq2SeqStepReport {
-            step: self.state.step,
-            epoch: self.state.epoch,
+        Ok(StepReport {
+            step: p.step,
+            epoch: p.epoch,
             loss: stats.loss,
             grad_norm: norm,
             lr,
             tokens: stats.tokens,
+            ar: 0.0,
+            tar: 0.0,
             progress: None,
+            elapsed_secs: p.elapsed_secs,
         })
     }
 
     /// Teacher-forced loss and accuracy over the validation pairs; `None`
     /// without any.
-    pub fn validate(&mut self) -> Option<Seq2SeqEvalReport> {
+    pub fn validate(&mut self) -> Option<EvalReport> {
         if self.val.is_empty() {
             return None;
         }
@@ -405,111 +334,48 @@ impl Seq2SeqTrainer {
         ))
     }
 
-    fn stop_rule(&self) -> StopRule {
-        let c = &self.state.config;
-        StopRule::new(c.epochs, c.steps, c.time_secs)
-    }
-
-    fn progress(&self, started: Instant) -> Option<f64> {
-        let done =
-            self.state.epoch as f64 + self.state.batch_in_epoch as f64 / self.batches.len() as f64;
-        self.stop_rule().progress(self.state.step, done, started)
-    }
-
-    /// Validates, records, and saves `best/` on improvement. Only scheduled
-    /// validations drive the plateau schedule and early stopping.
-    fn validate_and_record(
-        &mut self,
-        observer: &mut dyn Seq2SeqObserver,
-        scheduled: bool,
-    ) -> Result<(), TrainError> {
-        let Some(report) = self.validate() else {
-            return Ok(());
-        };
-        if !report.loss.is_finite() {
-            return Err(TrainError::NonFiniteValidation {
-                loss: report.loss,
-                step: self.state.step,
-            });
-        }
-        let s = &mut self.state;
-        let best = s.best_val_loss.is_none_or(|b| report.loss < b);
-        if best {
-            s.best_val_loss = Some(report.loss);
-        }
-        if scheduled {
-            s.evals_since_best = if best { 0 } else { s.evals_since_best + 1 };
-            s.scheduler.observe_validation(report.loss as f32);
-        }
-        s.history.push(EvalRecord {
-            step: s.step,
-            epoch: s.epoch,
-            loss: report.loss,
-            accuracy: report.accuracy,
-        });
-        observer.on_eval(self, &report, best);
-        if best {
-            observer
-                .save(self, Slot::Best)
-                .map_err(TrainError::Observer)?;
-        }
-        Ok(())
-    }
-
     /// Trains until the stop rule is met, validating and checkpointing on the
     /// way; `last/` is written at every validation and at the end.
-    pub fn run(&mut self, observer: &mut dyn Seq2SeqObserver) -> Result<StopReason, TrainError> {
-        run_loop(self, observer)
+    pub fn run(
+        &mut self,
+        observer: &mut dyn Observer<Seq2SeqTrainer>,
+    ) -> Result<StopReason, TrainError> {
+        engine::run(self, observer)
     }
 }
 
-impl<'o> TrainingRun<dyn Seq2SeqObserver + 'o> for Seq2SeqTrainer {
-    fn counters(&self) -> Counters {
-        let s = &self.state;
-        Counters {
-            step: s.step,
-            epoch: s.epoch,
-            elapsed_secs: s.elapsed_secs,
-            eval_every: s.config.eval_every,
-            patience: s.config.patience,
-            evals_since_best: s.evals_since_best,
+impl Task for Seq2SeqTrainer {
+    fn progress(&self) -> &RunProgress {
+        &self.state.progress
+    }
+
+    fn progress_mut(&mut self) -> &mut RunProgress {
+        &mut self.state.progress
+    }
+
+    fn plan(&self) -> Plan {
+        let c = &self.state.config;
+        Plan {
+            stop: StopRule {
+                epochs: c.epochs,
+                steps: c.steps,
+                time_secs: c.time_secs,
+            },
+            eval_every: c.eval_every,
+            patience: c.patience,
         }
     }
 
-    fn stop_reason(&self, started: Instant) -> Option<StopReason> {
-        self.stop_rule()
-            .reason(self.state.step, self.state.epoch, started)
+    fn step(&mut self) -> Result<StepReport, TrainError> {
+        Seq2SeqTrainer::step(self)
     }
 
-    fn should_stop(observer: &(dyn Seq2SeqObserver + 'o)) -> bool {
-        observer.should_stop()
+    fn epoch_fraction(&self) -> f64 {
+        self.state.batch_in_epoch as f64 / self.batches.len() as f64
     }
 
-    fn train_step(
-        &mut self,
-        observer: &mut (dyn Seq2SeqObserver + 'o),
-        started: Instant,
-        elapsed_before: f64,
-    ) -> Result<(), TrainError> {
-        let mut report = self.step()?;
-        self.state.elapsed_secs = elapsed_before + started.elapsed().as_secs_f64();
-        report.progress = self.progress(started);
-        observer.on_step(self, &report);
-        Ok(())
-    }
-
-    fn validate_and_record(
-        &mut self,
-        observer: &mut (dyn Seq2SeqObserver + 'o),
-        scheduled: bool,
-    ) -> Result<(), TrainError> {
-        Seq2SeqTrainer::validate_and_record(self, observer, scheduled)
-    }
-
-    fn save_last(&mut self, observer: &mut (dyn Seq2SeqObserver + 'o)) -> Result<(), TrainError> {
-        observer
-            .save(self, Slot::Last)
-            .map_err(TrainError::Observer)
+    fn validate(&mut self) -> Option<EvalReport> {
+        Seq2SeqTrainer::validate(self)
     }
 }
 
@@ -520,7 +386,7 @@ pub fn evaluate_pairs(
     ws: &mut Seq2SeqWorkspace,
     pairs: &[EncodedPair],
     batch: usize,
-) -> Seq2SeqEvalReport {
+) -> EvalReport {
     let mut order: Vec<usize> = (0..pairs.len()).collect();
     order.sort_by_key(|&i| (pairs[i].src.len(), pairs[i].tgt.len()));
     let mut padded = PaddedBatch::default();
@@ -535,26 +401,29 @@ pub fn evaluate_pairs(
         }) = model.evaluate(ws, &padded.view(), 0.0)
         else {
             // The pairs were checked when the trainer was made.
-            return Seq2SeqEvalReport {
+            return EvalReport {
                 loss: f64::NAN,
                 accuracy: 0.0,
                 tokens: 0,
+                bleu: None,
             };
         };
         nll += n * t as f64;
         tokens += t;
         correct += c;
     }
-    Seq2SeqEvalReport {
+    EvalReport {
         loss: nll / tokens.max(1) as f64,
         accuracy: correct as f64 / tokens.max(1) as f64,
         tokens,
+        bleu: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{SaveError, Slot};
     use crate::optim::OptimizerKind;
     use recurrent_model::seq2seq::Seq2SeqConfig;
 
@@ -607,11 +476,11 @@ mod tests {
         evals: usize,
     }
 
-    impl Seq2SeqObserver for Memory {
-        fn on_eval(&mut self, _: &Seq2SeqTrainer, _: &Seq2SeqEvalReport, _: bool) {
+    impl Observer<Seq2SeqTrainer> for Memory {
+        fn on_eval(&mut self, _: &Seq2SeqTrainer, _: &EvalReport, _: bool) {
             self.evals += 1;
         }
-        fn save(&mut self, t: &Seq2SeqTrainer, slot: Slot) -> Result<(), String> {
+        fn save(&mut self, t: &Seq2SeqTrainer, slot: Slot) -> Result<(), SaveError> {
             if slot == Slot::Last {
                 self.last = Some((t.model.params.clone(), t.state_tensors(), t.state.clone()));
             }
@@ -662,7 +531,71 @@ mod tests {
         let mut second = Seq2SeqTrainer::resume(m, &opt, state, train, val).unwrap();
         second.run(&mut Memory::default()).unwrap();
         assert_eq!(second.model.params, whole.model.params);
-        assert_eq!(second.state.epoch, 2);
+        assert_eq!(second.state.progress.epoch, 2);
+    }
+
+    /// Trains `steps` steps (stopping early with `patience`), or, with
+    /// `stop_at`, first that many steps, then resumes from the saved `last/`.
+    /// Returns the final parameters, the steps taken and why it stopped.
+    fn patient_run(steps: u64, stop_at: Option<u64>) -> (Vec<f32>, u64, StopReason) {
+        let (train, val) = (reversal_pairs(24, 6), reversal_pairs(12, 7));
+        let config = |steps| Seq2SeqTrainConfig {
+            lr: 0.05,
+            eval_every: 3,
+            patience: Some(2),
+            ..config(steps)
+        };
+        let mut state = None;
+        let mut params = model().params;
+        let mut opt = Vec::new();
+        if let Some(k) = stop_at {
+            let mut t =
+                Seq2SeqTrainer::new(model(), config(k), train.clone(), val.clone()).unwrap();
+            let mut mem = Memory::default();
+            if t.run(&mut mem).unwrap() == StopReason::EarlyStopping {
+                return (
+                    t.model.params,
+                    t.state.progress.step,
+                    StopReason::EarlyStopping,
+                );
+            }
+            let (p, o, mut s) = mem.last.unwrap();
+            s.config.steps = Some(steps);
+            (params, opt, state) = (p, o, Some(s));
+        }
+        let mut m = model();
+        m.params = params;
+        let mut t = match state {
+            Some(s) => Seq2SeqTrainer::resume(m, &opt, s, train, val).unwrap(),
+            None => Seq2SeqTrainer::new(m, config(steps), train, val).unwrap(),
+        };
+        let reason = t.run(&mut Memory::default()).unwrap();
+        (t.model.params, t.state.progress.step, reason)
+    }
+
+    #[test]
+    fn a_run_stopped_and_resumed_early_stops_where_a_straight_run_does() {
+        // The validation at a stop (step k, between scheduled validations)
+        // may be a new best; early stopping must not count against it, or the
+        // resumed run gives up at another step than the straight one.
+        let straight = patient_run(60, None);
+        assert_eq!(
+            straight.2,
+            StopReason::EarlyStopping,
+            "the test needs early stopping"
+        );
+        for k in (1..straight.1).filter(|k| k % 3 != 0) {
+            let resumed = patient_run(60, Some(k));
+            assert_eq!(
+                (resumed.1, resumed.2),
+                (straight.1, straight.2),
+                "stopped at step {k} and resumed"
+            );
+            assert!(
+                resumed.0 == straight.0,
+                "weights differ after stopping at {k}"
+            );
+        }
     }
 
     #[test]

@@ -72,7 +72,10 @@ fn resuming_with_every_regularizer_is_bit_for_bit() {
     for _ in 0..steps {
         whole.step().unwrap();
     }
-    assert!(whole.state.epoch >= 2, "the run must cross epoch ends");
+    assert!(
+        whole.state.progress.epoch >= 2,
+        "the run must cross epoch ends"
+    );
 
     let mut first =
         Trainer::with_regularizers(model(), train_config(steps / 2), AWD, text(), None, None)
@@ -97,14 +100,14 @@ fn resuming_with_every_regularizer_is_bit_for_bit() {
     for _ in 0..steps / 2 {
         second.step().unwrap();
     }
-    assert_eq!(second.state.step, whole.state.step);
+    assert_eq!(second.state.progress.step, whole.state.progress.step);
     assert_eq!(second.state.stream_pos, whole.state.stream_pos);
     assert!(
         second.model.params == whole.model.params,
         "parameters differ"
     );
     assert_eq!(second.state_tensors(), whole.state_tensors());
-    assert_eq!(second.state.rng, whole.state.rng);
+    assert_eq!(second.state.progress.rng, whole.state.progress.rng);
 }
 
 #[test]

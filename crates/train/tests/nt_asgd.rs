@@ -5,7 +5,8 @@ use recurrent_kernels::Rng;
 use recurrent_model::{CellKind, LanguageModel, ModelConfig};
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent_train::schedule::Schedule;
-use recurrent_train::trainer::{Observer, Slot, StepReport, TrainConfig, Trainer};
+use recurrent_train::trainer::{TrainConfig, Trainer};
+use recurrent_train::{Observer, StepReport};
 
 /// Records the parameters after every step.
 #[derive(Default)]
@@ -13,12 +14,9 @@ struct Recorder {
     params: Vec<(u64, Vec<f32>)>,
 }
 
-impl Observer for Recorder {
+impl Observer<Trainer> for Recorder {
     fn on_step(&mut self, trainer: &Trainer, r: &StepReport) {
         self.params.push((r.step, trainer.model.params.clone()));
-    }
-    fn save(&mut self, _: &Trainer, _: Slot) -> Result<(), String> {
-        Ok(())
     }
 }
 
@@ -61,7 +59,7 @@ fn switches_when_validation_worsens_and_averages_the_iterates_since() {
     let mut rec = Recorder::default();
     trainer.run(&mut rec).unwrap();
 
-    let losses = &trainer.state.scheduled_val_losses;
+    let losses = &trainer.state.progress.scheduled_val_losses;
     let since = trainer
         .state
         .averaging_since

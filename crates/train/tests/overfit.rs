@@ -6,14 +6,11 @@ use recurrent_kernels::Rng;
 use recurrent_model::{CellKind, LanguageModel, ModelConfig};
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent_train::schedule::Schedule;
-use recurrent_train::trainer::{Observer, Slot, TrainConfig, Trainer};
+use recurrent_train::trainer::{TrainConfig, Trainer};
+use recurrent_train::Observer;
 
 struct Quiet;
-impl Observer for Quiet {
-    fn save(&mut self, _: &Trainer, _: Slot) -> Result<(), String> {
-        Ok(())
-    }
-}
+impl Observer<Trainer> for Quiet {}
 
 fn memorize(cell: CellKind) -> f64 {
     let text = "the quick brown fox jumps over the lazy dog. ";
@@ -60,7 +57,7 @@ fn memorize(cell: CellKind) -> f64 {
     };
     let mut trainer = Trainer::new(model, train, ids.clone(), Some(ids), None).unwrap();
     trainer.run(&mut Quiet).unwrap();
-    trainer.state.best_val_loss.unwrap()
+    trainer.state.progress.best_val_loss.unwrap()
 }
 
 #[test]

@@ -96,7 +96,7 @@ impl AttentionMapArgs {
     fn write(
         &self,
         tokenizers: &recurrent_text::PairTokenizers,
-        out: &[decode::Translation],
+        out: &[recurrent::Translation],
     ) -> Result<()> {
         match &self.attention_map {
             Some(path) => {

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use recurrent_checkpoint::atomic_write;
+use recurrent_checkpoint::{atomic_write, CheckpointError};
 use recurrent_report::{loss_curve_svg, Series};
 
 /// The file name inside the run folder.
@@ -12,7 +12,7 @@ pub const FILE: &str = "loss.svg";
 
 /// Losses seen so far in a run.
 #[derive(Default)]
-pub struct Curves {
+pub(crate) struct Curves {
     train: Vec<(f64, f64)>,
     val: Vec<(f64, f64)>,
 }
@@ -51,19 +51,14 @@ impl Curves {
         self.val.push((step as f64, loss));
     }
 
-    /// Writes the picture atomically into `run_dir`.
-    pub fn write(&self, run_dir: &Path) -> Result<(), String> {
-        self.write_to(&run_dir.join(FILE))
-    }
-
     /// Writes the picture atomically to `path`.
-    pub fn write_to(&self, path: &Path) -> Result<(), String> {
+    pub fn write_to(&self, path: &Path) -> Result<(), CheckpointError> {
         let series = [
             Series::new("training (mean per bucket)", downsample(&self.train, 1000)),
             Series::new("validation", self.val.clone()),
         ];
         let svg = loss_curve_svg(&series, "Loss", "step", "loss (nats per token)");
-        atomic_write(path, svg.as_bytes()).map_err(|e| e.to_string())
+        atomic_write(path, svg.as_bytes())
     }
 }
 

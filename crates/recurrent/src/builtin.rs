@@ -7,9 +7,9 @@ pub const NAME: &str = "built-in corpus (recurrent's own documentation)";
 /// The text: the README and the user guide.
 pub fn text() -> String {
     [
-        include_str!("../README.md"),
-        include_str!("../docs/GUIDE.md"),
-        include_str!("../docs/CHECKPOINTS.md"),
+        include_str!("../../../README.md"),
+        include_str!("../../../docs/GUIDE.md"),
+        include_str!("../../../docs/CHECKPOINTS.md"),
     ]
     .join("\n")
 }

@@ -1,0 +1,768 @@
+//! Training a language model in a run folder, and resuming it.
+//!
+//! ```no_run
+//! use recurrent::lm::{TrainOptions, Training, TextSource};
+//! use recurrent::{Quiet, RunFolder, StopRule};
+//!
+//! let options = TrainOptions {
+//!     input: TextSource::text("poems", "roses are red\nviolets are blue\n".repeat(200)),
+//!     stop: StopRule { steps: Some(50), ..StopRule::default() },
+//!     ..TrainOptions::default()
+//! };
+//! let mut training = Training::start(&options, RunFolder::create("runs/poems")?)?;
+//! let outcome = training.run(&mut Quiet)?;
+//! println!("{} steps, best validation loss {:?}", outcome.steps, outcome.best_val_loss);
+//! # Ok::<(), recurrent::Error>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use recurrent_checkpoint::layout::LAST_DIR;
+use recurrent_checkpoint::lm::{self as ckpt, ResumeState};
+use recurrent_kernels::Rng;
+use recurrent_model::{LanguageModel, ModelConfig};
+use recurrent_text::{Corpus, Tokenizer, TokenizerKind, TokenizerOptions};
+use recurrent_train::batch::Streams;
+use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
+use recurrent_train::schedule::Schedule;
+use recurrent_train::trainer::{Regularizers, TrainConfig, Trainer, TrainerState};
+use recurrent_train::{EvalReport, Observer, SaveError, Slot, StepReport, StopRule};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::builtin;
+use crate::curves::Curves;
+use crate::error::{check, Error, Result};
+use crate::run::{absolute, RunFolder};
+use crate::threads::{resolve_threads, with_threads};
+use crate::Outcome;
+
+/// Where training text comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TextSource {
+    /// The built-in corpus (this project's documentation).
+    Builtin,
+    /// A text file, or a folder of documents.
+    Path(PathBuf),
+    /// Text in memory. The run folder keeps a copy (`input.txt`), so the run
+    /// can be resumed.
+    Text {
+        /// A name for it, shown in descriptions.
+        name: String,
+        /// The text.
+        text: String,
+    },
+}
+
+impl TextSource {
+    /// In-memory text with a name.
+    pub fn text(name: impl Into<String>, text: impl Into<String>) -> TextSource {
+        TextSource::Text {
+            name: name.into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// How a model starts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    /// A new model of this architecture (`vocab_size` is set from the
+    /// tokenizer), with an optional LSTM forget-gate bias.
+    Fresh {
+        /// The architecture.
+        config: ModelConfig,
+        /// Initial LSTM forget-gate bias (char-rnn uses 1); `None` keeps
+        /// PyTorch's initialization.
+        forget_bias: Option<f32>,
+    },
+    /// The weights and tokenizer of a checkpoint (fine-tuning).
+    From {
+        /// Checkpoint folder or run folder.
+        path: PathBuf,
+        /// Add characters the checkpoint's vocabulary lacks instead of failing.
+        extend_vocab: bool,
+        /// Replace the checkpoint's dropout.
+        dropout: Option<f32>,
+    },
+}
+
+/// Everything a language-model run needs. [`TrainOptions::default`] is the
+/// command line's defaults: a 2x128 LSTM with a 64-wide embedding on
+/// characters, Adam at 2e-3, blocks of 50 streams by 100 steps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainOptions {
+    /// The training text.
+    pub input: TextSource,
+    /// Separate validation text; otherwise the last `val_fraction` of the input.
+    pub val: Option<PathBuf>,
+    /// Fraction of the input held out for validation, taken from the end.
+    pub val_fraction: f64,
+    /// Token level.
+    pub tokenizer: TokenizerKind,
+    /// Vocabulary size and minimum counts (word and BPE tokenizers).
+    pub tokenizer_options: TokenizerOptions,
+    /// The model to train.
+    pub init: Init,
+    /// AWD-LSTM's regularizers and variable BPTT.
+    pub regularizers: Regularizers,
+    /// Steps of back-propagation through time per block.
+    pub seq_len: usize,
+    /// Parallel streams per block.
+    pub batch: usize,
+    /// Optimizer kind and its settings.
+    pub optimizer: OptimizerConfig,
+    /// Learning rate.
+    pub lr: f32,
+    /// Global gradient-norm clip; 0 turns clipping off.
+    pub clip: f32,
+    /// Learning-rate schedule: `constant`, `step:EVERY:GAMMA`,
+    /// `cosine[:WARMUP[:MIN_LR]]` or `plateau[:FACTOR[:PATIENCE]]`.
+    pub schedule: String,
+    /// When to stop. With no limit: one minute on the built-in corpus, else
+    /// 10 epochs.
+    pub stop: StopRule,
+    /// Steps between validations (default: every epoch, or every 100 steps
+    /// when epochs are shorter).
+    pub eval_every: Option<u64>,
+    /// Stop after this many validations without improvement.
+    pub patience: Option<u32>,
+    /// NT-ASGD (SGD only): average the weights once validation is worse than
+    /// the best before the last `n` validations.
+    pub nt_asgd: Option<usize>,
+    /// Reset a stream's state where a new document starts.
+    pub reset_between_docs: bool,
+    /// Seed of initialization, dropout and every other draw.
+    pub seed: u64,
+    /// Threads for the kernels (default: all cores).
+    pub threads: Option<usize>,
+}
+
+impl Default for TrainOptions {
+    fn default() -> TrainOptions {
+        TrainOptions {
+            input: TextSource::Builtin,
+            val: None,
+            val_fraction: 0.1,
+            tokenizer: TokenizerKind::Char,
+            tokenizer_options: TokenizerOptions::default(),
+            init: Init::Fresh {
+                config: ModelConfig {
+                    cell: recurrent_model::CellKind::Lstm,
+                    vocab_size: 0,
+                    embed: 64,
+                    hidden: 128,
+                    layers: 2,
+                    dense: 0,
+                    dropout: 0.0,
+                    tie: false,
+                    layer_norm: false,
+                    last_hidden: 0,
+                },
+                forget_bias: None,
+            },
+            regularizers: Regularizers::default(),
+            seq_len: 100,
+            batch: 50,
+            optimizer: OptimizerConfig::new(OptimizerKind::Adam),
+            lr: 2e-3,
+            clip: 5.0,
+            schedule: "constant".into(),
+            stop: StopRule::default(),
+            eval_every: None,
+            patience: None,
+            nt_asgd: None,
+            reset_between_docs: false,
+            seed: 42,
+            threads: None,
+        }
+    }
+}
+
+/// The run folder's copy of in-memory training text, which a resume reads.
+const INPUT_COPY: &str = "input.txt";
+
+/// What may change when a run is resumed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResumeOptions {
+    /// Read the training text from here instead (it must be the same text).
+    pub input: Option<PathBuf>,
+    /// A new stop rule, counted over the whole run (steps, epochs) or this
+    /// invocation (time); `None` keeps the saved one.
+    pub stop: Option<StopRule>,
+    /// Threads for the kernels (default: all cores).
+    pub threads: Option<usize>,
+}
+
+/// Where the text came from, saved with the run so a resume reads it again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct DataSource {
+    /// None for the built-in corpus.
+    input: Option<PathBuf>,
+    val: Option<PathBuf>,
+    val_fraction: f64,
+}
+
+/// What `trainer_state.json` holds: the trainer's state and the data source.
+#[derive(Serialize, Deserialize)]
+struct SavedRun {
+    trainer: TrainerState,
+    data: DataSource,
+}
+
+/// A language-model run in its folder, ready to train.
+pub struct Training {
+    trainer: Trainer,
+    tokenizer: Tokenizer,
+    data: DataSource,
+    folder: RunFolder,
+    threads: usize,
+    notes: Vec<String>,
+    resumed: bool,
+}
+
+impl Training {
+    /// Reads the text, builds the tokenizer and the model (or loads the
+    /// model to fine-tune), and prepares a run in `folder`.
+    pub fn start(options: &TrainOptions, folder: RunFolder) -> Result<Training> {
+        let threads = resolve_threads(options.threads)?;
+        with_threads(threads, || Self::start_inner(options, folder, threads))
+    }
+
+    fn start_inner(options: &TrainOptions, folder: RunFolder, threads: usize) -> Result<Training> {
+        check_options(options)?;
+        let input = match &options.input {
+            TextSource::Builtin => None,
+            TextSource::Path(p) => Some(absolute(p)),
+            TextSource::Text { .. } => Some(folder.path().join(INPUT_COPY)),
+        };
+        let data = DataSource {
+            input,
+            val: options.val.as_deref().map(absolute),
+            val_fraction: options.val_fraction,
+        };
+        let in_memory = match &options.input {
+            TextSource::Text { name, text } => Some(Corpus::from_text(name, text)),
+            _ => None,
+        };
+        let (corpus, val_corpus) = read_corpora(&data, in_memory, options.tokenizer)?;
+        let mut rng = Rng::new(options.seed);
+        let mut notes = Vec::new();
+        let (model, tokenizer) = match &options.init {
+            Init::From {
+                path,
+                extend_vocab,
+                dropout,
+            } => init_from(
+                path,
+                *extend_vocab,
+                *dropout,
+                &corpus,
+                val_corpus.as_ref(),
+                &mut rng,
+                &mut notes,
+            )?,
+            Init::Fresh {
+                config,
+                forget_bias,
+            } => {
+                let tokenizer = build_tokenizer(options, &corpus, val_corpus.as_ref())?;
+                let config = ModelConfig {
+                    vocab_size: tokenizer.vocab().len(),
+                    ..config.clone()
+                };
+                (
+                    LanguageModel::new(config, &mut rng, *forget_bias)?,
+                    tokenizer,
+                )
+            }
+        };
+        let (train, val) = split(&tokenizer, &corpus, val_corpus.as_ref(), data.val_fraction)?;
+        let streams = Streams::for_training(train.len(), options.batch, options.seq_len)?;
+        let blocks = streams.blocks_per_epoch(options.seq_len) as u64;
+        let stop = default_stop(options.stop, data.input.is_none());
+        let total_steps = stop.steps.or(stop.epochs.map(|e| e * blocks));
+        let schedule =
+            Schedule::parse(&options.schedule, total_steps).map_err(|e| Error::InvalidOption {
+                field: "schedule",
+                value: options.schedule.clone(),
+                expected: e,
+            })?;
+        let config = TrainConfig {
+            seq_len: options.seq_len,
+            batch: options.batch,
+            optimizer: options.optimizer.clone(),
+            lr: options.lr,
+            clip: options.clip,
+            schedule,
+            epochs: stop.epochs,
+            steps: stop.steps,
+            time_secs: stop.time_secs,
+            eval_every: options
+                .eval_every
+                .unwrap_or(if blocks >= 100 { 0 } else { 100 }),
+            patience: options.patience,
+            seed: options.seed,
+            reset_between_docs: options.reset_between_docs,
+            nt_asgd: options.nt_asgd,
+        };
+        let boundary = tokenizer.boundary();
+        let trainer =
+            Trainer::with_regularizers(model, config, options.regularizers, train, val, boundary)?;
+        folder.make()?;
+        if let TextSource::Text { text, .. } = &options.input {
+            recurrent_checkpoint::atomic_write(&folder.path().join(INPUT_COPY), text.as_bytes())?;
+        }
+        Ok(Training {
+            trainer,
+            tokenizer,
+            data,
+            folder,
+            threads,
+            notes,
+            resumed: false,
+        })
+    }
+
+    /// Continues the run in `folder` from its `last/` checkpoint, exactly
+    /// where it stopped.
+    pub fn resume(folder: RunFolder, options: &ResumeOptions) -> Result<Training> {
+        let threads = resolve_threads(options.threads)?;
+        with_threads(threads, || Self::resume_inner(folder, options, threads))
+    }
+
+    fn resume_inner(
+        folder: RunFolder,
+        options: &ResumeOptions,
+        threads: usize,
+    ) -> Result<Training> {
+        let last = folder.path().join(LAST_DIR);
+        let saved = ckpt::load(&last)?;
+        let Some(state) = saved.resume else {
+            return Err(Error::NotResumable {
+                path: saved.path,
+                reason: "it has no optimizer and trainer state".into(),
+            });
+        };
+        let run: SavedRun =
+            serde_json::from_value(state.trainer_state).map_err(|source| Error::TrainerState {
+                path: saved.path.clone(),
+                source,
+            })?;
+        let mut data = run.data;
+        if let Some(input) = &options.input {
+            data.input = Some(absolute(input));
+        }
+        let (corpus, val_corpus) = read_corpora(&data, None, saved.tokenizer.kind())?;
+        let (train, val) = split(
+            &saved.tokenizer,
+            &corpus,
+            val_corpus.as_ref(),
+            data.val_fraction,
+        )?;
+        let mut trainer_state = run.trainer;
+        if let Some(stop) = options.stop {
+            let c = &mut trainer_state.config;
+            (c.epochs, c.steps, c.time_secs) = (stop.epochs, stop.steps, stop.time_secs);
+        }
+        let boundary = saved.tokenizer.boundary();
+        let trainer = Trainer::resume(
+            saved.model,
+            &state.optimizer,
+            trainer_state,
+            train,
+            val,
+            boundary,
+        )?;
+        Ok(Training {
+            trainer,
+            tokenizer: saved.tokenizer,
+            data,
+            folder,
+            threads,
+            notes: Vec::new(),
+            resumed: true,
+        })
+    }
+
+    /// Trains until the stop rule, writing checkpoints, `metrics.jsonl` and
+    /// the loss plot into the run folder, and reporting to `observer`. On an
+    /// error the last good checkpoint is kept.
+    pub fn run(&mut self, observer: &mut dyn Observer<Trainer>) -> Result<Outcome> {
+        let mut recorder = Recorder {
+            folder: &self.folder,
+            curves: Curves::from_metrics(&self.folder.metrics_path()),
+            tokenizer: &self.tokenizer,
+            data: &self.data,
+            inner: observer,
+        };
+        let trainer = &mut self.trainer;
+        let reason = with_threads(self.threads, || trainer.run(&mut recorder))?;
+        let p = &self.trainer.state.progress;
+        Ok(Outcome {
+            reason,
+            steps: p.step,
+            epochs: p.epoch,
+            elapsed_secs: p.elapsed_secs,
+            best_val_loss: p.best_val_loss,
+        })
+    }
+
+    /// The trainer: model, optimizer and state.
+    pub fn trainer(&self) -> &Trainer {
+        &self.trainer
+    }
+
+    /// The model as trained so far.
+    pub fn model(&self) -> &LanguageModel {
+        &self.trainer.model
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The run folder.
+    pub fn folder(&self) -> &RunFolder {
+        &self.folder
+    }
+
+    /// Threads the kernels use.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Whether this run continues an earlier one.
+    pub fn is_resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// Things the user should know about how the run was set up (a
+    /// vocabulary that was extended, ...).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// A few lines on what is trained on what, and how.
+    pub fn describe(&self) -> String {
+        let trainer = &self.trainer;
+        let c = &trainer.model.config;
+        let t = &trainer.state.config;
+        let source = self
+            .data
+            .input
+            .as_ref()
+            .map_or(builtin::NAME.to_string(), |p| p.display().to_string());
+        let mut text = format!(
+            "training a {}x{} {} (embed {}, {} parameters) on {} ({} tokenizer, {} tokens in the vocabulary)\n\
+             batch {} x seq-len {}, {} blocks per epoch, optimizer {} lr {}, threads: {}",
+            c.layers,
+            c.hidden,
+            c.cell,
+            c.embed,
+            human(trainer.model.num_params() as f64),
+            source,
+            self.tokenizer.kind(),
+            self.tokenizer.vocab().len(),
+            t.batch,
+            t.seq_len,
+            trainer.blocks_per_epoch(),
+            t.optimizer.kind,
+            t.lr,
+            self.threads
+        );
+        let r = &trainer.state.regularizers;
+        if *r != Regularizers::default() {
+            let m = &r.model;
+            text.push_str(&format!(
+                "\nregularization: dropout input {} hidden {} output {} embed {}, weight drop {}, \
+                 alpha {}, beta {}{}",
+                m.dropout_input,
+                m.dropout_hidden,
+                m.dropout_output,
+                m.dropout_embed,
+                m.weight_drop,
+                m.alpha,
+                m.beta,
+                if r.variable_bptt {
+                    ", variable BPTT"
+                } else {
+                    ""
+                }
+            ));
+        }
+        text
+    }
+}
+
+fn check_options(o: &TrainOptions) -> Result<()> {
+    check(
+        (0.0..1.0).contains(&o.val_fraction),
+        "val_fraction",
+        o.val_fraction,
+        "in [0, 1)",
+    )?;
+    check(o.batch >= 1, "batch", o.batch, "at least 1")?;
+    check(o.seq_len >= 1, "seq_len", o.seq_len, "at least 1")?;
+    check(
+        o.lr.is_finite() && o.lr > 0.0,
+        "lr",
+        o.lr,
+        "a finite number > 0",
+    )?;
+    check(
+        o.clip.is_finite() && o.clip >= 0.0,
+        "clip",
+        o.clip,
+        "a finite number >= 0 (0 turns clipping off)",
+    )?;
+    let m = &o.regularizers.model;
+    for (field, p) in [
+        ("dropout_input", m.dropout_input),
+        ("dropout_hidden", m.dropout_hidden),
+        ("dropout_output", m.dropout_output),
+        ("dropout_embed", m.dropout_embed),
+        ("weight_drop", m.weight_drop),
+    ] {
+        check((0.0..1.0).contains(&p), field, p, "a probability in [0, 1)")?;
+    }
+    for (field, x) in [("alpha", m.alpha), ("beta", m.beta)] {
+        check(x.is_finite() && x >= 0.0, field, x, "a finite number >= 0")?;
+    }
+    if o.nt_asgd.is_some() && o.optimizer.kind != OptimizerKind::Sgd {
+        return Err(Error::Conflict(
+            "NT-ASGD averages SGD iterates; it needs the sgd optimizer".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The stop rule given, or with none, one minute on the built-in corpus and
+/// 10 epochs otherwise.
+fn default_stop(stop: StopRule, builtin: bool) -> StopRule {
+    if stop.epochs.is_some() || stop.steps.is_some() || stop.time_secs.is_some() {
+        return stop;
+    }
+    if builtin {
+        StopRule {
+            time_secs: Some(60.0),
+            ..stop
+        }
+    } else {
+        StopRule {
+            epochs: Some(10),
+            ..stop
+        }
+    }
+}
+
+/// The training text (`in_memory` when given, else as `data` says) and the
+/// validation text.
+fn read_corpora(
+    data: &DataSource,
+    in_memory: Option<Corpus>,
+    kind: TokenizerKind,
+) -> Result<(Corpus, Option<Corpus>)> {
+    let corpus = match (in_memory, &data.input) {
+        (Some(corpus), _) => corpus,
+        (None, Some(path)) => Corpus::read(path)?,
+        (None, None) => Corpus::from_text(builtin::NAME, &builtin::text()),
+    };
+    let val = data.val.as_deref().map(Corpus::read).transpose()?;
+    if kind.needs_utf8() {
+        corpus.check_utf8()?;
+        if let Some(v) = &val {
+            v.check_utf8()?;
+        }
+    }
+    Ok((corpus, val))
+}
+
+/// Token ids for training and validation: a separate validation text, or the
+/// last `fraction` of the input (nanoGPT's split).
+fn split(
+    tokenizer: &Tokenizer,
+    corpus: &Corpus,
+    val: Option<&Corpus>,
+    fraction: f64,
+) -> Result<(Vec<u32>, Option<Vec<u32>>)> {
+    let mut tokens = tokenizer.encode_corpus(corpus)?;
+    if tokens.len() < 2 {
+        return Err(Error::InvalidOption {
+            field: "input",
+            value: format!("a text of {} token(s)", tokens.len()),
+            expected: "a text of at least 2 tokens".into(),
+        });
+    }
+    if let Some(v) = val {
+        return Ok((tokens, Some(tokenizer.encode_corpus(v)?)));
+    }
+    let n_val = (tokens.len() as f64 * fraction) as usize;
+    if n_val < 2 {
+        return Ok((tokens, None));
+    }
+    let val = tokens.split_off(tokens.len() - n_val);
+    Ok((tokens, Some(val)))
+}
+
+/// Loads a checkpoint to fine-tune, reconciling its vocabulary with the new text.
+fn init_from(
+    path: &Path,
+    extend_vocab: bool,
+    dropout: Option<f32>,
+    corpus: &Corpus,
+    val: Option<&Corpus>,
+    rng: &mut Rng,
+    notes: &mut Vec<String>,
+) -> Result<(LanguageModel, Tokenizer)> {
+    let saved = ckpt::load(path)?;
+    let (mut model, mut tokenizer) = (saved.model, saved.tokenizer);
+    let mut missing = tokenizer.missing_chars(corpus);
+    if let Some(v) = val {
+        missing.extend(tokenizer.missing_chars(v));
+        missing.sort_unstable();
+        missing.dedup();
+    }
+    if !missing.is_empty() {
+        let shown: Vec<String> = missing.iter().take(20).map(|c| format!("{c:?}")).collect();
+        let shown = format!(
+            "{}{}",
+            shown.join(", "),
+            if missing.len() > 20 { ", ..." } else { "" }
+        );
+        if !extend_vocab {
+            return Err(Error::UnknownChars {
+                path: saved.path,
+                count: missing.len(),
+                shown,
+            });
+        }
+        tokenizer.extend(&missing)?;
+        model.extend_vocab(tokenizer.vocab().len(), rng)?;
+        notes.push(format!(
+            "extended the vocabulary by {} character(s): {shown}",
+            missing.len()
+        ));
+    }
+    if let Some(p) = dropout {
+        model.config.dropout = p;
+    }
+    Ok((model, tokenizer))
+}
+
+/// A char vocabulary covers the training and validation text (so validation
+/// never meets an unknown character); word and BPE vocabularies are learned
+/// from the training text only, as the benchmarks require.
+fn build_tokenizer(
+    options: &TrainOptions,
+    train: &Corpus,
+    val: Option<&Corpus>,
+) -> Result<Tokenizer> {
+    let kind = options.tokenizer;
+    let mut all = train.clone();
+    if let (Some(val), TokenizerKind::Char) = (val, kind) {
+        // Appended to the last document: only the characters matter here.
+        let last = all.docs.last_mut().expect("a corpus has a document");
+        for doc in &val.docs {
+            last.bytes.extend_from_slice(&doc.bytes);
+        }
+    }
+    Ok(Tokenizer::build_with(
+        kind,
+        &all,
+        &options.tokenizer_options,
+    )?)
+}
+
+/// Writes the run folder as training goes, and passes everything on to the
+/// user's observer.
+struct Recorder<'a> {
+    folder: &'a RunFolder,
+    curves: Curves,
+    tokenizer: &'a Tokenizer,
+    data: &'a DataSource,
+    inner: &'a mut dyn Observer<Trainer>,
+}
+
+impl Recorder<'_> {
+    fn metric(&mut self, value: serde_json::Value) {
+        if let Err(e) = self.folder.append_metric(&value) {
+            self.inner.on_warning(&e.to_string());
+        }
+    }
+}
+
+impl Observer<Trainer> for Recorder<'_> {
+    fn on_step(&mut self, trainer: &Trainer, r: &StepReport) {
+        self.curves.train(r.step, r.loss);
+        let mut line = json!({
+            "kind": "train", "step": r.step, "epoch": r.epoch, "loss": r.loss,
+            "lr": short_f32(r.lr), "grad_norm": r.grad_norm, "elapsed": r.elapsed_secs,
+        });
+        // The AR and TAR penalties, only when they are on (`loss` is the cross-entropy).
+        let m = &trainer.state.regularizers.model;
+        if m.alpha > 0.0 {
+            line["ar"] = json!(r.ar);
+        }
+        if m.beta > 0.0 {
+            line["tar"] = json!(r.tar);
+        }
+        self.metric(line);
+        self.inner.on_step(trainer, r);
+    }
+
+    fn on_eval(&mut self, trainer: &Trainer, r: &EvalReport, improved: bool) {
+        let s = &trainer.state.progress;
+        self.curves.val(s.step, r.loss);
+        if let Err(e) = self.curves.write_to(&self.folder.loss_plot_path()) {
+            self.inner
+                .on_warning(&format!("cannot write the loss curve: {e}"));
+        }
+        self.metric(json!({
+            "kind": "val", "step": s.step, "epoch": s.epoch, "loss": r.loss,
+            "bits_per_token": r.bits_per_token(), "perplexity": r.perplexity(),
+            "accuracy": r.accuracy, "elapsed": s.elapsed_secs,
+        }));
+        self.inner.on_eval(trainer, r, improved);
+    }
+
+    fn on_warning(&mut self, message: &str) {
+        self.inner.on_warning(message);
+    }
+
+    fn should_stop(&self) -> bool {
+        self.inner.should_stop()
+    }
+
+    fn save(&mut self, trainer: &Trainer, slot: Slot) -> Result<(), SaveError> {
+        let run = SavedRun {
+            trainer: trainer.state.clone(),
+            data: self.data.clone(),
+        };
+        let resume = ResumeState {
+            optimizer: trainer.state_tensors(),
+            trainer_state: serde_json::to_value(&run)?,
+        };
+        let dir = self.folder.slot_dir(slot);
+        ckpt::save(&dir, &trainer.model, self.tokenizer, Some(&resume))?;
+        self.inner.save(trainer, slot)
+    }
+}
+
+/// An f32 as the f64 its shortest decimal form reads as (`0.002`, not
+/// `0.0020000000949949026`).
+pub(crate) fn short_f32(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(x as f64)
+}
+
+/// A count with a k or M suffix: `1.25M`.
+pub fn human(x: f64) -> String {
+    if x >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.1}k", x / 1e3)
+    } else {
+        format!("{x:.0}")
+    }
+}

@@ -1,0 +1,162 @@
+//! The facade end to end: runs from options, resume, generation from a
+//! packed model, evaluation, and errors that name the option.
+
+use recurrent::lm::{ResumeOptions, TextSource, TrainOptions, Training};
+use recurrent::{
+    evaluate_text, Error, EvalOptions, GenerateOptions, Generator, GeneratorOptions,
+    LanguageCheckpoint, Quiet, RunFolder, StopReason, StopRule,
+};
+
+fn options(steps: u64) -> TrainOptions {
+    TrainOptions {
+        input: TextSource::text("abc", "the cat sat on the mat. ".repeat(60)),
+        stop: StopRule {
+            steps: Some(steps),
+            ..StopRule::default()
+        },
+        seq_len: 16,
+        batch: 4,
+        lr: 1e-2,
+        eval_every: Some(4),
+        threads: Some(1),
+        ..TrainOptions::default()
+    }
+}
+
+#[test]
+fn a_run_stopped_and_resumed_ends_where_a_straight_run_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut straight = Training::start(
+        &options(10),
+        RunFolder::create(dir.path().join("a")).unwrap(),
+    )
+    .unwrap();
+    let outcome = straight.run(&mut Quiet).unwrap();
+    assert_eq!((outcome.steps, outcome.reason), (10, StopReason::Steps));
+
+    let folder = RunFolder::create(dir.path().join("b")).unwrap();
+    Training::start(&options(6), folder.clone())
+        .unwrap()
+        .run(&mut Quiet)
+        .unwrap();
+    let resume = ResumeOptions {
+        stop: Some(StopRule {
+            steps: Some(10),
+            ..StopRule::default()
+        }),
+        threads: Some(1),
+        ..ResumeOptions::default()
+    };
+    let mut resumed = Training::resume(RunFolder::open(folder.path()).unwrap(), &resume).unwrap();
+    assert!(resumed.is_resumed());
+    resumed.run(&mut Quiet).unwrap();
+    assert!(resumed.model().params == straight.model().params);
+    // The in-memory text was kept in the run folder for the resume.
+    assert!(folder.path().join("input.txt").is_file());
+    assert!(folder.metrics_path().is_file() && folder.loss_plot_path().is_file());
+}
+
+#[test]
+fn a_generator_is_packed_once_and_reproduces_the_checkpoint_sampling() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = RunFolder::create(dir.path().join("run")).unwrap();
+    let mut t = Training::start(&options(8), folder.clone()).unwrap();
+    t.run(&mut Quiet).unwrap();
+    let checkpoint = LanguageCheckpoint::load(folder.best_dir()).unwrap();
+    let generator = Generator::new(
+        &checkpoint,
+        GeneratorOptions {
+            threads: Some(1),
+            ..GeneratorOptions::default()
+        },
+    )
+    .unwrap();
+    let request = GenerateOptions {
+        prime: "the ".into(),
+        length: 30,
+        seed: 5,
+        samples: 2,
+        ..GenerateOptions::default()
+    };
+    let mut streamed = vec![String::new(); 2];
+    let first = generator
+        .generate(&request, |i, piece| streamed[i].push_str(piece))
+        .unwrap();
+    assert_eq!(first, streamed);
+    // The same packed model answers the same request the same way, and the
+    // one-call path of the generate crate (which packs per call) agrees.
+    assert_eq!(generator.generate(&request, |_, _| {}).unwrap(), first);
+    let once = recurrent::generate::generate(
+        &checkpoint.model,
+        &checkpoint.tokenizer,
+        &request,
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(once, first);
+
+    let e = evaluate_text(
+        &checkpoint,
+        "the cat sat on the mat.",
+        &EvalOptions {
+            threads: Some(1),
+            ..EvalOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(e.report.loss.is_finite() && e.report.tokens == 22);
+    assert!(e.bits_per_char.is_some());
+}
+
+#[test]
+fn bad_options_name_the_field_and_leave_no_run_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run");
+    let bad = TrainOptions {
+        lr: -1.0,
+        ..options(3)
+    };
+    let err = Training::start(&bad, RunFolder::create(&path).unwrap())
+        .err()
+        .unwrap();
+    match &err {
+        Error::InvalidOption { field, value, .. } => {
+            assert_eq!((*field, value.as_str()), ("lr", "-1"))
+        }
+        e => panic!("unexpected error {e}"),
+    }
+    assert!(!err.to_string().contains("--"), "{err}");
+    assert!(!path.exists(), "a run that cannot start left its folder");
+    let err = Training::start(
+        &TrainOptions {
+            threads: Some(0),
+            ..options(3)
+        },
+        RunFolder::create(&path).unwrap(),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidOption {
+                field: "threads",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // A folder that holds a run is refused, and an empty one cannot be resumed.
+    Training::start(&options(2), RunFolder::create(&path).unwrap())
+        .unwrap()
+        .run(&mut Quiet)
+        .unwrap();
+    assert!(matches!(
+        RunFolder::create(&path),
+        Err(Error::RunExists { .. })
+    ));
+    assert!(matches!(
+        RunFolder::open(dir.path()),
+        Err(Error::NotARun { .. })
+    ));
+}

@@ -1,0 +1,460 @@
+//! The one training engine: the run loop every model's trainer goes through.
+//!
+//! A model's trainer (the language model's [`Trainer`](crate::trainer::Trainer),
+//! the [`Seq2SeqTrainer`](crate::seq2seq::Seq2SeqTrainer)) implements [`Task`]:
+//! one optimizer step, one validation. Everything else is here, once: the stop
+//! rule, when to validate, recording a validation, early stopping, which
+//! checkpoint is the best, and the part of the resume state all trainers share
+//! ([`RunProgress`]). The engine does no I/O; it reports to an [`Observer`],
+//! which prints progress and writes checkpoints.
+
+use std::time::Instant;
+
+use recurrent_kernels::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::clip::{clip_grad_norm, grad_norm};
+use crate::error::TrainError;
+use crate::schedule::LrScheduler;
+
+/// Which checkpoint slot of a run to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// The weights with the lowest validation loss so far.
+    Best,
+    /// The latest state, for resuming.
+    Last,
+}
+
+/// Why a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// The step limit was reached.
+    Steps,
+    /// The epoch limit was reached.
+    Epochs,
+    /// The time budget was used.
+    Time,
+    /// Validation stopped improving for `patience` validations.
+    EarlyStopping,
+    /// The observer asked to stop (e.g. Ctrl-C); the run can be resumed.
+    Interrupted,
+}
+
+impl StopReason {
+    /// Why the run ended, in words for the user.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::Steps => "step limit reached",
+            StopReason::Epochs => "epoch limit reached",
+            StopReason::Time => "time budget used",
+            StopReason::EarlyStopping => "early stopping: validation stopped improving",
+            StopReason::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// When a run ends: the first of a step count, an epoch count and a time
+/// budget reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StopRule {
+    /// Passes over the training data, counted over the whole run.
+    pub epochs: Option<u64>,
+    /// Optimizer steps, counted over the whole run.
+    pub steps: Option<u64>,
+    /// Wall-clock seconds of this invocation.
+    pub time_secs: Option<f64>,
+}
+
+impl StopRule {
+    /// Why to stop after `step` optimizer steps in epoch `epoch`, if at all.
+    pub fn reason(&self, step: u64, epoch: u64, started: Instant) -> Option<StopReason> {
+        if self.steps.is_some_and(|s| step >= s) {
+            Some(StopReason::Steps)
+        } else if self.epochs.is_some_and(|e| epoch >= e) {
+            Some(StopReason::Epochs)
+        } else if self
+            .time_secs
+            .is_some_and(|s| started.elapsed().as_secs_f64() >= s)
+        {
+            Some(StopReason::Time)
+        } else {
+            None
+        }
+    }
+
+    /// The largest fraction done by any limit (`epochs_done` counts the
+    /// current epoch's share), or `None` without limits.
+    pub fn progress(&self, step: u64, epochs_done: f64, started: Instant) -> Option<f64> {
+        let steps = self.steps.map(|s| step as f64 / s.max(1) as f64);
+        let epochs = self.epochs.map(|e| epochs_done / e.max(1) as f64);
+        let time = self
+            .time_secs
+            .map(|s| started.elapsed().as_secs_f64() / s.max(1e-9));
+        [steps, epochs, time]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max)
+            .map(|p| p.min(1.0))
+    }
+}
+
+/// How a run is driven: when it stops, when it validates, how patient it is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Plan {
+    /// When the run ends.
+    pub stop: StopRule,
+    /// Steps between validations; 0 validates at each new epoch.
+    pub eval_every: u64,
+    /// Stop after this many scheduled validations without improvement.
+    pub patience: Option<u32>,
+}
+
+/// Fingerprint of the training data, checked on resume so a run never
+/// silently continues on different data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFingerprint {
+    /// Token ids fingerprinted.
+    pub tokens: usize,
+    /// FNV-1a of the ids.
+    pub hash: u64,
+}
+
+impl DataFingerprint {
+    /// FNV-1a over the token ids.
+    pub fn of(tokens: &[u32]) -> DataFingerprint {
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        for &t in tokens {
+            for byte in t.to_le_bytes() {
+                hash = (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        DataFingerprint {
+            tokens: tokens.len(),
+            hash,
+        }
+    }
+}
+
+/// One validation result, kept in the run's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalRecord {
+    /// Optimizer steps done when it was measured.
+    pub step: u64,
+    /// Epochs done when it was measured.
+    pub epoch: u64,
+    /// Mean loss, nats per predicted token.
+    pub loss: f64,
+    /// Fraction of tokens that were the argmax prediction.
+    pub accuracy: f64,
+}
+
+/// The part of a run's resume state every trainer shares: counters, the
+/// learning-rate schedule, the random state, and the validation record that
+/// decides the best checkpoint and early stopping.
+///
+/// Trainers flatten it into their own state, so `trainer_state.json` keeps
+/// the field names it always had.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunProgress {
+    /// Optimizer steps done.
+    pub step: u64,
+    /// Passes over the training data done.
+    pub epoch: u64,
+    /// The learning-rate schedule and its own state.
+    pub scheduler: LrScheduler,
+    /// Dropout and other draws of training.
+    pub rng: Rng,
+    /// Lowest validation loss of any validation (the `best/` checkpoint's).
+    pub best_val_loss: Option<f64>,
+    /// Lowest loss of the scheduled validations, which early stopping
+    /// compares against (the extra validation at a run's end is not one).
+    #[serde(default)]
+    pub best_scheduled_val_loss: Option<f64>,
+    /// Scheduled validations since the best scheduled one.
+    pub evals_since_best: u32,
+    /// Fingerprint of the training data.
+    pub train_data: DataFingerprint,
+    /// Every validation, oldest first.
+    pub history: Vec<EvalRecord>,
+    /// Losses of the scheduled validations, oldest first.
+    #[serde(default)]
+    pub scheduled_val_losses: Vec<f64>,
+    /// Seconds spent training over all invocations.
+    pub elapsed_secs: f64,
+}
+
+impl RunProgress {
+    /// The progress of a run that has not started.
+    pub fn new(scheduler: LrScheduler, rng: Rng, train_data: DataFingerprint) -> RunProgress {
+        RunProgress {
+            step: 0,
+            epoch: 0,
+            scheduler,
+            rng,
+            best_val_loss: None,
+            best_scheduled_val_loss: None,
+            evals_since_best: 0,
+            train_data,
+            history: Vec::new(),
+            scheduled_val_losses: Vec::new(),
+            elapsed_secs: 0.0,
+        }
+    }
+
+    /// Fills what states saved before a field existed lack: runs saved before
+    /// the scheduled best was kept apart compared patience against the best
+    /// of all validations.
+    pub fn upgrade(&mut self) {
+        if self.best_scheduled_val_loss.is_none() {
+            self.best_scheduled_val_loss = self.best_val_loss;
+        }
+    }
+}
+
+/// What one optimizer step did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepReport {
+    /// Optimizer steps done, this one included.
+    pub step: u64,
+    /// Epochs done after this step.
+    pub epoch: u64,
+    /// Mean training loss of the step, nats per token.
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f32,
+    /// Learning rate the step used.
+    pub lr: f32,
+    /// Tokens predicted in the step.
+    pub tokens: usize,
+    /// The activation-regularization penalty (0 when off), not part of `loss`.
+    pub ar: f64,
+    /// The temporal activation-regularization penalty (0 when off).
+    pub tar: f64,
+    /// Fraction of the whole run done, when the stop rule makes that known.
+    pub progress: Option<f64>,
+    /// Seconds spent training over all invocations, after this step.
+    pub elapsed_secs: f64,
+}
+
+/// Loss statistics over a validation or evaluation set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EvalReport {
+    /// Mean cross-entropy in nats per predicted token.
+    pub loss: f64,
+    /// Fraction of tokens that were the argmax prediction.
+    pub accuracy: f64,
+    /// Tokens predicted.
+    pub tokens: usize,
+    /// Corpus BLEU of greedy translations of validation pairs, where a
+    /// front end measures it (seq2seq runs); `None` otherwise.
+    pub bleu: Option<f64>,
+}
+
+impl EvalReport {
+    /// Bits per token (`loss / ln 2`).
+    pub fn bits_per_token(&self) -> f64 {
+        self.loss / std::f64::consts::LN_2
+    }
+
+    /// Perplexity (`e^loss`).
+    pub fn perplexity(&self) -> f64 {
+        self.loss.exp()
+    }
+}
+
+/// An error an observer returns from [`Observer::save`].
+pub type SaveError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Receives a run's progress and writes its checkpoints.
+///
+/// `T` is the trainer being run. Every method has a default, so an observer
+/// that only shows progress implements what it needs; the engine calls
+/// [`Observer::save`] when a checkpoint is due, and an observer that keeps no
+/// checkpoints leaves it as it is.
+pub trait Observer<T: ?Sized> {
+    /// After every optimizer step.
+    fn on_step(&mut self, _trainer: &T, _report: &StepReport) {}
+    /// After every validation; `improved` when it is the best so far.
+    fn on_eval(&mut self, _trainer: &T, _report: &EvalReport, _improved: bool) {}
+    /// Something the user should know that did not stop the run (a metrics
+    /// line that could not be written, ...).
+    fn on_warning(&mut self, _message: &str) {}
+    /// Checked before every step: true ends the run cleanly (it is saved and
+    /// can be resumed).
+    fn should_stop(&self) -> bool {
+        false
+    }
+    /// Writes a checkpoint of `trainer` into `slot`.
+    fn save(&mut self, _trainer: &T, _slot: Slot) -> Result<(), SaveError> {
+        Ok(())
+    }
+}
+
+/// A model's trainer, as the engine drives it.
+pub trait Task {
+    /// The shared part of the run's state.
+    fn progress(&self) -> &RunProgress;
+    /// The shared part of the run's state, to update.
+    fn progress_mut(&mut self) -> &mut RunProgress;
+    /// When to stop, validate and give up.
+    fn plan(&self) -> Plan;
+    /// One optimizer step on the next batch; advances `step` and `epoch`.
+    fn step(&mut self) -> Result<StepReport, TrainError>;
+    /// Fraction of the current epoch done.
+    fn epoch_fraction(&self) -> f64;
+    /// Mean loss over the validation data, or `None` without any.
+    fn validate(&mut self) -> Option<EvalReport>;
+    /// Called after a scheduled validation's loss is recorded in the
+    /// scheduler, before it joins `scheduled_val_losses`.
+    fn after_scheduled_validation(&mut self, _loss: f64) {}
+    /// Copies state the trainer keeps elsewhere into its saved state.
+    fn sync_state(&mut self) {}
+    /// Saves the best checkpoint (a trainer that validates other weights
+    /// than it trains, as NT-ASGD's average, saves those).
+    fn save_best(&mut self, observer: &mut dyn Observer<Self>) -> Result<(), TrainError> {
+        save(self, observer, Slot::Best)
+    }
+}
+
+/// Writes `slot` through the observer, after syncing the trainer's state.
+pub fn save<T: Task + ?Sized>(
+    trainer: &mut T,
+    observer: &mut dyn Observer<T>,
+    slot: Slot,
+) -> Result<(), TrainError> {
+    trainer.sync_state();
+    observer
+        .save(trainer, slot)
+        .map_err(|source| TrainError::Save { slot, source })
+}
+
+/// Trains until the stop rule is met, the observer asks to stop, or early
+/// stopping ends the run, validating and writing `last/` when due (every
+/// `eval_every` steps, or at each new epoch), and once more at the end unless
+/// the last step was just validated. On an error the last good checkpoint
+/// stays as it was.
+pub fn run<T: Task + ?Sized>(
+    trainer: &mut T,
+    observer: &mut dyn Observer<T>,
+) -> Result<StopReason, TrainError> {
+    let started = Instant::now();
+    let elapsed_before = trainer.progress().elapsed_secs;
+    let plan = trainer.plan();
+    let mut last_eval_step = None;
+    let reason = loop {
+        let p = trainer.progress();
+        if let Some(reason) = plan.stop.reason(p.step, p.epoch, started) {
+            break reason;
+        }
+        if observer.should_stop() {
+            break StopReason::Interrupted;
+        }
+        let epoch_before = p.epoch;
+        let mut report = trainer.step()?;
+        let elapsed = elapsed_before + started.elapsed().as_secs_f64();
+        trainer.progress_mut().elapsed_secs = elapsed;
+        report.elapsed_secs = elapsed;
+        let done = report.epoch as f64 + trainer.epoch_fraction();
+        report.progress = plan.stop.progress(report.step, done, started);
+        observer.on_step(trainer, &report);
+        let due = if plan.eval_every > 0 {
+            report.step.is_multiple_of(plan.eval_every)
+        } else {
+            report.epoch > epoch_before
+        };
+        if due {
+            validate_and_record(trainer, observer, true)?;
+            last_eval_step = Some(report.step);
+            save(trainer, observer, Slot::Last)?;
+            let waited = trainer.progress().evals_since_best;
+            if plan.patience.is_some_and(|p| waited >= p) {
+                break StopReason::EarlyStopping;
+            }
+        }
+    };
+    if last_eval_step != Some(trainer.progress().step) {
+        validate_and_record(trainer, observer, false)?;
+        save(trainer, observer, Slot::Last)?;
+    }
+    Ok(reason)
+}
+
+/// Validates, records the result, and saves `best/` on improvement.
+///
+/// Scheduled validations also drive the plateau schedule and early stopping,
+/// against the best of the scheduled validations only: the extra validation
+/// at the end of a run changes no later decision, so a run stopped and
+/// resumed takes the same steps as one that ran straight through.
+pub fn validate_and_record<T: Task + ?Sized>(
+    trainer: &mut T,
+    observer: &mut dyn Observer<T>,
+    scheduled: bool,
+) -> Result<(), TrainError> {
+    let Some(report) = trainer.validate() else {
+        return Ok(());
+    };
+    let p = trainer.progress_mut();
+    if !report.loss.is_finite() {
+        // Diverged weights: stop before they can overwrite a good checkpoint.
+        return Err(TrainError::NonFiniteValidation {
+            loss: report.loss,
+            step: p.step,
+        });
+    }
+    let improved = p.best_val_loss.is_none_or(|b| report.loss < b);
+    if improved {
+        p.best_val_loss = Some(report.loss);
+    }
+    if scheduled {
+        let better = p.best_scheduled_val_loss.is_none_or(|b| report.loss < b);
+        if better {
+            p.best_scheduled_val_loss = Some(report.loss);
+        }
+        p.evals_since_best = if better { 0 } else { p.evals_since_best + 1 };
+        p.scheduler.observe_validation(report.loss as f32);
+        trainer.after_scheduled_validation(report.loss);
+        trainer
+            .progress_mut()
+            .scheduled_val_losses
+            .push(report.loss);
+    }
+    let p = trainer.progress_mut();
+    p.history.push(EvalRecord {
+        step: p.step,
+        epoch: p.epoch,
+        loss: report.loss,
+        accuracy: report.accuracy,
+    });
+    observer.on_eval(trainer, &report, improved);
+    if improved {
+        trainer.save_best(observer)?;
+    }
+    Ok(())
+}
+
+/// Clips `grads` to the global norm `clip` (0: no clipping) and returns
+/// their norm before clipping; a non-finite loss or norm is an error, raised
+/// before any parameter is updated. `step` is the step being taken.
+pub fn check_and_clip(
+    grads: &mut [f32],
+    loss: f64,
+    clip: f32,
+    step: u64,
+) -> Result<f32, TrainError> {
+    if !loss.is_finite() {
+        return Err(TrainError::NonFinite { loss, step });
+    }
+    let norm = if clip > 0.0 {
+        clip_grad_norm(grads, clip)
+    } else {
+        grad_norm(grads)
+    };
+    if !norm.is_finite() {
+        return Err(TrainError::NonFiniteGradient {
+            norm: norm as f64,
+            step,
+        });
+    }
+    Ok(norm)
+}
