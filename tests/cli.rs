@@ -1011,13 +1011,6 @@ fn diverging_training_stops_and_keeps_the_last_good_checkpoint() {
         .all(|h| h["loss"].as_f64().is_some_and(f64::is_finite)));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-}
 
 #[test]
 fn word_and_bpe_models_train_sample_and_evaluate() {
@@ -1591,4 +1584,89 @@ fn the_library_and_the_command_line_resume_each_others_runs() {
         .unwrap();
     sb.resume("lib-first", 12);
     assert!(weights("lib-first") == weights("straight"));
+}
+
+/// Runs written by the previous version (before the library redesign) load,
+/// resume, and reach the weights that version reached.
+#[test]
+fn runs_of_the_previous_version_resume() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/session5-runs");
+    let sb = Sandbox::new();
+    for f in ["corpus.txt", "pairs.tsv"] {
+        fs::copy(fixtures.join(f), sb.path(f)).unwrap();
+    }
+    copy_dir(&fixtures.join("lm"), &sb.path("lm"));
+    copy_dir(&fixtures.join("s2s"), &sb.path("s2s"));
+    // Loading alone works as before.
+    let before = sb.eval_json("lm", "corpus.txt");
+    assert!(before["loss"].as_f64().unwrap().is_finite());
+
+    sb.ok(&[
+        "train",
+        "--resume",
+        "lm",
+        "--input",
+        "corpus.txt",
+        "--steps",
+        "12",
+        "--threads",
+        "1",
+        "--sample-length",
+        "0",
+    ]);
+    sb.ok(&[
+        "seq2seq",
+        "train",
+        "--resume",
+        "s2s",
+        "--pairs",
+        "pairs.tsv",
+        "--steps",
+        "12",
+        "--threads",
+        "1",
+        "--val-bleu",
+        "5",
+    ]);
+    for (run, expected) in [
+        ("lm", "lm-after-12-steps.safetensors"),
+        ("s2s", "s2s-after-12-steps.safetensors"),
+    ] {
+        let got = tensors(&sb.path(run).join("last/model.safetensors"));
+        let want = tensors(&fixtures.join(expected));
+        assert_eq!(got.len(), want.len(), "{run}");
+        for ((name, g), (_, w)) in got.iter().zip(&want) {
+            let worst = g
+                .iter()
+                .zip(w)
+                .map(|(a, b)| (a - b).abs() / b.abs().max(1e-3))
+                .fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "{run} {name}: relative difference {worst}");
+        }
+    }
+}
+
+/// Copies a folder and its subfolders.
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// The tensors of a safetensors file, by name, as f32 values.
+fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let mut out: Vec<(String, Vec<f32>)> = recurrent::checkpoint::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.name, t.data))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use recurrent_checkpoint::seq2seq as ckpt;
+use recurrent::{translate, DecodeOptions, Seq2SeqCheckpoint};
 
-use super::decode::{translate, DecodeArgs};
+use super::decode::DecodeArgs;
+use crate::commands::cli_error;
 
 /// Arguments of `recurrent seq2seq translate`.
 #[derive(Args, Debug)]
@@ -27,8 +28,7 @@ pub struct TranslateArgs {
 }
 
 pub fn run(args: TranslateArgs) -> Result<()> {
-    crate::commands::set_threads(args.threads)?;
-    let saved = ckpt::load(&args.checkpoint)?;
+    let saved = Seq2SeqCheckpoint::load(&args.checkpoint).map_err(cli_error)?;
     let text = match &args.input {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?,
@@ -42,7 +42,11 @@ pub fn run(args: TranslateArgs) -> Result<()> {
     };
     let lines: Vec<String> = text.lines().map(str::to_string).collect();
     args.attention.check(lines.len())?;
-    let out = translate(&saved.model, &saved.tokenizers, &lines, &args.decode)?;
+    let options = DecodeOptions {
+        threads: args.threads,
+        ..args.decode.options()
+    };
+    let out = translate(&saved, &lines, &options).map_err(cli_error)?;
     let mut stdout = BufWriter::new(std::io::stdout().lock());
     for t in &out {
         // A translation never spans lines: one output line per input line.
