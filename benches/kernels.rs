@@ -6,12 +6,12 @@
 //! `cargo bench --bench kernels` (add `-- lstm` to pick some).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use recurrent_kernels::{sgemm, threads, Rng, Trans};
-use recurrent_model::infer::{StepModel, StepWorkspace, WeightFormat};
-use recurrent_model::{LanguageModel, ModelConfig, State};
-use recurrent_nn::loss::softmax_cross_entropy;
-use recurrent_nn::recurrent::{LayerGrads, LayerParams};
-use recurrent_nn::{CellKind, LayerCache, RecurrentLayer};
+use recurrent::kernels::{sgemm, threads, Rng, Trans};
+use recurrent::model::infer::{StepModel, StepWorkspace, WeightFormat};
+use recurrent::model::{LanguageModel, ModelConfig, State};
+use recurrent::nn::loss::softmax_cross_entropy;
+use recurrent::nn::recurrent::{LayerGrads, LayerParams};
+use recurrent::nn::{CellKind, LayerCache, RecurrentLayer};
 use std::hint::black_box;
 
 fn random(rng: &mut Rng, n: usize) -> Vec<f32> {

@@ -1011,7 +1011,6 @@ fn diverging_training_stops_and_keeps_the_last_good_checkpoint() {
         .all(|h| h["loss"].as_f64().is_some_and(f64::is_finite)));
 }
 
-
 #[test]
 fn word_and_bpe_models_train_sample_and_evaluate() {
     let sb = Sandbox::new();

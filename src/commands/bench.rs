@@ -9,14 +9,14 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use recurrent_generate::{generate, GenerateOptions, SamplingConfig};
-use recurrent_kernels::panel::WeightFormat;
-use recurrent_kernels::{sgemm, Rng, Trans};
-use recurrent_model::{CellKind, LanguageModel, ModelConfig};
-use recurrent_text::{Corpus, Tokenizer, TokenizerKind};
-use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
-use recurrent_train::schedule::Schedule;
-use recurrent_train::trainer::{TrainConfig, Trainer};
+use recurrent::generate::{generate, GenerateOptions, SamplingConfig};
+use recurrent::kernels::panel::WeightFormat;
+use recurrent::kernels::{sgemm, Rng, Trans};
+use recurrent::model::{CellKind, LanguageModel, ModelConfig};
+use recurrent::text::{Corpus, Tokenizer, TokenizerKind};
+use recurrent::train::optim::{OptimizerConfig, OptimizerKind};
+use recurrent::train::schedule::Schedule;
+use recurrent::train::trainer::{TrainConfig, Trainer};
 use serde_json::{json, Value};
 
 /// Arguments of `recurrent bench`.

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use recurrent_checkpoint::{lm, pytorch};
-use recurrent_model::CellKind;
-use recurrent_text::TokenizerKind;
+use recurrent::checkpoint::{lm, pytorch};
+use recurrent::model::CellKind;
+use recurrent::text::TokenizerKind;
 
 /// Formats weights can move to and from.
 #[derive(Clone, Copy, Debug, ValueEnum)]

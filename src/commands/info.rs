@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
-use recurrent_checkpoint::lm;
+use recurrent::checkpoint::lm;
 
 /// Arguments of `recurrent info`.
 #[derive(Args, Debug)]

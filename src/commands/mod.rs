@@ -13,8 +13,8 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 use clap::ValueEnum;
-use recurrent_kernels::panel::WeightFormat;
-use recurrent_kernels::threads;
+use recurrent::kernels::panel::WeightFormat;
+use recurrent::kernels::threads;
 
 /// The most `--threads` accepted: far beyond any core count this runs on, and
 /// low enough that a typo cannot start a hundred thousand spinning threads.

@@ -92,7 +92,10 @@ pub use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 pub use recurrent_train::{EvalReport, Observer, Slot, StepReport, StopReason, StopRule};
 pub use run::RunFolder;
 pub use threads::MAX_THREADS;
-pub use translate::{attention_map_svg, translate, translate_with, DecodeOptions, Translation};
+pub use translate::{
+    attention_map_svg, score_pairs, translate, translate_with, DecodeOptions, PairScores,
+    Translation,
+};
 
 /// How a training run ended.
 #[derive(Clone, Copy, Debug, PartialEq)]

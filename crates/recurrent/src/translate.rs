@@ -7,9 +7,11 @@ use recurrent_generate::beam::{
 };
 use recurrent_generate::SamplingConfig;
 use recurrent_kernels::Rng;
-use recurrent_model::seq2seq::Seq2Seq;
-use recurrent_report::attention_heatmap_svg;
+use recurrent_model::seq2seq::{Seq2Seq, Seq2SeqWorkspace};
+use recurrent_report::{attention_heatmap_svg, corpus_bleu, corpus_chrf, Bleu};
 use recurrent_text::{PairTokenizers, EOS_TOKEN};
+use recurrent_train::seq2seq::{evaluate_pairs, EncodedPair};
+use recurrent_train::EvalReport;
 
 use crate::error::{check, Error, Result};
 use crate::load::Seq2SeqCheckpoint;
@@ -205,4 +207,63 @@ pub fn attention_map_svg(tokenizers: &PairTokenizers, t: &Translation) -> Result
     }
     let weights: Vec<f32> = t.hypothesis.attention.concat();
     Ok(Some(attention_heatmap_svg(&src, &tgt, &weights)?))
+}
+
+/// How well a seq2seq model translates a set of sentence pairs.
+#[derive(Clone, Debug)]
+pub struct PairScores {
+    /// One translation per pair, in order.
+    pub translations: Vec<Translation>,
+    /// Corpus BLEU of the translations against the targets (sacreBLEU 13a).
+    pub bleu: Bleu,
+    /// Corpus chrF.
+    pub chrf: f64,
+    /// Teacher-forced loss, token accuracy and perplexity over the pairs with
+    /// a source.
+    pub forced: EvalReport,
+    /// Seconds spent decoding.
+    pub decode_secs: f64,
+}
+
+/// Translates the sources of `pairs` and scores the outputs against their
+/// targets: BLEU and chrF as sacreBLEU computes them, and the teacher-forced
+/// token accuracy and perplexity.
+pub fn score_pairs(
+    checkpoint: &Seq2SeqCheckpoint,
+    pairs: &[(String, String)],
+    options: &DecodeOptions,
+) -> Result<PairScores> {
+    let threads = resolve_threads(options.threads)?;
+    with_threads(threads, || {
+        let (model, toks) = (&checkpoint.model, &checkpoint.tokenizers);
+        let sources: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
+        let started = std::time::Instant::now();
+        let translations = translate_with(model, toks, &sources, options)?;
+        let decode_secs = started.elapsed().as_secs_f64();
+        let hyps: Vec<&str> = translations.iter().map(|t| t.text.as_str()).collect();
+        let refs: Vec<&str> = pairs.iter().map(|p| p.1.as_str()).collect();
+        let bleu = corpus_bleu(&hyps, &refs)?;
+        let chrf = corpus_chrf(&hyps, &refs)?;
+        let mut encoded = Vec::with_capacity(pairs.len());
+        for (i, (s, t)) in pairs.iter().enumerate() {
+            let line = |side: &str, source| Error::Line {
+                what: format!("pair ({side})"),
+                line: i + 1,
+                source,
+            };
+            let src = toks.encode_source(s).map_err(|e| line("source", e))?;
+            let tgt = toks.encode_target(t).map_err(|e| line("target", e))?;
+            if !src.is_empty() {
+                encoded.push(EncodedPair { src, tgt });
+            }
+        }
+        let forced = evaluate_pairs(model, &mut Seq2SeqWorkspace::default(), &encoded, 64);
+        Ok(PairScores {
+            translations,
+            bleu,
+            chrf,
+            forced,
+            decode_secs,
+        })
+    })
 }

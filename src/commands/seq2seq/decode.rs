@@ -5,9 +5,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use recurrent::model::seq2seq::Seq2Seq;
 use recurrent::text::PairTokenizers;
-use recurrent::{attention_map_svg, translate_with, DecodeOptions, Translation};
+use recurrent::{attention_map_svg, DecodeOptions, Translation};
 
 /// How outputs are searched for.
 #[derive(Args, Debug, Clone)]
@@ -59,17 +58,6 @@ impl DecodeArgs {
             threads: None,
         }
     }
-}
-
-/// Translates `sources` (see [`recurrent::translate_with`]), on the threads
-/// `--threads` set.
-pub fn translate(
-    model: &Seq2Seq,
-    tokenizers: &PairTokenizers,
-    sources: &[String],
-    args: &DecodeArgs,
-) -> Result<Vec<Translation>> {
-    translate_with(model, tokenizers, sources, &args.options()).map_err(crate::commands::cli_error)
 }
 
 /// Writes the attention of `t` as an SVG heatmap: source tokens across,

@@ -3,15 +3,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use recurrent_checkpoint::seq2seq as ckpt;
-use recurrent_model::seq2seq::Seq2SeqWorkspace;
-use recurrent_report::{corpus_bleu, corpus_chrf};
-use recurrent_train::seq2seq::{evaluate_pairs, EncodedPair};
+use recurrent::{score_pairs, DecodeOptions, Seq2SeqCheckpoint};
 use serde_json::json;
 
-use super::decode::{translate, DecodeArgs};
+use super::decode::DecodeArgs;
+use crate::commands::cli_error;
 
 /// Arguments of `recurrent seq2seq eval`.
 #[derive(Args, Debug)]
@@ -39,43 +37,31 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    crate::commands::set_threads(args.threads)?;
-    let saved = ckpt::load(&args.checkpoint)?;
-    let (model, toks) = (&saved.model, &saved.tokenizers);
+    let saved = Seq2SeqCheckpoint::load(&args.checkpoint).map_err(cli_error)?;
     let pairs = args.columns.read(&args.pairs)?;
     args.attention.check(pairs.len())?;
-    let sources: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
-    let started = std::time::Instant::now();
-    let out = translate(model, toks, &sources, &args.decode)?;
-    let decode_secs = started.elapsed().as_secs_f64();
-    let hyps: Vec<&str> = out.iter().map(|t| t.text.as_str()).collect();
-    let refs: Vec<&str> = pairs.iter().map(|p| p.1.as_str()).collect();
-    let bleu = corpus_bleu(&hyps, &refs)?;
-    let chrf = corpus_chrf(&hyps, &refs)?;
-
-    // Token accuracy and perplexity: teacher-forced, over the pairs with a source.
-    let mut encoded = Vec::with_capacity(pairs.len());
-    for (i, (s, t)) in pairs.iter().enumerate() {
-        let src = toks
-            .encode_source(s)
-            .with_context(|| format!("pair {}: source", i + 1))?;
-        let tgt = toks
-            .encode_target(t)
-            .with_context(|| format!("pair {}: target", i + 1))?;
-        if !src.is_empty() {
-            encoded.push(EncodedPair { src, tgt });
-        }
-    }
-    let forced = evaluate_pairs(model, &mut Seq2SeqWorkspace::default(), &encoded, 64);
+    let options = DecodeOptions {
+        threads: args.threads,
+        ..args.decode.options()
+    };
+    let scores = score_pairs(&saved, &pairs, &options).map_err(cli_error)?;
+    let (out, bleu, chrf, forced) = (
+        &scores.translations,
+        &scores.bleu,
+        scores.chrf,
+        &scores.forced,
+    );
+    let decode_secs = scores.decode_secs;
+    let toks = &saved.tokenizers;
 
     if let Some(path) = &args.output {
         let text: String = out
             .iter()
             .map(|t| t.text.replace(['\n', '\r'], " ") + "\n")
             .collect();
-        recurrent_checkpoint::atomic_write(path, text.as_bytes())?;
+        recurrent::checkpoint::atomic_write(path, text.as_bytes())?;
     }
-    args.attention.write(toks, &out)?;
+    args.attention.write(toks, out)?;
     let decoding = match args.decode.temperature {
         Some(t) => format!("sampling at temperature {t}"),
         None if args.decode.beam == 1 => "greedy".to_string(),

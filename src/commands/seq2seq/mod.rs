@@ -53,8 +53,8 @@ pub struct ColumnArgs {
 }
 
 impl ColumnArgs {
-    fn columns(&self) -> recurrent_text::PairColumns {
-        recurrent_text::PairColumns {
+    fn columns(&self) -> recurrent::text::PairColumns {
+        recurrent::text::PairColumns {
             src: self.src_col,
             tgt: self.tgt_col,
             reverse: self.reverse,
@@ -62,9 +62,9 @@ impl ColumnArgs {
     }
 
     /// Reads the pairs of `path` laid out as these flags say.
-    fn read(&self, path: &std::path::Path) -> Result<Vec<recurrent_text::Pair>> {
+    fn read(&self, path: &std::path::Path) -> Result<Vec<recurrent::text::Pair>> {
         match self.format {
-            PairFormat::Tsv => Ok(recurrent_text::read_pairs(path, &self.columns())?),
+            PairFormat::Tsv => Ok(recurrent::text::read_pairs(path, &self.columns())?),
         }
     }
 }
@@ -95,7 +95,7 @@ impl AttentionMapArgs {
     /// Draws the chosen line's attention, when asked.
     fn write(
         &self,
-        tokenizers: &recurrent_text::PairTokenizers,
+        tokenizers: &recurrent::text::PairTokenizers,
         out: &[recurrent::Translation],
     ) -> Result<()> {
         match &self.attention_map {
