@@ -1,6 +1,6 @@
 //! Batched decoding of sequence-to-sequence models: beam search, greedy and
-//! sampling, all returning one [`Hypothesis`] per source so a command line can
-//! offer `--beam K`, greedy and sampling behind one interface.
+//! sampling, all returning one [`Hypothesis`] per source so a front end can
+//! offer beam search, greedy and sampling behind one interface.
 //!
 //! Every decoder runs the whole batch at once: each time step is one
 //! [`Seq2Seq::decode_step_packed`] call over every live row (for beam search, the

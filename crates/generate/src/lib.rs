@@ -7,7 +7,7 @@
 //!   back anything that could be the start of one so it is never shown.
 //! * [`beam`] decodes sequence-to-sequence models in batches: beam search,
 //!   greedy and sampling, with scores and attention per hypothesis.
-//! * [`generate`] runs a model one step at a time for `n` streams at once
+//! * [`generate`](mod@generate) runs a model one step at a time for `n` streams at once
 //!   (one batch), samples, decodes and streams the text out.
 //!
 //! This crate knows nothing of training, files or front ends: it takes a
