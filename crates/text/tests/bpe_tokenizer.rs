@@ -334,8 +334,14 @@ fn unusable_tokenizer_json_is_rejected_with_a_reason() {
     };
     // Text the library cannot parse keeps the library's error as its source.
     let err = Tokenizer::from_tokenizer_json("not json").unwrap_err();
-    assert!(matches!(err, TextError::TokenizerJsonParse { .. }), "{err:?}");
-    assert_eq!(err.to_string(), "tokenizer.json does not parse as a tokenizer");
+    assert!(
+        matches!(err, TextError::TokenizerJsonParse { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "tokenizer.json does not parse as a tokenizer"
+    );
     assert!(std::error::Error::source(&err).is_some());
 
     let cases: Vec<(TextError, &str)> = vec![
