@@ -61,8 +61,11 @@ pub enum CheckpointError {
     Corrupt {
         /// The bad file.
         path: PathBuf,
-        /// What the parser found wrong.
+        /// What is wrong, in a few words.
         reason: String,
+        /// The safetensors parser's error, when it found the problem.
+        #[source]
+        source: Option<safetensors::SafeTensorError>,
     },
 
     /// A tensor in a safetensors file has an element type we cannot turn into f32.
@@ -105,6 +108,9 @@ pub enum CheckpointError {
     Encode {
         /// What went wrong.
         reason: String,
+        /// The encoder's error, when it raised one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// A checkpoint folder cannot be written at `path` for a reason other than I/O.
