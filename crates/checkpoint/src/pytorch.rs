@@ -57,7 +57,7 @@ pub fn import(
             "rnn.weight_hh_l0 should be 2-D, found shape {hh:?}"
         )));
     };
-    if hidden == 0 || rows != cell.gates() * hidden {
+    if rows != cell.gates() * hidden {
         return Err(CheckpointError::WrongCell {
             path: weights.to_path_buf(),
             cell,
