@@ -1,24 +1,31 @@
 //! The one error type of this crate.
 //!
-//! Every message is a single line that names the file or folder involved, because
-//! the CLI prints it as `error: {msg}` and the user must know what to fix. The
-//! underlying I/O or JSON error is folded into the message rather than exposed as
-//! `source()`, so chain-printing reporters do not repeat it.
+//! Every message is a single line that names the file or folder involved, so
+//! the user knows what to fix. The underlying I/O, JSON, tokenizer or model
+//! error is kept as [`source`](std::error::Error::source) rather than folded
+//! into the message, so a front end can print the chain (`anyhow`'s `{:#}`
+//! gives `cannot read x/config.json: Permission denied (os error 13)`) or
+//! inspect it.
 
 use std::io;
 use std::path::PathBuf;
+
+use recurrent_model::seq2seq::Seq2SeqError;
+use recurrent_model::{CellKind, ModelError};
+use recurrent_text::TextError;
 
 /// Everything that can go wrong reading or writing checkpoint files.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     /// An operating-system call on `path` failed (`action` is e.g. "read", "write", "rename").
-    #[error("cannot {action} {}: {cause}", path.display())]
+    #[error("cannot {action} {}", path.display())]
     Io {
         /// What we were doing, as a verb phrase.
         action: &'static str,
         /// The file or folder involved.
         path: PathBuf,
         /// The operating-system error.
+        #[source]
         cause: io::Error,
     },
 
@@ -54,8 +61,11 @@ pub enum CheckpointError {
     Corrupt {
         /// The bad file.
         path: PathBuf,
-        /// What the parser found wrong.
+        /// What is wrong, in a few words.
         reason: String,
+        /// The safetensors parser's error, when it found the problem.
+        #[source]
+        source: Option<safetensors::SafeTensorError>,
     },
 
     /// A tensor in a safetensors file has an element type we cannot turn into f32.
@@ -73,13 +83,14 @@ pub enum CheckpointError {
     },
 
     /// A JSON file did not parse, or did not have the expected shape.
-    #[error("{} is not {expected}: {cause}", path.display())]
+    #[error("{} is not {expected}", path.display())]
     BadJson {
         /// The bad file.
         path: PathBuf,
         /// What the file should have held, e.g. "valid JSON".
         expected: &'static str,
         /// The parser's complaint (includes line and column).
+        #[source]
         cause: serde_json::Error,
     },
 
@@ -97,6 +108,9 @@ pub enum CheckpointError {
     Encode {
         /// What went wrong.
         reason: String,
+        /// The encoder's error, when it raised one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
 
     /// A checkpoint folder cannot be written at `path` for a reason other than I/O.
@@ -116,6 +130,108 @@ pub enum CheckpointError {
         /// What disagrees.
         reason: String,
     },
+
+    /// A vocabulary or tokenizer file does not make a tokenizer.
+    #[error("{}: {file} does not make a tokenizer", path.display())]
+    Tokenizer {
+        /// The checkpoint folder, or the vocabulary file given on its own.
+        path: PathBuf,
+        /// The file at fault, e.g. "vocab.json" or "target_tokenizer.json".
+        file: String,
+        /// Why not.
+        #[source]
+        source: TextError,
+    },
+
+    /// A language model's weights do not fit its configuration.
+    #[error("{}: {what}", path.display())]
+    Model {
+        /// The checkpoint folder or weights file.
+        path: PathBuf,
+        /// What was being built, e.g. "model.safetensors does not match config.json".
+        what: &'static str,
+        /// The model's complaint.
+        #[source]
+        source: ModelError,
+    },
+
+    /// A sequence-to-sequence model's weights do not fit its configuration.
+    #[error("{}: {what}", path.display())]
+    Seq2Seq {
+        /// The checkpoint folder.
+        path: PathBuf,
+        /// What was being built, e.g. "model.safetensors does not match config.json".
+        what: &'static str,
+        /// The model's complaint.
+        #[source]
+        source: Seq2SeqError,
+    },
+
+    /// A model and a tokenizer that do not belong together were to be saved.
+    #[error(
+        "cannot save checkpoint to {}: the {which} has {tokens} tokens but the model's \
+         vocabulary has {model_vocab}",
+        path.display()
+    )]
+    VocabSize {
+        /// The requested checkpoint folder.
+        path: PathBuf,
+        /// Which tokenizer: "tokenizer", "source tokenizer" or "target tokenizer"
+        /// (the last two count BOS and EOS).
+        which: &'static str,
+        /// Its vocabulary size.
+        tokens: usize,
+        /// The model's vocabulary size on that side.
+        model_vocab: usize,
+    },
+
+    /// A checkpoint of one kind of model was loaded as the other kind.
+    #[error("{}: this is a {found}, not a {expected}", path.display())]
+    WrongModelKind {
+        /// The checkpoint folder.
+        path: PathBuf,
+        /// The kind it holds.
+        found: ModelKind,
+        /// The kind the loader reads.
+        expected: ModelKind,
+    },
+
+    /// PyTorch recurrent weights whose row count does not fit the cell named for them.
+    #[error(
+        "{}: rnn.weight_hh_l0 has {rows} rows for hidden size {hidden}: that is {} gate blocks, \
+         but a {cell} layer has {}",
+        path.display(),
+        *rows as f64 / *hidden as f64,
+        cell.gates()
+    )]
+    WrongCell {
+        /// The weights file.
+        path: PathBuf,
+        /// The cell the caller named.
+        cell: CellKind,
+        /// Rows of `rnn.weight_hh_l0`.
+        rows: usize,
+        /// Its columns: the hidden size.
+        hidden: usize,
+    },
+}
+
+/// The kinds of model a checkpoint can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A language model ([`crate::lm`]).
+    LanguageModel,
+    /// An encoder-decoder ([`crate::seq2seq`]).
+    Seq2Seq,
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ModelKind::LanguageModel => "language model",
+            ModelKind::Seq2Seq => "sequence-to-sequence model",
+        })
+    }
 }
 
 impl CheckpointError {

@@ -6,6 +6,8 @@ use recurrent_model::{LanguageModel, ModelConfig};
 use recurrent_text::{Tokenizer, TokenizerKind, Vocab, WordSegmentation};
 use serde::{Deserialize, Serialize};
 
+use crate::error::ModelKind;
+use crate::layout::{CONFIG_FILE, VOCAB_FILE};
 use crate::{Checkpoint, CheckpointError, Tensor};
 
 /// The `format` field of config.json.
@@ -16,19 +18,25 @@ pub const VERSION: u32 = 1;
 /// config.json: what the weights are and how text becomes token ids.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LmConfigFile {
+    /// Always [`FORMAT`]; tells a language model from a seq2seq checkpoint.
     pub format: String,
+    /// The layout version, at most [`VERSION`] for this build to read it.
     pub version: u32,
+    /// Which tokenizer the vocabulary belongs to.
     pub tokenizer: TokenizerKind,
     /// How a word tokenizer splits text (word models only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub word_segmentation: Option<WordSegmentation>,
+    /// The architecture.
     pub model: ModelConfig,
 }
 
 /// Optimizer buffers and trainer state, present in checkpoints that can resume.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ResumeState {
+    /// Each optimizer buffer by name, flat (optimizer.safetensors).
     pub optimizer: Vec<(String, Vec<f32>)>,
+    /// The trainer's progress, as the trainer wrote it (trainer_state.json).
     pub trainer_state: serde_json::Value,
 }
 
@@ -77,52 +85,109 @@ pub(crate) fn unnamed(tensors: Vec<Tensor>) -> Vec<(String, Vec<usize>, Vec<f32>
 }
 
 /// Rebuilds a tokenizer from its kind and its vocabulary file (and, for BPE,
-/// its tokenizer.json). `side` prefixes the file names in messages ("" or
-/// "target_"), so an error names the file at fault.
+/// its tokenizer.json) in the checkpoint folder `dir`. `side` prefixes the file
+/// names in messages ("" or "target_"), so an error names the file at fault.
 pub(crate) fn restore_tokenizer(
+    dir: &Path,
     kind: TokenizerKind,
     word_segmentation: Option<WordSegmentation>,
     vocab: Vocab,
     tokenizer_json: Option<&str>,
     side: &str,
-) -> Result<Tokenizer, String> {
+) -> Result<Tokenizer, CheckpointError> {
+    let failed = |file: &str| {
+        let file = format!("{side}{file}");
+        move |source| CheckpointError::Tokenizer {
+            path: dir.to_path_buf(),
+            file,
+            source,
+        }
+    };
+    let mismatch = |reason: String| CheckpointError::Mismatch {
+        path: dir.to_path_buf(),
+        reason,
+    };
     match kind {
         TokenizerKind::Bpe => {
             let json = tokenizer_json.ok_or_else(|| {
-                format!("a BPE model needs {side}tokenizer.json, which is missing")
+                mismatch(format!(
+                    "a BPE model needs {side}tokenizer.json, which is missing"
+                ))
             })?;
-            let t = Tokenizer::from_tokenizer_json(json)
-                .map_err(|e| format!("{side}tokenizer.json: {e}"))?;
+            let t = Tokenizer::from_tokenizer_json(json).map_err(failed("tokenizer.json"))?;
             if t.vocab() != &vocab {
-                return Err(format!(
+                return Err(mismatch(format!(
                     "{side}tokenizer.json and {side}vocab.json disagree"
-                ));
+                )));
             }
             Ok(t)
         }
         TokenizerKind::Word => {
             Tokenizer::from_word_vocab(vocab, word_segmentation.unwrap_or_default())
-                .map_err(|e| format!("{side}vocab.json: {e}"))
+                .map_err(failed("vocab.json"))
         }
-        kind => Tokenizer::from_vocab(kind, vocab).map_err(|e| format!("{side}vocab.json: {e}")),
+        kind => Tokenizer::from_vocab(kind, vocab).map_err(failed("vocab.json")),
     }
+}
+
+/// A vocabulary from the token list of `file` in the checkpoint folder `dir`.
+pub(crate) fn restore_vocab(
+    dir: &Path,
+    tokens: Vec<String>,
+    file: &str,
+) -> Result<Vocab, CheckpointError> {
+    Vocab::from_tokens(tokens).map_err(|source| CheckpointError::Tokenizer {
+        path: dir.to_path_buf(),
+        file: file.to_string(),
+        source,
+    })
+}
+
+/// Refuses to save a tokenizer of `tokens` tokens with a model of `model_vocab`.
+pub(crate) fn check_vocab_size(
+    dir: &Path,
+    which: &'static str,
+    tokens: usize,
+    model_vocab: usize,
+) -> Result<(), CheckpointError> {
+    if tokens == model_vocab {
+        return Ok(());
+    }
+    Err(CheckpointError::VocabSize {
+        path: dir.to_path_buf(),
+        which,
+        tokens,
+        model_vocab,
+    })
 }
 
 /// A loaded checkpoint.
 pub struct SavedLm {
+    /// The checkpoint folder it came from (a run folder's `best/` or `last/`).
     pub path: PathBuf,
+    /// The model, weights loaded.
     pub model: LanguageModel,
+    /// The tokenizer its vocabulary belongs to.
     pub tokenizer: Tokenizer,
+    /// Optimizer and trainer state, when the folder can resume training.
     pub resume: Option<ResumeState>,
 }
 
-/// Writes `model` and `tokenizer` (and the resume state) to the folder `dir`, atomically.
+/// Writes `model` and `tokenizer` (and the resume state) to the folder `dir`,
+/// atomically. The tokenizer's vocabulary must be the model's
+/// ([`CheckpointError::VocabSize`] otherwise): such a folder would not load.
 pub fn save(
     dir: &Path,
     model: &LanguageModel,
     tokenizer: &Tokenizer,
     resume: Option<&ResumeState>,
 ) -> Result<(), CheckpointError> {
+    check_vocab_size(
+        dir,
+        "tokenizer",
+        tokenizer.vocab().len(),
+        model.config.vocab_size,
+    )?;
     let config = LmConfigFile {
         format: FORMAT.into(),
         version: VERSION,
@@ -142,15 +207,15 @@ pub fn save(
     checkpoint.save(dir)
 }
 
-/// What a loader accepts in config.json, and what it says of the other format.
+/// What a loader accepts in config.json, and the format of the other kind.
 pub(crate) struct ConfigKind {
     pub format: &'static str,
     pub version: u32,
-    /// The kind of model, for the parse error ("language-model").
-    pub what: &'static str,
+    /// The kind of model the loader reads.
+    pub kind: ModelKind,
     pub other_format: &'static str,
-    /// The error for a checkpoint of `other_format`: which commands take it.
-    pub other_hint: &'static str,
+    /// The kind of model `other_format` holds.
+    pub other_kind: ModelKind,
 }
 
 /// Parses config.json after checking its `format` and `version`, so that a
@@ -168,7 +233,11 @@ pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
     let field = |name: &str| checkpoint.config.get(name);
     let format = field("format").and_then(|f| f.as_str());
     if format == Some(kind.other_format) {
-        return Err(mismatch(kind.other_hint.into()));
+        return Err(CheckpointError::WrongModelKind {
+            path: dir.to_path_buf(),
+            found: kind.other_kind,
+            expected: kind.kind,
+        });
     }
     let version = field("version").and_then(|v| v.as_u64());
     if format != Some(kind.format) || version.is_none_or(|v| v > kind.version.into()) {
@@ -181,11 +250,13 @@ pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
             kind.version
         )));
     }
-    serde_json::from_value(checkpoint.config.clone()).map_err(|e| {
-        mismatch(format!(
-            "config.json is not a recurrent {} config: {e}",
-            kind.what
-        ))
+    serde_json::from_value(checkpoint.config.clone()).map_err(|cause| CheckpointError::BadJson {
+        path: dir.join(CONFIG_FILE),
+        expected: match kind.kind {
+            ModelKind::LanguageModel => "a recurrent language-model config",
+            ModelKind::Seq2Seq => "a recurrent seq2seq config",
+        },
+        cause,
     })
 }
 
@@ -204,14 +275,12 @@ pub fn load(path: &Path) -> Result<SavedLm, CheckpointError> {
         &ConfigKind {
             format: FORMAT,
             version: VERSION,
-            what: "language-model",
+            kind: ModelKind::LanguageModel,
             other_format: crate::seq2seq::FORMAT,
-            other_hint: "this is a sequence-to-sequence model; use `recurrent seq2seq translate` \
-                         or `recurrent seq2seq eval` with it",
+            other_kind: ModelKind::Seq2Seq,
         },
     )?;
-    let vocab =
-        Vocab::from_tokens(checkpoint.vocab).map_err(|e| mismatch(format!("vocab.json: {e}")))?;
+    let vocab = restore_vocab(&dir, checkpoint.vocab, VOCAB_FILE)?;
     if vocab.len() != config.model.vocab_size {
         return Err(mismatch(format!(
             "vocab.json has {} tokens but config.json says vocab_size {}",
@@ -220,15 +289,20 @@ pub fn load(path: &Path) -> Result<SavedLm, CheckpointError> {
         )));
     }
     let tokenizer = restore_tokenizer(
+        &dir,
         config.tokenizer,
         config.word_segmentation,
         vocab,
         checkpoint.tokenizer_json.as_deref(),
         "",
-    )
-    .map_err(mismatch)?;
-    let model = LanguageModel::from_tensors(config.model, &unnamed(checkpoint.weights))
-        .map_err(|e| mismatch(format!("model.safetensors does not match config.json: {e}")))?;
+    )?;
+    let model = LanguageModel::from_tensors(config.model, &unnamed(checkpoint.weights)).map_err(
+        |source| CheckpointError::Model {
+            path: dir.clone(),
+            what: "model.safetensors does not match config.json",
+            source,
+        },
+    )?;
     let resume = ResumeState::from_files(checkpoint.optimizer, checkpoint.trainer_state);
     Ok(SavedLm {
         path: dir,
@@ -261,6 +335,27 @@ mod tests {
         };
         let mut rng = recurrent_kernels::Rng::new(3);
         (LanguageModel::new(config, &mut rng, None).unwrap(), tok)
+    }
+
+    #[test]
+    fn saving_a_tokenizer_of_another_size_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (model, _) = tiny();
+        let other = Tokenizer::build(TokenizerKind::Char, &Corpus::from_text("t", "abc")).unwrap();
+        let err = save(&dir.path().join("ck"), &model, &other, None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CheckpointError::VocabSize {
+                    tokens: 3,
+                    model_vocab: 8,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("has 3 tokens"), "{err}");
+        assert!(!dir.path().join("ck").exists(), "nothing is written");
     }
 
     #[test]
@@ -321,7 +416,23 @@ mod tests {
         });
         assert!(lm_err().contains("format none"), "{}", lm_err());
         with_config(&|c| c["format"] = crate::seq2seq::FORMAT.into());
-        assert!(lm_err().contains("seq2seq translate"), "{}", lm_err());
+        let err = load(&ck).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                CheckpointError::WrongModelKind {
+                    found: ModelKind::Seq2Seq,
+                    expected: ModelKind::LanguageModel,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .ends_with("ck: this is a sequence-to-sequence model, not a language model"),
+            "{err}"
+        );
         with_config(&|_| {});
         let err = crate::seq2seq::load(&ck).err().unwrap().to_string();
         assert!(err.contains("this is a language model"), "{err}");

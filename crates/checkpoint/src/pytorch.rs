@@ -58,11 +58,12 @@ pub fn import(
         )));
     };
     if rows != cell.gates() * hidden {
-        return Err(mismatch(format!(
-            "rnn.weight_hh_l0 has {rows} rows for hidden size {hidden}: that is {} gate blocks, but a {cell} layer has {}; check --cell",
-            rows as f64 / hidden as f64,
-            cell.gates()
-        )));
+        return Err(CheckpointError::WrongCell {
+            path: weights.to_path_buf(),
+            cell,
+            rows,
+            hidden,
+        });
     }
     let tie = match (by_name.get("decoder.weight"), by_name.get("encoder.weight")) {
         (Some(dec), Some(enc)) => dec.shape == enc.shape && dec.data == enc.data,
@@ -77,7 +78,12 @@ pub fn import(
         .iter()
         .map(|t| (t.name.clone(), t.shape.clone(), t.data.clone()))
         .collect();
-    let model = LanguageModel::from_tensors(config, &list).map_err(|e| mismatch(e.to_string()))?;
+    let model =
+        LanguageModel::from_tensors(config, &list).map_err(|source| CheckpointError::Model {
+            path: weights.to_path_buf(),
+            what: "the tensors do not make a word_language_model RNNModel",
+            source,
+        })?;
 
     let text = std::fs::read_to_string(vocab).map_err(|cause| CheckpointError::Io {
         action: "read",
@@ -88,15 +94,19 @@ pub fn import(
         path: vocab.to_path_buf(),
         reason,
     };
-    let vocab_list = Vocab::from_json(&text).map_err(|e| vocab_err(e.to_string()))?;
+    let tokenizer_err = |source| CheckpointError::Tokenizer {
+        path: vocab.to_path_buf(),
+        file: "the vocabulary".into(),
+        source,
+    };
+    let vocab_list = Vocab::from_json(&text).map_err(tokenizer_err)?;
     if vocab_list.len() != vocab_size {
         return Err(vocab_err(format!(
             "has {} tokens but encoder.weight has {vocab_size} rows",
             vocab_list.len()
         )));
     }
-    let tokenizer =
-        Tokenizer::from_vocab(kind, vocab_list).map_err(|e| vocab_err(e.to_string()))?;
+    let tokenizer = Tokenizer::from_vocab(kind, vocab_list).map_err(tokenizer_err)?;
     Ok((model, tokenizer))
 }
 

@@ -14,10 +14,15 @@
 use std::path::{Path, PathBuf};
 
 use recurrent_model::seq2seq::{Seq2Seq, Seq2SeqConfig};
-use recurrent_text::{PairTokenizers, TokenizerKind, Vocab, WordSegmentation};
+use recurrent_text::{PairTokenizers, TokenizerKind, WordSegmentation};
 use serde::{Deserialize, Serialize};
 
-use crate::lm::{named_tensors, parse_config, restore_tokenizer, unnamed, ConfigKind, ResumeState};
+use crate::error::ModelKind;
+use crate::layout::{TARGET_VOCAB_FILE, VOCAB_FILE};
+use crate::lm::{
+    check_vocab_size, named_tensors, parse_config, restore_tokenizer, restore_vocab, unnamed,
+    ConfigKind, ResumeState,
+};
 use crate::{Checkpoint, CheckpointError};
 
 /// The `format` field of a seq2seq config.json.
@@ -28,7 +33,9 @@ pub const VERSION: u32 = 1;
 /// How one side's text becomes ids.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TokenizerSpec {
+    /// Which tokenizer.
     pub kind: TokenizerKind,
+    /// How a word tokenizer splits text (word tokenizers only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub word_segmentation: Option<WordSegmentation>,
 }
@@ -36,35 +43,59 @@ pub struct TokenizerSpec {
 /// config.json of a seq2seq checkpoint.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Seq2SeqConfigFile {
+    /// Always [`FORMAT`]; tells a seq2seq from a language-model checkpoint.
     pub format: String,
+    /// The layout version, at most [`VERSION`] for this build to read it.
     pub version: u32,
+    /// The source side's tokenizer.
     pub source: TokenizerSpec,
+    /// The target side's tokenizer.
     pub target: TokenizerSpec,
     /// One vocabulary serves both sides (vocab.json only).
     pub shared_vocab: bool,
     /// The target ids of BOS and EOS (just past the target tokenizer's
     /// vocabulary), written for readers of the folder; checked on load.
     pub bos: u32,
+    /// The target id of EOS (BOS + 1).
     pub eos: u32,
+    /// The architecture.
     pub model: Seq2SeqConfig,
 }
 
 /// A loaded seq2seq checkpoint.
 pub struct SavedSeq2Seq {
+    /// The checkpoint folder it came from (a run folder's `best/` or `last/`).
     pub path: PathBuf,
+    /// The model, weights loaded.
     pub model: Seq2Seq,
+    /// The source and target tokenizers.
     pub tokenizers: PairTokenizers,
+    /// Optimizer and trainer state, when the folder can resume training.
     pub resume: Option<ResumeState>,
 }
 
 /// Writes `model` and its tokenizers (and the resume state) to the folder
-/// `dir`, atomically.
+/// `dir`, atomically. The tokenizers' vocabularies must be the model's
+/// ([`CheckpointError::VocabSize`] otherwise).
 pub fn save(
     dir: &Path,
     model: &Seq2Seq,
     tokenizers: &PairTokenizers,
     resume: Option<&ResumeState>,
 ) -> Result<(), CheckpointError> {
+    let c = &model.config;
+    check_vocab_size(
+        dir,
+        "source tokenizer",
+        tokenizers.source_vocab_size(),
+        c.src_vocab,
+    )?;
+    check_vocab_size(
+        dir,
+        "target tokenizer",
+        tokenizers.target_vocab_size(),
+        c.tgt_vocab,
+    )?;
     let spec = |t: &recurrent_text::Tokenizer| TokenizerSpec {
         kind: t.kind(),
         word_segmentation: t.word_segmentation(),
@@ -109,22 +140,20 @@ pub fn load(path: &Path) -> Result<SavedSeq2Seq, CheckpointError> {
         &ConfigKind {
             format: FORMAT,
             version: VERSION,
-            what: "seq2seq",
+            kind: ModelKind::Seq2Seq,
             other_format: crate::lm::FORMAT,
-            other_hint:
-                "this is a language model; use `recurrent sample` or `recurrent eval` with it",
+            other_kind: ModelKind::LanguageModel,
         },
     )?;
-    let vocab =
-        Vocab::from_tokens(checkpoint.vocab).map_err(|e| mismatch(format!("vocab.json: {e}")))?;
+    let vocab = restore_vocab(&dir, checkpoint.vocab, VOCAB_FILE)?;
     let source = restore_tokenizer(
+        &dir,
         config.source.kind,
         config.source.word_segmentation,
         vocab,
         checkpoint.tokenizer_json.as_deref(),
         "",
-    )
-    .map_err(&mismatch)?;
+    )?;
     let target = if config.shared_vocab {
         source.clone()
     } else {
@@ -133,16 +162,15 @@ pub fn load(path: &Path) -> Result<SavedSeq2Seq, CheckpointError> {
                 "the sides have their own vocabularies but target_vocab.json is missing".into(),
             )
         })?;
-        let vocab =
-            Vocab::from_tokens(tokens).map_err(|e| mismatch(format!("target_vocab.json: {e}")))?;
+        let vocab = restore_vocab(&dir, tokens, TARGET_VOCAB_FILE)?;
         restore_tokenizer(
+            &dir,
             config.target.kind,
             config.target.word_segmentation,
             vocab,
             checkpoint.target_tokenizer_json.as_deref(),
             "target_",
-        )
-        .map_err(&mismatch)?
+        )?
     };
     let tokenizers = PairTokenizers {
         source,
@@ -166,8 +194,14 @@ pub fn load(path: &Path) -> Result<SavedSeq2Seq, CheckpointError> {
             config.eos
         )));
     }
-    let model = Seq2Seq::from_tensors(config.model, &unnamed(checkpoint.weights))
-        .map_err(|e| mismatch(format!("model.safetensors does not match config.json: {e}")))?;
+    let model =
+        Seq2Seq::from_tensors(config.model, &unnamed(checkpoint.weights)).map_err(|source| {
+            CheckpointError::Seq2Seq {
+                path: dir.clone(),
+                what: "model.safetensors does not match config.json",
+                source,
+            }
+        })?;
     Ok(SavedSeq2Seq {
         path: dir,
         model,
@@ -226,6 +260,25 @@ mod tests {
             );
             assert_eq!(back.resume, Some(resume));
         }
+    }
+
+    #[test]
+    fn saving_tokenizers_of_another_size_is_refused() {
+        let (model, _) = tiny(TokenizerKind::Char, false);
+        let (_, other) = tiny(TokenizerKind::Word, false);
+        let dir = tempfile::tempdir().unwrap();
+        let err = save(&dir.path().join("ck"), &model, &other, None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CheckpointError::VocabSize {
+                    which: "source tokenizer",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(!dir.path().join("ck").exists());
     }
 
     #[test]

@@ -76,17 +76,28 @@ pub fn safetensors_bytes(
         offset += len;
     }
 
-    let serialize_err = |reason: String| CheckpointError::Encode { reason };
-    let header = Metadata::new(metadata, infos).map_err(|e| serialize_err(e.to_string()))?;
-    let mut header = serde_json::to_vec(&header).map_err(|e| serialize_err(e.to_string()))?;
+    let encode_err = |reason: &str| {
+        let reason = reason.to_string();
+        move |e: Box<dyn std::error::Error + Send + Sync>| CheckpointError::Encode {
+            reason,
+            source: Some(e),
+        }
+    };
+    let header = Metadata::new(metadata, infos)
+        .map_err(|e| encode_err("the header does not describe the tensors")(e.into()))?;
+    let mut header = serde_json::to_vec(&header)
+        .map_err(|e| encode_err("the header does not serialize")(e.into()))?;
     // Pad with spaces to a multiple of 8 so the data section starts aligned, as
     // the reference writer does (readers may mmap and cast in place).
     header.resize(header.len().next_multiple_of(8), b' ');
     if header.len() > MAX_HEADER_SIZE {
-        return Err(serialize_err(format!(
-            "the header is {} bytes, over the format's limit of {MAX_HEADER_SIZE}",
-            header.len()
-        )));
+        return Err(CheckpointError::Encode {
+            reason: format!(
+                "the header is {} bytes, over the format's limit of {MAX_HEADER_SIZE}",
+                header.len()
+            ),
+            source: None,
+        });
     }
 
     let mut out = Vec::with_capacity(8 + header.len() + offset);
@@ -108,9 +119,14 @@ pub fn safetensors_from_bytes(
     let corrupt = |reason: String| CheckpointError::Corrupt {
         path: origin.to_path_buf(),
         reason,
+        source: None,
     };
     let (header_len, header) =
-        SafeTensors::read_metadata(bytes).map_err(|e| corrupt(describe(&e)))?;
+        SafeTensors::read_metadata(bytes).map_err(|e| CheckpointError::Corrupt {
+            path: origin.to_path_buf(),
+            reason: describe(&e),
+            source: Some(e),
+        })?;
     let data = bytes
         .get(8 + header_len..)
         .ok_or_else(|| corrupt("data section missing".into()))?;
@@ -150,7 +166,8 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<Tensor>, CheckpointError> {
     Ok(safetensors_from_bytes(&bytes, path)?.0)
 }
 
-/// Turn a parser error into the parenthesised reason of a "truncated or corrupt" message.
+/// The parenthesised reason of a "truncated or corrupt" message for a parser
+/// error (which stays attached as the source).
 fn describe(e: &SafeTensorError) -> String {
     match e {
         // The header's length prefix or offsets point past the end of the file:
@@ -160,7 +177,7 @@ fn describe(e: &SafeTensorError) -> String {
         | SafeTensorError::MetadataIncompleteBuffer => {
             "the file is shorter or longer than its header says".to_string()
         }
-        _ => e.to_string(),
+        _ => "its header does not parse".to_string(),
     }
 }
 

@@ -200,10 +200,21 @@ fn loaded(ck: &Checkpoint) -> Checkpoint {
     ck
 }
 
+/// The error and its sources joined by ": ", as a front end prints them.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        out.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    out
+}
+
 #[test]
 fn load_errors_name_the_folder_or_file() {
     let root = tempfile::tempdir().unwrap();
-    let err = |dir: &Path| Checkpoint::load(dir).unwrap_err().to_string();
+    let err = |dir: &Path| chain(&Checkpoint::load(dir).unwrap_err());
 
     let missing = root.path().join("missing");
     assert_eq!(

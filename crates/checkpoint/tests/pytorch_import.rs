@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use recurrent_checkpoint::{pytorch, read_safetensors};
+use recurrent_checkpoint::{pytorch, read_safetensors, CheckpointError};
 use recurrent_model::CellKind;
 use recurrent_text::TokenizerKind;
 
@@ -67,11 +67,23 @@ fn wrong_cell_is_named() {
         TokenizerKind::Char,
     )
     .err()
-    .unwrap()
-    .to_string();
+    .unwrap();
     assert!(
-        err.contains("check --cell") && err.contains("28 rows"),
-        "{err}"
+        matches!(
+            err,
+            CheckpointError::WrongCell {
+                cell: CellKind::Gru,
+                rows: 28,
+                hidden: 7,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("28 rows") && msg.contains("a gru layer has 3"),
+        "{msg}"
     );
 }
 

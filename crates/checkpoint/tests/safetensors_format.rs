@@ -124,6 +124,15 @@ fn truncated_or_padded_files_are_reported_not_panicked_on() {
             matches!(err, CheckpointError::Corrupt { .. }),
             "cut at {cut}: {err:?}"
         );
+        if let CheckpointError::Corrupt {
+            source: Some(parser),
+            ..
+        } = &err
+        {
+            // The parser's own error stays reachable as the source.
+            let source = std::error::Error::source(&err).expect("a source");
+            assert_eq!(source.to_string(), parser.to_string());
+        }
         let msg = err.to_string();
         assert!(
             msg.starts_with(&format!("{} is truncated or corrupt (", path.display())),

@@ -1,6 +1,6 @@
 //! Batched decoding of sequence-to-sequence models: beam search, greedy and
-//! sampling, all returning one [`Hypothesis`] per source so a command line can
-//! offer `--beam K`, greedy and sampling behind one interface.
+//! sampling, all returning one [`Hypothesis`] per source so a front end can
+//! offer beam search, greedy and sampling behind one interface.
 //!
 //! Every decoder runs the whole batch at once: each time step is one
 //! [`Seq2Seq::decode_step_packed`] call over every live row (for beam search, the
@@ -38,23 +38,42 @@ use crate::sampler::{SampleError, Sampler, SamplingConfig};
 pub const MAX_WIDTH: usize = 1024;
 
 /// An invalid decoding option, or a batch the model rejects. Each message
-/// names the setting (as its command-line flag) and the offending value.
+/// names the option's field and the offending value; a front end matches on
+/// the variant to name the setting in its own words.
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum DecodeError {
-    #[error("--beam must be between 1 and {MAX_WIDTH}, got {0}")]
-    Width(usize),
-    #[error("--max-len-a must be a finite number >= 0, got {0}")]
-    MaxLenA(f64),
-    #[error("--alpha (length normalization) must be a finite number >= 0, got {0}")]
-    Alpha(f64),
+    /// [`BeamOptions::width`] outside `1..=MAX_WIDTH`.
+    #[error("beam width must be between 1 and {MAX_WIDTH}, got {value}")]
+    Width {
+        /// The width given.
+        value: usize,
+    },
+    /// [`MaxLen::a`] negative, infinite or NaN.
+    #[error("max_len.a (tokens per source token) must be a finite number >= 0, got {value}")]
+    MaxLenA {
+        /// The factor given.
+        value: f64,
+    },
+    /// [`LengthNorm::Gnmt`]'s `alpha` negative, infinite or NaN.
+    #[error("length normalization alpha must be a finite number >= 0, got {value}")]
+    Alpha {
+        /// The alpha given.
+        value: f64,
+    },
+    /// The BOS or EOS id is not a target token.
     #[error("the {which} id {id} is outside the target vocabulary of {vocab} tokens")]
     Token {
+        /// Which special token: "BOS" or "EOS".
         which: &'static str,
+        /// The id given.
         id: u32,
+        /// The target vocabulary's size.
         vocab: usize,
     },
+    /// The sampling settings of [`SampleOptions`] are invalid.
     #[error(transparent)]
     Sampling(#[from] SampleError),
+    /// The model rejected the batch (shapes, ids outside the source vocabulary).
     #[error(transparent)]
     Model(#[from] Seq2SeqError),
 }
@@ -64,7 +83,9 @@ pub enum DecodeError {
 /// absolute limit of `b` ([`MaxLen::absolute`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MaxLen {
+    /// Tokens allowed per source token, finite and `>= 0`.
     pub a: f64,
+    /// Tokens allowed on top of `a * src_len`.
     pub b: usize,
 }
 
@@ -86,7 +107,7 @@ impl MaxLen {
         if self.a.is_finite() && self.a >= 0.0 {
             Ok(())
         } else {
-            Err(DecodeError::MaxLenA(self.a))
+            Err(DecodeError::MaxLenA { value: self.a })
         }
     }
 }
@@ -110,7 +131,10 @@ pub enum LengthNorm {
     Average,
     /// Wu et al. 2016 (GNMT): `log_prob / ((5 + len) / 6)^alpha`. `alpha = 0`
     /// is [`LengthNorm::None`]; 0.6 to 1 is usual.
-    Gnmt { alpha: f64 },
+    Gnmt {
+        /// The exponent, finite and `>= 0`.
+        alpha: f64,
+    },
 }
 
 impl LengthNorm {
@@ -132,7 +156,7 @@ impl LengthNorm {
     fn validate(&self) -> Result<(), DecodeError> {
         match *self {
             LengthNorm::Gnmt { alpha } if !(alpha.is_finite() && alpha >= 0.0) => {
-                Err(DecodeError::Alpha(alpha))
+                Err(DecodeError::Alpha { value: alpha })
             }
             _ => Ok(()),
         }
@@ -144,7 +168,9 @@ impl LengthNorm {
 pub struct BeamOptions {
     /// Hypotheses kept per source, `1..=MAX_WIDTH`.
     pub width: usize,
+    /// The longest output per source.
     pub max_len: MaxLen,
+    /// How finished hypotheses are scored and ranked.
     pub length_normalization: LengthNorm,
 }
 
@@ -160,10 +186,10 @@ impl Default for BeamOptions {
 }
 
 impl BeamOptions {
-    /// Checks every field; errors name the flag and the value.
+    /// Checks every field; errors name the field and the value.
     pub fn validate(&self) -> Result<(), DecodeError> {
         if !(1..=MAX_WIDTH).contains(&self.width) {
-            return Err(DecodeError::Width(self.width));
+            return Err(DecodeError::Width { value: self.width });
         }
         self.max_len.validate()?;
         self.length_normalization.validate()
@@ -175,6 +201,7 @@ impl BeamOptions {
 pub struct SampleOptions {
     /// Temperature and top-k / top-p filters; temperature 0 is greedy.
     pub sampling: SamplingConfig,
+    /// The longest output per source.
     pub max_len: MaxLen,
     /// Only changes the reported [`Hypothesis::score`].
     pub length_normalization: LengthNorm,
@@ -768,27 +795,35 @@ mod tests {
         let ok = BeamOptions::default();
         assert_eq!(ok.validate(), Ok(()));
         let bad = |o: BeamOptions| o.validate().unwrap_err();
-        assert_eq!(bad(BeamOptions { width: 0, ..ok }), DecodeError::Width(0));
+        assert_eq!(
+            bad(BeamOptions { width: 0, ..ok }),
+            DecodeError::Width { value: 0 }
+        );
         assert_eq!(
             bad(BeamOptions {
                 width: MAX_WIDTH + 1,
                 ..ok
             }),
-            DecodeError::Width(MAX_WIDTH + 1)
+            DecodeError::Width {
+                value: MAX_WIDTH + 1
+            }
         );
         let nan = bad(BeamOptions {
             max_len: MaxLen { a: f64::NAN, b: 1 },
             ..ok
         });
-        assert!(matches!(nan, DecodeError::MaxLenA(a) if a.is_nan()));
+        assert!(matches!(nan, DecodeError::MaxLenA { value } if value.is_nan()));
         assert_eq!(
             bad(BeamOptions {
                 length_normalization: LengthNorm::Gnmt { alpha: -1.0 },
                 ..ok
             }),
-            DecodeError::Alpha(-1.0)
+            DecodeError::Alpha { value: -1.0 }
         );
-        assert!(DecodeError::Width(0).to_string().contains("--beam"));
+        assert_eq!(
+            DecodeError::Width { value: 0 }.to_string(),
+            format!("beam width must be between 1 and {MAX_WIDTH}, got 0")
+        );
     }
 
     #[test]

@@ -20,22 +20,44 @@
 use recurrent_kernels::Rng;
 use serde::{Deserialize, Serialize};
 
-/// An invalid generation setting. Each message names the command-line flag
-/// the setting came from, so it can be shown to the user as is.
+/// An invalid generation setting or input. Each message names the field of
+/// [`SamplingConfig`] (or the input) and the offending value; a front end
+/// matches on the variant to name the setting in its own words.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum SampleError {
     /// The temperature was negative, infinite or NaN.
-    #[error("--temperature must be a finite number >= 0 (0 means greedy), got {0}")]
-    Temperature(f32),
+    #[error("temperature must be a finite number >= 0 (0 means greedy), got {value}")]
+    Temperature {
+        /// The temperature given.
+        value: f32,
+    },
     /// `top_k` was 0, which would leave no token to pick.
-    #[error("--top-k must be at least 1, got {0}")]
-    TopK(usize),
+    #[error("top_k must be at least 1, got {value}")]
+    TopK {
+        /// The `top_k` given.
+        value: usize,
+    },
     /// `top_p` was outside `(0, 1]` (or NaN).
-    #[error("--top-p must be greater than 0 and at most 1, got {0}")]
-    TopP(f32),
+    #[error("top_p must be greater than 0 and at most 1, got {value}")]
+    TopP {
+        /// The `top_p` given.
+        value: f32,
+    },
     /// A stop string was empty; it would match before any text at all.
-    #[error("--stop strings must not be empty")]
-    EmptyStop,
+    #[error("stop string {index} is empty (stop strings must not be empty)")]
+    EmptyStop {
+        /// Its position in the list of stop strings, counting from 0.
+        index: usize,
+    },
+    /// There were no logits to sample from (a vocabulary of size 0).
+    #[error("logits are empty: there is no token to pick")]
+    EmptyLogits,
+    /// More logits than a `u32` token id can index.
+    #[error("{len} logits is more than u32 token ids can index")]
+    TooManyLogits {
+        /// How many logits were given.
+        len: usize,
+    },
 }
 
 /// How to turn logits into a token. Check with [`SamplingConfig::validate`]
@@ -65,21 +87,23 @@ impl Default for SamplingConfig {
 
 impl SamplingConfig {
     /// Validate user settings: temperature finite and >= 0 (0 means greedy),
-    /// `top_k >= 1`, `0 < top_p <= 1`. Errors name the flag (`--temperature`,
-    /// `--top-k`, `--top-p`) and the offending value.
+    /// `top_k >= 1`, `0 < top_p <= 1`. Errors name the field and the
+    /// offending value.
     pub fn validate(&self) -> Result<(), SampleError> {
         // Written so that NaN fails every check.
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
-            return Err(SampleError::Temperature(self.temperature));
+            return Err(SampleError::Temperature {
+                value: self.temperature,
+            });
         }
         if let Some(k) = self.top_k {
             if k == 0 {
-                return Err(SampleError::TopK(k));
+                return Err(SampleError::TopK { value: k });
             }
         }
         if let Some(p) = self.top_p {
             if !(p > 0.0 && p <= 1.0) {
-                return Err(SampleError::TopP(p));
+                return Err(SampleError::TopP { value: p });
             }
         }
         Ok(())
@@ -136,20 +160,45 @@ impl Sampler {
     /// finite (all `-inf`/NaN, or some `+inf`) the argmax is returned, still
     /// after exactly one draw so the rest of the stream stays in step.
     ///
+    /// `logits` must have between 1 and `u32::MAX` entries, else
+    /// [`SampleError::EmptyLogits`] or [`SampleError::TooManyLogits`].
+    ///
+    /// ```
+    /// use recurrent_generate::{Sampler, SamplingConfig};
+    /// use recurrent_kernels::Rng;
+    ///
+    /// let logits = [0.1, 2.0, -1.0];
+    /// let mut rng = Rng::new(42);
+    /// let greedy = SamplingConfig { temperature: 0.0, ..SamplingConfig::default() };
+    /// assert_eq!(Sampler::new(greedy)?.try_sample(&logits, &mut rng)?, 1);
+    ///
+    /// let top1 = SamplingConfig { top_k: Some(1), ..SamplingConfig::default() };
+    /// let mut sampler = Sampler::new(top1)?;
+    /// assert_eq!(sampler.try_sample(&logits, &mut rng)?, 1);
+    /// assert!(sampler.try_sample(&[], &mut rng).is_err());
+    /// # Ok::<(), recurrent_generate::SampleError>(())
+    /// ```
+    pub fn try_sample(&mut self, logits: &[f32], rng: &mut Rng) -> Result<u32, SampleError> {
+        check_logits(logits)?;
+        Ok(self.sample_checked(logits, rng))
+    }
+
+    /// [`Sampler::try_sample`] for logits known to be well formed, such as a
+    /// model's output row: the generation loops call this once per token.
+    ///
     /// # Panics
     ///
-    /// If `logits` is empty, or has more than `u32::MAX` entries: both mean the
-    /// model is broken, not that a setting is wrong.
+    /// If `logits` is empty or has more than `u32::MAX` entries (the errors
+    /// of [`Sampler::try_sample`]).
     pub fn sample(&mut self, logits: &[f32], rng: &mut Rng) -> u32 {
-        assert!(
-            !logits.is_empty(),
-            "sample: empty logits (vocabulary of size 0)"
-        );
-        assert!(
-            u32::try_from(logits.len()).is_ok(),
-            "sample: vocabulary larger than u32::MAX"
-        );
+        if let Err(e) = check_logits(logits) {
+            panic!("Sampler::sample: {e}");
+        }
+        self.sample_checked(logits, rng)
+    }
 
+    /// The sampling itself, once `check_logits` has passed.
+    fn sample_checked(&mut self, logits: &[f32], rng: &mut Rng) -> u32 {
         // Pass 1: the maximum, which is also the greedy answer.
         let best = argmax(logits);
         if self.config.is_greedy() {
@@ -230,6 +279,17 @@ impl Sampler {
         let mass: f64 = kept.iter().map(|&i| probs[i as usize]).sum();
         inverse_cdf(probs, kept.iter().map(|&i| i as usize), u * mass)
     }
+}
+
+/// Logits a token id can be drawn from: at least one, at most `u32::MAX`.
+fn check_logits(logits: &[f32]) -> Result<(), SampleError> {
+    if logits.is_empty() {
+        return Err(SampleError::EmptyLogits);
+    }
+    if u32::try_from(logits.len()).is_err() {
+        return Err(SampleError::TooManyLogits { len: logits.len() });
+    }
+    Ok(())
 }
 
 /// Index of the largest logit, lowest index on ties, skipping NaN (0 if all
@@ -588,7 +648,7 @@ mod tests {
     }
 
     #[test]
-    fn validate_rejects_bad_settings_naming_the_flag_and_value() {
+    fn validate_rejects_bad_settings_naming_the_field_and_value() {
         let bad = |temperature, top_k, top_p| {
             let c = SamplingConfig {
                 temperature,
@@ -598,33 +658,66 @@ mod tests {
             let err = Sampler::new(c.clone()).unwrap_err();
             // Compare messages: NaN payloads make the errors themselves unequal.
             assert_eq!(c.validate().unwrap_err().to_string(), err.to_string());
-            err.to_string()
+            err
         };
-        let msg = bad(-0.5, None, None);
+        let err = bad(-0.5, None, None);
+        assert_eq!(err, SampleError::Temperature { value: -0.5 });
+        assert_eq!(
+            err.to_string(),
+            "temperature must be a finite number >= 0 (0 means greedy), got -0.5"
+        );
+        let msg = bad(f32::NAN, None, None).to_string();
         assert!(
-            msg.contains("--temperature") && msg.contains("-0.5"),
+            msg.starts_with("temperature") && msg.contains("NaN"),
             "{msg}"
         );
-        let msg = bad(f32::NAN, None, None);
+        let msg = bad(f32::INFINITY, None, None).to_string();
         assert!(
-            msg.contains("--temperature") && msg.contains("NaN"),
+            msg.starts_with("temperature") && msg.contains("inf"),
             "{msg}"
         );
-        let msg = bad(f32::INFINITY, None, None);
-        assert!(
-            msg.contains("--temperature") && msg.contains("inf"),
-            "{msg}"
+        let err = bad(1.0, Some(0), None);
+        assert_eq!(err, SampleError::TopK { value: 0 });
+        assert_eq!(err.to_string(), "top_k must be at least 1, got 0");
+        assert_eq!(bad(1.0, None, Some(0.0)), SampleError::TopP { value: 0.0 });
+        let msg = bad(1.0, None, Some(1.5)).to_string();
+        assert_eq!(msg, "top_p must be greater than 0 and at most 1, got 1.5");
+        let msg = bad(1.0, None, Some(f32::NAN)).to_string();
+        assert!(msg.starts_with("top_p") && msg.contains("NaN"), "{msg}");
+        assert_eq!(
+            bad(1.0, None, Some(-0.2)),
+            SampleError::TopP { value: -0.2 }
         );
-        let msg = bad(1.0, Some(0), None);
-        assert!(msg.contains("--top-k") && msg.contains('0'), "{msg}");
-        let msg = bad(1.0, None, Some(0.0));
-        assert!(msg.contains("--top-p") && msg.contains('0'), "{msg}");
-        let msg = bad(1.0, None, Some(1.5));
-        assert!(msg.contains("--top-p") && msg.contains("1.5"), "{msg}");
-        let msg = bad(1.0, None, Some(f32::NAN));
-        assert!(msg.contains("--top-p") && msg.contains("NaN"), "{msg}");
-        let msg = bad(1.0, None, Some(-0.2));
-        assert!(msg.contains("--top-p") && msg.contains("-0.2"), "{msg}");
+        for msg in [-0.5, f32::NAN].map(|t| bad(t, None, None).to_string()) {
+            assert!(!msg.contains("--"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn empty_logits_are_an_error_not_a_panic() {
+        for config in [
+            SamplingConfig::default(),
+            SamplingConfig {
+                temperature: 0.0,
+                ..SamplingConfig::default()
+            },
+        ] {
+            let mut s = Sampler::new(config).unwrap();
+            let mut rng = Rng::new(1);
+            let before = rng.clone();
+            assert_eq!(s.try_sample(&[], &mut rng), Err(SampleError::EmptyLogits));
+            assert_eq!(rng, before, "a rejected call draws nothing");
+            assert_eq!(
+                s.try_sample(&[0.0, 1.0], &mut Rng::new(1)).map(|t| t < 2),
+                Ok(true)
+            );
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "logits are empty")]
+    fn sample_panics_on_empty_logits_with_the_error_message() {
+        sampler(1.0, None, None).sample(&[], &mut Rng::new(1));
     }
 
     #[test]

@@ -30,8 +30,8 @@ impl StopMatcher {
     /// and never holds anything back; an empty stop string is an error (it
     /// would match before any text).
     pub fn new(stops: Vec<String>) -> Result<StopMatcher, SampleError> {
-        if stops.iter().any(String::is_empty) {
-            return Err(SampleError::EmptyStop);
+        if let Some(index) = stops.iter().position(String::is_empty) {
+            return Err(SampleError::EmptyStop { index });
         }
         Ok(StopMatcher {
             stops,
@@ -255,9 +255,12 @@ mod tests {
     }
 
     #[test]
-    fn empty_stop_string_is_rejected_naming_the_flag() {
+    fn empty_stop_string_is_rejected_naming_its_position() {
         let err = StopMatcher::new(vec!["ok".into(), String::new()]).unwrap_err();
-        assert_eq!(err, SampleError::EmptyStop);
-        assert!(err.to_string().contains("--stop"));
+        assert_eq!(err, SampleError::EmptyStop { index: 1 });
+        assert_eq!(
+            err.to_string(),
+            "stop string 1 is empty (stop strings must not be empty)"
+        );
     }
 }

@@ -512,19 +512,22 @@ fn bad_options_and_batches_are_errors_not_panics() {
     let model = random_model(CellKind::Gru, 19);
     let (src, sl) = sources(&mut Rng::new(20), 3, 1, 4);
     let beam = |o: &BeamOptions, bos| beam_search(&model, &src, &sl, bos, EOS, o);
-    assert_eq!(beam(&opts(0, GNMT), BOS), Err(DecodeError::Width(0)));
+    assert_eq!(
+        beam(&opts(0, GNMT), BOS),
+        Err(DecodeError::Width { value: 0 })
+    );
     assert!(matches!(
         beam(&opts(2, LengthNorm::Gnmt { alpha: f64::NAN }), BOS),
-        Err(DecodeError::Alpha(_))
+        Err(DecodeError::Alpha { .. })
     ));
     let neg = BeamOptions {
         max_len: MaxLen { a: -1.0, b: 3 },
         ..opts(2, GNMT)
     };
-    assert_eq!(beam(&neg, BOS), Err(DecodeError::MaxLenA(-1.0)));
+    assert_eq!(beam(&neg, BOS), Err(DecodeError::MaxLenA { value: -1.0 }));
     assert_eq!(
         greedy_decode(&model, &src, &sl, BOS, EOS, &neg),
-        Err(DecodeError::MaxLenA(-1.0))
+        Err(DecodeError::MaxLenA { value: -1.0 })
     );
     let err = beam(&opts(2, GNMT), 12).unwrap_err();
     assert_eq!(

@@ -140,6 +140,23 @@ impl BleuStats {
 /// tokenization, mixed case, 4-grams, `exp` smoothing.
 ///
 /// An empty corpus scores 0.
+///
+/// ```
+/// use recurrent_report::{corpus_bleu, ReportError};
+///
+/// let hyps = ["the cat sat on a mat", "hello there"];
+/// let refs = ["the cat sat on the mat", "hello there"];
+/// let bleu = corpus_bleu(&hyps, &refs)?;
+/// assert!(bleu.score > 0.0 && bleu.score < 100.0);
+/// assert_eq!((bleu.sys_len, bleu.ref_len), (8, 8));
+///
+/// // Each hypothesis needs exactly one reference.
+/// assert_eq!(
+///     corpus_bleu(&hyps, &refs[..1]),
+///     Err(ReportError::LengthMismatch { hypotheses: 2, references: 1 })
+/// );
+/// # Ok::<(), ReportError>(())
+/// ```
 pub fn corpus_bleu<H: AsRef<str>, R: AsRef<str>>(
     hypotheses: &[H],
     references: &[R],

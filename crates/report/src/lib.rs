@@ -37,8 +37,13 @@
 //! # Ok::<(), recurrent_report::ReportError>(())
 //! ```
 //!
-//! Nothing here panics on bad input: mismatched inputs are a [`ReportError`],
-//! and values a picture cannot show (NaN, infinities) are left out of it.
+//! This crate knows nothing of models, tokenizers or files: it takes strings
+//! and numbers and returns scores and SVG text, for the caller to print or
+//! write. Nothing here panics on bad input: mismatched inputs are a
+//! [`ReportError`] naming the counts involved, and values a picture cannot
+//! show (NaN, infinities) are left out of it.
+
+#![deny(missing_docs)]
 
 mod bleu;
 mod chrf;

@@ -87,8 +87,9 @@ impl Bpe {
             .into();
         let pieces: Vec<&str> = texts.iter().flat_map(|t| chunks(t, CHUNK_BYTES)).collect();
         tk.train(&mut trainer, pieces.into_iter())
-            .map_err(|e| TextError::Bpe {
-                reason: one_line(&e.to_string()),
+            .map_err(|source| TextError::Bpe {
+                action: "train",
+                source,
             })?;
         Bpe::new(tk)
     }
@@ -96,11 +97,9 @@ impl Bpe {
     /// Loads a `tokenizer.json` written by [`Bpe::to_json`] (or by Python's
     /// `tokenizers`, if it is set up the same way).
     pub(crate) fn from_json(json: &str) -> Result<Bpe, TextError> {
-        let tk: tokenizers::Tokenizer =
-            json.parse()
-                .map_err(|e: tokenizers::Error| TextError::TokenizerJson {
-                    reason: one_line(&e.to_string()),
-                })?;
+        let tk: tokenizers::Tokenizer = json
+            .parse()
+            .map_err(|source: tokenizers::Error| TextError::TokenizerJsonParse { source })?;
         Bpe::new(tk)
     }
 
@@ -207,8 +206,9 @@ impl Bpe {
         let encodings = self
             .tk
             .encode_batch_fast(chunks(text, chunk_bytes), false)
-            .map_err(|e| TextError::Bpe {
-                reason: one_line(&e.to_string()),
+            .map_err(|source| TextError::Bpe {
+                action: "encode",
+                source,
             })?;
         for e in &encodings {
             ids.extend_from_slice(e.get_ids());
@@ -321,11 +321,6 @@ pub(crate) fn chunks(text: &str, target: usize) -> Vec<&str> {
         out.push(rest);
     }
     out
-}
-
-/// The library's errors can span lines; ours are one line.
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The one error type of this crate.
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -7,7 +8,11 @@ use crate::TokenizerKind;
 
 /// Everything that can go wrong reading a corpus or tokenizing text.
 ///
-/// Each message is a single line meant to be shown to users as `error: {msg}`.
+/// Each message is a single line naming the field, value or file at fault;
+/// an underlying error (I/O, JSON, the `tokenizers` library) is kept as the
+/// [`source`](std::error::Error::source), not repeated in the message.
+/// Messages never name command-line flags: a front end matches on the
+/// variant to word settings its own way.
 #[derive(Debug, thiserror::Error)]
 pub enum TextError {
     /// The corpus path does not exist.
@@ -18,13 +23,12 @@ pub enum TextError {
     },
 
     /// A file or folder exists but could not be read.
-    // The io error is part of the message rather than a `#[source]`, so that
-    // printing just the message says everything and chains don't repeat it.
-    #[error("cannot read {}: {err}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         /// The file or folder that failed.
         path: PathBuf,
         /// What the operating system said.
+        #[source]
         err: io::Error,
     },
 
@@ -49,7 +53,7 @@ pub enum TextError {
     /// Text that must be UTF-8 (for the char tokenizer) is not.
     #[error(
         "{name} is not valid UTF-8 (first invalid byte at offset {offset}); \
-         use `--tokenizer byte` to train on raw bytes"
+         the byte tokenizer reads any bytes"
     )]
     InvalidUtf8 {
         /// The document (file name) or "text" for bare input.
@@ -88,8 +92,8 @@ pub enum TextError {
     /// A vocabulary option given for a tokenizer that has no use for it.
     #[error("{option} does not apply to the {kind} tokenizer")]
     OptionNotApplicable {
-        /// The option, as spelled on the command line.
-        option: &'static str,
+        /// The option that was set.
+        option: TokenizerOption,
         /// The tokenizer it was given for.
         kind: TokenizerKind,
     },
@@ -115,10 +119,11 @@ pub enum TextError {
     },
 
     /// `vocab.json` text that is not a JSON array of strings.
-    #[error("vocab.json is not a JSON array of strings: {reason}")]
+    #[error("vocab.json is not a JSON array of strings")]
     VocabJson {
-        /// The JSON parser's complaint.
-        reason: String,
+        /// The JSON parser's complaint (with line and column).
+        #[source]
+        source: serde_json::Error,
     },
 
     /// Only char vocabularies grow; the others already encode every input.
@@ -139,12 +144,52 @@ pub enum TextError {
         reason: String,
     },
 
-    /// The `tokenizers` library failed to train or encode.
-    #[error("BPE tokenizer failed: {reason}")]
-    Bpe {
-        /// The library's message, on one line.
-        reason: String,
+    /// `tokenizer.json` text that the `tokenizers` library cannot parse.
+    #[error("tokenizer.json does not parse as a tokenizer")]
+    TokenizerJsonParse {
+        /// The library's complaint.
+        #[source]
+        source: tokenizers::Error,
     },
+
+    /// The `tokenizers` library failed to train or encode.
+    #[error("the BPE tokenizer failed to {action}")]
+    Bpe {
+        /// What it was doing: "train" or "encode".
+        action: &'static str,
+        /// The library's error.
+        #[source]
+        source: tokenizers::Error,
+    },
+}
+
+/// A setting of [`crate::TokenizerOptions`], named in
+/// [`TextError::OptionNotApplicable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenizerOption {
+    /// [`crate::TokenizerOptions::vocab_size`].
+    VocabSize,
+    /// [`crate::TokenizerOptions::min_count`].
+    MinCount,
+    /// [`crate::TokenizerOptions::word_segmentation`].
+    WordSegmentation,
+}
+
+impl TokenizerOption {
+    /// The field's name in [`crate::TokenizerOptions`].
+    pub fn field_name(self) -> &'static str {
+        match self {
+            TokenizerOption::VocabSize => "vocab_size",
+            TokenizerOption::MinCount => "min_count",
+            TokenizerOption::WordSegmentation => "word_segmentation",
+        }
+    }
+}
+
+impl fmt::Display for TokenizerOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.field_name())
+    }
 }
 
 fn why_not_extend(kind: TokenizerKind) -> &'static str {
@@ -208,6 +253,17 @@ mod tests {
         .to_string();
         assert!(msg.starts_with("text: 100 characters not in the vocabulary: '一'"));
         assert!(msg.ends_with("... and 70 more"), "{msg}");
+    }
+
+    #[test]
+    fn io_errors_keep_their_source_and_path() {
+        use std::error::Error;
+        let e = TextError::Read {
+            path: "data/a.txt".into(),
+            err: io::Error::new(io::ErrorKind::PermissionDenied, "denied"),
+        };
+        assert_eq!(e.to_string(), "cannot read data/a.txt");
+        assert_eq!(e.source().unwrap().to_string(), "denied");
     }
 
     #[test]

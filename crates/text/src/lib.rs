@@ -69,8 +69,13 @@
 //! and [`PairTokenizers`] holds a model's source and target tokenizers with
 //! the target's BOS and EOS ids.
 //!
-//! Nothing here panics on bad input: every failure is a [`TextError`] whose
-//! message is one line naming the problem and, where there is one, the file.
+//! This crate knows nothing of models, training or front ends: it turns text
+//! into ids and back. Nothing here panics on bad input: every failure is a
+//! [`TextError`] (or a [`PairsError`]) whose message is one line naming the
+//! problem and, where there is one, the file, with any underlying I/O or
+//! parser error kept as its source.
+
+#![deny(missing_docs)]
 
 mod bpe;
 mod corpus;
@@ -84,7 +89,7 @@ mod vocab;
 mod word;
 
 pub use corpus::{Corpus, Document};
-pub use error::TextError;
+pub use error::{TextError, TokenizerOption};
 pub use options::{TokenizerOptions, WordSegmentation, DEFAULT_BPE_VOCAB_SIZE};
 pub use pair_tokenizers::{PairTokenizers, BOS_TOKEN, EOS_TOKEN};
 pub use pairs::{

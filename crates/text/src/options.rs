@@ -1,12 +1,12 @@
-//! How a vocabulary is built: the settings of `--vocab-size`, `--min-count`
-//! and the word segmentation, for [`Tokenizer::build_with`](crate::Tokenizer::build_with).
+//! How a vocabulary is built: its size, the minimum count of a word or
+//! merge, and the word segmentation, for [`Tokenizer::build_with`](crate::Tokenizer::build_with).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{TextError, TokenizerKind};
+use crate::{TextError, TokenizerKind, TokenizerOption};
 
 /// The BPE vocabulary size when none is given: small enough for a recurrent
 /// model on a few megabytes of text (GPT-2's 50k would leave most tokens
@@ -92,13 +92,13 @@ impl TokenizerOptions {
     pub(crate) fn check_applies_to(&self, kind: TokenizerKind) -> Result<(), TextError> {
         let sized = matches!(kind, TokenizerKind::Word | TokenizerKind::Bpe);
         let unused = if self.vocab_size.is_some() && !sized {
-            Some("--vocab-size")
+            Some(TokenizerOption::VocabSize)
         } else if self.min_count > 1 && !sized {
-            Some("--min-count")
+            Some(TokenizerOption::MinCount)
         } else if self.word_segmentation != WordSegmentation::default()
             && kind != TokenizerKind::Word
         {
-            Some("--word-segmentation")
+            Some(TokenizerOption::WordSegmentation)
         } else {
             None
         };

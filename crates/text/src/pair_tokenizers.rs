@@ -18,7 +18,9 @@ pub const EOS_TOKEN: &str = "</s>";
 /// Source and target tokenizers of a seq2seq model.
 #[derive(Clone, Debug)]
 pub struct PairTokenizers {
+    /// Encodes the source side (the encoder's input).
     pub source: Tokenizer,
+    /// Encodes and decodes the target side; BOS and EOS are its last two ids.
     pub target: Tokenizer,
     /// One tokenizer (and vocabulary) serves both sides.
     pub shared: bool,

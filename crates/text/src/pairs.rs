@@ -26,11 +26,11 @@ pub type Pair = (String, String);
 /// Which tab-separated columns hold the source and the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PairColumns {
-    /// Column of the source sentence, counting from 0 (`--src-col`).
+    /// Column of the source sentence, counting from 0.
     pub src: usize,
-    /// Column of the target sentence, counting from 0 (`--tgt-col`).
+    /// Column of the target sentence, counting from 0.
     pub tgt: usize,
-    /// Swap source and target after reading (`--reverse`), e.g. to
+    /// Swap source and target after reading, e.g. to
     /// translate French to English from `eng-fra.txt`.
     pub reverse: bool,
 }
@@ -53,13 +53,12 @@ impl Default for PairColumns {
 #[derive(Debug, thiserror::Error)]
 pub enum PairsError {
     /// The file could not be read.
-    // The io error is part of the message rather than a `#[source]`, so that
-    // printing just the message says everything and chains don't repeat it.
-    #[error("cannot read {}: {err}", path.display())]
+    #[error("cannot read {}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
         /// What the operating system said.
+        #[source]
         err: io::Error,
     },
 

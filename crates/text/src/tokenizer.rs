@@ -479,7 +479,7 @@ impl Tokenizer {
         missing.into_iter().collect()
     }
 
-    /// Extends a char vocabulary (for fine-tuning with `--extend-vocab`):
+    /// Extends a char vocabulary (for fine-tuning on new text):
     /// each new char is appended after the existing tokens. Returns the id of
     /// every char given, in order; chars already present keep their id.
     /// Other kinds cannot grow ([`TextError::CannotExtend`]): see

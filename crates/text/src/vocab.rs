@@ -76,9 +76,8 @@ impl Vocab {
 
     /// Parses `vocab.json` text written by [`Vocab::to_json`].
     pub fn from_json(s: &str) -> Result<Vocab, TextError> {
-        let tokens: Vec<String> = serde_json::from_str(s).map_err(|e| TextError::VocabJson {
-            reason: e.to_string(),
-        })?;
+        let tokens: Vec<String> =
+            serde_json::from_str(s).map_err(|source| TextError::VocabJson { source })?;
         Vocab::from_tokens(tokens)
     }
 

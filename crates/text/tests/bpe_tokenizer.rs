@@ -332,11 +332,19 @@ fn unusable_tokenizer_json_is_rejected_with_a_reason() {
         f(&mut v);
         Tokenizer::from_tokenizer_json(&v.to_string()).unwrap_err()
     };
+    // Text the library cannot parse keeps the library's error as its source.
+    let err = Tokenizer::from_tokenizer_json("not json").unwrap_err();
+    assert!(
+        matches!(err, TextError::TokenizerJsonParse { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "tokenizer.json does not parse as a tokenizer"
+    );
+    assert!(std::error::Error::source(&err).is_some());
+
     let cases: Vec<(TextError, &str)> = vec![
-        (
-            Tokenizer::from_tokenizer_json("not json").unwrap_err(),
-            "tokenizer.json is not a usable byte-level BPE tokenizer: ",
-        ),
         (
             edited(&|v| v["pre_tokenizer"]["add_prefix_space"] = true.into()),
             "adds a prefix space",

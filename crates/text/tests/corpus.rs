@@ -163,7 +163,8 @@ fn check_utf8_names_file_and_offset() {
     let msg = err.to_string();
     assert!(msg.starts_with("bad.txt is not valid UTF-8"), "{msg}");
     assert!(msg.contains("offset 2"), "{msg}");
-    assert!(msg.contains("--tokenizer byte"), "{msg}");
+    assert!(msg.contains("the byte tokenizer"), "{msg}");
+    assert!(!msg.contains("--"), "no command-line flags: {msg}");
     assert!(Corpus::from_text("ok", "é").check_utf8().is_ok());
 }
 

@@ -119,6 +119,8 @@ fn missing_or_empty_files_are_errors() {
     let missing = dir.path().join("nope.tsv");
     let err = read_pairs(&missing, &PairColumns::default()).unwrap_err();
     assert!(err.to_string().starts_with("cannot read "), "{err}");
+    let os = std::error::Error::source(&err).expect("the io error is kept");
+    assert!(os.downcast_ref::<std::io::Error>().is_some(), "{os:?}");
     assert!(err.to_string().contains("nope.tsv"), "{err}");
 
     let blank = file_with(b"\n\n  \n");

@@ -2,8 +2,8 @@
 //! trips of whitespace-normalized text, and saving the vocabulary.
 
 use recurrent_text::{
-    Corpus, Document, TextError, Tokenizer, TokenizerKind, TokenizerOptions, Vocab,
-    WordSegmentation, DOC_BOUNDARY, EOS, UNK,
+    Corpus, Document, TextError, Tokenizer, TokenizerKind, TokenizerOption, TokenizerOptions,
+    Vocab, WordSegmentation, DOC_BOUNDARY, EOS, UNK,
 };
 
 fn word_tok(text: &str) -> Tokenizer {
@@ -342,14 +342,21 @@ fn word_mode_errors() {
 fn options_are_checked_against_the_kind() {
     let corpus = Corpus::from_text("t", "abc");
     let err = Tokenizer::build_with(TokenizerKind::Char, &corpus, &sized(Some(10), 1)).unwrap_err();
+    assert!(matches!(
+        err,
+        TextError::OptionNotApplicable {
+            option: TokenizerOption::VocabSize,
+            kind: TokenizerKind::Char
+        }
+    ));
     assert_eq!(
         err.to_string(),
-        "--vocab-size does not apply to the char tokenizer"
+        "vocab_size does not apply to the char tokenizer"
     );
     let err = Tokenizer::build_with(TokenizerKind::Byte, &corpus, &sized(None, 3)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "--min-count does not apply to the byte tokenizer"
+        "min_count does not apply to the byte tokenizer"
     );
     let unicode = TokenizerOptions {
         word_segmentation: WordSegmentation::Unicode,
@@ -358,7 +365,7 @@ fn options_are_checked_against_the_kind() {
     let err = Tokenizer::build_with(TokenizerKind::Bpe, &corpus, &unicode).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "--word-segmentation does not apply to the bpe tokenizer"
+        "word_segmentation does not apply to the bpe tokenizer"
     );
     // Defaults apply to every kind.
     for kind in [TokenizerKind::Char, TokenizerKind::Byte] {
