@@ -6,6 +6,7 @@
 
 mod commands;
 mod duration;
+mod errors;
 mod progress;
 
 use std::process::ExitCode;
@@ -59,7 +60,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", errors::render(&err));
             ExitCode::FAILURE
         }
     }

@@ -15,8 +15,8 @@ use crate::stop::StopMatcher;
 pub enum GenerateError {
     #[error(transparent)]
     Sample(#[from] SampleError),
-    #[error("the prime text cannot be encoded with this model's vocabulary: {0}")]
-    Prime(TextError),
+    #[error("the prime text cannot be encoded with this model's vocabulary")]
+    Prime(#[source] TextError),
     #[error("the number of samples must be at least 1")]
     NoSamples,
     /// The packed model and the tokenizer disagree on the vocabulary size.
