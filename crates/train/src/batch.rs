@@ -8,27 +8,41 @@ use thiserror::Error;
 /// Why a token sequence cannot be batched.
 #[derive(Debug, Error, PartialEq)]
 pub enum BatchError {
+    /// The text is shorter than one training block of every stream.
     #[error(
         "the {what} text has {tokens} tokens, too few for --batch {batch} × --seq-len {seq_len} \
          (needs at least {needed}); use a longer text or lower --batch / --seq-len"
     )]
     TooShort {
+        /// Which text ("training").
         what: &'static str,
+        /// Tokens the text has.
         tokens: usize,
+        /// Streams asked for.
         batch: usize,
+        /// Time steps per block asked for.
         seq_len: usize,
+        /// Tokens needed: `batch × (seq_len + 1)`.
         needed: usize,
     },
+    /// The text has fewer than two tokens, so nothing can be predicted.
     #[error(
         "the {what} text has {tokens} token(s); it needs at least 2 (one to read, one to predict)"
     )]
-    TooShortToEvaluate { what: &'static str, tokens: usize },
+    TooShortToEvaluate {
+        /// Which text ("validation", "evaluation").
+        what: &'static str,
+        /// Tokens the text has.
+        tokens: usize,
+    },
 }
 
 /// Cuts `n` tokens into `batch` streams of `stream_len` tokens (the remainder is dropped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Streams {
+    /// Number of streams `B`.
     pub batch: usize,
+    /// Tokens in each stream.
     pub stream_len: usize,
 }
 

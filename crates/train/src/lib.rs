@@ -5,6 +5,8 @@
 //! Nothing here reads files or prints: a run reports to an
 //! [`engine::Observer`], which shows progress and writes checkpoints.
 
+#![deny(missing_docs)]
+
 pub mod asgd;
 pub mod batch;
 pub mod clip;

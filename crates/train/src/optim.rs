@@ -34,8 +34,11 @@ pub enum OptimError {
     /// A saved buffer's length differs from the number of parameters.
     #[error("optimizer state tensor '{name}' has {found} values, expected {expected}")]
     WrongLength {
+        /// The tensor's name.
         name: String,
+        /// Values expected: the number of parameters.
         expected: usize,
+        /// Values found.
         found: usize,
     },
     /// The saved step count is not four 16-bit limbs.
@@ -102,6 +105,7 @@ impl FromStr for OptimizerKind {
 /// RMSprop uses `alpha`, `eps`, `momentum`, `weight_decay`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerConfig {
+    /// The update rule.
     pub kind: OptimizerKind,
     /// Momentum factor (SGD, RMSprop); 0 disables the momentum buffer.
     pub momentum: f32,

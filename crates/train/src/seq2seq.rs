@@ -3,7 +3,7 @@
 //! stopping, and a state that resumes bit for bit.
 //!
 //! Like the language-model [`Trainer`](crate::trainer::Trainer) it is run by
-//! the [engine](crate::engine) and does no I/O.
+//! the [engine] and does no I/O.
 //!
 //! **Batches.** Each epoch shuffles the pairs with a generator seeded by the
 //! run's seed and the epoch number, sorts pools of `32 × batch` pairs by
@@ -34,21 +34,28 @@ const POOL_BATCHES: usize = 32;
 /// row `BOS y_1 … y_n EOS`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodedPair {
+    /// Source token ids, without BOS or EOS.
     pub src: Vec<u32>,
+    /// Target token ids, `BOS y_1 … y_n EOS`.
     pub tgt: Vec<u32>,
 }
 
-/// How to train; saved with the run so `--resume` continues the same way.
+/// How to train; saved with the run so a resumed run continues the same way.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Seq2SeqTrainConfig {
     /// Sentence pairs per batch.
     pub batch: usize,
+    /// The optimizer and its hyperparameters.
     pub optimizer: OptimizerConfig,
+    /// Base learning rate, which `schedule` scales.
     pub lr: f32,
     /// Global gradient-norm clip; 0 turns clipping off.
     pub clip: f32,
+    /// How the learning rate changes over the run.
     pub schedule: Schedule,
+    /// Stop after this many passes over the training pairs.
     pub epochs: Option<u64>,
+    /// Stop after this many optimizer steps.
     pub steps: Option<u64>,
     /// Wall-clock budget of one invocation, in seconds.
     pub time_secs: Option<f64>,
@@ -56,9 +63,11 @@ pub struct Seq2SeqTrainConfig {
     pub eval_every: u64,
     /// Stop after this many validations without improvement.
     pub patience: Option<u32>,
+    /// Seeds the batch order, dropout and teacher-forcing draws.
     pub seed: u64,
     /// Probability that a decoder step reads the gold previous token.
     pub teacher_forcing: f32,
+    /// Label smoothing `ε` in `[0, 1)`: the target is `(1-ε)·onehot + ε/V`.
     pub label_smoothing: f32,
 }
 
@@ -172,8 +181,11 @@ fn check_pairs(model: &Seq2Seq, pairs: &[EncodedPair], what: &str) -> Result<(),
 
 /// A seq2seq model being trained, with everything needed to continue.
 pub struct Seq2SeqTrainer {
+    /// The model, its parameters updated in place.
     pub model: Seq2Seq,
+    /// The optimizer and its buffers.
     pub optimizer: Optimizer,
+    /// The resumable state, saved as `trainer_state.json`.
     pub state: Seq2SeqTrainerState,
     train: Vec<EncodedPair>,
     val: Vec<EncodedPair>,
@@ -264,10 +276,12 @@ impl Seq2SeqTrainer {
         self.batches.len()
     }
 
+    /// Number of training pairs.
     pub fn train_pairs(&self) -> usize {
         self.train.len()
     }
 
+    /// The validation pairs.
     pub fn val_pairs(&self) -> &[EncodedPair] {
         &self.val
     }

@@ -2,7 +2,7 @@
 //! the hidden state carried between blocks, periodic validation, early
 //! stopping, and a state that can be saved and resumed bit for bit.
 //!
-//! The [engine](crate::engine) runs it: the trainer provides the step and
+//! The [engine] runs it: the trainer provides the step and
 //! the validation, and does no I/O.
 
 use recurrent_kernels::Rng;
@@ -19,17 +19,24 @@ use crate::error::TrainError;
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrScheduler, Schedule};
 
-/// How to train; saved with the run so `--resume` continues the same way.
+/// How to train; saved with the run so a resumed run continues the same way.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// Time steps per block: how far gradients flow back through time.
     pub seq_len: usize,
+    /// Streams trained side by side, each carrying its own hidden state.
     pub batch: usize,
+    /// The optimizer and its hyperparameters.
     pub optimizer: OptimizerConfig,
+    /// Base learning rate, which `schedule` scales.
     pub lr: f32,
     /// Global gradient-norm clip; 0 turns clipping off.
     pub clip: f32,
+    /// How the learning rate changes over the run.
     pub schedule: Schedule,
+    /// Stop after this many passes over the training text.
     pub epochs: Option<u64>,
+    /// Stop after this many optimizer steps.
     pub steps: Option<u64>,
     /// Wall-clock budget of one invocation, in seconds.
     pub time_secs: Option<f64>,
@@ -37,6 +44,7 @@ pub struct TrainConfig {
     pub eval_every: u64,
     /// Stop after this many validations without improvement.
     pub patience: Option<u32>,
+    /// Seeds dropout and the other draws of training.
     pub seed: u64,
     /// Reset the hidden state of a stream where a new document starts.
     pub reset_between_docs: bool,
@@ -48,7 +56,7 @@ pub struct TrainConfig {
 
 /// AWD-LSTM's regularizers (Merity et al. 2017) and variable BPTT: all off by
 /// default, so runs without them, and runs saved before they existed, train
-/// exactly as before. Saved in `trainer_state.json` so `--resume` keeps them.
+/// exactly as before. Saved in `trainer_state.json` so a resumed run keeps them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Regularizers {
@@ -116,8 +124,11 @@ pub struct TrainerState {
 
 /// A model being trained, with everything needed to continue.
 pub struct Trainer {
+    /// The model, its parameters updated in place.
     pub model: LanguageModel,
+    /// The optimizer and its buffers.
     pub optimizer: Optimizer,
+    /// The resumable state, saved as `trainer_state.json`.
     pub state: TrainerState,
     train: Vec<u32>,
     val: Option<Vec<u32>>,
