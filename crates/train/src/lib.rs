@@ -21,4 +21,4 @@ pub use engine::{
     DataFingerprint, EvalRecord, EvalReport, Observer, Plan, RunProgress, SaveError, Slot,
     StepReport, StopReason, StopRule, Task,
 };
-pub use error::TrainError;
+pub use error::{DataError, ResumeError, TrainError, TrainingData};

@@ -19,11 +19,12 @@ use recurrent_model::seq2seq::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::batch::BatchError;
 use crate::engine::{
     self, check_and_clip, DataFingerprint, EvalReport, Observer, Plan, RunProgress, StepReport,
     StopReason, StopRule, Task,
 };
-use crate::error::TrainError;
+use crate::error::{DataError, ResumeError, TrainError, TrainingData};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrScheduler, Schedule};
 
@@ -160,20 +161,23 @@ pub fn fingerprint(pairs: &[EncodedPair]) -> DataFingerprint {
 
 /// Checks pairs can be batched: every source and target non-empty, every id
 /// inside the model's vocabularies. `what` names the set in messages.
-fn check_pairs(model: &Seq2Seq, pairs: &[EncodedPair], what: &str) -> Result<(), TrainError> {
+fn check_pairs(model: &Seq2Seq, pairs: &[EncodedPair], set: &'static str) -> Result<(), DataError> {
     let (vs, vt) = (model.config.src_vocab, model.config.tgt_vocab);
     for (i, p) in pairs.iter().enumerate() {
+        let pair = i + 1;
         if p.src.is_empty() || p.tgt.len() < 2 {
-            return Err(TrainError::Data(format!(
-                "{what} pair {} has an empty source or target",
-                i + 1
-            )));
+            return Err(DataError::EmptyPair { set, pair });
         }
-        if p.src.iter().any(|&t| t as usize >= vs) || p.tgt.iter().any(|&t| t as usize >= vt) {
-            return Err(TrainError::Data(format!(
-                "{what} pair {} has ids outside the model's vocabularies",
-                i + 1
-            )));
+        for (side, ids, vocab) in [("source", &p.src, vs), ("target", &p.tgt, vt)] {
+            if let Some(&id) = ids.iter().find(|&&t| t as usize >= vocab) {
+                return Err(DataError::IdOutOfVocab {
+                    set,
+                    pair,
+                    side,
+                    id,
+                    vocab,
+                });
+            }
         }
     }
     Ok(())
@@ -228,12 +232,14 @@ impl Seq2SeqTrainer {
         val: Vec<EncodedPair>,
     ) -> Result<Seq2SeqTrainer, TrainError> {
         state.progress.upgrade();
-        if fingerprint(&train) != state.progress.train_data {
-            return Err(TrainError::Resume(
-                "the training pairs differ from the ones this run was trained on \
-                 (same file, columns, --reverse and split are needed)"
-                    .into(),
-            ));
+        let found = fingerprint(&train);
+        if found != state.progress.train_data {
+            return Err(ResumeError::DataChanged {
+                data: TrainingData::Pairs,
+                saved: state.progress.train_data.clone(),
+                found,
+            }
+            .into());
         }
         let mut optimizer = Optimizer::new(state.config.optimizer.clone(), model.num_params());
         optimizer.load_state(optimizer_state)?;
@@ -248,10 +254,10 @@ impl Seq2SeqTrainer {
         val: Vec<EncodedPair>,
     ) -> Result<Seq2SeqTrainer, TrainError> {
         if train.is_empty() {
-            return Err(TrainError::Data("there are no training pairs".into()));
+            return Err(DataError::NoPairs.into());
         }
         if state.config.batch == 0 {
-            return Err(TrainError::Data("the batch size must be at least 1".into()));
+            return Err(BatchError::ZeroSize { field: "batch" }.into());
         }
         check_pairs(&model, &train, "training")?;
         check_pairs(&model, &val, "validation")?;
@@ -613,6 +619,44 @@ mod tests {
     }
 
     #[test]
+    fn unusable_pairs_are_refused_naming_the_pair() {
+        let train = reversal_pairs(8, 1);
+        let new = |train: Vec<EncodedPair>, val: Vec<EncodedPair>, batch: usize| {
+            let config = Seq2SeqTrainConfig { batch, ..config(1) };
+            Seq2SeqTrainer::new(model(), config, train, val).err()
+        };
+        let mut bad = train.clone();
+        bad[2].tgt[1] = 12;
+        assert!(matches!(
+            new(train.clone(), bad, 8),
+            Some(TrainError::Data(DataError::IdOutOfVocab {
+                set: "validation",
+                pair: 3,
+                side: "target",
+                id: 12,
+                vocab: 12
+            }))
+        ));
+        let mut empty = train.clone();
+        empty[0].src.clear();
+        assert!(matches!(
+            new(empty, Vec::new(), 8),
+            Some(TrainError::Data(DataError::EmptyPair {
+                set: "training",
+                pair: 1
+            }))
+        ));
+        assert!(matches!(
+            new(Vec::new(), Vec::new(), 8),
+            Some(TrainError::Data(DataError::NoPairs))
+        ));
+        assert!(matches!(
+            new(train, Vec::new(), 0),
+            Some(TrainError::Batch(BatchError::ZeroSize { field: "batch" }))
+        ));
+    }
+
+    #[test]
     fn training_lowers_the_validation_loss_and_resume_checks_the_data() {
         let (train, val) = (reversal_pairs(200, 4), reversal_pairs(20, 5));
         let mut t = Seq2SeqTrainer::new(model(), config(60), train.clone(), val).unwrap();
@@ -626,8 +670,17 @@ mod tests {
         let other = reversal_pairs(200, 9);
         let err = Seq2SeqTrainer::resume(model(), &opt, state, other, Vec::new())
             .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("training pairs differ"), "{err}");
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                TrainError::Resume(ResumeError::DataChanged {
+                    data: TrainingData::Pairs,
+                    ..
+                })
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("set of pairs differs"), "{err}");
     }
 }

@@ -15,7 +15,7 @@ use crate::engine::{
     self, check_and_clip, DataFingerprint, EvalReport, Observer, Plan, RunProgress, Slot,
     StepReport, StopReason, StopRule, Task,
 };
-use crate::error::TrainError;
+use crate::error::{ResumeError, TrainError, TrainingData};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrScheduler, Schedule};
 
@@ -208,28 +208,39 @@ impl Trainer {
         val: Option<Vec<u32>>,
         boundary: Option<u32>,
     ) -> Result<Trainer, TrainError> {
-        let fp = DataFingerprint::of(&train);
-        if fp != state.progress.train_data {
-            return Err(TrainError::Resume(format!(
-                "the training text differs from the one this run was trained on ({} tokens now, {} before)",
-                fp.tokens, state.progress.train_data.tokens
-            )));
+        let found = DataFingerprint::of(&train);
+        if found != state.progress.train_data {
+            return Err(ResumeError::DataChanged {
+                data: TrainingData::Text,
+                saved: state.progress.train_data.clone(),
+                found,
+            }
+            .into());
         }
         state.progress.upgrade();
         let config = &state.config;
         let streams = Streams::for_training(train.len(), config.batch, config.seq_len)?;
         state.regularizers.model.validate()?;
         if state.regularizers.variable_bptt && state.stream_pos + 1 >= streams.stream_len {
-            return Err(TrainError::Resume(format!(
-                "the saved stream position {} is past the end of the streams ({} tokens)",
-                state.stream_pos, streams.stream_len
-            )));
+            return Err(ResumeError::StreamPosition {
+                position: state.stream_pos,
+                stream_len: streams.stream_len,
+            }
+            .into());
         }
         let mut carried = State::zeros(&model.config, config.batch);
-        if state.carried_h.len() != carried.h.len() || state.carried_c.len() != carried.c.len() {
-            return Err(TrainError::Resume(
-                "the saved hidden state does not match the model".into(),
-            ));
+        for (name, saved, needed) in [
+            ("hidden", &state.carried_h, &carried.h),
+            ("cell", &state.carried_c, &carried.c),
+        ] {
+            if saved.len() != needed.len() {
+                return Err(ResumeError::CarriedState {
+                    state: name,
+                    saved: saved.len(),
+                    expected: needed.len(),
+                }
+                .into());
+            }
         }
         carried.h.clone_from(&state.carried_h);
         carried.c.clone_from(&state.carried_c);
@@ -240,19 +251,19 @@ impl Trainer {
             .partition(|(name, _)| name == AVERAGE_TENSOR);
         optimizer.load_state(&moments)?;
         state.config.optimizer = optimizer.config().clone();
+        let expected = model.num_params();
         let averager = match (average.into_iter().next(), state.averaging_since) {
-            (Some((_, average)), Some(_)) if average.len() == model.num_params() => {
-                Some(Averager {
-                    average,
-                    count: state.averaging_count,
-                })
+            (Some((_, average)), Some(_)) if average.len() == expected => Some(Averager {
+                average,
+                count: state.averaging_count,
+            }),
+            (Some((_, average)), Some(_)) => {
+                let found = average.len();
+                return Err(ResumeError::AverageLength { found, expected }.into());
             }
+            (Some(_), None) => return Err(ResumeError::AverageUnexpected.into()),
+            (None, Some(since)) => return Err(ResumeError::AverageMissing { since }.into()),
             (None, None) => None,
-            _ => {
-                return Err(TrainError::Resume(
-                    "the saved NT-ASGD average does not match the trainer state".into(),
-                ))
-            }
         };
         let mut trainer = Self::assemble(
             model, optimizer, state, train, val, boundary, streams, carried,
