@@ -150,6 +150,57 @@ pub const AVERAGE_TENSOR: &str = "asgd_average";
 impl Trainer {
     /// A fresh run of `model` on `train` tokens (and `val` tokens for validation).
     /// `boundary` is the document-boundary token, used when resetting between documents.
+    ///
+    /// Fails when the text is too short for one block of `batch` streams of
+    /// `seq_len` steps, or a setting is out of range.
+    ///
+    /// # Examples
+    ///
+    /// A small LSTM learns a text that repeats `0 1 2`, validating every 10
+    /// steps on more of it:
+    ///
+    /// ```
+    /// use recurrent_kernels::Rng;
+    /// use recurrent_model::{CellKind, LanguageModel, ModelConfig};
+    /// use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
+    /// use recurrent_train::schedule::Schedule;
+    /// use recurrent_train::trainer::{TrainConfig, Trainer};
+    /// use recurrent_train::{Observer, StopReason};
+    ///
+    /// // Vocabulary 3, embedding 4, one layer of 16 units.
+    /// let model = ModelConfig::new(CellKind::Lstm, 3, 4, 16, 1);
+    /// let model = LanguageModel::new(model, &mut Rng::new(1), None)?;
+    /// let config = TrainConfig {
+    ///     seq_len: 8,
+    ///     batch: 4,
+    ///     optimizer: OptimizerConfig::new(OptimizerKind::Adam),
+    ///     lr: 0.02,
+    ///     clip: 1.0,
+    ///     schedule: Schedule::Constant,
+    ///     epochs: None,
+    ///     steps: Some(40),
+    ///     time_secs: None,
+    ///     eval_every: 10,
+    ///     patience: None,
+    ///     seed: 1,
+    ///     reset_between_docs: false,
+    ///     nt_asgd: None,
+    /// };
+    /// let text: Vec<u32> = (0..400).map(|i| i % 3).collect();
+    /// let val = text[..60].to_vec();
+    /// let mut trainer = Trainer::new(model, config, text, Some(val), None)?;
+    /// let before = trainer.validate().expect("validation text given").loss;
+    ///
+    /// /// Shows nothing and keeps no checkpoints.
+    /// struct Quiet;
+    /// impl Observer<Trainer> for Quiet {}
+    ///
+    /// assert_eq!(trainer.run(&mut Quiet)?, StopReason::Steps);
+    /// let after = trainer.state.progress.best_val_loss.expect("validated");
+    /// assert!(after < before / 2.0, "{before} -> {after}");
+    /// assert_eq!(trainer.state.progress.history.len(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(
         model: LanguageModel,
         config: TrainConfig,
