@@ -6,29 +6,53 @@
 use thiserror::Error;
 
 /// Why a token sequence cannot be batched.
+///
+/// Sizes are named by their fields in [`TrainConfig`](crate::trainer::TrainConfig)
+/// (`batch`, `seq_len`); a front end renders them in its own words.
 #[derive(Debug, Error, PartialEq)]
 pub enum BatchError {
+    /// A size that must be at least 1 is 0.
+    #[error("{field} must be at least 1, got 0")]
+    ZeroSize {
+        /// The size's field: `batch` or `seq_len`.
+        field: &'static str,
+    },
+    /// The text is shorter than one training block of every stream.
     #[error(
-        "the {what} text has {tokens} tokens, too few for --batch {batch} × --seq-len {seq_len} \
-         (needs at least {needed}); use a longer text or lower --batch / --seq-len"
+        "the {what} text has {tokens} tokens, too few for batch {batch} × seq_len {seq_len} \
+         (it needs at least {needed}, batch × (seq_len + 1)); use a longer text or a smaller \
+         batch or seq_len"
     )]
     TooShort {
+        /// Which text ("training").
         what: &'static str,
+        /// Tokens the text has.
         tokens: usize,
+        /// Streams asked for.
         batch: usize,
+        /// Time steps per block asked for.
         seq_len: usize,
+        /// Tokens needed: `batch × (seq_len + 1)`.
         needed: usize,
     },
+    /// The text has fewer than two tokens, so nothing can be predicted.
     #[error(
         "the {what} text has {tokens} token(s); it needs at least 2 (one to read, one to predict)"
     )]
-    TooShortToEvaluate { what: &'static str, tokens: usize },
+    TooShortToEvaluate {
+        /// Which text ("validation", "evaluation").
+        what: &'static str,
+        /// Tokens the text has.
+        tokens: usize,
+    },
 }
 
 /// Cuts `n` tokens into `batch` streams of `stream_len` tokens (the remainder is dropped).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Streams {
+    /// Number of streams `B`.
     pub batch: usize,
+    /// Tokens in each stream.
     pub stream_len: usize,
 }
 
@@ -40,9 +64,14 @@ impl Streams {
             batch,
             stream_len: n / batch.max(1),
         };
-        if batch == 0 || seq_len == 0 || streams.stream_len <= seq_len {
-            // Saturating: absurd --batch / --seq-len values must give this error, not overflow.
-            let needed = batch.max(1).saturating_mul(seq_len.saturating_add(1));
+        for (field, size) in [("batch", batch), ("seq_len", seq_len)] {
+            if size == 0 {
+                return Err(BatchError::ZeroSize { field });
+            }
+        }
+        if streams.stream_len <= seq_len {
+            // Saturating: absurd sizes must give this error, not overflow.
+            let needed = batch.saturating_mul(seq_len.saturating_add(1));
             return Err(BatchError::TooShort {
                 what: "training",
                 tokens: n,
@@ -125,10 +154,41 @@ mod tests {
 
     #[test]
     fn too_short_text_is_an_error_naming_the_sizes() {
-        let err = Streams::for_training(10, 4, 5).unwrap_err().to_string();
+        let err = Streams::for_training(10, 4, 5).unwrap_err();
+        assert_eq!(
+            err,
+            BatchError::TooShort {
+                what: "training",
+                tokens: 10,
+                batch: 4,
+                seq_len: 5,
+                needed: 24
+            }
+        );
+        let text = err.to_string();
         assert!(
-            err.contains("10 tokens") && err.contains("--batch 4") && err.contains("at least 24"),
-            "{err}"
+            text.contains("10 tokens") && text.contains("batch 4") && text.contains("at least 24"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("--"),
+            "a library error names no flags: {text}"
+        );
+        let huge = Streams::for_training(10, usize::MAX, usize::MAX).unwrap_err();
+        assert!(matches!(
+            huge,
+            BatchError::TooShort {
+                needed: usize::MAX,
+                ..
+            }
+        ));
+        assert_eq!(
+            Streams::for_training(10, 0, 5),
+            Err(BatchError::ZeroSize { field: "batch" })
+        );
+        assert_eq!(
+            Streams::for_training(10, 2, 0),
+            Err(BatchError::ZeroSize { field: "seq_len" })
         );
         assert!(Streams::for_evaluation(1, 8, "validation").is_err());
         let e = Streams::for_evaluation(5, 8, "validation").unwrap();

@@ -334,6 +334,59 @@ pub fn save<T: Task + ?Sized>(
 /// `eval_every` steps, or at each new epoch), and once more at the end unless
 /// the last step was just validated. On an error the last good checkpoint
 /// stays as it was.
+///
+/// # Examples
+///
+/// A tiny LSTM language model trained four steps on a repeating text, with
+/// an observer that counts the steps (the trainer is made as in
+/// [`Trainer::new`](crate::trainer::Trainer::new)):
+///
+/// ```
+/// use recurrent_train::trainer::Trainer;
+/// use recurrent_train::{engine, Observer, StepReport, StopReason};
+/// # use recurrent_kernels::Rng;
+/// # use recurrent_model::{CellKind, LanguageModel, ModelConfig};
+/// # use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
+/// # use recurrent_train::schedule::Schedule;
+/// # use recurrent_train::trainer::TrainConfig;
+///
+/// /// Counts optimizer steps.
+/// struct StepCounter(u64);
+///
+/// impl Observer<Trainer> for StepCounter {
+///     fn on_step(&mut self, _trainer: &Trainer, report: &StepReport) {
+///         self.0 += 1;
+///         assert_eq!(report.step, self.0);
+///     }
+/// }
+///
+/// # let model = ModelConfig::new(CellKind::Lstm, 3, 4, 8, 1);
+/// # let model = LanguageModel::new(model, &mut Rng::new(1), None)?;
+/// # let config = TrainConfig {
+/// #     seq_len: 8,
+/// #     batch: 2,
+/// #     optimizer: OptimizerConfig::new(OptimizerKind::Adam),
+/// #     lr: 0.01,
+/// #     clip: 1.0,
+/// #     schedule: Schedule::Constant,
+/// #     epochs: None,
+/// #     steps: Some(4),
+/// #     time_secs: None,
+/// #     eval_every: 0,
+/// #     patience: None,
+/// #     seed: 1,
+/// #     reset_between_docs: false,
+/// #     nt_asgd: None,
+/// # };
+/// # let text: Vec<u32> = (0..120).map(|i| i % 3).collect();
+/// let mut trainer = Trainer::new(model, config, text, None, None)?;
+/// let mut counter = StepCounter(0);
+/// let reason = engine::run(&mut trainer, &mut counter)?;
+/// assert_eq!(reason, StopReason::Steps);
+/// assert_eq!(counter.0, 4);
+/// assert_eq!(trainer.state.progress.step, 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn run<T: Task + ?Sized>(
     trainer: &mut T,
     observer: &mut dyn Observer<T>,

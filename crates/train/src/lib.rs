@@ -5,6 +5,8 @@
 //! Nothing here reads files or prints: a run reports to an
 //! [`engine::Observer`], which shows progress and writes checkpoints.
 
+#![deny(missing_docs)]
+
 pub mod asgd;
 pub mod batch;
 pub mod clip;
@@ -19,4 +21,4 @@ pub use engine::{
     DataFingerprint, EvalRecord, EvalReport, Observer, Plan, RunProgress, SaveError, Slot,
     StepReport, StopReason, StopRule, Task,
 };
-pub use error::TrainError;
+pub use error::{DataError, ResumeError, TrainError, TrainingData};

@@ -19,23 +19,52 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum OptimError {
     /// The name is not one of [`OptimizerKind::NAMES`].
-    #[error("unknown optimizer '{0}' (expected one of: sgd, adam, adamw, rmsprop)")]
-    UnknownKind(String),
+    #[error("unknown optimizer '{name}' (expected one of: sgd, adam, adamw, rmsprop)")]
+    UnknownKind {
+        /// The name given.
+        name: String,
+    },
     /// A hyperparameter is outside the range PyTorch accepts.
-    #[error("invalid optimizer setting: {0}")]
-    InvalidConfig(String),
+    #[error("the optimizer's {field} must be {expected}, got {value}")]
+    OutOfRange {
+        /// The [`OptimizerConfig`] field.
+        field: &'static str,
+        /// Its value.
+        value: f32,
+        /// The range accepted, in words.
+        expected: &'static str,
+    },
+    /// Nesterov momentum asked for without SGD or without momentum.
+    #[error(
+        "nesterov needs the sgd optimizer with momentum > 0, got {kind} with momentum {momentum}"
+    )]
+    NesterovWithoutMomentum {
+        /// The optimizer asked for.
+        kind: OptimizerKind,
+        /// Its momentum.
+        momentum: f32,
+    },
     /// Saved state lacks a buffer this optimizer needs.
-    #[error("optimizer state is missing tensor '{0}'")]
-    MissingTensor(String),
+    #[error("optimizer state is missing tensor '{name}'")]
+    MissingTensor {
+        /// The tensor's name.
+        name: String,
+    },
     /// Saved state holds a buffer this optimizer does not use, e.g. state
     /// from a different optimizer kind or momentum setting.
-    #[error("optimizer state has unexpected tensor '{0}' (was it saved with a different optimizer config?)")]
-    UnexpectedTensor(String),
+    #[error("optimizer state has unexpected tensor '{name}' (was it saved with a different optimizer config?)")]
+    UnexpectedTensor {
+        /// The tensor's name.
+        name: String,
+    },
     /// A saved buffer's length differs from the number of parameters.
     #[error("optimizer state tensor '{name}' has {found} values, expected {expected}")]
     WrongLength {
+        /// The tensor's name.
         name: String,
+        /// Values expected: the number of parameters.
         expected: usize,
+        /// Values found.
         found: usize,
     },
     /// The saved step count is not four 16-bit limbs.
@@ -88,7 +117,9 @@ impl FromStr for OptimizerKind {
         Self::ALL
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| OptimError::UnknownKind(s.to_string()))
+            .ok_or_else(|| OptimError::UnknownKind {
+                name: s.to_string(),
+            })
     }
 }
 
@@ -102,6 +133,7 @@ impl FromStr for OptimizerKind {
 /// RMSprop uses `alpha`, `eps`, `momentum`, `weight_decay`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerConfig {
+    /// The update rule.
     pub kind: OptimizerKind,
     /// Momentum factor (SGD, RMSprop); 0 disables the momentum buffer.
     pub momentum: f32,
@@ -140,28 +172,40 @@ impl OptimizerConfig {
         }
     }
 
-    /// Checks the ranges PyTorch's constructors check, so a bad command line
-    /// fails before training rather than producing NaNs.
+    /// Checks the ranges PyTorch's constructors check, so a bad setting fails
+    /// before training rather than producing NaNs.
     pub fn validate(&self) -> Result<(), OptimError> {
-        let bad = |what: String| Err(OptimError::InvalidConfig(what));
         let nonneg = [
             ("momentum", self.momentum),
             ("eps", self.eps),
             ("alpha", self.alpha),
             ("weight_decay", self.weight_decay),
         ];
-        for (name, v) in nonneg {
-            if !(v >= 0.0 && v.is_finite()) {
-                return bad(format!("{name} must be a finite value >= 0, got {v}"));
+        for (field, value) in nonneg {
+            if !(value >= 0.0 && value.is_finite()) {
+                let expected = "a finite value >= 0";
+                return Err(OptimError::OutOfRange {
+                    field,
+                    value,
+                    expected,
+                });
             }
         }
-        for (name, v) in [("beta1", self.beta1), ("beta2", self.beta2)] {
-            if !(0.0..1.0).contains(&v) {
-                return bad(format!("{name} must be in [0, 1), got {v}"));
+        for (field, value) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&value) {
+                let expected = "in [0, 1)";
+                return Err(OptimError::OutOfRange {
+                    field,
+                    value,
+                    expected,
+                });
             }
         }
         if self.nesterov && (self.kind != OptimizerKind::Sgd || self.momentum <= 0.0) {
-            return bad("nesterov needs the sgd optimizer with momentum > 0".to_string());
+            return Err(OptimError::NesterovWithoutMomentum {
+                kind: self.kind,
+                momentum: self.momentum,
+            });
         }
         Ok(())
     }
@@ -314,14 +358,16 @@ impl Optimizer {
             .iter()
             .find(|(n, _)| n != STEP_TENSOR && !self.buffers.iter().any(|(b, _)| b == n))
         {
-            return Err(OptimError::UnexpectedTensor(name.clone()));
+            return Err(OptimError::UnexpectedTensor { name: name.clone() });
         }
         let find = |name: &str| {
             tensors
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, v)| v)
-                .ok_or_else(|| OptimError::MissingTensor(name.to_string()))
+                .ok_or_else(|| OptimError::MissingTensor {
+                    name: name.to_string(),
+                })
         };
         let steps = decode_step(find(STEP_TENSOR)?)?;
         let mut loaded = Vec::with_capacity(self.buffers.len());
@@ -566,17 +612,41 @@ mod tests {
             nesterov: true,
             ..sgd.clone()
         };
-        assert!(nesterov_without_momentum.validate().is_err());
+        assert_eq!(
+            nesterov_without_momentum.validate(),
+            Err(OptimError::NesterovWithoutMomentum {
+                kind: OptimizerKind::Sgd,
+                momentum: 0.0
+            })
+        );
         let bad_beta = OptimizerConfig {
             beta2: 1.0,
             ..OptimizerConfig::new(OptimizerKind::Adam)
         };
-        assert!(bad_beta.validate().is_err());
+        assert_eq!(
+            bad_beta.validate(),
+            Err(OptimError::OutOfRange {
+                field: "beta2",
+                value: 1.0,
+                expected: "in [0, 1)"
+            })
+        );
         let bad_wd = OptimizerConfig {
             weight_decay: -0.1,
             ..sgd
         };
-        assert!(bad_wd.validate().is_err());
+        let err = bad_wd.validate().unwrap_err();
+        assert!(matches!(
+            err,
+            OptimError::OutOfRange {
+                field: "weight_decay",
+                ..
+            }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "the optimizer's weight_decay must be a finite value >= 0, got -0.1"
+        );
     }
 
     #[test]
@@ -660,14 +730,18 @@ mod tests {
             .collect();
         assert_eq!(
             opt.load_state(&missing),
-            Err(OptimError::MissingTensor("exp_avg_sq".into()))
+            Err(OptimError::MissingTensor {
+                name: "exp_avg_sq".into()
+            })
         );
 
         let mut extra = good.clone();
         extra.push(("momentum_buffer".into(), vec![0.0; N]));
         assert_eq!(
             opt.load_state(&extra),
-            Err(OptimError::UnexpectedTensor("momentum_buffer".into()))
+            Err(OptimError::UnexpectedTensor {
+                name: "momentum_buffer".into()
+            })
         );
 
         let mut bad_step = good.clone();

@@ -16,21 +16,33 @@ pub enum Schedule {
     /// The base learning rate throughout.
     Constant,
     /// `StepLR`: multiply by `gamma` every `every` steps.
-    Step { every: u64, gamma: f32 },
+    Step {
+        /// Steps between reductions.
+        every: u64,
+        /// Factor applied at each reduction.
+        gamma: f32,
+    },
     /// `CosineAnnealingLR` from the base lr down to `min_lr` at `total_steps`,
     /// after a linear warmup from 0 over the first `warmup_steps` steps.
     Cosine {
+        /// The step at which the lr reaches `min_lr` (warmup included).
         total_steps: u64,
+        /// The lowest learning rate, reached at `total_steps`.
         min_lr: f32,
+        /// Steps of linear warmup from 0 to the base lr.
         warmup_steps: u64,
     },
     /// `ReduceLROnPlateau` (mode 'min', threshold mode 'rel', no cooldown):
     /// multiply by `factor` when the validation loss has not improved by a
     /// relative `threshold` for more than `patience` evaluations.
     Plateau {
+        /// Factor applied at each reduction, in (0, 1).
         factor: f32,
+        /// Evaluations without improvement tolerated before a reduction.
         patience: u32,
+        /// Relative improvement that counts (1e-4: 0.01% lower loss).
         threshold: f32,
+        /// The learning rate is never reduced below this.
         min_lr: f32,
     },
 }
@@ -140,7 +152,9 @@ fn parse_num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
 /// into `trainer_state.json`, so a resumed run continues the same schedule.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct LrScheduler {
+    /// How the learning rate changes.
     pub schedule: Schedule,
+    /// The learning rate the schedule starts from and scales.
     pub base_lr: f32,
     /// Plateau: the learning rate after the reductions so far (starts at
     /// `base_lr`). Other schedules derive their lr from the step and leave

@@ -3,7 +3,7 @@
 //! stopping, and a state that resumes bit for bit.
 //!
 //! Like the language-model [`Trainer`](crate::trainer::Trainer) it is run by
-//! the [engine](crate::engine) and does no I/O.
+//! the [engine] and does no I/O.
 //!
 //! **Batches.** Each epoch shuffles the pairs with a generator seeded by the
 //! run's seed and the epoch number, sorts pools of `32 × batch` pairs by
@@ -19,11 +19,12 @@ use recurrent_model::seq2seq::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::batch::BatchError;
 use crate::engine::{
     self, check_and_clip, DataFingerprint, EvalReport, Observer, Plan, RunProgress, StepReport,
     StopReason, StopRule, Task,
 };
-use crate::error::TrainError;
+use crate::error::{DataError, ResumeError, TrainError, TrainingData};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrScheduler, Schedule};
 
@@ -34,21 +35,28 @@ const POOL_BATCHES: usize = 32;
 /// row `BOS y_1 … y_n EOS`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodedPair {
+    /// Source token ids, without BOS or EOS.
     pub src: Vec<u32>,
+    /// Target token ids, `BOS y_1 … y_n EOS`.
     pub tgt: Vec<u32>,
 }
 
-/// How to train; saved with the run so `--resume` continues the same way.
+/// How to train; saved with the run so a resumed run continues the same way.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Seq2SeqTrainConfig {
     /// Sentence pairs per batch.
     pub batch: usize,
+    /// The optimizer and its hyperparameters.
     pub optimizer: OptimizerConfig,
+    /// Base learning rate, which `schedule` scales.
     pub lr: f32,
     /// Global gradient-norm clip; 0 turns clipping off.
     pub clip: f32,
+    /// How the learning rate changes over the run.
     pub schedule: Schedule,
+    /// Stop after this many passes over the training pairs.
     pub epochs: Option<u64>,
+    /// Stop after this many optimizer steps.
     pub steps: Option<u64>,
     /// Wall-clock budget of one invocation, in seconds.
     pub time_secs: Option<f64>,
@@ -56,9 +64,11 @@ pub struct Seq2SeqTrainConfig {
     pub eval_every: u64,
     /// Stop after this many validations without improvement.
     pub patience: Option<u32>,
+    /// Seeds the batch order, dropout and teacher-forcing draws.
     pub seed: u64,
     /// Probability that a decoder step reads the gold previous token.
     pub teacher_forcing: f32,
+    /// Label smoothing `ε` in `[0, 1)`: the target is `(1-ε)·onehot + ε/V`.
     pub label_smoothing: f32,
 }
 
@@ -151,20 +161,23 @@ pub fn fingerprint(pairs: &[EncodedPair]) -> DataFingerprint {
 
 /// Checks pairs can be batched: every source and target non-empty, every id
 /// inside the model's vocabularies. `what` names the set in messages.
-fn check_pairs(model: &Seq2Seq, pairs: &[EncodedPair], what: &str) -> Result<(), TrainError> {
+fn check_pairs(model: &Seq2Seq, pairs: &[EncodedPair], set: &'static str) -> Result<(), DataError> {
     let (vs, vt) = (model.config.src_vocab, model.config.tgt_vocab);
     for (i, p) in pairs.iter().enumerate() {
+        let pair = i + 1;
         if p.src.is_empty() || p.tgt.len() < 2 {
-            return Err(TrainError::Data(format!(
-                "{what} pair {} has an empty source or target",
-                i + 1
-            )));
+            return Err(DataError::EmptyPair { set, pair });
         }
-        if p.src.iter().any(|&t| t as usize >= vs) || p.tgt.iter().any(|&t| t as usize >= vt) {
-            return Err(TrainError::Data(format!(
-                "{what} pair {} has ids outside the model's vocabularies",
-                i + 1
-            )));
+        for (side, ids, vocab) in [("source", &p.src, vs), ("target", &p.tgt, vt)] {
+            if let Some(&id) = ids.iter().find(|&&t| t as usize >= vocab) {
+                return Err(DataError::IdOutOfVocab {
+                    set,
+                    pair,
+                    side,
+                    id,
+                    vocab,
+                });
+            }
         }
     }
     Ok(())
@@ -172,8 +185,11 @@ fn check_pairs(model: &Seq2Seq, pairs: &[EncodedPair], what: &str) -> Result<(),
 
 /// A seq2seq model being trained, with everything needed to continue.
 pub struct Seq2SeqTrainer {
+    /// The model, its parameters updated in place.
     pub model: Seq2Seq,
+    /// The optimizer and its buffers.
     pub optimizer: Optimizer,
+    /// The resumable state, saved as `trainer_state.json`.
     pub state: Seq2SeqTrainerState,
     train: Vec<EncodedPair>,
     val: Vec<EncodedPair>,
@@ -216,12 +232,14 @@ impl Seq2SeqTrainer {
         val: Vec<EncodedPair>,
     ) -> Result<Seq2SeqTrainer, TrainError> {
         state.progress.upgrade();
-        if fingerprint(&train) != state.progress.train_data {
-            return Err(TrainError::Resume(
-                "the training pairs differ from the ones this run was trained on \
-                 (same file, columns, --reverse and split are needed)"
-                    .into(),
-            ));
+        let found = fingerprint(&train);
+        if found != state.progress.train_data {
+            return Err(ResumeError::DataChanged {
+                data: TrainingData::Pairs,
+                saved: state.progress.train_data.clone(),
+                found,
+            }
+            .into());
         }
         let mut optimizer = Optimizer::new(state.config.optimizer.clone(), model.num_params());
         optimizer.load_state(optimizer_state)?;
@@ -236,10 +254,10 @@ impl Seq2SeqTrainer {
         val: Vec<EncodedPair>,
     ) -> Result<Seq2SeqTrainer, TrainError> {
         if train.is_empty() {
-            return Err(TrainError::Data("there are no training pairs".into()));
+            return Err(DataError::NoPairs.into());
         }
         if state.config.batch == 0 {
-            return Err(TrainError::Data("the batch size must be at least 1".into()));
+            return Err(BatchError::ZeroSize { field: "batch" }.into());
         }
         check_pairs(&model, &train, "training")?;
         check_pairs(&model, &val, "validation")?;
@@ -264,10 +282,12 @@ impl Seq2SeqTrainer {
         self.batches.len()
     }
 
+    /// Number of training pairs.
     pub fn train_pairs(&self) -> usize {
         self.train.len()
     }
 
+    /// The validation pairs.
     pub fn val_pairs(&self) -> &[EncodedPair] {
         &self.val
     }
@@ -599,6 +619,44 @@ mod tests {
     }
 
     #[test]
+    fn unusable_pairs_are_refused_naming_the_pair() {
+        let train = reversal_pairs(8, 1);
+        let new = |train: Vec<EncodedPair>, val: Vec<EncodedPair>, batch: usize| {
+            let config = Seq2SeqTrainConfig { batch, ..config(1) };
+            Seq2SeqTrainer::new(model(), config, train, val).err()
+        };
+        let mut bad = train.clone();
+        bad[2].tgt[1] = 12;
+        assert!(matches!(
+            new(train.clone(), bad, 8),
+            Some(TrainError::Data(DataError::IdOutOfVocab {
+                set: "validation",
+                pair: 3,
+                side: "target",
+                id: 12,
+                vocab: 12
+            }))
+        ));
+        let mut empty = train.clone();
+        empty[0].src.clear();
+        assert!(matches!(
+            new(empty, Vec::new(), 8),
+            Some(TrainError::Data(DataError::EmptyPair {
+                set: "training",
+                pair: 1
+            }))
+        ));
+        assert!(matches!(
+            new(Vec::new(), Vec::new(), 8),
+            Some(TrainError::Data(DataError::NoPairs))
+        ));
+        assert!(matches!(
+            new(train, Vec::new(), 0),
+            Some(TrainError::Batch(BatchError::ZeroSize { field: "batch" }))
+        ));
+    }
+
+    #[test]
     fn training_lowers_the_validation_loss_and_resume_checks_the_data() {
         let (train, val) = (reversal_pairs(200, 4), reversal_pairs(20, 5));
         let mut t = Seq2SeqTrainer::new(model(), config(60), train.clone(), val).unwrap();
@@ -612,8 +670,17 @@ mod tests {
         let other = reversal_pairs(200, 9);
         let err = Seq2SeqTrainer::resume(model(), &opt, state, other, Vec::new())
             .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("training pairs differ"), "{err}");
+            .unwrap();
+        assert!(
+            matches!(
+                err,
+                TrainError::Resume(ResumeError::DataChanged {
+                    data: TrainingData::Pairs,
+                    ..
+                })
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("set of pairs differs"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 //! the hidden state carried between blocks, periodic validation, early
 //! stopping, and a state that can be saved and resumed bit for bit.
 //!
-//! The [engine](crate::engine) runs it: the trainer provides the step and
+//! The [engine] runs it: the trainer provides the step and
 //! the validation, and does no I/O.
 
 use recurrent_kernels::Rng;
@@ -15,21 +15,28 @@ use crate::engine::{
     self, check_and_clip, DataFingerprint, EvalReport, Observer, Plan, RunProgress, Slot,
     StepReport, StopReason, StopRule, Task,
 };
-use crate::error::TrainError;
+use crate::error::{ResumeError, TrainError, TrainingData};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrScheduler, Schedule};
 
-/// How to train; saved with the run so `--resume` continues the same way.
+/// How to train; saved with the run so a resumed run continues the same way.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// Time steps per block: how far gradients flow back through time.
     pub seq_len: usize,
+    /// Streams trained side by side, each carrying its own hidden state.
     pub batch: usize,
+    /// The optimizer and its hyperparameters.
     pub optimizer: OptimizerConfig,
+    /// Base learning rate, which `schedule` scales.
     pub lr: f32,
     /// Global gradient-norm clip; 0 turns clipping off.
     pub clip: f32,
+    /// How the learning rate changes over the run.
     pub schedule: Schedule,
+    /// Stop after this many passes over the training text.
     pub epochs: Option<u64>,
+    /// Stop after this many optimizer steps.
     pub steps: Option<u64>,
     /// Wall-clock budget of one invocation, in seconds.
     pub time_secs: Option<f64>,
@@ -37,6 +44,7 @@ pub struct TrainConfig {
     pub eval_every: u64,
     /// Stop after this many validations without improvement.
     pub patience: Option<u32>,
+    /// Seeds dropout and the other draws of training.
     pub seed: u64,
     /// Reset the hidden state of a stream where a new document starts.
     pub reset_between_docs: bool,
@@ -48,7 +56,7 @@ pub struct TrainConfig {
 
 /// AWD-LSTM's regularizers (Merity et al. 2017) and variable BPTT: all off by
 /// default, so runs without them, and runs saved before they existed, train
-/// exactly as before. Saved in `trainer_state.json` so `--resume` keeps them.
+/// exactly as before. Saved in `trainer_state.json` so a resumed run keeps them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Regularizers {
@@ -116,8 +124,11 @@ pub struct TrainerState {
 
 /// A model being trained, with everything needed to continue.
 pub struct Trainer {
+    /// The model, its parameters updated in place.
     pub model: LanguageModel,
+    /// The optimizer and its buffers.
     pub optimizer: Optimizer,
+    /// The resumable state, saved as `trainer_state.json`.
     pub state: TrainerState,
     train: Vec<u32>,
     val: Option<Vec<u32>>,
@@ -139,6 +150,57 @@ pub const AVERAGE_TENSOR: &str = "asgd_average";
 impl Trainer {
     /// A fresh run of `model` on `train` tokens (and `val` tokens for validation).
     /// `boundary` is the document-boundary token, used when resetting between documents.
+    ///
+    /// Fails when the text is too short for one block of `batch` streams of
+    /// `seq_len` steps, or a setting is out of range.
+    ///
+    /// # Examples
+    ///
+    /// A small LSTM learns a text that repeats `0 1 2`, validating every 10
+    /// steps on more of it:
+    ///
+    /// ```
+    /// use recurrent_kernels::Rng;
+    /// use recurrent_model::{CellKind, LanguageModel, ModelConfig};
+    /// use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
+    /// use recurrent_train::schedule::Schedule;
+    /// use recurrent_train::trainer::{TrainConfig, Trainer};
+    /// use recurrent_train::{Observer, StopReason};
+    ///
+    /// // Vocabulary 3, embedding 4, one layer of 16 units.
+    /// let model = ModelConfig::new(CellKind::Lstm, 3, 4, 16, 1);
+    /// let model = LanguageModel::new(model, &mut Rng::new(1), None)?;
+    /// let config = TrainConfig {
+    ///     seq_len: 8,
+    ///     batch: 4,
+    ///     optimizer: OptimizerConfig::new(OptimizerKind::Adam),
+    ///     lr: 0.02,
+    ///     clip: 1.0,
+    ///     schedule: Schedule::Constant,
+    ///     epochs: None,
+    ///     steps: Some(40),
+    ///     time_secs: None,
+    ///     eval_every: 10,
+    ///     patience: None,
+    ///     seed: 1,
+    ///     reset_between_docs: false,
+    ///     nt_asgd: None,
+    /// };
+    /// let text: Vec<u32> = (0..400).map(|i| i % 3).collect();
+    /// let val = text[..60].to_vec();
+    /// let mut trainer = Trainer::new(model, config, text, Some(val), None)?;
+    /// let before = trainer.validate().expect("validation text given").loss;
+    ///
+    /// /// Shows nothing and keeps no checkpoints.
+    /// struct Quiet;
+    /// impl Observer<Trainer> for Quiet {}
+    ///
+    /// assert_eq!(trainer.run(&mut Quiet)?, StopReason::Steps);
+    /// let after = trainer.state.progress.best_val_loss.expect("validated");
+    /// assert!(after < before / 2.0, "{before} -> {after}");
+    /// assert_eq!(trainer.state.progress.history.len(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(
         model: LanguageModel,
         config: TrainConfig,
@@ -197,28 +259,39 @@ impl Trainer {
         val: Option<Vec<u32>>,
         boundary: Option<u32>,
     ) -> Result<Trainer, TrainError> {
-        let fp = DataFingerprint::of(&train);
-        if fp != state.progress.train_data {
-            return Err(TrainError::Resume(format!(
-                "the training text differs from the one this run was trained on ({} tokens now, {} before)",
-                fp.tokens, state.progress.train_data.tokens
-            )));
+        let found = DataFingerprint::of(&train);
+        if found != state.progress.train_data {
+            return Err(ResumeError::DataChanged {
+                data: TrainingData::Text,
+                saved: state.progress.train_data.clone(),
+                found,
+            }
+            .into());
         }
         state.progress.upgrade();
         let config = &state.config;
         let streams = Streams::for_training(train.len(), config.batch, config.seq_len)?;
         state.regularizers.model.validate()?;
         if state.regularizers.variable_bptt && state.stream_pos + 1 >= streams.stream_len {
-            return Err(TrainError::Resume(format!(
-                "the saved stream position {} is past the end of the streams ({} tokens)",
-                state.stream_pos, streams.stream_len
-            )));
+            return Err(ResumeError::StreamPosition {
+                position: state.stream_pos,
+                stream_len: streams.stream_len,
+            }
+            .into());
         }
         let mut carried = State::zeros(&model.config, config.batch);
-        if state.carried_h.len() != carried.h.len() || state.carried_c.len() != carried.c.len() {
-            return Err(TrainError::Resume(
-                "the saved hidden state does not match the model".into(),
-            ));
+        for (name, saved, needed) in [
+            ("hidden", &state.carried_h, &carried.h),
+            ("cell", &state.carried_c, &carried.c),
+        ] {
+            if saved.len() != needed.len() {
+                return Err(ResumeError::CarriedState {
+                    state: name,
+                    saved: saved.len(),
+                    expected: needed.len(),
+                }
+                .into());
+            }
         }
         carried.h.clone_from(&state.carried_h);
         carried.c.clone_from(&state.carried_c);
@@ -229,19 +302,19 @@ impl Trainer {
             .partition(|(name, _)| name == AVERAGE_TENSOR);
         optimizer.load_state(&moments)?;
         state.config.optimizer = optimizer.config().clone();
+        let expected = model.num_params();
         let averager = match (average.into_iter().next(), state.averaging_since) {
-            (Some((_, average)), Some(_)) if average.len() == model.num_params() => {
-                Some(Averager {
-                    average,
-                    count: state.averaging_count,
-                })
+            (Some((_, average)), Some(_)) if average.len() == expected => Some(Averager {
+                average,
+                count: state.averaging_count,
+            }),
+            (Some((_, average)), Some(_)) => {
+                let found = average.len();
+                return Err(ResumeError::AverageLength { found, expected }.into());
             }
+            (Some(_), None) => return Err(ResumeError::AverageUnexpected.into()),
+            (None, Some(since)) => return Err(ResumeError::AverageMissing { since }.into()),
             (None, None) => None,
-            _ => {
-                return Err(TrainError::Resume(
-                    "the saved NT-ASGD average does not match the trainer state".into(),
-                ))
-            }
         };
         let mut trainer = Self::assemble(
             model, optimizer, state, train, val, boundary, streams, carried,
