@@ -12,6 +12,8 @@ use recurrent::checkpoint::CheckpointError;
 use recurrent::generate::beam::DecodeError;
 use recurrent::generate::{GenerateError, SampleError};
 use recurrent::text::{TextError, TokenizerOption};
+use recurrent::train::batch::BatchError;
+use recurrent::train::TrainError;
 
 /// The error chain as one line, in the command line's words.
 pub fn render(err: &anyhow::Error) -> String {
@@ -33,8 +35,15 @@ fn cli_words(e: &(dyn StdError + 'static)) -> Option<(String, String)> {
             recurrent::Error::Checkpoint(e) => checkpoint(e),
             recurrent::Error::Generate(GenerateError::Sample(e)) => sample(e),
             recurrent::Error::Decode(e) => decode(e),
+            recurrent::Error::Batch(e) | recurrent::Error::Train(TrainError::Batch(e)) => batch(e),
             _ => None,
         };
+    }
+    if let Some(TrainError::Batch(e)) = e.downcast_ref::<TrainError>() {
+        return batch(e);
+    }
+    if let Some(e) = e.downcast_ref::<BatchError>() {
+        return batch(e);
     }
     if let Some(e) = e.downcast_ref::<TextError>() {
         return text(e);
@@ -109,6 +118,24 @@ fn decode(e: &DecodeError) -> Option<(String, String)> {
         DecodeError::Alpha { value } => {
             format!("--alpha (length normalization) must be a finite number >= 0, got {value}")
         }
+        _ => return None,
+    };
+    Some((e.to_string(), cli))
+}
+
+fn batch(e: &BatchError) -> Option<(String, String)> {
+    let cli = match e {
+        BatchError::TooShort {
+            what,
+            tokens,
+            batch,
+            seq_len,
+            needed,
+        } => format!(
+            "the {what} text has {tokens} tokens, too few for --batch {batch} × --seq-len {seq_len} \
+             (needs at least {needed}); use a longer text or lower --batch / --seq-len"
+        ),
+        BatchError::ZeroSize { field } => format!("--{} must be at least 1", field.replace('_', "-")),
         _ => return None,
     };
     Some((e.to_string(), cli))

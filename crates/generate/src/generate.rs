@@ -327,7 +327,11 @@ mod tests {
         let (m, tok) = setup();
         let mut o = options(1);
         o.prime = "abz".into();
-        let err = generate(&m, &tok, &o, |_, _| {}).unwrap_err().to_string();
-        assert!(err.contains("'z'"), "{err}");
+        let err = generate(&m, &tok, &o, |_, _| {}).unwrap_err();
+        assert!(err.to_string().contains("prime"), "{err}");
+        let source = std::error::Error::source(&err)
+            .expect("the text error is kept")
+            .to_string();
+        assert!(source.contains("'z'"), "{source}");
     }
 }
