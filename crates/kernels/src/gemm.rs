@@ -4,6 +4,8 @@
 //! (and for `alpha != 1` or general `beta`) the `gemm` crate, which picks
 //! AVX2/FMA at run time.
 
+use std::cell::Cell;
+
 use crate::threads::threads;
 
 /// Whether an operand is used as stored (`N`) or transposed (`T`).
@@ -224,18 +226,27 @@ pub fn sgemm_shared_a(
 }
 
 /// Whether an `m x n x k` product goes to the blocked AVX-512 kernel: it
-/// needs AVX-512, and below about 64k FLOPs its packing does not pay.
+/// needs AVX-512 (and [`force_gemm_crate`] off), and below about 64k FLOPs
+/// its packing does not pay.
 #[cfg(target_arch = "x86_64")]
 fn blocked_pays(m: usize, n: usize, k: usize) -> bool {
     2 * m * n * k >= 1 << 16 && crate::simd::has_avx512() && !gemm_crate_forced()
 }
 
-/// `RECURRENT_GEMM=crate` sends every product to the `gemm` crate, for A/B
-/// timing of the two backends.
-fn gemm_crate_forced() -> bool {
-    use std::sync::OnceLock;
-    static FORCED: OnceLock<bool> = OnceLock::new();
-    *FORCED.get_or_init(|| std::env::var("RECURRENT_GEMM").is_ok_and(|v| v == "crate"))
+thread_local! {
+    static GEMM_CRATE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sends the products [`sgemm`] runs on this thread to the `gemm` crate, as on
+/// a CPU without AVX-512 (`on`), or lets the dispatch choose again: for testing
+/// and timing both backends. Tasks handed to helper threads follow their caller.
+pub fn force_gemm_crate(on: bool) {
+    GEMM_CRATE.with(|g| g.set(on));
+}
+
+/// Whether [`force_gemm_crate`] is on for this thread.
+pub fn gemm_crate_forced() -> bool {
+    GEMM_CRATE.with(Cell::get)
 }
 
 fn scale(c: &mut [f32], m: usize, n: usize, ldc: usize, beta: f32) {
@@ -410,11 +421,18 @@ mod tests {
     }
 
     #[test]
-    fn bias_product_and_baseline_fallback_match_naive() {
-        // Once with the dispatch the CPU offers, once forced to the fallback
-        // (the `gemm` crate, as without AVX-512).
-        for forced in [false, true] {
-            crate::simd::force_baseline(forced);
+    fn bias_product_and_every_forced_variant_match_naive() {
+        // With the dispatch the CPU offers, then with each fallback forced:
+        // the `gemm` crate behind `sgemm`, and lower instruction sets.
+        use crate::simd::Isa;
+        for forced in [
+            (Isa::Avx512, false),
+            (Isa::Avx512, true),
+            (Isa::Avx2, false),
+            (Isa::Baseline, false),
+        ] {
+            crate::simd::limit_isa(forced.0);
+            force_gemm_crate(forced.1);
             let mut rng = Rng::new(3);
             for &(m, n, k) in &[(5, 7, 3), (70, 65, 130), (33, 100, 600)] {
                 let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
@@ -427,7 +445,7 @@ mod tests {
                     let w = want[i] + bias[i % n];
                     assert!(
                         (c[i] - w).abs() <= 1e-4 * (1.0 + w.abs()),
-                        "forced {forced}"
+                        "forced {forced:?}"
                     );
                 }
                 let mut c = vec![f32::NAN; m * n];
@@ -458,6 +476,7 @@ mod tests {
                 }
             }
         }
-        crate::simd::force_baseline(false);
+        crate::simd::limit_isa(Isa::Avx512);
+        force_gemm_crate(false);
     }
 }

@@ -1,28 +1,46 @@
-//! The thread count the kernels use, set once at start-up, and the helper
-//! threads that run the parallel parts of a call.
+//! How many threads the kernels use, and the helper threads that run the
+//! parallel parts of a call.
+//!
+//! The count belongs to the calling thread, not to the process: a library user
+//! runs one model on 4 threads and another on 1 with [`with_threads`], and tests
+//! pass their count explicitly instead of racing on a global. Tasks that
+//! [`parallel_for`] hands to helpers see their caller's settings (thread count,
+//! instruction set, GEMM backend), so where a task runs never changes a result.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::Cell;
 
-static THREADS: AtomicUsize = AtomicUsize::new(1);
-
-/// Sets how many threads the kernels may use and builds the global rayon pool
-/// with that many workers. Results are bit-for-bit reproducible for a given count.
-pub fn set_threads(n: usize) {
-    let n = n.max(1);
-    THREADS.store(n, Ordering::Relaxed);
-    // The global pool can be built only once; a second call keeps the first pool,
-    // which is fine because GEMM asks for at most `n` of its workers.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global();
+thread_local! {
+    static THREADS: Cell<usize> = const { Cell::new(1) };
 }
 
-/// The thread count set by [`set_threads`] (1 until it is called).
+/// How many threads kernels called from this thread may use (1 unless set).
 pub fn threads() -> usize {
-    THREADS.load(Ordering::Relaxed)
+    THREADS.with(Cell::get)
 }
 
-/// The number of cores this machine offers, for a default `--threads`.
+/// Sets how many threads kernels called from this thread may use, until it is
+/// set again (for a program's main thread; elsewhere prefer [`with_threads`]).
+/// Results are bit-for-bit reproducible for a given count.
+pub fn set_this_thread(n: usize) {
+    THREADS.with(|t| t.set(n.max(1)));
+}
+
+/// Runs `f` with kernels called from this thread using `n` threads, then
+/// restores the previous count (also when `f` panics).
+pub fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
+    /// Puts the count back when dropped, unwinding or not.
+    struct Restore(usize);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            set_this_thread(self.0);
+        }
+    }
+    let _restore = Restore(threads());
+    set_this_thread(n);
+    f()
+}
+
+/// The number of cores this machine offers, for a default thread count.
 pub fn available() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -112,9 +130,34 @@ mod helpers {
         Some(pool)
     }
 
+    /// The caller's settings that its tasks run with, wherever they run.
+    #[derive(Clone, Copy)]
+    struct Settings {
+        threads: usize,
+        isa: crate::simd::Isa,
+        gemm_crate: bool,
+    }
+
+    impl Settings {
+        fn of_this_thread() -> Settings {
+            Settings {
+                threads: super::threads(),
+                isa: crate::simd::isa_limit(),
+                gemm_crate: crate::gemm::gemm_crate_forced(),
+            }
+        }
+
+        fn apply(self) {
+            super::set_this_thread(self.threads);
+            crate::simd::limit_isa(self.isa);
+            crate::gemm::force_gemm_crate(self.gemm_crate);
+        }
+    }
+
     /// One `parallel_for` call, as its helpers see it.
     pub struct Call<'f> {
         f: &'f (dyn Fn(usize) + Sync),
+        settings: Settings,
         /// The first panic of a task, to be re-raised on the caller.
         panic: Mutex<Option<Box<dyn Any + Send>>>,
     }
@@ -123,6 +166,7 @@ mod helpers {
         pub fn new(f: &'f (dyn Fn(usize) + Sync)) -> Call<'f> {
             Call {
                 f,
+                settings: Settings::of_this_thread(),
                 panic: Mutex::new(None),
             }
         }
@@ -311,6 +355,7 @@ mod helpers {
                     // SAFETY: the poster waits for `finished` below before its
                     // call can end, so the call is alive until then.
                     let call = unsafe { &*job.call };
+                    call.settings.apply();
                     // A panic is kept for the caller; the helper lives on.
                     call.run(job.task);
                 }
@@ -490,5 +535,42 @@ mod tests {
             assert!(caught.is_err());
         }
         assert!(eventually(|| runs_on_helpers(2)));
+    }
+
+    #[test]
+    fn the_count_belongs_to_the_thread_and_comes_back_after_a_panic() {
+        assert_eq!(threads(), 1, "the default");
+        with_threads(3, || {
+            assert_eq!(threads(), 3);
+            assert_eq!(std::thread::spawn(threads).join().unwrap(), 1);
+            let caught = catch_unwind(|| with_threads(5, || panic!("inside")));
+            assert!(caught.is_err());
+            assert_eq!(threads(), 3, "restored after the panic");
+        });
+        assert_eq!(threads(), 1);
+    }
+
+    #[test]
+    fn tasks_see_their_callers_settings_wherever_they_run() {
+        use crate::simd::{isa_limit, with_isa_limit, Isa};
+        for isa in [Isa::Baseline, Isa::Avx2, Isa::Avx512] {
+            for gemm_crate in [true, false] {
+                crate::gemm::force_gemm_crate(gemm_crate);
+                let seen: Vec<Mutex<Option<(usize, Isa, bool)>>> =
+                    (0..4).map(|_| Mutex::new(None)).collect();
+                with_threads(4, || {
+                    with_isa_limit(isa, || {
+                        parallel_for(4, &|i| {
+                            let settings =
+                                (threads(), isa_limit(), crate::gemm::gemm_crate_forced());
+                            *seen[i].lock().unwrap() = Some(settings);
+                        })
+                    })
+                });
+                for s in seen {
+                    assert_eq!(s.into_inner().unwrap(), Some((4, isa, gemm_crate)));
+                }
+            }
+        }
     }
 }
