@@ -55,7 +55,8 @@ pub fn sgemm(
         } else {
             crate::blocked::Init::Keep
         };
-        crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, t);
+        // SAFETY: `blocked_pays` checked AVX-512 and `check` the shapes.
+        unsafe { crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, t) };
         return;
     }
     let par = if t > 1 && flops >= 1 << 17 {
@@ -147,7 +148,9 @@ pub fn sgemm_bias(
     if k > 0 && blocked_pays(m, n, k) {
         check(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
         let init = crate::blocked::Init::Row(&bias[..n]);
-        crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, threads());
+        let t = threads();
+        // SAFETY: `blocked_pays` checked AVX-512 and `check` the shapes.
+        unsafe { crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, t) };
         return;
     }
     for row in c.chunks_mut(ldc).take(m) {
@@ -203,7 +206,10 @@ pub fn sgemm_shared_a(
             .iter()
             .all(|p| p.n > 0 && m >= p.n && blocked_pays(m, p.n, k))
     {
-        crate::blocked::gemm_blocked_shared_a(ta, m, k, a, lda, products, row_sums, threads());
+        let t = threads();
+        // SAFETY: `blocked_pays` checked AVX-512, `check` the shapes and the
+        // assert above the length of `row_sums`.
+        unsafe { crate::blocked::gemm_blocked_shared_a(ta, m, k, a, lda, products, row_sums, t) };
         return;
     }
     if let Some(sums) = row_sums {

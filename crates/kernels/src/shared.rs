@@ -50,6 +50,14 @@ impl<'a, T> SharedMut<'a, T> {
         self.ptr.wrapping_add(i)
     }
 
+    /// The buffer's first element, for a kernel that writes a strided block
+    /// (columns of several rows) which no slice can express. Writing through
+    /// it is unsafe: the writes must stay inside the buffer and away from
+    /// every other task's, as for [`SharedMut::slice`].
+    pub fn as_mut_ptr(&self) -> *mut T {
+        self.ptr
+    }
+
     /// Elements `range` of the buffer, for one task to write.
     ///
     /// Panics if `range` is not inside the buffer.
