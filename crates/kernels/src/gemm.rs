@@ -1,6 +1,6 @@
 //! The single matrix-multiply entry point. Every layer calls [`sgemm`]; the
 //! backend behind it can change without touching a layer: with AVX-512, the
-//! blocked kernel of [`crate::blocked`] for all but tiny products; otherwise
+//! blocked kernel (module `blocked`) for all but tiny products; otherwise
 //! (and for `alpha != 1` or general `beta`) the `gemm` crate, which picks
 //! AVX2/FMA at run time.
 
@@ -11,7 +11,9 @@ use crate::threads::threads;
 /// Whether an operand is used as stored (`N`) or transposed (`T`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trans {
+    /// As stored.
     N,
+    /// Transposed.
     T,
 }
 
@@ -20,6 +22,19 @@ pub enum Trans {
 /// `A` is stored as `[m, lda]` when `ta == N` and as `[k, lda]` when `ta == T`;
 /// likewise `B` as `[k, ldb]` or `[n, ldb]`; `C` as `[m, ldc]`. With `beta == 0`
 /// the old contents of `C` are ignored (NaNs included), as in BLAS.
+/// Runs on [`threads()`](crate::threads::threads) threads; panics if a slice
+/// is too short for its shape.
+///
+/// ```
+/// use recurrent_kernels::{sgemm, Trans};
+///
+/// // C[2, 2] = A[2, 3] · B[2, 3]ᵀ: `B` stored as `[n, k]`, used transposed.
+/// let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let b = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0];
+/// let mut c = [f32::NAN; 4];
+/// sgemm(Trans::N, Trans::T, 2, 2, 3, 1.0, &a, 3, &b, 3, 0.0, &mut c, 2);
+/// assert_eq!(c, [1.0, 5.0, 4.0, 11.0]);
+/// ```
 pub fn sgemm(
     ta: Trans,
     tb: Trans,
@@ -162,11 +177,17 @@ pub fn sgemm_bias(
 /// One product of [`sgemm_shared_a`]: `C += op(A) · op(B)`, with `op(B)`
 /// `[k, n]` stored as in [`sgemm`] and `C` `[m, ldc]`.
 pub struct Product<'a> {
+    /// Whether `B` is used as stored or transposed.
     pub tb: Trans,
+    /// Columns of `op(B)` and `C`.
     pub n: usize,
+    /// The right-hand operand.
     pub b: &'a [f32],
+    /// Leading dimension of `B`.
     pub ldb: usize,
+    /// The output, added to.
     pub c: &'a mut [f32],
+    /// Leading dimension of `C`.
     pub ldc: usize,
 }
 

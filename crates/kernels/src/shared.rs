@@ -11,6 +11,21 @@ use std::marker::PhantomData;
 use std::ops::Range;
 
 /// A `&'a mut [T]` that several threads write at disjoint ranges.
+///
+/// ```
+/// use recurrent_kernels::threads::parallel_for;
+/// use recurrent_kernels::SharedMut;
+///
+/// // Three tasks, each filling its own row of a [3, 4] buffer.
+/// let mut buf = vec![0u32; 3 * 4];
+/// let shared = SharedMut::new(&mut buf);
+/// parallel_for(3, &|t| {
+///     // SAFETY: task `t` alone takes row `t`.
+///     let row = unsafe { shared.rows(t, 1, 4) };
+///     row.fill(t as u32);
+/// });
+/// assert_eq!(buf, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
+/// ```
 pub struct SharedMut<'a, T> {
     ptr: *mut T,
     len: usize,

@@ -1,7 +1,7 @@
 //! Run-time instruction-set dispatch for elementwise loops.
 //!
 //! The crate is built for baseline x86-64, so a plain loop vectorizes to SSE2
-//! only. [`multiversion!`] compiles a loop body three times (AVX-512, AVX2+FMA,
+//! only. [`multiversion!`](crate::multiversion) compiles a loop body three times (AVX-512, AVX2+FMA,
 //! baseline) and picks one at run time. Elementwise code never calls `mul_add`,
 //! so the result is bit-identical whichever path runs.
 //!

@@ -27,6 +27,14 @@ pub fn set_this_thread(n: usize) {
 
 /// Runs `f` with kernels called from this thread using `n` threads, then
 /// restores the previous count (also when `f` panics).
+///
+/// ```
+/// use recurrent_kernels::threads::{threads, with_threads};
+///
+/// assert_eq!(threads(), 1);
+/// let inside = with_threads(2, threads);
+/// assert_eq!((inside, threads()), (2, 1));
+/// ```
 pub fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
     /// Puts the count back when dropped, unwinding or not.
     struct Restore(usize);
@@ -65,6 +73,17 @@ pub fn available() -> usize {
 /// any more (the tasks may write what the caller's unwind frees), with the
 /// caller's own panic or else the first a helper caught; the helpers carry on
 /// serving later calls.
+///
+/// ```
+/// use recurrent_kernels::threads::parallel_for;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// let sum = AtomicUsize::new(0);
+/// parallel_for(4, &|i| {
+///     sum.fetch_add(i, Ordering::Relaxed);
+/// });
+/// assert_eq!(sum.into_inner(), 0 + 1 + 2 + 3);
+/// ```
 pub fn parallel_for(n: usize, f: &(dyn Fn(usize) + Sync)) {
     if n <= 1 {
         (0..n).for_each(f);
