@@ -20,7 +20,7 @@ fn random(rng: &mut Rng, n: usize) -> Vec<f32> {
 
 /// Forward + backward of one layer, `T=100`, at the widths.
 fn layers(c: &mut Criterion) {
-    threads::set_threads(threads::available().min(2));
+    threads::set_this_thread(threads::available().min(2));
     let (t, b) = (100, 64);
     let mut group = c.benchmark_group("layer_fwd_bwd");
     group.sample_size(10);
@@ -145,7 +145,7 @@ fn loss(c: &mut Criterion) {
 /// One generation step of model (b) (char LSTM 2x512) at batch 1 (bound by
 /// streaming the weights) and batch 64 (bound by arithmetic), per format.
 fn generation(c: &mut Criterion) {
-    threads::set_threads(threads::available().min(2));
+    threads::set_this_thread(threads::available().min(2));
     let config = ModelConfig {
         cell: CellKind::Lstm,
         vocab_size: 65,

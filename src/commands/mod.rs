@@ -26,7 +26,7 @@ pub fn set_threads(requested: Option<usize>) -> Result<usize> {
     if !(1..=MAX_THREADS).contains(&n) {
         bail!("--threads must be between 1 and {MAX_THREADS}, got {n}");
     }
-    threads::set_threads(n);
+    threads::set_this_thread(n);
     Ok(n)
 }
 

@@ -8,7 +8,10 @@ use std::time::Instant;
 
 fn main() {
     let threads: usize = std::env::args().nth(1).map_or(2, |s| s.parse().unwrap());
-    recurrent_kernels::threads::set_threads(threads);
+    recurrent_kernels::threads::set_this_thread(threads);
+    recurrent_kernels::gemm::force_gemm_crate(
+        std::env::var("RECURRENT_GEMM").is_ok_and(|v| v == "crate"),
+    );
     let mut rng = Rng::new(1);
     let mut v = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect() };
     // The fastest of many timed calls: a call that was not preempted, so the

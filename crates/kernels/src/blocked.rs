@@ -18,6 +18,7 @@ use std::cell::RefCell;
 
 use crate::gemm::{Product, Trans};
 use crate::packed::{transpose8x8, AlignedBuf, Epilogue, Prefetch, MR, NR};
+use crate::SharedMut;
 
 const _: () = assert!(MR == 8, "transpose8x8 packs tiles of 8 rows");
 
@@ -29,10 +30,12 @@ pub const MC: usize = 64;
 /// `C[m, n] = op(A)[m, k] · op(B)[k, n] (+ what `init` says), all row-major
 /// with BLAS strides as in [`crate::sgemm`], on `threads` threads.
 ///
-/// Requires AVX-512 (see [`crate::simd::has_avx512`]); the caller checked
-/// shapes and lengths.
+/// # Safety
+/// The CPU must have AVX-512 (see [`crate::simd::has_avx512`]), and every
+/// element the product touches must lie inside the slices (as
+/// `crate::gemm::check` asserts).
 #[cfg(target_arch = "x86_64")]
-pub(crate) fn gemm_blocked(
+pub(crate) unsafe fn gemm_blocked(
     ta: Trans,
     tb: Trans,
     m: usize,
@@ -50,13 +53,9 @@ pub(crate) fn gemm_blocked(
     let rhs = [Rhs {
         b: Operand::new(b, ldb, tb),
         n,
-        c: c.as_mut_ptr(),
+        c: SharedMut::new(c),
         ldc,
-        init: match init {
-            Init::Zero => None,
-            Init::Keep => Some(std::ptr::null()),
-            Init::Row(r) => Some(r.as_ptr()),
-        },
+        init,
     }];
     let job = Job {
         a: Operand::new(a, lda, ta),
@@ -65,7 +64,8 @@ pub(crate) fn gemm_blocked(
         rhs: &rhs,
         row_sums: None,
     };
-    job.launch(m >= n, threads);
+    // SAFETY: the caller's promises.
+    unsafe { job.launch(m >= n, threads) };
 }
 
 /// `C_j += op(A) · op(B_j)` for both `j`: two products with one left operand,
@@ -73,11 +73,14 @@ pub(crate) fn gemm_blocked(
 /// `dW_ih` share the gate gradients). Each `C_j` gets the same bits as a
 /// [`gemm_blocked`] call of its own.
 ///
-/// Threads split the rows, so `m` must be at least both `n`; AVX-512 and
-/// shapes as for [`gemm_blocked`]. `row_sums`: as in [`crate::sgemm_shared_a`].
+/// Threads split the rows, so `m` must be at least both `n`. `row_sums`: as
+/// in [`crate::sgemm_shared_a`].
+///
+/// # Safety
+/// As [`gemm_blocked`], for both products (and `row_sums` at least `m` long).
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_blocked_shared_a(
+pub(crate) unsafe fn gemm_blocked_shared_a(
     ta: Trans,
     m: usize,
     k: usize,
@@ -90,9 +93,9 @@ pub(crate) fn gemm_blocked_shared_a(
     let rhs = products.map(|p| Rhs {
         b: Operand::new(p.b, p.ldb, p.tb),
         n: p.n,
-        c: p.c.as_mut_ptr(),
+        c: SharedMut::new(p.c),
         ldc: p.ldc,
-        init: Some(std::ptr::null()),
+        init: Init::Keep,
     });
     assert!(
         rhs.iter().all(|r| m >= r.n),
@@ -103,58 +106,70 @@ pub(crate) fn gemm_blocked_shared_a(
         m,
         k,
         rhs: &rhs,
-        row_sums: row_sums.map(|s| s.as_mut_ptr()),
+        row_sums: row_sums.map(SharedMut::new),
     };
-    job.launch(true, threads);
+    // SAFETY: the caller's promises.
+    unsafe { job.launch(true, threads) };
 }
 
-/// A read-only operand: `op(X)[r, c]` is `ptr[r * ld + c]`, or `ptr[c * ld + r]`
+/// A read-only operand: `op(X)[r, c]` is `x[r * ld + c]`, or `x[c * ld + r]`
 /// when `trans`.
 #[derive(Clone, Copy)]
-struct Operand {
-    ptr: *const f32,
+struct Operand<'a> {
+    x: &'a [f32],
     ld: usize,
     trans: bool,
 }
 
-impl Operand {
-    fn new(x: &[f32], ld: usize, t: Trans) -> Operand {
+impl<'a> Operand<'a> {
+    fn new(x: &'a [f32], ld: usize, t: Trans) -> Operand<'a> {
         Operand {
-            ptr: x.as_ptr(),
+            x,
             ld,
             trans: t == Trans::T,
         }
     }
 
+    /// The first element, for the packing loops' pointer arithmetic.
+    fn ptr(&self) -> *const f32 {
+        self.x.as_ptr()
+    }
+
+    /// `op(X)[r, c]`, unchecked.
+    ///
+    /// # Safety
+    /// The element must lie inside `x` (the shapes were checked).
     #[inline(always)]
     unsafe fn at(&self, r: usize, c: usize) -> f32 {
-        if self.trans {
-            *self.ptr.add(c * self.ld + r)
+        let i = if self.trans {
+            c * self.ld + r
         } else {
-            *self.ptr.add(r * self.ld + c)
-        }
+            r * self.ld + c
+        };
+        // SAFETY: the caller's promise.
+        unsafe { *self.x.get_unchecked(i) }
     }
 }
 
 /// A right-hand operand and where its product goes.
-#[derive(Clone, Copy)]
-struct Rhs {
-    b: Operand,
+struct Rhs<'a> {
+    b: Operand<'a>,
     n: usize,
-    c: *mut f32,
+    /// `C`, `[m, ldc]`: each thread writes its own rows or column panels.
+    c: SharedMut<'a, f32>,
     ldc: usize,
-    /// What the first `K` block adds to: nothing, `C` (null), or a row vector.
-    init: Option<*const f32>,
+    /// What the first `K` block adds to.
+    init: Init<'a>,
 }
 
 /// The products of one left operand with one or two right ones.
 struct Job<'a> {
-    a: Operand,
+    a: Operand<'a>,
     m: usize,
     k: usize,
-    rhs: &'a [Rhs],
+    rhs: &'a [Rhs<'a>],
     /// `[m]`: where the row sums of `op(A)` go (threads split the rows).
-    row_sums: Option<*mut f32>,
+    row_sums: Option<SharedMut<'a, f32>>,
 }
 
 /// What a blocked product adds its result to.
@@ -168,9 +183,6 @@ pub(crate) enum Init<'a> {
     Row(&'a [f32]),
 }
 
-// SAFETY: threads read `a` and the `b`s and write disjoint shares of the `c`s.
-unsafe impl Sync for Job<'_> {}
-
 thread_local! {
     /// The packed `A` slab, and the packed `B` block of each right-hand side.
     static BUFS: RefCell<(AlignedBuf, [AlignedBuf; 2])> = RefCell::new(Default::default());
@@ -179,8 +191,11 @@ thread_local! {
 impl Job<'_> {
     /// Runs on `threads` threads, each owning a contiguous share of the rows
     /// (`by_rows`; every right-hand side) or of the column panels (one side).
+    ///
+    /// # Safety
+    /// As [`gemm_blocked`], for every product of the job.
     #[cfg(target_arch = "x86_64")]
-    fn launch(&self, by_rows: bool, threads: usize) {
+    unsafe fn launch(&self, by_rows: bool, threads: usize) {
         let (m, n) = (self.m, self.rhs[0].n);
         assert!(by_rows || self.rhs.len() == 1);
         let units = if by_rows {
@@ -197,13 +212,18 @@ impl Job<'_> {
             } else {
                 (0..m, Some((lo * NR).min(n)..(hi * NR).min(n)))
             };
-            // SAFETY: AVX-512 was checked by the caller; shares are disjoint.
+            // SAFETY: AVX-512 and the shapes are the caller's promise; the
+            // shares are disjoint.
             unsafe { self.run(rows, cols) };
         });
     }
 
     /// Computes rows `rows` of every product, or of the one product only
     /// the columns `cols` (which start on a panel boundary).
+    ///
+    /// # Safety
+    /// As [`Job::launch`], and no other thread may write these rows (or
+    /// columns) of the products, or these rows' sums, meanwhile.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn run(&self, rows: std::ops::Range<usize>, cols: Option<std::ops::Range<usize>>) {
@@ -220,33 +240,31 @@ impl Job<'_> {
                 let kc = k1 - k0;
                 for (r, bb) in self.rhs.iter().zip(bbs.iter_mut()) {
                     let cols = cols_of(r);
-                    pack_b(
-                        &r.b,
-                        k0,
-                        kc,
-                        cols.clone(),
-                        bb.resize(cols.len().div_ceil(NR) * kc * NR),
-                    );
+                    let out = bb.resize(cols.len().div_ceil(NR) * kc * NR);
+                    // SAFETY: rows `k0..k1` and columns `cols` of `op(B)` lie
+                    // inside `B` (the caller's promise).
+                    unsafe { pack_b(&r.b, k0, kc, cols, out) };
                 }
                 let mut r0 = rows.start;
                 while r0 < rows.end {
                     let mc = MC.min(rows.end - r0);
                     let ap = ab.resize(mc * kc);
-                    self.pack_a(r0, mc, k0, kc, ap);
-                    if let Some(sums) = self.row_sums {
-                        let sums = std::slice::from_raw_parts_mut(sums.add(r0), mc);
+                    // SAFETY: rows `r0..r0 + mc` and columns `k0..k1` of
+                    // `op(A)` lie inside `A`; the CPU has AVX-512.
+                    unsafe { self.pack_a(r0, mc, k0, kc, ap) };
+                    if let Some(sums) = &self.row_sums {
+                        // SAFETY: these rows are this thread's alone.
+                        let sums = unsafe { sums.slice(r0..r0 + mc) };
                         if blk == 0 {
                             sums.fill(0.0);
                         }
                         add_row_sums(ap, mc, kc, sums);
                     }
                     for (r, bb) in self.rhs.iter().zip(bbs.iter()) {
-                        let first = if blk == 0 {
-                            r.init
-                        } else {
-                            Some(std::ptr::null())
-                        };
-                        r.compute(r0, mc, kc, cols_of(r), ap, bb.get(), first);
+                        let first = if blk == 0 { r.init } else { Init::Keep };
+                        // SAFETY: the rows and columns are this thread's alone
+                        // and inside `C`; the CPU has AVX-512.
+                        unsafe { r.compute(r0, mc, kc, cols_of(r), ap, bb.get(), first) };
                     }
                     r0 += mc;
                 }
@@ -257,6 +275,10 @@ impl Job<'_> {
 
     /// Row tiles of `op(A)[r0..r0+mc, k0..k0+kc]`: the tile of `mr <= MR` rows
     /// starting `i` rows in is `[kc][mr]` at `i * kc`.
+    ///
+    /// # Safety
+    /// Those rows and columns of `op(A)` must lie inside `A`, and the CPU
+    /// must have AVX.
     unsafe fn pack_a(&self, r0: usize, mc: usize, k0: usize, kc: usize, out: &mut [f32]) {
         let ld = self.a.ld;
         let mut i = 0;
@@ -266,32 +288,42 @@ impl Job<'_> {
             if self.a.trans {
                 // op(A) rows are contiguous in A's columns.
                 for (kk, dst) in tile.chunks_exact_mut(mr).enumerate() {
-                    let src = self.a.ptr.add((k0 + kk) * ld + r0 + i);
+                    // SAFETY: `A` holds `mr` floats of row `k0 + kk` from
+                    // column `r0 + i` (the caller's promise), read below.
+                    let src = unsafe { self.a.ptr().add((k0 + kk) * ld + r0 + i) };
                     if mr == MR {
                         // A constant-length copy compiles to a vector move, not a `memcpy` call.
-                        std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), MR);
+                        // SAFETY: as above; `dst` is `MR` long.
+                        unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), MR) };
                     } else {
-                        dst.copy_from_slice(std::slice::from_raw_parts(src, mr));
+                        // SAFETY: as above.
+                        dst.copy_from_slice(unsafe { std::slice::from_raw_parts(src, mr) });
                     }
                 }
             } else if mr == MR {
                 // A full tile of a row-major A: 8x8 blocks transposed in registers
                 // (scalar gathers were a few percent of a training step).
+                // Rows `r0 + i..r0 + i + MR` of `A` from column `k0`, `kc` floats each
+                // (the caller's promise).
                 let rows: [*const f32; MR] =
-                    std::array::from_fn(|ii| self.a.ptr.add((r0 + i + ii) * ld + k0));
+                    std::array::from_fn(|ii| self.a.ptr().wrapping_add((r0 + i + ii) * ld + k0));
                 let full = kc / 8 * 8;
                 for kk0 in (0..full).step_by(8) {
-                    transpose8x8(&rows, kk0, tile.as_mut_ptr().add(kk0 * MR), MR);
+                    // SAFETY: each row has 8 floats from `kk0 <= kc - 8`; the tile
+                    // is `[kc][MR]`; the CPU has AVX (the caller's promise).
+                    unsafe { transpose8x8(&rows, kk0, tile.as_mut_ptr().add(kk0 * MR), MR) };
                 }
                 for kk in full..kc {
                     for (ii, row) in rows.iter().enumerate() {
-                        tile[kk * MR + ii] = *row.add(kk);
+                        // SAFETY: `kk < kc`.
+                        tile[kk * MR + ii] = unsafe { *row.add(kk) };
                     }
                 }
             } else {
                 for (kk, dst) in tile.chunks_exact_mut(mr).enumerate() {
                     for (ii, v) in dst.iter_mut().enumerate() {
-                        *v = self.a.at(r0 + i + ii, k0 + kk);
+                        // SAFETY: inside `op(A)` (the caller's promise).
+                        *v = unsafe { self.a.at(r0 + i + ii, k0 + kk) };
                     }
                 }
             }
@@ -328,22 +360,36 @@ fn add_row_sums(ap: &[f32], mc: usize, kc: usize, sums: &mut [f32]) {
 
 /// Panels of `op(B)[k0..k0+kc, cols]`: panel `p` is `[kc][NR]` at `p * kc * NR`,
 /// zero-padded past the last column.
-unsafe fn pack_b(b: &Operand, k0: usize, kc: usize, cols: std::ops::Range<usize>, out: &mut [f32]) {
+///
+/// # Safety
+/// Rows `k0..k0 + kc` and columns `cols` of `op(B)` must lie inside `B`.
+unsafe fn pack_b(
+    b: &Operand<'_>,
+    k0: usize,
+    kc: usize,
+    cols: std::ops::Range<usize>,
+    out: &mut [f32],
+) {
     for (p, panel) in out.chunks_exact_mut(kc * NR).enumerate() {
         let j0 = cols.start + p * NR;
         let w = NR.min(cols.end - j0);
         for (kk, row) in panel.chunks_exact_mut(NR).enumerate() {
             if !b.trans {
-                let src = b.ptr.add((k0 + kk) * b.ld + j0);
+                // SAFETY: `B` holds `w` floats of row `k0 + kk` from
+                // column `j0` (the caller's promise), read below.
+                let src = unsafe { b.ptr().add((k0 + kk) * b.ld + j0) };
                 if w == NR {
                     // A fixed-size copy compiles to vector moves, not a `memcpy` call.
-                    std::ptr::copy_nonoverlapping(src, row.as_mut_ptr(), NR);
+                    // SAFETY: as above; `row` is `NR` long.
+                    unsafe { std::ptr::copy_nonoverlapping(src, row.as_mut_ptr(), NR) };
                 } else {
-                    row[..w].copy_from_slice(std::slice::from_raw_parts(src, w));
+                    // SAFETY: as above.
+                    row[..w].copy_from_slice(unsafe { std::slice::from_raw_parts(src, w) });
                 }
             } else {
                 for (jj, v) in row[..w].iter_mut().enumerate() {
-                    *v = b.at(k0 + kk, j0 + jj);
+                    // SAFETY: inside `op(B)` (the caller's promise).
+                    *v = unsafe { b.at(k0 + kk, j0 + jj) };
                 }
             }
             row[w..].fill(0.0);
@@ -351,8 +397,13 @@ unsafe fn pack_b(b: &Operand, k0: usize, kc: usize, cols: std::ops::Range<usize>
     }
 }
 
-impl Rhs {
+impl Rhs<'_> {
     /// Every panel of the share against every row tile of the packed slab.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512; rows `r0..r0 + mc` and columns `cols` must
+    /// lie inside `C` and be this thread's alone; `ap` and `bp` are packed
+    /// by [`Job::pack_a`] and [`pack_b`] for these rows, columns and `kc`.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
     unsafe fn compute(
@@ -363,36 +414,36 @@ impl Rhs {
         cols: std::ops::Range<usize>,
         ap: &[f32],
         bp: &[f32],
-        init: Option<*const f32>,
+        init: Init<'_>,
     ) {
         let (panels, tiles) = (bp.len() / (kc * NR), mc.div_ceil(MR));
         for (p, panel) in bp.chunks_exact(kc * NR).enumerate() {
             let j0 = cols.start + p * NR;
             let w = NR.min(cols.end - j0);
             let epi = match init {
-                None => Epilogue::Store,
-                Some(row) if row.is_null() => Epilogue::Accumulate,
-                Some(row) => Epilogue::AddRow(row.add(j0)),
+                Init::Zero => Epilogue::Store,
+                Init::Keep => Epilogue::Accumulate,
+                Init::Row(row) => Epilogue::AddRow(row[j0..].as_ptr()),
             };
             let mut i = 0;
             while i < mc {
                 let mr = MR.min(mc - i);
-                let c = self.c.add((r0 + i) * self.ldc + j0);
-                crate::packed::tile(
-                    mr,
-                    kc,
-                    ap.as_ptr().add(i * kc),
-                    panel.as_ptr(),
-                    c,
-                    self.ldc,
-                    w,
-                    epi,
-                    if p + 1 < panels {
-                        Prefetch::share(panel.as_ptr().add(kc * NR), kc * NR, i / MR, tiles)
-                    } else {
-                        Prefetch::NONE
-                    },
-                );
+                let prefetch = if p + 1 < panels {
+                    let next = panel.as_ptr().wrapping_add(kc * NR);
+                    Prefetch::share(next, kc * NR, i / MR, tiles)
+                } else {
+                    Prefetch::NONE
+                };
+                // SAFETY: the tile reads `[kc][mr]` of `ap` at `i * kc` and the
+                // `[kc][NR]` panel, and writes `mr` rows of `w` columns of `C`
+                // from row `r0 + i`, column `j0`: inside `C` and this thread's
+                // (the caller's promise); a bias row holds `w` columns from `j0`.
+                unsafe {
+                    let c = self.c.as_mut_ptr().add((r0 + i) * self.ldc + j0);
+                    let a = ap[i * kc..].as_ptr();
+                    let (ldc, b) = (self.ldc, panel.as_ptr());
+                    crate::packed::tile(mr, kc, a, b, c, ldc, w, epi, prefetch);
+                }
                 i += mr;
             }
         }
@@ -449,9 +500,12 @@ mod tests {
                         for mode in 0..3 {
                             let init = [Init::Zero, Init::Keep, Init::Row(&bias)][mode];
                             let mut c = c0.clone();
-                            gemm_blocked(
-                                ta, tb, m, n, k, &a, lda, &b, ldb, init, &mut c, ldc, threads,
-                            );
+                            // SAFETY: AVX-512 checked above; the slices fit the shapes.
+                            unsafe {
+                                gemm_blocked(
+                                    ta, tb, m, n, k, &a, lda, &b, ldb, init, &mut c, ldc, threads,
+                                )
+                            };
                             for i in 0..m {
                                 for j in 0..ldc {
                                     let got = c[i * ldc + j];

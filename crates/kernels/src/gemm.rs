@@ -1,15 +1,19 @@
 //! The single matrix-multiply entry point. Every layer calls [`sgemm`]; the
 //! backend behind it can change without touching a layer: with AVX-512, the
-//! blocked kernel of [`crate::blocked`] for all but tiny products; otherwise
+//! blocked kernel (module `blocked`) for all but tiny products; otherwise
 //! (and for `alpha != 1` or general `beta`) the `gemm` crate, which picks
 //! AVX2/FMA at run time.
+
+use std::cell::Cell;
 
 use crate::threads::threads;
 
 /// Whether an operand is used as stored (`N`) or transposed (`T`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trans {
+    /// As stored.
     N,
+    /// Transposed.
     T,
 }
 
@@ -18,6 +22,19 @@ pub enum Trans {
 /// `A` is stored as `[m, lda]` when `ta == N` and as `[k, lda]` when `ta == T`;
 /// likewise `B` as `[k, ldb]` or `[n, ldb]`; `C` as `[m, ldc]`. With `beta == 0`
 /// the old contents of `C` are ignored (NaNs included), as in BLAS.
+/// Runs on [`threads()`](crate::threads::threads) threads; panics if a slice
+/// is too short for its shape.
+///
+/// ```
+/// use recurrent_kernels::{sgemm, Trans};
+///
+/// // C[2, 2] = A[2, 3] · B[2, 3]ᵀ: `B` stored as `[n, k]`, used transposed.
+/// let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+/// let b = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0];
+/// let mut c = [f32::NAN; 4];
+/// sgemm(Trans::N, Trans::T, 2, 2, 3, 1.0, &a, 3, &b, 3, 0.0, &mut c, 2);
+/// assert_eq!(c, [1.0, 5.0, 4.0, 11.0]);
+/// ```
 pub fn sgemm(
     ta: Trans,
     tb: Trans,
@@ -53,7 +70,8 @@ pub fn sgemm(
         } else {
             crate::blocked::Init::Keep
         };
-        crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, t);
+        // SAFETY: `blocked_pays` checked AVX-512 and `check` the shapes.
+        unsafe { crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, t) };
         return;
     }
     let par = if t > 1 && flops >= 1 << 17 {
@@ -145,7 +163,9 @@ pub fn sgemm_bias(
     if k > 0 && blocked_pays(m, n, k) {
         check(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
         let init = crate::blocked::Init::Row(&bias[..n]);
-        crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, threads());
+        let t = threads();
+        // SAFETY: `blocked_pays` checked AVX-512 and `check` the shapes.
+        unsafe { crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, t) };
         return;
     }
     for row in c.chunks_mut(ldc).take(m) {
@@ -157,11 +177,17 @@ pub fn sgemm_bias(
 /// One product of [`sgemm_shared_a`]: `C += op(A) · op(B)`, with `op(B)`
 /// `[k, n]` stored as in [`sgemm`] and `C` `[m, ldc]`.
 pub struct Product<'a> {
+    /// Whether `B` is used as stored or transposed.
     pub tb: Trans,
+    /// Columns of `op(B)` and `C`.
     pub n: usize,
+    /// The right-hand operand.
     pub b: &'a [f32],
+    /// Leading dimension of `B`.
     pub ldb: usize,
+    /// The output, added to.
     pub c: &'a mut [f32],
+    /// Leading dimension of `C`.
     pub ldc: usize,
 }
 
@@ -201,7 +227,10 @@ pub fn sgemm_shared_a(
             .iter()
             .all(|p| p.n > 0 && m >= p.n && blocked_pays(m, p.n, k))
     {
-        crate::blocked::gemm_blocked_shared_a(ta, m, k, a, lda, products, row_sums, threads());
+        let t = threads();
+        // SAFETY: `blocked_pays` checked AVX-512, `check` the shapes and the
+        // assert above the length of `row_sums`.
+        unsafe { crate::blocked::gemm_blocked_shared_a(ta, m, k, a, lda, products, row_sums, t) };
         return;
     }
     if let Some(sums) = row_sums {
@@ -224,18 +253,27 @@ pub fn sgemm_shared_a(
 }
 
 /// Whether an `m x n x k` product goes to the blocked AVX-512 kernel: it
-/// needs AVX-512, and below about 64k FLOPs its packing does not pay.
+/// needs AVX-512 (and [`force_gemm_crate`] off), and below about 64k FLOPs
+/// its packing does not pay.
 #[cfg(target_arch = "x86_64")]
 fn blocked_pays(m: usize, n: usize, k: usize) -> bool {
     2 * m * n * k >= 1 << 16 && crate::simd::has_avx512() && !gemm_crate_forced()
 }
 
-/// `RECURRENT_GEMM=crate` sends every product to the `gemm` crate, for A/B
-/// timing of the two backends.
-fn gemm_crate_forced() -> bool {
-    use std::sync::OnceLock;
-    static FORCED: OnceLock<bool> = OnceLock::new();
-    *FORCED.get_or_init(|| std::env::var("RECURRENT_GEMM").is_ok_and(|v| v == "crate"))
+thread_local! {
+    static GEMM_CRATE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sends the products [`sgemm`] runs on this thread to the `gemm` crate, as on
+/// a CPU without AVX-512 (`on`), or lets the dispatch choose again: for testing
+/// and timing both backends. Tasks handed to helper threads follow their caller.
+pub fn force_gemm_crate(on: bool) {
+    GEMM_CRATE.with(|g| g.set(on));
+}
+
+/// Whether [`force_gemm_crate`] is on for this thread.
+pub fn gemm_crate_forced() -> bool {
+    GEMM_CRATE.with(Cell::get)
 }
 
 fn scale(c: &mut [f32], m: usize, n: usize, ldc: usize, beta: f32) {
@@ -410,11 +448,18 @@ mod tests {
     }
 
     #[test]
-    fn bias_product_and_baseline_fallback_match_naive() {
-        // Once with the dispatch the CPU offers, once forced to the fallback
-        // (the `gemm` crate, as without AVX-512).
-        for forced in [false, true] {
-            crate::simd::force_baseline(forced);
+    fn bias_product_and_every_forced_variant_match_naive() {
+        // With the dispatch the CPU offers, then with each fallback forced:
+        // the `gemm` crate behind `sgemm`, and lower instruction sets.
+        use crate::simd::Isa;
+        for forced in [
+            (Isa::Avx512, false),
+            (Isa::Avx512, true),
+            (Isa::Avx2, false),
+            (Isa::Baseline, false),
+        ] {
+            crate::simd::limit_isa(forced.0);
+            force_gemm_crate(forced.1);
             let mut rng = Rng::new(3);
             for &(m, n, k) in &[(5, 7, 3), (70, 65, 130), (33, 100, 600)] {
                 let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
@@ -427,7 +472,7 @@ mod tests {
                     let w = want[i] + bias[i % n];
                     assert!(
                         (c[i] - w).abs() <= 1e-4 * (1.0 + w.abs()),
-                        "forced {forced}"
+                        "forced {forced:?}"
                     );
                 }
                 let mut c = vec![f32::NAN; m * n];
@@ -458,6 +503,7 @@ mod tests {
                 }
             }
         }
-        crate::simd::force_baseline(false);
+        crate::simd::limit_isa(Isa::Avx512);
+        force_gemm_crate(false);
     }
 }

@@ -1,9 +1,30 @@
-//! Numeric kernels for `recurrent`: the one GEMM entry point every layer calls,
-//! the elementwise activation functions, and a small reproducible random number
-//! generator whose whole state fits in a checkpoint.
+//! Numeric kernels for `recurrent`: the one GEMM entry point every layer calls
+//! ([`sgemm`], with its packed and panel variants for per-step and generation
+//! products), the elementwise activation functions, the thread pool that runs
+//! a call's parallel parts ([`threads`]), run-time instruction-set dispatch
+//! ([`simd`]), and a small reproducible random number generator whose whole
+//! state fits in a checkpoint.
 //!
-//! This crate knows nothing of models, files or the command line: everything
-//! here works on flat, row-major `f32` buffers whose shapes are given by the caller.
+//! This crate knows nothing of models, layers, files or the command line:
+//! everything here works on flat, row-major `f32` buffers whose shapes are
+//! given by the caller. The thread count and instruction-set limit belong to
+//! the calling thread ([`threads::with_threads`], [`simd::limit_isa`]), never
+//! to the process, and results are bit-for-bit the same for a given thread count.
+//!
+//! ```
+//! use recurrent_kernels::{sgemm, threads, Trans};
+//!
+//! // C[2, 2] = A[2, 3] · B[3, 2], on two threads.
+//! let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+//! let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
+//! let mut c = [0.0; 4];
+//! threads::with_threads(2, || {
+//!     sgemm(Trans::N, Trans::N, 2, 2, 3, 1.0, &a, 3, &b, 2, 0.0, &mut c, 2)
+//! });
+//! assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
+//! ```
+
+#![deny(missing_docs)]
 
 pub mod activation;
 mod blocked;

@@ -17,6 +17,7 @@ use std::cell::RefCell;
 
 use crate::gemm::{sgemm, Trans};
 use crate::simd::has_avx512;
+use crate::SharedMut;
 
 /// Rows of `A` per register tile of the blocked GEMM; the layers split a
 /// batch between threads from two such tiles a thread on.
@@ -125,9 +126,9 @@ pub fn gemm_packed(
             m,
             k,
             n,
-            ap: ap.as_ptr(),
-            bp: b.buf.get().as_ptr(),
-            c: c.as_mut_ptr(),
+            ap,
+            bp: b.buf.get(),
+            c: SharedMut::new(c),
             ldc,
             accumulate,
         };
@@ -154,13 +155,18 @@ thread_local! {
 unsafe fn pack_a(m: usize, k: usize, a: &[f32], lda: usize, out: &mut [f32]) {
     for (r0, mr) in step_tiles(m) {
         let tile = &mut out[r0 * k..(r0 + mr) * k];
+        // Rows past the tile's repeat its last one (they are never used).
         let rows: [*const f32; 8] =
-            std::array::from_fn(|i| a.as_ptr().add((r0 + i.min(mr - 1)) * lda));
+            std::array::from_fn(|i| a.as_ptr().wrapping_add((r0 + i.min(mr - 1)) * lda));
         // The first 8 rows 8 columns at a time, the rest one by one.
         let (mut kk0, first) = (0, if mr >= 8 { 8 } else { 0 });
         if first == 8 {
             while kk0 + 8 <= k {
-                transpose8x8(&rows, kk0, tile.as_mut_ptr().add(kk0 * mr), mr);
+                // SAFETY: rows `r0..r0 + 8` of `a` have `k` floats each (the
+                // caller's promise), so 8 from `kk0 <= k - 8`; the tile is
+                // `[k][mr]`, so 8 rows of `mr` from row `kk0` fit; AVX-512
+                // implies AVX.
+                unsafe { transpose8x8(&rows, kk0, tile.as_mut_ptr().add(kk0 * mr), mr) };
                 kk0 += 8;
             }
         }
@@ -201,7 +207,8 @@ pub(crate) unsafe fn transpose8x8(
     stride: usize,
 ) {
     use std::arch::x86_64::*;
-    let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(kk0)));
+    // SAFETY: each row has 8 readable floats at `kk0` (the caller's promise).
+    let r: [__m256; 8] = std::array::from_fn(|i| unsafe { _mm256_loadu_ps(rows[i].add(kk0)) });
     // Pairs of rows interleaved: t0 = r0_0 r1_0 r0_1 r1_1 | r0_4 r1_4 r0_5 r1_5, ...
     let t0 = _mm256_unpacklo_ps(r[0], r[1]);
     let t1 = _mm256_unpackhi_ps(r[0], r[1]);
@@ -232,28 +239,28 @@ pub(crate) unsafe fn transpose8x8(
         _mm256_permute2f128_ps::<0x31>(s3, s7),
     ];
     for (kk, v) in cols.iter().enumerate() {
-        _mm256_storeu_ps(dst.add(kk * stride), *v);
+        // SAFETY: `dst` has 8 writable floats at each of 8 rows `stride` apart.
+        unsafe { _mm256_storeu_ps(dst.add(kk * stride), *v) };
     }
 }
 
 /// One packed product, shared by the threads that split its panels.
-struct Job {
+struct Job<'a> {
     m: usize,
     k: usize,
     n: usize,
-    ap: *const f32,
-    bp: *const f32,
-    c: *mut f32,
+    /// `A` packed by [`pack_a`].
+    ap: &'a [f32],
+    /// The panels of [`PackedB`].
+    bp: &'a [f32],
+    /// `C`, `[m, ldc]`: each thread writes the columns of its own panels.
+    c: SharedMut<'a, f32>,
     ldc: usize,
     accumulate: bool,
 }
 
-// SAFETY: threads read the shared packed operands and write disjoint column
-// panels of `c` (see `run_split`).
-unsafe impl Sync for Job {}
-
 /// Computes panels `lo..hi` on `t` threads, each taking a contiguous range.
-fn run_split(job: &Job, lo: usize, hi: usize, t: usize) {
+fn run_split(job: &Job<'_>, lo: usize, hi: usize, t: usize) {
     let range = |i: usize| (lo + (hi - lo) * i / t, lo + (hi - lo) * (i + 1) / t);
     crate::threads::parallel_for(t, &|i| {
         let (a, b) = range(i);
@@ -268,28 +275,38 @@ fn run_split(job: &Job, lo: usize, hi: usize, t: usize) {
 
 /// Panels `lo..hi`, every row tile each: the panel (`k * NR` floats) stays in
 /// cache while the tiles of `A` stream past it.
+///
+/// # Safety
+/// The CPU must have AVX-512; `job` must hold shapes [`gemm_packed`] checked
+/// against its buffers; no other thread may write these panels' columns of `C`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn run_panels(job: &Job, lo: usize, hi: usize) {
+unsafe fn run_panels(job: &Job<'_>, lo: usize, hi: usize) {
     let (k, ldc) = (job.k, job.ldc);
     let tiles = job.m.div_ceil(STEP_MR);
+    let epi = if job.accumulate {
+        Epilogue::Accumulate
+    } else {
+        Epilogue::Store
+    };
     for p in lo..hi {
-        let bp = job.bp.add(p * k * NR);
+        let bp = &job.bp[p * k * NR..(p + 1) * k * NR];
         let cols = NR.min(job.n - p * NR);
         for (t, (r0, mr)) in step_tiles(job.m).enumerate() {
-            let ap = job.ap.add(r0 * k);
-            let c = job.c.add(r0 * ldc + p * NR);
-            let epi = if job.accumulate {
-                Epilogue::Accumulate
-            } else {
-                Epilogue::Store
-            };
+            let ap = &job.ap[r0 * k..(r0 + mr) * k];
             let prefetch = if p + 1 < hi {
-                Prefetch::share(bp.add(k * NR), k * NR, t, tiles)
+                Prefetch::share(bp.as_ptr().wrapping_add(k * NR), k * NR, t, tiles)
             } else {
                 Prefetch::NONE
             };
-            tile(mr, k, ap, bp, c, ldc, cols, epi, prefetch);
+            // SAFETY: `ap` is the `[k][mr]` tile and `bp` the `[k][NR]` panel
+            // (slices); the tile's block of `C`, rows `r0..r0 + mr` and columns
+            // `p * NR..p * NR + cols`, lies inside `C` (`gemm_packed` checked its
+            // length) and belongs to this thread (the caller's promise).
+            unsafe {
+                let c = job.c.as_mut_ptr().add(r0 * ldc + p * NR);
+                tile(mr, k, ap.as_ptr(), bp.as_ptr(), c, ldc, cols, epi, prefetch);
+            }
         }
     }
 }
@@ -328,6 +345,11 @@ impl Prefetch {
 }
 
 /// Dispatches a tile of `mr` rows to the kernel compiled for that row count.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `ap` must hold `[k][mr]` floats and `bp`
+/// `[k][NR]`; `c` must have `mr` rows of `cols` floats at stride `ldc` that
+/// no other thread accesses meanwhile (`Epilogue::AddRow`: a row of `cols`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn tile(
@@ -346,19 +368,22 @@ pub(crate) unsafe fn tile(
         ((1u32 << valid) - 1) as u16
     };
     let masks = [m(0), m(1)];
-    match mr {
-        12 => kernel::<12>(k, ap, bp, c, ldc, masks, acc, prefetch),
-        11 => kernel::<11>(k, ap, bp, c, ldc, masks, acc, prefetch),
-        10 => kernel::<10>(k, ap, bp, c, ldc, masks, acc, prefetch),
-        9 => kernel::<9>(k, ap, bp, c, ldc, masks, acc, prefetch),
-        8 => kernel::<8>(k, ap, bp, c, ldc, masks, acc, prefetch),
-        7 => kernel::<7>(k, ap, bp, c, ldc, masks, acc, prefetch),
-        6 => kernel::<6>(k, ap, bp, c, ldc, masks, acc, prefetch),
-        5 => kernel::<5>(k, ap, bp, c, ldc, masks, acc, prefetch),
-        4 => kernel::<4>(k, ap, bp, c, ldc, masks, acc, prefetch),
-        3 => kernel::<3>(k, ap, bp, c, ldc, masks, acc, prefetch),
-        2 => kernel::<2>(k, ap, bp, c, ldc, masks, acc, prefetch),
-        _ => kernel::<1>(k, ap, bp, c, ldc, masks, acc, prefetch),
+    // SAFETY: the caller's promises are each kernel's, for `R = mr`.
+    unsafe {
+        match mr {
+            12 => kernel::<12>(k, ap, bp, c, ldc, masks, acc, prefetch),
+            11 => kernel::<11>(k, ap, bp, c, ldc, masks, acc, prefetch),
+            10 => kernel::<10>(k, ap, bp, c, ldc, masks, acc, prefetch),
+            9 => kernel::<9>(k, ap, bp, c, ldc, masks, acc, prefetch),
+            8 => kernel::<8>(k, ap, bp, c, ldc, masks, acc, prefetch),
+            7 => kernel::<7>(k, ap, bp, c, ldc, masks, acc, prefetch),
+            6 => kernel::<6>(k, ap, bp, c, ldc, masks, acc, prefetch),
+            5 => kernel::<5>(k, ap, bp, c, ldc, masks, acc, prefetch),
+            4 => kernel::<4>(k, ap, bp, c, ldc, masks, acc, prefetch),
+            3 => kernel::<3>(k, ap, bp, c, ldc, masks, acc, prefetch),
+            2 => kernel::<2>(k, ap, bp, c, ldc, masks, acc, prefetch),
+            _ => kernel::<1>(k, ap, bp, c, ldc, masks, acc, prefetch),
+        }
     }
 }
 
@@ -378,6 +403,9 @@ pub(crate) enum Epilogue {
 /// `k`, then the epilogue for the columns `masks` select.
 ///
 /// `ap` is `[k][R]`, `bp` is `[k][32]`; `c` points at the tile's top-left.
+///
+/// # Safety
+/// As [`tile`], with `mr = R`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
@@ -396,27 +424,35 @@ unsafe fn kernel<const R: usize>(
     let lines = prefetch.lines.min(k);
     for p in 0..k {
         if p < lines {
-            _mm_prefetch::<_MM_HINT_T1>(prefetch.at.add(p * 16) as *const i8);
+            // A hint: it never faults, whatever the address.
+            _mm_prefetch::<_MM_HINT_T1>(prefetch.at.wrapping_add(p * 16) as *const i8);
         }
-        let b0 = _mm512_loadu_ps(bp.add(p * NR));
-        let b1 = _mm512_loadu_ps(bp.add(p * NR + 16));
-        for (i, row) in acc.iter_mut().enumerate() {
-            let a = _mm512_set1_ps(*ap.add(p * R + i));
-            row[0] = _mm512_fmadd_ps(a, b0, row[0]);
-            row[1] = _mm512_fmadd_ps(a, b1, row[1]);
+        // SAFETY: `bp` holds `[k][32]` and `ap` `[k][R]` floats (the caller's promise).
+        unsafe {
+            let b0 = _mm512_loadu_ps(bp.add(p * NR));
+            let b1 = _mm512_loadu_ps(bp.add(p * NR + 16));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let a = _mm512_set1_ps(*ap.add(p * R + i));
+                row[0] = _mm512_fmadd_ps(a, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(a, b1, row[1]);
+            }
         }
     }
     for (i, row) in acc.iter().enumerate() {
         for (v, &r) in row.iter().enumerate() {
-            let dst = c.add(i * ldc + v * 16);
-            let r = match epilogue {
-                Epilogue::Store => r,
-                Epilogue::Accumulate => _mm512_add_ps(r, _mm512_maskz_loadu_ps(masks[v], dst)),
-                Epilogue::AddRow(row) => {
-                    _mm512_add_ps(r, _mm512_maskz_loadu_ps(masks[v], row.add(v * 16)))
-                }
-            };
-            _mm512_mask_storeu_ps(dst, masks[v], r);
+            // SAFETY: the masks select the tile's `cols` columns, which `c`
+            // (and an added row) hold in each of the `R` rows.
+            unsafe {
+                let dst = c.add(i * ldc + v * 16);
+                let r = match epilogue {
+                    Epilogue::Store => r,
+                    Epilogue::Accumulate => _mm512_add_ps(r, _mm512_maskz_loadu_ps(masks[v], dst)),
+                    Epilogue::AddRow(row) => {
+                        _mm512_add_ps(r, _mm512_maskz_loadu_ps(masks[v], row.add(v * 16)))
+                    }
+                };
+                _mm512_mask_storeu_ps(dst, masks[v], r);
+            }
         }
     }
 }

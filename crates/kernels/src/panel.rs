@@ -308,28 +308,35 @@ pub unsafe fn panel_gemm_raw(
         let tiles = m.div_ceil(TILE_ROWS);
         for t in 0..tiles {
             let (r0, r1) = (m * t / tiles, m * (t + 1) / tiles);
-            let at = job.at(r0, cols.start);
+            // SAFETY: row `r0 < m` and column `cols.start < n` of the operands
+            // (the caller's promise).
+            let at = unsafe { job.at(r0, cols.start) };
+            // SAFETY (each tile below): the tile's rows and columns are the
+            // caller's to read and write (its promise), and the panel, sliced
+            // from the matrix (which holds `k` or `⌈k/2⌉` rows of each panel's
+            // width), holds what the tile reads; AVX-512 was checked.
             match &w.storage {
                 Storage::F32(buf) => {
-                    let b = buf.get().as_ptr().add(p * w.panel_width() * w.k);
+                    let b = buf.get()[p * w.panel_width() * w.k..].as_ptr();
                     #[cfg(target_arch = "x86_64")]
                     if avx512 {
-                        avx512::tile(r1 - r0, &at, b, cols.len());
+                        // SAFETY: see above.
+                        unsafe { avx512::tile(r1 - r0, &at, b, cols.len()) };
                         continue;
                     }
-                    portable_tile(r1 - r0, &at, b, cols.len());
+                    // SAFETY: see above.
+                    unsafe { portable_tile(r1 - r0, &at, b, cols.len()) };
                 }
                 Storage::Bf16(buf) => {
-                    let b = buf
-                        .get()
-                        .as_ptr()
-                        .add(p * w.panel_width() * w.k.div_ceil(2));
+                    let b = buf.get()[p * w.panel_width() * w.k.div_ceil(2)..].as_ptr();
                     #[cfg(target_arch = "x86_64")]
                     if avx512 {
-                        avx512::tile_bf16(r1 - r0, &at, b, cols.len());
+                        // SAFETY: see above.
+                        unsafe { avx512::tile_bf16(r1 - r0, &at, b, cols.len()) };
                         continue;
                     }
-                    portable_tile_bf16(r1 - r0, &at, b, cols.len());
+                    // SAFETY: see above.
+                    unsafe { portable_tile_bf16(r1 - r0, &at, b, cols.len()) };
                 }
             }
         }
@@ -352,16 +359,22 @@ struct Job {
 
 impl Job {
     /// The same product seen from row `r0` and column `c0` on.
+    ///
+    /// # Safety
+    /// Row `r0` and column `c0` must lie inside the operands.
     unsafe fn at(&self, r0: usize, c0: usize) -> Job {
-        Job {
-            a: self.a.add(r0 * self.lda),
-            init: if self.init.is_null() {
-                self.init
-            } else {
-                self.init.add(r0 * self.init_rs + c0)
-            },
-            y: self.y.add(r0 * self.ldy + c0),
-            ..*self
+        // SAFETY: the caller's promise; a broadcast row (stride 0) has `c0`.
+        unsafe {
+            Job {
+                a: self.a.add(r0 * self.lda),
+                init: if self.init.is_null() {
+                    self.init
+                } else {
+                    self.init.add(r0 * self.init_rs + c0)
+                },
+                y: self.y.add(r0 * self.ldy + c0),
+                ..*self
+            }
         }
     }
 }
@@ -374,8 +387,11 @@ impl Job {
 /// panel at `b` (`[k][cols rounded up to 16]`).
 unsafe fn portable_tile(rows: usize, job: &Job, b: *const f32, cols: usize) {
     let w = cols.div_ceil(LANES) * LANES;
-    let panel = std::slice::from_raw_parts(b, job.k * w);
-    portable_rows(rows, job, cols, |acc, a| portable_row(acc, a, panel));
+    // SAFETY: the caller's promises, passed on.
+    unsafe {
+        let panel = std::slice::from_raw_parts(b, job.k * w);
+        portable_rows(rows, job, cols, |acc, a| portable_row(acc, a, panel));
+    }
 }
 
 /// [`portable_tile`] for a bf16 panel (`[⌈k/2⌉][cols rounded up to 16]` words).
@@ -384,8 +400,11 @@ unsafe fn portable_tile(rows: usize, job: &Job, b: *const f32, cols: usize) {
 /// As [`portable_tile`].
 unsafe fn portable_tile_bf16(rows: usize, job: &Job, b: *const u32, cols: usize) {
     let w = cols.div_ceil(LANES) * LANES;
-    let panel = std::slice::from_raw_parts(b, job.k.div_ceil(2) * w);
-    portable_rows(rows, job, cols, |acc, a| portable_row_bf16(acc, a, panel));
+    // SAFETY: the caller's promises, passed on.
+    unsafe {
+        let panel = std::slice::from_raw_parts(b, job.k.div_ceil(2) * w);
+        portable_rows(rows, job, cols, |acc, a| portable_row_bf16(acc, a, panel));
+    }
 }
 
 /// Runs `row(acc, a)` for each row of a tile, `acc` one panel row wide and
@@ -396,14 +415,17 @@ unsafe fn portable_tile_bf16(rows: usize, job: &Job, b: *const u32, cols: usize)
 unsafe fn portable_rows(rows: usize, job: &Job, cols: usize, row: impl Fn(&mut [f32], &[f32])) {
     let w = cols.div_ceil(LANES) * LANES;
     for r in 0..rows {
-        let a = std::slice::from_raw_parts(job.a.add(r * job.lda), job.k);
+        // SAFETY: row `r` of `A` has `k` readable floats (the caller's promise).
+        let a = unsafe { std::slice::from_raw_parts(job.a.add(r * job.lda), job.k) };
         let mut acc = [0.0f32; MAX_VECTORS * LANES];
         if !job.init.is_null() {
-            let init = std::slice::from_raw_parts(job.init.add(r * job.init_rs), cols);
+            // SAFETY: the init row has `cols` floats; read before `y` is written.
+            let init = unsafe { std::slice::from_raw_parts(job.init.add(r * job.init_rs), cols) };
             acc[..cols].copy_from_slice(init);
         }
         row(&mut acc[..w], a);
-        let y = std::slice::from_raw_parts_mut(job.y.add(r * job.ldy), cols);
+        // SAFETY: row `r` of the tile's `Y` is the caller's to write, `cols` wide.
+        let y = unsafe { std::slice::from_raw_parts_mut(job.y.add(r * job.ldy), cols) };
         y.copy_from_slice(&acc[..cols]);
     }
 }
@@ -467,11 +489,14 @@ mod avx512 {
                 }
             };
         }
-        match vectors {
-            1 => rows!(1),
-            2 => rows!(2),
-            3 => rows!(3),
-            _ => rows!(4),
+        // SAFETY: the caller's promises are the kernel's, for this shape.
+        unsafe {
+            match vectors {
+                1 => rows!(1),
+                2 => rows!(2),
+                3 => rows!(3),
+                _ => rows!(4),
+            }
         }
     }
 
@@ -493,16 +518,22 @@ mod avx512 {
                 }
             };
         }
-        match vectors {
-            1 => rows!(1),
-            2 => rows!(2),
-            3 => rows!(3),
-            _ => rows!(4),
+        // SAFETY: the caller's promises are the kernel's, for this shape.
+        unsafe {
+            match vectors {
+                1 => rows!(1),
+                2 => rows!(2),
+                3 => rows!(3),
+                _ => rows!(4),
+            }
         }
     }
 
     /// `R x P` accumulators started from `init` (masked loads for a last
     /// vector that is not full).
+    ///
+    /// # Safety
+    /// As [`tile`], for `R` rows and the columns `masks` select.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn start<const R: usize, const P: usize>(
@@ -513,8 +544,12 @@ mod avx512 {
         if !job.init.is_null() {
             for (r, row) in acc.iter_mut().enumerate() {
                 for (v, s) in row.iter_mut().enumerate() {
-                    let src = job.init.add(r * job.init_rs + v * LANES);
-                    *s = _mm512_maskz_loadu_ps(masks[v], src);
+                    // SAFETY: the masked columns of row `r` of `init` are
+                    // readable (the caller's promise).
+                    *s = unsafe {
+                        let src = job.init.add(r * job.init_rs + v * LANES);
+                        _mm512_maskz_loadu_ps(masks[v], src)
+                    };
                 }
             }
         }
@@ -531,6 +566,9 @@ mod avx512 {
     }
 
     /// Stores the accumulators to `Y`.
+    ///
+    /// # Safety
+    /// As [`start`].
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn finish<const R: usize, const P: usize>(
@@ -540,7 +578,9 @@ mod avx512 {
     ) {
         for (r, row) in acc.iter().enumerate() {
             for (v, &s) in row.iter().enumerate() {
-                _mm512_mask_storeu_ps(job.y.add(r * job.ldy + v * LANES), masks[v], s);
+                // SAFETY: the masked columns of row `r` of `Y` are the
+                // caller's to write.
+                unsafe { _mm512_mask_storeu_ps(job.y.add(r * job.ldy + v * LANES), masks[v], s) };
             }
         }
     }
@@ -548,64 +588,85 @@ mod avx512 {
     /// The bf16 register tile: per word vector, the shift gives the weights
     /// of `k = 2i` and the mask those of `2i + 1`, each a full `f32` vector;
     /// every accumulator still takes its `k` in order.
+    ///
+    /// # Safety
+    /// As [`tile_bf16`], for `R` rows and a panel of `P` vectors.
     #[target_feature(enable = "avx512f")]
     unsafe fn kernel_bf16<const R: usize, const P: usize>(job: &Job, b: *const u32, cols: usize) {
         let masks = masks::<P>(cols);
-        let mut acc = start::<R, P>(job, &masks);
+        // SAFETY: the caller's promises.
+        let mut acc = unsafe { start::<R, P>(job, &masks) };
         let high = _mm512_set1_epi32(0xffff_0000u32 as i32);
         let mut bp = b;
         for i in 0..job.k / 2 {
-            for v in 0..P {
-                let x = _mm512_loadu_si512(bp.add(v * LANES) as *const _);
-                let lo = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x));
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*job.a.add(r * job.lda + 2 * i));
-                    row[v] = _mm512_fmadd_ps(av, lo, row[v]);
+            // SAFETY: the panel has `⌈k/2⌉` rows of `P` vectors, and each of
+            // the `R` rows of `A` `k` floats (the caller's promises).
+            unsafe {
+                for v in 0..P {
+                    let x = _mm512_loadu_si512(bp.add(v * LANES) as *const _);
+                    let lo = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x));
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let av = _mm512_set1_ps(*job.a.add(r * job.lda + 2 * i));
+                        row[v] = _mm512_fmadd_ps(av, lo, row[v]);
+                    }
+                    let hi = _mm512_castsi512_ps(_mm512_and_si512(x, high));
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let av = _mm512_set1_ps(*job.a.add(r * job.lda + 2 * i + 1));
+                        row[v] = _mm512_fmadd_ps(av, hi, row[v]);
+                    }
                 }
-                let hi = _mm512_castsi512_ps(_mm512_and_si512(x, high));
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*job.a.add(r * job.lda + 2 * i + 1));
-                    row[v] = _mm512_fmadd_ps(av, hi, row[v]);
-                }
+                bp = bp.add(P * LANES);
             }
-            bp = bp.add(P * LANES);
         }
         if job.k % 2 == 1 {
             let last = job.k - 1;
             for v in 0..P {
-                let x = _mm512_loadu_si512(bp.add(v * LANES) as *const _);
-                let lo = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x));
-                for (r, row) in acc.iter_mut().enumerate() {
-                    let av = _mm512_set1_ps(*job.a.add(r * job.lda + last));
-                    row[v] = _mm512_fmadd_ps(av, lo, row[v]);
+                // SAFETY: as above, for the last row of the panel.
+                unsafe {
+                    let x = _mm512_loadu_si512(bp.add(v * LANES) as *const _);
+                    let lo = _mm512_castsi512_ps(_mm512_slli_epi32::<16>(x));
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let av = _mm512_set1_ps(*job.a.add(r * job.lda + last));
+                        row[v] = _mm512_fmadd_ps(av, lo, row[v]);
+                    }
                 }
             }
         }
-        finish::<R, P>(job, &masks, &acc);
+        // SAFETY: the caller's promises.
+        unsafe { finish::<R, P>(job, &masks, &acc) };
     }
 
     /// The register tile: `R x P` accumulators, one pass over `k` in order,
     /// masked loads and stores for a last vector that is not full.
+    ///
+    /// # Safety
+    /// As [`tile`], for `R` rows and a panel of `P` vectors.
     #[target_feature(enable = "avx512f")]
     unsafe fn kernel<const R: usize, const P: usize>(job: &Job, b: *const f32, cols: usize) {
         let masks = masks::<P>(cols);
-        let mut acc = start::<R, P>(job, &masks);
+        // SAFETY: the caller's promises.
+        let mut acc = unsafe { start::<R, P>(job, &masks) };
         let mut bp = b;
         for kk in 0..job.k {
-            let mut wv = [_mm512_setzero_ps(); P];
-            for (v, x) in wv.iter_mut().enumerate() {
-                *x = _mm512_loadu_ps(bp.add(v * LANES));
-            }
-
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*job.a.add(r * job.lda + kk));
-                for (s, &x) in row.iter_mut().zip(&wv) {
-                    *s = _mm512_fmadd_ps(av, x, *s);
+            // SAFETY: the panel has `k` rows of `P` vectors, and each of the
+            // `R` rows of `A` `k` floats (the caller's promises).
+            unsafe {
+                let mut wv = [_mm512_setzero_ps(); P];
+                for (v, x) in wv.iter_mut().enumerate() {
+                    *x = _mm512_loadu_ps(bp.add(v * LANES));
                 }
+
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*job.a.add(r * job.lda + kk));
+                    for (s, &x) in row.iter_mut().zip(&wv) {
+                        *s = _mm512_fmadd_ps(av, x, *s);
+                    }
+                }
+                bp = bp.add(P * LANES);
             }
-            bp = bp.add(P * LANES);
         }
-        finish::<R, P>(job, &masks, &acc);
+        // SAFETY: the caller's promises.
+        unsafe { finish::<R, P>(job, &masks, &acc) };
     }
 }
 

@@ -27,6 +27,7 @@ pub struct Phase {
 }
 
 impl Phase {
+    /// Starts timing phase `name` (if profiling is on) until dropped.
     pub fn new(name: &'static str) -> Phase {
         let start = ENABLED.load(Ordering::Relaxed).then(Instant::now);
         Phase { name, start }

@@ -11,6 +11,21 @@ use std::marker::PhantomData;
 use std::ops::Range;
 
 /// A `&'a mut [T]` that several threads write at disjoint ranges.
+///
+/// ```
+/// use recurrent_kernels::threads::parallel_for;
+/// use recurrent_kernels::SharedMut;
+///
+/// // Three tasks, each filling its own row of a [3, 4] buffer.
+/// let mut buf = vec![0u32; 3 * 4];
+/// let shared = SharedMut::new(&mut buf);
+/// parallel_for(3, &|t| {
+///     // SAFETY: task `t` alone takes row `t`.
+///     let row = unsafe { shared.rows(t, 1, 4) };
+///     row.fill(t as u32);
+/// });
+/// assert_eq!(buf, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
+/// ```
 pub struct SharedMut<'a, T> {
     ptr: *mut T,
     len: usize,
@@ -48,6 +63,14 @@ impl<'a, T> SharedMut<'a, T> {
     /// the pointer is then not to be read).
     pub fn addr(&self, i: usize) -> *const T {
         self.ptr.wrapping_add(i)
+    }
+
+    /// The buffer's first element, for a kernel that writes a strided block
+    /// (columns of several rows) which no slice can express. Writing through
+    /// it is unsafe: the writes must stay inside the buffer and away from
+    /// every other task's, as for [`SharedMut::slice`].
+    pub fn as_mut_ptr(&self) -> *mut T {
+        self.ptr
     }
 
     /// Elements `range` of the buffer, for one task to write.

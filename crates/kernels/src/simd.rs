@@ -1,31 +1,70 @@
 //! Run-time instruction-set dispatch for elementwise loops.
 //!
 //! The crate is built for baseline x86-64, so a plain loop vectorizes to SSE2
-//! only. [`multiversion!`] compiles a loop body three times (AVX-512, AVX2+FMA,
+//! only. [`multiversion!`](crate::multiversion) compiles a loop body three times (AVX-512, AVX2+FMA,
 //! baseline) and picks one at run time. Elementwise code never calls `mul_add`,
 //! so the result is bit-identical whichever path runs.
+//!
+//! Which one runs is also capped per thread ([`limit_isa`]), so that tests
+//! exercise each variant explicitly without a process-wide switch.
 //!
 //! (A closure passed to a `#[target_feature]` function was tried first: LLVM
 //! left it out of line and scalar, so the body must be a named function.)
 
+use std::cell::Cell;
+
+/// An instruction-set level the kernels may use, lowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// Baseline x86-64 (SSE2): what the crate is compiled for.
+    Baseline,
+    /// AVX2 and FMA.
+    Avx2,
+    /// The AVX-512 subset the kernels use (F, VL, BW, DQ), and AVX2 and FMA.
+    Avx512,
+}
+
 thread_local! {
-    static BASELINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static LIMIT: Cell<Isa> = const { Cell::new(Isa::Avx512) };
 }
 
-/// Makes this thread's kernel dispatch ignore AVX-512 and AVX2 (as on an older
-/// CPU), so that tests can exercise the fallback paths on any machine. Work a
-/// call hands to helper threads follows the path its caller picked.
+/// Limits this thread's kernel dispatch to `isa` and below (as on an older
+/// CPU), so that tests can run every path the machine has, whatever it is.
+/// Tasks a call hands to helper threads follow their caller's limit.
+pub fn limit_isa(isa: Isa) {
+    LIMIT.with(|l| l.set(isa));
+}
+
+/// This thread's limit (see [`limit_isa`]); [`Isa::Avx512`] unless set.
+pub fn isa_limit() -> Isa {
+    LIMIT.with(Cell::get)
+}
+
+/// Runs `f` with this thread's dispatch limited to `isa`, then restores the
+/// previous limit (also when `f` panics).
+pub fn with_isa_limit<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
+    /// Puts the limit back when dropped, unwinding or not.
+    struct Restore(Isa);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            limit_isa(self.0);
+        }
+    }
+    let _restore = Restore(isa_limit());
+    limit_isa(isa);
+    f()
+}
+
+/// Limits this thread's dispatch to the baseline (`on`) or lifts the limit:
+/// [`limit_isa`] with [`Isa::Baseline`] or [`Isa::Avx512`].
 pub fn force_baseline(on: bool) {
-    BASELINE.with(|b| b.set(on));
+    limit_isa(if on { Isa::Baseline } else { Isa::Avx512 });
 }
 
-fn baseline_forced() -> bool {
-    BASELINE.with(|b| b.get())
-}
-
-/// Whether the CPU has the AVX-512 subset the kernels use (F, VL, BW, DQ).
+/// Whether the CPU has the AVX-512 subset the kernels use (F, VL, BW, DQ),
+/// and this thread's limit allows it.
 pub fn has_avx512() -> bool {
-    if baseline_forced() {
+    if isa_limit() < Isa::Avx512 {
         return false;
     }
     #[cfg(target_arch = "x86_64")]
@@ -45,9 +84,9 @@ pub fn has_avx512() -> bool {
     }
 }
 
-/// Whether the CPU has AVX2 and FMA.
+/// Whether the CPU has AVX2 and FMA, and this thread's limit allows them.
 pub fn has_avx2() -> bool {
-    if baseline_forced() {
+    if isa_limit() < Isa::Avx2 {
         return false;
     }
     #[cfg(target_arch = "x86_64")]

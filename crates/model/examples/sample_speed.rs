@@ -18,7 +18,7 @@ fn main() {
         s.split(',').map(|b| b.parse().unwrap()).collect()
     });
     let cell: CellKind = args.get(3).map_or(CellKind::Lstm, |s| s.parse().unwrap());
-    recurrent_kernels::threads::set_threads(threads);
+    recurrent_kernels::threads::set_this_thread(threads);
     let config = ModelConfig {
         cell,
         vocab_size: 65,

@@ -16,7 +16,7 @@ fn main() {
         .collect();
     let arg = |i: usize, d: usize| args.get(i).copied().unwrap_or(d);
     let (threads, hidden, vocab, b) = (arg(0, 2), arg(1, 256), arg(2, 8000), arg(3, 64));
-    recurrent_kernels::threads::set_threads(threads);
+    recurrent_kernels::threads::set_this_thread(threads);
     let mut c = Seq2SeqConfig::new(vocab, vocab + 2, hidden, hidden);
     c.layers = 2;
     c.dropout = 0.2;

@@ -27,7 +27,7 @@ fn main() {
         (args.len() >= 7).then(|| args[4..7].iter().map(|s| s.parse().unwrap()).collect());
     let profile = std::env::var_os("PROFILE").is_some();
     let dropout: f32 = std::env::var("DROPOUT").map_or(0.2, |p| p.parse().unwrap());
-    recurrent_kernels::threads::set_threads(threads);
+    recurrent_kernels::threads::set_this_thread(threads);
     let mut configs = CONFIGS.to_vec();
     if let (Some(w), Some(h), Some(c)) = (&word, only_hidden, only_cell) {
         configs = vec![(c, 2, h, w[1])];

@@ -1582,7 +1582,7 @@ mod tests {
         let (t, b) = (3, 2);
         let tokens: Vec<u32> = (0..t * b).map(|i| (i % 9) as u32).collect();
         let masks = |threads: usize, seed: u64| {
-            recurrent_kernels::threads::set_threads(threads);
+            recurrent_kernels::threads::set_this_thread(threads);
             let mut ws = Workspace::default();
             let mut state = State::zeros(&m.config, b);
             let mut grads = vec![0.0; m.num_params()];

@@ -138,7 +138,7 @@ mod tests {
         let n = 3 * CHUNK + 17;
         let src: Vec<f32> = (0..n).map(|i| i as f32).collect();
         let run = |threads: usize| {
-            recurrent_kernels::threads::set_threads(threads);
+            recurrent_kernels::threads::set_this_thread(threads);
             let (mut dst, mut mask) = (vec![0.0; n], vec![0.0; n]);
             sample_apply(&mut dst, &src, &mut mask, 0.25, &mut Rng::new(7));
             (dst, mask)

@@ -231,7 +231,7 @@ mod tests {
         want_loss /= n as f64;
         let mut results = Vec::new();
         for t in [1, 2] {
-            recurrent_kernels::threads::set_threads(t);
+            recurrent_kernels::threads::set_this_thread(t);
             let mut d = vec![0.0; n * v];
             let (loss, correct) = softmax_cross_entropy(&logits, &targets, v, Some(&mut d), 0.5);
             assert!(

@@ -1690,7 +1690,7 @@ mod tests {
         // 33 streams on two threads: rows 0..16 and 16..33 each run their own
         // time loop (see `RowSplit`), with a reset in each group. Streams are
         // independent, so each half run alone must give the same results.
-        recurrent_kernels::threads::set_threads(2);
+        recurrent_kernels::threads::set_this_thread(2);
         assert_eq!(RowSplit::new(33, 0).parts, 2);
         for cell in CELLS {
             let full = Case::with_batch(cell, 5, true, 33);
