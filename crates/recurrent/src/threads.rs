@@ -21,7 +21,5 @@ pub fn resolve_threads(requested: Option<usize>) -> Result<usize> {
 
 /// Runs `f` with the kernels it calls on this thread using `n` threads.
 pub fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
-    // Until the kernels take a per-thread count (merge of the kernels branch).
-    recurrent_kernels::threads::set_threads(n);
-    f()
+    recurrent_kernels::threads::with_threads(n, f)
 }

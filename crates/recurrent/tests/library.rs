@@ -160,3 +160,40 @@ fn bad_options_name_the_field_and_leave_no_run_folder() {
         Err(Error::NotARun { .. })
     ));
 }
+
+/// Thread counts belong to each run, not to the process: two runs with
+/// different counts, side by side on two threads of one process, give what
+/// each gives alone.
+#[test]
+fn runs_with_different_thread_counts_share_a_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = |name: &str, threads: usize| {
+        let options = TrainOptions {
+            threads: Some(threads),
+            init: recurrent::lm::Init::Fresh {
+                config: recurrent::ModelConfig {
+                    hidden: 64,
+                    ..match TrainOptions::default().init {
+                        recurrent::lm::Init::Fresh { config, .. } => config,
+                        _ => unreachable!(),
+                    }
+                },
+                forget_bias: None,
+            },
+            batch: 16,
+            ..options(6)
+        };
+        let folder = RunFolder::create(dir.path().join(name)).unwrap();
+        let mut t = Training::start(&options, folder).unwrap();
+        t.run(&mut Quiet).unwrap();
+        t.model().params.clone()
+    };
+    let alone = [train("one", 1), train("two", 2)];
+    let side_by_side = std::thread::scope(|s| {
+        let a = s.spawn(|| train("one-again", 1));
+        let b = s.spawn(|| train("two-again", 2));
+        [a.join().unwrap(), b.join().unwrap()]
+    });
+    assert!(side_by_side[0] == alone[0], "1 thread: weights differ");
+    assert!(side_by_side[1] == alone[1], "2 threads: weights differ");
+}
