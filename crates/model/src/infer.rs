@@ -35,9 +35,11 @@ mod cells;
 
 use std::ops::Range;
 
+use recurrent_kernels::activation;
 pub use recurrent_kernels::panel::WeightFormat;
 use recurrent_kernels::panel::{panel_gemm, panel_gemm_raw, round_bf16, Init, PanelMatrix, LANES};
 use recurrent_kernels::threads::{parallel_for, threads};
+use recurrent_nn::cell::{gru, lstm, rnn};
 use recurrent_nn::layer_norm;
 
 use crate::{CellKind, LanguageModel, ModelConfig, State};
@@ -669,18 +671,17 @@ impl StepModel {
                 CellKind::Lstm => {
                     let c = std::slice::from_raw_parts_mut(bufs.c.add(state), u);
                     let g = |i| sums(bufs.gates, i);
-                    cells::lstm([g(0), g(1), g(2), g(3)], c, h_out);
+                    lstm::forward_in_place([g(0), g(1), g(2), g(3)], c, h_out);
                 }
                 CellKind::Gru => {
                     let x = |i| sums(bufs.gates, i);
                     let hs = |i| sums(bufs.hidden_sums, i);
                     let hp = view(bufs.h_old.add(state), u);
-                    cells::gru([x(0), x(1), x(2)], [hs(0), hs(1), hs(2)], hp, h_out);
+                    gru::forward_units([x(0), x(1), x(2)], [hs(0), hs(1), hs(2)], hp, h_out);
                 }
-                CellKind::RnnTanh => cells::rnn_tanh(sums(bufs.gates, 0), h_out),
+                CellKind::RnnTanh => rnn::tanh_forward_units(sums(bufs.gates, 0), h_out),
                 CellKind::RnnRelu => {
-                    h_out.copy_from_slice(sums(bufs.gates, 0));
-                    cells::relu(h_out);
+                    rnn::relu_forward_units(sums(bufs.gates, 0), h_out);
                 }
             }
         }
@@ -710,7 +711,7 @@ unsafe fn linear(
     if relu {
         for r in 0..m {
             let row = std::slice::from_raw_parts_mut(y.add(r * ldy + cols.start), cols.len());
-            cells::relu(row);
+            row.iter_mut().for_each(|v| *v = activation::relu(*v));
         }
     }
 }

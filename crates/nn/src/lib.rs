@@ -13,6 +13,7 @@
 
 pub mod activation_reg;
 pub mod attention;
+pub mod cell;
 pub mod dropout;
 pub mod embedding;
 pub mod layer_norm;

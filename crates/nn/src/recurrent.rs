@@ -11,82 +11,17 @@
 //! (`dh_{t-1} = dgates_t · W_hh`), then forms `dW_hh`, `dW_ih`, the biases and `dx`
 //! as large GEMMs over the whole block.
 
-use std::fmt;
 use std::ops::Range;
-use std::str::FromStr;
 
-use recurrent_kernels::activation::{dsigmoid, dtanh, sigmoid, tanh};
 use recurrent_kernels::multiversion;
 use recurrent_kernels::packed::MR;
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::simd::prefetch_l2;
 use recurrent_kernels::threads::{parallel_for, threads};
 use recurrent_kernels::{gemm_packed, sgemm, sgemm_bias, sgemm_shared_a, PackedB, Product, Trans};
-use serde::{Deserialize, Serialize};
 
-/// Which recurrent cell a layer uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CellKind {
-    /// `h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`
-    #[serde(rename = "rnn-tanh")]
-    RnnTanh,
-    /// `h_t = relu(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)`
-    #[serde(rename = "rnn-relu")]
-    RnnRelu,
-    /// Long short-term memory, gate rows `i f g o`.
-    #[serde(rename = "lstm")]
-    Lstm,
-    /// Gated recurrent unit, gate rows `r z n`.
-    #[serde(rename = "gru")]
-    Gru,
-}
-
-impl CellKind {
-    /// Gate blocks per layer: rows of `W_ih` are `gates() * H`.
-    pub fn gates(self) -> usize {
-        match self {
-            CellKind::RnnTanh | CellKind::RnnRelu => 1,
-            CellKind::Lstm => 4,
-            CellKind::Gru => 3,
-        }
-    }
-
-    /// Whether the cell carries a cell state `c` besides `h`.
-    pub fn has_cell_state(self) -> bool {
-        self == CellKind::Lstm
-    }
-
-    /// The name used on the command line and in config.json.
-    pub fn name(self) -> &'static str {
-        match self {
-            CellKind::RnnTanh => "rnn-tanh",
-            CellKind::RnnRelu => "rnn-relu",
-            CellKind::Lstm => "lstm",
-            CellKind::Gru => "gru",
-        }
-    }
-}
-
-impl fmt::Display for CellKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for CellKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "lstm" => Ok(CellKind::Lstm),
-            "gru" => Ok(CellKind::Gru),
-            "rnn-tanh" | "rnn_tanh" | "rnn" => Ok(CellKind::RnnTanh),
-            "rnn-relu" | "rnn_relu" => Ok(CellKind::RnnRelu),
-            _ => Err(format!(
-                "unknown cell '{s}' (expected lstm, gru, rnn-tanh or rnn-relu)"
-            )),
-        }
-    }
-}
+pub use crate::cell::CellKind;
+use crate::cell::{gru, lstm, rnn};
 
 /// One layer's parameters, PyTorch shapes: `w_ih [G*H, I]`, `w_hh [G*H, H]`, biases `[G*H]`.
 #[derive(Clone, Copy)]
@@ -486,11 +421,9 @@ impl RecurrentLayer {
                 CellKind::RnnTanh | CellKind::RnnRelu => {
                     gemm_packed(m, hp, h, w, true, gates, gh, gemm_threads);
                     if self.cell == CellKind::RnnRelu {
-                        for (o, &g) in out.iter_mut().zip(gates.iter()) {
-                            *o = g.max(0.0);
-                        }
+                        rnn::relu_forward_units(gates, out);
                     } else {
-                        tanh_into(out, gates);
+                        rnn::tanh_forward_units(gates, out);
                     }
                 }
                 CellKind::Lstm => {
@@ -503,7 +436,7 @@ impl RecurrentLayer {
                     };
                     masked_copy(cp, prev_c, keep_s, h);
                     let (c, tanh_c) = (bufs.c.rows(r0, m, h), bufs.tanh_c.rows(r0, m, h));
-                    lstm_step_forward(gates, cp, c, tanh_c, out, m, h);
+                    lstm::forward_rows(gates, cp, c, tanh_c, out, m, h);
                 }
                 CellKind::Gru => {
                     let hh = bufs.hh.rows(rows.start, m, gh);
@@ -511,7 +444,7 @@ impl RecurrentLayer {
                         row.copy_from_slice(p.b_hh);
                     }
                     gemm_packed(m, hp, h, w, true, hh, gh, gemm_threads);
-                    gru_step_forward(gates, hh, hp, bufs.hh_n.rows(r0, m, h), out, m, h);
+                    gru::forward_rows(gates, hh, hp, bufs.hh_n.rows(r0, m, h), out, m, h);
                 }
             }
         }
@@ -867,21 +800,17 @@ impl RecurrentLayer {
             let dg = bufs.dg_hh.rows(r0, m, gh);
             let mut accumulate = false;
             match self.cell {
-                CellKind::RnnTanh => rnn_tanh_backward(dg, dh, bufs.h.rows(r0, m, h)),
-                CellKind::RnnRelu => {
-                    for ((d, &dh), &y) in dg.iter_mut().zip(&*dh).zip(&*bufs.h.rows(r0, m, h)) {
-                        *d = if y > 0.0 { dh } else { 0.0 };
-                    }
-                }
+                CellKind::RnnTanh => rnn::tanh_backward_units(dg, dh, bufs.h.rows(r0, m, h)),
+                CellKind::RnnRelu => rnn::relu_backward_units(dg, dh, bufs.h.rows(r0, m, h)),
                 CellKind::Lstm => {
                     let tanh_c = bufs.tanh_c.rows(r0, m, h);
                     let cp = bufs.cprev.rows(r0, m, h);
-                    lstm_step_backward(gates, tanh_c, cp, dh, dc, dg, m, h);
+                    lstm::backward_rows(gates, tanh_c, cp, dh, dc, dg, m, h);
                 }
                 CellKind::Gru => {
                     let dgi = bufs.dg_ih.rows(r0, m, gh);
                     let (hp, hh_n) = (bufs.hprev.rows(r0, m, h), bufs.hh_n.rows(r0, m, h));
-                    gru_step_backward(gates, hp, hh_n, dh, dg, dgi, dh_next, m, h);
+                    gru::backward_rows(gates, hp, hh_n, dh, dg, dgi, dh_next, m, h);
                     accumulate = true;
                 }
             }
@@ -1062,300 +991,6 @@ fn add_weight_grad(dw: &mut [f32], dg: &[f32], x: &[f32], width: usize, rows: us
 fn add_into(dst: &mut [f32], src: &[f32]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d += s;
-    }
-}
-
-/// Splits one row of `G` gate blocks (`[G*H]`) into its `G` blocks of `h`.
-/// Each block comes back with length exactly `h`, which lets LLVM drop the
-/// bounds checks in the loops below and vectorize them.
-#[inline(always)]
-fn blocks_mut<const G: usize>(row: &mut [f32], h: usize) -> [&mut [f32]; G] {
-    let mut rest = &mut row[..G * h];
-    std::array::from_fn(|_| {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(h);
-        rest = tail;
-        head
-    })
-}
-
-/// Shared-reference version of [`blocks_mut`].
-#[inline(always)]
-fn blocks<const G: usize>(row: &[f32], h: usize) -> [&[f32]; G] {
-    std::array::from_fn(|g| &row[g * h..(g + 1) * h])
-}
-
-/// Rows `r` of `[B, H]` buffers, length exactly `h`.
-#[inline(always)]
-fn row(v: &[f32], r: usize, h: usize) -> &[f32] {
-    &v[r * h..(r + 1) * h]
-}
-
-#[inline(always)]
-fn row_mut(v: &mut [f32], r: usize, h: usize) -> &mut [f32] {
-    &mut v[r * h..(r + 1) * h]
-}
-
-multiversion! {
-    /// One LSTM step after the GEMMs: `gates[B, 4H]` holds pre-activations `i f g o`
-    /// and is overwritten with their activations;
-    /// `c = f ⊙ c_prev + i ⊙ g`, `h = o ⊙ tanh(c)`, keeping `tanh(c)` for the
-    /// backward. `cp`, `c`, `tanh_c`, `h_out` are `[B, H]`.
-    fn lstm_step_forward(
-        gates: &mut [f32],
-        cp: &[f32],
-        c: &mut [f32],
-        tanh_c: &mut [f32],
-        h_out: &mut [f32],
-        b: usize,
-        h: usize,
-    ) => lstm_step_forward_body
-}
-
-#[inline(always)]
-fn lstm_step_forward_body(
-    gates: &mut [f32],
-    cp: &[f32],
-    c: &mut [f32],
-    tanh_c: &mut [f32],
-    h_out: &mut [f32],
-    b: usize,
-    h: usize,
-) {
-    for r in 0..b {
-        let [gi, gf, gg, go] = blocks_mut::<4>(row_mut(gates, r, 4 * h), h);
-        lstm_row_forward(
-            gi,
-            gf,
-            gg,
-            go,
-            row(cp, r, h),
-            row_mut(c, r, h),
-            row_mut(tanh_c, r, h),
-            row_mut(h_out, r, h),
-        );
-    }
-}
-
-/// One batch row of [`lstm_step_forward`], all slices of length `H`. Separate
-/// `&mut` arguments tell LLVM the gate blocks do not alias (kept when inlined),
-/// so it vectorizes without run-time overlap checks.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn lstm_row_forward(
-    gi: &mut [f32],
-    gf: &mut [f32],
-    gg: &mut [f32],
-    go: &mut [f32],
-    co: &[f32],
-    cn: &mut [f32],
-    tn: &mut [f32],
-    hn: &mut [f32],
-) {
-    let h = gi.len();
-    let (gf, gg, go, co, cn, tn, hn) = (
-        &mut gf[..h],
-        &mut gg[..h],
-        &mut go[..h],
-        &co[..h],
-        &mut cn[..h],
-        &mut tn[..h],
-        &mut hn[..h],
-    );
-    for j in 0..h {
-        let i = sigmoid(gi[j]);
-        let f = sigmoid(gf[j]);
-        let gv = tanh(gg[j]);
-        let o = sigmoid(go[j]);
-        let cv = f * co[j] + i * gv;
-        (gi[j], gf[j], gg[j], go[j]) = (i, f, gv, o);
-        let tc = tanh(cv);
-        cn[j] = cv;
-        tn[j] = tc;
-        hn[j] = o * tc;
-    }
-}
-
-multiversion! {
-    /// Backward of [`lstm_step_forward`]: from `dh` (w.r.t. `h_t`) and `dc` (w.r.t.
-    /// `c_t` from later steps) writes the pre-activation gradients `dg[B, 4H]` and
-    /// leaves in `dc` the gradient w.r.t. `c_{t-1}`. `tanh_c`, `cp`, `dh`, `dc`
-    /// are `[B, H]`.
-    fn lstm_step_backward(
-        gates: &[f32],
-        tanh_c: &[f32],
-        cp: &[f32],
-        dh: &[f32],
-        dc: &mut [f32],
-        dg: &mut [f32],
-        b: usize,
-        h: usize,
-    ) => lstm_step_backward_body
-}
-
-#[inline(always)]
-fn lstm_step_backward_body(
-    gates: &[f32],
-    tanh_c: &[f32],
-    cp: &[f32],
-    dh: &[f32],
-    dc: &mut [f32],
-    dg: &mut [f32],
-    b: usize,
-    h: usize,
-) {
-    for r in 0..b {
-        let [gi, gf, gg, go] = blocks::<4>(row(gates, r, 4 * h), h);
-        let [di, df, dgg, dgo] = blocks_mut::<4>(row_mut(dg, r, 4 * h), h);
-        let (tanh_c, cp, dh, dc) = (
-            row(tanh_c, r, h),
-            row(cp, r, h),
-            row(dh, r, h),
-            row_mut(dc, r, h),
-        );
-        for j in 0..h {
-            let (i, f, gv, o) = (gi[j], gf[j], gg[j], go[j]);
-            let tc = tanh_c[j];
-            // h = o·tanh(c): dc picks up dh·o·(1 - tanh²c).
-            let dct = dc[j] + dh[j] * o * dtanh(tc);
-            dgo[j] = dh[j] * tc * dsigmoid(o);
-            // c = f·c_prev + i·g
-            di[j] = dct * gv * dsigmoid(i);
-            df[j] = dct * cp[j] * dsigmoid(f);
-            dgg[j] = dct * i * dtanh(gv);
-            dc[j] = dct * f;
-        }
-    }
-}
-
-multiversion! {
-    /// One GRU step after the GEMMs. `gates[B, 3H]` holds the input projections
-    /// `x·W_ihᵀ + b_ih` for `r z n` and `hh[B, 3H]` the hidden ones `h·W_hhᵀ + b_hh`:
-    /// `r = σ(x_r + h_r)`, `z = σ(x_z + h_z)`, `n = tanh(x_n + r ⊙ h_n)`,
-    /// `h = (1 - z) ⊙ n + z ⊙ h_prev`. Keeps `r z n` in `gates` and `h_n` in `hh_n`.
-    fn gru_step_forward(
-        gates: &mut [f32],
-        hh: &[f32],
-        hp: &[f32],
-        hh_n: &mut [f32],
-        h_out: &mut [f32],
-        b: usize,
-        h: usize,
-    ) => gru_step_forward_body
-}
-
-#[inline(always)]
-fn gru_step_forward_body(
-    gates: &mut [f32],
-    hh: &[f32],
-    hp: &[f32],
-    hh_n: &mut [f32],
-    h_out: &mut [f32],
-    b: usize,
-    h: usize,
-) {
-    for r in 0..b {
-        let [gr, gz, gn] = blocks_mut::<3>(row_mut(gates, r, 3 * h), h);
-        let hh = blocks::<3>(row(hh, r, 3 * h), h);
-        let out = (row_mut(hh_n, r, h), row_mut(h_out, r, h));
-        gru_row_forward(gr, gz, gn, hh, row(hp, r, h), out.0, out.1);
-    }
-}
-
-/// One batch row of [`gru_step_forward`], all slices of length `H` (separate
-/// `&mut` arguments for vectorization, as in [`lstm_row_forward`]).
-#[inline(always)]
-fn gru_row_forward(
-    gr: &mut [f32],
-    gz: &mut [f32],
-    gn: &mut [f32],
-    [hr, hz, hnb]: [&[f32]; 3],
-    hp: &[f32],
-    keep_n: &mut [f32],
-    out: &mut [f32],
-) {
-    let h = gr.len();
-    let (gz, gn, hr, hz, hnb) = (&mut gz[..h], &mut gn[..h], &hr[..h], &hz[..h], &hnb[..h]);
-    let (hp, keep_n, out) = (&hp[..h], &mut keep_n[..h], &mut out[..h]);
-    for j in 0..h {
-        let rv = sigmoid(gr[j] + hr[j]);
-        let zv = sigmoid(gz[j] + hz[j]);
-        let hn = hnb[j];
-        let nv = tanh(gn[j] + rv * hn);
-        (gr[j], gz[j], gn[j]) = (rv, zv, nv);
-        keep_n[j] = hn;
-        out[j] = (1.0 - zv) * nv + zv * hp[j];
-    }
-}
-
-multiversion! {
-    /// Backward of [`gru_step_forward`]: the hidden-side pre-activation gradients
-    /// `dg_hh` (whose `n` block is scaled by `r`), the input-side ones `dg_ih`, and
-    /// the direct path `dh_direct = z ⊙ dh` into `h_{t-1}`.
-    fn gru_step_backward(
-        gates: &[f32],
-        hp: &[f32],
-        hh_n: &[f32],
-        dh: &[f32],
-        dg_hh: &mut [f32],
-        dg_ih: &mut [f32],
-        dh_direct: &mut [f32],
-        b: usize,
-        h: usize,
-    ) => gru_step_backward_body
-}
-
-#[inline(always)]
-fn gru_step_backward_body(
-    gates: &[f32],
-    hp: &[f32],
-    hh_n: &[f32],
-    dh: &[f32],
-    dg_hh: &mut [f32],
-    dg_ih: &mut [f32],
-    dh_direct: &mut [f32],
-    b: usize,
-    h: usize,
-) {
-    for r in 0..b {
-        let [gr, gz, gn] = blocks::<3>(row(gates, r, 3 * h), h);
-        let [hdr, hdz, hdn] = blocks_mut::<3>(row_mut(dg_hh, r, 3 * h), h);
-        let [idr, idz, idn] = blocks_mut::<3>(row_mut(dg_ih, r, 3 * h), h);
-        let (hp, hh_n, dh) = (row(hp, r, h), row(hh_n, r, h), row(dh, r, h));
-        let direct = row_mut(dh_direct, r, h);
-        for j in 0..h {
-            let (rv, zv, nv) = (gr[j], gz[j], gn[j]);
-            let d = dh[j];
-            let dn_pre = d * (1.0 - zv) * dtanh(nv);
-            let dz_pre = d * (hp[j] - nv) * dsigmoid(zv);
-            let dr_pre = dn_pre * hh_n[j] * dsigmoid(rv);
-            (idr[j], idz[j], idn[j]) = (dr_pre, dz_pre, dn_pre);
-            (hdr[j], hdz[j], hdn[j]) = (dr_pre, dz_pre, dn_pre * rv);
-            direct[j] = d * zv;
-        }
-    }
-}
-
-multiversion! {
-    /// `out = tanh(x)` elementwise (the tanh RNN's step), equal lengths.
-    fn tanh_into(out: &mut [f32], x: &[f32]) => tanh_into_body
-}
-
-#[inline(always)]
-fn tanh_into_body(out: &mut [f32], x: &[f32]) {
-    for (o, &g) in out.iter_mut().zip(x) {
-        *o = tanh(g);
-    }
-}
-
-multiversion! {
-    /// Backward of the tanh RNN's step: `dg = dh ⊙ (1 - y²)`, equal lengths.
-    fn rnn_tanh_backward(dg: &mut [f32], dh: &[f32], y: &[f32]) => rnn_tanh_backward_body
-}
-
-#[inline(always)]
-fn rnn_tanh_backward_body(dg: &mut [f32], dh: &[f32], y: &[f32]) {
-    for ((d, &dh), &y) in dg.iter_mut().zip(dh).zip(y) {
-        *d = dh * dtanh(y);
     }
 }
 
