@@ -240,7 +240,7 @@ impl RecurrentLayer {
     /// No other thread may access `rows` of `bufs` meanwhile.
     pub(super) unsafe fn backward_rows(
         &self,
-        bufs: &StepBufs,
+        bufs: &StepBufs<'_>,
         w: &PackedB,
         t: usize,
         b: usize,
@@ -253,9 +253,15 @@ impl RecurrentLayer {
     ) {
         let (h, gh, m) = (self.hidden_size, self.gate_rows(), rows.len());
         let state = rows.start * h..rows.end * h;
-        let mut dh = bufs.dh.rows(rows.start, m, h);
-        let mut dh_next = bufs.dh_next.rows(rows.start, m, h);
-        let dc = bufs.dc.rows(rows.start, m, h);
+        // SAFETY: the group's rows of the one-step state gradients, which the
+        // caller gives it alone; one slice per buffer.
+        let (mut dh, mut dh_next, dc) = unsafe {
+            (
+                bufs.dh.rows(rows.start, m, h),
+                bufs.dh_next.rows(rows.start, m, h),
+                bufs.dc.rows(rows.start, m, h),
+            )
+        };
         match dh_n {
             Some(d) => dh.copy_from_slice(&d[state.clone()]),
             None => dh.fill(0.0),
@@ -269,20 +275,35 @@ impl RecurrentLayer {
             for (d, &y) in dh.iter_mut().zip(&dy[r0 * h..(r0 + m) * h]) {
                 *d += y;
             }
-            let gates = &*bufs.gates.rows(r0, m, gh);
-            let dg = bufs.dg_hh.rows(r0, m, gh);
+            // SAFETY: this group's rows of step `s`, which the caller gives it
+            // alone; one slice per buffer.
+            let (gates, dg) = unsafe { (&*bufs.gates.rows(r0, m, gh), bufs.dg_hh.rows(r0, m, gh)) };
             let mut accumulate = false;
             match self.cell {
-                CellKind::RnnTanh => rnn::tanh_backward_units(dg, dh, bufs.h.rows(r0, m, h)),
-                CellKind::RnnRelu => rnn::relu_backward_units(dg, dh, bufs.h.rows(r0, m, h)),
+                CellKind::RnnTanh | CellKind::RnnRelu => {
+                    // SAFETY: as above.
+                    let y = unsafe { bufs.h.rows(r0, m, h) };
+                    if self.cell == CellKind::RnnTanh {
+                        rnn::tanh_backward_units(dg, dh, y);
+                    } else {
+                        rnn::relu_backward_units(dg, dh, y);
+                    }
+                }
                 CellKind::Lstm => {
-                    let tanh_c = bufs.tanh_c.rows(r0, m, h);
-                    let cp = bufs.cprev.rows(r0, m, h);
+                    // SAFETY: as above.
+                    let (tanh_c, cp) =
+                        unsafe { (bufs.tanh_c.rows(r0, m, h), bufs.cprev.rows(r0, m, h)) };
                     lstm::backward_rows(gates, tanh_c, cp, dh, dc, dg, m, h);
                 }
                 CellKind::Gru => {
-                    let dgi = bufs.dg_ih.rows(r0, m, gh);
-                    let (hp, hh_n) = (bufs.hprev.rows(r0, m, h), bufs.hh_n.rows(r0, m, h));
+                    // SAFETY: as above.
+                    let (dgi, hp, hh_n) = unsafe {
+                        (
+                            bufs.dg_ih.rows(r0, m, gh),
+                            bufs.hprev.rows(r0, m, h),
+                            bufs.hh_n.rows(r0, m, h),
+                        )
+                    };
                     gru::backward_rows(gates, hp, hh_n, dh, dg, dgi, dh_next, m, h);
                     accumulate = true;
                 }

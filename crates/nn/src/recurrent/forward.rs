@@ -8,7 +8,9 @@ use recurrent_kernels::threads::{parallel_for, threads};
 use recurrent_kernels::{gemm_packed, sgemm_bias, PackedB, Trans};
 
 use super::cache::grow;
-use super::row_split::{Shared, StepBufs};
+use recurrent_kernels::SharedMut;
+
+use super::row_split::{prefetch_rows, StepBufs};
 use super::{CellKind, LayerCache, LayerParams, PackedLayer, RecurrentLayer};
 use crate::cell::{gru, lstm, rnn};
 
@@ -96,7 +98,7 @@ impl RecurrentLayer {
             gh,
         );
         let table = &cache.table[..v * gh];
-        let gates = Shared::new(&mut cache.gates[..n * gh]);
+        let gates = SharedMut::new(&mut cache.gates[..n * gh]);
         let parts = threads().min(n).max(1);
         parallel_for(parts, &|part| {
             let (lo, hi) = (n * part / parts, n * (part + 1) / parts);
@@ -127,8 +129,10 @@ impl RecurrentLayer {
         let ph = Phase::new("fwd.pack");
         cache.w_hh_t_packed.pack(Trans::T, h, gh, p.w_hh, h);
         drop(ph);
-        let bufs = StepBufs::new(cache);
-        self.run_forward_steps(p, &bufs, &cache.w_hh_t_packed, t, b, h0, c0, keep);
+        // Taken out for the loop, which borrows the rest of the cache mutably.
+        let w = std::mem::take(&mut cache.w_hh_t_packed);
+        self.run_forward_steps(p, &StepBufs::new(cache), &w, t, b, h0, c0, keep);
+        cache.w_hh_t_packed = w;
     }
 
     /// [`RecurrentLayer::forward`] with weights packed beforehand by
@@ -172,7 +176,7 @@ impl RecurrentLayer {
     pub(super) fn run_forward_steps(
         &self,
         p: LayerParams<'_>,
-        bufs: &StepBufs,
+        bufs: &StepBufs<'_>,
         w: &PackedB,
         t: usize,
         b: usize,
@@ -196,7 +200,7 @@ impl RecurrentLayer {
     pub(super) unsafe fn forward_rows(
         &self,
         p: LayerParams<'_>,
-        bufs: &StepBufs,
+        bufs: &StepBufs<'_>,
         w: &PackedB,
         t: usize,
         b: usize,
@@ -213,19 +217,27 @@ impl RecurrentLayer {
             if s + 1 < t {
                 // The next step's input projections, written long ago by the
                 // whole-block GEMM and out of cache by now.
-                bufs.gates.prefetch(r0 + b, m, gh);
+                prefetch_rows(&bufs.gates, r0 + b, m, gh);
             }
             let keep_s = keep.map(|k| &k[r0..r0 + m]);
-            let hp = bufs.hprev.rows(r0, m, h);
-            let prev_h = if s == 0 {
-                &h0[state.clone()]
-            } else {
-                &*bufs.h.rows(r0 - b, m, h)
+            // SAFETY: rows `r0..r0 + m` are this group's rows of step `s` and
+            // `r0 - b..` its rows of step `s - 1`; the caller gives the group
+            // these rows of every buffer alone, and the slices taken here are
+            // of different buffers or of different steps, so none overlap.
+            let (hp, out, gates, prev_h) = unsafe {
+                (
+                    bufs.hprev.rows(r0, m, h),
+                    bufs.h.rows(r0, m, h),
+                    bufs.gates.rows(r0, m, gh),
+                    if s == 0 {
+                        &h0[state.clone()]
+                    } else {
+                        &*bufs.h.rows(r0 - b, m, h)
+                    },
+                )
             };
             masked_copy(hp, prev_h, keep_s, h);
             let hp = &*hp;
-            let out = bufs.h.rows(r0, m, h);
-            let gates = bufs.gates.rows(r0, m, gh);
             match self.cell {
                 CellKind::RnnTanh | CellKind::RnnRelu => {
                     gemm_packed(m, hp, h, w, true, gates, gh, gemm_threads);
@@ -237,23 +249,31 @@ impl RecurrentLayer {
                 }
                 CellKind::Lstm => {
                     gemm_packed(m, hp, h, w, true, gates, gh, gemm_threads);
-                    let cp = bufs.cprev.rows(r0, m, h);
-                    let prev_c = if s == 0 {
-                        &c0[state.clone()]
-                    } else {
-                        &*bufs.c.rows(r0 - b, m, h)
+                    // SAFETY: as above, for the cell states.
+                    let (cp, prev_c, c, tanh_c) = unsafe {
+                        (
+                            bufs.cprev.rows(r0, m, h),
+                            if s == 0 {
+                                &c0[state.clone()]
+                            } else {
+                                &*bufs.c.rows(r0 - b, m, h)
+                            },
+                            bufs.c.rows(r0, m, h),
+                            bufs.tanh_c.rows(r0, m, h),
+                        )
                     };
                     masked_copy(cp, prev_c, keep_s, h);
-                    let (c, tanh_c) = (bufs.c.rows(r0, m, h), bufs.tanh_c.rows(r0, m, h));
                     lstm::forward_rows(gates, cp, c, tanh_c, out, m, h);
                 }
                 CellKind::Gru => {
-                    let hh = bufs.hh.rows(rows.start, m, gh);
+                    // SAFETY: as above (`hh` holds one step: the group's rows of it).
+                    let (hh, hh_n) =
+                        unsafe { (bufs.hh.rows(rows.start, m, gh), bufs.hh_n.rows(r0, m, h)) };
                     for row in hh.chunks_exact_mut(gh) {
                         row.copy_from_slice(p.b_hh);
                     }
                     gemm_packed(m, hp, h, w, true, hh, gh, gemm_threads);
-                    gru::forward_rows(gates, hh, hp, bufs.hh_n.rows(r0, m, h), out, m, h);
+                    gru::forward_rows(gates, hh, hp, hh_n, out, m, h);
                 }
             }
         }

@@ -6,6 +6,7 @@ use std::ops::Range;
 use recurrent_kernels::packed::MR;
 use recurrent_kernels::simd::prefetch_l2;
 use recurrent_kernels::threads::{parallel_for, threads};
+use recurrent_kernels::SharedMut;
 
 use super::{LayerCache, RecurrentLayer};
 
@@ -51,76 +52,51 @@ impl RecurrentLayer {
     }
 }
 
-/// The cache buffers the time loops touch, as raw views shared by the threads
-/// that split the batch rows (each thread touches only its own rows).
-pub(super) struct StepBufs {
-    pub(super) gates: Shared,
-    pub(super) h: Shared,
-    pub(super) hprev: Shared,
-    pub(super) c: Shared,
-    pub(super) cprev: Shared,
-    pub(super) tanh_c: Shared,
-    pub(super) hh_n: Shared,
-    pub(super) hh: Shared,
-    pub(super) dg_hh: Shared,
-    pub(super) dg_ih: Shared,
-    pub(super) dh: Shared,
-    pub(super) dh_next: Shared,
-    pub(super) dc: Shared,
+/// The cache buffers the time loops touch, as views shared by the threads
+/// that split the batch rows (each thread takes only its own rows), borrowed
+/// from the cache for as long as the views live.
+pub(super) struct StepBufs<'a> {
+    pub(super) gates: SharedMut<'a, f32>,
+    pub(super) h: SharedMut<'a, f32>,
+    pub(super) hprev: SharedMut<'a, f32>,
+    pub(super) c: SharedMut<'a, f32>,
+    pub(super) cprev: SharedMut<'a, f32>,
+    pub(super) tanh_c: SharedMut<'a, f32>,
+    pub(super) hh_n: SharedMut<'a, f32>,
+    pub(super) hh: SharedMut<'a, f32>,
+    pub(super) dg_hh: SharedMut<'a, f32>,
+    pub(super) dg_ih: SharedMut<'a, f32>,
+    pub(super) dh: SharedMut<'a, f32>,
+    pub(super) dh_next: SharedMut<'a, f32>,
+    pub(super) dc: SharedMut<'a, f32>,
 }
 
-impl StepBufs {
-    pub(super) fn new(c: &mut LayerCache) -> StepBufs {
+impl<'a> StepBufs<'a> {
+    /// Views of `c`'s step buffers (not its packed weights, which stay
+    /// readable).
+    pub(super) fn new(c: &'a mut LayerCache) -> StepBufs<'a> {
         StepBufs {
-            gates: Shared::new(&mut c.gates),
-            h: Shared::new(&mut c.h),
-            hprev: Shared::new(&mut c.hprev),
-            c: Shared::new(&mut c.c),
-            cprev: Shared::new(&mut c.cprev),
-            tanh_c: Shared::new(&mut c.tanh_c),
-            hh_n: Shared::new(&mut c.hh_n),
-            hh: Shared::new(&mut c.hh),
-            dg_hh: Shared::new(&mut c.dg_hh),
-            dg_ih: Shared::new(&mut c.dg_ih),
-            dh: Shared::new(&mut c.dh),
-            dh_next: Shared::new(&mut c.dh_next),
-            dc: Shared::new(&mut c.dc),
+            gates: SharedMut::new(&mut c.gates),
+            h: SharedMut::new(&mut c.h),
+            hprev: SharedMut::new(&mut c.hprev),
+            c: SharedMut::new(&mut c.c),
+            cprev: SharedMut::new(&mut c.cprev),
+            tanh_c: SharedMut::new(&mut c.tanh_c),
+            hh_n: SharedMut::new(&mut c.hh_n),
+            hh: SharedMut::new(&mut c.hh),
+            dg_hh: SharedMut::new(&mut c.dg_hh),
+            dg_ih: SharedMut::new(&mut c.dg_ih),
+            dh: SharedMut::new(&mut c.dh),
+            dh_next: SharedMut::new(&mut c.dh_next),
+            dc: SharedMut::new(&mut c.dc),
         }
     }
 }
 
-/// A `[rows, width]` buffer that several threads write at disjoint rows.
-pub(super) struct Shared {
-    pub(super) ptr: *mut f32,
-    pub(super) len: usize,
-}
-
-// SAFETY: `Shared` hands out rows only through the unsafe `rows`, whose
-// callers guarantee that no two threads use the same rows at once.
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    pub(super) fn new(v: &mut [f32]) -> Shared {
-        Shared {
-            ptr: v.as_mut_ptr(),
-            len: v.len(),
-        }
-    }
-
-    /// Prefetches rows `r0..r0 + m` of width `w` into L2 (see [`prefetch_l2`]).
-    pub(super) fn prefetch(&self, r0: usize, m: usize, w: usize) {
-        if (r0 + m) * w <= self.len {
-            prefetch_l2(self.ptr.wrapping_add(r0 * w), m * w);
-        }
-    }
-
-    /// Rows `r0..r0 + m` of width `w`.
-    ///
-    /// # Safety
-    /// While the slice lives, no other reference may overlap it.
-    #[allow(clippy::mut_from_ref)]
-    pub(super) unsafe fn rows<'a>(&self, r0: usize, m: usize, w: usize) -> &'a mut [f32] {
-        assert!((r0 + m) * w <= self.len, "row range out of the buffer");
-        std::slice::from_raw_parts_mut(self.ptr.add(r0 * w), m * w)
+/// Prefetches rows `r0..r0 + m` of width `w` of `buf` into L2 (see
+/// [`prefetch_l2`]); nothing when they are not all inside it.
+pub(super) fn prefetch_rows(buf: &SharedMut<'_, f32>, r0: usize, m: usize, w: usize) {
+    if (r0 + m) * w <= buf.len() {
+        prefetch_l2(buf.addr(r0 * w), m * w);
     }
 }

@@ -4,9 +4,8 @@
 use recurrent_kernels::multiversion;
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::threads::{parallel_for, threads};
-use recurrent_kernels::{sgemm, sgemm_shared_a, Product, Trans};
+use recurrent_kernels::{sgemm, sgemm_shared_a, Product, SharedMut, Trans};
 
-use super::row_split::Shared;
 use super::{CellKind, LayerGrads, RecurrentLayer};
 
 impl RecurrentLayer {
@@ -69,7 +68,7 @@ impl RecurrentLayer {
 /// does not depend on the split).
 pub(super) fn column_sums(m: &[f32], cols: usize, out: &mut [f32]) {
     let t = threads().min(cols / 64).max(1);
-    let shared = Shared::new(&mut out[..cols]);
+    let shared = SharedMut::new(&mut out[..cols]);
     parallel_for(t, &|i| {
         let (lo, hi) = (cols * i / t, cols * (i + 1) / t);
         // SAFETY: the column ranges of the parts are disjoint.
