@@ -57,6 +57,38 @@ pub const ROWS_PER_THREAD: usize = 2 * recurrent_kernels::panel::TILE_ROWS;
 const MIN_PARALLEL_MACS: usize = 1 << 16;
 
 /// A language model prepared for stepping: see the module documentation.
+///
+/// ```
+/// use recurrent_kernels::Rng;
+/// use recurrent_model::infer::{StepModel, StepWorkspace};
+/// use recurrent_model::{CellKind, LanguageModel, ModelConfig, State};
+///
+/// let config = ModelConfig {
+///     cell: CellKind::Gru,
+///     vocab_size: 10,
+///     embed: 8,
+///     hidden: 16,
+///     layers: 1,
+///     dense: 0,
+///     dropout: 0.0,
+///     tie: false,
+///     layer_norm: false,
+///     last_hidden: 0,
+/// };
+/// let model = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
+/// let stepper = StepModel::new(&model); // packs the weights once
+/// let mut ws = StepWorkspace::default();
+/// let mut state = State::zeros(&config, 2); // two streams
+/// let mut tokens = vec![3, 7];
+/// for _ in 0..4 {
+///     let logits = stepper.step(&mut ws, &tokens, &mut state); // [2, 10]
+///     // Greedy: feed each stream its most likely next token.
+///     for (tok, row) in tokens.iter_mut().zip(logits.chunks_exact(10)) {
+///         *tok = (0..10).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap() as u32;
+///     }
+/// }
+/// assert!(tokens.iter().all(|&t| t < 10));
+/// ```
 pub struct StepModel {
     config: ModelConfig,
     format: WeightFormat,

@@ -36,7 +36,7 @@ const CHUNK: usize = 1 << 16;
 /// Samples a mask as [`sample_mask`] and writes `dst = src * mask` in the
 /// same pass (a layer's output copied, dropped out, into the next input).
 ///
-/// The work is cut into fixed pieces of [`CHUNK`] elements, each drawn from
+/// The work is cut into fixed pieces of `CHUNK` (65536) elements, each drawn from
 /// its own generator seeded by `rng`, and the kernels' threads share the
 /// pieces: the masks depend on neither the thread count nor scheduling.
 pub fn sample_apply(dst: &mut [f32], src: &[f32], mask: &mut [f32], p: f32, rng: &mut Rng) {

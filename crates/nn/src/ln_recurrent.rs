@@ -39,23 +39,37 @@ use crate::recurrent::{last_step, CellKind, LayerGrads, LayerParams};
 /// `[H]` for the LSTM cell state (empty for GRU).
 #[derive(Clone, Copy)]
 pub struct LnParams<'a> {
+    /// The plain layer's weights and biases.
     pub base: LayerParams<'a>,
+    /// LayerNorm gain of the input projection, `[G*H]`.
     pub ih_gain: &'a [f32],
+    /// LayerNorm bias of the input projection, `[G*H]`.
     pub ih_bias: &'a [f32],
+    /// LayerNorm gain of the hidden projection, `[G*H]`.
     pub hh_gain: &'a [f32],
+    /// LayerNorm bias of the hidden projection, `[G*H]`.
     pub hh_bias: &'a [f32],
+    /// LSTM: LayerNorm gain of the cell state, `[H]` (empty for GRU).
     pub c_gain: &'a [f32],
+    /// LSTM: LayerNorm bias of the cell state, `[H]` (empty for GRU).
     pub c_bias: &'a [f32],
 }
 
 /// Gradient accumulators with the shapes of [`LnParams`]; backward adds into them.
 pub struct LnGrads<'a> {
+    /// Gradients of the plain layer's weights and biases.
     pub base: LayerGrads<'a>,
+    /// Gradient of `ih_gain`.
     pub ih_gain: &'a mut [f32],
+    /// Gradient of `ih_bias`.
     pub ih_bias: &'a mut [f32],
+    /// Gradient of `hh_gain`.
     pub hh_gain: &'a mut [f32],
+    /// Gradient of `hh_bias`.
     pub hh_bias: &'a mut [f32],
+    /// Gradient of `c_gain`.
     pub c_gain: &'a mut [f32],
+    /// Gradient of `c_bias`.
     pub c_bias: &'a mut [f32],
 }
 
@@ -64,7 +78,9 @@ pub struct LnGrads<'a> {
 pub struct LnRecurrentLayer {
     /// `Lstm` or `Gru`.
     pub cell: CellKind,
+    /// `I`, the width of an input row.
     pub input_size: usize,
+    /// `H`, the width of the state and of an output row.
     pub hidden_size: usize,
 }
 

@@ -6,8 +6,11 @@ use crate::config::ModelConfig;
 /// `[L, B, H]` (layer `k`'s `[B, H_k]` rows at `ModelConfig::state_range`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct State {
+    /// Streams `B`.
     pub batch: usize,
+    /// `[L, B, H]` hidden states, layer by layer.
     pub h: Vec<f32>,
+    /// `[L, B, H]` LSTM cell states (empty for other cells).
     pub c: Vec<f32>,
 }
 

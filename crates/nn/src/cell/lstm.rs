@@ -74,6 +74,17 @@ pub struct Unit {
 }
 
 /// One unit's forward from its pre-activations `a_i a_f a_g a_o` and `c_prev`.
+///
+/// ```
+/// use recurrent_nn::cell::lstm;
+///
+/// let u = lstm::forward(0.5, 2.0, -0.3, 1.0, 0.7);
+/// assert_eq!(u.c, u.gates.f * 0.7 + u.gates.i * u.gates.g);
+/// assert_eq!(u.h, u.gates.o * u.tanh_c);
+/// // The backward from dh = 1, nothing from later steps.
+/// let (d_pre, dc_prev) = lstm::backward(u.gates, u.tanh_c, 0.7, 1.0, 0.0);
+/// assert!(d_pre[1] > 0.0 && dc_prev > 0.0); // a larger forget gate or c_prev raises h
+/// ```
 #[inline(always)]
 pub fn forward(a_i: f32, a_f: f32, a_g: f32, a_o: f32, c_prev: f32) -> Unit {
     let gates = gates(a_i, a_f, a_g, a_o);

@@ -15,7 +15,7 @@ use super::{CellKind, LayerCache, LayerGrads, LayerParams, PackedLayer, Recurren
 use crate::cell::{gru, lstm, rnn};
 
 impl RecurrentLayer {
-    /// Backward of [`forward`] (which must have run with `for_backward`).
+    /// Backward of [`RecurrentLayer::forward`] (which must have run with `for_backward`).
     ///
     /// `dy: [T*B, H]` is the loss gradient w.r.t. the outputs, `dh_n`/`dc_n`
     /// (optional) w.r.t. the final state. Adds parameter gradients into `g`;
