@@ -5,7 +5,7 @@ use recurrent_nn::ln_recurrent::LnGrads;
 use recurrent_nn::recurrent::LayerGrads;
 use recurrent_nn::{activation_reg, dropout, embedding, linear, loss, CellKind};
 
-use super::*;
+use super::{grow, layer_output, BlockStats, LanguageModel, State, Workspace};
 
 impl LanguageModel {
     /// Backward from the logits in `ws` (left by `forward` with `for_backward`).

@@ -5,7 +5,7 @@ use recurrent_kernels::panel::round_bf16;
 use recurrent_kernels::Rng;
 use recurrent_nn::CellKind;
 
-use super::*;
+use super::LanguageModel;
 use crate::config::{ModelConfig, ModelError};
 use crate::params::{MissingOrMisshapen, ParamLayout};
 

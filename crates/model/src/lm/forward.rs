@@ -4,7 +4,7 @@ use recurrent_kernels::profile::Phase;
 use recurrent_kernels::Rng;
 use recurrent_nn::{dropout, embedding, linear, loss, LayerCache, LnCache};
 
-use super::*;
+use super::{grow, BlockStats, LanguageModel, Regularization, State, Workspace};
 
 impl LanguageModel {
     /// Whether layer 0 should take its input projection from a table of every

@@ -4,9 +4,10 @@ use recurrent_nn::ln_recurrent::LnParams;
 use recurrent_nn::recurrent::LayerParams;
 use recurrent_nn::{CellKind, LnRecurrentLayer, RecurrentLayer};
 
-use super::*;
+use super::LanguageModel;
 
 impl LanguageModel {
+    /// Layer `k`'s shape.
     pub(super) fn layer(&self, k: usize) -> RecurrentLayer {
         RecurrentLayer {
             cell: self.config.cell,
@@ -15,6 +16,7 @@ impl LanguageModel {
         }
     }
 
+    /// Layer `k`'s weights and biases as stored.
     pub(super) fn layer_params(&self, k: usize) -> LayerParams<'_> {
         let get = |n: String| &self.params[self.layout.get(&n).unwrap().range()];
         LayerParams {
@@ -40,6 +42,7 @@ impl LanguageModel {
         p
     }
 
+    /// Layer `k`'s shape, layer-normalized.
     pub(super) fn ln_layer(&self, k: usize) -> LnRecurrentLayer {
         LnRecurrentLayer {
             cell: self.config.cell,
@@ -65,6 +68,7 @@ impl LanguageModel {
         }
     }
 
+    /// The output projection's weight (the embedding when tied).
     pub(super) fn decoder_weight(&self) -> &[f32] {
         let name = if self.config.tie {
             "encoder.weight"
@@ -74,6 +78,7 @@ impl LanguageModel {
         &self.params[self.layout.get(name).unwrap().range()]
     }
 
+    /// The tensor named `name`.
     pub(super) fn param(&self, name: &str) -> &[f32] {
         &self.params[self.layout.get(name).unwrap().range()]
     }

@@ -1,5 +1,12 @@
 //! The language model's forward and backward passes over a `[T, B]` block of
 //! tokens, and single steps for generation.
+//!
+//! Where things are: building a model and moving its tensors in
+//! `construct.rs`; how the configuration maps to each layer's parameters in
+//! `layers.rs`; the forward pass (and evaluation, reference steps) in
+//! `forward.rs`; the backward pass in `backward.rs`; a training block in
+//! `train.rs`; AWD-LSTM's regularizers in `regularization.rs`; the carried
+//! [`State`] in `state.rs`; the reused buffers in `workspace.rs`.
 
 mod backward;
 mod construct;

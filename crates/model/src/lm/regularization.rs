@@ -3,7 +3,7 @@
 use recurrent_nn::activation_reg;
 use serde::{Deserialize, Serialize};
 
-use super::*;
+use super::{layer_output, LanguageModel, Workspace};
 use crate::config::ModelError;
 
 /// AWD-LSTM's training-time regularizers (Merity et al. 2017), all off (0) by

@@ -2,7 +2,7 @@
 
 use recurrent_kernels::Rng;
 
-use super::*;
+use super::{BlockStats, LanguageModel, Regularization, State, Workspace};
 
 impl LanguageModel {
     /// One training block: forward, loss against `targets: [T*B]`, backward.

@@ -2,7 +2,7 @@
 
 use recurrent_nn::{LayerCache, LnCache};
 
-use super::*;
+use super::Regularization;
 
 /// Buffers for one `(T, B)` shape, allocated on first use and reused, so the
 /// training loop allocates nothing per step.

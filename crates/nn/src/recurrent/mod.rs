@@ -10,6 +10,13 @@
 //! Backward walks the steps in reverse with one small GEMM per step
 //! (`dh_{t-1} = dgates_t · W_hh`), then forms `dW_hh`, `dW_ih`, the biases and `dx`
 //! as large GEMMs over the whole block.
+//!
+//! Where things are: the cells' equations in [`crate::cell`]; the layer's
+//! shape in `layer.rs`; its parameters in `params.rs`; the time loops in
+//! `forward.rs` and `backward.rs`; what the forward keeps for the backward in
+//! `cache.rs`; how a time loop's batch rows are split among threads in
+//! `row_split.rs`; the weight and bias gradients in `weight_grads.rs`; the
+//! weights packed once for a decoder's many short calls in `packed.rs`.
 
 mod backward;
 mod cache;
