@@ -30,7 +30,6 @@
 use recurrent_kernels::{sgemm, Trans};
 
 use crate::cell::{gru, lstm};
-
 use crate::layer_norm;
 use crate::recurrent::{last_step, CellKind, LayerGrads, LayerParams};
 

@@ -98,18 +98,21 @@ fn forward_rows_body(
     h: usize,
 ) {
     for r in 0..b {
-        let g = blocks_mut::<3>(row_mut(gates, r, 3 * h), h);
+        let [gr, gz, gn] = blocks_mut::<3>(row_mut(gates, r, 3 * h), h);
         let hh = blocks::<3>(row(hh, r, 3 * h), h);
         let out = (row_mut(hh_n, r, h), row_mut(h_out, r, h));
-        forward_row(g, hh, row(hp, r, h), out.0, out.1);
+        forward_row(gr, gz, gn, hh, row(hp, r, h), out.0, out.1);
     }
 }
 
 /// One batch row of [`forward_rows`], all slices of length `H` (separate
-/// `&mut` blocks and one length, for vectorization).
+/// `&mut` arguments, not an array of them, and one length: LLVM then knows
+/// they do not alias and vectorizes without run-time checks).
 #[inline(always)]
 fn forward_row(
-    [gr, gz, gn]: [&mut [f32]; 3],
+    gr: &mut [f32],
+    gz: &mut [f32],
+    gn: &mut [f32],
     [hr, hz, hnb]: [&[f32]; 3],
     hp: &[f32],
     keep_n: &mut [f32],

@@ -142,7 +142,10 @@ fn forward_rows_body(
     for r in 0..b {
         let [gi, gf, gg, go] = blocks_mut::<4>(row_mut(gates, r, 4 * h), h);
         forward_row(
-            [gi, gf, gg, go],
+            gi,
+            gf,
+            gg,
+            go,
             row(cp, r, h),
             row_mut(c, r, h),
             row_mut(tanh_c, r, h),
@@ -152,12 +155,16 @@ fn forward_rows_body(
 }
 
 /// One batch row of [`forward_rows`], all slices of length `H`. Separate
-/// `&mut` gate blocks tell LLVM they do not alias (kept when inlined), and
-/// the re-slicing to one length drops the bounds checks, so it vectorizes
-/// without run-time overlap checks.
+/// `&mut` arguments (not an array of them) tell LLVM the gate blocks do not
+/// alias (kept when inlined), and the re-slicing to one length drops the
+/// bounds checks, so it vectorizes without run-time overlap checks.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn forward_row(
-    [gi, gf, gg, go]: [&mut [f32]; 4],
+    gi: &mut [f32],
+    gf: &mut [f32],
+    gg: &mut [f32],
+    go: &mut [f32],
     cp: &[f32],
     cn: &mut [f32],
     tn: &mut [f32],
