@@ -14,7 +14,8 @@
 //! Every caller (the training layer, the layer-normalized layer, the packed
 //! inference step) computes a unit through these functions, so the
 //! operations, their order and the activation functions are the same
-//! everywhere and so are the bits. The layer-normalized LSTM runs
+//! everywhere: the same sums give the same bits on every path (the paths'
+//! products may round the sums differently). The layer-normalized LSTM runs
 //! [`gates`] and [`cell`], normalizes `c`, then [`output`].
 
 use recurrent_kernels::activation::{dsigmoid, dtanh, sigmoid, tanh};
