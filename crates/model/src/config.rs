@@ -8,20 +8,29 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum ModelError {
     #[error("invalid model configuration: {0}")]
+    /// The configuration is inconsistent or out of range.
     Config(String),
     #[error("weights are missing tensor '{0}'")]
+    /// A tensor the configuration needs is absent.
     MissingTensor(String),
     #[error("tensor '{name}' has shape {found:?} but the configuration needs {expected:?}")]
+    /// A tensor has another shape than the configuration needs.
     ShapeMismatch {
+        /// The tensor's name.
         name: String,
+        /// The shape the configuration needs.
         expected: Vec<usize>,
+        /// The shape found.
         found: Vec<usize>,
     },
     #[error("unexpected tensor '{0}' in the weights (it does not belong to this architecture)")]
+    /// A tensor that belongs to no parameter of this architecture.
     UnexpectedTensor(String),
     #[error("cannot infer the architecture from the weights: {0}")]
+    /// The weights do not determine an architecture.
     Infer(String),
     #[error("invalid regularization: {0}")]
+    /// A regularization setting is out of range.
     Regularization(String),
 }
 

@@ -33,11 +33,14 @@
 
 mod cells;
 
+use std::marker::PhantomData;
 use std::ops::Range;
 
+use recurrent_kernels::activation;
 pub use recurrent_kernels::panel::WeightFormat;
 use recurrent_kernels::panel::{panel_gemm, panel_gemm_raw, round_bf16, Init, PanelMatrix, LANES};
 use recurrent_kernels::threads::{parallel_for, threads};
+use recurrent_nn::cell::{gru, lstm, rnn};
 use recurrent_nn::layer_norm;
 
 use crate::{CellKind, LanguageModel, ModelConfig, State};
@@ -54,6 +57,38 @@ pub const ROWS_PER_THREAD: usize = 2 * recurrent_kernels::panel::TILE_ROWS;
 const MIN_PARALLEL_MACS: usize = 1 << 16;
 
 /// A language model prepared for stepping: see the module documentation.
+///
+/// ```
+/// use recurrent_kernels::Rng;
+/// use recurrent_model::infer::{StepModel, StepWorkspace};
+/// use recurrent_model::{CellKind, LanguageModel, ModelConfig, State};
+///
+/// let config = ModelConfig {
+///     cell: CellKind::Gru,
+///     vocab_size: 10,
+///     embed: 8,
+///     hidden: 16,
+///     layers: 1,
+///     dense: 0,
+///     dropout: 0.0,
+///     tie: false,
+///     layer_norm: false,
+///     last_hidden: 0,
+/// };
+/// let model = LanguageModel::new(config.clone(), &mut Rng::new(1), None).unwrap();
+/// let stepper = StepModel::new(&model); // packs the weights once
+/// let mut ws = StepWorkspace::default();
+/// let mut state = State::zeros(&config, 2); // two streams
+/// let mut tokens = vec![3, 7];
+/// for _ in 0..4 {
+///     let logits = stepper.step(&mut ws, &tokens, &mut state); // [2, 10]
+///     // Greedy: feed each stream its most likely next token.
+///     for (tok, row) in tokens.iter_mut().zip(logits.chunks_exact(10)) {
+///         *tok = (0..10).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap() as u32;
+///     }
+/// }
+/// assert!(tokens.iter().all(|&t| t < 10));
+/// ```
 pub struct StepModel {
     config: ModelConfig,
     format: WeightFormat,
@@ -432,7 +467,7 @@ impl StepModel {
 
     /// Runs every layer and the head on the threads, split as the module
     /// documentation says.
-    fn run(&self, bufs: &Bufs, b: usize, threads: usize) {
+    fn run(&self, bufs: &Bufs<'_>, b: usize, threads: usize) {
         let t = threads.max(1);
         let parts = (b / ROWS_PER_THREAD).clamp(1, t);
         if parts > 1 || t == 1 {
@@ -476,7 +511,7 @@ impl StepModel {
     }
 
     /// The head with its panels split among `t` threads, the dense layer first.
-    fn head_split(&self, bufs: &Bufs, b: usize, t: usize) {
+    fn head_split(&self, bufs: &Bufs<'_>, b: usize, t: usize) {
         let cfg = &self.config;
         if let Some(d) = &self.dense {
             let panels = d.w.panels();
@@ -501,22 +536,32 @@ impl StepModel {
     ///
     /// # Safety
     /// No other thread may touch these rows' (or panels') outputs meanwhile.
-    unsafe fn head(&self, bufs: &Bufs, rows: Range<usize>, decoder_panels: Option<Range<usize>>) {
+    unsafe fn head(
+        &self,
+        bufs: &Bufs<'_>,
+        rows: Range<usize>,
+        decoder_panels: Option<Range<usize>>,
+    ) {
         let cfg = &self.config;
         let m = rows.len();
         let mut x = bufs.top(cfg, rows.start);
         let mut width = cfg.top_hidden();
         if let Some(d) = &self.dense {
-            let out = bufs.dense.add(rows.start * cfg.dense);
+            let out = bufs.dense.wrapping_add(rows.start * cfg.dense);
             if decoder_panels.is_none() {
-                linear(d, m, x, width, 0..d.w.panels(), out, cfg.dense, true);
+                // SAFETY: `x` holds these rows of the top layer's output, which
+                // is done; these rows of the dense output are this task's
+                // alone (the caller's promise).
+                unsafe { linear(d, m, x, width, 0..d.w.panels(), out, cfg.dense, true) };
             }
             (x, width) = (out, cfg.dense);
         }
         let v = cfg.vocab_size;
         let panels = decoder_panels.unwrap_or(0..self.decoder.w.panels());
-        let out = bufs.logits.add(rows.start * v);
-        linear(&self.decoder, m, x, width, panels, out, v, false);
+        let out = bufs.logits.wrapping_add(rows.start * v);
+        // SAFETY: `x` holds these rows of the decoder's input, which is done;
+        // these rows' (or panels') logits are this task's alone.
+        unsafe { linear(&self.decoder, m, x, width, panels, out, v, false) };
     }
 
     /// Layer `k` for `rows` and the units of `panels`: input-side and
@@ -525,30 +570,38 @@ impl StepModel {
     /// # Safety
     /// No other thread may touch these rows and panels' outputs meanwhile, and
     /// the layer below must be done with these rows.
-    unsafe fn layer(&self, k: usize, bufs: &Bufs, rows: Range<usize>, panels: Range<usize>) {
+    unsafe fn layer(&self, k: usize, bufs: &Bufs<'_>, rows: Range<usize>, panels: Range<usize>) {
         let (lay, cfg) = (&self.layers[k], &self.config);
         let (b, h, ld) = (bufs.batch, cfg.layer_hidden(k), bufs.gates_ld);
         let (m, r0) = (rows.len(), rows.start);
-        let gates = bufs.gates.add(r0 * ld);
-        let h_prev = bufs.h_old.add(cfg.state_range(k, b).start + r0 * h);
+        let gates = bufs.gates.wrapping_add(r0 * ld);
+        let hs = bufs.hidden_sums.wrapping_add(r0 * ld);
+        let h_prev = bufs.h_old[cfg.state_range(k, b).start + r0 * h..].as_ptr();
         for p in panels {
             let one = p..p + 1;
             if lay.ln.is_some() {
                 // Products only: the norms need whole rows (`ln_update`).
-                self.input_side(k, bufs, rows.clone(), p);
-                let hs = bufs.hidden_sums.add(r0 * ld);
-                panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Zero, hs, ld);
+                // SAFETY: `h_prev` holds these rows of the old state (`h`
+                // wide, only read); panel `p`'s columns of these rows of the
+                // sums are this task's alone (the caller's promise).
+                unsafe {
+                    self.input_side(k, bufs, rows.clone(), p);
+                    panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Zero, hs, ld);
+                }
                 continue;
             }
             self.prefetch_state(k, bufs, rows.clone(), p);
-            self.input_side(k, bufs, rows.clone(), p);
-            if cfg.cell == CellKind::Gru {
-                let hs = bufs.hidden_sums.add(r0 * ld);
-                panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Row(&lay.bias_h), hs, ld);
-            } else {
-                panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Accumulate, gates, ld);
+            // SAFETY: as above; panel `p`'s units of these rows' state are
+            // this task's alone too.
+            unsafe {
+                self.input_side(k, bufs, rows.clone(), p);
+                if cfg.cell == CellKind::Gru {
+                    panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Row(&lay.bias_h), hs, ld);
+                } else {
+                    panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Accumulate, gates, ld);
+                }
+                self.update(k, bufs, rows.clone(), p);
             }
-            self.update(k, bufs, rows.clone(), p);
         }
     }
 
@@ -557,12 +610,12 @@ impl StepModel {
     /// one or two cache lines, a row apart (`H` floats) from the next row's,
     /// and the weights streamed since the last step have pushed them out of
     /// L2: without this, every row's update starts with a cache miss.
-    fn prefetch_state(&self, k: usize, bufs: &Bufs, rows: Range<usize>, p: usize) {
+    fn prefetch_state(&self, k: usize, bufs: &Bufs<'_>, rows: Range<usize>, p: usize) {
         let (h, b) = (self.config.layer_hidden(k), bufs.batch);
         let layer_start = self.config.state_range(k, b).start;
         let src = match self.config.cell {
             CellKind::Lstm => bufs.c as *const f32,
-            CellKind::Gru => bufs.h_old,
+            CellKind::Gru => bufs.h_old.as_ptr(),
             _ => return,
         };
         let u0 = p * self.layers[k].gates.panel_units();
@@ -578,10 +631,10 @@ impl StepModel {
     ///
     /// # Safety
     /// As [`StepModel::layer`].
-    unsafe fn input_side(&self, k: usize, bufs: &Bufs, rows: Range<usize>, p: usize) {
+    unsafe fn input_side(&self, k: usize, bufs: &Bufs<'_>, rows: Range<usize>, p: usize) {
         let (lay, cfg) = (&self.layers[k], &self.config);
         let (b, n, ld) = (bufs.batch, lay.gates.cols(), bufs.gates_ld);
-        let gates = bufs.gates.add(rows.start * ld);
+        let gates = bufs.gates.wrapping_add(rows.start * ld);
         let m = rows.len();
         let one = p..p + 1;
         let init = Init::Row(&lay.bias_x);
@@ -589,23 +642,31 @@ impl StepModel {
             (InputSide::Table(table), None) if k == 0 => {
                 let cols = lay.w_h.panel_cols(p);
                 for r in rows {
-                    let tok = *bufs.tokens.add(r) as usize;
+                    let tok = bufs.tokens[r] as usize;
                     let src = &table[tok * n + cols.start..tok * n + cols.end];
-                    let dst = bufs.gates.add(r * ld + cols.start);
-                    std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+                    let dst = bufs.gates.wrapping_add(r * ld + cols.start);
+                    // SAFETY: `dst` is panel `p`'s columns of row `r` of the
+                    // sums (inside the row: `cols.end <= ld`), this task's
+                    // alone (the caller's promise); `src` is another buffer.
+                    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
                 }
             }
             (InputSide::Embedding(_), Some(w)) if k == 0 => {
                 let e = cfg.embed;
-                let x = bufs.x.add(rows.start * e);
-                panel_gemm_raw(m, x, e, w, one, init, gates, ld);
+                let x = bufs.x[rows.start * e..].as_ptr();
+                // SAFETY: `x` holds these rows' embeddings (only read); panel
+                // `p`'s columns of these rows of the sums are this task's.
+                unsafe { panel_gemm_raw(m, x, e, w, one, init, gates, ld) };
             }
             (_, Some(w)) => {
                 let below = cfg.layer_hidden(k - 1);
                 let x = bufs
                     .h_new
-                    .add(cfg.state_range(k - 1, b).start + rows.start * below);
-                panel_gemm_raw(m, x, below, w, one, init, gates, ld);
+                    .wrapping_add(cfg.state_range(k - 1, b).start + rows.start * below);
+                // SAFETY: the layer below is done with these rows (the
+                // caller's promise), so its outputs are only read here; panel
+                // `p`'s columns of these rows of the sums are this task's.
+                unsafe { panel_gemm_raw(m, x, below, w, one, init, gates, ld) };
             }
             (_, None) => unreachable!("only layer 0 reads a table"),
         }
@@ -617,31 +678,39 @@ impl StepModel {
     ///
     /// # Safety
     /// As [`StepModel::layer`], with every panel of these rows done.
-    unsafe fn ln_update(&self, k: usize, bufs: &Bufs, rows: Range<usize>) {
+    unsafe fn ln_update(&self, k: usize, bufs: &Bufs<'_>, rows: Range<usize>) {
         let (lay, cfg) = (&self.layers[k], &self.config);
         let Some(ln) = &lay.ln else { return };
         let (b, h, ld) = (bufs.batch, cfg.layer_hidden(k), bufs.gates_ld);
         let gh = lay.gates.gates * h;
         let normalized_input = k == 0 && matches!(self.input, InputSide::Table(_));
         for r in rows {
-            let ax = std::slice::from_raw_parts_mut(bufs.gates.add(r * ld), gh);
-            let ah = std::slice::from_raw_parts_mut(bufs.hidden_sums.add(r * ld), gh);
+            let state = cfg.state_range(k, b).start + r * h;
+            // SAFETY: row `r` of both sums (`gh <= ld` wide) and of the new
+            // state are this task's alone, and every product into them is done
+            // (the caller's promise); the three are different buffers.
+            let (ax, ah, h_out) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(bufs.gates.wrapping_add(r * ld), gh),
+                    std::slice::from_raw_parts_mut(bufs.hidden_sums.wrapping_add(r * ld), gh),
+                    std::slice::from_raw_parts_mut(bufs.h_new.wrapping_add(state), h),
+                )
+            };
             if !normalized_input {
                 layer_norm::normalize_row(ax, &ln.ih_gain, &ln.ih_bias);
             }
             layer_norm::normalize_row(ah, &ln.hh_gain, &ln.hh_bias);
-            let state = cfg.state_range(k, b).start + r * h;
-            let h_out = std::slice::from_raw_parts_mut(bufs.h_new.add(state), h);
             let (bi, bh) = (&ln.b_ih, &ln.b_hh);
             if cfg.cell == CellKind::Gru {
-                let hp = view(bufs.h_old.add(state), h);
+                let hp = &bufs.h_old[state..state + h];
                 let g = |v| gru_gates(v, h);
                 cells::ln_gru(g(ax), g(ah), g(bi), g(bh), hp, h_out);
                 continue;
             }
             // LSTM: c = σ(f) c + σ(i) tanh(g), then h = σ(o) tanh(LN(c)),
             // with σ(o) kept in `ax`'s o rows and LN(c) staged in `h_out`.
-            let c = std::slice::from_raw_parts_mut(bufs.c.add(state), h);
+            // SAFETY: as above, for row `r` of the cell state.
+            let c = unsafe { std::slice::from_raw_parts_mut(bufs.c.wrapping_add(state), h) };
             cells::ln_lstm_cell(ax, ah, bi, bh, c);
             h_out.copy_from_slice(c);
             layer_norm::normalize_row(h_out, &ln.c_gain, &ln.c_bias);
@@ -653,7 +722,7 @@ impl StepModel {
     ///
     /// # Safety
     /// As [`StepModel::layer`].
-    unsafe fn update(&self, k: usize, bufs: &Bufs, rows: Range<usize>, p: usize) {
+    unsafe fn update(&self, k: usize, bufs: &Bufs<'_>, rows: Range<usize>, p: usize) {
         let (lay, cfg) = (&self.layers[k], &self.config);
         let (b, h, ld) = (bufs.batch, cfg.layer_hidden(k), bufs.gates_ld);
         let layer_start = cfg.state_range(k, b).start;
@@ -662,25 +731,33 @@ impl StepModel {
         let u = units.min(h - u0);
         let col0 = p * units * lay.gates.gates;
         for r in rows {
-            let sums = |buf: *mut f32, g: usize| view(buf.add(r * ld + col0 + g * units), u);
+            let sums = |buf: *mut f32, g: usize| {
+                // SAFETY: panel `p`'s sums of row `r` (`u` per gate, inside
+                // the row) are this task's alone, and done.
+                unsafe { view(buf.wrapping_add(r * ld + col0 + g * units), u) }
+            };
             let state = layer_start + r * h + u0;
-            let h_out = std::slice::from_raw_parts_mut(bufs.h_new.add(state), u);
+            // SAFETY: panel `p`'s units of row `r` of the new state are this
+            // task's alone (the caller's promise).
+            let h_out =
+                unsafe { std::slice::from_raw_parts_mut(bufs.h_new.wrapping_add(state), u) };
             match cfg.cell {
                 CellKind::Lstm => {
-                    let c = std::slice::from_raw_parts_mut(bufs.c.add(state), u);
+                    // SAFETY: as for `h_out`, in the cell state.
+                    let c =
+                        unsafe { std::slice::from_raw_parts_mut(bufs.c.wrapping_add(state), u) };
                     let g = |i| sums(bufs.gates, i);
-                    cells::lstm([g(0), g(1), g(2), g(3)], c, h_out);
+                    lstm::forward_in_place([g(0), g(1), g(2), g(3)], c, h_out);
                 }
                 CellKind::Gru => {
                     let x = |i| sums(bufs.gates, i);
                     let hs = |i| sums(bufs.hidden_sums, i);
-                    let hp = view(bufs.h_old.add(state), u);
-                    cells::gru([x(0), x(1), x(2)], [hs(0), hs(1), hs(2)], hp, h_out);
+                    let hp = &bufs.h_old[state..state + u];
+                    gru::forward_units([x(0), x(1), x(2)], [hs(0), hs(1), hs(2)], hp, h_out);
                 }
-                CellKind::RnnTanh => cells::rnn_tanh(sums(bufs.gates, 0), h_out),
+                CellKind::RnnTanh => rnn::tanh_forward_units(sums(bufs.gates, 0), h_out),
                 CellKind::RnnRelu => {
-                    h_out.copy_from_slice(sums(bufs.gates, 0));
-                    cells::relu(h_out);
+                    rnn::relu_forward_units(sums(bufs.gates, 0), h_out);
                 }
             }
         }
@@ -706,11 +783,15 @@ unsafe fn linear(
         return;
     }
     let cols = l.w.panel_cols(panels.start).start..l.w.panel_cols(panels.end - 1).end;
-    panel_gemm_raw(m, x, lda, &l.w, panels, Init::Row(&l.bias), y, ldy);
+    // SAFETY: the caller's promise, and `bias` holds every column's value.
+    unsafe { panel_gemm_raw(m, x, lda, &l.w, panels, Init::Row(&l.bias), y, ldy) };
     if relu {
         for r in 0..m {
-            let row = std::slice::from_raw_parts_mut(y.add(r * ldy + cols.start), cols.len());
-            cells::relu(row);
+            // SAFETY: the panels' columns of row `r`, the caller's to write.
+            let row = unsafe {
+                std::slice::from_raw_parts_mut(y.wrapping_add(r * ldy + cols.start), cols.len())
+            };
+            row.iter_mut().for_each(|v| *v = activation::relu(*v));
         }
     }
 }
@@ -738,7 +819,8 @@ fn prefetch(p: *const f32) {
 /// # Safety
 /// Valid for reads, and not written by anyone while the slice lives.
 unsafe fn view<'a>(p: *const f32, len: usize) -> &'a [f32] {
-    std::slice::from_raw_parts(p, len)
+    // SAFETY: the caller's promise.
+    unsafe { std::slice::from_raw_parts(p, len) }
 }
 
 /// Part `i` of `0..n` split in `parts` contiguous, nearly equal pieces.
@@ -813,50 +895,58 @@ impl StepWorkspace {
     }
 }
 
-/// Raw views of one step's buffers, shared by the threads that split it (each
-/// writes only its own rows, or its own panels' columns and units).
-struct Bufs {
+/// One step's buffers as the threads that split it see them: the inputs as
+/// slices, the outputs as raw pointers because threads write disjoint
+/// *columns* (panels) of the same rows, which neither slices nor
+/// [`recurrent_kernels::SharedMut`]'s contiguous ranges can express (and
+/// [`panel_gemm_raw`] takes pointers). Each task writes only its own rows, or
+/// its own panels' columns and units. All of it borrows the workspace, the
+/// state and the tokens for `'a`, so none can go away while a task runs.
+struct Bufs<'a> {
     batch: usize,
-    tokens: *const u32,
-    x: *const f32,
+    tokens: &'a [u32],
+    /// `[B, E]` the step's embedding rows (read only).
+    x: &'a [f32],
     /// Gate sums, `[B, gates_ld]`: one row stride for every layer, the widest
     /// layer's, so that threads on different layers and rows never overlap.
     gates: *mut f32,
     gates_ld: usize,
     hidden_sums: *mut f32,
-    h_old: *const f32,
+    /// The state the step starts from (read only).
+    h_old: &'a [f32],
     h_new: *mut f32,
     c: *mut f32,
     dense: *mut f32,
     logits: *mut f32,
+    _outputs: PhantomData<&'a mut [f32]>,
 }
 
-// SAFETY: see the type's documentation; `StepModel::step` keeps the borrows
-// alive until every thread is done.
-unsafe impl Sync for Bufs {}
+// SAFETY: the raw pointers are `&mut` borrows for `'a` that the tasks split
+// among themselves (see the type's documentation); the rest is shared slices.
+unsafe impl Sync for Bufs<'_> {}
 
-impl Bufs {
-    fn new(ws: &mut StepWorkspace, state: &mut State, tokens: &[u32]) -> Bufs {
+impl<'a> Bufs<'a> {
+    fn new(ws: &'a mut StepWorkspace, state: &'a mut State, tokens: &'a [u32]) -> Bufs<'a> {
         Bufs {
             batch: ws.batch,
-            tokens: tokens.as_ptr(),
-            x: ws.x.as_ptr(),
+            tokens,
+            x: &ws.x,
             gates: ws.gates.as_mut_ptr(),
             gates_ld: ws.gates_ld,
             hidden_sums: ws.hidden_sums.as_mut_ptr(),
-            h_old: state.h.as_ptr(),
+            h_old: &state.h,
             h_new: ws.h_new.as_mut_ptr(),
             c: state.c.as_mut_ptr(),
             dense: ws.dense.as_mut_ptr(),
             logits: ws.logits.as_mut_ptr(),
+            _outputs: PhantomData,
         }
     }
 
     /// The top layer's new hidden state from row `r` on (`[B, H_top]` rows).
     fn top(&self, cfg: &ModelConfig, r: usize) -> *const f32 {
         let start = cfg.state_range(cfg.layers - 1, self.batch).start;
-        // SAFETY: in bounds: `h_new` holds every layer's `[B, H_k]` and `r < B`.
-        unsafe { self.h_new.add(start + r * cfg.top_hidden()) }
+        self.h_new.wrapping_add(start + r * cfg.top_hidden())
     }
 }
 

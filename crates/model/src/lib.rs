@@ -6,6 +6,15 @@
 //! `state_dict` order under the names pytorch/examples' `word_language_model`
 //! uses (`encoder.weight`, `rnn.weight_ih_l0`, …, `decoder.bias`), so weights
 //! move to and from PyTorch by name and an optimizer sees one contiguous slice.
+//!
+//! Also here: the model configurations ([`ModelConfig`], [`seq2seq`]), the
+//! seq2seq model, and [`infer::StepModel`], the language model packed once
+//! for generation one token at a time.
+//!
+//! This crate knows nothing of files, training loops, samplers or front ends:
+//! checkpoints, optimizers and generation live in the crates above it.
+
+#![deny(missing_docs)]
 
 pub mod config;
 pub mod infer;

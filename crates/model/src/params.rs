@@ -11,8 +11,11 @@ use crate::config::ModelConfig;
 /// One named tensor inside the flat buffer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamEntry {
+    /// PyTorch's name of the tensor.
     pub name: String,
+    /// Its shape.
     pub shape: Vec<usize>,
+    /// Where it starts in the flat buffer.
     pub offset: usize,
 }
 
@@ -40,8 +43,11 @@ pub enum MissingOrMisshapen {
     Missing(String),
     /// The tensor has another shape than the entry.
     Shape {
+        /// The tensor's name.
         name: String,
+        /// The entry's shape.
         expected: Vec<usize>,
+        /// The tensor's shape.
         found: Vec<usize>,
     },
 }
@@ -49,7 +55,9 @@ pub enum MissingOrMisshapen {
 /// Names, shapes and offsets of all parameters of a model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ParamLayout {
+    /// The tensors, in buffer order.
     pub entries: Vec<ParamEntry>,
+    /// Elements in all of them.
     pub total: usize,
 }
 

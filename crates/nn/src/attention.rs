@@ -85,6 +85,7 @@ impl FromStr for AttentionKind {
 /// The shape of an attention layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attention {
+    /// How scores are computed.
     pub kind: AttentionKind,
     /// `Hq`, the width of the decoder query.
     pub query_size: usize,
@@ -99,20 +100,30 @@ pub struct Attention {
 /// `key_bias [A]`, `v [A]` (PyTorch stores it as `[1, A]`). Dot: none.
 #[derive(Clone, Copy, Default)]
 pub struct AttentionParams<'a> {
+    /// General: `[Hq, Hk]`.
     pub linear_in: &'a [f32],
+    /// Additive: the query projection `[A, Hq]`.
     pub query: &'a [f32],
+    /// Additive: the key projection `[A, Hk]`.
     pub key: &'a [f32],
+    /// Additive: the key projection's bias `[A]`.
     pub key_bias: &'a [f32],
+    /// Additive: the scoring vector `[A]`.
     pub v: &'a [f32],
 }
 
 /// Gradient accumulators with the shapes of [`AttentionParams`]; backward adds into them.
 #[derive(Default)]
 pub struct AttentionGrads<'a> {
+    /// Gradient of `linear_in`.
     pub linear_in: &'a mut [f32],
+    /// Gradient of `query`.
     pub query: &'a mut [f32],
+    /// Gradient of `key`.
     pub key: &'a mut [f32],
+    /// Gradient of `key_bias`.
     pub key_bias: &'a mut [f32],
+    /// Gradient of `v`.
     pub v: &'a mut [f32],
 }
 

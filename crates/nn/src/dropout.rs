@@ -7,7 +7,7 @@
 //! weight matrix ([`sample_apply`] on the weights, [`backward_add`] for their gradient).
 
 use recurrent_kernels::threads::{parallel_for, threads};
-use recurrent_kernels::Rng;
+use recurrent_kernels::{Rng, SharedMut};
 
 /// Draws a fresh mask (`0` or `1/(1-p)` per element) into `mask`.
 ///
@@ -36,7 +36,7 @@ const CHUNK: usize = 1 << 16;
 /// Samples a mask as [`sample_mask`] and writes `dst = src * mask` in the
 /// same pass (a layer's output copied, dropped out, into the next input).
 ///
-/// The work is cut into fixed pieces of [`CHUNK`] elements, each drawn from
+/// The work is cut into fixed pieces of `CHUNK` (65536) elements, each drawn from
 /// its own generator seeded by `rng`, and the kernels' threads share the
 /// pieces: the masks depend on neither the thread count nor scheduling.
 pub fn sample_apply(dst: &mut [f32], src: &[f32], mask: &mut [f32], p: f32, rng: &mut Rng) {
@@ -45,36 +45,18 @@ pub fn sample_apply(dst: &mut [f32], src: &[f32], mask: &mut [f32], p: f32, rng:
     let pieces = n.div_ceil(CHUNK);
     let seeds: Vec<u64> = (0..pieces).map(|_| rng.next_u64()).collect();
     let t = threads().clamp(1, pieces.max(1));
-    let (dst_p, mask_p) = (SendPtr(dst.as_mut_ptr()), SendPtr(mask.as_mut_ptr()));
+    let (dst, mask) = (SharedMut::new(dst), SharedMut::new(mask));
     parallel_for(t, &|i| {
         for (c, &seed) in seeds.iter().enumerate().skip(i).step_by(t) {
             let r = c * CHUNK..n.min((c + 1) * CHUNK);
             // SAFETY: pieces are disjoint and each is handled by one task.
-            let (d, m) = unsafe {
-                (
-                    std::slice::from_raw_parts_mut(dst_p.at(r.start), r.len()),
-                    std::slice::from_raw_parts_mut(mask_p.at(r.start), r.len()),
-                )
-            };
+            let (d, m) = unsafe { (dst.slice(r.clone()), mask.slice(r.clone())) };
             sample_mask(m, p, &mut Rng::new(seed));
             for ((d, &s), &m) in d.iter_mut().zip(&src[r]).zip(m.iter()) {
                 *d = s * m;
             }
         }
     });
-}
-
-/// A pointer the tasks of [`sample_apply`] write through at disjoint pieces.
-struct SendPtr(*mut f32);
-
-// SAFETY: see `sample_apply`: no two tasks touch the same elements.
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// The element `i` places in (a method, so closures capture the `Sync` wrapper).
-    fn at(&self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
-    }
 }
 
 /// Forward in place: `x *= mask`.

@@ -15,14 +15,21 @@
 //! pre-activations keeps their scale fixed whatever the weights grow to, which
 //! is what lets these cells train at learning rates where plain ones diverge.
 //!
+//! The forward runs the cells of [`crate::cell`] on the normalized sums (the
+//! LSTM's [`lstm::gates`] and [`lstm::cell`], then [`lstm::output`] on
+//! `LN(c)`; [`gru::forward`]). The backward keeps its own operation order
+//! (`dh·tanh_c·o·(1 - o)` where the plain cell computes `dh·tanh_c·σ'(o)`,
+//! which groups the products differently): sharing the plain cells' backward
+//! would change these gradients in their last bits.
+//!
 //! The input projections of all steps are one GEMM and one LayerNorm pass;
 //! each step is one small GEMM `h_{t-1} · W_hhᵀ`, its LayerNorm and the cell.
 //! The backward pass walks the steps in reverse and forms `dW_hh`, `dW_ih`
 //! and `dx` as whole-block GEMMs.
 
-use recurrent_kernels::activation::{sigmoid, tanh};
 use recurrent_kernels::{sgemm, Trans};
 
+use crate::cell::{gru, lstm};
 use crate::layer_norm;
 use crate::recurrent::{last_step, CellKind, LayerGrads, LayerParams};
 
@@ -31,23 +38,37 @@ use crate::recurrent::{last_step, CellKind, LayerGrads, LayerParams};
 /// `[H]` for the LSTM cell state (empty for GRU).
 #[derive(Clone, Copy)]
 pub struct LnParams<'a> {
+    /// The plain layer's weights and biases.
     pub base: LayerParams<'a>,
+    /// LayerNorm gain of the input projection, `[G*H]`.
     pub ih_gain: &'a [f32],
+    /// LayerNorm bias of the input projection, `[G*H]`.
     pub ih_bias: &'a [f32],
+    /// LayerNorm gain of the hidden projection, `[G*H]`.
     pub hh_gain: &'a [f32],
+    /// LayerNorm bias of the hidden projection, `[G*H]`.
     pub hh_bias: &'a [f32],
+    /// LSTM: LayerNorm gain of the cell state, `[H]` (empty for GRU).
     pub c_gain: &'a [f32],
+    /// LSTM: LayerNorm bias of the cell state, `[H]` (empty for GRU).
     pub c_bias: &'a [f32],
 }
 
 /// Gradient accumulators with the shapes of [`LnParams`]; backward adds into them.
 pub struct LnGrads<'a> {
+    /// Gradients of the plain layer's weights and biases.
     pub base: LayerGrads<'a>,
+    /// Gradient of `ih_gain`.
     pub ih_gain: &'a mut [f32],
+    /// Gradient of `ih_bias`.
     pub ih_bias: &'a mut [f32],
+    /// Gradient of `hh_gain`.
     pub hh_gain: &'a mut [f32],
+    /// Gradient of `hh_bias`.
     pub hh_bias: &'a mut [f32],
+    /// Gradient of `c_gain`.
     pub c_gain: &'a mut [f32],
+    /// Gradient of `c_bias`.
     pub c_bias: &'a mut [f32],
 }
 
@@ -56,7 +77,9 @@ pub struct LnGrads<'a> {
 pub struct LnRecurrentLayer {
     /// `Lstm` or `Gru`.
     pub cell: CellKind,
+    /// `I`, the width of an input row.
     pub input_size: usize,
+    /// `H`, the width of the state and of an output row.
     pub hidden_size: usize,
 }
 
@@ -288,14 +311,9 @@ impl LnRecurrentLayer {
                     let k = q * h + j;
                     c.ax[row * gh + k] + c.ah[rr * gh + k] + bias(k)
                 };
-                let (ig, fg, gg, og) = (
-                    sigmoid(pre(0)),
-                    sigmoid(pre(1)),
-                    tanh(pre(2)),
-                    sigmoid(pre(3)),
-                );
+                let gt = lstm::gates(pre(0), pre(1), pre(2), pre(3));
                 let g = &mut c.gates[row * gh..(row + 1) * gh];
-                (g[j], g[h + j], g[2 * h + j], g[3 * h + j]) = (ig, fg, gg, og);
+                (g[j], g[h + j], g[2 * h + j], g[3 * h + j]) = (gt.i, gt.f, gt.g, gt.o);
                 let cp = if keep.is_some_and(|k| k[row] == 0.0) {
                     0.0
                 } else if s == 0 {
@@ -304,7 +322,7 @@ impl LnRecurrentLayer {
                     c.c[(row - b) * h + j]
                 };
                 c.cprev[row * h + j] = cp;
-                c.c[row * h + j] = fg * cp + ig * gg;
+                c.c[row * h + j] = lstm::cell(gt, cp);
             }
         }
         // h = o ⊙ tanh(LN(c)); LN(c) goes through `tc` first.
@@ -323,8 +341,7 @@ impl LnRecurrentLayer {
             let row = r0 + rr;
             for j in 0..h {
                 let k = row * h + j;
-                c.tc[k] = tanh(c.tc[k]);
-                c.h[k] = c.gates[row * gh + 3 * h + j] * c.tc[k];
+                (c.tc[k], c.h[k]) = lstm::output(c.gates[row * gh + 3 * h + j], c.tc[k]);
             }
         }
     }
@@ -341,15 +358,18 @@ impl LnRecurrentLayer {
                     &c.ax[row * gh..(row + 1) * gh],
                     &c.ah[rr * gh..(rr + 1) * gh],
                 );
-                let r = sigmoid(ax[j] + ah[j] + bi[j] + bh[j]);
-                let z = sigmoid(ax[h + j] + ah[h + j] + bi[h + j] + bh[h + j]);
                 let hn = ah[2 * h + j] + bh[2 * h + j];
-                let nn = tanh(ax[2 * h + j] + bi[2 * h + j] + r * hn);
+                let u = gru::forward(
+                    ax[j] + ah[j] + bi[j] + bh[j],
+                    ax[h + j] + ah[h + j] + bi[h + j] + bh[h + j],
+                    ax[2 * h + j] + bi[2 * h + j],
+                    hn,
+                    c.hprev[row * h + j],
+                );
                 let g = &mut c.gates[row * gh..(row + 1) * gh];
-                (g[j], g[h + j], g[2 * h + j]) = (r, z, nn);
+                (g[j], g[h + j], g[2 * h + j]) = (u.r, u.z, u.n);
                 c.hn[row * h + j] = hn;
-                let hp = c.hprev[row * h + j];
-                c.h[row * h + j] = (1.0 - z) * nn + z * hp;
+                c.h[row * h + j] = u.h;
             }
         }
     }

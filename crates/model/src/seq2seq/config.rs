@@ -12,20 +12,29 @@ use crate::config::MAX_PARAMS;
 #[derive(Debug, Error, PartialEq)]
 pub enum Seq2SeqError {
     #[error("invalid seq2seq configuration: {0}")]
+    /// The configuration is inconsistent or out of range.
     Config(String),
     #[error("invalid batch: {0}")]
+    /// A batch does not fit the model.
     Batch(String),
     #[error("invalid option: {0}")]
+    /// A training or decoding option is out of range.
     Options(String),
     #[error("weights are missing tensor '{0}'")]
+    /// A tensor the configuration needs is absent.
     MissingTensor(String),
     #[error("tensor '{name}' has shape {found:?} but the configuration needs {expected:?}")]
+    /// A tensor has another shape than the configuration needs.
     ShapeMismatch {
+        /// The tensor's name.
         name: String,
+        /// The shape the configuration needs.
         expected: Vec<usize>,
+        /// The shape found.
         found: Vec<usize>,
     },
     #[error("unexpected tensor '{0}' in the weights (it does not belong to this architecture)")]
+    /// A tensor that belongs to no parameter of this architecture.
     UnexpectedTensor(String),
 }
 

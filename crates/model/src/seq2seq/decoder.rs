@@ -34,8 +34,11 @@ use super::model::{grow, EncoderOutput, Seq2Seq};
 /// encoder output once with [`EncoderOutput::select`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DecoderState {
+    /// Rows (hypotheses) `B`.
     pub batch: usize,
+    /// Decoder layers `L`.
     pub layers: usize,
+    /// Hidden width `H`.
     pub hidden: usize,
     /// `[L, B, H]` hidden state of every decoder layer.
     pub h: Vec<f32>,

@@ -25,7 +25,9 @@ pub(crate) fn grow(v: &mut Vec<f32>, n: usize) {
 /// An encoder-decoder model with attention: configuration, layout, parameters.
 #[derive(Clone, Debug)]
 pub struct Seq2Seq {
+    /// The architecture.
     pub config: Seq2SeqConfig,
+    /// Where each named tensor lives in `params`.
     pub layout: ParamLayout,
     /// Every parameter, in `layout` order.
     pub params: Vec<f32>,
@@ -43,9 +45,13 @@ pub struct Seq2Seq {
 /// EOS. The model never needs to know the BOS and EOS ids.
 #[derive(Clone, Copy, Debug)]
 pub struct Seq2SeqBatch<'a> {
+    /// `[B, S_w]` source tokens, batch-major, right-padded.
     pub src: &'a [u32],
+    /// `[B]` source lengths.
     pub src_lens: &'a [usize],
+    /// `[B, T_w]` targets `BOS y_1 … y_n EOS`, right-padded.
     pub tgt: &'a [u32],
+    /// `[B]` target lengths, BOS and EOS included.
     pub tgt_lens: &'a [usize],
 }
 
@@ -68,6 +74,7 @@ pub struct TrainOptions {
     /// prediction (chosen by `feed`). The first step always reads BOS, and no
     /// gradient flows through a fed-back choice.
     pub teacher_forcing: f32,
+    /// What a step that is not teacher-forced reads.
     pub feed: FeedMode,
     /// Label smoothing `ε` in `[0, 1)`: the target distribution is
     /// `(1-ε)·onehot + ε/V`, as PyTorch's `cross_entropy(label_smoothing=ε)`.
@@ -103,6 +110,7 @@ pub struct Seq2SeqStats {
 /// hypotheses of a beam are rows too: [`EncoderOutput::select`] repeats rows.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EncoderOutput {
+    /// Rows `B` (sources, or hypotheses of a beam).
     pub batch: usize,
     /// `S`, the longest source length.
     pub src_len: usize,

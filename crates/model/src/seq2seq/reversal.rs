@@ -11,8 +11,9 @@ use super::{
     Bridge, Seq2Seq, Seq2SeqBatch, Seq2SeqConfig, Seq2SeqStats, Seq2SeqWorkspace, TrainOptions,
 };
 
-/// The target side's begin and end tokens, just past the ten digits.
+/// The target side's begin token, just past the ten digits.
 pub const BOS: u32 = 10;
+/// The target side's end token.
 pub const EOS: u32 = 11;
 
 /// The longest source; target rows are two tokens wider.
@@ -56,13 +57,18 @@ pub fn sources(rng: &mut Rng, n: usize, lo: usize, hi: usize) -> (Vec<u32>, Vec<
 /// A padded batch of pairs that owns its buffers ([`ReversalBatch::view`]
 /// lends it to the model).
 pub struct ReversalBatch {
+    /// `[B, S_w]` source digits.
     pub src: Vec<u32>,
+    /// `[B]` source lengths.
     pub src_lens: Vec<usize>,
+    /// `[B, T_w]` targets `BOS reversed-digits EOS`.
     pub tgt: Vec<u32>,
+    /// `[B]` target lengths.
     pub tgt_lens: Vec<usize>,
 }
 
 impl ReversalBatch {
+    /// The batch as the model reads it.
     pub fn view(&self) -> Seq2SeqBatch<'_> {
         Seq2SeqBatch {
             src: &self.src,
