@@ -6,7 +6,7 @@
 //! `cargo bench --bench kernels` (add `-- lstm` to pick some).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use recurrent::kernels::{sgemm, threads, Rng, Trans};
+use recurrent::kernels::{sgemm, threads, MatMut, MatRef, Rng};
 use recurrent::model::infer::{StepModel, StepWorkspace, WeightFormat};
 use recurrent::model::{LanguageModel, ModelConfig, State};
 use recurrent::nn::loss::softmax_cross_entropy;
@@ -102,19 +102,11 @@ fn gemm_shapes(c: &mut Criterion) {
         group.bench_function(format!("{m}x{n}x{k}"), |bench| {
             bench.iter(|| {
                 sgemm(
-                    Trans::N,
-                    Trans::T,
-                    m,
-                    n,
-                    k,
                     1.0,
-                    &a,
-                    k,
-                    &bm,
-                    k,
+                    MatRef::new(&a, m, k),
+                    MatRef::new(&bm, n, k).t(),
                     0.0,
-                    &mut out,
-                    n,
+                    MatMut::new(&mut out, m, n),
                 )
             })
         });

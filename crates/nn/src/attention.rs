@@ -31,7 +31,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use recurrent_kernels::activation::{dtanh, tanh};
-use recurrent_kernels::{sgemm, sgemm_bias, Trans};
+use recurrent_kernels::{sgemm, sgemm_bias, MatMut, MatRef};
 use serde::{Deserialize, Serialize};
 
 /// How a query is scored against a key.
@@ -235,18 +235,10 @@ impl Attention {
         }
         let (hk, a) = (self.key_size, self.attn_size);
         sgemm_bias(
-            Trans::N,
-            Trans::T,
-            n,
-            a,
-            hk,
-            keys,
-            hk,
-            p.key,
-            hk,
+            MatRef::new(keys, n, hk),
+            MatRef::new(p.key, a, hk).t(),
             p.key_bias,
-            proj,
-            a,
+            MatMut::new(proj, n, a),
         );
     }
 
@@ -267,37 +259,21 @@ impl Attention {
         }
         let (hk, a) = (self.key_size, self.attn_size);
         sgemm(
-            Trans::T,
-            Trans::N,
-            a,
-            hk,
-            n,
             1.0,
-            dproj,
-            a,
-            keys,
-            hk,
+            MatRef::new(dproj, n, a).t(),
+            MatRef::new(keys, n, hk),
             1.0,
-            g.key,
-            hk,
+            MatMut::new(g.key, a, hk),
         );
         for row in dproj[..n * a].chunks_exact(a) {
             axpy(g.key_bias, 1.0, row);
         }
         sgemm(
-            Trans::N,
-            Trans::N,
-            n,
-            hk,
-            a,
             1.0,
-            dproj,
-            a,
-            p.key,
-            hk,
+            MatRef::new(dproj, n, a),
+            MatRef::new(p.key, a, hk),
             1.0,
-            dkeys,
-            hk,
+            MatMut::new(dkeys, n, hk),
         );
     }
 
@@ -329,38 +305,22 @@ impl Attention {
                 // qt = q · W_a  ([B, Hq] · [Hq, Hk])
                 fit(&mut cache.qt, b * hk);
                 sgemm(
-                    Trans::N,
-                    Trans::N,
-                    b,
-                    hk,
-                    hq,
                     1.0,
-                    q,
-                    hq,
-                    p.linear_in,
-                    hk,
+                    MatRef::new(q, b, hq),
+                    MatRef::new(p.linear_in, hq, hk),
                     0.0,
-                    &mut cache.qt,
-                    hk,
+                    MatMut::new(&mut cache.qt, b, hk),
                 );
             }
             AttentionKind::Additive => {
                 // qt = q · W_qᵀ  ([B, Hq] · [Hq, A])
                 fit(&mut cache.qt, b * a);
                 sgemm(
-                    Trans::N,
-                    Trans::T,
-                    b,
-                    a,
-                    hq,
                     1.0,
-                    q,
-                    hq,
-                    p.query,
-                    hq,
+                    MatRef::new(q, b, hq),
+                    MatRef::new(p.query, a, hq).t(),
                     0.0,
-                    &mut cache.qt,
-                    a,
+                    MatMut::new(&mut cache.qt, b, a),
                 );
                 fit(&mut cache.e, b * s * a);
             }
@@ -472,67 +432,35 @@ impl Attention {
             AttentionKind::General => {
                 // qt = q · W_a  →  dW_a += qᵀ·dqt,  dq = dqt·W_aᵀ
                 sgemm(
-                    Trans::T,
-                    Trans::N,
-                    hq,
-                    hk,
-                    b,
                     1.0,
-                    q,
-                    hq,
-                    &c.dqt,
-                    hk,
+                    MatRef::new(q, b, hq).t(),
+                    MatRef::new(&c.dqt, b, hk),
                     1.0,
-                    g.linear_in,
-                    hk,
+                    MatMut::new(g.linear_in, hq, hk),
                 );
                 sgemm(
-                    Trans::N,
-                    Trans::T,
-                    b,
-                    hq,
-                    hk,
                     1.0,
-                    &c.dqt,
-                    hk,
-                    p.linear_in,
-                    hk,
+                    MatRef::new(&c.dqt, b, hk),
+                    MatRef::new(p.linear_in, hq, hk).t(),
                     0.0,
-                    dq,
-                    hq,
+                    MatMut::new(dq, b, hq),
                 );
             }
             AttentionKind::Additive => {
                 // qt = q · W_qᵀ  →  dW_q += dqtᵀ·q,  dq = dqt·W_q
                 sgemm(
-                    Trans::T,
-                    Trans::N,
-                    a,
-                    hq,
-                    b,
                     1.0,
-                    &c.dqt,
-                    a,
-                    q,
-                    hq,
+                    MatRef::new(&c.dqt, b, a).t(),
+                    MatRef::new(q, b, hq),
                     1.0,
-                    g.query,
-                    hq,
+                    MatMut::new(g.query, a, hq),
                 );
                 sgemm(
-                    Trans::N,
-                    Trans::N,
-                    b,
-                    hq,
-                    a,
                     1.0,
-                    &c.dqt,
-                    a,
-                    p.query,
-                    hq,
+                    MatRef::new(&c.dqt, b, a),
+                    MatRef::new(p.query, a, hq),
                     0.0,
-                    dq,
-                    hq,
+                    MatMut::new(dq, b, hq),
                 );
             }
         }

@@ -1,11 +1,16 @@
 //! Fully connected layer `y = x · Wᵀ + b` (PyTorch `nn.Linear`), optionally
 //! followed by ReLU.
 
-use recurrent_kernels::{sgemm, sgemm_bias, Trans};
+use recurrent_kernels::{sgemm, sgemm_bias, MatMut, MatRef};
 
 /// Forward: `y[n, o] = x[n, i] · w[o, i]ᵀ + b[o]`.
 pub fn forward(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, i: usize, o: usize) {
-    sgemm_bias(Trans::N, Trans::T, n, o, i, x, i, w, i, b, y, o);
+    sgemm_bias(
+        MatRef::new(x, n, i),
+        MatRef::new(w, o, i).t(),
+        b,
+        MatMut::new(y, n, o),
+    );
 }
 
 /// Backward of [`forward`]: `dw += dyᵀ·x`, `db += Σ_rows dy`, and `dx = dy·w` when wanted.
@@ -20,14 +25,26 @@ pub fn backward(
     i: usize,
     o: usize,
 ) {
-    sgemm(Trans::T, Trans::N, o, i, n, 1.0, dy, o, x, i, 1.0, dw, i);
+    sgemm(
+        1.0,
+        MatRef::new(dy, n, o).t(),
+        MatRef::new(x, n, i),
+        1.0,
+        MatMut::new(dw, o, i),
+    );
     for row in dy[..n * o].chunks_exact(o) {
         for (g, &d) in db.iter_mut().zip(row) {
             *g += d;
         }
     }
     if let Some(dx) = dx {
-        sgemm(Trans::N, Trans::N, n, i, o, 1.0, dy, o, w, i, 0.0, dx, i);
+        sgemm(
+            1.0,
+            MatRef::new(dy, n, o),
+            MatRef::new(w, o, i),
+            0.0,
+            MatMut::new(dx, n, i),
+        );
     }
 }
 

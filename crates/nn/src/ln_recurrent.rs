@@ -27,7 +27,7 @@
 //! The backward pass walks the steps in reverse and forms `dW_hh`, `dW_ih`
 //! and `dx` as whole-block GEMMs.
 
-use recurrent_kernels::{sgemm, Trans};
+use recurrent_kernels::{sgemm, MatMut, MatRef};
 
 use crate::cell::{gru, lstm};
 use crate::layer_norm;
@@ -224,19 +224,11 @@ impl LnRecurrentLayer {
         let c = cache;
         // Every step's input projection at once, and its LayerNorm.
         sgemm(
-            Trans::N,
-            Trans::T,
-            n,
-            gh,
-            i,
             1.0,
-            x,
-            i,
-            p.base.w_ih,
-            i,
+            MatRef::new(x, n, i),
+            MatRef::new(p.base.w_ih, gh, i).t(),
             0.0,
-            &mut c.xp,
-            gh,
+            MatMut::new(&mut c.xp, n, gh),
         );
         layer_norm::forward(
             &c.xp,
@@ -259,19 +251,11 @@ impl LnRecurrentLayer {
             hprev.copy_from_slice(prev);
             reset_rows(hprev, keep.map(|k| &k[r0..r0 + b]), h);
             sgemm(
-                Trans::N,
-                Trans::T,
-                b,
-                gh,
-                h,
                 1.0,
-                hprev,
-                h,
-                p.base.w_hh,
-                h,
+                MatRef::new(hprev, b, h),
+                MatRef::new(p.base.w_hh, gh, h).t(),
                 0.0,
-                &mut c.hp,
-                gh,
+                MatMut::new(&mut c.hp, b, gh),
             );
             let rows = r0 * gh..(r0 + b) * gh;
             layer_norm::forward(
@@ -460,19 +444,11 @@ impl LnRecurrentLayer {
                 gh,
             );
             sgemm(
-                Trans::N,
-                Trans::N,
-                b,
-                h,
-                gh,
                 1.0,
-                &c.dhp[rows],
-                gh,
-                p.base.w_hh,
-                h,
+                MatRef::new(&c.dhp[rows], b, gh),
+                MatRef::new(p.base.w_hh, gh, h),
                 0.0,
-                &mut c.dh,
-                h,
+                MatMut::new(&mut c.dh, b, h),
             );
             if !lstm {
                 // GRU's h_t = ... + z h_{t-1}: the direct path.
@@ -497,19 +473,11 @@ impl LnRecurrentLayer {
         }
         // Whole-block weight gradients: dW_hh += dHPᵀ · h_prev.
         sgemm(
-            Trans::T,
-            Trans::N,
-            gh,
-            h,
-            n,
             1.0,
-            &c.dhp,
-            gh,
-            &c.hprev,
-            h,
+            MatRef::new(&c.dhp, n, gh).t(),
+            MatRef::new(&c.hprev, n, h),
             1.0,
-            gb.w_hh,
-            h,
+            MatMut::new(gb.w_hh, gh, h),
         );
         // Through the input projection's LayerNorm (into `xp`), then
         // dW_ih += dXPᵀ · x and dx = dXP · W_ih.
@@ -526,35 +494,19 @@ impl LnRecurrentLayer {
             gh,
         );
         sgemm(
-            Trans::T,
-            Trans::N,
-            gh,
-            i,
-            n,
             1.0,
-            &c.xp,
-            gh,
-            x,
-            i,
+            MatRef::new(&c.xp, n, gh).t(),
+            MatRef::new(x, n, i),
             1.0,
-            gb.w_ih,
-            i,
+            MatMut::new(gb.w_ih, gh, i),
         );
         if let Some(dx) = dx {
             sgemm(
-                Trans::N,
-                Trans::N,
-                n,
-                i,
-                gh,
                 1.0,
-                &c.xp,
-                gh,
-                p.base.w_ih,
-                i,
+                MatRef::new(&c.xp, n, gh),
+                MatRef::new(p.base.w_ih, gh, i),
                 0.0,
-                dx,
-                i,
+                MatMut::new(dx, n, i),
             );
         }
     }

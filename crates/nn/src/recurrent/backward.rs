@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::threads::{parallel_for, threads};
-use recurrent_kernels::{gemm_packed, sgemm, PackedB, Trans};
+use recurrent_kernels::{gemm_packed, sgemm, MatMut, MatRef, PackedB};
 
 use super::cache::grow;
 use super::row_split::StepBufs;
@@ -47,19 +47,11 @@ impl RecurrentLayer {
         let _ph = Phase::new("bwd.dx");
         if let Some(dx) = dx {
             sgemm(
-                Trans::N,
-                Trans::N,
-                n,
-                i,
-                gh,
                 1.0,
-                dg_ih,
-                gh,
-                p.w_ih,
-                i,
+                MatRef::new(dg_ih, n, gh),
+                MatRef::new(p.w_ih, gh, i),
                 0.0,
-                dx,
-                i,
+                MatMut::new(dx, n, i),
             );
         }
     }
@@ -79,7 +71,7 @@ impl RecurrentLayer {
         dc0: Option<&mut [f32]>,
     ) {
         let (h, gh) = (self.hidden_size, self.gate_rows());
-        cache.w_hh_packed.pack(Trans::N, gh, h, p.w_hh, h);
+        cache.w_hh_packed.pack(MatRef::new(p.w_hh, gh, h));
         // Taken out for the loop, which borrows the rest of the cache mutably.
         let w = std::mem::take(&mut cache.w_hh_packed);
         self.run_backward_steps(&w, cache, dy, dh_n, dc_n, keep, dh0, dc0);
@@ -154,19 +146,11 @@ impl RecurrentLayer {
         if let Some(d) = d_rows {
             let _ph = Phase::new("bwd.dx");
             sgemm(
-                Trans::N,
-                Trans::N,
-                v,
-                i,
-                gh,
                 1.0,
-                s,
-                gh,
-                p.w_ih,
-                i,
+                MatRef::new(s, v, gh),
+                MatRef::new(p.w_ih, gh, i),
                 1.0,
-                d,
-                i,
+                MatMut::new(d, v, i),
             );
         }
     }
@@ -192,7 +176,13 @@ impl RecurrentLayer {
         self.run_backward_steps(&packed.w_hh, cache, dy, dh_n, dc_n, None, dh0, dc0);
         let _ph = Phase::new("bwd.dx");
         let (_, _, dg_ih) = cache.backward_parts(self);
-        gemm_packed(n, dg_ih, gh, &packed.w_ih, false, dx, i, threads());
+        gemm_packed(
+            MatRef::new(dg_ih, n, gh),
+            &packed.w_ih,
+            false,
+            MatMut::new(dx, n, i),
+            threads(),
+        );
     }
 
     /// The backward time loop over the cached block: leaves the gate gradients
@@ -309,7 +299,13 @@ impl RecurrentLayer {
                 }
             }
             // dh_{t-1} = dgates · W_hh (GRU adds it to its direct path z ⊙ dh).
-            gemm_packed(m, dg, gh, w, accumulate, dh_next, h, gemm_threads);
+            gemm_packed(
+                MatRef::new(dg, m, gh),
+                w,
+                accumulate,
+                MatMut::new(dh_next, m, h),
+                gemm_threads,
+            );
             if let Some(keep) = keep {
                 for (r, &k) in keep[r0..r0 + m].iter().enumerate() {
                     if k == 0.0 {

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::threads::{parallel_for, threads};
-use recurrent_kernels::{gemm_packed, sgemm_bias, PackedB, Trans};
+use recurrent_kernels::{gemm_packed, sgemm_bias, MatMut, MatRef, PackedB};
 
 use super::cache::grow;
 use recurrent_kernels::SharedMut;
@@ -40,18 +40,10 @@ impl RecurrentLayer {
         // Every step's input projection in one GEMM: gates = x · W_ihᵀ + bias.
         self.fold_bias(p, &mut cache.bias);
         sgemm_bias(
-            Trans::N,
-            Trans::T,
-            n,
-            gh,
-            i,
-            x,
-            i,
-            p.w_ih,
-            i,
+            MatRef::new(x, n, i),
+            MatRef::new(p.w_ih, gh, i).t(),
             &cache.bias,
-            &mut cache.gates,
-            gh,
+            MatMut::new(&mut cache.gates, n, gh),
         );
 
         drop(ph);
@@ -84,18 +76,10 @@ impl RecurrentLayer {
         grow(&mut cache.table, v * gh);
         let table = &mut cache.table[..v * gh];
         sgemm_bias(
-            Trans::N,
-            Trans::T,
-            v,
-            gh,
-            i,
-            rows,
-            i,
-            p.w_ih,
-            i,
+            MatRef::new(rows, v, i),
+            MatRef::new(p.w_ih, gh, i).t(),
             &cache.bias,
-            table,
-            gh,
+            MatMut::new(table, v, gh),
         );
         let table = &cache.table[..v * gh];
         let gates = SharedMut::new(&mut cache.gates[..n * gh]);
@@ -127,7 +111,7 @@ impl RecurrentLayer {
     ) {
         let (h, gh) = (self.hidden_size, self.gate_rows());
         let ph = Phase::new("fwd.pack");
-        cache.w_hh_t_packed.pack(Trans::T, h, gh, p.w_hh, h);
+        cache.w_hh_t_packed.pack(MatRef::new(p.w_hh, gh, h).t());
         drop(ph);
         // Taken out for the loop, which borrows the rest of the cache mutably.
         let w = std::mem::take(&mut cache.w_hh_t_packed);
@@ -158,13 +142,10 @@ impl RecurrentLayer {
             row.copy_from_slice(&packed.bias);
         }
         gemm_packed(
-            n,
-            x,
-            i,
+            MatRef::new(x, n, i),
             &packed.w_ih_t,
             true,
-            &mut cache.gates,
-            gh,
+            MatMut::new(&mut cache.gates, n, gh),
             threads(),
         );
         drop(ph);
@@ -240,7 +221,13 @@ impl RecurrentLayer {
             let hp = &*hp;
             match self.cell {
                 CellKind::RnnTanh | CellKind::RnnRelu => {
-                    gemm_packed(m, hp, h, w, true, gates, gh, gemm_threads);
+                    gemm_packed(
+                        MatRef::new(hp, m, h),
+                        w,
+                        true,
+                        MatMut::new(gates, m, gh),
+                        gemm_threads,
+                    );
                     if self.cell == CellKind::RnnRelu {
                         rnn::relu_forward_units(gates, out);
                     } else {
@@ -248,7 +235,13 @@ impl RecurrentLayer {
                     }
                 }
                 CellKind::Lstm => {
-                    gemm_packed(m, hp, h, w, true, gates, gh, gemm_threads);
+                    gemm_packed(
+                        MatRef::new(hp, m, h),
+                        w,
+                        true,
+                        MatMut::new(gates, m, gh),
+                        gemm_threads,
+                    );
                     // SAFETY: as above, for the cell states.
                     let (cp, prev_c, c, tanh_c) = unsafe {
                         (
@@ -272,7 +265,13 @@ impl RecurrentLayer {
                     for row in hh.chunks_exact_mut(gh) {
                         row.copy_from_slice(p.b_hh);
                     }
-                    gemm_packed(m, hp, h, w, true, hh, gh, gemm_threads);
+                    gemm_packed(
+                        MatRef::new(hp, m, h),
+                        w,
+                        true,
+                        MatMut::new(hh, m, gh),
+                        gemm_threads,
+                    );
                     gru::forward_rows(gates, hh, hp, hh_n, out, m, h);
                 }
             }
