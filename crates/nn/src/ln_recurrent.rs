@@ -31,7 +31,7 @@ use recurrent_kernels::{sgemm, MatMut, MatRef};
 
 use crate::cell::{gru, lstm};
 use crate::layer_norm;
-use crate::recurrent::{last_step, CellKind, LayerGrads, LayerParams};
+use crate::recurrent::{last_step, Block, CellKind, Downstream, LayerGrads, LayerParams, Upstream};
 
 /// A layer-normalized layer's parameters: the plain layer's (PyTorch shapes)
 /// and the LayerNorm gains and biases, `[G*H]` for the two projections and
@@ -203,20 +203,16 @@ impl LnRecurrentLayer {
         matches!(cell, CellKind::Lstm | CellKind::Gru)
     }
 
-    /// Runs `t` steps over `x: [T*B, I]` from `h0 (, c0): [B, H]`; outputs
-    /// land in `cache.h`. `keep: [T*B]` (optional) is 0 where a stream starts
-    /// a new document: its state is reset to zero before that step.
-    pub fn forward(
-        &self,
-        p: LnParams<'_>,
-        x: &[f32],
-        t: usize,
-        b: usize,
-        h0: &[f32],
-        c0: &[f32],
-        keep: Option<&[f32]>,
-        cache: &mut LnCache,
-    ) {
+    /// Runs the block's `T` steps over `x: [T*B, I]` from its start state
+    /// (see [`Block`], which also holds the resets); outputs land in `cache.h`.
+    pub fn forward(&self, p: LnParams<'_>, x: &[f32], block: Block<'_>, cache: &mut LnCache) {
+        let Block {
+            steps: t,
+            batch: b,
+            h0,
+            c0,
+            keep,
+        } = block;
         assert!(Self::supports(self.cell), "layer norm needs an LSTM or GRU");
         let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
         let n = t * b;
@@ -359,23 +355,25 @@ impl LnRecurrentLayer {
     }
 
     /// Backward of [`LnRecurrentLayer::forward`] (with the same `keep`):
-    /// `dy: [T*B, H]` the loss gradient w.r.t. the outputs, `dh_n`/`dc_n`
-    /// (optional) w.r.t. the final state. Adds the parameter gradients into
-    /// `g`; writes `dx: [T*B, I]` and the initial-state gradients when asked.
+    /// from the gradients arriving from above (`up`) adds the parameter
+    /// gradients into `g`, and writes those of the inputs `x: [T*B, I]` and
+    /// of the initial state that `down` asks for.
     pub fn backward(
         &self,
         p: LnParams<'_>,
         g: LnGrads<'_>,
         x: &[f32],
-        dy: &[f32],
-        dh_n: Option<&[f32]>,
-        dc_n: Option<&[f32]>,
-        keep: Option<&[f32]>,
+        up: Upstream<'_>,
         cache: &mut LnCache,
-        dx: Option<&mut [f32]>,
-        dh0: Option<&mut [f32]>,
-        dc0: Option<&mut [f32]>,
+        down: Downstream<'_>,
     ) {
+        let Upstream {
+            dy,
+            dh_n,
+            dc_n,
+            keep,
+        } = up;
+        let Downstream { dx, dh0, dc0 } = down;
         let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
         let c = cache;
         let (t, b) = (c.steps, c.batch);
@@ -670,8 +668,12 @@ mod tests {
         fn loss(&self, q: &[Vec<f32>], x: &[f32], h0: &[f32], c0: &[f32]) -> f64 {
             let mut cache = LnCache::default();
             let keep = Some(&self.keep[..]);
-            self.layer
-                .forward(self.p(q), x, self.t, self.b, h0, c0, keep, &mut cache);
+            self.layer.forward(
+                self.p(q),
+                x,
+                Block::new(self.t, self.b, h0, c0).with_keep(keep),
+                &mut cache,
+            );
             let h = self.layer.hidden_size;
             let dot =
                 |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x * y) as f64).sum::<f64>();
@@ -689,8 +691,12 @@ mod tests {
         let mut cache = LnCache::default();
         let p = k.p(&k.params);
         let keep = Some(&k.keep[..]);
-        k.layer
-            .forward(p, &k.x, k.t, k.b, &k.h0, &k.c0, keep, &mut cache);
+        k.layer.forward(
+            p,
+            &k.x,
+            Block::new(k.t, k.b, &k.h0, &k.c0).with_keep(keep),
+            &mut cache,
+        );
         let mut grads: Vec<Vec<f32>> = k.params.iter().map(|v| vec![0.0; v.len()]).collect();
         let (mut dx, mut dh0, mut dc0) = (
             vec![0.0; k.x.len()],
@@ -721,14 +727,18 @@ mod tests {
                 p,
                 g,
                 &k.x,
-                &k.ry,
-                Some(&k.rh),
-                lstm.then_some(&k.rc[..]),
-                keep,
+                Upstream {
+                    dy: &k.ry,
+                    dh_n: Some(&k.rh),
+                    dc_n: lstm.then_some(&k.rc[..]),
+                    keep,
+                },
                 &mut cache,
-                Some(&mut dx),
-                Some(&mut dh0),
-                Some(&mut dc0),
+                Downstream {
+                    dx: Some(&mut dx),
+                    dh0: Some(&mut dh0),
+                    dc0: Some(&mut dc0),
+                },
             );
         }
         let names = [
@@ -778,7 +788,7 @@ mod tests {
             let run = |q: &[Vec<f32>]| {
                 let mut cache = LnCache::default();
                 k.layer
-                    .forward(k.p(q), &k.x, k.t, k.b, &k.h0, &k.c0, None, &mut cache);
+                    .forward(k.p(q), &k.x, Block::new(k.t, k.b, &k.h0, &k.c0), &mut cache);
                 cache.output(k.layer.hidden_size).to_vec()
             };
             for (a, b) in run(&k.params).iter().zip(run(&big)) {

@@ -2,7 +2,7 @@
 
 use recurrent_kernels::profile::Phase;
 use recurrent_nn::ln_recurrent::LnGrads;
-use recurrent_nn::recurrent::LayerGrads;
+use recurrent_nn::recurrent::{Downstream, LayerGrads, TableInput, Upstream};
 use recurrent_nn::{activation_reg, dropout, embedding, linear, loss, CellKind};
 
 use super::{grow, layer_output, BlockStats, LanguageModel, State, Workspace};
@@ -182,14 +182,14 @@ impl LanguageModel {
                     self.ln_params(params, k),
                     grads,
                     &ws.inputs[k][..n * i],
-                    &ws.dy[..n * h],
-                    None,
-                    None,
-                    keep,
+                    Upstream {
+                        dy: &ws.dy[..n * h],
+                        dh_n: None,
+                        dc_n: None,
+                        keep,
+                    },
                     &mut ws.ln_caches[k],
-                    dx,
-                    dh0,
-                    dc0,
+                    Downstream { dx, dh0, dc0 },
                 );
             } else if k == 0 && ws.table_input {
                 // The embedding gradient comes straight from the per-row sums.
@@ -200,28 +200,32 @@ impl LanguageModel {
                 layer.backward_table(
                     params,
                     lg,
-                    rows,
-                    tokens,
-                    dy,
-                    keep,
+                    TableInput { rows, tokens },
+                    Upstream {
+                        dy,
+                        keep,
+                        ..Default::default()
+                    },
                     cache,
-                    Some(enc),
-                    dh0,
-                    dc0,
+                    Downstream {
+                        dx: Some(enc),
+                        dh0,
+                        dc0,
+                    },
                 );
             } else {
                 layer.backward(
                     params,
                     lg,
                     &ws.inputs[k][..n * i],
-                    &ws.dy[..n * h],
-                    None,
-                    None,
-                    keep,
+                    Upstream {
+                        dy: &ws.dy[..n * h],
+                        dh_n: None,
+                        dc_n: None,
+                        keep,
+                    },
                     &mut ws.caches[k],
-                    dx,
-                    dh0,
-                    dc0,
+                    Downstream { dx, dh0, dc0 },
                 );
             }
             if weight_drop {

@@ -2,6 +2,7 @@
 
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::Rng;
+use recurrent_nn::recurrent::{Block, TableInput};
 use recurrent_nn::{dropout, embedding, linear, loss, LayerCache, LnCache};
 
 use super::{grow, BlockStats, LanguageModel, Regularization, State, Workspace};
@@ -137,11 +138,7 @@ impl LanguageModel {
                 self.ln_layer(k).forward(
                     self.ln_params(params, k),
                     &below[k],
-                    t,
-                    b,
-                    h0,
-                    c0,
-                    keep,
+                    Block::new(t, b, h0, c0).with_keep(keep),
                     cache,
                 );
                 let c = if state.c.is_empty() {
@@ -156,18 +153,19 @@ impl LanguageModel {
                     let rows = self.param("encoder.weight");
                     layer.forward_table(
                         params,
-                        rows,
-                        tokens,
-                        t,
-                        b,
-                        h0,
-                        c0,
-                        keep,
+                        TableInput { rows, tokens },
+                        Block::new(t, b, h0, c0).with_keep(keep),
                         cache,
                         for_backward,
                     );
                 } else {
-                    layer.forward(params, &below[k], t, b, h0, c0, keep, cache, for_backward);
+                    layer.forward(
+                        params,
+                        &below[k],
+                        Block::new(t, b, h0, c0).with_keep(keep),
+                        cache,
+                        for_backward,
+                    );
                 }
                 let c = if state.c.is_empty() {
                     &[][..]

@@ -21,6 +21,7 @@ use recurrent_kernels::activation::{dtanh, tanh};
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::Rng;
 use recurrent_nn::attention::{AttentionCache, AttentionGrads};
+use recurrent_nn::recurrent::{Block, Downstream, GateGrads, Upstream};
 use recurrent_nn::{dropout, linear, LayerCache, PackedLayer, RecurrentLayer};
 
 use super::config::{Bridge, Seq2SeqError};
@@ -260,10 +261,7 @@ impl Seq2Seq {
                 self.slots.dec[k].params(&self.params),
                 &packed[k],
                 &below[k][..b * cfg.dec_input(k)],
-                1,
-                b,
-                input.h[k],
-                input.c[k],
+                Block::new(1, b, input.h[k], input.c[k]),
                 &mut sc.layers[k],
                 for_backward,
             );
@@ -436,15 +434,24 @@ impl Seq2Seq {
             let layer = self.dec_layer(k);
             layer.backward_packed(
                 &packed[k],
-                &scr.dy[..bh],
-                Some(&scr.dh_n[..bh]),
-                lstm.then_some(&scr.dc_n[..bh]),
+                Upstream {
+                    dy: &scr.dy[..bh],
+                    dh_n: Some(&scr.dh_n[..bh]),
+                    dc_n: lstm.then_some(&scr.dc_n[..bh]),
+                    keep: None,
+                },
                 &mut sc.layers[k],
-                &mut scr.dx[..b * i],
-                Some(&mut dh[k * bh..(k + 1) * bh]),
-                lstm.then_some(&mut dc[k * bh..(k + 1) * bh]),
+                Downstream {
+                    dx: Some(&mut scr.dx[..b * i]),
+                    dh0: Some(&mut dh[k * bh..(k + 1) * bh]),
+                    dc0: lstm.then_some(&mut dc[k * bh..(k + 1) * bh]),
+                },
             );
-            let (hprev, dg_hh, dg_ih) = sc.layers[k].backward_parts(&layer);
+            let GateGrads {
+                hprev,
+                dg_hh,
+                dg_ih,
+            } = sc.layers[k].backward_parts(&layer);
             let d = &mut deferred[k];
             let gh = layer.gate_rows();
             d.x[step * b * i..(step + 1) * b * i].copy_from_slice(&sc.x[k][..b * i]);
@@ -526,9 +533,11 @@ impl Seq2Seq {
             layer.weight_grads(
                 self.slots.dec[k].grads(grads),
                 &d.x[..n * layer.input_size],
-                &d.hprev[..n * layer.hidden_size],
-                &d.dg_hh[..n * gh],
-                dg_ih,
+                GateGrads {
+                    hprev: &d.hprev[..n * layer.hidden_size],
+                    dg_hh: &d.dg_hh[..n * gh],
+                    dg_ih,
+                },
                 n,
                 scratch,
             );

@@ -15,7 +15,7 @@
 
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::Rng;
-use recurrent_nn::recurrent::LayerParams;
+use recurrent_nn::recurrent::{Block, Downstream, LayerParams, Upstream};
 use recurrent_nn::{dropout, embedding, LayerCache, RecurrentLayer};
 
 use super::layout::{disjoint_mut, RnnSlots};
@@ -168,11 +168,7 @@ fn run_forward(
         layer.forward(
             p,
             &x[rows.start * i..rows.end * i],
-            ch.steps,
-            ch.rows,
-            h0,
-            c0,
-            None,
+            Block::new(ch.steps, ch.rows, h0, c0),
             cache,
             for_backward,
         );
@@ -221,14 +217,18 @@ fn run_backward(
             p,
             slots.grads(g),
             &x[rows.start * i..rows.end * i],
-            &dy[rows.start * h..rows.end * h],
-            Some(&dh_n[..n]),
-            lstm.then_some(&dc_n[..n]),
-            None,
+            Upstream {
+                dy: &dy[rows.start * h..rows.end * h],
+                dh_n: Some(&dh_n[..n]),
+                dc_n: lstm.then_some(&dc_n[..n]),
+                keep: None,
+            },
             &mut caches[ci],
-            Some(&mut dx[rows.start * i..rows.end * i]),
-            Some(&mut carry_h[..n]),
-            lstm.then_some(&mut carry_c[..n]),
+            Downstream {
+                dx: Some(&mut dx[rows.start * i..rows.end * i]),
+                dh0: Some(&mut carry_h[..n]),
+                dc0: lstm.then_some(&mut carry_c[..n]),
+            },
         );
     }
 }

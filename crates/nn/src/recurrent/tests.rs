@@ -95,11 +95,7 @@ impl Case {
         self.layer.forward(
             p,
             x,
-            self.t,
-            self.b,
-            h0,
-            c0,
-            self.keep.as_deref(),
+            Block::new(self.t, self.b, h0, c0).with_keep(self.keep.as_deref()),
             &mut cache,
             false,
         );
@@ -135,8 +131,13 @@ fn run(k: &Case) -> Outputs {
         b_hh: &k.b_hh,
     };
     let keep = k.keep.as_deref();
-    k.layer
-        .forward(p, &k.x, k.t, k.b, &k.h0, &k.c0, keep, &mut cache, true);
+    k.layer.forward(
+        p,
+        &k.x,
+        Block::new(k.t, k.b, &k.h0, &k.c0).with_keep(keep),
+        &mut cache,
+        true,
+    );
     let y = cache.output(h).to_vec();
     let [mut gw_ih, mut gw_hh, mut gb_ih, mut gb_hh] =
         [gh * i, gh * h, gh, gh].map(|n| vec![0.0; n]);
@@ -156,14 +157,18 @@ fn run(k: &Case) -> Outputs {
         p,
         g,
         &k.x,
-        &k.ry,
-        Some(&k.rh),
-        dc_n,
-        keep,
+        Upstream {
+            dy: &k.ry,
+            dh_n: Some(&k.rh),
+            dc_n,
+            keep,
+        },
         &mut cache,
-        Some(&mut dx),
-        Some(&mut dh0),
-        Some(&mut dc0),
+        Downstream {
+            dx: Some(&mut dx),
+            dh0: Some(&mut dh0),
+            dc0: Some(&mut dc0),
+        },
     );
     Outputs {
         y,
@@ -197,7 +202,7 @@ fn run_stepwise_packed(k: &Case) -> Outputs {
             Some(c) => (c.last_h(h), if lstm { c.last_c(h) } else { &k.c0[..] }),
         };
         let x = &k.x[s * b * i..(s + 1) * b * i];
-        l.forward_packed(p, &packed, x, 1, b, h0, c0, &mut rest[0], true);
+        l.forward_packed(p, &packed, x, Block::new(1, b, h0, c0), &mut rest[0], true);
     }
     let y: Vec<f32> = caches.iter().flat_map(|c| c.output(h).to_vec()).collect();
     let (mut dh, mut dc) = (k.rh.clone(), k.rc.clone());
@@ -210,15 +215,24 @@ fn run_stepwise_packed(k: &Case) -> Outputs {
         let c = &mut caches[s];
         l.backward_packed(
             &packed,
-            &k.ry[s * bh..(s + 1) * bh],
-            Some(&dh_n),
-            lstm.then_some(&dc_n[..]),
+            Upstream {
+                dy: &k.ry[s * bh..(s + 1) * bh],
+                dh_n: Some(&dh_n),
+                dc_n: lstm.then_some(&dc_n[..]),
+                keep: None,
+            },
             c,
-            &mut dx[s * b * i..(s + 1) * b * i],
-            Some(&mut dh),
-            lstm.then_some(&mut dc[..]),
+            Downstream {
+                dx: Some(&mut dx[s * b * i..(s + 1) * b * i]),
+                dh0: Some(&mut dh),
+                dc0: lstm.then_some(&mut dc[..]),
+            },
         );
-        let (hp, gh_, gi) = c.backward_parts(l);
+        let GateGrads {
+            hprev: hp,
+            dg_hh: gh_,
+            dg_ih: gi,
+        } = c.backward_parts(l);
         hprev[s * bh..(s + 1) * bh].copy_from_slice(hp);
         dg_hh[s * b * gh..(s + 1) * b * gh].copy_from_slice(gh_);
         dg_ih[s * b * gh..(s + 1) * b * gh].copy_from_slice(gi);
@@ -231,7 +245,17 @@ fn run_stepwise_packed(k: &Case) -> Outputs {
         b_ih: &mut gb_ih,
         b_hh: &mut gb_hh,
     };
-    l.weight_grads(g, &k.x, &hprev, &dg_hh, &dg_ih, n, &mut Vec::new());
+    l.weight_grads(
+        g,
+        &k.x,
+        GateGrads {
+            hprev: &hprev,
+            dg_hh: &dg_hh,
+            dg_ih: &dg_ih,
+        },
+        n,
+        &mut Vec::new(),
+    );
     Outputs {
         y,
         dx,
@@ -417,11 +441,7 @@ fn a_reset_makes_the_stream_forget_its_past() {
             k.layer.forward(
                 p,
                 &k.x,
-                k.t,
-                k.b,
-                h0,
-                &k.c0,
-                k.keep.as_deref(),
+                Block::new(k.t, k.b, h0, &k.c0).with_keep(k.keep.as_deref()),
                 &mut cache,
                 false,
             );

@@ -6,24 +6,27 @@ use recurrent_kernels::profile::Phase;
 use recurrent_kernels::threads::{parallel_for, threads};
 use recurrent_kernels::{sgemm, sgemm_shared_a, MatMut, MatRef, Product, SharedMut};
 
-use super::{CellKind, LayerGrads, RecurrentLayer};
+use super::{CellKind, GateGrads, LayerGrads, RecurrentLayer};
 
 impl RecurrentLayer {
     /// Adds the weight and bias gradients of `n` rows into `g`:
     /// `dW_hh += dG_hhᵀ · h_prev`, `dW_ih += dG_ihᵀ · x`, the biases the
-    /// column sums. `dg_ih` is `dg_hh` for every cell but GRU (and read only
-    /// for GRU): the other cells pack `dG` once for both products. `scratch`
-    /// is any buffer (for the column sums).
+    /// column sums. `parts.dg_ih` is `parts.dg_hh` for every cell but GRU (and
+    /// read only for GRU): the other cells pack `dG` once for both products.
+    /// `scratch` is any buffer (for the column sums).
     pub fn weight_grads(
         &self,
         g: LayerGrads<'_>,
         x: &[f32],
-        hprev: &[f32],
-        dg_hh: &[f32],
-        dg_ih: &[f32],
+        parts: GateGrads<'_>,
         n: usize,
         scratch: &mut Vec<f32>,
     ) {
+        let GateGrads {
+            hprev,
+            dg_hh,
+            dg_ih,
+        } = parts;
         let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
         let _ph = Phase::new("bwd.dw");
         // Bias gradients: column sums of the gate gradients, which for all
