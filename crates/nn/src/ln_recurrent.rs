@@ -30,7 +30,7 @@
 use recurrent_kernels::{sgemm, MatMut, MatRef};
 
 use crate::cell::{gru, lstm};
-use crate::layer_norm;
+use crate::layer_norm::{self, NormGrads};
 use crate::recurrent::{last_step, Block, CellKind, Downstream, LayerGrads, LayerParams, Upstream};
 
 /// A layer-normalized layer's parameters: the plain layer's (PyTorch shapes)
@@ -227,14 +227,12 @@ impl LnRecurrentLayer {
             MatMut::new(&mut c.xp, n, gh),
         );
         layer_norm::forward(
-            &c.xp,
+            MatRef::new(&c.xp, n, gh),
             p.ih_gain,
             p.ih_bias,
             &mut c.ax,
             &mut c.xhat_x,
             &mut c.rstd_x,
-            n,
-            gh,
         );
         for s in 0..t {
             let (r0, bh) = (s * b, b * h);
@@ -255,14 +253,12 @@ impl LnRecurrentLayer {
             );
             let rows = r0 * gh..(r0 + b) * gh;
             layer_norm::forward(
-                &c.hp,
+                MatRef::new(&c.hp, b, gh),
                 p.hh_gain,
                 p.hh_bias,
                 &mut c.ah,
                 &mut c.xhat_h[rows],
                 &mut c.rstd_h[r0..r0 + b],
-                b,
-                gh,
             );
             match self.cell {
                 CellKind::Lstm => self.lstm_step(p, c, s, b, c0, keep),
@@ -308,14 +304,12 @@ impl LnRecurrentLayer {
         // h = o ⊙ tanh(LN(c)); LN(c) goes through `tc` first.
         let cells = r0 * h..(r0 + b) * h;
         layer_norm::forward(
-            &c.c[cells.clone()],
+            MatRef::new(&c.c[cells.clone()], b, h),
             p.c_gain,
             p.c_bias,
             &mut c.tc[cells.clone()],
             &mut c.xhat_c[cells.clone()],
             &mut c.rstd_c[r0..r0 + b],
-            b,
-            h,
         );
         for rr in 0..b {
             let row = r0 + rr;
@@ -430,16 +424,16 @@ impl LnRecurrentLayer {
             // Through the hidden projection's LayerNorm, then to h_{s-1}.
             let rows = r0 * gh..(r0 + b) * gh;
             layer_norm::backward(
-                &c.dah[..b * gh],
+                MatRef::new(&c.dah[..b * gh], b, gh),
                 &c.xhat_h[rows.clone()],
                 &c.rstd_h[r0..r0 + b],
                 p.hh_gain,
                 &mut c.dhp[rows.clone()],
                 false,
-                hh_gain,
-                hh_bias,
-                b,
-                gh,
+                NormGrads {
+                    gain: hh_gain,
+                    bias: hh_bias,
+                },
             );
             sgemm(
                 1.0,
@@ -480,16 +474,16 @@ impl LnRecurrentLayer {
         // Through the input projection's LayerNorm (into `xp`), then
         // dW_ih += dXPᵀ · x and dx = dXP · W_ih.
         layer_norm::backward(
-            &c.dax[..n * gh],
+            MatRef::new(&c.dax[..n * gh], n, gh),
             &c.xhat_x,
             &c.rstd_x,
             p.ih_gain,
             &mut c.xp,
             false,
-            ih_gain,
-            ih_bias,
-            n,
-            gh,
+            NormGrads {
+                gain: ih_gain,
+                bias: ih_bias,
+            },
         );
         sgemm(
             1.0,
@@ -535,16 +529,16 @@ impl LnRecurrentLayer {
         }
         let cells = r0 * h..(r0 + b) * h;
         layer_norm::backward(
-            &c.tmp[..b * h],
+            MatRef::new(&c.tmp[..b * h], b, h),
             &c.xhat_c[cells.clone()],
             &c.rstd_c[r0..r0 + b],
             p.c_gain,
             &mut c.dc[..b * h],
             true,
-            c_gain,
-            c_bias,
-            b,
-            h,
+            NormGrads {
+                gain: c_gain,
+                bias: c_bias,
+            },
         );
         // c = f ⊙ c_prev + i ⊙ g.
         for rr in 0..b {

@@ -1,6 +1,7 @@
 //! The backward pass over a block.
 
 use recurrent_kernels::profile::Phase;
+use recurrent_kernels::MatRef;
 use recurrent_nn::ln_recurrent::LnGrads;
 use recurrent_nn::recurrent::{Downstream, LayerGrads, TableInput, Upstream};
 use recurrent_nn::{activation_reg, dropout, embedding, linear, loss, CellKind};
@@ -65,15 +66,12 @@ impl LanguageModel {
                 unreachable!()
             };
             linear::backward(
-                head_x,
-                self.decoder_weight(),
-                &ws.dlogits[..n * v],
+                MatRef::new(head_x, n, hin),
+                MatRef::new(self.decoder_weight(), v, hin),
+                MatRef::new(&ws.dlogits[..n * v], n, v),
                 lo[dec_w],
                 hi[0],
                 Some(&mut ws.dhead[..n * hin]),
-                n,
-                hin,
-                v,
             );
         }
         grow(&mut ws.dy, n * h);
@@ -82,15 +80,12 @@ impl LanguageModel {
             let (dw, db) = (idx("dense.weight"), idx("dense.bias"));
             let (lo, hi) = g.split_at_mut(db);
             linear::backward(
-                &ws.inputs[layers][..n * h],
-                self.param("dense.weight"),
-                &ws.dhead[..n * hin],
+                MatRef::new(&ws.inputs[layers][..n * h], n, h),
+                MatRef::new(self.param("dense.weight"), hin, h),
+                MatRef::new(&ws.dhead[..n * hin], n, hin),
                 lo[dw],
                 hi[0],
                 Some(&mut ws.dy[..n * h]),
-                n,
-                h,
-                hin,
             );
         } else {
             ws.dy[..n * h].copy_from_slice(&ws.dhead[..n * h]);

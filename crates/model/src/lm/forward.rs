@@ -1,7 +1,7 @@
 //! The forward pass over a block, evaluation and single reference steps.
 
 use recurrent_kernels::profile::Phase;
-use recurrent_kernels::Rng;
+use recurrent_kernels::{MatMut, MatRef, Rng};
 use recurrent_nn::recurrent::{Block, TableInput};
 use recurrent_nn::{dropout, embedding, linear, loss, LayerCache, LnCache};
 
@@ -210,26 +210,20 @@ impl LanguageModel {
         if cfg.dense > 0 {
             grow(&mut ws.dense_out, n * cfg.dense);
             linear::forward(
-                head_in,
-                self.param("dense.weight"),
+                MatRef::new(head_in, n, h),
+                MatRef::new(self.param("dense.weight"), cfg.dense, h),
                 self.param("dense.bias"),
-                &mut ws.dense_out,
-                n,
-                h,
-                cfg.dense,
+                MatMut::new(&mut ws.dense_out, n, cfg.dense),
             );
             linear::relu_forward(&mut ws.dense_out[..n * cfg.dense]);
             head_in = &ws.dense_out[..n * cfg.dense];
         }
         grow(&mut ws.logits, n * v);
         linear::forward(
-            head_in,
-            self.decoder_weight(),
+            MatRef::new(head_in, n, cfg.head_input()),
+            MatRef::new(self.decoder_weight(), v, cfg.head_input()),
             self.param("decoder.bias"),
-            &mut ws.logits,
-            n,
-            cfg.head_input(),
-            v,
+            MatMut::new(&mut ws.logits, n, v),
         );
     }
 

@@ -19,7 +19,7 @@
 
 use recurrent_kernels::activation::{dtanh, tanh};
 use recurrent_kernels::profile::Phase;
-use recurrent_kernels::Rng;
+use recurrent_kernels::{MatMut, MatRef, Rng};
 use recurrent_nn::attention::{AttentionCache, AttentionGrads};
 use recurrent_nn::recurrent::{Block, Downstream, GateGrads, Upstream};
 use recurrent_nn::{dropout, linear, LayerCache, PackedLayer, RecurrentLayer};
@@ -303,13 +303,10 @@ impl Seq2Seq {
         grow(&mut sc.htilde, b * h);
         let LinearSlots { w, b: bias } = &self.slots.combine;
         linear::forward(
-            &sc.cat[..b * 2 * h],
-            &self.params[w.clone()],
+            MatRef::new(&sc.cat[..b * 2 * h], b, 2 * h),
+            MatRef::new(&self.params[w.clone()], h, 2 * h),
             &self.params[bias.clone()],
-            &mut sc.htilde,
-            b,
-            2 * h,
-            h,
+            MatMut::new(&mut sc.htilde, b, h),
         );
         sc.htilde[..b * h].iter_mut().for_each(|v| *v = tanh(*v));
 
@@ -381,15 +378,12 @@ impl Seq2Seq {
             let LinearSlots { w, b: bias } = &self.slots.combine;
             let [gw, gb] = disjoint_mut(grads, [w.clone(), bias.clone()]);
             linear::backward(
-                &sc.cat[..2 * bh],
-                &self.params[w.clone()],
-                &scr.dpre[..bh],
+                MatRef::new(&sc.cat[..2 * bh], b, 2 * h),
+                MatRef::new(&self.params[w.clone()], h, 2 * h),
+                MatRef::new(&scr.dpre[..bh], b, h),
                 gw,
                 gb,
                 Some(&mut scr.dcat[..2 * bh]),
-                b,
-                2 * h,
-                h,
             );
         }
         // [ctx; h_top]  →  dctx, dtop (into dy)
@@ -562,13 +556,10 @@ impl Seq2Seq {
                         let LinearSlots { w, b: bias } = &slots[k];
                         let o = &mut out[k * bh..(k + 1) * bh];
                         linear::forward(
-                            &fin[k * bh..(k + 1) * bh],
-                            &self.params[w.clone()],
+                            MatRef::new(&fin[k * bh..(k + 1) * bh], b, h),
+                            MatRef::new(&self.params[w.clone()], h, h),
                             &self.params[bias.clone()],
-                            o,
-                            b,
-                            h,
-                            h,
+                            MatMut::new(o, b, h),
                         );
                         o.iter_mut().for_each(|v| *v = tanh(*v));
                     }
@@ -625,15 +616,12 @@ impl Seq2Seq {
                         }
                         let [gw, gb] = disjoint_mut(grads, [w.clone(), bias.clone()]);
                         linear::backward(
-                            &fin[r.clone()],
-                            &self.params[w.clone()],
-                            &d[r.clone()],
+                            MatRef::new(&fin[r.clone()], b, h),
+                            MatRef::new(&self.params[w.clone()], h, h),
+                            MatRef::new(&d[r.clone()], b, h),
                             gw,
                             gb,
                             Some(&mut dfin[r]),
-                            b,
-                            h,
-                            h,
                         );
                     }
                 }

@@ -2,7 +2,7 @@
 //! a padded batch, and the encode / decode-step building blocks of decoding.
 
 use recurrent_kernels::profile::Phase;
-use recurrent_kernels::Rng;
+use recurrent_kernels::{MatMut, MatRef, Rng};
 use recurrent_nn::attention::AttentionParams;
 use recurrent_nn::{linear, PackedLayer};
 
@@ -577,13 +577,10 @@ impl Seq2Seq {
         let _ph = Phase::new("s2s.gen_fwd");
         let (h, v) = (self.config.hidden, self.config.tgt_vocab);
         linear::forward(
-            out,
-            &self.params[self.slots.generator.w.clone()],
+            MatRef::new(out, b, h),
+            MatRef::new(&self.params[self.slots.generator.w.clone()], v, h),
             &self.params[self.slots.generator.b.clone()],
-            logits,
-            b,
-            h,
-            v,
+            MatMut::new(logits, b, v),
         );
     }
 
@@ -750,15 +747,12 @@ impl Seq2Seq {
             let gs = &self.slots.generator;
             let [gw, gb] = disjoint_mut(grads, [gs.w.clone(), gs.b.clone()]);
             linear::backward(
-                &outs[..n * h],
-                &self.params[gs.w.clone()],
-                &dlogits[..n * v],
+                MatRef::new(&outs[..n * h], n, h),
+                MatRef::new(&self.params[gs.w.clone()], v, h),
+                MatRef::new(&dlogits[..n * v], n, v),
                 gw,
                 gb,
                 Some(&mut d_outs[..n * h]),
-                n,
-                h,
-                v,
             );
         }
         for t in (0..t_max).rev() {

@@ -160,7 +160,6 @@ fn forward_rows_body(
 /// alias (kept when inlined), and the re-slicing to one length drops the
 /// bounds checks, so it vectorizes without run-time overlap checks.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn forward_row(
     gi: &mut [f32],
     gf: &mut [f32],
