@@ -112,6 +112,33 @@ pub struct AttentionParams<'a> {
     pub v: &'a [f32],
 }
 
+/// What the queries attend over: `len` (`S`) positions per query.
+#[derive(Clone, Copy, Debug)]
+pub struct Memory<'a> {
+    /// The keys, `[B, S, Hk]`.
+    pub keys: &'a [f32],
+    /// [`Attention::project_keys`] of the keys, `[B, S, A]` (additive scoring;
+    /// ignored otherwise).
+    pub proj: &'a [f32],
+    /// `[B, S]`, 0 at padded positions.
+    pub mask: &'a [f32],
+    /// Positions per query, `S`.
+    pub len: usize,
+}
+
+/// The gradient arriving at an attention step's context, and where its
+/// backward writes those of its inputs.
+pub struct AttentionDeltas<'a> {
+    /// W.r.t. the context, `[B, Hk]`.
+    pub dctx: &'a [f32],
+    /// W.r.t. the queries, `[B, Hq]` (written).
+    pub dq: &'a mut [f32],
+    /// W.r.t. the keys, `[B, S, Hk]` (added into).
+    pub dkeys: &'a mut [f32],
+    /// W.r.t. the projected keys, `[B, S, A]` (additive; added into).
+    pub dproj: &'a mut [f32],
+}
+
 /// Gradient accumulators with the shapes of [`AttentionParams`]; backward adds into them.
 #[derive(Default)]
 pub struct AttentionGrads<'a> {
@@ -277,21 +304,23 @@ impl Attention {
         );
     }
 
-    /// Forward for `b` queries over `s` positions each: fills the weights in
-    /// `cache` and writes `ctx: [B, Hk]`. `proj` is [`Attention::project_keys`]'s
-    /// output for additive scoring (ignored otherwise).
+    /// Forward for `b` queries `q: [B, Hq]` over the memory's `S` positions
+    /// each: fills the weights in `cache` and writes `ctx: [B, Hk]`.
     pub fn forward(
         &self,
         p: AttentionParams<'_>,
         q: &[f32],
-        keys: &[f32],
-        proj: &[f32],
-        mask: &[f32],
+        memory: Memory<'_>,
         b: usize,
-        s: usize,
         cache: &mut AttentionCache,
         ctx: &mut [f32],
     ) {
+        let Memory {
+            keys,
+            proj,
+            mask,
+            len: s,
+        } = memory;
         let (hq, hk, a) = (self.query_size, self.key_size, self.attn_size);
         assert!(q.len() >= b * hq && keys.len() >= b * s * hk && mask.len() >= b * s);
         assert!(ctx.len() >= b * hk, "attention: context too short");
@@ -356,23 +385,27 @@ impl Attention {
         }
     }
 
-    /// Backward of [`Attention::forward`] (same `q`, `keys`, `mask`, and the cache
-    /// it filled) from `dctx: [B, Hk]`: writes `dq: [B, Hq]`, adds into `dkeys:
-    /// [B, S, Hk]`, into `dproj: [B, S, A]` (additive; to be finished by
-    /// [`Attention::project_keys_backward`]) and into the parameter gradients.
+    /// Backward of [`Attention::forward`] (same `q`, `memory`, and the cache
+    /// it filled) from `d.dctx: [B, Hk]`: writes `d.dq: [B, Hq]`, adds into
+    /// `d.dkeys: [B, S, Hk]`, into `d.dproj: [B, S, A]` (additive; to be
+    /// finished by [`Attention::project_keys_backward`]) and into the
+    /// parameter gradients `g`.
     pub fn backward(
         &self,
         p: AttentionParams<'_>,
         g: &mut AttentionGrads<'_>,
         q: &[f32],
-        keys: &[f32],
-        mask: &[f32],
+        memory: Memory<'_>,
         cache: &mut AttentionCache,
-        dctx: &[f32],
-        dq: &mut [f32],
-        dkeys: &mut [f32],
-        dproj: &mut [f32],
+        d: AttentionDeltas<'_>,
     ) {
+        let Memory { keys, mask, .. } = memory;
+        let AttentionDeltas {
+            dctx,
+            dq,
+            dkeys,
+            dproj,
+        } = d;
         let (hq, hk, a) = (self.query_size, self.key_size, self.attn_size);
         let (b, s) = (cache.batch, cache.len);
         let c = &mut *cache;
@@ -546,17 +579,14 @@ mod tests {
                 .project_keys(self.p(params), keys, b * s, &mut proj);
             let mut cache = AttentionCache::default();
             let mut ctx = vec![0.0; b * self.att.key_size];
-            self.att.forward(
-                self.p(params),
-                q,
+            let memory = Memory {
                 keys,
-                &proj,
-                &self.mask,
-                b,
-                s,
-                &mut cache,
-                &mut ctx,
-            );
+                proj: &proj,
+                mask: &self.mask,
+                len: s,
+            };
+            self.att
+                .forward(self.p(params), q, memory, b, &mut cache, &mut ctx);
             (ctx, cache.weights().to_vec())
         }
 
@@ -575,9 +605,13 @@ mod tests {
             att.project_keys(p, &self.keys, b * s, &mut proj);
             let mut cache = AttentionCache::default();
             let mut ctx = vec![0.0; b * att.key_size];
-            att.forward(
-                p, &self.q, &self.keys, &proj, &self.mask, b, s, &mut cache, &mut ctx,
-            );
+            let memory = Memory {
+                keys: &self.keys,
+                proj: &proj,
+                mask: &self.mask,
+                len: s,
+            };
+            att.forward(p, &self.q, memory, b, &mut cache, &mut ctx);
             let mut gp = self.params.clone().map(|v| vec![0.0; v.len()]);
             let [g0, g1, g2, g3, g4] = &mut gp;
             let mut g = AttentionGrads {
@@ -590,10 +624,13 @@ mod tests {
             let mut dq = vec![0.0; self.q.len()];
             let mut dkeys = vec![0.0; self.keys.len()];
             let mut dproj = vec![0.0; proj.len()];
-            att.backward(
-                p, &mut g, &self.q, &self.keys, &self.mask, &mut cache, &self.r, &mut dq,
-                &mut dkeys, &mut dproj,
-            );
+            let d = AttentionDeltas {
+                dctx: &self.r,
+                dq: &mut dq,
+                dkeys: &mut dkeys,
+                dproj: &mut dproj,
+            };
+            att.backward(p, &mut g, &self.q, memory, &mut cache, d);
             att.project_keys_backward(p, &mut g, &self.keys, &dproj, b * s, &mut dkeys);
             (dq, dkeys, gp)
         }

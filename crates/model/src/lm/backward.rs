@@ -6,7 +6,7 @@ use recurrent_nn::ln_recurrent::LnGrads;
 use recurrent_nn::recurrent::{Downstream, LayerGrads, TableInput, Upstream};
 use recurrent_nn::{activation_reg, dropout, embedding, linear, loss, CellKind};
 
-use super::{grow, layer_output, BlockStats, LanguageModel, State, Workspace};
+use super::{grow, layer_output, BlockStats, LanguageModel, State, TokenBlock, Workspace};
 
 impl LanguageModel {
     /// Backward from the logits in `ws` (left by `forward` with `for_backward`).
@@ -15,14 +15,17 @@ impl LanguageModel {
     pub(super) fn backward(
         &self,
         ws: &mut Workspace,
-        tokens: &[u32],
-        targets: &[u32],
-        t: usize,
-        b: usize,
-        keep: Option<&[f32]>,
+        data: &TokenBlock<'_>,
         grads: &mut [f32],
         mut dstate0: Option<&mut State>,
     ) -> BlockStats {
+        let TokenBlock {
+            tokens,
+            targets,
+            steps: t,
+            batch: b,
+            keep,
+        } = *data;
         let cfg = &self.config;
         let (n, v, layers) = (t * b, cfg.vocab_size, cfg.layers);
         // The top layer's width; each layer's own below.

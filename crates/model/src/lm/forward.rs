@@ -5,7 +5,7 @@ use recurrent_kernels::{MatMut, MatRef, Rng};
 use recurrent_nn::recurrent::{Block, TableInput};
 use recurrent_nn::{dropout, embedding, linear, loss, LayerCache, LnCache};
 
-use super::{grow, BlockStats, LanguageModel, Regularization, State, Workspace};
+use super::{grow, BlockStats, LanguageModel, Regularization, State, TokenBlock, Workspace};
 
 impl LanguageModel {
     /// Whether layer 0 should take its input projection from a table of every
@@ -24,21 +24,20 @@ impl LanguageModel {
             && reg.dropout_input == 0.0
     }
 
-    /// Runs the network over `tokens: [T*B]` (time-major) from `state`, leaving the
-    /// logits `[T*B, V]` in the workspace and the final state in `state`.
+    /// Runs the network over the block's tokens (its targets are not read)
+    /// from `state`, leaving the logits `[T*B, V]` in the workspace and the
+    /// final state in `state`.
     /// With `dropout_rng`, dropout and `reg` are applied (training) and masks are kept.
     pub(super) fn forward(
         &self,
         ws: &mut Workspace,
-        tokens: &[u32],
-        t: usize,
-        b: usize,
+        data: &TokenBlock<'_>,
         state: &mut State,
-        keep: Option<&[f32]>,
         mut dropout_rng: Option<&mut Rng>,
         reg: &Regularization,
         for_backward: bool,
     ) {
+        let (tokens, t, b, keep) = (data.tokens, data.steps, data.batch, data.keep);
         let cfg = &self.config;
         let (n, v, layers) = (t * b, cfg.vocab_size, cfg.layers);
         assert_eq!(tokens.len(), n, "token block must be T*B");
@@ -227,20 +226,17 @@ impl LanguageModel {
         );
     }
 
-    /// Forward only, no dropout: the loss of `targets` given `tokens`, carrying `state`.
+    /// Forward only, no dropout: the loss of the block's targets given its
+    /// tokens, carrying `state`.
     pub fn evaluate_block(
         &self,
         ws: &mut Workspace,
-        tokens: &[u32],
-        targets: &[u32],
-        t: usize,
-        b: usize,
+        data: TokenBlock<'_>,
         state: &mut State,
-        keep: Option<&[f32]>,
     ) -> BlockStats {
         let off = Regularization::default();
-        self.forward(ws, tokens, t, b, state, keep, None, &off, false);
-        let n = t * b;
+        self.forward(ws, &data, state, None, &off, false);
+        let (n, targets) = (data.steps * data.batch, data.targets);
         let v = self.config.vocab_size;
         let (loss, correct) =
             loss::softmax_cross_entropy(&ws.logits[..n * v], targets, v, None, 1.0);
@@ -261,7 +257,14 @@ impl LanguageModel {
     pub fn step<'w>(&self, ws: &'w mut Workspace, tokens: &[u32], state: &mut State) -> &'w [f32] {
         let b = tokens.len();
         let off = Regularization::default();
-        self.forward(ws, tokens, 1, b, state, None, None, &off, false);
+        self.forward(
+            ws,
+            &TokenBlock::new(tokens, &[], 1, b),
+            state,
+            None,
+            &off,
+            false,
+        );
         &ws.logits[..b * self.config.vocab_size]
     }
 }

@@ -20,7 +20,7 @@
 use recurrent_kernels::activation::{dtanh, tanh};
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::{MatMut, MatRef, Rng};
-use recurrent_nn::attention::{AttentionCache, AttentionGrads};
+use recurrent_nn::attention::{AttentionCache, AttentionDeltas, AttentionGrads, Memory};
 use recurrent_nn::recurrent::{Block, Downstream, GateGrads, Upstream};
 use recurrent_nn::{dropout, linear, LayerCache, PackedLayer, RecurrentLayer};
 
@@ -281,14 +281,17 @@ impl Seq2Seq {
 
         // 3. ctx = attention(h_top, keys)
         grow(&mut sc.ctx, b * h);
+        let memory = Memory {
+            keys: &enc.keys,
+            proj: &enc.proj,
+            mask: &enc.mask,
+            len: enc.src_len,
+        };
         cfg.attention_layer().forward(
             self.attn_params(),
             top,
-            &enc.keys,
-            &enc.proj,
-            &enc.mask,
+            memory,
             b,
-            enc.src_len,
             &mut sc.attn,
             &mut sc.ctx,
         );
@@ -402,17 +405,26 @@ impl Seq2Seq {
                 key_bias: a3,
                 v: a4,
             };
+            let memory = Memory {
+                keys: &enc.keys,
+                proj: &enc.proj,
+                mask: &enc.mask,
+                len: enc.src_len,
+            };
+            let d = AttentionDeltas {
+                dctx: &scr.dcat[..bh],
+                dq: &mut scr.dq[..bh],
+                dkeys,
+                dproj,
+            };
+            let top = sc.layers[layers - 1].output(h);
             cfg.attention_layer().backward(
                 self.attn_params(),
                 &mut ga,
-                sc.layers[layers - 1].output(h),
-                &enc.keys,
-                &enc.mask,
+                top,
+                memory,
                 &mut sc.attn,
-                &scr.dcat[..bh],
-                &mut scr.dq[..bh],
-                dkeys,
-                dproj,
+                d,
             );
         }
         for (y, &q) in scr.dy[..bh].iter_mut().zip(&scr.dq) {
