@@ -602,8 +602,7 @@ impl Seq2Seq {
         init: &DecoderState,
         dh: &mut [f32],
         dc: &mut [f32],
-        dfin_h: &mut [f32],
-        dfin_c: &mut [f32],
+        [dfin_h, dfin_c]: [&mut [f32]; 2],
         grads: &mut [f32],
     ) {
         let cfg = &self.config;

@@ -10,7 +10,7 @@ use super::config::{Seq2SeqConfig, Seq2SeqError};
 use super::decoder::{
     check_rows, gather_rows, DecoderState, DeferredGrads, StepCache, StepInput, StepScratch,
 };
-use super::encoder::EncoderCache;
+use super::encoder::{EncoderCache, Sources};
 use super::layout::{disjoint_mut, layout, Slots};
 use super::loss::masked_cross_entropy;
 use crate::params::MissingOrMisshapen;
@@ -436,7 +436,12 @@ impl Seq2Seq {
         let w = self.check_src(src, src_lens)?;
         let mut out = EncoderOutput::default();
         let mut ec = EncoderCache::default();
-        self.encode_forward(&mut ec, &mut out, src, w, src_lens, None, false);
+        let src = Sources {
+            tokens: src,
+            width: w,
+            lens: src_lens,
+        };
+        self.encode_forward(&mut ec, &mut out, src, None, false);
         Ok(out)
     }
 
@@ -615,15 +620,12 @@ impl Seq2Seq {
         fn drop<'a>(on: bool, r: &'a mut Option<&mut Rng>) -> Option<&'a mut Rng> {
             r.as_deref_mut().filter(|_| on)
         }
-        self.encode_forward(
-            enc_cache,
-            enc,
-            batch.src,
-            shape.src_w,
-            batch.src_lens,
-            drop(use_drop, &mut rng),
-            for_backward,
-        );
+        let src = Sources {
+            tokens: batch.src,
+            width: shape.src_w,
+            lens: batch.src_lens,
+        };
+        self.encode_forward(enc_cache, enc, src, drop(use_drop, &mut rng), for_backward);
         *init = self.bridge_forward(enc);
         self.pack_decoder_layers(dec_packed, for_backward);
         if steps.len() < t_max {
@@ -772,7 +774,7 @@ impl Seq2Seq {
         self.decoder_weight_grads(deferred, t_max * b, grad_scratch, grads);
         grow(dfin_h, enc.final_h.len());
         grow(dfin_c, enc.final_c.len());
-        self.bridge_backward(enc, init, dh, dc, dfin_h, dfin_c, grads);
+        self.bridge_backward(enc, init, dh, dc, [dfin_h, dfin_c], grads);
         {
             let [a0, a1, a2, a3, a4] = disjoint_mut(grads, self.slots.attn.clone());
             let mut ga = recurrent_nn::attention::AttentionGrads {
@@ -801,10 +803,9 @@ impl Seq2Seq {
             None
         };
         let sums = masked_cross_entropy(
-            &ws.logits[..n * v],
+            MatRef::new(&ws.logits[..n * v], n, v),
             &ws.targets,
             &ws.valid,
-            v,
             smoothing,
             dl,
             scale,
@@ -891,10 +892,9 @@ impl Seq2Seq {
         ws.row_nll.clear();
         ws.row_nll.resize(n, 0.0);
         masked_cross_entropy(
-            &ws.logits[..n * v],
+            MatRef::new(&ws.logits[..n * v], n, v),
             &ws.targets,
             &ws.valid,
-            v,
             0.0,
             None,
             1.0,
