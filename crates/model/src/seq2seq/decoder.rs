@@ -130,11 +130,31 @@ pub(crate) struct StepCache {
     pub out: Vec<f32>,
 }
 
-/// The state a step starts from: each layer's `h` (and `c`) and the feed.
+/// What a step starts from: each layer's `h` (and `c`), the feed, and the
+/// step's input tokens `[B]` (empty until the caller sets them).
 pub(crate) struct StepInput<'a> {
     pub h: Vec<&'a [f32]>,
     pub c: Vec<&'a [f32]>,
     pub feed: &'a [f32],
+    pub tokens: &'a [u32],
+}
+
+/// The buffers of one decoder step's backward (see [`Seq2Seq::step_backward`]).
+pub(crate) struct StepGrads<'a> {
+    /// `[B, H]`: w.r.t. the step's `out`.
+    pub d_out: &'a mut [f32],
+    /// `[L, B, H]`: w.r.t. the states the step left, then those it started from.
+    pub dh: &'a mut [f32],
+    /// `[L, B, H]`: as `dh`, for the cell states.
+    pub dc: &'a mut [f32],
+    /// `[B, H]`: w.r.t. the step's feed input.
+    pub d_feed: &'a mut [f32],
+    /// `[B, S, H]`: w.r.t. the keys, added into.
+    pub dkeys: &'a mut [f32],
+    /// `[B, S, A]`: w.r.t. the projected keys, added into.
+    pub dproj: &'a mut [f32],
+    /// Scratch shared by the steps.
+    pub scratch: &'a mut StepScratch,
 }
 
 /// Backward scratch shared by the steps.
@@ -174,6 +194,7 @@ impl Seq2Seq {
             } else {
                 &[]
             },
+            tokens: &[],
         }
     }
 
@@ -188,6 +209,7 @@ impl Seq2Seq {
                 s.c.chunks_exact(bh).collect()
             },
             feed: &s.feed,
+            tokens: &[],
         }
     }
 
@@ -208,7 +230,7 @@ impl Seq2Seq {
         }
     }
 
-    /// One decoder step for `tokens: [B]` from `input` over `enc`: fills `sc`,
+    /// One decoder step for `input.tokens: [B]` from `input` over `enc`: fills `sc`,
     /// whose `out: [B, H]` is the generator's input. With `drop`, dropout is
     /// applied and its masks kept.
     pub(crate) fn step_forward(
@@ -216,12 +238,12 @@ impl Seq2Seq {
         packed: &[PackedLayer],
         enc: &EncoderOutput,
         input: &StepInput<'_>,
-        tokens: &[u32],
         mut drop: Option<&mut Rng>,
         sc: &mut StepCache,
         for_backward: bool,
     ) {
         let _ph = Phase::new("s2s.dec_fwd");
+        let tokens = input.tokens;
         let cfg = &self.config;
         let (e, h, layers) = (cfg.embed, cfg.hidden, cfg.layers);
         let b = tokens.len();
@@ -336,19 +358,21 @@ impl Seq2Seq {
     pub(crate) fn step_backward(
         &self,
         packed: &[PackedLayer],
-        deferred: &mut [DeferredGrads],
-        step: usize,
+        (deferred, step): (&mut [DeferredGrads], usize),
         enc: &EncoderOutput,
         sc: &mut StepCache,
-        d_out: &mut [f32],
-        dh: &mut [f32],
-        dc: &mut [f32],
-        d_feed: &mut [f32],
-        dkeys: &mut [f32],
-        dproj: &mut [f32],
-        scr: &mut StepScratch,
+        bufs: StepGrads<'_>,
         grads: &mut [f32],
     ) {
+        let StepGrads {
+            d_out,
+            dh,
+            dc,
+            d_feed,
+            dkeys,
+            dproj,
+            scratch: scr,
+        } = bufs;
         let _ph = Phase::new("s2s.dec_bwd");
         let cfg = &self.config;
         let (e, h, layers) = (cfg.embed, cfg.hidden, cfg.layers);

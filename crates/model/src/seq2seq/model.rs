@@ -8,7 +8,8 @@ use recurrent_nn::{linear, PackedLayer};
 
 use super::config::{Seq2SeqConfig, Seq2SeqError};
 use super::decoder::{
-    check_rows, gather_rows, DecoderState, DeferredGrads, StepCache, StepInput, StepScratch,
+    check_rows, gather_rows, DecoderState, DeferredGrads, StepCache, StepGrads, StepInput,
+    StepScratch,
 };
 use super::encoder::{EncoderCache, Sources};
 use super::layout::{disjoint_mut, layout, Slots};
@@ -514,15 +515,11 @@ impl Seq2Seq {
             )));
         }
         let mut sc = StepCache::default();
-        self.step_forward(
-            &packed.layers,
-            enc,
-            &self.state_input(state),
-            prev,
-            None,
-            &mut sc,
-            false,
-        );
+        let input = StepInput {
+            tokens: prev,
+            ..self.state_input(state)
+        };
+        self.step_forward(&packed.layers, enc, &input, None, &mut sc, false);
         let mut logits = vec![0.0; b * self.config.tgt_vocab];
         self.generate(&sc.out[..b * h], &mut logits, b);
         Ok(DecodeStep {
@@ -679,15 +676,12 @@ impl Seq2Seq {
                 Some(prev) => self.next_input(prev, b),
             };
             let sc = &mut rest[0];
-            self.step_forward(
-                dec_packed,
-                enc,
-                &input,
-                &tokens,
-                drop(use_drop, &mut rng),
-                sc,
-                for_backward,
-            );
+            let input = StepInput {
+                tokens: &tokens,
+                ..input
+            };
+            let step_rng = drop(use_drop, &mut rng);
+            self.step_forward(dec_packed, enc, &input, step_rng, sc, for_backward);
             let out = &mut outs[t * b * h..(t + 1) * b * h];
             out.copy_from_slice(&sc.out[..b * h]);
             if per_step {
@@ -766,10 +760,16 @@ impl Seq2Seq {
                     *d += f;
                 }
             }
-            self.step_backward(
-                dec_packed, deferred, t, enc, sc, d_out, dh, dc, d_feed, dkeys, dproj, scratch,
-                grads,
-            );
+            let bufs = StepGrads {
+                d_out,
+                dh,
+                dc,
+                d_feed,
+                dkeys,
+                dproj,
+                scratch,
+            };
+            self.step_backward(dec_packed, (deferred, t), enc, sc, bufs, grads);
         }
         self.decoder_weight_grads(deferred, t_max * b, grad_scratch, grads);
         grow(dfin_h, enc.final_h.len());

@@ -288,7 +288,7 @@ impl RecurrentLayer {
                     // SAFETY: as above.
                     let (tanh_c, cp) =
                         unsafe { (bufs.tanh_c.rows(r0, m, h), bufs.cprev.rows(r0, m, h)) };
-                    lstm::backward_rows(gates, tanh_c, cp, dh, dc, dg, m, h);
+                    lstm::backward_rows(gates, tanh_c, cp, dh, dc, dg, h);
                 }
                 CellKind::Gru => {
                     // SAFETY: as above.

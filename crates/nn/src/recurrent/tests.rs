@@ -74,24 +74,19 @@ impl Case {
         }
     }
 
+    /// The case's parameters.
+    fn params(&self) -> LayerParams<'_> {
+        LayerParams {
+            w_ih: &self.w_ih,
+            w_hh: &self.w_hh,
+            b_ih: &self.b_ih,
+            b_hh: &self.b_hh,
+        }
+    }
+
     /// loss = Σ y ⊙ ry + Σ h_T ⊙ rh (+ Σ c_T ⊙ rc), so every output and the final state matter.
-    fn loss(
-        &self,
-        w_ih: &[f32],
-        w_hh: &[f32],
-        b_ih: &[f32],
-        b_hh: &[f32],
-        x: &[f32],
-        h0: &[f32],
-        c0: &[f32],
-    ) -> f64 {
+    fn loss(&self, p: LayerParams<'_>, x: &[f32], h0: &[f32], c0: &[f32]) -> f64 {
         let mut cache = LayerCache::default();
-        let p = LayerParams {
-            w_ih,
-            w_hh,
-            b_ih,
-            b_hh,
-        };
         self.layer.forward(
             p,
             x,
@@ -124,12 +119,7 @@ fn run(k: &Case) -> Outputs {
     let (i, h) = (k.layer.input_size, k.layer.hidden_size);
     let gh = k.layer.gate_rows();
     let mut cache = LayerCache::default();
-    let p = LayerParams {
-        w_ih: &k.w_ih,
-        w_hh: &k.w_hh,
-        b_ih: &k.b_ih,
-        b_hh: &k.b_hh,
-    };
+    let p = k.params();
     let keep = k.keep.as_deref();
     k.layer.forward(
         p,
@@ -185,12 +175,7 @@ fn run(k: &Case) -> Outputs {
 fn run_stepwise_packed(k: &Case) -> Outputs {
     let (i, h, l) = (k.layer.input_size, k.layer.hidden_size, &k.layer);
     let (gh, b, bh) = (l.gate_rows(), k.b, k.b * h);
-    let p = LayerParams {
-        w_ih: &k.w_ih,
-        w_hh: &k.w_hh,
-        b_ih: &k.b_ih,
-        b_hh: &k.b_hh,
-    };
+    let p = k.params();
     let mut packed = PackedLayer::default();
     packed.pack(l, p, true);
     let lstm = l.cell == CellKind::Lstm;
@@ -302,26 +287,58 @@ fn gradcheck(cell: CellKind, with_reset: bool) {
     } = run(&k);
     let name = format!("{cell}{}", if with_reset { " with reset" } else { "" });
     check(&format!("{name} w_ih"), &k.w_ih, &gw_ih, |v| {
-        k.loss(v, &k.w_hh, &k.b_ih, &k.b_hh, &k.x, &k.h0, &k.c0)
+        k.loss(
+            LayerParams {
+                w_ih: v,
+                ..k.params()
+            },
+            &k.x,
+            &k.h0,
+            &k.c0,
+        )
     });
     check(&format!("{name} w_hh"), &k.w_hh, &gw_hh, |v| {
-        k.loss(&k.w_ih, v, &k.b_ih, &k.b_hh, &k.x, &k.h0, &k.c0)
+        k.loss(
+            LayerParams {
+                w_hh: v,
+                ..k.params()
+            },
+            &k.x,
+            &k.h0,
+            &k.c0,
+        )
     });
     check(&format!("{name} b_ih"), &k.b_ih, &gb_ih, |v| {
-        k.loss(&k.w_ih, &k.w_hh, v, &k.b_hh, &k.x, &k.h0, &k.c0)
+        k.loss(
+            LayerParams {
+                b_ih: v,
+                ..k.params()
+            },
+            &k.x,
+            &k.h0,
+            &k.c0,
+        )
     });
     check(&format!("{name} b_hh"), &k.b_hh, &gb_hh, |v| {
-        k.loss(&k.w_ih, &k.w_hh, &k.b_ih, v, &k.x, &k.h0, &k.c0)
+        k.loss(
+            LayerParams {
+                b_hh: v,
+                ..k.params()
+            },
+            &k.x,
+            &k.h0,
+            &k.c0,
+        )
     });
     check(&format!("{name} x"), &k.x, &dx, |v| {
-        k.loss(&k.w_ih, &k.w_hh, &k.b_ih, &k.b_hh, v, &k.h0, &k.c0)
+        k.loss(k.params(), v, &k.h0, &k.c0)
     });
     check(&format!("{name} h0"), &k.h0, &dh0, |v| {
-        k.loss(&k.w_ih, &k.w_hh, &k.b_ih, &k.b_hh, &k.x, v, &k.c0)
+        k.loss(k.params(), &k.x, v, &k.c0)
     });
     if cell == CellKind::Lstm {
         check(&format!("{name} c0"), &k.c0, &dc0, |v| {
-            k.loss(&k.w_ih, &k.w_hh, &k.b_ih, &k.b_hh, &k.x, &k.h0, v)
+            k.loss(k.params(), &k.x, &k.h0, v)
         });
     }
 }
@@ -432,12 +449,7 @@ fn a_reset_makes_the_stream_forget_its_past() {
         let h = k.layer.hidden_size;
         let run = |h0: &[f32]| {
             let mut cache = LayerCache::default();
-            let p = LayerParams {
-                w_ih: &k.w_ih,
-                w_hh: &k.w_hh,
-                b_ih: &k.b_ih,
-                b_hh: &k.b_hh,
-            };
+            let p = k.params();
             k.layer.forward(
                 p,
                 &k.x,
