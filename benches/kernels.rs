@@ -6,11 +6,11 @@
 //! `cargo bench --bench kernels` (add `-- lstm` to pick some).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use recurrent::kernels::{sgemm, threads, Rng, Trans};
+use recurrent::kernels::{sgemm, threads, MatMut, MatRef, Rng};
 use recurrent::model::infer::{StepModel, StepWorkspace, WeightFormat};
 use recurrent::model::{LanguageModel, ModelConfig, State};
 use recurrent::nn::loss::softmax_cross_entropy;
-use recurrent::nn::recurrent::{LayerGrads, LayerParams};
+use recurrent::nn::recurrent::{Block, Downstream, LayerGrads, LayerParams, Upstream};
 use recurrent::nn::{CellKind, LayerCache, RecurrentLayer};
 use std::hint::black_box;
 
@@ -63,7 +63,7 @@ fn layers(c: &mut Criterion) {
                     b_ih: &b_ih,
                     b_hh: &b_hh,
                 };
-                layer.forward(p, &x, t, b, &zeros, &zeros, None, &mut cache, true);
+                layer.forward(p, &x, Block::new(t, b, &zeros, &zeros), &mut cache, true);
                 let g = LayerGrads {
                     w_ih: &mut gw_ih,
                     w_hh: &mut gw_hh,
@@ -74,14 +74,13 @@ fn layers(c: &mut Criterion) {
                     p,
                     g,
                     &x,
-                    &dy,
-                    None,
-                    None,
-                    None,
+                    Upstream::outputs(&dy),
                     &mut cache,
-                    Some(&mut dx),
-                    None,
-                    None,
+                    Downstream {
+                        dx: Some(&mut dx),
+                        dh0: None,
+                        dc0: None,
+                    },
                 );
                 black_box(&dx);
             })
@@ -102,19 +101,11 @@ fn gemm_shapes(c: &mut Criterion) {
         group.bench_function(format!("{m}x{n}x{k}"), |bench| {
             bench.iter(|| {
                 sgemm(
-                    Trans::N,
-                    Trans::T,
-                    m,
-                    n,
-                    k,
                     1.0,
-                    &a,
-                    k,
-                    &bm,
-                    k,
+                    MatRef::new(&a, m, k),
+                    MatRef::new(&bm, n, k).t(),
                     0.0,
-                    &mut out,
-                    n,
+                    MatMut::new(&mut out, m, n),
                 )
             })
         });

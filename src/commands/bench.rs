@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use recurrent::generate::{generate, GenerateOptions, SamplingConfig};
 use recurrent::kernels::panel::WeightFormat;
-use recurrent::kernels::{sgemm, Rng, Trans};
+use recurrent::kernels::{sgemm, MatMut, MatRef, Rng};
 use recurrent::model::{CellKind, LanguageModel, ModelConfig};
 use recurrent::text::{Corpus, Tokenizer, TokenizerKind};
 use recurrent::train::optim::{OptimizerConfig, OptimizerKind};
@@ -454,19 +454,11 @@ fn sgemm_peak() -> f64 {
     for _ in 0..5 {
         let start = Instant::now();
         sgemm(
-            Trans::N,
-            Trans::N,
-            n,
-            n,
-            n,
             1.0,
-            &a,
-            n,
-            &b,
-            n,
+            MatRef::new(&a, n, n),
+            MatRef::new(&b, n, n),
             0.0,
-            &mut c,
-            n,
+            MatMut::new(&mut c, n, n),
         );
         best = best.max(2.0 * (n * n * n) as f64 / start.elapsed().as_secs_f64() / 1e9);
     }

@@ -3,7 +3,7 @@
 //! `cargo run --release -p recurrent-kernels --example gemm_bench [threads]`;
 //! `RECURRENT_GEMM=crate` times the `gemm` crate behind `sgemm` instead.
 //! Rates are of the fastest call (`BENCH_MEAN=1`: of the mean call).
-use recurrent_kernels::{gemm_packed, sgemm, PackedB, Rng, Trans};
+use recurrent_kernels::{gemm_packed, sgemm, MatMut, MatRef, PackedB, Rng, Trans};
 use std::time::Instant;
 
 fn main() {
@@ -52,7 +52,11 @@ fn main() {
         let (br, bc) = if tb == Trans::N { (k, n) } else { (n, k) };
         let (a, b, mut c) = (v(ar * ac), v(br * bc), v(m * n));
         let g = time(2.0 * (m * n * k) as f64, &mut || {
-            sgemm(ta, tb, m, n, k, 1.0, &a, ac, &b, bc, 1.0, &mut c, n)
+            let a = MatRef::new(&a, ar, ac);
+            let b = MatRef::new(&b, br, bc);
+            let a = if ta == Trans::T { a.t() } else { a };
+            let b = if tb == Trans::T { b.t() } else { b };
+            sgemm(1.0, a, b, 1.0, MatMut::new(&mut c, m, n))
         });
         println!("{what:<10} {m}x{n}x{k} {ta:?}{tb:?}: sgemm {g:.0} GFLOP/s");
     }
@@ -64,10 +68,16 @@ fn main() {
     ] {
         let (a, b, mut c) = (v(m * k), v(n * k), v(m * n));
         let mut p = PackedB::default();
-        p.pack(Trans::T, k, n, &b, k);
+        p.pack(MatRef::new(&b, n, k).t());
         for t in [1, threads] {
             let g = time(2.0 * (m * n * k) as f64, &mut || {
-                gemm_packed(m, &a, k, &p, true, &mut c, n, t)
+                gemm_packed(
+                    MatRef::new(&a, m, k),
+                    &p,
+                    true,
+                    MatMut::new(&mut c, m, n),
+                    t,
+                )
             });
             println!("step {m}x{n}x{k}: packed {g:.0} GFLOP/s on {t} thread(s)");
         }

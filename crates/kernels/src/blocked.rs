@@ -17,7 +17,8 @@
 use std::cell::RefCell;
 
 use crate::gemm::{Product, Trans};
-use crate::packed::{transpose8x8, AlignedBuf, Epilogue, Prefetch, MR, NR};
+use crate::packed::{transpose8x8, AlignedBuf, Epilogue, Prefetch, Tile, MR, NR};
+use crate::view::{MatMut, MatRef};
 use crate::SharedMut;
 
 const _: () = assert!(MR == 8, "transpose8x8 packs tiles of 8 rows");
@@ -27,38 +28,32 @@ pub const KC: usize = 512;
 /// Rows of `A` packed at a time.
 pub const MC: usize = 64;
 
-/// `C[m, n] = op(A)[m, k] · op(B)[k, n] (+ what `init` says), all row-major
-/// with BLAS strides as in [`crate::sgemm`], on `threads` threads.
+/// `C = op(A) · op(B)` (+ what `init` says), shapes as in [`crate::sgemm`],
+/// on `threads` threads.
 ///
 /// # Safety
-/// The CPU must have AVX-512 (see [`crate::simd::has_avx512`]), and every
-/// element the product touches must lie inside the slices (as
-/// `crate::gemm::check` asserts).
+/// The CPU must have AVX-512 (see [`crate::simd::has_avx512`]), and the
+/// shapes must fit together (as `crate::gemm::check` asserts; the views
+/// hold their elements).
 #[cfg(target_arch = "x86_64")]
 pub(crate) unsafe fn gemm_blocked(
-    ta: Trans,
-    tb: Trans,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
     init: Init<'_>,
-    c: &mut [f32],
-    ldc: usize,
+    c: MatMut<'_>,
     threads: usize,
 ) {
+    let (m, n, k) = (a.rows(), b.cols(), a.cols());
+    let ldc = c.ld();
     let rhs = [Rhs {
-        b: Operand::new(b, ldb, tb),
+        b: Operand::new(b),
         n,
-        c: SharedMut::new(c),
+        c: SharedMut::new(c.into_data()),
         ldc,
         init,
     }];
     let job = Job {
-        a: Operand::new(a, lda, ta),
+        a: Operand::new(a),
         m,
         k,
         rhs: &rhs,
@@ -79,30 +74,29 @@ pub(crate) unsafe fn gemm_blocked(
 /// # Safety
 /// As [`gemm_blocked`], for both products (and `row_sums` at least `m` long).
 #[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm_blocked_shared_a(
-    ta: Trans,
-    m: usize,
-    k: usize,
-    a: &[f32],
-    lda: usize,
+    a: MatRef<'_>,
     products: [Product<'_>; 2],
     row_sums: Option<&mut [f32]>,
     threads: usize,
 ) {
-    let rhs = products.map(|p| Rhs {
-        b: Operand::new(p.b, p.ldb, p.tb),
-        n: p.n,
-        c: SharedMut::new(p.c),
-        ldc: p.ldc,
-        init: Init::Keep,
+    let (m, k) = (a.rows(), a.cols());
+    let rhs = products.map(|p| {
+        let (n, ldc) = (p.b.cols(), p.c.ld());
+        Rhs {
+            b: Operand::new(p.b),
+            n,
+            c: SharedMut::new(p.c.into_data()),
+            ldc,
+            init: Init::Keep,
+        }
     });
     assert!(
         rhs.iter().all(|r| m >= r.n),
         "shared A: threads split the rows"
     );
     let job = Job {
-        a: Operand::new(a, lda, ta),
+        a: Operand::new(a),
         m,
         k,
         rhs: &rhs,
@@ -122,11 +116,11 @@ struct Operand<'a> {
 }
 
 impl<'a> Operand<'a> {
-    fn new(x: &'a [f32], ld: usize, t: Trans) -> Operand<'a> {
+    fn new(x: MatRef<'a>) -> Operand<'a> {
         Operand {
-            x,
-            ld,
-            trans: t == Trans::T,
+            x: x.data(),
+            ld: x.ld(),
+            trans: x.trans() == Trans::T,
         }
     }
 
@@ -264,7 +258,7 @@ impl Job<'_> {
                         let first = if blk == 0 { r.init } else { Init::Keep };
                         // SAFETY: the rows and columns are this thread's alone
                         // and inside `C`; the CPU has AVX-512.
-                        unsafe { r.compute(r0, mc, kc, cols_of(r), ap, bb.get(), first) };
+                        unsafe { r.compute(r0..r0 + mc, kc, cols_of(r), ap, bb.get(), first) };
                     }
                     r0 += mc;
                 }
@@ -408,14 +402,14 @@ impl Rhs<'_> {
     #[target_feature(enable = "avx512f")]
     unsafe fn compute(
         &self,
-        r0: usize,
-        mc: usize,
+        rows: std::ops::Range<usize>,
         kc: usize,
         cols: std::ops::Range<usize>,
         ap: &[f32],
         bp: &[f32],
         init: Init<'_>,
     ) {
+        let (r0, mc) = (rows.start, rows.len());
         let (panels, tiles) = (bp.len() / (kc * NR), mc.div_ceil(MR));
         for (p, panel) in bp.chunks_exact(kc * NR).enumerate() {
             let j0 = cols.start + p * NR;
@@ -441,8 +435,17 @@ impl Rhs<'_> {
                 unsafe {
                     let c = self.c.as_mut_ptr().add((r0 + i) * self.ldc + j0);
                     let a = ap[i * kc..].as_ptr();
-                    let (ldc, b) = (self.ldc, panel.as_ptr());
-                    crate::packed::tile(mr, kc, a, b, c, ldc, w, epi, prefetch);
+                    let t = Tile {
+                        k: kc,
+                        ap: a,
+                        bp: panel.as_ptr(),
+                        c,
+                        ldc: self.ldc,
+                        cols: w,
+                        epilogue: epi,
+                        prefetch,
+                    };
+                    crate::packed::tile(mr, t);
                 }
                 i += mr;
             }
@@ -453,6 +456,7 @@ impl Rhs<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::op;
     use crate::Rng;
 
     #[test]
@@ -503,7 +507,11 @@ mod tests {
                             // SAFETY: AVX-512 checked above; the slices fit the shapes.
                             unsafe {
                                 gemm_blocked(
-                                    ta, tb, m, n, k, &a, lda, &b, ldb, init, &mut c, ldc, threads,
+                                    op(&a, ta, m, k, lda),
+                                    op(&b, tb, k, n, ldb),
+                                    init,
+                                    MatMut::with_ld(&mut c, m, n, ldc),
+                                    threads,
                                 )
                             };
                             for i in 0..m {

@@ -7,6 +7,7 @@
 use std::cell::Cell;
 
 use crate::threads::threads;
+use crate::view::{MatMut, MatRef};
 
 /// Whether an operand is used as stored (`N`) or transposed (`T`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,50 +18,47 @@ pub enum Trans {
     T,
 }
 
-/// `C[m,n] = alpha * op(A)[m,k] · op(B)[k,n] + beta * C[m,n]`, all row-major.
+/// `C = alpha * op(A) · op(B) + beta * C`: `op(A)` is `[m, k]`, `op(B)`
+/// `[k, n]` and `C` `[m, n]` (views carry the transposes and strides).
 ///
-/// `A` is stored as `[m, lda]` when `ta == N` and as `[k, lda]` when `ta == T`;
-/// likewise `B` as `[k, ldb]` or `[n, ldb]`; `C` as `[m, ldc]`. With `beta == 0`
-/// the old contents of `C` are ignored (NaNs included), as in BLAS.
-/// Runs on [`threads()`](crate::threads::threads) threads; panics if a slice
-/// is too short for its shape.
+/// With `beta == 0` the old contents of `C` are ignored (NaNs included), as
+/// in BLAS. Runs on [`threads()`](crate::threads::threads) threads; panics if
+/// the shapes do not fit together.
 ///
 /// ```
-/// use recurrent_kernels::{sgemm, Trans};
+/// use recurrent_kernels::{sgemm, MatMut, MatRef};
 ///
 /// // C[2, 2] = A[2, 3] · B[2, 3]ᵀ: `B` stored as `[n, k]`, used transposed.
 /// let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
 /// let b = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0];
 /// let mut c = [f32::NAN; 4];
-/// sgemm(Trans::N, Trans::T, 2, 2, 3, 1.0, &a, 3, &b, 3, 0.0, &mut c, 2);
+/// sgemm(1.0, MatRef::new(&a, 2, 3), MatRef::new(&b, 2, 3).t(), 0.0, MatMut::new(&mut c, 2, 2));
 /// assert_eq!(c, [1.0, 5.0, 4.0, 11.0]);
 /// ```
-pub fn sgemm(
-    ta: Trans,
-    tb: Trans,
-    m: usize,
-    n: usize,
-    k: usize,
-    alpha: f32,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    beta: f32,
-    c: &mut [f32],
-    ldc: usize,
-) {
+#[track_caller]
+pub fn sgemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'_>) {
+    check("sgemm", &a, &b, &c);
+    let (m, n, k) = (a.rows(), b.cols(), a.cols());
     if m == 0 || n == 0 {
         return;
     }
-    check(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+    let ldc = c.ld();
     if k == 0 {
-        scale(c, m, n, ldc, beta);
+        scale(c.data(), m, n, ldc, beta);
         return;
     }
+    let (lda, ldb) = (a.ld(), b.ld());
     // (row stride, column stride) of op(X) in elements.
-    let (a_rs, a_cs) = if ta == Trans::N { (lda, 1) } else { (1, lda) };
-    let (b_rs, b_cs) = if tb == Trans::N { (ldb, 1) } else { (1, ldb) };
+    let (a_rs, a_cs) = if a.trans() == Trans::N {
+        (lda, 1)
+    } else {
+        (1, lda)
+    };
+    let (b_rs, b_cs) = if b.trans() == Trans::N {
+        (ldb, 1)
+    } else {
+        (1, ldb)
+    };
     let flops = 2 * m * n * k;
     let t = threads();
     #[cfg(target_arch = "x86_64")]
@@ -70,8 +68,8 @@ pub fn sgemm(
         } else {
             crate::blocked::Init::Keep
         };
-        // SAFETY: `blocked_pays` checked AVX-512 and `check` the shapes.
-        unsafe { crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, t) };
+        // SAFETY: `blocked_pays` checked AVX-512, and the views their slices.
+        unsafe { crate::blocked::gemm_blocked(a, b, init, c, t) };
         return;
     }
     let par = if t > 1 && flops >= 1 << 17 {
@@ -79,8 +77,9 @@ pub fn sgemm(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: the asserts above keep every element `gemm` touches inside the
-    // slices; `c` is borrowed mutably, so it cannot alias `a` or `b`.
+    let c = c.data();
+    // SAFETY: the views hold every element `gemm` touches; `c` is borrowed
+    // mutably, so it cannot alias `a` or `b`.
     unsafe {
         gemm::gemm(
             m,
@@ -90,10 +89,10 @@ pub fn sgemm(
             1,
             ldc as isize,
             beta != 0.0,
-            a.as_ptr(),
+            a.data().as_ptr(),
             a_cs as isize,
             a_rs as isize,
-            b.as_ptr(),
+            b.data().as_ptr(),
             b_cs as isize,
             b_rs as isize,
             // `gemm` computes dst = alpha*dst + beta*lhs*rhs: the names are swapped.
@@ -107,130 +106,96 @@ pub fn sgemm(
     }
 }
 
-/// Panics unless every element the product touches lies inside the slices.
-fn check(
-    ta: Trans,
-    tb: Trans,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    c: &[f32],
-    ldc: usize,
-) {
-    let (a_rows, a_cols) = if ta == Trans::N { (m, k) } else { (k, m) };
-    let (b_rows, b_cols) = if tb == Trans::N { (k, n) } else { (n, k) };
+/// Panics unless `op(A) · op(B)` is defined and has the shape of `C` (the
+/// views themselves hold their elements).
+#[track_caller]
+fn check(what: &str, a: &MatRef<'_>, b: &MatRef<'_>, c: &MatMut<'_>) {
     assert!(
-        lda >= a_cols && ldb >= b_cols && ldc >= n,
-        "sgemm: leading dimension too small"
+        a.cols() == b.rows() && a.rows() == c.rows() && b.cols() == c.cols(),
+        "{what}: [{}, {}] · [{}, {}] does not give [{}, {}]",
+        a.rows(),
+        a.cols(),
+        b.rows(),
+        b.cols(),
+        c.rows(),
+        c.cols()
     );
-    assert!(
-        a_rows == 0 || a.len() >= (a_rows - 1) * lda + a_cols,
-        "sgemm: A too short"
-    );
-    assert!(
-        b_rows == 0 || b.len() >= (b_rows - 1) * ldb + b_cols,
-        "sgemm: B too short"
-    );
-    assert!(c.len() >= (m - 1) * ldc + n, "sgemm: C too short");
 }
 
-/// `C[m, n] = op(A)[m, k] · op(B)[k, n] + bias[n]` (the bias added to every row),
-/// strides as in [`sgemm`]: a layer's affine map without a separate pass that
+/// `C = op(A) · op(B) + bias` (the bias, `n` long, added to every row),
+/// shapes as in [`sgemm`]: a layer's affine map without a separate pass that
 /// fills `C` with the bias first.
-pub fn sgemm_bias(
-    ta: Trans,
-    tb: Trans,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    lda: usize,
-    b: &[f32],
-    ldb: usize,
-    bias: &[f32],
-    c: &mut [f32],
-    ldc: usize,
-) {
-    assert!(bias.len() >= n, "sgemm_bias: bias too short");
+#[track_caller]
+pub fn sgemm_bias(a: MatRef<'_>, b: MatRef<'_>, bias: &[f32], mut c: MatMut<'_>) {
+    check("sgemm_bias", &a, &b, &c);
+    let (m, n, k) = (a.rows(), b.cols(), a.cols());
+    assert!(
+        bias.len() >= n,
+        "sgemm_bias: bias of {} for {n} columns",
+        bias.len()
+    );
     if m == 0 || n == 0 {
         return;
     }
     #[cfg(target_arch = "x86_64")]
     if k > 0 && blocked_pays(m, n, k) {
-        check(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
         let init = crate::blocked::Init::Row(&bias[..n]);
         let t = threads();
-        // SAFETY: `blocked_pays` checked AVX-512 and `check` the shapes.
-        unsafe { crate::blocked::gemm_blocked(ta, tb, m, n, k, a, lda, b, ldb, init, c, ldc, t) };
+        // SAFETY: `blocked_pays` checked AVX-512, and the views their slices.
+        unsafe { crate::blocked::gemm_blocked(a, b, init, c, t) };
         return;
     }
-    for row in c.chunks_mut(ldc).take(m) {
+    let ldc = c.ld();
+    for row in c.data().chunks_mut(ldc).take(m) {
         row[..n].copy_from_slice(&bias[..n]);
     }
-    sgemm(ta, tb, m, n, k, 1.0, a, lda, b, ldb, 1.0, c, ldc);
+    sgemm(1.0, a, b, 1.0, c);
 }
 
-/// One product of [`sgemm_shared_a`]: `C += op(A) · op(B)`, with `op(B)`
-/// `[k, n]` stored as in [`sgemm`] and `C` `[m, ldc]`.
+/// One product of [`sgemm_shared_a`]: `C += op(A) · op(B)`.
 pub struct Product<'a> {
-    /// Whether `B` is used as stored or transposed.
-    pub tb: Trans,
-    /// Columns of `op(B)` and `C`.
-    pub n: usize,
-    /// The right-hand operand.
-    pub b: &'a [f32],
-    /// Leading dimension of `B`.
-    pub ldb: usize,
-    /// The output, added to.
-    pub c: &'a mut [f32],
-    /// Leading dimension of `C`.
-    pub ldc: usize,
+    /// The right-hand operand, `op(B)` `[k, n]`.
+    pub b: MatRef<'a>,
+    /// The output, `[m, n]`, added to.
+    pub c: MatMut<'a>,
 }
 
-/// `C_j += op(A) · op(B_j)` for two products with the same `op(A)` `[m, k]`
-/// (strides as in [`sgemm`]): each thread packs `A` once for both, where two
-/// [`sgemm`] calls would pack it twice. The results are bit for bit those of
-/// the two calls. A recurrent layer's `dW_hh += dGᵀ·h_prev` and
-/// `dW_ih += dGᵀ·x` are such a pair.
+/// `C_j += op(A) · op(B_j)` for two products with the same `op(A)` `[m, k]`:
+/// each thread packs `A` once for both, where two [`sgemm`] calls would pack
+/// it twice. The results are bit for bit those of the two calls. A recurrent
+/// layer's `dW_hh += dGᵀ·h_prev` and `dW_ih += dGᵀ·x` are such a pair.
 ///
 /// With `row_sums` (`m` long) it also sets `row_sums[r] = Σ_k op(A)[r, k]`,
 /// summed in `k` order (the bias gradient: column sums of `dG`), from the
 /// packed copy of `A` while it is in cache rather than in a pass of its own
 /// over `A` (which cost about 3% of a small LSTM's training step).
-pub fn sgemm_shared_a(
-    ta: Trans,
-    m: usize,
-    k: usize,
-    a: &[f32],
-    lda: usize,
-    products: [Product<'_>; 2],
-    row_sums: Option<&mut [f32]>,
-) {
+#[track_caller]
+pub fn sgemm_shared_a(a: MatRef<'_>, products: [Product<'_>; 2], row_sums: Option<&mut [f32]>) {
+    for p in &products {
+        check("sgemm_shared_a", &a, &p.b, &p.c);
+    }
+    let (m, k) = (a.rows(), a.cols());
     if m == 0 {
         return;
     }
-    for p in &products {
-        if p.n > 0 {
-            check(ta, p.tb, m, p.n, k, a, lda, p.b, p.ldb, p.c, p.ldc);
-        }
-    }
     if let Some(s) = &row_sums {
-        assert!(s.len() >= m, "sgemm_shared_a: row_sums shorter than m");
+        assert!(
+            s.len() >= m,
+            "sgemm_shared_a: row_sums of {} for {m} rows",
+            s.len()
+        );
     }
     #[cfg(target_arch = "x86_64")]
     if k > 0
-        && products
-            .iter()
-            .all(|p| p.n > 0 && m >= p.n && blocked_pays(m, p.n, k))
+        && products.iter().all(|p| {
+            let n = p.b.cols();
+            n > 0 && m >= n && blocked_pays(m, n, k)
+        })
     {
         let t = threads();
-        // SAFETY: `blocked_pays` checked AVX-512, `check` the shapes and the
-        // assert above the length of `row_sums`.
-        unsafe { crate::blocked::gemm_blocked_shared_a(ta, m, k, a, lda, products, row_sums, t) };
+        // SAFETY: `blocked_pays` checked AVX-512, the views their slices and
+        // the assert above the length of `row_sums`.
+        unsafe { crate::blocked::gemm_blocked_shared_a(a, products, row_sums, t) };
         return;
     }
     if let Some(sums) = row_sums {
@@ -238,17 +203,12 @@ pub fn sgemm_shared_a(
         sums.fill(0.0);
         for kk in 0..k {
             for (r, s) in sums.iter_mut().enumerate() {
-                *s += match ta {
-                    Trans::N => a[r * lda + kk],
-                    Trans::T => a[kk * lda + r],
-                };
+                *s += a.at(r, kk);
             }
         }
     }
     for p in products {
-        sgemm(
-            ta, p.tb, m, p.n, k, 1.0, a, lda, p.b, p.ldb, 1.0, p.c, p.ldc,
-        );
+        sgemm(1.0, a, p.b, 1.0, p.c);
     }
 }
 
@@ -287,36 +247,15 @@ fn scale(c: &mut [f32], m: usize, n: usize, ldc: usize, beta: f32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::op;
     use crate::Rng;
 
-    fn naive(
-        ta: Trans,
-        tb: Trans,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: &[f32],
-        lda: usize,
-        b: &[f32],
-        ldb: usize,
-    ) -> Vec<f32> {
+    fn naive(a: MatRef<'_>, b: MatRef<'_>) -> Vec<f32> {
+        let (m, n, k) = (a.rows(), b.cols(), a.cols());
         let mut c = vec![0.0f32; m * n];
         for i in 0..m {
             for j in 0..n {
-                let mut s = 0.0f64;
-                for p in 0..k {
-                    let av = if ta == Trans::N {
-                        a[i * lda + p]
-                    } else {
-                        a[p * lda + i]
-                    };
-                    let bv = if tb == Trans::N {
-                        b[p * ldb + j]
-                    } else {
-                        b[j * ldb + p]
-                    };
-                    s += av as f64 * bv as f64;
-                }
+                let s: f64 = (0..k).map(|p| a.at(i, p) as f64 * b.at(p, j) as f64).sum();
                 c[i * n + j] = s as f32;
             }
         }
@@ -336,9 +275,10 @@ mod tests {
                     let a: Vec<f32> = (0..a_rows * lda).map(|_| rng.uniform(-1.0, 1.0)).collect();
                     let b: Vec<f32> = (0..b_rows * ldb).map(|_| rng.uniform(-1.0, 1.0)).collect();
                     let c0: Vec<f32> = (0..m * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
-                    let want = naive(ta, tb, m, n, k, &a, lda, &b, ldb);
+                    let (av, bv) = (op(&a, ta, m, k, lda), op(&b, tb, k, n, ldb));
+                    let want = naive(av, bv);
                     let mut c = c0.clone();
-                    sgemm(ta, tb, m, n, k, 0.5, &a, lda, &b, ldb, 2.0, &mut c, n);
+                    sgemm(0.5, av, bv, 2.0, MatMut::new(&mut c, m, n));
                     for i in 0..m * n {
                         let w = 0.5 * want[i] + 2.0 * c0[i];
                         assert!(
@@ -348,7 +288,7 @@ mod tests {
                         );
                     }
                     let mut c = vec![f32::NAN; m * n];
-                    sgemm(ta, tb, m, n, k, 1.0, &a, lda, &b, ldb, 0.0, &mut c, n);
+                    sgemm(1.0, av, bv, 0.0, MatMut::new(&mut c, m, n));
                     for i in 0..m * n {
                         assert!((c[i] - want[i]).abs() <= 1e-4 * (1.0 + want[i].abs()));
                     }
@@ -373,36 +313,11 @@ mod tests {
                     let (b1, b2) = (v(b_len(n1)), v(b_len(n2)));
                     let (c1, c2) = (v(m * n1), v(m * n2));
                     let (mut w1, mut w2) = (c1.clone(), c2.clone());
-                    sgemm(
-                        ta,
-                        tb,
-                        m,
-                        n1,
-                        k,
-                        1.0,
-                        &a,
-                        lda,
-                        &b1,
-                        ldb(n1),
-                        1.0,
-                        &mut w1,
-                        n1,
-                    );
-                    sgemm(
-                        ta,
-                        tb,
-                        m,
-                        n2,
-                        k,
-                        1.0,
-                        &a,
-                        lda,
-                        &b2,
-                        ldb(n2),
-                        1.0,
-                        &mut w2,
-                        n2,
-                    );
+                    let av = op(&a, ta, m, k, lda);
+                    let bv1 = op(&b1, tb, k, n1, ldb(n1));
+                    let bv2 = op(&b2, tb, k, n2, ldb(n2));
+                    sgemm(1.0, av, bv1, 1.0, MatMut::new(&mut w1, m, n1));
+                    sgemm(1.0, av, bv2, 1.0, MatMut::new(&mut w2, m, n2));
                     let (mut g1, mut g2) = (c1.clone(), c2.clone());
                     // The row sums of op(A), in k order.
                     let at = |r: usize, kk: usize| match ta {
@@ -414,27 +329,15 @@ mod tests {
                         .collect();
                     let mut sums = vec![f32::NAN; m];
                     sgemm_shared_a(
-                        ta,
-                        m,
-                        k,
-                        &a,
-                        lda,
+                        av,
                         [
                             Product {
-                                tb,
-                                n: n1,
-                                b: &b1,
-                                ldb: ldb(n1),
-                                c: &mut g1,
-                                ldc: n1,
+                                b: bv1,
+                                c: MatMut::new(&mut g1, m, n1),
                             },
                             Product {
-                                tb,
-                                n: n2,
-                                b: &b2,
-                                ldb: ldb(n2),
-                                c: &mut g2,
-                                ldc: n2,
+                                b: bv2,
+                                c: MatMut::new(&mut g2, m, n2),
                             },
                         ],
                         Some(&mut sums),
@@ -465,9 +368,10 @@ mod tests {
                 let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
                 let b: Vec<f32> = (0..n * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
                 let bias: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
-                let want = naive(Trans::N, Trans::T, m, n, k, &a, k, &b, k);
+                let (av, bv) = (MatRef::new(&a, m, k), MatRef::new(&b, n, k).t());
+                let want = naive(av, bv);
                 let mut c = vec![f32::NAN; m * n];
-                sgemm_bias(Trans::N, Trans::T, m, n, k, &a, k, &b, k, &bias, &mut c, n);
+                sgemm_bias(av, bv, &bias, MatMut::new(&mut c, m, n));
                 for i in 0..m * n {
                     let w = want[i] + bias[i % n];
                     assert!(
@@ -476,28 +380,14 @@ mod tests {
                     );
                 }
                 let mut c = vec![f32::NAN; m * n];
-                sgemm(
-                    Trans::N,
-                    Trans::T,
-                    m,
-                    n,
-                    k,
-                    1.0,
-                    &a,
-                    k,
-                    &b,
-                    k,
-                    0.0,
-                    &mut c,
-                    n,
-                );
+                sgemm(1.0, av, bv, 0.0, MatMut::new(&mut c, m, n));
                 for i in 0..m * n {
                     assert!((c[i] - want[i]).abs() <= 1e-4 * (1.0 + want[i].abs()));
                 }
                 let mut p = crate::PackedB::default();
-                p.pack(Trans::T, k, n, &b, k);
+                p.pack(bv);
                 let mut c = vec![f32::NAN; m * n];
-                crate::gemm_packed(m, &a, k, &p, false, &mut c, n, 2);
+                crate::gemm_packed(av, &p, false, MatMut::new(&mut c, m, n), 2);
                 for i in 0..m * n {
                     assert!((c[i] - want[i]).abs() <= 1e-4 * (1.0 + want[i].abs()));
                 }

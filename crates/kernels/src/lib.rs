@@ -6,20 +6,21 @@
 //! state fits in a checkpoint.
 //!
 //! This crate knows nothing of models, layers, files or the command line:
-//! everything here works on flat, row-major `f32` buffers whose shapes are
-//! given by the caller. The thread count and instruction-set limit belong to
+//! everything here works on flat, row-major `f32` buffers whose shapes travel
+//! with them in typed views ([`MatRef`], [`MatMut`]), checked where a view is made. The thread count and instruction-set limit belong to
 //! the calling thread ([`threads::with_threads`], [`simd::limit_isa`]), never
 //! to the process, and results are bit-for-bit the same for a given thread count.
 //!
 //! ```
-//! use recurrent_kernels::{sgemm, threads, Trans};
+//! use recurrent_kernels::{sgemm, threads, MatMut, MatRef};
 //!
 //! // C[2, 2] = A[2, 3] · B[3, 2], on two threads.
 //! let a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
 //! let b = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
 //! let mut c = [0.0; 4];
 //! threads::with_threads(2, || {
-//!     sgemm(Trans::N, Trans::N, 2, 2, 3, 1.0, &a, 3, &b, 2, 0.0, &mut c, 2)
+//!     let (a, b) = (MatRef::new(&a, 2, 3), MatRef::new(&b, 3, 2));
+//!     sgemm(1.0, a, b, 0.0, MatMut::new(&mut c, 2, 2))
 //! });
 //! assert_eq!(c, [4.0, 5.0, 10.0, 11.0]);
 //! ```
@@ -36,8 +37,10 @@ pub mod rng;
 pub mod shared;
 pub mod simd;
 pub mod threads;
+pub mod view;
 
 pub use gemm::{sgemm, sgemm_bias, sgemm_shared_a, Product, Trans};
 pub use packed::{gemm_packed, PackedB};
 pub use rng::Rng;
 pub use shared::SharedMut;
+pub use view::{MatMut, MatRef};

@@ -17,6 +17,7 @@ use std::cell::RefCell;
 
 use crate::gemm::{sgemm, Trans};
 use crate::simd::has_avx512;
+use crate::view::{MatMut, MatRef};
 use crate::SharedMut;
 
 /// Rows of `A` per register tile of the blocked GEMM; the layers split a
@@ -36,13 +37,10 @@ pub struct PackedB {
 }
 
 impl PackedB {
-    /// Packs `op(B)[k, n]` (`B` stored `[k, ldb]` when `tb == N`, `[n, ldb]` when `T`),
-    /// reusing this buffer.
-    pub fn pack(&mut self, tb: Trans, k: usize, n: usize, b: &[f32], ldb: usize) {
-        let at = |kk: usize, j: usize| match tb {
-            Trans::N => b[kk * ldb + j],
-            Trans::T => b[j * ldb + kk],
-        };
+    /// Packs `op(B)`, `[k, n]`, reusing this buffer.
+    pub fn pack(&mut self, b: MatRef<'_>) {
+        let (k, n) = (b.rows(), b.cols());
+        let at = |kk: usize, j: usize| b.at(kk, j);
         self.k = k;
         self.n = n;
         self.avx512 = has_avx512();
@@ -74,47 +72,41 @@ impl PackedB {
     }
 }
 
-/// `C[m, n] = A[m, k] · op(B)[k, n] (+ C when accumulate)`, `A` row-major `[m, lda]`,
-/// `C` row-major `[m, ldc]`, split over `threads` threads by column panels.
+/// `C = A · op(B) (+ C when accumulate)`: `A` `[m, k]` as stored (not
+/// transposed), `C` `[m, n]`, split over `threads` threads by column panels.
+#[track_caller]
 pub fn gemm_packed(
-    m: usize,
-    a: &[f32],
-    lda: usize,
+    a: MatRef<'_>,
     b: &PackedB,
     accumulate: bool,
-    c: &mut [f32],
-    ldc: usize,
+    mut c: MatMut<'_>,
     threads: usize,
 ) {
     let (k, n) = (b.k, b.n);
+    let m = a.rows();
+    assert!(
+        a.trans() == Trans::N && a.cols() == k && c.rows() == m && c.cols() == n,
+        "gemm_packed: [{}, {}]{} · [{k}, {n}] does not give [{}, {}]",
+        a.rows(),
+        a.cols(),
+        if a.trans() == Trans::T {
+            " (transposed)"
+        } else {
+            ""
+        },
+        c.rows(),
+        c.cols()
+    );
     if m == 0 || n == 0 {
         return;
     }
-    assert!(
-        lda >= k && ldc >= n,
-        "gemm_packed: leading dimension too small"
-    );
-    assert!(a.len() >= (m - 1) * lda + k, "gemm_packed: A too short");
-    assert!(c.len() >= (m - 1) * ldc + n, "gemm_packed: C too short");
     let beta = if accumulate { 1.0 } else { 0.0 };
     if !b.avx512 || k == 0 {
-        sgemm(
-            Trans::N,
-            Trans::N,
-            m,
-            n,
-            k,
-            1.0,
-            a,
-            lda,
-            b.buf.get(),
-            n,
-            beta,
-            c,
-            ldc,
-        );
+        sgemm(1.0, a, MatRef::new(b.buf.get(), k, n), beta, c);
         return;
     }
+    let (lda, ldc) = (a.ld(), c.ld());
+    let (a, c) = (a.data(), c.data());
     #[cfg(target_arch = "x86_64")]
     A_PACK.with(|ap| {
         let mut ap = ap.borrow_mut();
@@ -305,7 +297,18 @@ unsafe fn run_panels(job: &Job<'_>, lo: usize, hi: usize) {
             // length) and belongs to this thread (the caller's promise).
             unsafe {
                 let c = job.c.as_mut_ptr().add(r0 * ldc + p * NR);
-                tile(mr, k, ap.as_ptr(), bp.as_ptr(), c, ldc, cols, epi, prefetch);
+                let (ap, bp) = (ap.as_ptr(), bp.as_ptr());
+                let t = Tile {
+                    k,
+                    ap,
+                    bp,
+                    c,
+                    ldc,
+                    cols,
+                    epilogue: epi,
+                    prefetch,
+                };
+                tile(mr, t);
             }
         }
     }
@@ -344,45 +347,57 @@ impl Prefetch {
     }
 }
 
+/// One register tile's operands: packed `ap` (`[k][mr]`) and `bp` (`[k][NR]`),
+/// and where its `cols` columns of `C` go.
+#[derive(Clone, Copy)]
+pub(crate) struct Tile {
+    /// Depth of the sums.
+    pub k: usize,
+    /// The packed row tile of `A`, `[k][mr]`.
+    pub ap: *const f32,
+    /// The packed panel of `B`, `[k][NR]`.
+    pub bp: *const f32,
+    /// The tile's top-left element of `C`.
+    pub c: *mut f32,
+    /// Row stride of `C`.
+    pub ldc: usize,
+    /// Columns of `C` the tile writes (at most `NR`).
+    pub cols: usize,
+    /// What to do with `C`.
+    pub epilogue: Epilogue,
+    /// What to fetch meanwhile.
+    pub prefetch: Prefetch,
+}
+
 /// Dispatches a tile of `mr` rows to the kernel compiled for that row count.
 ///
 /// # Safety
-/// The CPU must have AVX-512F; `ap` must hold `[k][mr]` floats and `bp`
-/// `[k][NR]`; `c` must have `mr` rows of `cols` floats at stride `ldc` that
+/// The CPU must have AVX-512F; `t.ap` must hold `[k][mr]` floats and `t.bp`
+/// `[k][NR]`; `t.c` must have `mr` rows of `cols` floats at stride `ldc` that
 /// no other thread accesses meanwhile (`Epilogue::AddRow`: a row of `cols`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn tile(
-    mr: usize,
-    k: usize,
-    ap: *const f32,
-    bp: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    cols: usize,
-    acc: Epilogue,
-    prefetch: Prefetch,
-) {
+pub(crate) unsafe fn tile(mr: usize, t: Tile) {
     let m = |v: usize| -> u16 {
-        let valid = cols.saturating_sub(v * 16).min(16);
+        let valid = t.cols.saturating_sub(v * 16).min(16);
         ((1u32 << valid) - 1) as u16
     };
     let masks = [m(0), m(1)];
     // SAFETY: the caller's promises are each kernel's, for `R = mr`.
     unsafe {
         match mr {
-            12 => kernel::<12>(k, ap, bp, c, ldc, masks, acc, prefetch),
-            11 => kernel::<11>(k, ap, bp, c, ldc, masks, acc, prefetch),
-            10 => kernel::<10>(k, ap, bp, c, ldc, masks, acc, prefetch),
-            9 => kernel::<9>(k, ap, bp, c, ldc, masks, acc, prefetch),
-            8 => kernel::<8>(k, ap, bp, c, ldc, masks, acc, prefetch),
-            7 => kernel::<7>(k, ap, bp, c, ldc, masks, acc, prefetch),
-            6 => kernel::<6>(k, ap, bp, c, ldc, masks, acc, prefetch),
-            5 => kernel::<5>(k, ap, bp, c, ldc, masks, acc, prefetch),
-            4 => kernel::<4>(k, ap, bp, c, ldc, masks, acc, prefetch),
-            3 => kernel::<3>(k, ap, bp, c, ldc, masks, acc, prefetch),
-            2 => kernel::<2>(k, ap, bp, c, ldc, masks, acc, prefetch),
-            _ => kernel::<1>(k, ap, bp, c, ldc, masks, acc, prefetch),
+            12 => kernel::<12>(&t, masks),
+            11 => kernel::<11>(&t, masks),
+            10 => kernel::<10>(&t, masks),
+            9 => kernel::<9>(&t, masks),
+            8 => kernel::<8>(&t, masks),
+            7 => kernel::<7>(&t, masks),
+            6 => kernel::<6>(&t, masks),
+            5 => kernel::<5>(&t, masks),
+            4 => kernel::<4>(&t, masks),
+            3 => kernel::<3>(&t, masks),
+            2 => kernel::<2>(&t, masks),
+            _ => kernel::<1>(&t, masks),
         }
     }
 }
@@ -402,24 +417,25 @@ pub(crate) enum Epilogue {
 /// The register tile: `R x 32` accumulators (`2R` zmm registers), one pass over
 /// `k`, then the epilogue for the columns `masks` select.
 ///
-/// `ap` is `[k][R]`, `bp` is `[k][32]`; `c` points at the tile's top-left.
+/// `t.ap` is `[k][R]`, `t.bp` is `[k][32]`; `t.c` points at the tile's top-left.
 ///
 /// # Safety
 /// As [`tile`], with `mr = R`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn kernel<const R: usize>(
-    k: usize,
-    ap: *const f32,
-    bp: *const f32,
-    c: *mut f32,
-    ldc: usize,
-    masks: [u16; 2],
-    epilogue: Epilogue,
-    prefetch: Prefetch,
-) {
+unsafe fn kernel<const R: usize>(t: &Tile, masks: [u16; 2]) {
     use std::arch::x86_64::*;
+    let Tile {
+        k,
+        ap,
+        bp,
+        c,
+        ldc,
+        epilogue,
+        prefetch,
+        ..
+    } = *t;
     let mut acc = [[_mm512_setzero_ps(); 2]; R];
     let lines = prefetch.lines.min(k);
     for p in 0..k {
@@ -488,28 +504,16 @@ impl<T: Copy + Default> AlignedBuf<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::view::op;
     use crate::Rng;
 
-    fn naive(
-        m: usize,
-        n: usize,
-        k: usize,
-        a: &[f32],
-        lda: usize,
-        b: &[f32],
-        tb: Trans,
-        ldb: usize,
-    ) -> Vec<f64> {
+    fn naive(a: MatRef<'_>, b: MatRef<'_>) -> Vec<f64> {
+        let (m, n, k) = (a.rows(), b.cols(), a.cols());
         let mut c = vec![0.0f64; m * n];
         for i in 0..m {
             for j in 0..n {
                 for p in 0..k {
-                    let bv = if tb == Trans::N {
-                        b[p * ldb + j]
-                    } else {
-                        b[j * ldb + p]
-                    };
-                    c[i * n + j] += a[i * lda + p] as f64 * bv as f64;
+                    c[i * n + j] += a.at(i, p) as f64 * b.at(p, j) as f64;
                 }
             }
         }
@@ -534,15 +538,17 @@ mod tests {
                 let b_rows = if tb == Trans::N { k } else { n };
                 let a: Vec<f32> = (0..m * lda).map(|_| rng.uniform(-1.0, 1.0)).collect();
                 let b: Vec<f32> = (0..b_rows * ldb).map(|_| rng.uniform(-1.0, 1.0)).collect();
-                let want = naive(m, n, k, &a, lda, &b, tb, ldb);
+                let (av, bv) = (MatRef::with_ld(&a, m, k, lda), op(&b, tb, k, n, ldb));
+                let want = naive(av, bv);
                 let mut packed = PackedB::default();
-                packed.pack(tb, k, n, &b, ldb);
+                packed.pack(bv);
                 for threads in [1, 2, 3] {
                     for accumulate in [false, true] {
                         let ldc = n + 2;
                         let c0: Vec<f32> = (0..m * ldc).map(|_| rng.uniform(-1.0, 1.0)).collect();
                         let mut c = c0.clone();
-                        gemm_packed(m, &a, lda, &packed, accumulate, &mut c, ldc, threads);
+                        let cv = MatMut::with_ld(&mut c, m, n, ldc);
+                        gemm_packed(av, &packed, accumulate, cv, threads);
                         for i in 0..m {
                             for j in 0..ldc {
                                 let got = c[i * ldc + j];
@@ -575,10 +581,16 @@ mod tests {
         let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let b: Vec<f32> = (0..n * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
         let mut packed = PackedB::default();
-        packed.pack(Trans::T, k, n, &b, k);
+        packed.pack(MatRef::new(&b, n, k).t());
         let run = || {
             let mut c = vec![0.0; m * n];
-            gemm_packed(m, &a, k, &packed, false, &mut c, n, 2);
+            gemm_packed(
+                MatRef::new(&a, m, k),
+                &packed,
+                false,
+                MatMut::new(&mut c, m, n),
+                2,
+            );
             c
         };
         let first = run();

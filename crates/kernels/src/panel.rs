@@ -31,8 +31,10 @@
 use std::ops::Range;
 use std::sync::Mutex;
 
+use crate::gemm::Trans;
 use crate::packed::AlignedBuf;
 use crate::simd::has_avx512;
+use crate::view::{MatMut, MatRef};
 
 /// How a [`PanelMatrix`] stores its weights.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -236,56 +238,80 @@ pub enum Init<'a> {
     Accumulate,
 }
 
-/// `Y[i, j] = init + Σ_k A[i, k] · W[j, k]` for rows `i < m` and the columns
-/// of `panels`; `A` is row-major `[m, lda]`, `Y` row-major `[m, ldy]` (packed
-/// column `j` at offset `j`). Columns outside `panels` are untouched.
+/// `Y[i, j] = init + Σ_k A[i, k] · W[j, k]` for the rows `i` of `A` (`[m, k]`,
+/// as stored) and the columns of `panels`; `Y` is `[m, n]` (packed column `j`
+/// at offset `j`). Columns outside `panels` are untouched.
+#[track_caller]
 pub fn panel_gemm(
-    m: usize,
-    a: &[f32],
-    lda: usize,
+    a: MatRef<'_>,
     w: &PanelMatrix,
     panels: Range<usize>,
     init: Init<'_>,
-    y: &mut [f32],
-    ldy: usize,
+    mut y: MatMut<'_>,
 ) {
+    let m = a.rows();
+    assert!(
+        a.trans() == Trans::N && a.cols() == w.k && y.rows() == m && y.cols() == w.n,
+        "panel_gemm: [{}, {}]{} · [{}, {}]ᵀ does not give [{}, {}]",
+        a.rows(),
+        a.cols(),
+        if a.trans() == Trans::T {
+            " (transposed)"
+        } else {
+            ""
+        },
+        w.n,
+        w.k,
+        y.rows(),
+        y.cols()
+    );
     if m == 0 || panels.is_empty() {
         return;
     }
     assert!(panels.end <= w.panels(), "panel_gemm: panel out of range");
-    assert!(
-        lda >= w.k && a.len() >= (m - 1) * lda + w.k,
-        "panel_gemm: A"
-    );
-    assert!(
-        ldy >= w.n && y.len() >= (m - 1) * ldy + w.n,
-        "panel_gemm: Y"
-    );
     if let Init::Row(r) = init {
         assert!(r.len() >= w.n, "panel_gemm: init row");
     }
-    // SAFETY: the asserts cover every element read or written.
-    unsafe { panel_gemm_raw(m, a.as_ptr(), lda, w, panels, init, y.as_mut_ptr(), ldy) }
+    let a = Rows::new(a.data().as_ptr(), a.ld());
+    let y = Rows::new(y.data().as_mut_ptr(), y.ld());
+    // SAFETY: the views and the asserts cover every element read or written.
+    unsafe { panel_gemm_raw(m, a, w, panels, init, y) }
+}
+
+/// Rows of a matrix behind a raw pointer, `ld` elements apart: the operands
+/// of [`panel_gemm_raw`].
+#[derive(Clone, Copy, Debug)]
+pub struct Rows<P> {
+    /// The first element of the first row.
+    pub ptr: P,
+    /// Distance between consecutive rows.
+    pub ld: usize,
+}
+
+impl<P> Rows<P> {
+    /// Rows `ld` apart from `ptr` on.
+    pub fn new(ptr: P, ld: usize) -> Rows<P> {
+        Rows { ptr, ld }
+    }
 }
 
 /// [`panel_gemm`] on raw pointers, for threads that write disjoint columns of
 /// the same rows of `Y` (which slices cannot express).
 ///
 /// # Safety
-/// `a` must be valid for reads of `m` rows of `lda` (the first `k` of each
-/// read), `y` for reads and writes of the columns of `panels` in `m` rows of
-/// `ldy`, `Init::Row` must hold `n` values, and nothing else may access those
-/// columns of `y` meanwhile.
+/// `a` must be valid for reads of `m` rows (the first `k` of each read), `y`
+/// for reads and writes of the columns of `panels` in `m` rows, `Init::Row`
+/// must hold `n` values, and nothing else may access those columns of `y`
+/// meanwhile.
 pub unsafe fn panel_gemm_raw(
     m: usize,
-    a: *const f32,
-    lda: usize,
+    a: Rows<*const f32>,
     w: &PanelMatrix,
     panels: Range<usize>,
     init: Init<'_>,
-    y: *mut f32,
-    ldy: usize,
+    y: Rows<*mut f32>,
 ) {
+    let (a, lda, y, ldy) = (a.ptr, a.ld, y.ptr, y.ld);
     let (init_ptr, init_rs) = match init {
         Init::Zero => (std::ptr::null(), 0),
         Init::Row(r) => (r.as_ptr(), 0),
@@ -747,10 +773,18 @@ mod tests {
                 let want = naive(m, k, &a, lda, &rows, &base);
                 // All panels at once, and one panel at a time, must agree exactly.
                 let mut y = y0.clone();
-                panel_gemm(m, &a, lda, &w, 0..w.panels(), init, &mut y, ldy);
+                let av = MatRef::with_ld(&a, m, k, lda);
+                panel_gemm(
+                    av,
+                    &w,
+                    0..w.panels(),
+                    init,
+                    MatMut::with_ld(&mut y, m, n, ldy),
+                );
                 let mut y1 = y0.clone();
                 for p in (0..w.panels()).rev() {
-                    panel_gemm(m, &a, lda, &w, p..p + 1, init, &mut y1, ldy);
+                    let y1v = MatMut::with_ld(&mut y1, m, n, ldy);
+                    panel_gemm(av, &w, p..p + 1, init, y1v);
                 }
                 assert_eq!(y, y1);
                 for i in 0..m {
@@ -771,16 +805,9 @@ mod tests {
                 if m > 1 {
                     let i = m - 1;
                     let mut alone = y0[i * ldy..(i + 1) * ldy].to_vec();
-                    panel_gemm(
-                        1,
-                        &a[i * lda..],
-                        lda,
-                        &w,
-                        0..w.panels(),
-                        init,
-                        &mut alone,
-                        ldy,
-                    );
+                    let ai = MatRef::new(&a[i * lda..i * lda + k], 1, k);
+                    let alone_v = MatMut::new(&mut alone[..n], 1, n);
+                    panel_gemm(ai, &w, 0..w.panels(), init, alone_v);
                     assert_eq!(alone[..n], y[i * ldy..i * ldy + n]);
                 }
             }
@@ -819,17 +846,11 @@ mod tests {
             let bias: Vec<f32> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
             let (mut y_half, mut y_full) = (vec![0.0; m * n], vec![0.0; m * n]);
             let all = 0..half.panels();
-            panel_gemm(
-                m,
-                &a,
-                k,
-                &half,
-                all.clone(),
-                Init::Row(&bias),
-                &mut y_half,
-                n,
-            );
-            panel_gemm(m, &a, k, &full, all, Init::Row(&bias), &mut y_full, n);
+            let av = MatRef::new(&a, m, k);
+            let yh = MatMut::new(&mut y_half, m, n);
+            panel_gemm(av, &half, all.clone(), Init::Row(&bias), yh);
+            let yf = MatMut::new(&mut y_full, m, n);
+            panel_gemm(av, &full, all, Init::Row(&bias), yf);
             assert_eq!(y_half, y_full, "{m}x{n}x{k}");
         }
         crate::simd::force_baseline(false);

@@ -7,7 +7,7 @@
 //! `recurrent_kernels::profile`) and the sustained GFLOP/s of the step;
 //! `DROPOUT=p` sets the dropout (default 0.2; `recurrent bench` uses 0).
 use recurrent_kernels::Rng;
-use recurrent_model::{CellKind, LanguageModel, ModelConfig, State, Workspace};
+use recurrent_model::{CellKind, LanguageModel, ModelConfig, State, TokenBlock, Workspace};
 use std::time::Instant;
 
 const CONFIGS: [(CellKind, usize, usize, usize); 5] = [
@@ -59,7 +59,11 @@ fn main() {
         let mut g = vec![0.0; m.num_params()];
         let mut step = || {
             m.train_block(
-                &mut ws, &tokens, &tokens, t, batch, &mut st, None, &mut rng, &mut g,
+                &mut ws,
+                TokenBlock::new(&tokens, &tokens, t, batch),
+                &mut st,
+                &mut rng,
+                &mut g,
             );
         };
         step();

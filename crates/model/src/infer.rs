@@ -38,8 +38,11 @@ use std::ops::Range;
 
 use recurrent_kernels::activation;
 pub use recurrent_kernels::panel::WeightFormat;
-use recurrent_kernels::panel::{panel_gemm, panel_gemm_raw, round_bf16, Init, PanelMatrix, LANES};
+use recurrent_kernels::panel::{
+    panel_gemm, panel_gemm_raw, round_bf16, Init, PanelMatrix, Rows, LANES,
+};
 use recurrent_kernels::threads::{parallel_for, threads};
+use recurrent_kernels::{MatMut, MatRef};
 use recurrent_nn::cell::{gru, lstm, rnn};
 use recurrent_nn::layer_norm;
 
@@ -519,7 +522,16 @@ impl StepModel {
             parallel_for(t, &|i| {
                 let (top, p) = (bufs.top(cfg, 0), share(panels, t, i));
                 // SAFETY: each task writes only its own panels' columns.
-                unsafe { linear(d, b, top, cfg.top_hidden(), p, bufs.dense, cfg.dense, true) };
+                unsafe {
+                    linear(
+                        d,
+                        b,
+                        Rows::new(top, cfg.top_hidden()),
+                        p,
+                        Rows::new(bufs.dense, cfg.dense),
+                        true,
+                    )
+                };
             });
         }
         let panels = self.decoder.w.panels();
@@ -552,7 +564,16 @@ impl StepModel {
                 // SAFETY: `x` holds these rows of the top layer's output, which
                 // is done; these rows of the dense output are this task's
                 // alone (the caller's promise).
-                unsafe { linear(d, m, x, width, 0..d.w.panels(), out, cfg.dense, true) };
+                unsafe {
+                    linear(
+                        d,
+                        m,
+                        Rows::new(x, width),
+                        0..d.w.panels(),
+                        Rows::new(out, cfg.dense),
+                        true,
+                    )
+                };
             }
             (x, width) = (out, cfg.dense);
         }
@@ -561,7 +582,16 @@ impl StepModel {
         let out = bufs.logits.wrapping_add(rows.start * v);
         // SAFETY: `x` holds these rows of the decoder's input, which is done;
         // these rows' (or panels') logits are this task's alone.
-        unsafe { linear(&self.decoder, m, x, width, panels, out, v, false) };
+        unsafe {
+            linear(
+                &self.decoder,
+                m,
+                Rows::new(x, width),
+                panels,
+                Rows::new(out, v),
+                false,
+            )
+        };
     }
 
     /// Layer `k` for `rows` and the units of `panels`: input-side and
@@ -586,7 +616,14 @@ impl StepModel {
                 // sums are this task's alone (the caller's promise).
                 unsafe {
                     self.input_side(k, bufs, rows.clone(), p);
-                    panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Zero, hs, ld);
+                    panel_gemm_raw(
+                        m,
+                        Rows::new(h_prev, h),
+                        &lay.w_h,
+                        one,
+                        Init::Zero,
+                        Rows::new(hs, ld),
+                    );
                 }
                 continue;
             }
@@ -596,9 +633,11 @@ impl StepModel {
             unsafe {
                 self.input_side(k, bufs, rows.clone(), p);
                 if cfg.cell == CellKind::Gru {
-                    panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Row(&lay.bias_h), hs, ld);
+                    let (a, y) = (Rows::new(h_prev, h), Rows::new(hs, ld));
+                    panel_gemm_raw(m, a, &lay.w_h, one, Init::Row(&lay.bias_h), y);
                 } else {
-                    panel_gemm_raw(m, h_prev, h, &lay.w_h, one, Init::Accumulate, gates, ld);
+                    let (a, y) = (Rows::new(h_prev, h), Rows::new(gates, ld));
+                    panel_gemm_raw(m, a, &lay.w_h, one, Init::Accumulate, y);
                 }
                 self.update(k, bufs, rows.clone(), p);
             }
@@ -656,7 +695,7 @@ impl StepModel {
                 let x = bufs.x[rows.start * e..].as_ptr();
                 // SAFETY: `x` holds these rows' embeddings (only read); panel
                 // `p`'s columns of these rows of the sums are this task's.
-                unsafe { panel_gemm_raw(m, x, e, w, one, init, gates, ld) };
+                unsafe { panel_gemm_raw(m, Rows::new(x, e), w, one, init, Rows::new(gates, ld)) };
             }
             (_, Some(w)) => {
                 let below = cfg.layer_hidden(k - 1);
@@ -666,7 +705,16 @@ impl StepModel {
                 // SAFETY: the layer below is done with these rows (the
                 // caller's promise), so its outputs are only read here; panel
                 // `p`'s columns of these rows of the sums are this task's.
-                unsafe { panel_gemm_raw(m, x, below, w, one, init, gates, ld) };
+                unsafe {
+                    panel_gemm_raw(
+                        m,
+                        Rows::new(x.cast_const(), below),
+                        w,
+                        one,
+                        init,
+                        Rows::new(gates, ld),
+                    )
+                };
             }
             (_, None) => unreachable!("only layer 0 reads a table"),
         }
@@ -764,7 +812,7 @@ impl StepModel {
     }
 }
 
-/// `y[rows, cols of panels] = x · Wᵀ + b` (then ReLU when `relu`), `x: [m, lda]`, `y: [m, ldy]`.
+/// `y[rows, cols of panels] = x · Wᵀ + b` (then ReLU when `relu`) for `m` rows of `x` and `y`.
 ///
 /// # Safety
 /// `x` valid for `m` rows, `y` for the panels' columns of `m` rows, not
@@ -772,11 +820,9 @@ impl StepModel {
 unsafe fn linear(
     l: &Linear,
     m: usize,
-    x: *const f32,
-    lda: usize,
+    x: Rows<*const f32>,
     panels: Range<usize>,
-    y: *mut f32,
-    ldy: usize,
+    y: Rows<*mut f32>,
     relu: bool,
 ) {
     if panels.is_empty() {
@@ -784,12 +830,15 @@ unsafe fn linear(
     }
     let cols = l.w.panel_cols(panels.start).start..l.w.panel_cols(panels.end - 1).end;
     // SAFETY: the caller's promise, and `bias` holds every column's value.
-    unsafe { panel_gemm_raw(m, x, lda, &l.w, panels, Init::Row(&l.bias), y, ldy) };
+    unsafe { panel_gemm_raw(m, x, &l.w, panels, Init::Row(&l.bias), y) };
     if relu {
         for r in 0..m {
             // SAFETY: the panels' columns of row `r`, the caller's to write.
             let row = unsafe {
-                std::slice::from_raw_parts_mut(y.wrapping_add(r * ldy + cols.start), cols.len())
+                std::slice::from_raw_parts_mut(
+                    y.ptr.wrapping_add(r * y.ld + cols.start),
+                    cols.len(),
+                )
             };
             row.iter_mut().for_each(|v| *v = activation::relu(*v));
         }
@@ -854,16 +903,8 @@ fn embedding_table(model: &LanguageModel, layer: &StepLayer, format: WeightForma
     let n = layer.gates.cols();
     let mut table = vec![0.0; v * n];
     let emb = weights(model, "encoder.weight", format);
-    panel_gemm(
-        v,
-        &emb,
-        e,
-        w,
-        0..w.panels(),
-        Init::Row(&layer.bias_x),
-        &mut table,
-        n,
-    );
+    let (emb, out) = (MatRef::new(&emb, v, e), MatMut::new(&mut table, v, n));
+    panel_gemm(emb, w, 0..w.panels(), Init::Row(&layer.bias_x), out);
     table
 }
 

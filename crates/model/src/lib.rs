@@ -23,6 +23,6 @@ pub mod params;
 pub mod seq2seq;
 
 pub use config::{ModelConfig, ModelError};
-pub use lm::{BlockStats, LanguageModel, Regularization, State, Workspace};
+pub use lm::{BlockStats, LanguageModel, Regularization, State, TokenBlock, Workspace};
 pub use params::{ParamEntry, ParamLayout};
 pub use recurrent_nn::CellKind;

@@ -8,6 +8,7 @@ use recurrent_model::seq2seq::{
     TrainOptions,
 };
 use recurrent_model::CellKind;
+use recurrent_nn::recurrent::Block;
 
 const BOS: u32 = 1;
 const EOS: u32 = 2;
@@ -405,7 +406,13 @@ fn the_reverse_direction_reads_each_source_backwards_within_its_own_length() {
             };
             let mut cache = LayerCache::default();
             let zeros = vec![0.0; hd];
-            layer.forward(p, x, src.len(), 1, &zeros, &zeros, None, &mut cache, false);
+            layer.forward(
+                p,
+                x,
+                Block::new(src.len(), 1, &zeros, &zeros),
+                &mut cache,
+                false,
+            );
             (
                 cache.output(hd).to_vec(),
                 cache.last_h(hd).to_vec(),

@@ -31,7 +31,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use recurrent_kernels::activation::{dtanh, tanh};
-use recurrent_kernels::{sgemm, sgemm_bias, Trans};
+use recurrent_kernels::{sgemm, sgemm_bias, MatMut, MatRef};
 use serde::{Deserialize, Serialize};
 
 /// How a query is scored against a key.
@@ -110,6 +110,33 @@ pub struct AttentionParams<'a> {
     pub key_bias: &'a [f32],
     /// Additive: the scoring vector `[A]`.
     pub v: &'a [f32],
+}
+
+/// What the queries attend over: `len` (`S`) positions per query.
+#[derive(Clone, Copy, Debug)]
+pub struct Memory<'a> {
+    /// The keys, `[B, S, Hk]`.
+    pub keys: &'a [f32],
+    /// [`Attention::project_keys`] of the keys, `[B, S, A]` (additive scoring;
+    /// ignored otherwise).
+    pub proj: &'a [f32],
+    /// `[B, S]`, 0 at padded positions.
+    pub mask: &'a [f32],
+    /// Positions per query, `S`.
+    pub len: usize,
+}
+
+/// The gradient arriving at an attention step's context, and where its
+/// backward writes those of its inputs.
+pub struct AttentionDeltas<'a> {
+    /// W.r.t. the context, `[B, Hk]`.
+    pub dctx: &'a [f32],
+    /// W.r.t. the queries, `[B, Hq]` (written).
+    pub dq: &'a mut [f32],
+    /// W.r.t. the keys, `[B, S, Hk]` (added into).
+    pub dkeys: &'a mut [f32],
+    /// W.r.t. the projected keys, `[B, S, A]` (additive; added into).
+    pub dproj: &'a mut [f32],
 }
 
 /// Gradient accumulators with the shapes of [`AttentionParams`]; backward adds into them.
@@ -235,18 +262,10 @@ impl Attention {
         }
         let (hk, a) = (self.key_size, self.attn_size);
         sgemm_bias(
-            Trans::N,
-            Trans::T,
-            n,
-            a,
-            hk,
-            keys,
-            hk,
-            p.key,
-            hk,
+            MatRef::new(keys, n, hk),
+            MatRef::new(p.key, a, hk).t(),
             p.key_bias,
-            proj,
-            a,
+            MatMut::new(proj, n, a),
         );
     }
 
@@ -267,55 +286,41 @@ impl Attention {
         }
         let (hk, a) = (self.key_size, self.attn_size);
         sgemm(
-            Trans::T,
-            Trans::N,
-            a,
-            hk,
-            n,
             1.0,
-            dproj,
-            a,
-            keys,
-            hk,
+            MatRef::new(dproj, n, a).t(),
+            MatRef::new(keys, n, hk),
             1.0,
-            g.key,
-            hk,
+            MatMut::new(g.key, a, hk),
         );
         for row in dproj[..n * a].chunks_exact(a) {
             axpy(g.key_bias, 1.0, row);
         }
         sgemm(
-            Trans::N,
-            Trans::N,
-            n,
-            hk,
-            a,
             1.0,
-            dproj,
-            a,
-            p.key,
-            hk,
+            MatRef::new(dproj, n, a),
+            MatRef::new(p.key, a, hk),
             1.0,
-            dkeys,
-            hk,
+            MatMut::new(dkeys, n, hk),
         );
     }
 
-    /// Forward for `b` queries over `s` positions each: fills the weights in
-    /// `cache` and writes `ctx: [B, Hk]`. `proj` is [`Attention::project_keys`]'s
-    /// output for additive scoring (ignored otherwise).
+    /// Forward for `b` queries `q: [B, Hq]` over the memory's `S` positions
+    /// each: fills the weights in `cache` and writes `ctx: [B, Hk]`.
     pub fn forward(
         &self,
         p: AttentionParams<'_>,
         q: &[f32],
-        keys: &[f32],
-        proj: &[f32],
-        mask: &[f32],
+        memory: Memory<'_>,
         b: usize,
-        s: usize,
         cache: &mut AttentionCache,
         ctx: &mut [f32],
     ) {
+        let Memory {
+            keys,
+            proj,
+            mask,
+            len: s,
+        } = memory;
         let (hq, hk, a) = (self.query_size, self.key_size, self.attn_size);
         assert!(q.len() >= b * hq && keys.len() >= b * s * hk && mask.len() >= b * s);
         assert!(ctx.len() >= b * hk, "attention: context too short");
@@ -329,38 +334,22 @@ impl Attention {
                 // qt = q · W_a  ([B, Hq] · [Hq, Hk])
                 fit(&mut cache.qt, b * hk);
                 sgemm(
-                    Trans::N,
-                    Trans::N,
-                    b,
-                    hk,
-                    hq,
                     1.0,
-                    q,
-                    hq,
-                    p.linear_in,
-                    hk,
+                    MatRef::new(q, b, hq),
+                    MatRef::new(p.linear_in, hq, hk),
                     0.0,
-                    &mut cache.qt,
-                    hk,
+                    MatMut::new(&mut cache.qt, b, hk),
                 );
             }
             AttentionKind::Additive => {
                 // qt = q · W_qᵀ  ([B, Hq] · [Hq, A])
                 fit(&mut cache.qt, b * a);
                 sgemm(
-                    Trans::N,
-                    Trans::T,
-                    b,
-                    a,
-                    hq,
                     1.0,
-                    q,
-                    hq,
-                    p.query,
-                    hq,
+                    MatRef::new(q, b, hq),
+                    MatRef::new(p.query, a, hq).t(),
                     0.0,
-                    &mut cache.qt,
-                    a,
+                    MatMut::new(&mut cache.qt, b, a),
                 );
                 fit(&mut cache.e, b * s * a);
             }
@@ -396,23 +385,27 @@ impl Attention {
         }
     }
 
-    /// Backward of [`Attention::forward`] (same `q`, `keys`, `mask`, and the cache
-    /// it filled) from `dctx: [B, Hk]`: writes `dq: [B, Hq]`, adds into `dkeys:
-    /// [B, S, Hk]`, into `dproj: [B, S, A]` (additive; to be finished by
-    /// [`Attention::project_keys_backward`]) and into the parameter gradients.
+    /// Backward of [`Attention::forward`] (same `q`, `memory`, and the cache
+    /// it filled) from `d.dctx: [B, Hk]`: writes `d.dq: [B, Hq]`, adds into
+    /// `d.dkeys: [B, S, Hk]`, into `d.dproj: [B, S, A]` (additive; to be
+    /// finished by [`Attention::project_keys_backward`]) and into the
+    /// parameter gradients `g`.
     pub fn backward(
         &self,
         p: AttentionParams<'_>,
         g: &mut AttentionGrads<'_>,
         q: &[f32],
-        keys: &[f32],
-        mask: &[f32],
+        memory: Memory<'_>,
         cache: &mut AttentionCache,
-        dctx: &[f32],
-        dq: &mut [f32],
-        dkeys: &mut [f32],
-        dproj: &mut [f32],
+        d: AttentionDeltas<'_>,
     ) {
+        let Memory { keys, mask, .. } = memory;
+        let AttentionDeltas {
+            dctx,
+            dq,
+            dkeys,
+            dproj,
+        } = d;
         let (hq, hk, a) = (self.query_size, self.key_size, self.attn_size);
         let (b, s) = (cache.batch, cache.len);
         let c = &mut *cache;
@@ -472,67 +465,35 @@ impl Attention {
             AttentionKind::General => {
                 // qt = q · W_a  →  dW_a += qᵀ·dqt,  dq = dqt·W_aᵀ
                 sgemm(
-                    Trans::T,
-                    Trans::N,
-                    hq,
-                    hk,
-                    b,
                     1.0,
-                    q,
-                    hq,
-                    &c.dqt,
-                    hk,
+                    MatRef::new(q, b, hq).t(),
+                    MatRef::new(&c.dqt, b, hk),
                     1.0,
-                    g.linear_in,
-                    hk,
+                    MatMut::new(g.linear_in, hq, hk),
                 );
                 sgemm(
-                    Trans::N,
-                    Trans::T,
-                    b,
-                    hq,
-                    hk,
                     1.0,
-                    &c.dqt,
-                    hk,
-                    p.linear_in,
-                    hk,
+                    MatRef::new(&c.dqt, b, hk),
+                    MatRef::new(p.linear_in, hq, hk).t(),
                     0.0,
-                    dq,
-                    hq,
+                    MatMut::new(dq, b, hq),
                 );
             }
             AttentionKind::Additive => {
                 // qt = q · W_qᵀ  →  dW_q += dqtᵀ·q,  dq = dqt·W_q
                 sgemm(
-                    Trans::T,
-                    Trans::N,
-                    a,
-                    hq,
-                    b,
                     1.0,
-                    &c.dqt,
-                    a,
-                    q,
-                    hq,
+                    MatRef::new(&c.dqt, b, a).t(),
+                    MatRef::new(q, b, hq),
                     1.0,
-                    g.query,
-                    hq,
+                    MatMut::new(g.query, a, hq),
                 );
                 sgemm(
-                    Trans::N,
-                    Trans::N,
-                    b,
-                    hq,
-                    a,
                     1.0,
-                    &c.dqt,
-                    a,
-                    p.query,
-                    hq,
+                    MatRef::new(&c.dqt, b, a),
+                    MatRef::new(p.query, a, hq),
                     0.0,
-                    dq,
-                    hq,
+                    MatMut::new(dq, b, hq),
                 );
             }
         }
@@ -618,17 +579,14 @@ mod tests {
                 .project_keys(self.p(params), keys, b * s, &mut proj);
             let mut cache = AttentionCache::default();
             let mut ctx = vec![0.0; b * self.att.key_size];
-            self.att.forward(
-                self.p(params),
-                q,
+            let memory = Memory {
                 keys,
-                &proj,
-                &self.mask,
-                b,
-                s,
-                &mut cache,
-                &mut ctx,
-            );
+                proj: &proj,
+                mask: &self.mask,
+                len: s,
+            };
+            self.att
+                .forward(self.p(params), q, memory, b, &mut cache, &mut ctx);
             (ctx, cache.weights().to_vec())
         }
 
@@ -647,9 +605,13 @@ mod tests {
             att.project_keys(p, &self.keys, b * s, &mut proj);
             let mut cache = AttentionCache::default();
             let mut ctx = vec![0.0; b * att.key_size];
-            att.forward(
-                p, &self.q, &self.keys, &proj, &self.mask, b, s, &mut cache, &mut ctx,
-            );
+            let memory = Memory {
+                keys: &self.keys,
+                proj: &proj,
+                mask: &self.mask,
+                len: s,
+            };
+            att.forward(p, &self.q, memory, b, &mut cache, &mut ctx);
             let mut gp = self.params.clone().map(|v| vec![0.0; v.len()]);
             let [g0, g1, g2, g3, g4] = &mut gp;
             let mut g = AttentionGrads {
@@ -662,10 +624,13 @@ mod tests {
             let mut dq = vec![0.0; self.q.len()];
             let mut dkeys = vec![0.0; self.keys.len()];
             let mut dproj = vec![0.0; proj.len()];
-            att.backward(
-                p, &mut g, &self.q, &self.keys, &self.mask, &mut cache, &self.r, &mut dq,
-                &mut dkeys, &mut dproj,
-            );
+            let d = AttentionDeltas {
+                dctx: &self.r,
+                dq: &mut dq,
+                dkeys: &mut dkeys,
+                dproj: &mut dproj,
+            };
+            att.backward(p, &mut g, &self.q, memory, &mut cache, d);
             att.project_keys_backward(p, &mut g, &self.keys, &dproj, b * s, &mut dkeys);
             (dq, dkeys, gp)
         }

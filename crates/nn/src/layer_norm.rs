@@ -6,18 +6,20 @@
 /// PyTorch's default `eps`.
 pub const EPS: f32 = 1e-5;
 
+use recurrent_kernels::gemm::Trans;
+use recurrent_kernels::MatRef;
+
 /// Normalizes each of the `n` rows of `x: [n, d]` into `y` with gain `γ: [d]`
 /// and bias `β: [d]`, keeping `x̂: [n, d]` and `1/σ: [n]` for the backward.
 pub fn forward(
-    x: &[f32],
+    x: MatRef<'_>,
     gain: &[f32],
     bias: &[f32],
     y: &mut [f32],
     xhat: &mut [f32],
     rstd: &mut [f32],
-    n: usize,
-    d: usize,
 ) {
+    let (n, d, x) = dense_rows(x);
     for r in 0..n {
         let row = &x[r * d..(r + 1) * d];
         let (m, s) = row_stats(row);
@@ -57,21 +59,23 @@ pub fn normalize_row(row: &mut [f32], gain: &[f32], bias: &[f32]) {
 }
 
 /// Backward of [`forward`]: from `dy: [n, d]` writes `dx: [n, d]` (or adds
-/// into it when `accumulate`) and adds into `dgain` and `dbias`.
+/// into it when `accumulate`) and adds into the gain and bias gradients `g`.
 ///
 /// `dx = (1/σ) (dx̂ - mean(dx̂) - x̂ mean(dx̂ ⊙ x̂))` with `dx̂ = dy ⊙ γ`.
 pub fn backward(
-    dy: &[f32],
+    dy: MatRef<'_>,
     xhat: &[f32],
     rstd: &[f32],
     gain: &[f32],
     dx: &mut [f32],
     accumulate: bool,
-    dgain: &mut [f32],
-    dbias: &mut [f32],
-    n: usize,
-    d: usize,
+    g: NormGrads<'_>,
 ) {
+    let (n, d, dy) = dense_rows(dy);
+    let NormGrads {
+        gain: dgain,
+        bias: dbias,
+    } = g;
     for r in 0..n {
         let (g, xh) = (&dy[r * d..(r + 1) * d], &xhat[r * d..(r + 1) * d]);
         let (mut sum, mut dot) = (0.0f64, 0.0f64);
@@ -95,6 +99,25 @@ pub fn backward(
     }
 }
 
+/// Gradient accumulators of a normalization's gain and bias, `[d]` each;
+/// [`backward`] adds into them.
+pub struct NormGrads<'a> {
+    /// Of the gain `γ`.
+    pub gain: &'a mut [f32],
+    /// Of the bias `β`.
+    pub bias: &'a mut [f32],
+}
+
+/// `(n, d, elements)` of a matrix whose rows are `d` apart (the loops index it densely).
+#[track_caller]
+fn dense_rows(x: MatRef<'_>) -> (usize, usize, &[f32]) {
+    assert!(
+        x.trans() == Trans::N && x.ld() == x.cols(),
+        "layer_norm: rows must be stored densely"
+    );
+    (x.rows(), x.cols(), x.data())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,7 +130,14 @@ mod tests {
         let x = random_vec(&mut Rng::new(1), n * d);
         let (ones, zeros) = (vec![1.0; d], vec![0.0; d]);
         let (mut y, mut xh, mut rs) = (vec![0.0; n * d], vec![0.0; n * d], vec![0.0; n]);
-        forward(&x, &ones, &zeros, &mut y, &mut xh, &mut rs, n, d);
+        forward(
+            MatRef::new(&x, n, d),
+            &ones,
+            &zeros,
+            &mut y,
+            &mut xh,
+            &mut rs,
+        );
         for row in y.chunks(d) {
             let mean: f32 = row.iter().sum::<f32>() / d as f32;
             let var: f32 = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / d as f32;
@@ -128,13 +158,24 @@ mod tests {
         let r = random_vec(&mut rng, n * d);
         let loss = |x: &[f32], gain: &[f32], bias: &[f32]| {
             let (mut y, mut xh, mut rs) = (vec![0.0; n * d], vec![0.0; n * d], vec![0.0; n]);
-            forward(x, gain, bias, &mut y, &mut xh, &mut rs, n, d);
+            forward(MatRef::new(x, n, d), gain, bias, &mut y, &mut xh, &mut rs);
             y.iter().zip(&r).map(|(a, b)| (a * b) as f64).sum::<f64>()
         };
         let (mut y, mut xh, mut rs) = (vec![0.0; n * d], vec![0.0; n * d], vec![0.0; n]);
-        forward(&x, &gain, &bias, &mut y, &mut xh, &mut rs, n, d);
+        forward(
+            MatRef::new(&x, n, d),
+            &gain,
+            &bias,
+            &mut y,
+            &mut xh,
+            &mut rs,
+        );
         let (mut dx, mut dg, mut db) = (vec![0.0; n * d], vec![0.0; d], vec![0.0; d]);
-        backward(&r, &xh, &rs, &gain, &mut dx, false, &mut dg, &mut db, n, d);
+        let g = NormGrads {
+            gain: &mut dg,
+            bias: &mut db,
+        };
+        backward(MatRef::new(&r, n, d), &xh, &rs, &gain, &mut dx, false, g);
         check("x", &x, &dx, |v| loss(v, &gain, &bias));
         check("gain", &gain, &dg, |v| loss(&x, v, &bias));
         check("bias", &bias, &db, |v| loss(&x, &gain, v));

@@ -1,33 +1,32 @@
 //! Fully connected layer `y = x · Wᵀ + b` (PyTorch `nn.Linear`), optionally
 //! followed by ReLU.
 
-use recurrent_kernels::{sgemm, sgemm_bias, Trans};
+use recurrent_kernels::{sgemm, sgemm_bias, MatMut, MatRef};
 
-/// Forward: `y[n, o] = x[n, i] · w[o, i]ᵀ + b[o]`.
-pub fn forward(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], n: usize, i: usize, o: usize) {
-    sgemm_bias(Trans::N, Trans::T, n, o, i, x, i, w, i, b, y, o);
+/// Forward: `y[n, o] = x[n, i] · w[o, i]ᵀ + b[o]` (`w` as PyTorch stores it).
+pub fn forward(x: MatRef<'_>, w: MatRef<'_>, b: &[f32], y: MatMut<'_>) {
+    sgemm_bias(x, w.t(), b, y);
 }
 
-/// Backward of [`forward`]: `dw += dyᵀ·x`, `db += Σ_rows dy`, and `dx = dy·w` when wanted.
+/// Backward of [`forward`] (`x: [n, i]`, `w: [o, i]`, `dy: [n, o]`):
+/// `dw += dyᵀ·x`, `db += Σ_rows dy`, and `dx = dy·w` (`[n, i]`) when wanted.
 pub fn backward(
-    x: &[f32],
-    w: &[f32],
-    dy: &[f32],
+    x: MatRef<'_>,
+    w: MatRef<'_>,
+    dy: MatRef<'_>,
     dw: &mut [f32],
     db: &mut [f32],
     dx: Option<&mut [f32]>,
-    n: usize,
-    i: usize,
-    o: usize,
 ) {
-    sgemm(Trans::T, Trans::N, o, i, n, 1.0, dy, o, x, i, 1.0, dw, i);
-    for row in dy[..n * o].chunks_exact(o) {
+    let (n, i, o) = (x.rows(), x.cols(), w.rows());
+    sgemm(1.0, dy.t(), x, 1.0, MatMut::new(dw, o, i));
+    for row in dy.data()[..n * o].chunks_exact(o) {
         for (g, &d) in db.iter_mut().zip(row) {
             *g += d;
         }
     }
     if let Some(dx) = dx {
-        sgemm(Trans::N, Trans::N, n, i, o, 1.0, dy, o, w, i, 0.0, dx, i);
+        sgemm(1.0, dy, w, 0.0, MatMut::new(dx, n, i));
     }
 }
 
@@ -64,17 +63,34 @@ mod tests {
         // loss = Σ relu(linear(x)) ⊙ r
         let loss = |x: &[f32], w: &[f32], b: &[f32]| {
             let mut y = vec![0.0; n * o];
-            forward(x, w, b, &mut y, n, i, o);
+            forward(
+                MatRef::new(x, n, i),
+                MatRef::new(w, o, i),
+                b,
+                MatMut::new(&mut y, n, o),
+            );
             relu_forward(&mut y);
             y.iter().zip(&r).map(|(a, b)| (a * b) as f64).sum::<f64>()
         };
         let mut y = vec![0.0; n * o];
-        forward(&x, &w, &b, &mut y, n, i, o);
+        forward(
+            MatRef::new(&x, n, i),
+            MatRef::new(&w, o, i),
+            &b,
+            MatMut::new(&mut y, n, o),
+        );
         relu_forward(&mut y);
         let mut dy = r.clone();
         relu_backward(&y, &mut dy);
         let (mut dw, mut db, mut dx) = (vec![0.0; o * i], vec![0.0; o], vec![0.0; n * i]);
-        backward(&x, &w, &dy, &mut dw, &mut db, Some(&mut dx), n, i, o);
+        backward(
+            MatRef::new(&x, n, i),
+            MatRef::new(&w, o, i),
+            MatRef::new(&dy, n, o),
+            &mut dw,
+            &mut db,
+            Some(&mut dx),
+        );
         check("linear dx", &x, &dx, |v| loss(v, &w, &b));
         check("linear dw", &w, &dw, |v| loss(&x, v, &b));
         check("linear db", &b, &db, |v| loss(&x, &w, v));

@@ -27,11 +27,11 @@
 //! The backward pass walks the steps in reverse and forms `dW_hh`, `dW_ih`
 //! and `dx` as whole-block GEMMs.
 
-use recurrent_kernels::{sgemm, Trans};
+use recurrent_kernels::{sgemm, MatMut, MatRef};
 
 use crate::cell::{gru, lstm};
-use crate::layer_norm;
-use crate::recurrent::{last_step, CellKind, LayerGrads, LayerParams};
+use crate::layer_norm::{self, NormGrads};
+use crate::recurrent::{last_step, Block, CellKind, Downstream, LayerGrads, LayerParams, Upstream};
 
 /// A layer-normalized layer's parameters: the plain layer's (PyTorch shapes)
 /// and the LayerNorm gains and biases, `[G*H]` for the two projections and
@@ -203,20 +203,16 @@ impl LnRecurrentLayer {
         matches!(cell, CellKind::Lstm | CellKind::Gru)
     }
 
-    /// Runs `t` steps over `x: [T*B, I]` from `h0 (, c0): [B, H]`; outputs
-    /// land in `cache.h`. `keep: [T*B]` (optional) is 0 where a stream starts
-    /// a new document: its state is reset to zero before that step.
-    pub fn forward(
-        &self,
-        p: LnParams<'_>,
-        x: &[f32],
-        t: usize,
-        b: usize,
-        h0: &[f32],
-        c0: &[f32],
-        keep: Option<&[f32]>,
-        cache: &mut LnCache,
-    ) {
+    /// Runs the block's `T` steps over `x: [T*B, I]` from its start state
+    /// (see [`Block`], which also holds the resets); outputs land in `cache.h`.
+    pub fn forward(&self, p: LnParams<'_>, x: &[f32], block: Block<'_>, cache: &mut LnCache) {
+        let Block {
+            steps: t,
+            batch: b,
+            h0,
+            c0,
+            keep,
+        } = block;
         assert!(Self::supports(self.cell), "layer norm needs an LSTM or GRU");
         let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
         let n = t * b;
@@ -224,29 +220,19 @@ impl LnRecurrentLayer {
         let c = cache;
         // Every step's input projection at once, and its LayerNorm.
         sgemm(
-            Trans::N,
-            Trans::T,
-            n,
-            gh,
-            i,
             1.0,
-            x,
-            i,
-            p.base.w_ih,
-            i,
+            MatRef::new(x, n, i),
+            MatRef::new(p.base.w_ih, gh, i).t(),
             0.0,
-            &mut c.xp,
-            gh,
+            MatMut::new(&mut c.xp, n, gh),
         );
         layer_norm::forward(
-            &c.xp,
+            MatRef::new(&c.xp, n, gh),
             p.ih_gain,
             p.ih_bias,
             &mut c.ax,
             &mut c.xhat_x,
             &mut c.rstd_x,
-            n,
-            gh,
         );
         for s in 0..t {
             let (r0, bh) = (s * b, b * h);
@@ -259,30 +245,20 @@ impl LnRecurrentLayer {
             hprev.copy_from_slice(prev);
             reset_rows(hprev, keep.map(|k| &k[r0..r0 + b]), h);
             sgemm(
-                Trans::N,
-                Trans::T,
-                b,
-                gh,
-                h,
                 1.0,
-                hprev,
-                h,
-                p.base.w_hh,
-                h,
+                MatRef::new(hprev, b, h),
+                MatRef::new(p.base.w_hh, gh, h).t(),
                 0.0,
-                &mut c.hp,
-                gh,
+                MatMut::new(&mut c.hp, b, gh),
             );
             let rows = r0 * gh..(r0 + b) * gh;
             layer_norm::forward(
-                &c.hp,
+                MatRef::new(&c.hp, b, gh),
                 p.hh_gain,
                 p.hh_bias,
                 &mut c.ah,
                 &mut c.xhat_h[rows],
                 &mut c.rstd_h[r0..r0 + b],
-                b,
-                gh,
             );
             match self.cell {
                 CellKind::Lstm => self.lstm_step(p, c, s, b, c0, keep),
@@ -328,14 +304,12 @@ impl LnRecurrentLayer {
         // h = o ⊙ tanh(LN(c)); LN(c) goes through `tc` first.
         let cells = r0 * h..(r0 + b) * h;
         layer_norm::forward(
-            &c.c[cells.clone()],
+            MatRef::new(&c.c[cells.clone()], b, h),
             p.c_gain,
             p.c_bias,
             &mut c.tc[cells.clone()],
             &mut c.xhat_c[cells.clone()],
             &mut c.rstd_c[r0..r0 + b],
-            b,
-            h,
         );
         for rr in 0..b {
             let row = r0 + rr;
@@ -375,23 +349,25 @@ impl LnRecurrentLayer {
     }
 
     /// Backward of [`LnRecurrentLayer::forward`] (with the same `keep`):
-    /// `dy: [T*B, H]` the loss gradient w.r.t. the outputs, `dh_n`/`dc_n`
-    /// (optional) w.r.t. the final state. Adds the parameter gradients into
-    /// `g`; writes `dx: [T*B, I]` and the initial-state gradients when asked.
+    /// from the gradients arriving from above (`up`) adds the parameter
+    /// gradients into `g`, and writes those of the inputs `x: [T*B, I]` and
+    /// of the initial state that `down` asks for.
     pub fn backward(
         &self,
         p: LnParams<'_>,
         g: LnGrads<'_>,
         x: &[f32],
-        dy: &[f32],
-        dh_n: Option<&[f32]>,
-        dc_n: Option<&[f32]>,
-        keep: Option<&[f32]>,
+        up: Upstream<'_>,
         cache: &mut LnCache,
-        dx: Option<&mut [f32]>,
-        dh0: Option<&mut [f32]>,
-        dc0: Option<&mut [f32]>,
+        down: Downstream<'_>,
     ) {
+        let Upstream {
+            dy,
+            dh_n,
+            dc_n,
+            keep,
+        } = up;
+        let Downstream { dx, dh0, dc0 } = down;
         let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
         let c = cache;
         let (t, b) = (c.steps, c.batch);
@@ -448,31 +424,23 @@ impl LnRecurrentLayer {
             // Through the hidden projection's LayerNorm, then to h_{s-1}.
             let rows = r0 * gh..(r0 + b) * gh;
             layer_norm::backward(
-                &c.dah[..b * gh],
+                MatRef::new(&c.dah[..b * gh], b, gh),
                 &c.xhat_h[rows.clone()],
                 &c.rstd_h[r0..r0 + b],
                 p.hh_gain,
                 &mut c.dhp[rows.clone()],
                 false,
-                hh_gain,
-                hh_bias,
-                b,
-                gh,
+                NormGrads {
+                    gain: hh_gain,
+                    bias: hh_bias,
+                },
             );
             sgemm(
-                Trans::N,
-                Trans::N,
-                b,
-                h,
-                gh,
                 1.0,
-                &c.dhp[rows],
-                gh,
-                p.base.w_hh,
-                h,
+                MatRef::new(&c.dhp[rows], b, gh),
+                MatRef::new(p.base.w_hh, gh, h),
                 0.0,
-                &mut c.dh,
-                h,
+                MatMut::new(&mut c.dh, b, h),
             );
             if !lstm {
                 // GRU's h_t = ... + z h_{t-1}: the direct path.
@@ -497,64 +465,40 @@ impl LnRecurrentLayer {
         }
         // Whole-block weight gradients: dW_hh += dHPᵀ · h_prev.
         sgemm(
-            Trans::T,
-            Trans::N,
-            gh,
-            h,
-            n,
             1.0,
-            &c.dhp,
-            gh,
-            &c.hprev,
-            h,
+            MatRef::new(&c.dhp, n, gh).t(),
+            MatRef::new(&c.hprev, n, h),
             1.0,
-            gb.w_hh,
-            h,
+            MatMut::new(gb.w_hh, gh, h),
         );
         // Through the input projection's LayerNorm (into `xp`), then
         // dW_ih += dXPᵀ · x and dx = dXP · W_ih.
         layer_norm::backward(
-            &c.dax[..n * gh],
+            MatRef::new(&c.dax[..n * gh], n, gh),
             &c.xhat_x,
             &c.rstd_x,
             p.ih_gain,
             &mut c.xp,
             false,
-            ih_gain,
-            ih_bias,
-            n,
-            gh,
+            NormGrads {
+                gain: ih_gain,
+                bias: ih_bias,
+            },
         );
         sgemm(
-            Trans::T,
-            Trans::N,
-            gh,
-            i,
-            n,
             1.0,
-            &c.xp,
-            gh,
-            x,
-            i,
+            MatRef::new(&c.xp, n, gh).t(),
+            MatRef::new(x, n, i),
             1.0,
-            gb.w_ih,
-            i,
+            MatMut::new(gb.w_ih, gh, i),
         );
         if let Some(dx) = dx {
             sgemm(
-                Trans::N,
-                Trans::N,
-                n,
-                i,
-                gh,
                 1.0,
-                &c.xp,
-                gh,
-                p.base.w_ih,
-                i,
+                MatRef::new(&c.xp, n, gh),
+                MatRef::new(p.base.w_ih, gh, i),
                 0.0,
-                dx,
-                i,
+                MatMut::new(dx, n, i),
             );
         }
     }
@@ -585,16 +529,16 @@ impl LnRecurrentLayer {
         }
         let cells = r0 * h..(r0 + b) * h;
         layer_norm::backward(
-            &c.tmp[..b * h],
+            MatRef::new(&c.tmp[..b * h], b, h),
             &c.xhat_c[cells.clone()],
             &c.rstd_c[r0..r0 + b],
             p.c_gain,
             &mut c.dc[..b * h],
             true,
-            c_gain,
-            c_bias,
-            b,
-            h,
+            NormGrads {
+                gain: c_gain,
+                bias: c_bias,
+            },
         );
         // c = f ⊙ c_prev + i ⊙ g.
         for rr in 0..b {
@@ -718,8 +662,12 @@ mod tests {
         fn loss(&self, q: &[Vec<f32>], x: &[f32], h0: &[f32], c0: &[f32]) -> f64 {
             let mut cache = LnCache::default();
             let keep = Some(&self.keep[..]);
-            self.layer
-                .forward(self.p(q), x, self.t, self.b, h0, c0, keep, &mut cache);
+            self.layer.forward(
+                self.p(q),
+                x,
+                Block::new(self.t, self.b, h0, c0).with_keep(keep),
+                &mut cache,
+            );
             let h = self.layer.hidden_size;
             let dot =
                 |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x * y) as f64).sum::<f64>();
@@ -737,8 +685,12 @@ mod tests {
         let mut cache = LnCache::default();
         let p = k.p(&k.params);
         let keep = Some(&k.keep[..]);
-        k.layer
-            .forward(p, &k.x, k.t, k.b, &k.h0, &k.c0, keep, &mut cache);
+        k.layer.forward(
+            p,
+            &k.x,
+            Block::new(k.t, k.b, &k.h0, &k.c0).with_keep(keep),
+            &mut cache,
+        );
         let mut grads: Vec<Vec<f32>> = k.params.iter().map(|v| vec![0.0; v.len()]).collect();
         let (mut dx, mut dh0, mut dc0) = (
             vec![0.0; k.x.len()],
@@ -769,14 +721,18 @@ mod tests {
                 p,
                 g,
                 &k.x,
-                &k.ry,
-                Some(&k.rh),
-                lstm.then_some(&k.rc[..]),
-                keep,
+                Upstream {
+                    dy: &k.ry,
+                    dh_n: Some(&k.rh),
+                    dc_n: lstm.then_some(&k.rc[..]),
+                    keep,
+                },
                 &mut cache,
-                Some(&mut dx),
-                Some(&mut dh0),
-                Some(&mut dc0),
+                Downstream {
+                    dx: Some(&mut dx),
+                    dh0: Some(&mut dh0),
+                    dc0: Some(&mut dc0),
+                },
             );
         }
         let names = [
@@ -826,7 +782,7 @@ mod tests {
             let run = |q: &[Vec<f32>]| {
                 let mut cache = LnCache::default();
                 k.layer
-                    .forward(k.p(q), &k.x, k.t, k.b, &k.h0, &k.c0, None, &mut cache);
+                    .forward(k.p(q), &k.x, Block::new(k.t, k.b, &k.h0, &k.c0), &mut cache);
                 cache.output(k.layer.hidden_size).to_vec()
             };
             for (a, b) in run(&k.params).iter().zip(run(&big)) {

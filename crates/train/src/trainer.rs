@@ -6,7 +6,7 @@
 //! the validation, and does no I/O.
 
 use recurrent_kernels::Rng;
-use recurrent_model::{LanguageModel, Regularization, State, Workspace};
+use recurrent_model::{LanguageModel, Regularization, State, TokenBlock, Workspace};
 use serde::{Deserialize, Serialize};
 
 use crate::asgd::{self, Averager};
@@ -428,12 +428,8 @@ impl Trainer {
         self.grads.fill(0.0);
         let stats = self.model.train_block_regularized(
             &mut self.ws,
-            &self.x[..n],
-            &self.y[..n],
-            t,
-            b,
+            TokenBlock::new(&self.x[..n], &self.y[..n], t, b).with_keep(keep),
             &mut self.carried,
-            keep,
             &regs.model,
             &mut self.state.progress.rng,
             &mut self.grads,
@@ -609,7 +605,11 @@ pub fn evaluate(
             fill_keep(&x[..n], bd, &mut keep[..n]);
             &keep[..n]
         });
-        let stats = model.evaluate_block(ws, &x[..n], &y[..n], t, b, &mut state, keep);
+        let stats = model.evaluate_block(
+            ws,
+            TokenBlock::new(&x[..n], &y[..n], t, b).with_keep(keep),
+            &mut state,
+        );
         loss_sum += stats.loss * n as f64;
         correct += stats.correct;
         count += n;

@@ -1,11 +1,12 @@
 //! The backward pass over a block.
 
 use recurrent_kernels::profile::Phase;
+use recurrent_kernels::MatRef;
 use recurrent_nn::ln_recurrent::LnGrads;
-use recurrent_nn::recurrent::LayerGrads;
+use recurrent_nn::recurrent::{Downstream, LayerGrads, TableInput, Upstream};
 use recurrent_nn::{activation_reg, dropout, embedding, linear, loss, CellKind};
 
-use super::{grow, layer_output, BlockStats, LanguageModel, State, Workspace};
+use super::{grow, layer_output, BlockStats, LanguageModel, State, TokenBlock, Workspace};
 
 impl LanguageModel {
     /// Backward from the logits in `ws` (left by `forward` with `for_backward`).
@@ -14,14 +15,17 @@ impl LanguageModel {
     pub(super) fn backward(
         &self,
         ws: &mut Workspace,
-        tokens: &[u32],
-        targets: &[u32],
-        t: usize,
-        b: usize,
-        keep: Option<&[f32]>,
+        data: &TokenBlock<'_>,
         grads: &mut [f32],
         mut dstate0: Option<&mut State>,
     ) -> BlockStats {
+        let TokenBlock {
+            tokens,
+            targets,
+            steps: t,
+            batch: b,
+            keep,
+        } = *data;
         let cfg = &self.config;
         let (n, v, layers) = (t * b, cfg.vocab_size, cfg.layers);
         // The top layer's width; each layer's own below.
@@ -65,15 +69,12 @@ impl LanguageModel {
                 unreachable!()
             };
             linear::backward(
-                head_x,
-                self.decoder_weight(),
-                &ws.dlogits[..n * v],
+                MatRef::new(head_x, n, hin),
+                MatRef::new(self.decoder_weight(), v, hin),
+                MatRef::new(&ws.dlogits[..n * v], n, v),
                 lo[dec_w],
                 hi[0],
                 Some(&mut ws.dhead[..n * hin]),
-                n,
-                hin,
-                v,
             );
         }
         grow(&mut ws.dy, n * h);
@@ -82,15 +83,12 @@ impl LanguageModel {
             let (dw, db) = (idx("dense.weight"), idx("dense.bias"));
             let (lo, hi) = g.split_at_mut(db);
             linear::backward(
-                &ws.inputs[layers][..n * h],
-                self.param("dense.weight"),
-                &ws.dhead[..n * hin],
+                MatRef::new(&ws.inputs[layers][..n * h], n, h),
+                MatRef::new(self.param("dense.weight"), hin, h),
+                MatRef::new(&ws.dhead[..n * hin], n, hin),
                 lo[dw],
                 hi[0],
                 Some(&mut ws.dy[..n * h]),
-                n,
-                h,
-                hin,
             );
         } else {
             ws.dy[..n * h].copy_from_slice(&ws.dhead[..n * h]);
@@ -182,14 +180,14 @@ impl LanguageModel {
                     self.ln_params(params, k),
                     grads,
                     &ws.inputs[k][..n * i],
-                    &ws.dy[..n * h],
-                    None,
-                    None,
-                    keep,
+                    Upstream {
+                        dy: &ws.dy[..n * h],
+                        dh_n: None,
+                        dc_n: None,
+                        keep,
+                    },
                     &mut ws.ln_caches[k],
-                    dx,
-                    dh0,
-                    dc0,
+                    Downstream { dx, dh0, dc0 },
                 );
             } else if k == 0 && ws.table_input {
                 // The embedding gradient comes straight from the per-row sums.
@@ -200,28 +198,32 @@ impl LanguageModel {
                 layer.backward_table(
                     params,
                     lg,
-                    rows,
-                    tokens,
-                    dy,
-                    keep,
+                    TableInput { rows, tokens },
+                    Upstream {
+                        dy,
+                        keep,
+                        ..Default::default()
+                    },
                     cache,
-                    Some(enc),
-                    dh0,
-                    dc0,
+                    Downstream {
+                        dx: Some(enc),
+                        dh0,
+                        dc0,
+                    },
                 );
             } else {
                 layer.backward(
                     params,
                     lg,
                     &ws.inputs[k][..n * i],
-                    &ws.dy[..n * h],
-                    None,
-                    None,
-                    keep,
+                    Upstream {
+                        dy: &ws.dy[..n * h],
+                        dh_n: None,
+                        dc_n: None,
+                        keep,
+                    },
                     &mut ws.caches[k],
-                    dx,
-                    dh0,
-                    dc0,
+                    Downstream { dx, dh0, dc0 },
                 );
             }
             if weight_drop {

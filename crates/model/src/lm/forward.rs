@@ -1,10 +1,11 @@
 //! The forward pass over a block, evaluation and single reference steps.
 
 use recurrent_kernels::profile::Phase;
-use recurrent_kernels::Rng;
+use recurrent_kernels::{MatMut, MatRef, Rng};
+use recurrent_nn::recurrent::{Block, TableInput};
 use recurrent_nn::{dropout, embedding, linear, loss, LayerCache, LnCache};
 
-use super::{grow, BlockStats, LanguageModel, Regularization, State, Workspace};
+use super::{grow, BlockStats, LanguageModel, Regularization, State, TokenBlock, Workspace};
 
 impl LanguageModel {
     /// Whether layer 0 should take its input projection from a table of every
@@ -23,21 +24,20 @@ impl LanguageModel {
             && reg.dropout_input == 0.0
     }
 
-    /// Runs the network over `tokens: [T*B]` (time-major) from `state`, leaving the
-    /// logits `[T*B, V]` in the workspace and the final state in `state`.
+    /// Runs the network over the block's tokens (its targets are not read)
+    /// from `state`, leaving the logits `[T*B, V]` in the workspace and the
+    /// final state in `state`.
     /// With `dropout_rng`, dropout and `reg` are applied (training) and masks are kept.
     pub(super) fn forward(
         &self,
         ws: &mut Workspace,
-        tokens: &[u32],
-        t: usize,
-        b: usize,
+        data: &TokenBlock<'_>,
         state: &mut State,
-        keep: Option<&[f32]>,
         mut dropout_rng: Option<&mut Rng>,
         reg: &Regularization,
         for_backward: bool,
     ) {
+        let (tokens, t, b, keep) = (data.tokens, data.steps, data.batch, data.keep);
         let cfg = &self.config;
         let (n, v, layers) = (t * b, cfg.vocab_size, cfg.layers);
         assert_eq!(tokens.len(), n, "token block must be T*B");
@@ -137,11 +137,7 @@ impl LanguageModel {
                 self.ln_layer(k).forward(
                     self.ln_params(params, k),
                     &below[k],
-                    t,
-                    b,
-                    h0,
-                    c0,
-                    keep,
+                    Block::new(t, b, h0, c0).with_keep(keep),
                     cache,
                 );
                 let c = if state.c.is_empty() {
@@ -156,18 +152,19 @@ impl LanguageModel {
                     let rows = self.param("encoder.weight");
                     layer.forward_table(
                         params,
-                        rows,
-                        tokens,
-                        t,
-                        b,
-                        h0,
-                        c0,
-                        keep,
+                        TableInput { rows, tokens },
+                        Block::new(t, b, h0, c0).with_keep(keep),
                         cache,
                         for_backward,
                     );
                 } else {
-                    layer.forward(params, &below[k], t, b, h0, c0, keep, cache, for_backward);
+                    layer.forward(
+                        params,
+                        &below[k],
+                        Block::new(t, b, h0, c0).with_keep(keep),
+                        cache,
+                        for_backward,
+                    );
                 }
                 let c = if state.c.is_empty() {
                     &[][..]
@@ -212,43 +209,34 @@ impl LanguageModel {
         if cfg.dense > 0 {
             grow(&mut ws.dense_out, n * cfg.dense);
             linear::forward(
-                head_in,
-                self.param("dense.weight"),
+                MatRef::new(head_in, n, h),
+                MatRef::new(self.param("dense.weight"), cfg.dense, h),
                 self.param("dense.bias"),
-                &mut ws.dense_out,
-                n,
-                h,
-                cfg.dense,
+                MatMut::new(&mut ws.dense_out, n, cfg.dense),
             );
             linear::relu_forward(&mut ws.dense_out[..n * cfg.dense]);
             head_in = &ws.dense_out[..n * cfg.dense];
         }
         grow(&mut ws.logits, n * v);
         linear::forward(
-            head_in,
-            self.decoder_weight(),
+            MatRef::new(head_in, n, cfg.head_input()),
+            MatRef::new(self.decoder_weight(), v, cfg.head_input()),
             self.param("decoder.bias"),
-            &mut ws.logits,
-            n,
-            cfg.head_input(),
-            v,
+            MatMut::new(&mut ws.logits, n, v),
         );
     }
 
-    /// Forward only, no dropout: the loss of `targets` given `tokens`, carrying `state`.
+    /// Forward only, no dropout: the loss of the block's targets given its
+    /// tokens, carrying `state`.
     pub fn evaluate_block(
         &self,
         ws: &mut Workspace,
-        tokens: &[u32],
-        targets: &[u32],
-        t: usize,
-        b: usize,
+        data: TokenBlock<'_>,
         state: &mut State,
-        keep: Option<&[f32]>,
     ) -> BlockStats {
         let off = Regularization::default();
-        self.forward(ws, tokens, t, b, state, keep, None, &off, false);
-        let n = t * b;
+        self.forward(ws, &data, state, None, &off, false);
+        let (n, targets) = (data.steps * data.batch, data.targets);
         let v = self.config.vocab_size;
         let (loss, correct) =
             loss::softmax_cross_entropy(&ws.logits[..n * v], targets, v, None, 1.0);
@@ -269,7 +257,14 @@ impl LanguageModel {
     pub fn step<'w>(&self, ws: &'w mut Workspace, tokens: &[u32], state: &mut State) -> &'w [f32] {
         let b = tokens.len();
         let off = Regularization::default();
-        self.forward(ws, tokens, 1, b, state, None, None, &off, false);
+        self.forward(
+            ws,
+            &TokenBlock::new(tokens, &[], 1, b),
+            state,
+            None,
+            &off,
+            false,
+        );
         &ws.logits[..b * self.config.vocab_size]
     }
 }

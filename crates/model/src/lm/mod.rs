@@ -9,6 +9,7 @@
 //! [`State`] in `state.rs`; the reused buffers in `workspace.rs`.
 
 mod backward;
+mod block;
 mod construct;
 mod forward;
 mod layers;
@@ -17,6 +18,7 @@ mod state;
 mod train;
 mod workspace;
 
+pub use self::block::TokenBlock;
 pub use self::regularization::Regularization;
 pub use self::state::State;
 pub use self::workspace::Workspace;
@@ -29,7 +31,7 @@ use crate::params::ParamLayout;
 ///
 /// ```
 /// use recurrent_kernels::Rng;
-/// use recurrent_model::{CellKind, LanguageModel, ModelConfig, State, Workspace};
+/// use recurrent_model::{CellKind, LanguageModel, ModelConfig, State, TokenBlock, Workspace};
 ///
 /// let config = ModelConfig {
 ///     cell: CellKind::Lstm,
@@ -50,7 +52,7 @@ use crate::params::ParamLayout;
 /// let targets: Vec<u32> = tokens.iter().map(|&x| (x + 1) % 10).collect();
 /// let mut state = State::zeros(&config, b);
 /// let mut ws = Workspace::default();
-/// let stats = model.evaluate_block(&mut ws, &tokens, &targets, t, b, &mut state, None);
+/// let stats = model.evaluate_block(&mut ws, TokenBlock::new(&tokens, &targets, t, b), &mut state);
 /// // An untrained model is close to uniform: about ln(10) nats per token.
 /// assert!((stats.loss - 10f64.ln()).abs() < 0.5);
 /// assert_eq!(stats.tokens, t * b);

@@ -11,31 +11,13 @@ const CELLS: [CellKind; 4] = [
     CellKind::Gru,
 ];
 
-fn block_loss(
-    m: &LanguageModel,
-    tokens: &[u32],
-    targets: &[u32],
-    t: usize,
-    b: usize,
-    s0: &State,
-    keep: Option<&[f32]>,
-    reg: &Regularization,
-) -> f64 {
+fn block_loss(m: &LanguageModel, data: TokenBlock<'_>, s0: &State, reg: &Regularization) -> f64 {
     let mut ws = Workspace::default();
     let mut s = s0.clone();
     // The same seed as the analytic pass: the same masks at every evaluation.
     let mut rng = Rng::new(99);
-    m.forward(
-        &mut ws,
-        tokens,
-        t,
-        b,
-        &mut s,
-        keep,
-        Some(&mut rng),
-        reg,
-        false,
-    );
+    m.forward(&mut ws, &data, &mut s, Some(&mut rng), reg, false);
+    let (t, b, targets) = (data.steps, data.batch, data.targets);
     let v = m.config.vocab_size;
     let (ar, tar) = m.penalties(&ws, t, b);
     loss::softmax_cross_entropy(&ws.logits[..t * b * v], targets, v, None, 1.0).0 + ar + tar
@@ -73,11 +55,8 @@ fn gradcheck_regularized(config: ModelConfig, with_reset: bool, reg: &Regulariza
     let mut drop_rng = Rng::new(99);
     model.forward(
         &mut ws,
-        &tokens,
-        t,
-        b,
+        &TokenBlock::new(&tokens, &[], t, b).with_keep(keep.as_deref()),
         &mut s,
-        keep.as_deref(),
         Some(&mut drop_rng),
         reg,
         true,
@@ -85,11 +64,7 @@ fn gradcheck_regularized(config: ModelConfig, with_reset: bool, reg: &Regulariza
     let mut ds = State::zeros(&config, b);
     let stats = model.backward(
         &mut ws,
-        &tokens,
-        &targets,
-        t,
-        b,
-        keep.as_deref(),
+        &TokenBlock::new(&tokens, &targets, t, b).with_keep(keep.as_deref()),
         &mut grads,
         Some(&mut ds),
     );
@@ -119,7 +94,12 @@ fn gradcheck_regularized(config: ModelConfig, with_reset: bool, reg: &Regulariza
             let n = numeric(&|d| {
                 let mut m = model.clone();
                 m.params[j] += d;
-                block_loss(&m, &tokens, &targets, t, b, &s0, keep.as_deref(), reg)
+                block_loss(
+                    &m,
+                    TokenBlock::new(&tokens, &targets, t, b).with_keep(keep.as_deref()),
+                    &s0,
+                    reg,
+                )
             });
             close(&format!("{}[{}]", e.name, j - e.offset), grads[j], n);
         }
@@ -128,7 +108,12 @@ fn gradcheck_regularized(config: ModelConfig, with_reset: bool, reg: &Regulariza
         let n = numeric(&|d| {
             let mut s = s0.clone();
             s.h[j] += d;
-            block_loss(&model, &tokens, &targets, t, b, &s, keep.as_deref(), reg)
+            block_loss(
+                &model,
+                TokenBlock::new(&tokens, &targets, t, b).with_keep(keep.as_deref()),
+                &s,
+                reg,
+            )
         });
         close(&format!("h0[{j}]"), ds.h[j], n);
     }
@@ -136,7 +121,12 @@ fn gradcheck_regularized(config: ModelConfig, with_reset: bool, reg: &Regulariza
         let n = numeric(&|d| {
             let mut s = s0.clone();
             s.c[j] += d;
-            block_loss(&model, &tokens, &targets, t, b, &s, keep.as_deref(), reg)
+            block_loss(
+                &model,
+                TokenBlock::new(&tokens, &targets, t, b).with_keep(keep.as_deref()),
+                &s,
+                reg,
+            )
         });
         close(&format!("c0[{j}]"), ds.c[j], n);
     }
@@ -192,12 +182,8 @@ fn the_embedding_table_gives_the_gemm_paths_results() {
             let mut grads = vec![0.0; m.num_params()];
             let stats = m.train_block(
                 &mut ws,
-                &tokens,
-                &tokens,
-                t,
-                b,
+                TokenBlock::new(&tokens, &tokens, t, b).with_keep(Some(&keep)),
                 &mut state,
-                Some(&keep),
                 &mut Rng::new(5),
                 &mut grads,
             );
@@ -427,12 +413,8 @@ fn train_once(
     let mut grads = vec![0.0; m.num_params()];
     m.train_block_regularized(
         &mut ws,
-        tokens,
-        tokens,
-        t,
-        b,
+        TokenBlock::new(tokens, tokens, t, b),
         &mut state,
-        None,
         reg,
         &mut Rng::new(5),
         &mut grads,
@@ -458,12 +440,8 @@ fn locked_masks_hold_over_time_and_differ_between_streams() {
     let mut grads = vec![0.0; m.num_params()];
     m.train_block_regularized(
         &mut ws,
-        &tokens,
-        &tokens,
-        t,
-        b,
+        TokenBlock::new(&tokens, &tokens, t, b),
         &mut state,
-        None,
         &reg,
         &mut Rng::new(5),
         &mut grads,
@@ -497,12 +475,8 @@ fn masks_depend_on_the_seed_only_not_on_the_thread_count() {
         let mut grads = vec![0.0; m.num_params()];
         m.train_block_regularized(
             &mut ws,
-            &tokens,
-            &tokens,
-            t,
-            b,
+            TokenBlock::new(&tokens, &tokens, t, b),
             &mut state,
-            None,
             &AWD,
             &mut Rng::new(seed),
             &mut grads,
@@ -530,12 +504,8 @@ fn regularizers_off_change_nothing_and_evaluation_ignores_them() {
         let mut grads = vec![0.0; m.num_params()];
         m.train_block(
             &mut ws,
-            &tokens,
-            &tokens,
-            t,
-            b,
+            TokenBlock::new(&tokens, &tokens, t, b),
             &mut state,
-            None,
             &mut Rng::new(5),
             &mut grads,
         );
@@ -551,21 +521,21 @@ fn regularizers_off_change_nothing_and_evaluation_ignores_them() {
     let mut grads = vec![0.0; m.num_params()];
     m.train_block_regularized(
         &mut ws,
-        &tokens,
-        &tokens,
-        t,
-        b,
+        TokenBlock::new(&tokens, &tokens, t, b),
         &mut state,
-        None,
         &AWD,
         &mut Rng::new(5),
         &mut grads,
     );
     let mut state = State::zeros(&m.config, b);
-    let eval = m.evaluate_block(&mut ws, &tokens, &tokens, t, b, &mut state, None);
+    let eval = m.evaluate_block(&mut ws, TokenBlock::new(&tokens, &tokens, t, b), &mut state);
     let mut fresh = Workspace::default();
     let mut state2 = State::zeros(&m.config, b);
-    let want = m.evaluate_block(&mut fresh, &tokens, &tokens, t, b, &mut state2, None);
+    let want = m.evaluate_block(
+        &mut fresh,
+        TokenBlock::new(&tokens, &tokens, t, b),
+        &mut state2,
+    );
     assert_eq!(eval, want);
     assert_eq!(state, state2);
     assert!(AWD.validate().is_ok());

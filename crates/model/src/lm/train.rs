@@ -2,36 +2,22 @@
 
 use recurrent_kernels::Rng;
 
-use super::{BlockStats, LanguageModel, Regularization, State, Workspace};
+use super::{BlockStats, LanguageModel, Regularization, State, TokenBlock, Workspace};
 
 impl LanguageModel {
-    /// One training block: forward, loss against `targets: [T*B]`, backward.
-    /// Adds the gradient of the mean loss into `grads` (same layout as `params`).
+    /// One training block: forward from `state`, loss against the block's
+    /// targets, backward. Adds the gradient of the mean loss into `grads`
+    /// (same layout as `params`).
     pub fn train_block(
         &self,
         ws: &mut Workspace,
-        tokens: &[u32],
-        targets: &[u32],
-        t: usize,
-        b: usize,
+        data: TokenBlock<'_>,
         state: &mut State,
-        keep: Option<&[f32]>,
         dropout_rng: &mut Rng,
         grads: &mut [f32],
     ) -> BlockStats {
         let off = Regularization::default();
-        self.train_block_regularized(
-            ws,
-            tokens,
-            targets,
-            t,
-            b,
-            state,
-            keep,
-            &off,
-            dropout_rng,
-            grads,
-        )
+        self.train_block_regularized(ws, data, state, &off, dropout_rng, grads)
     }
 
     /// [`LanguageModel::train_block`] with AWD-LSTM's regularizers `reg`: masks
@@ -41,18 +27,14 @@ impl LanguageModel {
     pub fn train_block_regularized(
         &self,
         ws: &mut Workspace,
-        tokens: &[u32],
-        targets: &[u32],
-        t: usize,
-        b: usize,
+        data: TokenBlock<'_>,
         state: &mut State,
-        keep: Option<&[f32]>,
         reg: &Regularization,
         dropout_rng: &mut Rng,
         grads: &mut [f32],
     ) -> BlockStats {
-        self.forward(ws, tokens, t, b, state, keep, Some(dropout_rng), reg, true);
-        self.backward(ws, tokens, targets, t, b, keep, grads, None)
+        self.forward(ws, &data, state, Some(dropout_rng), reg, true);
+        self.backward(ws, &data, grads, None)
     }
 
     /// Forward and backward without dropout, returning the loss, the logits and
@@ -68,16 +50,19 @@ impl LanguageModel {
     ) -> (BlockStats, Vec<f32>, State) {
         let mut ws = Workspace::default();
         let off = Regularization::default();
-        self.forward(&mut ws, tokens, t, b, state, None, None, &off, true);
+        self.forward(
+            &mut ws,
+            &TokenBlock::new(tokens, &[], t, b),
+            state,
+            None,
+            &off,
+            true,
+        );
         let logits = ws.logits[..t * b * self.config.vocab_size].to_vec();
         let mut dstate = State::zeros(&self.config, b);
         let stats = self.backward(
             &mut ws,
-            tokens,
-            targets,
-            t,
-            b,
-            None,
+            &TokenBlock::new(tokens, targets, t, b),
             grads,
             Some(&mut dstate),
         );

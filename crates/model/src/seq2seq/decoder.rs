@@ -19,8 +19,9 @@
 
 use recurrent_kernels::activation::{dtanh, tanh};
 use recurrent_kernels::profile::Phase;
-use recurrent_kernels::Rng;
-use recurrent_nn::attention::{AttentionCache, AttentionGrads};
+use recurrent_kernels::{MatMut, MatRef, Rng};
+use recurrent_nn::attention::{AttentionCache, AttentionDeltas, AttentionGrads, Memory};
+use recurrent_nn::recurrent::{Block, Downstream, GateGrads, Upstream};
 use recurrent_nn::{dropout, linear, LayerCache, PackedLayer, RecurrentLayer};
 
 use super::config::{Bridge, Seq2SeqError};
@@ -129,11 +130,31 @@ pub(crate) struct StepCache {
     pub out: Vec<f32>,
 }
 
-/// The state a step starts from: each layer's `h` (and `c`) and the feed.
+/// What a step starts from: each layer's `h` (and `c`), the feed, and the
+/// step's input tokens `[B]` (empty until the caller sets them).
 pub(crate) struct StepInput<'a> {
     pub h: Vec<&'a [f32]>,
     pub c: Vec<&'a [f32]>,
     pub feed: &'a [f32],
+    pub tokens: &'a [u32],
+}
+
+/// The buffers of one decoder step's backward (see [`Seq2Seq::step_backward`]).
+pub(crate) struct StepGrads<'a> {
+    /// `[B, H]`: w.r.t. the step's `out`.
+    pub d_out: &'a mut [f32],
+    /// `[L, B, H]`: w.r.t. the states the step left, then those it started from.
+    pub dh: &'a mut [f32],
+    /// `[L, B, H]`: as `dh`, for the cell states.
+    pub dc: &'a mut [f32],
+    /// `[B, H]`: w.r.t. the step's feed input.
+    pub d_feed: &'a mut [f32],
+    /// `[B, S, H]`: w.r.t. the keys, added into.
+    pub dkeys: &'a mut [f32],
+    /// `[B, S, A]`: w.r.t. the projected keys, added into.
+    pub dproj: &'a mut [f32],
+    /// Scratch shared by the steps.
+    pub scratch: &'a mut StepScratch,
 }
 
 /// Backward scratch shared by the steps.
@@ -173,6 +194,7 @@ impl Seq2Seq {
             } else {
                 &[]
             },
+            tokens: &[],
         }
     }
 
@@ -187,6 +209,7 @@ impl Seq2Seq {
                 s.c.chunks_exact(bh).collect()
             },
             feed: &s.feed,
+            tokens: &[],
         }
     }
 
@@ -207,7 +230,7 @@ impl Seq2Seq {
         }
     }
 
-    /// One decoder step for `tokens: [B]` from `input` over `enc`: fills `sc`,
+    /// One decoder step for `input.tokens: [B]` from `input` over `enc`: fills `sc`,
     /// whose `out: [B, H]` is the generator's input. With `drop`, dropout is
     /// applied and its masks kept.
     pub(crate) fn step_forward(
@@ -215,12 +238,12 @@ impl Seq2Seq {
         packed: &[PackedLayer],
         enc: &EncoderOutput,
         input: &StepInput<'_>,
-        tokens: &[u32],
         mut drop: Option<&mut Rng>,
         sc: &mut StepCache,
         for_backward: bool,
     ) {
         let _ph = Phase::new("s2s.dec_fwd");
+        let tokens = input.tokens;
         let cfg = &self.config;
         let (e, h, layers) = (cfg.embed, cfg.hidden, cfg.layers);
         let b = tokens.len();
@@ -260,10 +283,7 @@ impl Seq2Seq {
                 self.slots.dec[k].params(&self.params),
                 &packed[k],
                 &below[k][..b * cfg.dec_input(k)],
-                1,
-                b,
-                input.h[k],
-                input.c[k],
+                Block::new(1, b, input.h[k], input.c[k]),
                 &mut sc.layers[k],
                 for_backward,
             );
@@ -283,14 +303,17 @@ impl Seq2Seq {
 
         // 3. ctx = attention(h_top, keys)
         grow(&mut sc.ctx, b * h);
+        let memory = Memory {
+            keys: &enc.keys,
+            proj: &enc.proj,
+            mask: &enc.mask,
+            len: enc.src_len,
+        };
         cfg.attention_layer().forward(
             self.attn_params(),
             top,
-            &enc.keys,
-            &enc.proj,
-            &enc.mask,
+            memory,
             b,
-            enc.src_len,
             &mut sc.attn,
             &mut sc.ctx,
         );
@@ -305,13 +328,10 @@ impl Seq2Seq {
         grow(&mut sc.htilde, b * h);
         let LinearSlots { w, b: bias } = &self.slots.combine;
         linear::forward(
-            &sc.cat[..b * 2 * h],
-            &self.params[w.clone()],
+            MatRef::new(&sc.cat[..b * 2 * h], b, 2 * h),
+            MatRef::new(&self.params[w.clone()], h, 2 * h),
             &self.params[bias.clone()],
-            &mut sc.htilde,
-            b,
-            2 * h,
-            h,
+            MatMut::new(&mut sc.htilde, b, h),
         );
         sc.htilde[..b * h].iter_mut().for_each(|v| *v = tanh(*v));
 
@@ -338,19 +358,21 @@ impl Seq2Seq {
     pub(crate) fn step_backward(
         &self,
         packed: &[PackedLayer],
-        deferred: &mut [DeferredGrads],
-        step: usize,
+        (deferred, step): (&mut [DeferredGrads], usize),
         enc: &EncoderOutput,
         sc: &mut StepCache,
-        d_out: &mut [f32],
-        dh: &mut [f32],
-        dc: &mut [f32],
-        d_feed: &mut [f32],
-        dkeys: &mut [f32],
-        dproj: &mut [f32],
-        scr: &mut StepScratch,
+        bufs: StepGrads<'_>,
         grads: &mut [f32],
     ) {
+        let StepGrads {
+            d_out,
+            dh,
+            dc,
+            d_feed,
+            dkeys,
+            dproj,
+            scratch: scr,
+        } = bufs;
         let _ph = Phase::new("s2s.dec_bwd");
         let cfg = &self.config;
         let (e, h, layers) = (cfg.embed, cfg.hidden, cfg.layers);
@@ -383,15 +405,12 @@ impl Seq2Seq {
             let LinearSlots { w, b: bias } = &self.slots.combine;
             let [gw, gb] = disjoint_mut(grads, [w.clone(), bias.clone()]);
             linear::backward(
-                &sc.cat[..2 * bh],
-                &self.params[w.clone()],
-                &scr.dpre[..bh],
+                MatRef::new(&sc.cat[..2 * bh], b, 2 * h),
+                MatRef::new(&self.params[w.clone()], h, 2 * h),
+                MatRef::new(&scr.dpre[..bh], b, h),
                 gw,
                 gb,
                 Some(&mut scr.dcat[..2 * bh]),
-                b,
-                2 * h,
-                h,
             );
         }
         // [ctx; h_top]  →  dctx, dtop (into dy)
@@ -410,17 +429,26 @@ impl Seq2Seq {
                 key_bias: a3,
                 v: a4,
             };
+            let memory = Memory {
+                keys: &enc.keys,
+                proj: &enc.proj,
+                mask: &enc.mask,
+                len: enc.src_len,
+            };
+            let d = AttentionDeltas {
+                dctx: &scr.dcat[..bh],
+                dq: &mut scr.dq[..bh],
+                dkeys,
+                dproj,
+            };
+            let top = sc.layers[layers - 1].output(h);
             cfg.attention_layer().backward(
                 self.attn_params(),
                 &mut ga,
-                sc.layers[layers - 1].output(h),
-                &enc.keys,
-                &enc.mask,
+                top,
+                memory,
                 &mut sc.attn,
-                &scr.dcat[..bh],
-                &mut scr.dq[..bh],
-                dkeys,
-                dproj,
+                d,
             );
         }
         for (y, &q) in scr.dy[..bh].iter_mut().zip(&scr.dq) {
@@ -436,15 +464,24 @@ impl Seq2Seq {
             let layer = self.dec_layer(k);
             layer.backward_packed(
                 &packed[k],
-                &scr.dy[..bh],
-                Some(&scr.dh_n[..bh]),
-                lstm.then_some(&scr.dc_n[..bh]),
+                Upstream {
+                    dy: &scr.dy[..bh],
+                    dh_n: Some(&scr.dh_n[..bh]),
+                    dc_n: lstm.then_some(&scr.dc_n[..bh]),
+                    keep: None,
+                },
                 &mut sc.layers[k],
-                &mut scr.dx[..b * i],
-                Some(&mut dh[k * bh..(k + 1) * bh]),
-                lstm.then_some(&mut dc[k * bh..(k + 1) * bh]),
+                Downstream {
+                    dx: Some(&mut scr.dx[..b * i]),
+                    dh0: Some(&mut dh[k * bh..(k + 1) * bh]),
+                    dc0: lstm.then_some(&mut dc[k * bh..(k + 1) * bh]),
+                },
             );
-            let (hprev, dg_hh, dg_ih) = sc.layers[k].backward_parts(&layer);
+            let GateGrads {
+                hprev,
+                dg_hh,
+                dg_ih,
+            } = sc.layers[k].backward_parts(&layer);
             let d = &mut deferred[k];
             let gh = layer.gate_rows();
             d.x[step * b * i..(step + 1) * b * i].copy_from_slice(&sc.x[k][..b * i]);
@@ -526,9 +563,11 @@ impl Seq2Seq {
             layer.weight_grads(
                 self.slots.dec[k].grads(grads),
                 &d.x[..n * layer.input_size],
-                &d.hprev[..n * layer.hidden_size],
-                &d.dg_hh[..n * gh],
-                dg_ih,
+                GateGrads {
+                    hprev: &d.hprev[..n * layer.hidden_size],
+                    dg_hh: &d.dg_hh[..n * gh],
+                    dg_ih,
+                },
                 n,
                 scratch,
             );
@@ -553,13 +592,10 @@ impl Seq2Seq {
                         let LinearSlots { w, b: bias } = &slots[k];
                         let o = &mut out[k * bh..(k + 1) * bh];
                         linear::forward(
-                            &fin[k * bh..(k + 1) * bh],
-                            &self.params[w.clone()],
+                            MatRef::new(&fin[k * bh..(k + 1) * bh], b, h),
+                            MatRef::new(&self.params[w.clone()], h, h),
                             &self.params[bias.clone()],
-                            o,
-                            b,
-                            h,
-                            h,
+                            MatMut::new(o, b, h),
                         );
                         o.iter_mut().for_each(|v| *v = tanh(*v));
                     }
@@ -590,8 +626,7 @@ impl Seq2Seq {
         init: &DecoderState,
         dh: &mut [f32],
         dc: &mut [f32],
-        dfin_h: &mut [f32],
-        dfin_c: &mut [f32],
+        [dfin_h, dfin_c]: [&mut [f32]; 2],
         grads: &mut [f32],
     ) {
         let cfg = &self.config;
@@ -616,15 +651,12 @@ impl Seq2Seq {
                         }
                         let [gw, gb] = disjoint_mut(grads, [w.clone(), bias.clone()]);
                         linear::backward(
-                            &fin[r.clone()],
-                            &self.params[w.clone()],
-                            &d[r.clone()],
+                            MatRef::new(&fin[r.clone()], b, h),
+                            MatRef::new(&self.params[w.clone()], h, h),
+                            MatRef::new(&d[r.clone()], b, h),
                             gw,
                             gb,
                             Some(&mut dfin[r]),
-                            b,
-                            h,
-                            h,
                         );
                     }
                 }

@@ -15,7 +15,7 @@
 
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::Rng;
-use recurrent_nn::recurrent::LayerParams;
+use recurrent_nn::recurrent::{Block, Downstream, LayerParams, Upstream};
 use recurrent_nn::{dropout, embedding, LayerCache, RecurrentLayer};
 
 use super::layout::{disjoint_mut, RnnSlots};
@@ -135,20 +135,36 @@ pub(crate) struct EncoderCache {
     dc_n: Vec<f32>,
 }
 
+/// A batch of source sequences: `tokens: [B, width]` batch-major,
+/// right-padded, with lengths `lens` (each in `1..=width`).
+#[derive(Clone, Copy)]
+pub(crate) struct Sources<'a> {
+    pub tokens: &'a [u32],
+    pub width: usize,
+    pub lens: &'a [usize],
+}
+
+/// One direction of one encoder layer: its shape, parameters and gradient
+/// slots, over the packed chunks of a batch.
+struct Direction<'a> {
+    layer: &'a RecurrentLayer,
+    p: LayerParams<'a>,
+    slots: &'a RnnSlots,
+    pk: &'a Packing,
+}
+
 /// Runs one direction of one layer over packed `x: [N, I]` chunk by chunk from a
 /// zero state: outputs into `out: [N, H]`, final states by rank into `fin_h`/`fin_c`.
 fn run_forward(
-    layer: &RecurrentLayer,
-    p: LayerParams<'_>,
+    dir: &Direction<'_>,
     x: &[f32],
-    pk: &Packing,
     caches: &mut Vec<LayerCache>,
     out: &mut [f32],
-    fin_h: &mut [f32],
-    fin_c: &mut [f32],
+    [fin_h, fin_c]: [&mut [f32]; 2],
     zeros: &[f32],
     for_backward: bool,
 ) {
+    let Direction { layer, p, pk, .. } = *dir;
     let (i, h) = (layer.input_size, layer.hidden_size);
     let lstm = layer.cell.has_cell_state();
     caches.resize_with(pk.chunks.len(), LayerCache::default);
@@ -168,11 +184,7 @@ fn run_forward(
         layer.forward(
             p,
             &x[rows.start * i..rows.end * i],
-            ch.steps,
-            ch.rows,
-            h0,
-            c0,
-            None,
+            Block::new(ch.steps, ch.rows, h0, c0),
             cache,
             for_backward,
         );
@@ -187,22 +199,23 @@ fn run_forward(
 }
 
 /// Backward of [`run_forward`]: from `dy: [N, H]` and the final-state gradients by
-/// rank, adds the parameter gradients into `g` and writes `dx: [N, I]`.
-/// `carry_*`, `dh_n`, `dc_n` are scratch of at least `[B, H]`.
+/// rank (`[dy, dfin_h, dfin_c]`), adds the parameter gradients into `g` and
+/// writes `dx: [N, I]`. `carry_*`, `dh_n`, `dc_n` are scratch of at least `[B, H]`.
 fn run_backward(
-    layer: &RecurrentLayer,
-    p: LayerParams<'_>,
-    slots: &RnnSlots,
+    dir: &Direction<'_>,
     g: &mut [f32],
     x: &[f32],
-    pk: &Packing,
     caches: &mut [LayerCache],
-    dy: &[f32],
-    dfin_h: &[f32],
-    dfin_c: &[f32],
+    [dy, dfin_h, dfin_c]: [&[f32]; 3],
     dx: &mut [f32],
     [carry_h, carry_c, dh_n, dc_n]: [&mut [f32]; 4],
 ) {
+    let Direction {
+        layer,
+        p,
+        slots,
+        pk,
+    } = *dir;
     let (i, h) = (layer.input_size, layer.hidden_size);
     let lstm = layer.cell.has_cell_state();
     for ci in (0..pk.chunks.len()).rev() {
@@ -221,14 +234,18 @@ fn run_backward(
             p,
             slots.grads(g),
             &x[rows.start * i..rows.end * i],
-            &dy[rows.start * h..rows.end * h],
-            Some(&dh_n[..n]),
-            lstm.then_some(&dc_n[..n]),
-            None,
+            Upstream {
+                dy: &dy[rows.start * h..rows.end * h],
+                dh_n: Some(&dh_n[..n]),
+                dc_n: lstm.then_some(&dc_n[..n]),
+                keep: None,
+            },
             &mut caches[ci],
-            Some(&mut dx[rows.start * i..rows.end * i]),
-            Some(&mut carry_h[..n]),
-            lstm.then_some(&mut carry_c[..n]),
+            Downstream {
+                dx: Some(&mut dx[rows.start * i..rows.end * i]),
+                dh0: Some(&mut carry_h[..n]),
+                dc0: lstm.then_some(&mut carry_c[..n]),
+            },
         );
     }
 }
@@ -242,19 +259,22 @@ impl Seq2Seq {
         }
     }
 
-    /// Encoder forward over `src: [B, width]` (batch-major, right-padded) with
-    /// lengths `lens`, into `out` (keys, key projection, mask, final states).
-    /// With `drop`, dropout is applied and its masks kept.
+    /// Encoder forward over the sources `src`, into `out` (keys, key
+    /// projection, mask, final states). With `drop`, dropout is applied and
+    /// its masks kept.
     pub(crate) fn encode_forward(
         &self,
         ec: &mut EncoderCache,
         out: &mut EncoderOutput,
-        src: &[u32],
-        width: usize,
-        lens: &[usize],
+        src: Sources<'_>,
         mut drop: Option<&mut Rng>,
         for_backward: bool,
     ) {
+        let Sources {
+            tokens: src,
+            width,
+            lens,
+        } = src;
         let _ph = Phase::new("s2s.enc_fwd");
         let cfg = &self.config;
         let (e, h, hd, layers) = (cfg.embed, cfg.hidden, cfg.enc_hidden(), cfg.layers);
@@ -313,18 +333,15 @@ impl Seq2Seq {
                 grow(o, n * hd);
                 grow(&mut ec.fin_h[k][d], b * hd);
                 grow(&mut ec.fin_c[k][d], b * hd);
-                run_forward(
-                    &layer,
-                    self.slots.enc[k][d].params(&self.params),
-                    x,
+                let dir = Direction {
+                    layer: &layer,
+                    p: self.slots.enc[k][d].params(&self.params),
+                    slots: &self.slots.enc[k][d],
                     pk,
-                    &mut ec.caches[k][d],
-                    o,
-                    &mut ec.fin_h[k][d],
-                    &mut ec.fin_c[k][d],
-                    &ec.zeros,
-                    for_backward,
-                );
+                };
+                let fin = [&mut ec.fin_h[k][d][..], &mut ec.fin_c[k][d][..]];
+                let caches = &mut ec.caches[k][d];
+                run_forward(&dir, x, caches, o, fin, &ec.zeros, for_backward);
             }
             // comb[p] = [fwd[p]; bwd[rev[p]]]: the next layer's input, or the keys.
             let comb = |p: usize, dst: &mut [f32]| {
@@ -455,17 +472,18 @@ impl Seq2Seq {
                 } else {
                     &ec.rev_inputs[k]
                 };
+                let dir = Direction {
+                    layer: &layer,
+                    p: self.slots.enc[k][d].params(&self.params),
+                    slots: &self.slots.enc[k][d],
+                    pk,
+                };
                 run_backward(
-                    &layer,
-                    self.slots.enc[k][d].params(&self.params),
-                    &self.slots.enc[k][d],
+                    &dir,
                     grads,
                     x,
-                    pk,
                     &mut ec.caches[k][d],
-                    &ec.d_out[d],
-                    &ec.dfin_h,
-                    &ec.dfin_c,
+                    [&ec.d_out[d], &ec.dfin_h, &ec.dfin_c],
                     &mut ec.dx[d],
                     [&mut ec.carry_h, &mut ec.carry_c, &mut ec.dh_n, &mut ec.dc_n],
                 );

@@ -3,6 +3,8 @@
 //! label_smoothing=ε)`: the target distribution is `(1-ε)·onehot + ε/V`).
 
 use recurrent_kernels::activation::exp;
+use recurrent_kernels::gemm::Trans;
+use recurrent_kernels::MatRef;
 
 /// Sums over the valid rows of one batch's logits.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -17,20 +19,24 @@ pub(crate) struct LossSums {
     pub tokens: usize,
 }
 
-/// Loss of `logits: [N, V]` against `targets: [N]` over the rows with `valid[n]`.
+/// Loss of `logits: [N, V]` (dense rows) against `targets: [N]` over the rows with `valid[n]`.
 ///
 /// `dlogits` (if given) receives `scale · (softmax − q)` for valid rows and exactly
 /// 0 for the others; `row_nll` (if given) receives each valid row's `-log p(target)`.
 pub(crate) fn masked_cross_entropy(
-    logits: &[f32],
+    logits: MatRef<'_>,
     targets: &[u32],
     valid: &[bool],
-    v: usize,
     smoothing: f32,
     mut dlogits: Option<&mut [f32]>,
     scale: f32,
     mut row_nll: Option<&mut [f64]>,
 ) -> LossSums {
+    assert!(
+        logits.trans() == Trans::N && logits.ld() == logits.cols(),
+        "masked_cross_entropy: logits rows must be stored densely"
+    );
+    let (v, logits) = (logits.cols(), logits.data());
     let mut sums = LossSums::default();
     let eps = smoothing;
     // Each row's exponentials go to its gradient row, or here without one.
@@ -105,13 +111,30 @@ mod tests {
         let targets = [4u32, 1, 0];
         let valid = [true, false, true];
         let mut d = vec![9.0; n * v];
-        masked_cross_entropy(&logits, &targets, &valid, v, 0.2, Some(&mut d), 1.0, None);
+        masked_cross_entropy(
+            MatRef::new(&logits, targets.len(), v),
+            &targets,
+            &valid,
+            0.2,
+            Some(&mut d),
+            1.0,
+            None,
+        );
         assert!(d[v..2 * v].iter().all(|&g| g == 0.0));
         for j in 0..n * v {
             let f = |h: f32| {
                 let mut l = logits.clone();
                 l[j] += h;
-                masked_cross_entropy(&l, &targets, &valid, v, 0.2, None, 1.0, None).loss
+                masked_cross_entropy(
+                    MatRef::new(&l, targets.len(), v),
+                    &targets,
+                    &valid,
+                    0.2,
+                    None,
+                    1.0,
+                    None,
+                )
+                .loss
             };
             let num = (f(1e-2) - f(-1e-2)) / 2e-2;
             assert!((num - d[j] as f64).abs() < 1e-3, "{j}: {num} vs {}", d[j]);
@@ -121,7 +144,15 @@ mod tests {
     #[test]
     fn without_smoothing_the_loss_is_the_nll() {
         let logits = [0.0, 1.0, 2.0, 3.0];
-        let s = masked_cross_entropy(&logits, &[1, 0], &[true, true], 2, 0.0, None, 1.0, None);
+        let s = masked_cross_entropy(
+            MatRef::new(&logits, 2, 2),
+            &[1, 0],
+            &[true, true],
+            0.0,
+            None,
+            1.0,
+            None,
+        );
         assert_eq!(s.loss, s.nll);
         assert_eq!(s.tokens, 2);
         assert_eq!(s.correct, 1);

@@ -2,15 +2,16 @@
 //! a padded batch, and the encode / decode-step building blocks of decoding.
 
 use recurrent_kernels::profile::Phase;
-use recurrent_kernels::Rng;
+use recurrent_kernels::{MatMut, MatRef, Rng};
 use recurrent_nn::attention::AttentionParams;
 use recurrent_nn::{linear, PackedLayer};
 
 use super::config::{Seq2SeqConfig, Seq2SeqError};
 use super::decoder::{
-    check_rows, gather_rows, DecoderState, DeferredGrads, StepCache, StepInput, StepScratch,
+    check_rows, gather_rows, DecoderState, DeferredGrads, StepCache, StepGrads, StepInput,
+    StepScratch,
 };
-use super::encoder::EncoderCache;
+use super::encoder::{EncoderCache, Sources};
 use super::layout::{disjoint_mut, layout, Slots};
 use super::loss::masked_cross_entropy;
 use crate::params::MissingOrMisshapen;
@@ -436,7 +437,12 @@ impl Seq2Seq {
         let w = self.check_src(src, src_lens)?;
         let mut out = EncoderOutput::default();
         let mut ec = EncoderCache::default();
-        self.encode_forward(&mut ec, &mut out, src, w, src_lens, None, false);
+        let src = Sources {
+            tokens: src,
+            width: w,
+            lens: src_lens,
+        };
+        self.encode_forward(&mut ec, &mut out, src, None, false);
         Ok(out)
     }
 
@@ -509,15 +515,11 @@ impl Seq2Seq {
             )));
         }
         let mut sc = StepCache::default();
-        self.step_forward(
-            &packed.layers,
-            enc,
-            &self.state_input(state),
-            prev,
-            None,
-            &mut sc,
-            false,
-        );
+        let input = StepInput {
+            tokens: prev,
+            ..self.state_input(state)
+        };
+        self.step_forward(&packed.layers, enc, &input, None, &mut sc, false);
         let mut logits = vec![0.0; b * self.config.tgt_vocab];
         self.generate(&sc.out[..b * h], &mut logits, b);
         Ok(DecodeStep {
@@ -577,13 +579,10 @@ impl Seq2Seq {
         let _ph = Phase::new("s2s.gen_fwd");
         let (h, v) = (self.config.hidden, self.config.tgt_vocab);
         linear::forward(
-            out,
-            &self.params[self.slots.generator.w.clone()],
+            MatRef::new(out, b, h),
+            MatRef::new(&self.params[self.slots.generator.w.clone()], v, h),
             &self.params[self.slots.generator.b.clone()],
-            logits,
-            b,
-            h,
-            v,
+            MatMut::new(logits, b, v),
         );
     }
 
@@ -618,15 +617,12 @@ impl Seq2Seq {
         fn drop<'a>(on: bool, r: &'a mut Option<&mut Rng>) -> Option<&'a mut Rng> {
             r.as_deref_mut().filter(|_| on)
         }
-        self.encode_forward(
-            enc_cache,
-            enc,
-            batch.src,
-            shape.src_w,
-            batch.src_lens,
-            drop(use_drop, &mut rng),
-            for_backward,
-        );
+        let src = Sources {
+            tokens: batch.src,
+            width: shape.src_w,
+            lens: batch.src_lens,
+        };
+        self.encode_forward(enc_cache, enc, src, drop(use_drop, &mut rng), for_backward);
         *init = self.bridge_forward(enc);
         self.pack_decoder_layers(dec_packed, for_backward);
         if steps.len() < t_max {
@@ -680,15 +676,12 @@ impl Seq2Seq {
                 Some(prev) => self.next_input(prev, b),
             };
             let sc = &mut rest[0];
-            self.step_forward(
-                dec_packed,
-                enc,
-                &input,
-                &tokens,
-                drop(use_drop, &mut rng),
-                sc,
-                for_backward,
-            );
+            let input = StepInput {
+                tokens: &tokens,
+                ..input
+            };
+            let step_rng = drop(use_drop, &mut rng);
+            self.step_forward(dec_packed, enc, &input, step_rng, sc, for_backward);
             let out = &mut outs[t * b * h..(t + 1) * b * h];
             out.copy_from_slice(&sc.out[..b * h]);
             if per_step {
@@ -750,15 +743,12 @@ impl Seq2Seq {
             let gs = &self.slots.generator;
             let [gw, gb] = disjoint_mut(grads, [gs.w.clone(), gs.b.clone()]);
             linear::backward(
-                &outs[..n * h],
-                &self.params[gs.w.clone()],
-                &dlogits[..n * v],
+                MatRef::new(&outs[..n * h], n, h),
+                MatRef::new(&self.params[gs.w.clone()], v, h),
+                MatRef::new(&dlogits[..n * v], n, v),
                 gw,
                 gb,
                 Some(&mut d_outs[..n * h]),
-                n,
-                h,
-                v,
             );
         }
         for t in (0..t_max).rev() {
@@ -770,15 +760,21 @@ impl Seq2Seq {
                     *d += f;
                 }
             }
-            self.step_backward(
-                dec_packed, deferred, t, enc, sc, d_out, dh, dc, d_feed, dkeys, dproj, scratch,
-                grads,
-            );
+            let bufs = StepGrads {
+                d_out,
+                dh,
+                dc,
+                d_feed,
+                dkeys,
+                dproj,
+                scratch,
+            };
+            self.step_backward(dec_packed, (deferred, t), enc, sc, bufs, grads);
         }
         self.decoder_weight_grads(deferred, t_max * b, grad_scratch, grads);
         grow(dfin_h, enc.final_h.len());
         grow(dfin_c, enc.final_c.len());
-        self.bridge_backward(enc, init, dh, dc, dfin_h, dfin_c, grads);
+        self.bridge_backward(enc, init, dh, dc, [dfin_h, dfin_c], grads);
         {
             let [a0, a1, a2, a3, a4] = disjoint_mut(grads, self.slots.attn.clone());
             let mut ga = recurrent_nn::attention::AttentionGrads {
@@ -807,10 +803,9 @@ impl Seq2Seq {
             None
         };
         let sums = masked_cross_entropy(
-            &ws.logits[..n * v],
+            MatRef::new(&ws.logits[..n * v], n, v),
             &ws.targets,
             &ws.valid,
-            v,
             smoothing,
             dl,
             scale,
@@ -897,10 +892,9 @@ impl Seq2Seq {
         ws.row_nll.clear();
         ws.row_nll.resize(n, 0.0);
         masked_cross_entropy(
-            &ws.logits[..n * v],
+            MatRef::new(&ws.logits[..n * v], n, v),
             &ws.targets,
             &ws.valid,
-            v,
             0.0,
             None,
             1.0,

@@ -130,6 +130,9 @@ fn forward_row(
 }
 
 multiversion! {
+    // Separate slice arguments keep LLVM's no-alias facts in this hot loop
+    // (see `lstm::forward_row`); a struct of them would lose them.
+    #[allow(clippy::too_many_arguments)]
     /// Backward of [`forward_rows`]: the hidden-side pre-activation gradients
     /// `dg_hh` (whose `n` block is scaled by `r`), the input-side ones `dg_ih`
     /// (`[B, 3H]`), and the direct path `dh_direct = z ⊙ dh` into `h_{t-1}`.
@@ -146,6 +149,7 @@ multiversion! {
     ) => backward_rows_body
 }
 
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn backward_rows_body(
     gates: &[f32],

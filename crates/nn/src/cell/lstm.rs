@@ -158,9 +158,10 @@ fn forward_rows_body(
 /// One batch row of [`forward_rows`], all slices of length `H`. Separate
 /// `&mut` arguments (not an array of them) tell LLVM the gate blocks do not
 /// alias (kept when inlined), and the re-slicing to one length drops the
-/// bounds checks, so it vectorizes without run-time overlap checks.
-#[inline(always)]
+/// bounds checks, so it vectorizes without run-time overlap checks. (Hence
+/// eight slice arguments: a struct of them would lose that.)
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn forward_row(
     gi: &mut [f32],
     gf: &mut [f32],
@@ -192,7 +193,8 @@ multiversion! {
     /// Backward of [`forward_rows`]: from `dh` (w.r.t. `h_t`) and `dc` (w.r.t.
     /// `c_t` from later steps) writes the pre-activation gradients `dg[B, 4H]`
     /// and leaves in `dc` the gradient w.r.t. `c_{t-1}`. `gates` holds the
-    /// activations; `tanh_c`, `cp`, `dh`, `dc` are `[B, H]`.
+    /// activations; `tanh_c`, `cp`, `dh`, `dc` are `[B, H]` (`B` is
+    /// `dh.len() / h`).
     pub fn backward_rows(
         gates: &[f32],
         tanh_c: &[f32],
@@ -200,7 +202,6 @@ multiversion! {
         dh: &[f32],
         dc: &mut [f32],
         dg: &mut [f32],
-        b: usize,
         h: usize,
     ) => backward_rows_body
 }
@@ -213,9 +214,9 @@ fn backward_rows_body(
     dh: &[f32],
     dc: &mut [f32],
     dg: &mut [f32],
-    b: usize,
     h: usize,
 ) {
+    let b = dh.len() / h.max(1);
     for r in 0..b {
         let [gi, gf, gg, go] = blocks::<4>(row(gates, r, 4 * h), h);
         let [di, df, dgg, dgo] = blocks_mut::<4>(row_mut(dg, r, 4 * h), h);

@@ -6,88 +6,81 @@ use std::ops::Range;
 
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::threads::{parallel_for, threads};
-use recurrent_kernels::{gemm_packed, sgemm, PackedB, Trans};
+use recurrent_kernels::{gemm_packed, sgemm, MatMut, MatRef, PackedB};
 
 use super::cache::grow;
 use super::row_split::StepBufs;
 use super::weight_grads::{add_into, add_weight_grad, column_sums};
-use super::{CellKind, LayerCache, LayerGrads, LayerParams, PackedLayer, RecurrentLayer};
+use super::{
+    CellKind, Downstream, GateGrads, LayerCache, LayerGrads, LayerParams, PackedLayer,
+    RecurrentLayer, TableInput, Upstream,
+};
 use crate::cell::{gru, lstm, rnn};
 
 impl RecurrentLayer {
     /// Backward of [`RecurrentLayer::forward`] (which must have run with `for_backward`).
     ///
-    /// `dy: [T*B, H]` is the loss gradient w.r.t. the outputs, `dh_n`/`dc_n`
-    /// (optional) w.r.t. the final state. Adds parameter gradients into `g`;
-    /// writes `dx: [T*B, I]` and the initial-state gradients when asked.
+    /// From the gradients arriving from above (`up`) adds the parameter
+    /// gradients into `g`, and writes those of the inputs `x: [T*B, I]` and
+    /// of the initial state that `down` asks for.
     pub fn backward(
         &self,
         p: LayerParams<'_>,
         g: LayerGrads<'_>,
         x: &[f32],
-        dy: &[f32],
-        dh_n: Option<&[f32]>,
-        dc_n: Option<&[f32]>,
-        keep: Option<&[f32]>,
+        up: Upstream<'_>,
         cache: &mut LayerCache,
-        dx: Option<&mut [f32]>,
-        dh0: Option<&mut [f32]>,
-        dc0: Option<&mut [f32]>,
+        down: Downstream<'_>,
     ) {
+        let Downstream { dx, dh0, dc0 } = down;
         let (i, gh) = (self.input_size, self.gate_rows());
         let n = cache.steps * cache.batch;
-        self.pack_and_run_backward_steps(p, cache, dy, dh_n, dc_n, keep, dh0, dc0);
+        self.pack_and_run_backward_steps(p, cache, up, dh0, dc0);
         let c = &mut *cache;
         let dg_ih = if self.cell == CellKind::Gru {
             &c.dg_ih
         } else {
             &c.dg_hh
         };
-        self.weight_grads(g, x, &c.hprev, &c.dg_hh, dg_ih, n, &mut c.bias);
+        let parts = GateGrads {
+            hprev: &c.hprev,
+            dg_hh: &c.dg_hh,
+            dg_ih,
+        };
+        self.weight_grads(g, x, parts, n, &mut c.bias);
         let _ph = Phase::new("bwd.dx");
         if let Some(dx) = dx {
             sgemm(
-                Trans::N,
-                Trans::N,
-                n,
-                i,
-                gh,
                 1.0,
-                dg_ih,
-                gh,
-                p.w_ih,
-                i,
+                MatRef::new(dg_ih, n, gh),
+                MatRef::new(p.w_ih, gh, i),
                 0.0,
-                dx,
-                i,
+                MatMut::new(dx, n, i),
             );
         }
     }
 
     /// The backward time loop: `W_hh` packed for this block, then the steps,
     /// which leave the gate gradients in the cache.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn pack_and_run_backward_steps(
         &self,
         p: LayerParams<'_>,
         cache: &mut LayerCache,
-        dy: &[f32],
-        dh_n: Option<&[f32]>,
-        dc_n: Option<&[f32]>,
-        keep: Option<&[f32]>,
+        up: Upstream<'_>,
         dh0: Option<&mut [f32]>,
         dc0: Option<&mut [f32]>,
     ) {
         let (h, gh) = (self.hidden_size, self.gate_rows());
-        cache.w_hh_packed.pack(Trans::N, gh, h, p.w_hh, h);
+        cache.w_hh_packed.pack(MatRef::new(p.w_hh, gh, h));
         // Taken out for the loop, which borrows the rest of the cache mutably.
         let w = std::mem::take(&mut cache.w_hh_packed);
-        self.run_backward_steps(&w, cache, dy, dh_n, dc_n, keep, dh0, dc0);
+        self.run_backward_steps(&w, cache, &up, dh0, dc0);
         cache.w_hh_packed = w;
     }
 
-    /// Backward of [`RecurrentLayer::forward_table`] (same `rows`, `tokens`
-    /// and `keep`): as [`RecurrentLayer::backward`], but the input side goes
+    /// Backward of [`RecurrentLayer::forward_table`] (same `input` and
+    /// `keep`): as [`RecurrentLayer::backward`] (with no final-state
+    /// gradients; `down.dx` is added into, `[V, I]`), but the input side goes
     /// through the rows: the input-side gate gradients are summed per row
     /// (`S: [V, G*H]`), so `dW_ih += Sᵀ · rows` and `d_rows += S · W_ih` are
     /// products over `V` rows rather than `T*B`.
@@ -95,18 +88,27 @@ impl RecurrentLayer {
         &self,
         p: LayerParams<'_>,
         g: LayerGrads<'_>,
-        rows: &[f32],
-        tokens: &[u32],
-        dy: &[f32],
-        keep: Option<&[f32]>,
+        input: TableInput<'_>,
+        up: Upstream<'_>,
         cache: &mut LayerCache,
-        d_rows: Option<&mut [f32]>,
-        dh0: Option<&mut [f32]>,
-        dc0: Option<&mut [f32]>,
+        down: Downstream<'_>,
     ) {
+        let (
+            TableInput { rows, tokens },
+            Downstream {
+                dx: d_rows,
+                dh0,
+                dc0,
+            },
+        ) = (input, down);
         let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
         let (n, v) = (cache.steps * cache.batch, rows.len() / i.max(1));
-        self.pack_and_run_backward_steps(p, cache, dy, None, None, keep, dh0, dc0);
+        let up = Upstream {
+            dh_n: None,
+            dc_n: None,
+            ..up
+        };
+        self.pack_and_run_backward_steps(p, cache, up, dh0, dc0);
         let c = &mut *cache;
         let _ph = Phase::new("bwd.dw");
         let gru = self.cell == CellKind::Gru;
@@ -154,19 +156,11 @@ impl RecurrentLayer {
         if let Some(d) = d_rows {
             let _ph = Phase::new("bwd.dx");
             sgemm(
-                Trans::N,
-                Trans::N,
-                v,
-                i,
-                gh,
                 1.0,
-                s,
-                gh,
-                p.w_ih,
-                i,
+                MatRef::new(s, v, gh),
+                MatRef::new(p.w_ih, gh, i),
                 1.0,
-                d,
-                i,
+                MatMut::new(d, v, i),
             );
         }
     }
@@ -179,20 +173,24 @@ impl RecurrentLayer {
     pub fn backward_packed(
         &self,
         packed: &PackedLayer,
-        dy: &[f32],
-        dh_n: Option<&[f32]>,
-        dc_n: Option<&[f32]>,
+        up: Upstream<'_>,
         cache: &mut LayerCache,
-        dx: &mut [f32],
-        dh0: Option<&mut [f32]>,
-        dc0: Option<&mut [f32]>,
+        down: Downstream<'_>,
     ) {
+        let Downstream { dx, dh0, dc0 } = down;
         let (i, gh) = (self.input_size, self.gate_rows());
         let n = cache.steps * cache.batch;
-        self.run_backward_steps(&packed.w_hh, cache, dy, dh_n, dc_n, None, dh0, dc0);
+        self.run_backward_steps(&packed.w_hh, cache, &up, dh0, dc0);
+        let Some(dx) = dx else { return };
         let _ph = Phase::new("bwd.dx");
-        let (_, _, dg_ih) = cache.backward_parts(self);
-        gemm_packed(n, dg_ih, gh, &packed.w_ih, false, dx, i, threads());
+        let dg_ih = cache.backward_parts(self).dg_ih;
+        gemm_packed(
+            MatRef::new(dg_ih, n, gh),
+            &packed.w_ih,
+            false,
+            MatMut::new(dx, n, i),
+            threads(),
+        );
     }
 
     /// The backward time loop over the cached block: leaves the gate gradients
@@ -201,10 +199,7 @@ impl RecurrentLayer {
         &self,
         w: &PackedB,
         c: &mut LayerCache,
-        dy: &[f32],
-        dh_n: Option<&[f32]>,
-        dc_n: Option<&[f32]>,
-        keep: Option<&[f32]>,
+        up: &Upstream<'_>,
         dh0: Option<&mut [f32]>,
         dc0: Option<&mut [f32]>,
     ) {
@@ -216,9 +211,7 @@ impl RecurrentLayer {
             let bufs = StepBufs::new(c);
             self.for_row_groups(b, &|rows, gemm_threads| {
                 // SAFETY: each group touches only its own batch rows of `bufs`.
-                unsafe {
-                    self.backward_rows(&bufs, w, t, b, rows, dy, dh_n, dc_n, keep, gemm_threads)
-                }
+                unsafe { self.backward_rows(&bufs, w, rows, up, gemm_threads) }
             });
         }
         // After `t` swaps the gradient w.r.t. the initial state is in `dh_next` when `t` is odd.
@@ -242,15 +235,17 @@ impl RecurrentLayer {
         &self,
         bufs: &StepBufs<'_>,
         w: &PackedB,
-        t: usize,
-        b: usize,
         rows: Range<usize>,
-        dy: &[f32],
-        dh_n: Option<&[f32]>,
-        dc_n: Option<&[f32]>,
-        keep: Option<&[f32]>,
+        up: &Upstream<'_>,
         gemm_threads: usize,
     ) {
+        let Upstream {
+            dy,
+            dh_n,
+            dc_n,
+            keep,
+        } = *up;
+        let (t, b) = (bufs.steps, bufs.batch);
         let (h, gh, m) = (self.hidden_size, self.gate_rows(), rows.len());
         let state = rows.start * h..rows.end * h;
         // SAFETY: the group's rows of the one-step state gradients, which the
@@ -293,7 +288,7 @@ impl RecurrentLayer {
                     // SAFETY: as above.
                     let (tanh_c, cp) =
                         unsafe { (bufs.tanh_c.rows(r0, m, h), bufs.cprev.rows(r0, m, h)) };
-                    lstm::backward_rows(gates, tanh_c, cp, dh, dc, dg, m, h);
+                    lstm::backward_rows(gates, tanh_c, cp, dh, dc, dg, h);
                 }
                 CellKind::Gru => {
                     // SAFETY: as above.
@@ -309,7 +304,13 @@ impl RecurrentLayer {
                 }
             }
             // dh_{t-1} = dgates · W_hh (GRU adds it to its direct path z ⊙ dh).
-            gemm_packed(m, dg, gh, w, accumulate, dh_next, h, gemm_threads);
+            gemm_packed(
+                MatRef::new(dg, m, gh),
+                w,
+                accumulate,
+                MatMut::new(dh_next, m, h),
+                gemm_threads,
+            );
             if let Some(keep) = keep {
                 for (r, &k) in keep[r0..r0 + m].iter().enumerate() {
                     if k == 0.0 {

@@ -3,7 +3,7 @@
 
 use recurrent_kernels::PackedB;
 
-use super::{CellKind, RecurrentLayer};
+use super::{CellKind, GateGrads, RecurrentLayer};
 
 /// Activations kept from the forward pass for the backward pass, and the
 /// backward pass's own buffers; sized once per `(T, B)` and reused.
@@ -100,9 +100,9 @@ impl LayerCache {
     }
 
     /// What the weight gradients of the last backward are made of:
-    /// `(h_prev [T*B, H], dG_hh [T*B, G*H], dG_ih [T*B, G*H])`, `dG_ih` being
+    /// `h_prev [T*B, H]`, `dG_hh [T*B, G*H]` and `dG_ih [T*B, G*H]`, `dG_ih` being
     /// `dG_hh` for every cell but GRU. See [`RecurrentLayer::weight_grads`].
-    pub fn backward_parts(&self, layer: &RecurrentLayer) -> (&[f32], &[f32], &[f32]) {
+    pub fn backward_parts(&self, layer: &RecurrentLayer) -> GateGrads<'_> {
         let n = self.steps * self.batch;
         let (h, gh) = (layer.hidden_size, layer.gate_rows());
         let dg_hh = &self.dg_hh[..n * gh];
@@ -111,7 +111,11 @@ impl LayerCache {
         } else {
             dg_hh
         };
-        (&self.hprev[..n * h], dg_hh, dg_ih)
+        GateGrads {
+            hprev: &self.hprev[..n * h],
+            dg_hh,
+            dg_ih,
+        }
     }
 }
 

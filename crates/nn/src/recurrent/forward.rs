@@ -5,33 +5,28 @@ use std::ops::Range;
 
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::threads::{parallel_for, threads};
-use recurrent_kernels::{gemm_packed, sgemm_bias, PackedB, Trans};
+use recurrent_kernels::{gemm_packed, sgemm_bias, MatMut, MatRef, PackedB};
 
 use super::cache::grow;
 use recurrent_kernels::SharedMut;
 
 use super::row_split::{prefetch_rows, StepBufs};
-use super::{CellKind, LayerCache, LayerParams, PackedLayer, RecurrentLayer};
+use super::{Block, CellKind, LayerCache, LayerParams, PackedLayer, RecurrentLayer, TableInput};
 use crate::cell::{gru, lstm, rnn};
 
 impl RecurrentLayer {
-    /// Runs `t` steps over `x: [T*B, I]` from the state `h0 (, c0): [B, H]`.
-    ///
-    /// `keep: [T*B]` (optional) is 0 where a stream starts a new document at that
-    /// step: its state is reset to zero before the step. Outputs land in
+    /// Runs the block's `T` steps over `x: [T*B, I]` from its start state
+    /// (see [`Block`], which also holds the resets). Outputs land in
     /// `cache.h`; the final state is `cache.last_h()` / `cache.last_c()`.
     pub fn forward(
         &self,
         p: LayerParams<'_>,
         x: &[f32],
-        t: usize,
-        b: usize,
-        h0: &[f32],
-        c0: &[f32],
-        keep: Option<&[f32]>,
+        block: Block<'_>,
         cache: &mut LayerCache,
         for_backward: bool,
     ) {
+        let (t, b) = (block.steps, block.batch);
         let i = self.input_size;
         let gh = self.gate_rows();
         let n = t * b;
@@ -40,42 +35,31 @@ impl RecurrentLayer {
         // Every step's input projection in one GEMM: gates = x · W_ihᵀ + bias.
         self.fold_bias(p, &mut cache.bias);
         sgemm_bias(
-            Trans::N,
-            Trans::T,
-            n,
-            gh,
-            i,
-            x,
-            i,
-            p.w_ih,
-            i,
+            MatRef::new(x, n, i),
+            MatRef::new(p.w_ih, gh, i).t(),
             &cache.bias,
-            &mut cache.gates,
-            gh,
+            MatMut::new(&mut cache.gates, n, gh),
         );
 
         drop(ph);
-        self.pack_and_run_forward_steps(p, cache, t, b, h0, c0, keep);
+        self.pack_and_run_forward_steps(p, cache, block);
     }
 
-    /// [`RecurrentLayer::forward`] for inputs that are rows of `rows: [V, I]`
-    /// (embeddings): step input `r` is `rows[tokens[r]]`. The input
+    /// [`RecurrentLayer::forward`] for inputs that are rows of a table
+    /// (embeddings, see [`TableInput`]). The input
     /// projection is computed once per row, `[V, G*H]`, and gathered per
     /// step, which is cheaper than the whole-block GEMM when `V` is below the
     /// block's `T*B` (a character vocabulary). Same results up to rounding.
     pub fn forward_table(
         &self,
         p: LayerParams<'_>,
-        rows: &[f32],
-        tokens: &[u32],
-        t: usize,
-        b: usize,
-        h0: &[f32],
-        c0: &[f32],
-        keep: Option<&[f32]>,
+        input: TableInput<'_>,
+        block: Block<'_>,
         cache: &mut LayerCache,
         for_backward: bool,
     ) {
+        let TableInput { rows, tokens } = input;
+        let (t, b) = (block.steps, block.batch);
         let (i, gh) = (self.input_size, self.gate_rows());
         let (n, v) = (t * b, rows.len() / i.max(1));
         cache.ensure(self, t, b, for_backward);
@@ -84,18 +68,10 @@ impl RecurrentLayer {
         grow(&mut cache.table, v * gh);
         let table = &mut cache.table[..v * gh];
         sgemm_bias(
-            Trans::N,
-            Trans::T,
-            v,
-            gh,
-            i,
-            rows,
-            i,
-            p.w_ih,
-            i,
+            MatRef::new(rows, v, i),
+            MatRef::new(p.w_ih, gh, i).t(),
             &cache.bias,
-            table,
-            gh,
+            MatMut::new(table, v, gh),
         );
         let table = &cache.table[..v * gh];
         let gates = SharedMut::new(&mut cache.gates[..n * gh]);
@@ -109,29 +85,24 @@ impl RecurrentLayer {
             }
         });
         drop(ph);
-        self.pack_and_run_forward_steps(p, cache, t, b, h0, c0, keep);
+        self.pack_and_run_forward_steps(p, cache, block);
     }
 
     /// The forward time loop once the input projections are in `cache.gates`:
     /// `W_hhᵀ` packed for this block, then the steps.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn pack_and_run_forward_steps(
         &self,
         p: LayerParams<'_>,
         cache: &mut LayerCache,
-        t: usize,
-        b: usize,
-        h0: &[f32],
-        c0: &[f32],
-        keep: Option<&[f32]>,
+        block: Block<'_>,
     ) {
         let (h, gh) = (self.hidden_size, self.gate_rows());
         let ph = Phase::new("fwd.pack");
-        cache.w_hh_t_packed.pack(Trans::T, h, gh, p.w_hh, h);
+        cache.w_hh_t_packed.pack(MatRef::new(p.w_hh, gh, h).t());
         drop(ph);
         // Taken out for the loop, which borrows the rest of the cache mutably.
         let w = std::mem::take(&mut cache.w_hh_t_packed);
-        self.run_forward_steps(p, &StepBufs::new(cache), &w, t, b, h0, c0, keep);
+        self.run_forward_steps(p, &StepBufs::new(cache), &w, &block);
         cache.w_hh_t_packed = w;
     }
 
@@ -143,13 +114,11 @@ impl RecurrentLayer {
         p: LayerParams<'_>,
         packed: &PackedLayer,
         x: &[f32],
-        t: usize,
-        b: usize,
-        h0: &[f32],
-        c0: &[f32],
+        block: Block<'_>,
         cache: &mut LayerCache,
         for_backward: bool,
     ) {
+        let (t, b) = (block.steps, block.batch);
         let (i, gh) = (self.input_size, self.gate_rows());
         let n = t * b;
         cache.ensure(self, t, b, for_backward);
@@ -158,18 +127,15 @@ impl RecurrentLayer {
             row.copy_from_slice(&packed.bias);
         }
         gemm_packed(
-            n,
-            x,
-            i,
+            MatRef::new(x, n, i),
             &packed.w_ih_t,
             true,
-            &mut cache.gates,
-            gh,
+            MatMut::new(&mut cache.gates, n, gh),
             threads(),
         );
         drop(ph);
         let bufs = StepBufs::new(cache);
-        self.run_forward_steps(p, &bufs, &packed.w_hh_t, t, b, h0, c0, None);
+        self.run_forward_steps(p, &bufs, &packed.w_hh_t, &block);
     }
 
     /// The time loop of the forward pass, its batch rows split across threads.
@@ -178,20 +144,16 @@ impl RecurrentLayer {
         p: LayerParams<'_>,
         bufs: &StepBufs<'_>,
         w: &PackedB,
-        t: usize,
-        b: usize,
-        h0: &[f32],
-        c0: &[f32],
-        keep: Option<&[f32]>,
+        block: &Block<'_>,
     ) {
         let _ph = Phase::new("fwd.steps");
-        self.for_row_groups(b, &|rows, gemm_threads| {
+        self.for_row_groups(block.batch, &|rows, gemm_threads| {
             // SAFETY: each group touches only its own batch rows of `bufs`.
-            unsafe { self.forward_rows(p, bufs, w, t, b, rows, h0, c0, keep, gemm_threads) }
+            unsafe { self.forward_rows(p, bufs, w, block, rows, gemm_threads) }
         });
     }
 
-    /// The forward time loop for batch rows `rows` (of `b`): every step reads
+    /// The forward time loop for batch rows `rows` (of the block's): every step reads
     /// and writes only those rows of the buffers, because the streams of a
     /// batch do not interact. `gemm_threads` threads split each step's product.
     ///
@@ -202,14 +164,17 @@ impl RecurrentLayer {
         p: LayerParams<'_>,
         bufs: &StepBufs<'_>,
         w: &PackedB,
-        t: usize,
-        b: usize,
+        block: &Block<'_>,
         rows: Range<usize>,
-        h0: &[f32],
-        c0: &[f32],
-        keep: Option<&[f32]>,
         gemm_threads: usize,
     ) {
+        let Block {
+            steps: t,
+            batch: b,
+            h0,
+            c0,
+            keep,
+        } = *block;
         let (h, gh, m) = (self.hidden_size, self.gate_rows(), rows.len());
         let state = rows.start * h..rows.end * h;
         for s in 0..t {
@@ -240,7 +205,13 @@ impl RecurrentLayer {
             let hp = &*hp;
             match self.cell {
                 CellKind::RnnTanh | CellKind::RnnRelu => {
-                    gemm_packed(m, hp, h, w, true, gates, gh, gemm_threads);
+                    gemm_packed(
+                        MatRef::new(hp, m, h),
+                        w,
+                        true,
+                        MatMut::new(gates, m, gh),
+                        gemm_threads,
+                    );
                     if self.cell == CellKind::RnnRelu {
                         rnn::relu_forward_units(gates, out);
                     } else {
@@ -248,7 +219,13 @@ impl RecurrentLayer {
                     }
                 }
                 CellKind::Lstm => {
-                    gemm_packed(m, hp, h, w, true, gates, gh, gemm_threads);
+                    gemm_packed(
+                        MatRef::new(hp, m, h),
+                        w,
+                        true,
+                        MatMut::new(gates, m, gh),
+                        gemm_threads,
+                    );
                     // SAFETY: as above, for the cell states.
                     let (cp, prev_c, c, tanh_c) = unsafe {
                         (
@@ -272,7 +249,13 @@ impl RecurrentLayer {
                     for row in hh.chunks_exact_mut(gh) {
                         row.copy_from_slice(p.b_hh);
                     }
-                    gemm_packed(m, hp, h, w, true, hh, gh, gemm_threads);
+                    gemm_packed(
+                        MatRef::new(hp, m, h),
+                        w,
+                        true,
+                        MatMut::new(hh, m, gh),
+                        gemm_threads,
+                    );
                     gru::forward_rows(gates, hh, hp, hh_n, out, m, h);
                 }
             }

@@ -8,7 +8,7 @@ use super::CellKind;
 /// [`RecurrentLayer::backward`] run it over a block of time steps.
 ///
 /// ```
-/// use recurrent_nn::recurrent::{LayerParams, RecurrentLayer};
+/// use recurrent_nn::recurrent::{Block, LayerParams, RecurrentLayer};
 /// use recurrent_nn::{CellKind, LayerCache};
 ///
 /// let layer = RecurrentLayer { cell: CellKind::Lstm, input_size: 3, hidden_size: 2 };
@@ -18,7 +18,7 @@ use super::CellKind;
 /// let x = vec![1.0; t * b * 3]; // time-major [T*B, I]
 /// let (h0, c0) = (vec![0.0; b * 2], vec![0.0; b * 2]);
 /// let mut cache = LayerCache::default();
-/// layer.forward(p, &x, t, b, &h0, &c0, None, &mut cache, false);
+/// layer.forward(p, &x, Block::new(t, b, &h0, &c0), &mut cache, false);
 /// let y = cache.output(2); // [T*B, H]
 /// assert_eq!(y.len(), t * b * 2);
 /// assert!(y.iter().all(|v| v.abs() < 1.0));

@@ -12,13 +12,15 @@
 //! as large GEMMs over the whole block.
 //!
 //! Where things are: the cells' equations in [`crate::cell`]; the layer's
-//! shape in `layer.rs`; its parameters in `params.rs`; the time loops in
+//! shape in `layer.rs`; the block, upstream and downstream structs the
+//! forward and backward take in `block.rs`; its parameters in `params.rs`; the time loops in
 //! `forward.rs` and `backward.rs`; what the forward keeps for the backward in
 //! `cache.rs`; how a time loop's batch rows are split among threads in
 //! `row_split.rs`; the weight and bias gradients in `weight_grads.rs`; the
 //! weights packed once for a decoder's many short calls in `packed.rs`.
 
 mod backward;
+mod block;
 mod cache;
 mod forward;
 mod layer;
@@ -27,6 +29,7 @@ mod params;
 mod row_split;
 mod weight_grads;
 
+pub use self::block::{Block, Downstream, GateGrads, TableInput, Upstream};
 pub(crate) use self::cache::last_step;
 pub use self::cache::LayerCache;
 pub use self::layer::RecurrentLayer;

@@ -1,6 +1,6 @@
 //! [`PackedLayer`]: a layer's weights packed once for many short calls.
 
-use recurrent_kernels::{PackedB, Trans};
+use recurrent_kernels::{MatRef, PackedB};
 
 use super::{CellKind, LayerParams, RecurrentLayer};
 
@@ -25,11 +25,11 @@ impl PackedLayer {
     /// what the backward pass needs.
     pub fn pack(&mut self, layer: &RecurrentLayer, p: LayerParams<'_>, for_backward: bool) {
         let (i, h, gh) = (layer.input_size, layer.hidden_size, layer.gate_rows());
-        self.w_ih_t.pack(Trans::T, i, gh, p.w_ih, i);
-        self.w_hh_t.pack(Trans::T, h, gh, p.w_hh, h);
+        self.w_ih_t.pack(MatRef::new(p.w_ih, gh, i).t());
+        self.w_hh_t.pack(MatRef::new(p.w_hh, gh, h).t());
         if for_backward {
-            self.w_hh.pack(Trans::N, gh, h, p.w_hh, h);
-            self.w_ih.pack(Trans::N, gh, i, p.w_ih, i);
+            self.w_hh.pack(MatRef::new(p.w_hh, gh, h));
+            self.w_ih.pack(MatRef::new(p.w_ih, gh, i));
         }
         self.bias.clear();
         self.bias.extend_from_slice(p.b_ih);

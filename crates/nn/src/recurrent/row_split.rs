@@ -56,6 +56,9 @@ impl RecurrentLayer {
 /// that split the batch rows (each thread takes only its own rows), borrowed
 /// from the cache for as long as the views live.
 pub(super) struct StepBufs<'a> {
+    /// The cached block's `T` and `B`.
+    pub(super) steps: usize,
+    pub(super) batch: usize,
     pub(super) gates: SharedMut<'a, f32>,
     pub(super) h: SharedMut<'a, f32>,
     pub(super) hprev: SharedMut<'a, f32>,
@@ -76,6 +79,8 @@ impl<'a> StepBufs<'a> {
     /// readable).
     pub(super) fn new(c: &'a mut LayerCache) -> StepBufs<'a> {
         StepBufs {
+            steps: c.steps,
+            batch: c.batch,
             gates: SharedMut::new(&mut c.gates),
             h: SharedMut::new(&mut c.h),
             hprev: SharedMut::new(&mut c.hprev),

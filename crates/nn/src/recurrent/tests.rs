@@ -74,32 +74,23 @@ impl Case {
         }
     }
 
+    /// The case's parameters.
+    fn params(&self) -> LayerParams<'_> {
+        LayerParams {
+            w_ih: &self.w_ih,
+            w_hh: &self.w_hh,
+            b_ih: &self.b_ih,
+            b_hh: &self.b_hh,
+        }
+    }
+
     /// loss = Σ y ⊙ ry + Σ h_T ⊙ rh (+ Σ c_T ⊙ rc), so every output and the final state matter.
-    fn loss(
-        &self,
-        w_ih: &[f32],
-        w_hh: &[f32],
-        b_ih: &[f32],
-        b_hh: &[f32],
-        x: &[f32],
-        h0: &[f32],
-        c0: &[f32],
-    ) -> f64 {
+    fn loss(&self, p: LayerParams<'_>, x: &[f32], h0: &[f32], c0: &[f32]) -> f64 {
         let mut cache = LayerCache::default();
-        let p = LayerParams {
-            w_ih,
-            w_hh,
-            b_ih,
-            b_hh,
-        };
         self.layer.forward(
             p,
             x,
-            self.t,
-            self.b,
-            h0,
-            c0,
-            self.keep.as_deref(),
+            Block::new(self.t, self.b, h0, c0).with_keep(self.keep.as_deref()),
             &mut cache,
             false,
         );
@@ -128,15 +119,15 @@ fn run(k: &Case) -> Outputs {
     let (i, h) = (k.layer.input_size, k.layer.hidden_size);
     let gh = k.layer.gate_rows();
     let mut cache = LayerCache::default();
-    let p = LayerParams {
-        w_ih: &k.w_ih,
-        w_hh: &k.w_hh,
-        b_ih: &k.b_ih,
-        b_hh: &k.b_hh,
-    };
+    let p = k.params();
     let keep = k.keep.as_deref();
-    k.layer
-        .forward(p, &k.x, k.t, k.b, &k.h0, &k.c0, keep, &mut cache, true);
+    k.layer.forward(
+        p,
+        &k.x,
+        Block::new(k.t, k.b, &k.h0, &k.c0).with_keep(keep),
+        &mut cache,
+        true,
+    );
     let y = cache.output(h).to_vec();
     let [mut gw_ih, mut gw_hh, mut gb_ih, mut gb_hh] =
         [gh * i, gh * h, gh, gh].map(|n| vec![0.0; n]);
@@ -156,14 +147,18 @@ fn run(k: &Case) -> Outputs {
         p,
         g,
         &k.x,
-        &k.ry,
-        Some(&k.rh),
-        dc_n,
-        keep,
+        Upstream {
+            dy: &k.ry,
+            dh_n: Some(&k.rh),
+            dc_n,
+            keep,
+        },
         &mut cache,
-        Some(&mut dx),
-        Some(&mut dh0),
-        Some(&mut dc0),
+        Downstream {
+            dx: Some(&mut dx),
+            dh0: Some(&mut dh0),
+            dc0: Some(&mut dc0),
+        },
     );
     Outputs {
         y,
@@ -180,12 +175,7 @@ fn run(k: &Case) -> Outputs {
 fn run_stepwise_packed(k: &Case) -> Outputs {
     let (i, h, l) = (k.layer.input_size, k.layer.hidden_size, &k.layer);
     let (gh, b, bh) = (l.gate_rows(), k.b, k.b * h);
-    let p = LayerParams {
-        w_ih: &k.w_ih,
-        w_hh: &k.w_hh,
-        b_ih: &k.b_ih,
-        b_hh: &k.b_hh,
-    };
+    let p = k.params();
     let mut packed = PackedLayer::default();
     packed.pack(l, p, true);
     let lstm = l.cell == CellKind::Lstm;
@@ -197,7 +187,7 @@ fn run_stepwise_packed(k: &Case) -> Outputs {
             Some(c) => (c.last_h(h), if lstm { c.last_c(h) } else { &k.c0[..] }),
         };
         let x = &k.x[s * b * i..(s + 1) * b * i];
-        l.forward_packed(p, &packed, x, 1, b, h0, c0, &mut rest[0], true);
+        l.forward_packed(p, &packed, x, Block::new(1, b, h0, c0), &mut rest[0], true);
     }
     let y: Vec<f32> = caches.iter().flat_map(|c| c.output(h).to_vec()).collect();
     let (mut dh, mut dc) = (k.rh.clone(), k.rc.clone());
@@ -210,15 +200,24 @@ fn run_stepwise_packed(k: &Case) -> Outputs {
         let c = &mut caches[s];
         l.backward_packed(
             &packed,
-            &k.ry[s * bh..(s + 1) * bh],
-            Some(&dh_n),
-            lstm.then_some(&dc_n[..]),
+            Upstream {
+                dy: &k.ry[s * bh..(s + 1) * bh],
+                dh_n: Some(&dh_n),
+                dc_n: lstm.then_some(&dc_n[..]),
+                keep: None,
+            },
             c,
-            &mut dx[s * b * i..(s + 1) * b * i],
-            Some(&mut dh),
-            lstm.then_some(&mut dc[..]),
+            Downstream {
+                dx: Some(&mut dx[s * b * i..(s + 1) * b * i]),
+                dh0: Some(&mut dh),
+                dc0: lstm.then_some(&mut dc[..]),
+            },
         );
-        let (hp, gh_, gi) = c.backward_parts(l);
+        let GateGrads {
+            hprev: hp,
+            dg_hh: gh_,
+            dg_ih: gi,
+        } = c.backward_parts(l);
         hprev[s * bh..(s + 1) * bh].copy_from_slice(hp);
         dg_hh[s * b * gh..(s + 1) * b * gh].copy_from_slice(gh_);
         dg_ih[s * b * gh..(s + 1) * b * gh].copy_from_slice(gi);
@@ -231,7 +230,17 @@ fn run_stepwise_packed(k: &Case) -> Outputs {
         b_ih: &mut gb_ih,
         b_hh: &mut gb_hh,
     };
-    l.weight_grads(g, &k.x, &hprev, &dg_hh, &dg_ih, n, &mut Vec::new());
+    l.weight_grads(
+        g,
+        &k.x,
+        GateGrads {
+            hprev: &hprev,
+            dg_hh: &dg_hh,
+            dg_ih: &dg_ih,
+        },
+        n,
+        &mut Vec::new(),
+    );
     Outputs {
         y,
         dx,
@@ -278,26 +287,58 @@ fn gradcheck(cell: CellKind, with_reset: bool) {
     } = run(&k);
     let name = format!("{cell}{}", if with_reset { " with reset" } else { "" });
     check(&format!("{name} w_ih"), &k.w_ih, &gw_ih, |v| {
-        k.loss(v, &k.w_hh, &k.b_ih, &k.b_hh, &k.x, &k.h0, &k.c0)
+        k.loss(
+            LayerParams {
+                w_ih: v,
+                ..k.params()
+            },
+            &k.x,
+            &k.h0,
+            &k.c0,
+        )
     });
     check(&format!("{name} w_hh"), &k.w_hh, &gw_hh, |v| {
-        k.loss(&k.w_ih, v, &k.b_ih, &k.b_hh, &k.x, &k.h0, &k.c0)
+        k.loss(
+            LayerParams {
+                w_hh: v,
+                ..k.params()
+            },
+            &k.x,
+            &k.h0,
+            &k.c0,
+        )
     });
     check(&format!("{name} b_ih"), &k.b_ih, &gb_ih, |v| {
-        k.loss(&k.w_ih, &k.w_hh, v, &k.b_hh, &k.x, &k.h0, &k.c0)
+        k.loss(
+            LayerParams {
+                b_ih: v,
+                ..k.params()
+            },
+            &k.x,
+            &k.h0,
+            &k.c0,
+        )
     });
     check(&format!("{name} b_hh"), &k.b_hh, &gb_hh, |v| {
-        k.loss(&k.w_ih, &k.w_hh, &k.b_ih, v, &k.x, &k.h0, &k.c0)
+        k.loss(
+            LayerParams {
+                b_hh: v,
+                ..k.params()
+            },
+            &k.x,
+            &k.h0,
+            &k.c0,
+        )
     });
     check(&format!("{name} x"), &k.x, &dx, |v| {
-        k.loss(&k.w_ih, &k.w_hh, &k.b_ih, &k.b_hh, v, &k.h0, &k.c0)
+        k.loss(k.params(), v, &k.h0, &k.c0)
     });
     check(&format!("{name} h0"), &k.h0, &dh0, |v| {
-        k.loss(&k.w_ih, &k.w_hh, &k.b_ih, &k.b_hh, &k.x, v, &k.c0)
+        k.loss(k.params(), &k.x, v, &k.c0)
     });
     if cell == CellKind::Lstm {
         check(&format!("{name} c0"), &k.c0, &dc0, |v| {
-            k.loss(&k.w_ih, &k.w_hh, &k.b_ih, &k.b_hh, &k.x, &k.h0, v)
+            k.loss(k.params(), &k.x, &k.h0, v)
         });
     }
 }
@@ -408,20 +449,11 @@ fn a_reset_makes_the_stream_forget_its_past() {
         let h = k.layer.hidden_size;
         let run = |h0: &[f32]| {
             let mut cache = LayerCache::default();
-            let p = LayerParams {
-                w_ih: &k.w_ih,
-                w_hh: &k.w_hh,
-                b_ih: &k.b_ih,
-                b_hh: &k.b_hh,
-            };
+            let p = k.params();
             k.layer.forward(
                 p,
                 &k.x,
-                k.t,
-                k.b,
-                h0,
-                &k.c0,
-                k.keep.as_deref(),
+                Block::new(k.t, k.b, h0, &k.c0).with_keep(k.keep.as_deref()),
                 &mut cache,
                 false,
             );

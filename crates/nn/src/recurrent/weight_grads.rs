@@ -4,26 +4,29 @@
 use recurrent_kernels::multiversion;
 use recurrent_kernels::profile::Phase;
 use recurrent_kernels::threads::{parallel_for, threads};
-use recurrent_kernels::{sgemm, sgemm_shared_a, Product, SharedMut, Trans};
+use recurrent_kernels::{sgemm, sgemm_shared_a, MatMut, MatRef, Product, SharedMut};
 
-use super::{CellKind, LayerGrads, RecurrentLayer};
+use super::{CellKind, GateGrads, LayerGrads, RecurrentLayer};
 
 impl RecurrentLayer {
     /// Adds the weight and bias gradients of `n` rows into `g`:
     /// `dW_hh += dG_hhᵀ · h_prev`, `dW_ih += dG_ihᵀ · x`, the biases the
-    /// column sums. `dg_ih` is `dg_hh` for every cell but GRU (and read only
-    /// for GRU): the other cells pack `dG` once for both products. `scratch`
-    /// is any buffer (for the column sums).
+    /// column sums. `parts.dg_ih` is `parts.dg_hh` for every cell but GRU (and
+    /// read only for GRU): the other cells pack `dG` once for both products.
+    /// `scratch` is any buffer (for the column sums).
     pub fn weight_grads(
         &self,
         g: LayerGrads<'_>,
         x: &[f32],
-        hprev: &[f32],
-        dg_hh: &[f32],
-        dg_ih: &[f32],
+        parts: GateGrads<'_>,
         n: usize,
         scratch: &mut Vec<f32>,
     ) {
+        let GateGrads {
+            hprev,
+            dg_hh,
+            dg_ih,
+        } = parts;
         let (i, h, gh) = (self.input_size, self.hidden_size, self.gate_rows());
         let _ph = Phase::new("bwd.dw");
         // Bias gradients: column sums of the gate gradients, which for all
@@ -42,22 +45,15 @@ impl RecurrentLayer {
         }
         // One gate gradient for both products: packed once for the two.
         let dw_hh = Product {
-            tb: Trans::N,
-            n: h,
-            b: hprev,
-            ldb: h,
-            c: g.w_hh,
-            ldc: h,
+            b: MatRef::new(hprev, n, h),
+            c: MatMut::new(g.w_hh, gh, h),
         };
         let dw_ih = Product {
-            tb: Trans::N,
-            n: i,
-            b: x,
-            ldb: i,
-            c: g.w_ih,
-            ldc: i,
+            b: MatRef::new(x, n, i),
+            c: MatMut::new(g.w_ih, gh, i),
         };
-        sgemm_shared_a(Trans::T, gh, n, dg_hh, gh, [dw_hh, dw_ih], Some(scratch));
+        let dg = MatRef::new(dg_hh, n, gh).t();
+        sgemm_shared_a(dg, [dw_hh, dw_ih], Some(scratch));
         add_into(g.b_hh, scratch);
         add_into(g.b_ih, scratch);
     }
@@ -98,19 +94,11 @@ pub(super) fn column_sums_range_body(m: &[f32], cols: usize, lo: usize, out: &mu
 pub(super) fn add_weight_grad(dw: &mut [f32], dg: &[f32], x: &[f32], width: usize, rows: usize) {
     let gh = dw.len() / width.max(1);
     sgemm(
-        Trans::T,
-        Trans::N,
-        gh,
-        width,
-        rows,
         1.0,
-        dg,
-        gh,
-        x,
-        width,
+        MatRef::new(dg, rows, gh).t(),
+        MatRef::new(x, rows, width),
         1.0,
-        dw,
-        width,
+        MatMut::new(dw, gh, width),
     );
 }
 
