@@ -122,6 +122,13 @@ pub struct TrainerState {
     pub stream_pos: usize,
 }
 
+/// The token ids a trainer reads, and the document-boundary token.
+struct TokenData {
+    train: Vec<u32>,
+    val: Option<Vec<u32>>,
+    boundary: Option<u32>,
+}
+
 /// A model being trained, with everything needed to continue.
 pub struct Trainer {
     /// The model, its parameters updated in place.
@@ -244,8 +251,13 @@ impl Trainer {
             config,
         };
         let optimizer = Optimizer::new(state.config.optimizer.clone(), model.num_params());
+        let data = TokenData {
+            train,
+            val,
+            boundary,
+        };
         Ok(Self::assemble(
-            model, optimizer, state, train, val, boundary, streams, carried,
+            model, optimizer, state, data, streams, carried,
         ))
     }
 
@@ -316,24 +328,29 @@ impl Trainer {
             (None, Some(since)) => return Err(ResumeError::AverageMissing { since }.into()),
             (None, None) => None,
         };
-        let mut trainer = Self::assemble(
-            model, optimizer, state, train, val, boundary, streams, carried,
-        );
+        let data = TokenData {
+            train,
+            val,
+            boundary,
+        };
+        let mut trainer = Self::assemble(model, optimizer, state, data, streams, carried);
         trainer.averager = averager;
         Ok(trainer)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn assemble(
         model: LanguageModel,
         optimizer: Optimizer,
         state: TrainerState,
-        train: Vec<u32>,
-        val: Option<Vec<u32>>,
-        boundary: Option<u32>,
+        data: TokenData,
         streams: Streams,
         carried: State,
     ) -> Trainer {
+        let TokenData {
+            train,
+            val,
+            boundary,
+        } = data;
         let mut max_len = state.config.seq_len;
         if state.regularizers.variable_bptt {
             max_len += MAX_VARIABLE_BPTT_EXTRA;
