@@ -65,6 +65,7 @@ mod evaluate;
 mod generator;
 pub mod lm;
 mod load;
+mod recorder;
 mod run;
 pub mod seq2seq;
 mod threads;
