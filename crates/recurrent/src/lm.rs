@@ -25,7 +25,7 @@ use recurrent_train::batch::Streams;
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent_train::schedule::Schedule;
 use recurrent_train::trainer::{Regularizers, TrainConfig, Trainer, TrainerState};
-use recurrent_train::{EvalReport, Observer, SaveError, StepReport, StopRule};
+use recurrent_train::{EvalReport, Observer, Plan, SaveError, StepReport, StopRule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -287,13 +287,13 @@ impl Training {
             lr: options.lr,
             clip: options.clip,
             schedule,
-            epochs: stop.epochs,
-            steps: stop.steps,
-            time_secs: stop.time_secs,
-            eval_every: options
-                .eval_every
-                .unwrap_or(if blocks >= 100 { 0 } else { 100 }),
-            patience: options.patience,
+            plan: Plan {
+                stop,
+                eval_every: options
+                    .eval_every
+                    .unwrap_or(if blocks >= 100 { 0 } else { 100 }),
+                patience: options.patience,
+            },
             seed: options.seed,
             reset_between_docs: options.reset_between_docs,
             nt_asgd: options.nt_asgd,
@@ -344,8 +344,7 @@ impl Training {
         )?;
         let mut trainer_state = run.trainer;
         if let Some(stop) = options.stop {
-            let c = &mut trainer_state.config;
-            (c.epochs, c.steps, c.time_secs) = (stop.epochs, stop.steps, stop.time_secs);
+            trainer_state.config.plan.stop = stop;
         }
         let boundary = saved.tokenizer.boundary();
         let trainer =

@@ -23,7 +23,7 @@ use recurrent_train::schedule::Schedule;
 use recurrent_train::seq2seq::{
     EncodedPair, Seq2SeqTrainConfig, Seq2SeqTrainer, Seq2SeqTrainerState,
 };
-use recurrent_train::{EvalReport, Observer, SaveError, StopRule};
+use recurrent_train::{EvalReport, Observer, Plan, SaveError, StopRule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -247,11 +247,11 @@ impl Training {
             lr: o.lr,
             clip: o.clip,
             schedule,
-            epochs: stop.epochs,
-            steps: stop.steps,
-            time_secs: stop.time_secs,
-            eval_every: o.eval_every.unwrap_or(0),
-            patience: o.patience,
+            plan: Plan {
+                stop,
+                eval_every: o.eval_every.unwrap_or(0),
+                patience: o.patience,
+            },
             seed: o.seed,
             teacher_forcing: o.teacher_forcing,
             label_smoothing: o.label_smoothing,
@@ -297,8 +297,7 @@ impl Training {
         let (val, _) = encode(&tokenizers, &split.valid, None, "validation pair")?;
         let mut trainer_state = run.trainer;
         if let Some(stop) = o.stop {
-            let c = &mut trainer_state.config;
-            (c.epochs, c.steps, c.time_secs) = (stop.epochs, stop.steps, stop.time_secs);
+            trainer_state.config.plan.stop = stop;
         }
         let trainer = Seq2SeqTrainer::resume(saved.model, &optimizer, trainer_state, train, val)?;
         Ok(Training {
