@@ -753,6 +753,16 @@ fn bad_training_input() {
         &["--schedule", "warp"],
         &["--schedule", "warp"],
     );
+    // Schedule errors name the part of the text that is wrong.
+    train(
+        "corpus.txt",
+        "r",
+        &["--schedule", "step:0:0.5"],
+        &["--schedule", "EVERY", "at least 1"],
+    );
+    let mut args = vec!["train", "--input", "corpus.txt", "--out", "r"];
+    args.extend(tiny_with(&["--schedule", "cosine", "--time", "5s"]));
+    sb.fails(&args, &["--schedule cosine", "--steps or --epochs"]);
     train("corpus.txt", "r", &["--time", "soon"], &["--time", "soon"]);
     train(
         "corpus.txt",

@@ -274,12 +274,7 @@ impl Training {
         let blocks = streams.blocks_per_epoch(options.seq_len) as u64;
         let stop = default_stop(options.stop, data.input.is_none());
         let total_steps = stop.steps.or(stop.epochs.map(|e| e * blocks));
-        let schedule =
-            Schedule::parse(&options.schedule, total_steps).map_err(|e| Error::InvalidOption {
-                field: "schedule",
-                value: options.schedule.clone(),
-                expected: e,
-            })?;
+        let schedule = Schedule::parse(&options.schedule, total_steps).map_err(Error::Schedule)?;
         let config = TrainConfig {
             seq_len: options.seq_len,
             batch: options.batch,

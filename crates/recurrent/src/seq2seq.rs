@@ -235,12 +235,7 @@ impl Training {
             stop.epochs = Some(10);
         }
         let total_steps = stop.steps.or(stop.epochs.map(|e| e * batches));
-        let schedule =
-            Schedule::parse(&o.schedule, total_steps).map_err(|e| Error::InvalidOption {
-                field: "schedule",
-                value: o.schedule.clone(),
-                expected: e,
-            })?;
+        let schedule = Schedule::parse(&o.schedule, total_steps).map_err(Error::Schedule)?;
         let config = Seq2SeqTrainConfig {
             batch: o.batch,
             optimizer: o.optimizer.clone(),
