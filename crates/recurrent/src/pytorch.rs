@@ -88,6 +88,31 @@ pub fn import_pytorch(
 ///
 /// Models `RNNModel` cannot express (layer-normalized cells, layers of
 /// different widths, a dense layer, one-hot input) are errors.
+///
+/// ```
+/// use recurrent::checkpoint::read_safetensors;
+/// use recurrent::{export_pytorch, LanguageCheckpoint};
+/// # use recurrent::lm::{TextSource, TrainOptions, Training};
+/// # use recurrent::{Quiet, RunFolder, StopRule};
+/// # let dir = tempfile::tempdir()?;
+/// # let options = TrainOptions {
+/// #     input: TextSource::text("abc", "abcabcabc\n".repeat(40)),
+/// #     stop: StopRule { steps: Some(2), ..StopRule::default() },
+/// #     seq_len: 10,
+/// #     batch: 2,
+/// #     threads: Some(1),
+/// #     ..TrainOptions::default()
+/// # };
+/// # Training::start(&options, RunFolder::create(dir.path().join("run"))?)?.run(&mut Quiet)?;
+///
+/// let checkpoint = LanguageCheckpoint::load(dir.path().join("run"))?;
+/// let out = dir.path().join("weights.safetensors");
+/// export_pytorch(&checkpoint, &out)?;
+/// let names: Vec<String> = read_safetensors(&out)?.into_iter().map(|t| t.name).collect();
+/// assert!(names.contains(&"encoder.weight".to_string()));
+/// assert!(names.contains(&"rnn.weight_hh_l1".to_string()));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn export_pytorch(checkpoint: &LanguageCheckpoint, out: impl AsRef<Path>) -> Result<usize> {
     Ok(pytorch::export(&checkpoint.model, out.as_ref())?)
 }
