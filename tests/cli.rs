@@ -753,6 +753,16 @@ fn bad_training_input() {
         &["--schedule", "warp"],
         &["--schedule", "warp"],
     );
+    // Schedule errors name the part of the text that is wrong.
+    train(
+        "corpus.txt",
+        "r",
+        &["--schedule", "step:0:0.5"],
+        &["--schedule", "EVERY", "at least 1"],
+    );
+    let mut args = vec!["train", "--input", "corpus.txt", "--out", "r"];
+    args.extend(tiny_with(&["--schedule", "cosine", "--time", "5s"]));
+    sb.fails(&args, &["--schedule cosine", "--steps or --epochs"]);
     train("corpus.txt", "r", &["--time", "soon"], &["--time", "soon"]);
     train(
         "corpus.txt",
@@ -1220,6 +1230,22 @@ fn seq2seq_train_translate_eval_and_resume() {
         "loss.svg",
     ] {
         assert!(sb.path("run").join(f).is_file(), "run/{f} is missing");
+    }
+    // info describes a seq2seq checkpoint too.
+    let info = sb.ok(&["info", "run"]);
+    for needle in [
+        "checkpoint   run",
+        "model        seq2seq: 1 layers x 16 lstm units, additive attention",
+        "bidirectional encoder",
+        "source vocab ",
+        "target vocab ",
+        "  decoder.attention.",
+        "training     step 20, epoch ",
+        "batch 8 pairs, optimizer adam lr 0.001",
+        "best val     ",
+        "history      (step, epoch, validation loss, accuracy)",
+    ] {
+        assert!(info.contains(needle), "{needle:?} is missing:\n{info}");
     }
     // 5% + 5% of 200 pairs are held out, and written for `eval`.
     let test = fs::read_to_string(sb.path("run/test.tsv")).unwrap();

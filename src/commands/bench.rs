@@ -17,6 +17,7 @@ use recurrent::text::{Corpus, Tokenizer, TokenizerKind};
 use recurrent::train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent::train::schedule::Schedule;
 use recurrent::train::trainer::{TrainConfig, Trainer};
+use recurrent::train::{Plan, StopRule};
 use serde_json::{json, Value};
 
 /// Arguments of `recurrent bench`.
@@ -322,11 +323,15 @@ fn train_speed(config: &Config, steps: usize) -> Result<f64> {
         lr: 2e-3,
         clip: 5.0,
         schedule: Schedule::Constant,
-        epochs: None,
-        steps: None,
-        time_secs: None,
-        eval_every: 0,
-        patience: None,
+        plan: Plan {
+            stop: StopRule {
+                epochs: None,
+                steps: None,
+                time_secs: None,
+            },
+            eval_every: 0,
+            patience: None,
+        },
         seed: 1,
         reset_between_docs: false,
         nt_asgd: None,

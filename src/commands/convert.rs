@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
-use recurrent::checkpoint::{lm, pytorch};
 use recurrent::model::CellKind;
 use recurrent::text::TokenizerKind;
+use recurrent::{export_pytorch, import_pytorch, LanguageCheckpoint, PytorchWeights};
 
 /// Formats weights can move to and from.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -52,10 +52,14 @@ pub struct ExportArgs {
 
 pub fn import(args: ImportArgs) -> Result<()> {
     let Format::Pytorch = args.format;
-    let (model, tokenizer) =
-        pytorch::import(&args.weights, &args.vocab, args.cell, args.tokenizer)?;
-    lm::save(&args.out, &model, &tokenizer, None)?;
-    let c = &model.config;
+    let source = PytorchWeights {
+        weights: args.weights,
+        vocab: args.vocab,
+        cell: args.cell,
+        tokenizer: args.tokenizer,
+    };
+    let imported = import_pytorch(&source, &args.out).map_err(super::cli_error)?;
+    let c = &imported.model.config;
     println!(
         "imported a {}x{} {} (embed {}, vocabulary {}{}) into {}",
         c.layers,
@@ -71,12 +75,8 @@ pub fn import(args: ImportArgs) -> Result<()> {
 
 pub fn export(args: ExportArgs) -> Result<()> {
     let Format::Pytorch = args.format;
-    let saved = lm::load(&args.checkpoint)?;
-    pytorch::export(&saved.model, &args.out)?;
-    println!(
-        "wrote {} tensors to {}",
-        saved.model.to_tensors().len(),
-        args.out.display()
-    );
+    let checkpoint = LanguageCheckpoint::load(&args.checkpoint).map_err(super::cli_error)?;
+    let tensors = export_pytorch(&checkpoint, &args.out).map_err(super::cli_error)?;
+    println!("wrote {tensors} tensors to {}", args.out.display());
     Ok(())
 }

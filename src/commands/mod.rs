@@ -15,6 +15,7 @@ use anyhow::{bail, Result};
 use clap::ValueEnum;
 use recurrent::kernels::panel::WeightFormat;
 use recurrent::kernels::threads;
+use recurrent::train::schedule::ScheduleError;
 
 /// The most `--threads` accepted: far beyond any core count this runs on, and
 /// low enough that a typo cannot start a hundred thousand spinning threads.
@@ -80,6 +81,7 @@ pub fn cli_error(e: recurrent::Error) -> anyhow::Error {
             flags_in(&expected),
             flags_in(&value)
         ),
+        Error::Schedule(e) => schedule_error(&e),
         Error::RunExists { path } => anyhow::anyhow!(
             "{} already holds a run; use --resume {0} to continue it, or another --out",
             path.display()
@@ -92,6 +94,18 @@ pub fn cli_error(e: recurrent::Error) -> anyhow::Error {
             anyhow::anyhow!("--nt-asgd averages SGD iterates; use it with --optimizer sgd")
         }
         e => anyhow::Error::new(e),
+    }
+}
+
+/// A schedule that cannot be parsed, in the command line's words.
+fn schedule_error(e: &ScheduleError) -> anyhow::Error {
+    match e {
+        ScheduleError::UnknownTotalSteps => anyhow::anyhow!(
+            "--schedule cosine needs the total number of training steps: give --steps or --epochs"
+        ),
+        ScheduleError::UnknownName { .. } => anyhow::anyhow!("bad --schedule: {e}"),
+        // The other errors name the schedule, its form and the field.
+        e => anyhow::anyhow!("bad --schedule: {e}"),
     }
 }
 

@@ -111,8 +111,9 @@ pub fn import(
 }
 
 /// Writes the model's weights as a PyTorch `RNNModel` state dict (a tied model
-/// lists `decoder.weight` too, as `state_dict()` does).
-pub fn export(model: &LanguageModel, out: &Path) -> Result<(), CheckpointError> {
+/// lists `decoder.weight` too, as `state_dict()` does), and returns how many
+/// tensors it wrote.
+pub fn export(model: &LanguageModel, out: &Path) -> Result<usize, CheckpointError> {
     if model.config.layer_norm {
         return Err(CheckpointError::Mismatch {
             path: out.to_path_buf(),
@@ -139,5 +140,6 @@ pub fn export(model: &LanguageModel, out: &Path) -> Result<(), CheckpointError> 
         .into_iter()
         .map(|(name, shape, data)| Tensor { name, shape, data })
         .collect();
-    write_safetensors(out, &tensors)
+    write_safetensors(out, &tensors)?;
+    Ok(tensors.len())
 }

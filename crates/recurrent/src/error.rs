@@ -29,6 +29,10 @@ pub enum Error {
         /// The first of them, quoted.
         shown: String,
     },
+    /// The learning-rate schedule's text cannot be parsed (the option is
+    /// `schedule`; the error names the part of its text that is wrong).
+    #[error("bad schedule: {0}")]
+    Schedule(#[source] recurrent_train::schedule::ScheduleError),
     /// Two options cannot be used together.
     #[error("{0}")]
     Conflict(String),

@@ -14,7 +14,9 @@
 //!   checkpoint or run folder;
 //! - [`Generator`]: a language model packed once, sampled from many times;
 //! - [`evaluate_file`] / [`evaluate_text`]: loss, perplexity and bits per
-//!   character on held-out text; [`translate`] with beam search.
+//!   character on held-out text; [`translate`] with beam search;
+//! - [`CheckpointSummary`]: what a checkpoint is and how it was trained;
+//!   [`import_pytorch`] / [`export_pytorch`]: weights to and from PyTorch.
 //!
 //! Every entry point takes its thread count (default: all cores) and runs its
 //! kernels with exactly that many, with no process-wide setting.
@@ -65,8 +67,11 @@ mod evaluate;
 mod generator;
 pub mod lm;
 mod load;
+mod pytorch;
+mod recorder;
 mod run;
 pub mod seq2seq;
+mod summary;
 mod threads;
 mod translate;
 
@@ -83,14 +88,21 @@ pub use error::{Error, Result};
 pub use evaluate::{evaluate_corpus, evaluate_file, evaluate_text, EvalOptions, Evaluation};
 pub use generator::{Generator, GeneratorOptions};
 pub use load::{AnyCheckpoint, LanguageCheckpoint, Seq2SeqCheckpoint};
+pub use pytorch::{export_pytorch, import_pytorch, PytorchWeights};
 pub use recurrent_generate::{GenerateOptions, SamplingConfig};
 pub use recurrent_model::infer::WeightFormat;
 pub use recurrent_model::seq2seq::{AttentionKind, Bridge, Seq2SeqConfig};
 pub use recurrent_model::{CellKind, LanguageModel, ModelConfig};
 pub use recurrent_text::{Tokenizer, TokenizerKind, TokenizerOptions};
 pub use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
-pub use recurrent_train::{EvalReport, Observer, Slot, StepReport, StopReason, StopRule};
+pub use recurrent_train::{
+    EvalRecord, EvalReport, Observer, Slot, StepReport, StopReason, StopRule,
+};
 pub use run::RunFolder;
+pub use summary::{
+    CheckpointSummary, ModelDescription, TensorShape, TrainingSummary, VocabularyPreview,
+    VocabularyRole, PREVIEW_TOKENS, RECENT_VALIDATIONS,
+};
 pub use threads::MAX_THREADS;
 pub use translate::{
     attention_map_svg, score_pairs, translate, translate_with, DecodeOptions, PairScores,

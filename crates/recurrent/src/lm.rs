@@ -17,8 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
-use recurrent_checkpoint::layout::LAST_DIR;
-use recurrent_checkpoint::lm::{self as ckpt, ResumeState};
+use recurrent_checkpoint::lm as ckpt;
 use recurrent_kernels::Rng;
 use recurrent_model::{LanguageModel, ModelConfig};
 use recurrent_text::{Corpus, Tokenizer, TokenizerKind, TokenizerOptions};
@@ -26,13 +25,13 @@ use recurrent_train::batch::Streams;
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent_train::schedule::Schedule;
 use recurrent_train::trainer::{Regularizers, TrainConfig, Trainer, TrainerState};
-use recurrent_train::{EvalReport, Observer, SaveError, Slot, StepReport, StopRule};
+use recurrent_train::{EvalReport, Observer, Plan, SaveError, StepReport, StopRule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::builtin;
-use crate::curves::Curves;
 use crate::error::{check, Error, Result};
+use crate::recorder::{run_recorded, Fields, SavedRun, TaskRecord};
 use crate::run::{absolute, RunFolder};
 use crate::threads::{resolve_threads, with_threads};
 use crate::Outcome;
@@ -203,13 +202,6 @@ struct DataSource {
     val_fraction: f64,
 }
 
-/// What `trainer_state.json` holds: the trainer's state and the data source.
-#[derive(Serialize, Deserialize)]
-struct SavedRun {
-    trainer: TrainerState,
-    data: DataSource,
-}
-
 /// A language-model run in its folder, ready to train.
 pub struct Training {
     trainer: Trainer,
@@ -282,12 +274,7 @@ impl Training {
         let blocks = streams.blocks_per_epoch(options.seq_len) as u64;
         let stop = default_stop(options.stop, data.input.is_none());
         let total_steps = stop.steps.or(stop.epochs.map(|e| e * blocks));
-        let schedule =
-            Schedule::parse(&options.schedule, total_steps).map_err(|e| Error::InvalidOption {
-                field: "schedule",
-                value: options.schedule.clone(),
-                expected: e,
-            })?;
+        let schedule = Schedule::parse(&options.schedule, total_steps).map_err(Error::Schedule)?;
         let config = TrainConfig {
             seq_len: options.seq_len,
             batch: options.batch,
@@ -295,13 +282,13 @@ impl Training {
             lr: options.lr,
             clip: options.clip,
             schedule,
-            epochs: stop.epochs,
-            steps: stop.steps,
-            time_secs: stop.time_secs,
-            eval_every: options
-                .eval_every
-                .unwrap_or(if blocks >= 100 { 0 } else { 100 }),
-            patience: options.patience,
+            plan: Plan {
+                stop,
+                eval_every: options
+                    .eval_every
+                    .unwrap_or(if blocks >= 100 { 0 } else { 100 }),
+                patience: options.patience,
+            },
             seed: options.seed,
             reset_between_docs: options.reset_between_docs,
             nt_asgd: options.nt_asgd,
@@ -336,19 +323,9 @@ impl Training {
         options: &ResumeOptions,
         threads: usize,
     ) -> Result<Training> {
-        let last = folder.path().join(LAST_DIR);
-        let saved = ckpt::load(&last)?;
-        let Some(state) = saved.resume else {
-            return Err(Error::NotResumable {
-                path: saved.path,
-                reason: "it has no optimizer and trainer state".into(),
-            });
-        };
-        let run: SavedRun =
-            serde_json::from_value(state.trainer_state).map_err(|source| Error::TrainerState {
-                path: saved.path.clone(),
-                source,
-            })?;
+        let saved = ckpt::load(&folder.last_dir())?;
+        let (run, optimizer) =
+            SavedRun::<TrainerState, DataSource>::read(&saved.path, saved.resume)?;
         let mut data = run.data;
         if let Some(input) = &options.input {
             data.input = Some(absolute(input));
@@ -362,18 +339,11 @@ impl Training {
         )?;
         let mut trainer_state = run.trainer;
         if let Some(stop) = options.stop {
-            let c = &mut trainer_state.config;
-            (c.epochs, c.steps, c.time_secs) = (stop.epochs, stop.steps, stop.time_secs);
+            trainer_state.config.plan.stop = stop;
         }
         let boundary = saved.tokenizer.boundary();
-        let trainer = Trainer::resume(
-            saved.model,
-            &state.optimizer,
-            trainer_state,
-            train,
-            val,
-            boundary,
-        )?;
+        let trainer =
+            Trainer::resume(saved.model, &optimizer, trainer_state, train, val, boundary)?;
         Ok(Training {
             trainer,
             tokenizer: saved.tokenizer,
@@ -389,23 +359,17 @@ impl Training {
     /// the loss plot into the run folder, and reporting to `observer`. On an
     /// error the last good checkpoint is kept.
     pub fn run(&mut self, observer: &mut dyn Observer<Trainer>) -> Result<Outcome> {
-        let mut recorder = Recorder {
-            folder: &self.folder,
-            curves: Curves::from_metrics(&self.folder.metrics_path()),
+        let record = LmRecord {
             tokenizer: &self.tokenizer,
             data: &self.data,
-            inner: observer,
         };
-        let trainer = &mut self.trainer;
-        let reason = with_threads(self.threads, || trainer.run(&mut recorder))?;
-        let p = &self.trainer.state.progress;
-        Ok(Outcome {
-            reason,
-            steps: p.step,
-            epochs: p.epoch,
-            elapsed_secs: p.elapsed_secs,
-            best_val_loss: p.best_val_loss,
-        })
+        run_recorded(
+            &mut self.trainer,
+            &self.folder,
+            self.threads,
+            record,
+            observer,
+        )
     }
 
     /// The trainer: model, optimizer and state.
@@ -675,85 +639,41 @@ fn build_tokenizer(
     )?)
 }
 
-/// Writes the run folder as training goes, and passes everything on to the
-/// user's observer.
-struct Recorder<'a> {
-    folder: &'a RunFolder,
-    curves: Curves,
+/// What a language model's run records beyond every task's fields: the AR
+/// and TAR penalties when they are on, bits per token at validations, and
+/// its checkpoints with the tokenizer and the data source.
+struct LmRecord<'a> {
     tokenizer: &'a Tokenizer,
     data: &'a DataSource,
-    inner: &'a mut dyn Observer<Trainer>,
 }
 
-impl Recorder<'_> {
-    fn metric(&mut self, value: serde_json::Value) {
-        if let Err(e) = self.folder.append_metric(&value) {
-            self.inner.on_warning(&e.to_string());
-        }
-    }
-}
-
-impl Observer<Trainer> for Recorder<'_> {
-    fn on_step(&mut self, trainer: &Trainer, r: &StepReport) {
-        self.curves.train(r.step, r.loss);
-        let mut line = json!({
-            "kind": "train", "step": r.step, "epoch": r.epoch, "loss": r.loss,
-            "lr": short_f32(r.lr), "grad_norm": r.grad_norm, "elapsed": r.elapsed_secs,
-        });
+impl TaskRecord<Trainer> for LmRecord<'_> {
+    fn train_fields(&self, trainer: &Trainer, r: &StepReport, fields: &mut Fields) {
         // The AR and TAR penalties, only when they are on (`loss` is the cross-entropy).
         let m = &trainer.state.regularizers.model;
         if m.alpha > 0.0 {
-            line["ar"] = json!(r.ar);
+            fields.insert("ar".into(), json!(r.ar));
         }
         if m.beta > 0.0 {
-            line["tar"] = json!(r.tar);
+            fields.insert("tar".into(), json!(r.tar));
         }
-        self.metric(line);
-        self.inner.on_step(trainer, r);
     }
 
-    fn on_eval(&mut self, trainer: &Trainer, r: &EvalReport, improved: bool) {
-        let s = &trainer.state.progress;
-        self.curves.val(s.step, r.loss);
-        if let Err(e) = self.curves.write_to(&self.folder.loss_plot_path()) {
-            self.inner
-                .on_warning(&format!("cannot write the loss curve: {e}"));
-        }
-        self.metric(json!({
-            "kind": "val", "step": s.step, "epoch": s.epoch, "loss": r.loss,
-            "bits_per_token": r.bits_per_token(), "perplexity": r.perplexity(),
-            "accuracy": r.accuracy, "elapsed": s.elapsed_secs,
-        }));
-        self.inner.on_eval(trainer, r, improved);
+    fn val_fields(&mut self, _trainer: &Trainer, r: &mut EvalReport, fields: &mut Fields) {
+        fields.insert("bits_per_token".into(), json!(r.bits_per_token()));
+        fields.insert("perplexity".into(), json!(r.perplexity()));
+        fields.insert("accuracy".into(), json!(r.accuracy));
     }
 
-    fn on_warning(&mut self, message: &str) {
-        self.inner.on_warning(message);
-    }
-
-    fn should_stop(&self) -> bool {
-        self.inner.should_stop()
-    }
-
-    fn save(&mut self, trainer: &Trainer, slot: Slot) -> Result<(), SaveError> {
+    fn save(&self, trainer: &Trainer, dir: &Path) -> Result<(), SaveError> {
         let run = SavedRun {
-            trainer: trainer.state.clone(),
-            data: self.data.clone(),
+            trainer: &trainer.state,
+            data: self.data,
         };
-        let resume = ResumeState {
-            optimizer: trainer.state_tensors(),
-            trainer_state: serde_json::to_value(&run)?,
-        };
-        let dir = self.folder.slot_dir(slot);
-        ckpt::save(&dir, &trainer.model, self.tokenizer, Some(&resume))?;
-        self.inner.save(trainer, slot)
+        let resume = run.resume_state(trainer.state_tensors())?;
+        ckpt::save(dir, &trainer.model, self.tokenizer, Some(&resume))?;
+        Ok(())
     }
-}
-
-/// An f32 as the f64 its shortest decimal form reads as (`0.002`, not
-/// `0.0020000000949949026`).
-pub(crate) fn short_f32(x: f32) -> f64 {
-    x.to_string().parse().unwrap_or(x as f64)
 }
 
 /// A count with a k or M suffix: `1.25M`.

@@ -10,8 +10,6 @@
 use std::path::{Path, PathBuf};
 
 use recurrent_checkpoint::atomic_write;
-use recurrent_checkpoint::layout::LAST_DIR;
-use recurrent_checkpoint::lm::ResumeState;
 use recurrent_checkpoint::seq2seq as ckpt;
 use recurrent_kernels::Rng;
 use recurrent_model::seq2seq::{Seq2Seq, Seq2SeqConfig};
@@ -25,13 +23,13 @@ use recurrent_train::schedule::Schedule;
 use recurrent_train::seq2seq::{
     EncodedPair, Seq2SeqTrainConfig, Seq2SeqTrainer, Seq2SeqTrainerState,
 };
-use recurrent_train::{EvalReport, Observer, SaveError, Slot, StepReport, StopRule};
+use recurrent_train::{EvalReport, Observer, Plan, SaveError, StopRule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::curves::Curves;
 use crate::error::{check, Error, Result};
-use crate::lm::{human, short_f32};
+use crate::lm::human;
+use crate::recorder::{run_recorded, Fields, SavedRun, TaskRecord};
 use crate::run::{absolute, RunFolder};
 use crate::threads::{resolve_threads, with_threads};
 use crate::translate::{translate_with, DecodeOptions};
@@ -155,13 +153,6 @@ struct PairSource {
     max_tokens: usize,
 }
 
-/// What `trainer_state.json` holds.
-#[derive(Serialize, Deserialize)]
-struct SavedRun {
-    trainer: Seq2SeqTrainerState,
-    data: PairSource,
-}
-
 /// A seq2seq run in its folder, ready to train.
 pub struct Training {
     trainer: Seq2SeqTrainer,
@@ -244,23 +235,18 @@ impl Training {
             stop.epochs = Some(10);
         }
         let total_steps = stop.steps.or(stop.epochs.map(|e| e * batches));
-        let schedule =
-            Schedule::parse(&o.schedule, total_steps).map_err(|e| Error::InvalidOption {
-                field: "schedule",
-                value: o.schedule.clone(),
-                expected: e,
-            })?;
+        let schedule = Schedule::parse(&o.schedule, total_steps).map_err(Error::Schedule)?;
         let config = Seq2SeqTrainConfig {
             batch: o.batch,
             optimizer: o.optimizer.clone(),
             lr: o.lr,
             clip: o.clip,
             schedule,
-            epochs: stop.epochs,
-            steps: stop.steps,
-            time_secs: stop.time_secs,
-            eval_every: o.eval_every.unwrap_or(0),
-            patience: o.patience,
+            plan: Plan {
+                stop,
+                eval_every: o.eval_every.unwrap_or(0),
+                patience: o.patience,
+            },
             seed: o.seed,
             teacher_forcing: o.teacher_forcing,
             label_smoothing: o.label_smoothing,
@@ -288,18 +274,9 @@ impl Training {
     }
 
     fn resume_inner(folder: RunFolder, o: &ResumeOptions, threads: usize) -> Result<Training> {
-        let saved = ckpt::load(&folder.path().join(LAST_DIR))?;
-        let Some(state) = saved.resume else {
-            return Err(Error::NotResumable {
-                path: saved.path,
-                reason: "it has no optimizer and trainer state".into(),
-            });
-        };
-        let run: SavedRun =
-            serde_json::from_value(state.trainer_state).map_err(|source| Error::TrainerState {
-                path: saved.path.clone(),
-                source,
-            })?;
+        let saved = ckpt::load(&folder.last_dir())?;
+        let (run, optimizer) =
+            SavedRun::<Seq2SeqTrainerState, PairSource>::read(&saved.path, saved.resume)?;
         let mut data = run.data;
         if let Some(p) = &o.pairs {
             data.pairs = absolute(p);
@@ -315,11 +292,9 @@ impl Training {
         let (val, _) = encode(&tokenizers, &split.valid, None, "validation pair")?;
         let mut trainer_state = run.trainer;
         if let Some(stop) = o.stop {
-            let c = &mut trainer_state.config;
-            (c.epochs, c.steps, c.time_secs) = (stop.epochs, stop.steps, stop.time_secs);
+            trainer_state.config.plan.stop = stop;
         }
-        let trainer =
-            Seq2SeqTrainer::resume(saved.model, &state.optimizer, trainer_state, train, val)?;
+        let trainer = Seq2SeqTrainer::resume(saved.model, &optimizer, trainer_state, train, val)?;
         Ok(Training {
             trainer,
             tokenizers,
@@ -336,24 +311,18 @@ impl Training {
     /// the loss plot into the run folder, and reporting to `observer`.
     pub fn run(&mut self, observer: &mut dyn Observer<Seq2SeqTrainer>) -> Result<Outcome> {
         let bleu_pairs: Vec<Pair> = self.valid.iter().take(self.val_bleu).cloned().collect();
-        let mut recorder = Recorder {
-            folder: &self.folder,
-            curves: Curves::from_metrics(&self.folder.metrics_path()),
+        let record = Seq2SeqRecord {
             tokenizers: &self.tokenizers,
             data: &self.data,
             bleu_pairs,
-            inner: observer,
         };
-        let trainer = &mut self.trainer;
-        let reason = with_threads(self.threads, || trainer.run(&mut recorder))?;
-        let p = &self.trainer.state.progress;
-        Ok(Outcome {
-            reason,
-            steps: p.step,
-            epochs: p.epoch,
-            elapsed_secs: p.elapsed_secs,
-            best_val_loss: p.best_val_loss,
-        })
+        run_recorded(
+            &mut self.trainer,
+            &self.folder,
+            self.threads,
+            record,
+            observer,
+        )
     }
 
     /// Greedy translations of the first `n` validation sources, each with
@@ -520,25 +489,17 @@ fn write_tsv(path: &Path, pairs: &[Pair]) -> Result<()> {
     Ok(())
 }
 
-/// Writes the run folder as training goes, and passes everything on to the
-/// user's observer.
-struct Recorder<'a> {
-    folder: &'a RunFolder,
-    curves: Curves,
+/// What a seq2seq run records beyond every task's fields: perplexity,
+/// accuracy and greedy BLEU at validations, and its checkpoints with both
+/// tokenizers and the pair source.
+struct Seq2SeqRecord<'a> {
     tokenizers: &'a PairTokenizers,
     data: &'a PairSource,
     /// Validation pairs whose greedy BLEU is recorded at each validation.
     bleu_pairs: Vec<Pair>,
-    inner: &'a mut dyn Observer<Seq2SeqTrainer>,
 }
 
-impl Recorder<'_> {
-    fn metric(&mut self, value: serde_json::Value) {
-        if let Err(e) = self.folder.append_metric(&value) {
-            self.inner.on_warning(&e.to_string());
-        }
-    }
-
+impl Seq2SeqRecord<'_> {
     /// Greedy BLEU of the model on `bleu_pairs`, or None without any.
     fn bleu(&self, model: &Seq2Seq) -> Option<f64> {
         if self.bleu_pairs.is_empty() {
@@ -553,56 +514,21 @@ impl Recorder<'_> {
     }
 }
 
-impl Observer<Seq2SeqTrainer> for Recorder<'_> {
-    fn on_step(&mut self, t: &Seq2SeqTrainer, r: &StepReport) {
-        self.curves.train(r.step, r.loss);
-        self.metric(json!({
-            "kind": "train", "step": r.step, "epoch": r.epoch, "loss": r.loss,
-            "lr": short_f32(r.lr), "grad_norm": r.grad_norm, "elapsed": r.elapsed_secs,
-        }));
-        self.inner.on_step(t, r);
+impl TaskRecord<Seq2SeqTrainer> for Seq2SeqRecord<'_> {
+    fn val_fields(&mut self, t: &Seq2SeqTrainer, r: &mut EvalReport, fields: &mut Fields) {
+        r.bleu = self.bleu(&t.model);
+        fields.insert("perplexity".into(), json!(r.perplexity()));
+        fields.insert("accuracy".into(), json!(r.accuracy));
+        fields.insert("bleu".into(), json!(r.bleu));
     }
 
-    fn on_eval(&mut self, t: &Seq2SeqTrainer, r: &EvalReport, best: bool) {
-        let s = &t.state.progress;
-        self.curves.val(s.step, r.loss);
-        if let Err(e) = self.curves.write_to(&self.folder.loss_plot_path()) {
-            self.inner
-                .on_warning(&format!("cannot write the loss curve: {e}"));
-        }
-        let bleu = self.bleu(&t.model);
-        self.metric(json!({
-            "kind": "val", "step": s.step, "epoch": s.epoch, "loss": r.loss,
-            "perplexity": r.perplexity(), "accuracy": r.accuracy, "bleu": bleu,
-            "elapsed": s.elapsed_secs,
-        }));
-        let report = EvalReport { bleu, ..*r };
-        self.inner.on_eval(t, &report, best);
-    }
-
-    fn on_warning(&mut self, message: &str) {
-        self.inner.on_warning(message);
-    }
-
-    fn should_stop(&self) -> bool {
-        self.inner.should_stop()
-    }
-
-    fn save(&mut self, t: &Seq2SeqTrainer, slot: Slot) -> Result<(), SaveError> {
+    fn save(&self, t: &Seq2SeqTrainer, dir: &Path) -> Result<(), SaveError> {
         let run = SavedRun {
-            trainer: t.state.clone(),
-            data: self.data.clone(),
+            trainer: &t.state,
+            data: self.data,
         };
-        let resume = ResumeState {
-            optimizer: t.state_tensors(),
-            trainer_state: serde_json::to_value(&run)?,
-        };
-        ckpt::save(
-            &self.folder.slot_dir(slot),
-            &t.model,
-            self.tokenizers,
-            Some(&resume),
-        )?;
-        self.inner.save(t, slot)
+        let resume = run.resume_state(t.state_tensors())?;
+        ckpt::save(dir, &t.model, self.tokenizers, Some(&resume))?;
+        Ok(())
     }
 }

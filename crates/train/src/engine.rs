@@ -56,7 +56,7 @@ impl StopReason {
 
 /// When a run ends: the first of a step count, an epoch count and a time
 /// budget reached.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StopRule {
     /// Passes over the training data, counted over the whole run.
     pub epochs: Option<u64>,
@@ -100,9 +100,14 @@ impl StopRule {
 }
 
 /// How a run is driven: when it stops, when it validates, how patient it is.
-#[derive(Clone, Copy, Debug, PartialEq)]
+///
+/// Every trainer's config holds one, flattened, so `trainer_state.json` keeps
+/// `epochs`, `steps`, `time_secs`, `eval_every` and `patience` at the
+/// config's top level, where they always were.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     /// When the run ends.
+    #[serde(flatten)]
     pub stop: StopRule,
     /// Steps between validations; 0 validates at each new epoch.
     pub eval_every: u64,
@@ -349,6 +354,7 @@ pub fn save<T: Task + ?Sized>(
 /// # use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 /// # use recurrent_train::schedule::Schedule;
 /// # use recurrent_train::trainer::TrainConfig;
+/// # use recurrent_train::{Plan, StopRule};
 ///
 /// /// Counts optimizer steps.
 /// struct StepCounter(u64);
@@ -369,11 +375,11 @@ pub fn save<T: Task + ?Sized>(
 /// #     lr: 0.01,
 /// #     clip: 1.0,
 /// #     schedule: Schedule::Constant,
-/// #     epochs: None,
-/// #     steps: Some(4),
-/// #     time_secs: None,
-/// #     eval_every: 0,
-/// #     patience: None,
+/// #     plan: Plan {
+/// #         stop: StopRule { steps: Some(4), ..StopRule::default() },
+/// #         eval_every: 0,
+/// #         patience: None,
+/// #     },
 /// #     seed: 1,
 /// #     reset_between_docs: false,
 /// #     nt_asgd: None,
@@ -510,4 +516,39 @@ pub fn check_and_clip(
         });
     }
     Ok(norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config holding a plan, as the trainers' configs do.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Config {
+        #[serde(flatten)]
+        plan: Plan,
+        seed: u64,
+    }
+
+    #[test]
+    fn a_plan_is_saved_as_the_flat_fields_configs_always_had() {
+        let config = Config {
+            plan: Plan {
+                stop: StopRule {
+                    epochs: None,
+                    steps: Some(12),
+                    time_secs: Some(1.5),
+                },
+                eval_every: 5,
+                patience: Some(2),
+            },
+            seed: 7,
+        };
+        let json = serde_json::to_string(&config).unwrap();
+        assert_eq!(
+            json,
+            r#"{"epochs":null,"steps":12,"time_secs":1.5,"eval_every":5,"patience":2,"seed":7}"#
+        );
+        assert_eq!(serde_json::from_str::<Config>(&json).unwrap(), config);
+    }
 }

@@ -8,6 +8,7 @@
 use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 /// How the learning rate changes over training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -56,60 +57,162 @@ const PLATEAU_FACTOR: f32 = 0.1;
 const PLATEAU_PATIENCE: u32 = 10;
 const PLATEAU_THRESHOLD: f32 = 1e-4;
 
+/// Why a schedule's text cannot be parsed. Each error names the part of the
+/// text that is wrong: the schedule's name, or one of its `:` fields by the
+/// name [`SCHEDULE_FORMS`] gives it (`EVERY`, `GAMMA`, `WARMUP`, `MIN_LR`,
+/// `FACTOR`, `PATIENCE`).
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ScheduleError {
+    /// The name before the first `:` is not a schedule.
+    #[error("unknown schedule '{name}' (accepted: {SCHEDULE_FORMS})")]
+    UnknownName {
+        /// The name given.
+        name: String,
+    },
+    /// More `:` fields than the schedule takes.
+    #[error("the {schedule} schedule takes at most {max} ':' field(s) ({form}), got {got}")]
+    TooManyFields {
+        /// The schedule's name.
+        schedule: &'static str,
+        /// The most fields it takes.
+        max: usize,
+        /// How many were given.
+        got: usize,
+        /// Its accepted form, e.g. `cosine[:WARMUP[:MIN_LR]]`.
+        form: &'static str,
+    },
+    /// Fewer `:` fields than the schedule needs.
+    #[error(
+        "the {schedule} schedule needs {needed} ':' field(s) ({form}, e.g. {example}), got {got}"
+    )]
+    MissingFields {
+        /// The schedule's name.
+        schedule: &'static str,
+        /// How many fields it needs.
+        needed: usize,
+        /// How many were given.
+        got: usize,
+        /// Its accepted form, e.g. `step:EVERY:GAMMA`.
+        form: &'static str,
+        /// A valid example.
+        example: &'static str,
+    },
+    /// A field is not a number of its kind.
+    #[error("the {schedule} schedule's {field} '{text}' is not a valid {kind}")]
+    NotANumber {
+        /// The schedule's name.
+        schedule: &'static str,
+        /// The field's name, e.g. `EVERY`.
+        field: &'static str,
+        /// The field's text.
+        text: String,
+        /// What it should be: "whole number" or "number".
+        kind: &'static str,
+    },
+    /// A field's value is outside its range.
+    #[error("the {schedule} schedule's {field} must be {expected}, got {value}")]
+    OutOfRange {
+        /// The schedule's name.
+        schedule: &'static str,
+        /// The field's name, e.g. `GAMMA`.
+        field: &'static str,
+        /// The value given, as text.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// `cosine` without a known length of training.
+    #[error("the cosine schedule needs the total number of training steps, which only a step or epoch limit gives")]
+    UnknownTotalSteps,
+}
+
 impl Schedule {
-    /// Parses a command-line schedule: `constant`, `step:EVERY:GAMMA`,
-    /// `cosine` (needs `total_steps`), `cosine:WARMUP`, `cosine:WARMUP:MIN_LR`,
+    /// Parses a schedule's text: `constant`, `step:EVERY:GAMMA`, `cosine`
+    /// (needs `total_steps`), `cosine:WARMUP`, `cosine:WARMUP:MIN_LR`,
     /// `plateau`, `plateau:FACTOR` or `plateau:FACTOR:PATIENCE` (PyTorch
     /// defaults factor 0.1, patience 10, threshold 1e-4).
     ///
-    /// Errors are one line naming the bad part and the accepted forms.
-    pub fn parse(s: &str, total_steps: Option<u64>) -> Result<Schedule, String> {
-        let err = |what: String| format!("bad schedule '{s}': {what} (accepted: {SCHEDULE_FORMS})");
+    /// ```
+    /// use recurrent_train::schedule::{Schedule, ScheduleError};
+    ///
+    /// assert_eq!(
+    ///     Schedule::parse("step:1000:0.5", None),
+    ///     Ok(Schedule::Step { every: 1000, gamma: 0.5 })
+    /// );
+    /// assert!(matches!(
+    ///     Schedule::parse("step:0:0.5", None),
+    ///     Err(ScheduleError::OutOfRange { field: "EVERY", .. })
+    /// ));
+    /// ```
+    pub fn parse(s: &str, total_steps: Option<u64>) -> Result<Schedule, ScheduleError> {
         let mut parts = s.trim().split(':');
         let name = parts.next().unwrap_or_default();
         let args: Vec<&str> = parts.collect();
-        let arity = |max: usize| {
+        let arity = |schedule: &'static str, max: usize, form: &'static str| {
             if args.len() > max {
-                Err(err(format!("too many ':' fields for '{name}'")))
+                Err(ScheduleError::TooManyFields {
+                    schedule,
+                    max,
+                    got: args.len(),
+                    form,
+                })
             } else {
                 Ok(())
             }
         };
+        let out_of_range =
+            |schedule, field, value: &dyn std::fmt::Display, expected| ScheduleError::OutOfRange {
+                schedule,
+                field,
+                value: value.to_string(),
+                expected,
+            };
         match name {
             "constant" => {
-                arity(0)?;
+                arity("constant", 0, "constant")?;
                 Ok(Schedule::Constant)
             }
             "step" => {
-                if args.len() != 2 {
-                    return Err(err("step needs EVERY and GAMMA, e.g. step:1000:0.5".into()));
+                const FORM: &str = "step:EVERY:GAMMA";
+                arity("step", 2, FORM)?;
+                if args.len() < 2 {
+                    return Err(ScheduleError::MissingFields {
+                        schedule: "step",
+                        needed: 2,
+                        got: args.len(),
+                        form: FORM,
+                        example: "step:1000:0.5",
+                    });
                 }
-                let every = parse_num::<u64>(args[0], "EVERY").map_err(err)?;
-                let gamma = parse_num::<f32>(args[1], "GAMMA").map_err(err)?;
+                let every = parse_num::<u64>(args[0], "step", "EVERY")?;
+                let gamma = parse_num::<f32>(args[1], "step", "GAMMA")?;
                 if every == 0 {
-                    return Err(err("EVERY must be at least 1".into()));
+                    return Err(out_of_range("step", "EVERY", &every, "at least 1"));
                 }
                 if !(gamma > 0.0 && gamma.is_finite()) {
-                    return Err(err(format!("GAMMA must be > 0, got {gamma}")));
+                    return Err(out_of_range("step", "GAMMA", &gamma, "a finite number > 0"));
                 }
                 Ok(Schedule::Step { every, gamma })
             }
             "cosine" => {
-                arity(2)?;
-                let total_steps = total_steps.ok_or_else(|| {
-                    err("cosine needs the total number of training steps to be known".into())
-                })?;
+                arity("cosine", 2, "cosine[:WARMUP[:MIN_LR]]")?;
                 let warmup_steps = match args.first() {
-                    Some(a) => parse_num::<u64>(a, "WARMUP").map_err(err)?,
+                    Some(a) => parse_num::<u64>(a, "cosine", "WARMUP")?,
                     None => 0,
                 };
                 let min_lr = match args.get(1) {
-                    Some(a) => parse_num::<f32>(a, "MIN_LR").map_err(err)?,
+                    Some(a) => parse_num::<f32>(a, "cosine", "MIN_LR")?,
                     None => 0.0,
                 };
                 if !(min_lr >= 0.0 && min_lr.is_finite()) {
-                    return Err(err(format!("MIN_LR must be >= 0, got {min_lr}")));
+                    return Err(out_of_range(
+                        "cosine",
+                        "MIN_LR",
+                        &min_lr,
+                        "a finite number >= 0",
+                    ));
                 }
+                let total_steps = total_steps.ok_or(ScheduleError::UnknownTotalSteps)?;
                 Ok(Schedule::Cosine {
                     total_steps,
                     min_lr,
@@ -117,17 +220,17 @@ impl Schedule {
                 })
             }
             "plateau" => {
-                arity(2)?;
+                arity("plateau", 2, "plateau[:FACTOR[:PATIENCE]]")?;
                 let factor = match args.first() {
-                    Some(a) => parse_num::<f32>(a, "FACTOR").map_err(err)?,
+                    Some(a) => parse_num::<f32>(a, "plateau", "FACTOR")?,
                     None => PLATEAU_FACTOR,
                 };
                 let patience = match args.get(1) {
-                    Some(a) => parse_num::<u32>(a, "PATIENCE").map_err(err)?,
+                    Some(a) => parse_num::<u32>(a, "plateau", "PATIENCE")?,
                     None => PLATEAU_PATIENCE,
                 };
                 if !(factor > 0.0 && factor < 1.0) {
-                    return Err(err(format!("FACTOR must be in (0, 1), got {factor}")));
+                    return Err(out_of_range("plateau", "FACTOR", &factor, "in (0, 1)"));
                 }
                 Ok(Schedule::Plateau {
                     factor,
@@ -136,16 +239,41 @@ impl Schedule {
                     min_lr: 0.0,
                 })
             }
-            _ => Err(err(format!("unknown schedule '{name}'"))),
+            _ => Err(ScheduleError::UnknownName { name: name.into() }),
         }
     }
 }
 
-/// Parses one `:` field, naming it in the error.
-fn parse_num<T: std::str::FromStr>(s: &str, what: &str) -> Result<T, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("{what} '{s}' is not a valid number"))
+/// Parses one `:` field of `schedule`, naming it in the error.
+fn parse_num<T: std::str::FromStr + Number>(
+    s: &str,
+    schedule: &'static str,
+    field: &'static str,
+) -> Result<T, ScheduleError> {
+    s.trim().parse().map_err(|_| ScheduleError::NotANumber {
+        schedule,
+        field,
+        text: s.into(),
+        kind: T::KIND,
+    })
+}
+
+/// What a field's number type is called in an error.
+trait Number {
+    /// "whole number" or "number".
+    const KIND: &'static str;
+}
+
+impl Number for u64 {
+    const KIND: &'static str = "whole number";
+}
+
+impl Number for u32 {
+    const KIND: &'static str = "whole number";
+}
+
+impl Number for f32 {
+    const KIND: &'static str = "number";
 }
 
 /// A schedule with its base learning rate and evolving state. Serializable
@@ -448,22 +576,71 @@ mod tests {
     }
 
     #[test]
-    fn parse_errors_name_the_problem() {
+    fn parse_errors_name_the_part_that_is_wrong() {
+        use ScheduleError as E;
+        let range = |schedule, field, value: &str, expected| E::OutOfRange {
+            schedule,
+            field,
+            value: value.into(),
+            expected,
+        };
+        let nan = |schedule, field, text: &str, kind| E::NotANumber {
+            schedule,
+            field,
+            text: text.into(),
+            kind,
+        };
         let cases = [
-            ("cosine", None, "total number of training steps"),
-            ("step:abc:0.5", None, "EVERY 'abc'"),
-            ("step:0:0.5", None, "EVERY must be at least 1"),
-            ("step:10", None, "step needs EVERY and GAMMA"),
-            ("step:10:-1", None, "GAMMA must be > 0"),
-            ("plateau:2", None, "FACTOR must be in (0, 1)"),
-            ("plateau:0.5:x", None, "PATIENCE 'x'"),
-            ("constant:1", None, "too many"),
-            ("linear", None, "unknown schedule 'linear'"),
+            ("cosine", E::UnknownTotalSteps),
+            ("step:abc:0.5", nan("step", "EVERY", "abc", "whole number")),
+            ("step:0:0.5", range("step", "EVERY", "0", "at least 1")),
+            (
+                "step:10",
+                E::MissingFields {
+                    schedule: "step",
+                    needed: 2,
+                    got: 1,
+                    form: "step:EVERY:GAMMA",
+                    example: "step:1000:0.5",
+                },
+            ),
+            (
+                "step:10:-1",
+                range("step", "GAMMA", "-1", "a finite number > 0"),
+            ),
+            ("plateau:2", range("plateau", "FACTOR", "2", "in (0, 1)")),
+            (
+                "plateau:0.5:x",
+                nan("plateau", "PATIENCE", "x", "whole number"),
+            ),
+            (
+                "cosine:5:-1",
+                range("cosine", "MIN_LR", "-1", "a finite number >= 0"),
+            ),
+            (
+                "constant:1",
+                E::TooManyFields {
+                    schedule: "constant",
+                    max: 0,
+                    got: 1,
+                    form: "constant",
+                },
+            ),
+            (
+                "linear",
+                E::UnknownName {
+                    name: "linear".into(),
+                },
+            ),
         ];
-        for (input, total, needle) in cases {
-            let e = Schedule::parse(input, total).unwrap_err();
-            assert!(e.contains(needle), "{input}: {e}");
-            assert!(e.contains(SCHEDULE_FORMS) && !e.contains('\n'), "{e}");
+        for (input, expected) in cases {
+            let e = Schedule::parse(input, None).unwrap_err();
+            assert_eq!(e, expected, "{input}");
+            assert!(!e.to_string().contains('\n'), "{e}");
         }
+        assert!(Schedule::parse("linear", None)
+            .unwrap_err()
+            .to_string()
+            .contains(SCHEDULE_FORMS));
     }
 }

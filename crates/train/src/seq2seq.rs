@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::batch::BatchError;
 use crate::engine::{
     self, check_and_clip, DataFingerprint, EvalReport, Observer, Plan, RunProgress, StepReport,
-    StopReason, StopRule, Task,
+    StopReason, Task,
 };
 use crate::error::{DataError, ResumeError, TrainError, TrainingData};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -54,16 +54,10 @@ pub struct Seq2SeqTrainConfig {
     pub clip: f32,
     /// How the learning rate changes over the run.
     pub schedule: Schedule,
-    /// Stop after this many passes over the training pairs.
-    pub epochs: Option<u64>,
-    /// Stop after this many optimizer steps.
-    pub steps: Option<u64>,
-    /// Wall-clock budget of one invocation, in seconds.
-    pub time_secs: Option<f64>,
-    /// Steps between validations; 0 validates once per epoch.
-    pub eval_every: u64,
-    /// Stop after this many validations without improvement.
-    pub patience: Option<u32>,
+    /// When to stop, validate and give up (saved flattened: `epochs`,
+    /// `steps`, `time_secs`, `eval_every`, `patience`).
+    #[serde(flatten)]
+    pub plan: Plan,
     /// Seeds the batch order, dropout and teacher-forcing draws.
     pub seed: u64,
     /// Probability that a decoder step reads the gold previous token.
@@ -374,16 +368,7 @@ impl Task for Seq2SeqTrainer {
     }
 
     fn plan(&self) -> Plan {
-        let c = &self.state.config;
-        Plan {
-            stop: StopRule {
-                epochs: c.epochs,
-                steps: c.steps,
-                time_secs: c.time_secs,
-            },
-            eval_every: c.eval_every,
-            patience: c.patience,
-        }
+        self.state.config.plan
     }
 
     fn step(&mut self) -> Result<StepReport, TrainError> {
@@ -443,7 +428,7 @@ pub fn evaluate_pairs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{SaveError, Slot};
+    use crate::engine::{SaveError, Slot, StopRule};
     use crate::optim::OptimizerKind;
     use recurrent_model::seq2seq::Seq2SeqConfig;
 
@@ -469,11 +454,15 @@ mod tests {
             lr: 0.01,
             clip: 1.0,
             schedule: Schedule::Constant,
-            epochs: None,
-            steps: Some(steps),
-            time_secs: None,
-            eval_every: 5,
-            patience: None,
+            plan: Plan {
+                stop: StopRule {
+                    epochs: None,
+                    steps: Some(steps),
+                    time_secs: None,
+                },
+                eval_every: 5,
+                patience: None,
+            },
             seed: 7,
             teacher_forcing: 0.9,
             label_smoothing: 0.1,
@@ -545,7 +534,7 @@ mod tests {
         let mut mem = Memory::default();
         first.run(&mut mem).unwrap();
         let (params, opt, mut state) = mem.last.unwrap();
-        state.config.steps = Some(12);
+        state.config.plan.stop.steps = Some(12);
         let mut m = model();
         m.params = params;
         let mut second = Seq2SeqTrainer::resume(m, &opt, state, train, val).unwrap();
@@ -559,11 +548,13 @@ mod tests {
     /// Returns the final parameters, the steps taken and why it stopped.
     fn patient_run(steps: u64, stop_at: Option<u64>) -> (Vec<f32>, u64, StopReason) {
         let (train, val) = (reversal_pairs(24, 6), reversal_pairs(12, 7));
-        let config = |steps| Seq2SeqTrainConfig {
-            lr: 0.05,
-            eval_every: 3,
-            patience: Some(2),
-            ..config(steps)
+        let config = |steps| {
+            let mut c = Seq2SeqTrainConfig {
+                lr: 0.05,
+                ..config(steps)
+            };
+            (c.plan.eval_every, c.plan.patience) = (3, Some(2));
+            c
         };
         let mut state = None;
         let mut params = model().params;
@@ -580,7 +571,7 @@ mod tests {
                 );
             }
             let (p, o, mut s) = mem.last.unwrap();
-            s.config.steps = Some(steps);
+            s.config.plan.stop.steps = Some(steps);
             (params, opt, state) = (p, o, Some(s));
         }
         let mut m = model();

@@ -13,7 +13,7 @@ use crate::asgd::{self, Averager};
 use crate::batch::{fill_keep, BatchError, Streams};
 use crate::engine::{
     self, check_and_clip, DataFingerprint, EvalReport, Observer, Plan, RunProgress, Slot,
-    StepReport, StopReason, StopRule, Task,
+    StepReport, StopReason, Task,
 };
 use crate::error::{ResumeError, TrainError, TrainingData};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -34,16 +34,10 @@ pub struct TrainConfig {
     pub clip: f32,
     /// How the learning rate changes over the run.
     pub schedule: Schedule,
-    /// Stop after this many passes over the training text.
-    pub epochs: Option<u64>,
-    /// Stop after this many optimizer steps.
-    pub steps: Option<u64>,
-    /// Wall-clock budget of one invocation, in seconds.
-    pub time_secs: Option<f64>,
-    /// Steps between validations; 0 validates once per epoch.
-    pub eval_every: u64,
-    /// Stop after this many validations without improvement.
-    pub patience: Option<u32>,
+    /// When to stop, validate and give up (saved flattened: `epochs`,
+    /// `steps`, `time_secs`, `eval_every`, `patience`).
+    #[serde(flatten)]
+    pub plan: Plan,
     /// Seeds dropout and the other draws of training.
     pub seed: u64,
     /// Reset the hidden state of a stream where a new document starts.
@@ -172,7 +166,7 @@ impl Trainer {
     /// use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
     /// use recurrent_train::schedule::Schedule;
     /// use recurrent_train::trainer::{TrainConfig, Trainer};
-    /// use recurrent_train::{Observer, StopReason};
+    /// use recurrent_train::{Observer, Plan, StopReason, StopRule};
     ///
     /// // Vocabulary 3, embedding 4, one layer of 16 units.
     /// let model = ModelConfig::new(CellKind::Lstm, 3, 4, 16, 1);
@@ -184,11 +178,11 @@ impl Trainer {
     ///     lr: 0.02,
     ///     clip: 1.0,
     ///     schedule: Schedule::Constant,
-    ///     epochs: None,
-    ///     steps: Some(40),
-    ///     time_secs: None,
-    ///     eval_every: 10,
-    ///     patience: None,
+    ///     plan: Plan {
+    ///         stop: StopRule { steps: Some(40), ..StopRule::default() },
+    ///         eval_every: 10,
+    ///         patience: None,
+    ///     },
     ///     seed: 1,
     ///     reset_between_docs: false,
     ///     nt_asgd: None,
@@ -541,16 +535,7 @@ impl Task for Trainer {
     }
 
     fn plan(&self) -> Plan {
-        let c = &self.state.config;
-        Plan {
-            stop: StopRule {
-                epochs: c.epochs,
-                steps: c.steps,
-                time_secs: c.time_secs,
-            },
-            eval_every: c.eval_every,
-            patience: c.patience,
-        }
+        self.state.config.plan
     }
 
     fn step(&mut self) -> Result<StepReport, TrainError> {

@@ -10,6 +10,7 @@ use recurrent_train::trainer::{
     draw_bptt, Regularizers, TrainConfig, Trainer, TrainerState, MAX_VARIABLE_BPTT_EXTRA,
     MIN_VARIABLE_BPTT,
 };
+use recurrent_train::{Plan, StopRule};
 
 const AWD: Regularizers = Regularizers {
     model: Regularization {
@@ -53,11 +54,15 @@ fn train_config(steps: u64) -> TrainConfig {
         lr: 0.5,
         clip: 0.25,
         schedule: Schedule::Constant,
-        epochs: None,
-        steps: Some(steps),
-        time_secs: None,
-        eval_every: 0,
-        patience: None,
+        plan: Plan {
+            stop: StopRule {
+                epochs: None,
+                steps: Some(steps),
+                time_secs: None,
+            },
+            eval_every: 0,
+            patience: None,
+        },
         seed: 3,
         reset_between_docs: false,
         nt_asgd: None,

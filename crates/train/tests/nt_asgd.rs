@@ -6,7 +6,7 @@ use recurrent_model::{CellKind, LanguageModel, ModelConfig};
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent_train::schedule::Schedule;
 use recurrent_train::trainer::{TrainConfig, Trainer};
-use recurrent_train::{Observer, StepReport};
+use recurrent_train::{Observer, Plan, StepReport, StopRule};
 
 /// Records the parameters after every step.
 #[derive(Default)]
@@ -46,11 +46,15 @@ fn switches_when_validation_worsens_and_averages_the_iterates_since() {
         lr: 1.0,
         clip: 0.25,
         schedule: Schedule::Constant,
-        epochs: None,
-        steps: Some(40),
-        time_secs: None,
-        eval_every: 5,
-        patience: None,
+        plan: Plan {
+            stop: StopRule {
+                epochs: None,
+                steps: Some(40),
+                time_secs: None,
+            },
+            eval_every: 5,
+            patience: None,
+        },
         seed: 1,
         reset_between_docs: false,
         nt_asgd: Some(1),

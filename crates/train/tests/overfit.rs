@@ -7,7 +7,7 @@ use recurrent_model::{CellKind, LanguageModel, ModelConfig};
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent_train::schedule::Schedule;
 use recurrent_train::trainer::{TrainConfig, Trainer};
-use recurrent_train::Observer;
+use recurrent_train::{Observer, Plan, StopRule};
 
 struct Quiet;
 impl Observer<Trainer> for Quiet {}
@@ -46,11 +46,15 @@ fn memorize(cell: CellKind) -> f64 {
         lr: 1e-2,
         clip: 5.0,
         schedule: Schedule::Constant,
-        epochs: None,
-        steps: Some(300),
-        time_secs: None,
-        eval_every: 0,
-        patience: None,
+        plan: Plan {
+            stop: StopRule {
+                epochs: None,
+                steps: Some(300),
+                time_secs: None,
+            },
+            eval_every: 0,
+            patience: None,
+        },
         seed: 3,
         reset_between_docs: false,
         nt_asgd: None,

@@ -8,7 +8,7 @@ use recurrent_train::error::{ResumeError, TrainingData};
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent_train::schedule::Schedule;
 use recurrent_train::trainer::{TrainConfig, Trainer, TrainerState};
-use recurrent_train::{DataFingerprint, Observer, TrainError};
+use recurrent_train::{DataFingerprint, Observer, Plan, StopRule, TrainError};
 
 /// Shows nothing and keeps no checkpoints.
 struct Quiet;
@@ -33,11 +33,15 @@ fn saved_run() -> (Vec<(String, Vec<f32>)>, TrainerState) {
         lr: 0.1,
         clip: 1.0,
         schedule: Schedule::Constant,
-        epochs: None,
-        steps: Some(2),
-        time_secs: None,
-        eval_every: 0,
-        patience: None,
+        plan: Plan {
+            stop: StopRule {
+                epochs: None,
+                steps: Some(2),
+                time_secs: None,
+            },
+            eval_every: 0,
+            patience: None,
+        },
         seed: 3,
         reset_between_docs: false,
         nt_asgd: None,
