@@ -46,7 +46,8 @@ use recurrent_kernels::{MatMut, MatRef};
 use recurrent_nn::cell::{gru, lstm, rnn};
 use recurrent_nn::layer_norm;
 
-use crate::{CellKind, LanguageModel, ModelConfig, State};
+use crate::check;
+use crate::{CellKind, LanguageModel, ModelConfig, ModelError, State};
 
 /// Rows per thread from which threads split the batch instead of the panels:
 /// two full register tiles. By then a step is bound by arithmetic, not by
@@ -84,13 +85,15 @@ const MIN_PARALLEL_MACS: usize = 1 << 16;
 /// let mut state = State::zeros(&config, 2); // two streams
 /// let mut tokens = vec![3, 7];
 /// for _ in 0..4 {
-///     let logits = stepper.step(&mut ws, &tokens, &mut state); // [2, 10]
+///     let logits = stepper.step(&mut ws, &tokens, &mut state).unwrap(); // [2, 10]
 ///     // Greedy: feed each stream its most likely next token.
 ///     for (tok, row) in tokens.iter_mut().zip(logits.chunks_exact(10)) {
 ///         *tok = (0..10).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap() as u32;
 ///     }
 /// }
 /// assert!(tokens.iter().all(|&t| t < 10));
+/// // A token outside the vocabulary is an error, not a panic.
+/// assert!(stepper.step(&mut ws, &[3, 10], &mut state).is_err());
 /// ```
 pub struct StepModel {
     config: ModelConfig,
@@ -423,15 +426,23 @@ impl StepModel {
     /// One generation step for `B` streams, as [`LanguageModel::step`]: feeds
     /// `tokens: [B]`, advances `state` (`[L, B, H]`) and returns the next-token
     /// logits `[B, V]`.
+    ///
+    /// # Errors
+    /// [`ModelError`] when `tokens` is empty or holds an id outside the
+    /// vocabulary, or `state` is not `B` streams of this model.
     pub fn step<'w>(
         &self,
         ws: &'w mut StepWorkspace,
         tokens: &[u32],
         state: &mut State,
-    ) -> &'w [f32] {
+    ) -> Result<&'w [f32], ModelError> {
+        let cfg = &self.config;
+        check::nonzero("batch", tokens.len())?;
+        check::tokens("tokens", tokens, cfg.vocab_size)?;
+        check::state(cfg, state, tokens.len())?;
         let small = self.macs_per_row() * tokens.len() < MIN_PARALLEL_MACS;
         let t = if small { 1 } else { threads() };
-        self.step_on(ws, tokens, state, t)
+        Ok(self.step_on(ws, tokens, state, t))
     }
 
     /// [`StepModel::step`] on up to `threads` threads.
@@ -444,16 +455,7 @@ impl StepModel {
     ) -> &'w [f32] {
         let cfg = &self.config;
         let b = tokens.len();
-        assert_eq!(state.batch, b, "state batch must match the tokens");
-        let n_state = cfg.state_len(b);
-        assert_eq!(state.h.len(), n_state, "state does not fit the model");
-        if cfg.cell.has_cell_state() {
-            assert_eq!(state.c.len(), n_state, "state does not fit the model");
-        }
-        assert!(
-            tokens.iter().all(|&t| (t as usize) < cfg.vocab_size),
-            "token outside the vocabulary"
-        );
+        debug_assert!(check::state(cfg, state, b).is_ok(), "checked by step");
         ws.ensure(self, b);
         if let InputSide::Embedding(e) = &self.input {
             let w = cfg.embed;
