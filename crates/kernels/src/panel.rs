@@ -241,6 +241,10 @@ pub enum Init<'a> {
 /// `Y[i, j] = init + Σ_k A[i, k] · W[j, k]` for the rows `i` of `A` (`[m, k]`,
 /// as stored) and the columns of `panels`; `Y` is `[m, n]` (packed column `j`
 /// at offset `j`). Columns outside `panels` are untouched.
+///
+/// # Panics
+/// If `A` is a transposed view, the shapes do not fit together, `panels`
+/// runs past `w`'s panels, or `Init::Row` holds fewer than `n` values.
 #[track_caller]
 pub fn panel_gemm(
     a: MatRef<'_>,
