@@ -75,7 +75,8 @@ impl<'a, T> SharedMut<'a, T> {
 
     /// Elements `range` of the buffer, for one task to write.
     ///
-    /// Panics if `range` is not inside the buffer.
+    /// # Panics
+    /// If `range` is not inside the buffer.
     ///
     /// # Safety
     /// While the returned slice lives, no other slice taken from this view
@@ -94,7 +95,8 @@ impl<'a, T> SharedMut<'a, T> {
 
     /// Rows `r0..r0 + m` of a `[rows, width]` buffer.
     ///
-    /// Panics if the rows are not inside the buffer.
+    /// # Panics
+    /// If the rows are not inside the buffer.
     ///
     /// # Safety
     /// As [`SharedMut::slice`].

@@ -205,6 +205,10 @@ impl LnRecurrentLayer {
 
     /// Runs the block's `T` steps over `x: [T*B, I]` from its start state
     /// (see [`Block`], which also holds the resets); outputs land in `cache.h`.
+    ///
+    /// # Panics
+    /// If the cell has no layer-normalized form ([`Self::supports`]) or a
+    /// buffer is shorter than the block's shape.
     pub fn forward(&self, p: LnParams<'_>, x: &[f32], block: Block<'_>, cache: &mut LnCache) {
         let Block {
             steps: t,
