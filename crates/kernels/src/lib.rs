@@ -42,5 +42,5 @@ pub mod view;
 pub use gemm::{check_product, sgemm, sgemm_bias, sgemm_shared_a, Product, Trans};
 pub use packed::{gemm_packed, PackedB};
 pub use rng::Rng;
-pub use shared::SharedMut;
+pub use shared::{SharedMut, SharedRows};
 pub use view::{MatMut, MatRef, ShapeError};

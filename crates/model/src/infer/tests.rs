@@ -1,4 +1,5 @@
 use super::*;
+use crate::CellKind;
 use crate::Workspace;
 use recurrent_kernels::Rng;
 
