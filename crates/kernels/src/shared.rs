@@ -145,15 +145,19 @@ impl<'a, T> SharedMut<'a, T> {
 pub struct SharedRows<'a, T> {
     buf: SharedMut<'a, T>,
     ld: usize,
+    /// Whole rows, computed once: the checks run per row in hot loops.
+    rows: usize,
 }
 
 impl<'a, T> SharedRows<'a, T> {
     /// Borrows `buf`, rows `ld` apart, mutably for as long as the view lives
     /// (a last row shorter than `ld` is not part of the view).
     pub fn new(buf: &'a mut [T], ld: usize) -> Self {
+        let rows = buf.len().checked_div(ld).unwrap_or(0);
         SharedRows {
             buf: SharedMut::new(buf),
             ld,
+            rows,
         }
     }
 
@@ -164,7 +168,7 @@ impl<'a, T> SharedRows<'a, T> {
 
     /// Whole rows in the buffer.
     pub fn rows(&self) -> usize {
-        self.buf.len().checked_div(self.ld).unwrap_or(0)
+        self.rows
     }
 
     /// The element at row `r`, column `c` (for prefetching and for kernels
@@ -205,10 +209,9 @@ impl<'a, T> SharedRows<'a, T> {
     #[allow(clippy::mut_from_ref)]
     #[track_caller]
     pub unsafe fn row(&self, r: usize, cols: Range<usize>) -> &'a mut [T] {
-        self.check_block(r..r + 1, cols.clone());
-        let start = r * self.ld;
+        let (first, _) = self.check_block(r..r + 1, cols.clone());
         // SAFETY: inside the buffer (checked above); the caller's promise.
-        unsafe { self.buf.slice(start + cols.start..start + cols.end) }
+        unsafe { std::slice::from_raw_parts_mut(first, cols.len()) }
     }
 
     /// Columns `cols` of row `r`, for one task to read.
@@ -234,14 +237,13 @@ impl<'a, T> SharedRows<'a, T> {
     /// While the returned slice lives, nothing may write it.
     #[track_caller]
     pub unsafe fn rows_ref(&self, rows: Range<usize>, cols: usize) -> &'a [T] {
-        self.check_block(rows.clone(), 0..cols);
+        let (first, _) = self.check_block(rows.clone(), 0..cols);
         let len = match rows.len() {
             0 => 0,
             m => (m - 1) * self.ld + cols,
         };
-        let start = rows.start * self.ld;
         // SAFETY: inside the buffer (checked above); the caller's promise.
-        unsafe { self.buf.read(start..start + len) }
+        unsafe { std::slice::from_raw_parts(first, len) }
     }
 }
 
