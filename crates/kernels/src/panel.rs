@@ -104,6 +104,9 @@ impl PanelMatrix {
     /// Packs `n` columns of length `k`: column `j` is `row(j)[..k]`, or zeros
     /// when `row(j)` is `None`. `vectors` (1 to [`MAX_VECTORS`]) sets the panel
     /// width; the caller's column order decides what shares a panel.
+    ///
+    /// # Panics
+    /// If `vectors` is outside `1..=MAX_VECTORS` or a column is shorter than `k`.
     pub fn pack<'a>(
         k: usize,
         n: usize,
