@@ -475,5 +475,29 @@ fn an_encoder_output_that_does_not_fit_is_an_error() {
         let mut rows = enc.clone();
         rows.batch += 1;
         assert!(model.initial_state(&rows).is_err());
+        let mut cut = state.clone();
+        cut.h.pop();
+        let err = model.decode_step(&enc, &cut, &prev).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Seq2SeqError::Shape {
+                    what: "state.h",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = model.decode_step(&enc, &state, &prev[1..]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Seq2SeqError::Shape {
+                    what: "encoder output rows",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -505,6 +505,11 @@ impl Seq2Seq {
     /// the attention weights and the new state. No dropout. Packs the
     /// decoder's weights for this one step: a decoding loop should pack them
     /// once ([`Seq2Seq::pack_decoder`]) and call [`Seq2Seq::decode_step_packed`].
+    ///
+    /// # Errors
+    /// [`Seq2SeqError::Shape`] when `enc` or `state` does not hold `B` rows of
+    /// this model, [`Seq2SeqError::Batch`] when a token is outside the target
+    /// vocabulary.
     pub fn decode_step(
         &self,
         enc: &EncoderOutput,
@@ -524,6 +529,10 @@ impl Seq2Seq {
     }
 
     /// [`Seq2Seq::decode_step`] with the weights packed beforehand.
+    ///
+    /// # Errors
+    /// As [`Seq2Seq::decode_step`], and [`Seq2SeqError::Batch`] when `packed`
+    /// has another number of layers than this model.
     pub fn decode_step_packed(
         &self,
         packed: &PackedDecoder,
@@ -543,19 +552,21 @@ impl Seq2Seq {
         let (h, l) = (self.config.hidden, self.config.layers);
         let lstm = self.config.cell.has_cell_state();
         let feed = if self.config.input_feeding { b * h } else { 0 };
-        if enc.batch != b
-            || state.batch != b
-            || state.h.len() != l * b * h
-            || state.c.len() != if lstm { l * b * h } else { 0 }
-            || state.feed.len() != feed
-        {
-            return Err(Seq2SeqError::Batch(format!(
-                "decode_step: {b} tokens, an encoder output of {} rows and a state of {} rows \
-                 (with {} hidden values) do not fit this model",
-                enc.batch,
-                state.batch,
-                state.h.len()
-            )));
+        let sizes = [
+            ("encoder output rows", b, enc.batch),
+            ("state.batch", b, state.batch),
+            ("state.h", l * b * h, state.h.len()),
+            ("state.c", if lstm { l * b * h } else { 0 }, state.c.len()),
+            ("state.feed", feed, state.feed.len()),
+        ];
+        for (what, expected, got) in sizes {
+            if got != expected {
+                return Err(Seq2SeqError::Shape {
+                    what,
+                    expected,
+                    got,
+                });
+            }
         }
         if let Some(&tok) = prev.iter().find(|&&t| t as usize >= self.config.tgt_vocab) {
             return Err(Seq2SeqError::Batch(format!(
