@@ -158,7 +158,7 @@ fn generation(c: &mut Criterion) {
             let (mut ws, mut state) = (StepWorkspace::default(), State::zeros(&config, b));
             group.throughput(Throughput::Elements(b as u64));
             group.bench_function(BenchmarkId::new(name, b), |bench| {
-                bench.iter(|| black_box(fast.step(&mut ws, &tokens, &mut state)[0]))
+                bench.iter(|| black_box(fast.step(&mut ws, &tokens, &mut state).unwrap()[0]))
             });
         }
     }

@@ -271,7 +271,7 @@ pub fn beam_search_nbest(
     options.validate()?;
     let enc = encode(model, src, src_lens, bos, eos)?;
     let mut search = Search::new(&enc, options, eos);
-    let mut rows = Rows::new(model, enc);
+    let mut rows = Rows::new(model, enc)?;
     let mut prev = vec![bos; rows.len()];
     let packed = model.pack_decoder();
     while !prev.is_empty() {
@@ -384,9 +384,9 @@ struct Rows {
 }
 
 impl Rows {
-    fn new(model: &Seq2Seq, enc: EncoderOutput) -> Self {
-        let state = model.initial_state(&enc);
-        Rows { enc, state }
+    fn new(model: &Seq2Seq, enc: EncoderOutput) -> Result<Self, DecodeError> {
+        let state = model.initial_state(&enc)?;
+        Ok(Rows { enc, state })
     }
 
     fn len(&self) -> usize {
@@ -715,7 +715,7 @@ fn decode_paths(
             log_prob: 0.0,
         })
         .collect();
-    let mut rows = Rows::new(model, enc);
+    let mut rows = Rows::new(model, enc)?;
     let mut prev = vec![opts.bos; live.len()];
     let mut logp = Vec::new();
     let v = model.config.tgt_vocab;

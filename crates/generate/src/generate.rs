@@ -3,7 +3,7 @@
 
 use recurrent_kernels::Rng;
 use recurrent_model::infer::{StepModel, StepWorkspace, WeightFormat};
-use recurrent_model::{LanguageModel, State};
+use recurrent_model::{LanguageModel, ModelError, State};
 use recurrent_text::{TextError, Tokenizer};
 use thiserror::Error;
 
@@ -27,6 +27,9 @@ pub enum GenerateError {
         /// The tokenizer's.
         tokenizer: usize,
     },
+    /// The model rejected a step's input (a bug: the loop feeds it checked tokens).
+    #[error(transparent)]
+    Model(#[from] ModelError),
 }
 
 /// What steps the model one token at a time: the model's weights packed
@@ -35,7 +38,7 @@ struct Stepper<'m>(&'m StepModel, StepWorkspace);
 
 impl Stepper<'_> {
     /// Feeds `tokens: [B]`, advances `state`, returns the logits `[B, V]`.
-    fn step(&mut self, tokens: &[u32], state: &mut State) -> &[f32] {
+    fn step(&mut self, tokens: &[u32], state: &mut State) -> Result<&[f32], ModelError> {
         self.0.step(&mut self.1, tokens, state)
     }
 }
@@ -134,7 +137,7 @@ pub fn generate_packed(
     let mut input = vec![0u32; n];
     for &tok in context {
         input.fill(tok);
-        stepper.step(&input, &mut state);
+        stepper.step(&input, &mut state)?;
     }
     input.fill(last);
 
@@ -151,7 +154,7 @@ pub fn generate_packed(
     let mut texts = vec![String::new(); n];
     let mut done = vec![false; n];
     for _ in 0..options.length {
-        let logits = stepper.step(&input, &mut state);
+        let logits = stepper.step(&input, &mut state)?;
         for i in 0..n {
             if done[i] {
                 continue;
@@ -282,7 +285,7 @@ mod tests {
         let mut input = vec![0u32; n];
         for &t in context {
             input.fill(t);
-            m.step(&mut ws, &input, &mut state);
+            m.step(&mut ws, &input, &mut state).unwrap();
         }
         input.fill(last);
         let mut seed_rng = Rng::new(o.seed);
@@ -292,7 +295,7 @@ mod tests {
         let mut texts = vec![String::new(); n];
         let v = m.config.vocab_size;
         for _ in 0..o.length {
-            let logits = m.step(&mut ws, &input, &mut state);
+            let logits = m.step(&mut ws, &input, &mut state).unwrap();
             for i in 0..n {
                 input[i] = sampler.sample(&logits[i * v..(i + 1) * v], &mut rngs[i]);
                 texts[i].push_str(&decoders[i].push(input[i]));

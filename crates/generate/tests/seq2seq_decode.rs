@@ -118,7 +118,7 @@ fn reference_beam(model: &Seq2Seq, src: &[u32], o: &BeamOptions) -> (Vec<u32>, b
     let max_len = o.max_len.for_source(src.len());
     let norm = o.length_normalization;
     let penalty = |len| -norm.score(-1.0, len);
-    let mut live = vec![(model.initial_state(&enc), vec![BOS], 0.0f64)];
+    let mut live = vec![(model.initial_state(&enc).unwrap(), vec![BOS], 0.0f64)];
     let mut ended: Vec<(Vec<u32>, bool, f64, f64)> = Vec::new();
     loop {
         let mut cands = Vec::new();
@@ -255,7 +255,7 @@ fn beam_search_never_scores_below_greedy() {
 fn all_outputs(model: &Seq2Seq, src: &[u32], max_len: usize) -> Vec<(Vec<u32>, bool, f64)> {
     let enc = model.encode(src, &[src.len()]).unwrap();
     let mut out = Vec::new();
-    let mut stack = vec![(model.initial_state(&enc), BOS, Vec::new(), 0.0f64)];
+    let mut stack = vec![(model.initial_state(&enc).unwrap(), BOS, Vec::new(), 0.0f64)];
     while let Some((state, prev, tokens, lp)) = stack.pop() {
         let step = model.decode_step(&enc, &state, &[prev]).unwrap();
         let logp = recurrent_generate::log_softmax(&step.logits);

@@ -7,7 +7,7 @@
 use std::cell::Cell;
 
 use crate::threads::threads;
-use crate::view::{MatMut, MatRef};
+use crate::view::{MatMut, MatRef, ShapeError};
 
 /// Whether an operand is used as stored (`N`) or transposed (`T`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,8 +22,11 @@ pub enum Trans {
 /// `[k, n]` and `C` `[m, n]` (views carry the transposes and strides).
 ///
 /// With `beta == 0` the old contents of `C` are ignored (NaNs included), as
-/// in BLAS. Runs on [`threads()`](crate::threads::threads) threads; panics if
-/// the shapes do not fit together.
+/// in BLAS. Runs on [`threads()`](crate::threads::threads) threads.
+///
+/// # Panics
+/// If the shapes do not fit together ([`check_product`] says why without
+/// panicking).
 ///
 /// ```
 /// use recurrent_kernels::{sgemm, MatMut, MatRef};
@@ -106,25 +109,46 @@ pub fn sgemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<
     }
 }
 
-/// Panics unless `op(A) · op(B)` is defined and has the shape of `C` (the
-/// views themselves hold their elements).
+/// The shape contract of every product here: `op(A)` `[m, k]`, `op(B)`
+/// `[k, n]` and `C` `[m, n]` (the views themselves hold their elements). A
+/// caller with shapes from outside checks them with this before calling
+/// [`sgemm`], [`sgemm_bias`] or [`sgemm_shared_a`], which panic instead.
+///
+/// # Errors
+/// [`ShapeError::Product`] naming `what` and the three shapes.
+pub fn check_product(
+    what: &'static str,
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
+    c: &MatMut<'_>,
+) -> Result<(), ShapeError> {
+    if a.cols() == b.rows() && a.rows() == c.rows() && b.cols() == c.cols() {
+        Ok(())
+    } else {
+        Err(ShapeError::Product {
+            what,
+            a: (a.rows(), a.cols()),
+            b: (b.rows(), b.cols()),
+            c: (c.rows(), c.cols()),
+        })
+    }
+}
+
+/// [`check_product`] for the panicking entry points.
 #[track_caller]
-fn check(what: &str, a: &MatRef<'_>, b: &MatRef<'_>, c: &MatMut<'_>) {
-    assert!(
-        a.cols() == b.rows() && a.rows() == c.rows() && b.cols() == c.cols(),
-        "{what}: [{}, {}] · [{}, {}] does not give [{}, {}]",
-        a.rows(),
-        a.cols(),
-        b.rows(),
-        b.cols(),
-        c.rows(),
-        c.cols()
-    );
+fn check(what: &'static str, a: &MatRef<'_>, b: &MatRef<'_>, c: &MatMut<'_>) {
+    if let Err(e) = check_product(what, a, b, c) {
+        panic!("{e}");
+    }
 }
 
 /// `C = op(A) · op(B) + bias` (the bias, `n` long, added to every row),
 /// shapes as in [`sgemm`]: a layer's affine map without a separate pass that
 /// fills `C` with the bias first.
+///
+/// # Panics
+/// If the shapes do not fit together ([`check_product`]) or `bias` is
+/// shorter than `n`.
 #[track_caller]
 pub fn sgemm_bias(a: MatRef<'_>, b: MatRef<'_>, bias: &[f32], mut c: MatMut<'_>) {
     check("sgemm_bias", &a, &b, &c);
@@ -169,6 +193,10 @@ pub struct Product<'a> {
 /// summed in `k` order (the bias gradient: column sums of `dG`), from the
 /// packed copy of `A` while it is in cache rather than in a pass of its own
 /// over `A` (which cost about 3% of a small LSTM's training step).
+///
+/// # Panics
+/// If a product's shapes do not fit together ([`check_product`]) or
+/// `row_sums` is shorter than `m`.
 #[track_caller]
 pub fn sgemm_shared_a(a: MatRef<'_>, products: [Product<'_>; 2], row_sums: Option<&mut [f32]>) {
     for p in &products {
@@ -260,6 +288,28 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn product_shapes_are_checked_without_panicking() {
+        let (a, b) = ([0.0; 6], [0.0; 6]);
+        let mut c = [0.0; 4];
+        let (a, b) = (MatRef::new(&a, 2, 3), MatRef::new(&b, 2, 3));
+        let err = check_product("sgemm", &a, &b, &MatMut::new(&mut c, 2, 2)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sgemm: [2, 3] · [2, 3] does not give [2, 2]"
+        );
+        assert!(check_product("sgemm", &a, &b.t(), &MatMut::new(&mut c, 2, 2)).is_ok());
+    }
+
+    #[test]
+    #[should_panic(expected = "sgemm: [2, 3] · [2, 3] does not give [2, 2]")]
+    fn sgemm_panics_on_a_shape_check_product_rejects() {
+        let (a, b) = ([0.0; 6], [0.0; 6]);
+        let mut c = [0.0; 4];
+        let (a, b) = (MatRef::new(&a, 2, 3), MatRef::new(&b, 2, 3));
+        sgemm(1.0, a, b, 0.0, MatMut::new(&mut c, 2, 2));
     }
 
     #[test]

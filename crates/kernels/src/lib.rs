@@ -39,8 +39,8 @@ pub mod simd;
 pub mod threads;
 pub mod view;
 
-pub use gemm::{sgemm, sgemm_bias, sgemm_shared_a, Product, Trans};
+pub use gemm::{check_product, sgemm, sgemm_bias, sgemm_shared_a, Product, Trans};
 pub use packed::{gemm_packed, PackedB};
 pub use rng::Rng;
-pub use shared::SharedMut;
-pub use view::{MatMut, MatRef};
+pub use shared::{SharedMut, SharedRows};
+pub use view::{MatMut, MatRef, ShapeError};

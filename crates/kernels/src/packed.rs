@@ -74,6 +74,9 @@ impl PackedB {
 
 /// `C = A · op(B) (+ C when accumulate)`: `A` `[m, k]` as stored (not
 /// transposed), `C` `[m, n]`, split over `threads` threads by column panels.
+///
+/// # Panics
+/// If `A` is a transposed view or the shapes do not fit together.
 #[track_caller]
 pub fn gemm_packed(
     a: MatRef<'_>,

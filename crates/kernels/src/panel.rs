@@ -33,6 +33,7 @@ use std::sync::Mutex;
 
 use crate::gemm::Trans;
 use crate::packed::AlignedBuf;
+use crate::shared::SharedRows;
 use crate::simd::has_avx512;
 use crate::view::{MatMut, MatRef};
 
@@ -103,6 +104,9 @@ impl PanelMatrix {
     /// Packs `n` columns of length `k`: column `j` is `row(j)[..k]`, or zeros
     /// when `row(j)` is `None`. `vectors` (1 to [`MAX_VECTORS`]) sets the panel
     /// width; the caller's column order decides what shares a panel.
+    ///
+    /// # Panics
+    /// If `vectors` is outside `1..=MAX_VECTORS` or a column is shorter than `k`.
     pub fn pack<'a>(
         k: usize,
         n: usize,
@@ -241,6 +245,10 @@ pub enum Init<'a> {
 /// `Y[i, j] = init + Σ_k A[i, k] · W[j, k]` for the rows `i` of `A` (`[m, k]`,
 /// as stored) and the columns of `panels`; `Y` is `[m, n]` (packed column `j`
 /// at offset `j`). Columns outside `panels` are untouched.
+///
+/// # Panics
+/// If `A` is a transposed view, the shapes do not fit together, `panels`
+/// runs past `w`'s panels, or `Init::Row` holds fewer than `n` values.
 #[track_caller]
 pub fn panel_gemm(
     a: MatRef<'_>,
@@ -278,10 +286,62 @@ pub fn panel_gemm(
     unsafe { panel_gemm_raw(m, a, w, panels, init, y) }
 }
 
+/// [`panel_gemm`] into rows `rows` of a shared output `y` (rows at least
+/// `n` wide) that other tasks write at other rows or other panels' columns:
+/// the threads of a generation step split one product's panels this way.
+///
+/// # Panics
+/// As [`panel_gemm`] (with `a` holding `rows.len()` rows), and if the rows
+/// or the panels' columns lie outside `y`.
+///
+/// # Safety
+/// While it runs, nothing else may read or write the columns of `panels` in
+/// rows `rows` of `y`.
+#[track_caller]
+pub unsafe fn panel_gemm_shared(
+    a: MatRef<'_>,
+    w: &PanelMatrix,
+    panels: Range<usize>,
+    init: Init<'_>,
+    y: &SharedRows<'_, f32>,
+    rows: Range<usize>,
+) {
+    let m = a.rows();
+    assert!(
+        a.trans() == Trans::N && a.cols() == w.k && m == rows.len(),
+        "panel_gemm_shared: [{}, {}]{} · [{}, {}]ᵀ into {} rows",
+        a.rows(),
+        a.cols(),
+        if a.trans() == Trans::T {
+            " (transposed)"
+        } else {
+            ""
+        },
+        w.n,
+        w.k,
+        rows.len()
+    );
+    if m == 0 || panels.is_empty() {
+        return;
+    }
+    assert!(
+        panels.end <= w.panels(),
+        "panel_gemm_shared: panel out of range"
+    );
+    if let Init::Row(r) = init {
+        assert!(r.len() >= w.n, "panel_gemm_shared: init row");
+    }
+    let (y, ldy) = y.check_block(rows, 0..w.panel_cols(panels.end - 1).end);
+    let a = Rows::new(a.data().as_ptr(), a.ld());
+    // SAFETY: the view `a` holds its rows; the block of `y` is inside the
+    // buffer (checked above) and the caller's alone (its promise).
+    unsafe { panel_gemm_raw(m, a, w, panels, init, Rows::new(y, ldy)) }
+}
+
 /// Rows of a matrix behind a raw pointer, `ld` elements apart: the operands
 /// of [`panel_gemm_raw`].
 #[derive(Clone, Copy, Debug)]
-pub struct Rows<P> {
+pub(crate) struct Rows<P> {
     /// The first element of the first row.
     pub ptr: P,
     /// Distance between consecutive rows.
@@ -303,7 +363,7 @@ impl<P> Rows<P> {
 /// for reads and writes of the columns of `panels` in `m` rows, `Init::Row`
 /// must hold `n` values, and nothing else may access those columns of `y`
 /// meanwhile.
-pub unsafe fn panel_gemm_raw(
+pub(crate) unsafe fn panel_gemm_raw(
     m: usize,
     a: Rows<*const f32>,
     w: &PanelMatrix,

@@ -3,7 +3,7 @@
 //! disabled [`Phase`] costs one relaxed atomic load and no clock read.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
@@ -12,12 +12,19 @@ static TOTALS: Mutex<Vec<(&'static str, f64, u64)>> = Mutex::new(Vec::new());
 /// Turns collection on or off (and clears the totals).
 pub fn enable(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
-    TOTALS.lock().unwrap().clear();
+    // A panic while the totals were locked leaves them usable: they are counts.
+    TOTALS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clear();
 }
 
 /// `(phase, seconds, calls)` collected so far, in first-seen order.
 pub fn totals() -> Vec<(&'static str, f64, u64)> {
-    TOTALS.lock().unwrap().clone()
+    TOTALS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
 }
 
 /// Times the scope it lives in under `name` (when profiling is on).
@@ -38,7 +45,7 @@ impl Drop for Phase {
     fn drop(&mut self) {
         let Some(start) = self.start else { return };
         let dt = start.elapsed().as_secs_f64();
-        let mut t = TOTALS.lock().unwrap();
+        let mut t = TOTALS.lock().unwrap_or_else(PoisonError::into_inner);
         match t.iter_mut().find(|e| e.0 == self.name) {
             Some(e) => {
                 e.1 += dt;

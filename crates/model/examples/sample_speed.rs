@@ -51,10 +51,10 @@ fn main() {
         for _ in 0..5 {
             let mut ws = StepWorkspace::default();
             let mut state = State::zeros(&config, b);
-            fast.step(&mut ws, &tokens, &mut state);
+            fast.step(&mut ws, &tokens, &mut state).unwrap();
             let (start, cpu) = (Instant::now(), thread_cpu_ns());
             for _ in 0..steps {
-                fast.step(&mut ws, &tokens, &mut state);
+                fast.step(&mut ws, &tokens, &mut state).unwrap();
             }
             runs.push((steps * b) as f64 / start.elapsed().as_secs_f64());
             cpu_runs.push((steps * b) as f64 / ((thread_cpu_ns() - cpu) as f64 * 1e-9));
@@ -62,11 +62,11 @@ fn main() {
         cpu_runs.sort_by(f64::total_cmp);
         let mut ws = Workspace::default();
         let mut state = State::zeros(&config, b);
-        model.step(&mut ws, &tokens, &mut state);
+        model.step(&mut ws, &tokens, &mut state).unwrap();
         let ref_steps = steps / 10 + 1;
         let start = Instant::now();
         for _ in 0..ref_steps {
-            model.step(&mut ws, &tokens, &mut state);
+            model.step(&mut ws, &tokens, &mut state).unwrap();
         }
         let reference = (ref_steps * b) as f64 / start.elapsed().as_secs_f64();
         runs.sort_by(f64::total_cmp);

@@ -64,7 +64,8 @@ fn main() {
                 &mut st,
                 &mut rng,
                 &mut g,
-            );
+            )
+            .unwrap();
         };
         step();
         recurrent_kernels::profile::enable(profile);

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Errors from building or loading a model; each message names the problem.
-#[derive(Debug, Error)]
+#[derive(Debug, Error, PartialEq)]
 pub enum ModelError {
     #[error("invalid model configuration: {0}")]
     /// The configuration is inconsistent or out of range.
@@ -32,6 +32,44 @@ pub enum ModelError {
     #[error("invalid regularization: {0}")]
     /// A regularization setting is out of range.
     Regularization(String),
+    #[error("{what} has {got} values but this model needs {expected}")]
+    /// An argument has another size than the model and the other arguments need.
+    Shape {
+        /// The argument ("tokens", "state.h", ...).
+        what: &'static str,
+        /// The size needed.
+        expected: usize,
+        /// The size given.
+        got: usize,
+    },
+    #[error("{what} must be at least 1, got 0")]
+    /// A size that must be at least 1 is 0.
+    Empty {
+        /// The size ("steps", "batch").
+        what: &'static str,
+    },
+    #[error("{what}[{index}] is {token}, outside the vocabulary of {vocab}")]
+    /// A token id is not below the vocabulary size.
+    Token {
+        /// The argument ("tokens", "targets").
+        what: &'static str,
+        /// Its position in the argument.
+        index: usize,
+        /// The id given.
+        token: u32,
+        /// The vocabulary size.
+        vocab: usize,
+    },
+    #[error("{what} is {got}, but there are only {len}")]
+    /// An index is out of range.
+    Index {
+        /// The index ("stream").
+        what: &'static str,
+        /// The index given.
+        got: usize,
+        /// How many there are.
+        len: usize,
+    },
 }
 
 /// The largest model [`ModelConfig::validate`] accepts (16 GiB of `f32`

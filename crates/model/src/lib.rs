@@ -16,6 +16,7 @@
 
 #![deny(missing_docs)]
 
+mod check;
 pub mod config;
 pub mod infer;
 pub mod lm;

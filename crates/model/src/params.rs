@@ -150,7 +150,11 @@ impl ParamLayout {
         self.entries.iter().find(|e| e.name == name)
     }
 
-    /// Index of the entry called `name`; panics if absent (internal names only).
+    /// Index of the entry called `name`, for names the layout itself made
+    /// (use [`ParamLayout::get`] for a name from outside).
+    ///
+    /// # Panics
+    /// If there is no entry called `name`.
     pub fn index(&self, name: &str) -> usize {
         self.entries
             .iter()
@@ -159,6 +163,9 @@ impl ParamLayout {
     }
 
     /// Splits `buf` into one mutable slice per entry, in layout order.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than the layout's total.
     pub fn split_mut<'a>(&self, mut buf: &'a mut [f32]) -> Vec<&'a mut [f32]> {
         let mut out = Vec::with_capacity(self.entries.len());
         for e in &self.entries {
@@ -170,6 +177,9 @@ impl ParamLayout {
     }
 
     /// Splits `buf` into one slice per entry, in layout order.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than the layout's total.
     pub fn split<'a>(&self, buf: &'a [f32]) -> Vec<&'a [f32]> {
         self.entries.iter().map(|e| &buf[e.range()]).collect()
     }

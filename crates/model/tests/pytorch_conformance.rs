@@ -93,8 +93,9 @@ fn check_case(case: &str) {
         state.c.copy_from_slice(f.get("c0"));
     }
     let mut grads = vec![0.0; model.num_params()];
-    let (stats, logits, dstate) =
-        model.loss_and_gradients(&ids("input"), &ids("target"), t, b, &mut state, &mut grads);
+    let (stats, logits, dstate) = model
+        .loss_and_gradients(&ids("input"), &ids("target"), t, b, &mut state, &mut grads)
+        .unwrap();
 
     assert_close(&format!("{case} logits"), &logits, f.get("logits"));
     assert_close(&format!("{case} loss"), &[stats.loss as f32], f.get("loss"));

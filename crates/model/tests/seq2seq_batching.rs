@@ -206,14 +206,14 @@ fn decode_steps_over_a_batch_match_each_source_alone() {
     let ps = pairs(config, &mut rng);
     let all = Padded::new(&ps, 1, 3);
     let enc = model.encode(&all.src, &all.src_lens).unwrap();
-    let mut state = model.initial_state(&enc);
+    let mut state = model.initial_state(&enc).unwrap();
     let v = config.tgt_vocab;
     let s = enc.src_len;
     let alone: Vec<_> = ps
         .iter()
         .map(|p| {
             let e = model.encode(&p.0, &[p.0.len()]).unwrap();
-            let st = model.initial_state(&e);
+            let st = model.initial_state(&e).unwrap();
             (e, st)
         })
         .collect();
@@ -319,7 +319,7 @@ fn bad_batches_options_and_configs_are_errors_not_panics() {
     }
     // Decoding with mismatched pieces.
     let enc = model.encode(&[1, 2, 3, 4], &[2, 2]).unwrap();
-    let state = model.initial_state(&enc);
+    let state = model.initial_state(&enc).unwrap();
     assert!(model.decode_step(&enc, &state, &[1]).is_err());
     assert!(model.decode_step(&enc, &state, &[1, 11]).is_err());
     assert!(state.select(&[0, 2]).is_err());
@@ -445,5 +445,59 @@ fn the_reverse_direction_reads_each_source_backwards_within_its_own_length() {
             &enc.final_c[b * h..(b + 1) * h],
             &[fwd_c, bwd_c].concat()
         ));
+    }
+}
+
+#[test]
+fn an_encoder_output_that_does_not_fit_is_an_error() {
+    for config in configs() {
+        let mut rng = Rng::new(5);
+        let model = Seq2Seq::new(config.clone(), &mut rng).unwrap();
+        let ps = pairs(&config, &mut rng);
+        let all = Padded::new(&ps, 1, 3);
+        let enc = model.encode(&all.src, &all.src_lens).unwrap();
+        let state = model.initial_state(&enc).unwrap();
+        let mut short = enc.clone();
+        short.keys.pop();
+        let err = model.initial_state(&short).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Seq2SeqError::Shape {
+                    what: "encoder output keys",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let prev = vec![1; enc.batch];
+        assert_eq!(model.decode_step(&short, &state, &prev).unwrap_err(), err);
+        let mut rows = enc.clone();
+        rows.batch += 1;
+        assert!(model.initial_state(&rows).is_err());
+        let mut cut = state.clone();
+        cut.h.pop();
+        let err = model.decode_step(&enc, &cut, &prev).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Seq2SeqError::Shape {
+                    what: "state.h",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = model.decode_step(&enc, &state, &prev[1..]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Seq2SeqError::Shape {
+                    what: "encoder output rows",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

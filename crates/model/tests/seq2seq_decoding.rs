@@ -139,7 +139,7 @@ fn teacher_forcing_zero_feeds_back_the_greedy_predictions_of_decode_step() {
     let (b, v) = (4, model.config.tgt_vocab);
     // Free-running greedy decoding with the building blocks.
     let enc = model.encode(&d.src, &d.src_lens).unwrap();
-    let mut state = model.initial_state(&enc);
+    let mut state = model.initial_state(&enc).unwrap();
     let mut prev = vec![BOS; b];
     let mut differs = 0;
     for t in 0..6 {
@@ -245,7 +245,7 @@ fn teacher_forced_decode_steps_reproduce_the_evaluation_logits() {
         let (b, v) = (4, model.config.tgt_vocab);
         let logits = ws.logits(v).to_vec();
         let enc = model.encode(&d.src, &d.src_lens).unwrap();
-        let mut state = model.initial_state(&enc);
+        let mut state = model.initial_state(&enc).unwrap();
         for t in 0..6 {
             let prev: Vec<u32> = (0..b)
                 .map(|r| if d.live(t, r) { d.gold(t, r) } else { 0 })
@@ -273,12 +273,12 @@ fn selected_rows_decode_as_their_originals() {
     let d = data(&mut rng);
     let v = model.config.tgt_vocab;
     let enc = model.encode(&d.src, &d.src_lens).unwrap();
-    let s0 = model.initial_state(&enc);
+    let s0 = model.initial_state(&enc).unwrap();
     let first = model.decode_step(&enc, &s0, &[BOS; 4]).unwrap();
     // Beams of 3 over sources 2 and 0, reordered after one step.
     let rows = [2, 2, 2, 0, 0, 0];
     let beams = enc.select(&rows).unwrap();
-    let b0 = model.initial_state(&beams);
+    let b0 = model.initial_state(&beams).unwrap();
     assert_eq!(b0, s0.select(&rows).unwrap());
     let step = model.decode_step(&beams, &b0, &[BOS; 6]).unwrap();
     for (i, &r) in rows.iter().enumerate() {

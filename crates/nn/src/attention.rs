@@ -306,6 +306,10 @@ impl Attention {
 
     /// Forward for `b` queries `q: [B, Hq]` over the memory's `S` positions
     /// each: fills the weights in `cache` and writes `ctx: [B, Hk]`.
+    ///
+    /// # Panics
+    /// If `q`, the memory's keys and mask, or `ctx` are shorter than the
+    /// shapes above, or dot scoring has `Hq != Hk`.
     pub fn forward(
         &self,
         p: AttentionParams<'_>,

@@ -39,6 +39,9 @@ const CHUNK: usize = 1 << 16;
 /// The work is cut into fixed pieces of `CHUNK` (65536) elements, each drawn from
 /// its own generator seeded by `rng`, and the kernels' threads share the
 /// pieces: the masks depend on neither the thread count nor scheduling.
+///
+/// # Panics
+/// If `src` or `mask` is not as long as `dst`.
 pub fn sample_apply(dst: &mut [f32], src: &[f32], mask: &mut [f32], p: f32, rng: &mut Rng) {
     let n = dst.len();
     assert!(src.len() == n && mask.len() == n, "dropout: lengths differ");
@@ -73,6 +76,9 @@ pub fn backward(dy: &mut [f32], mask: &[f32]) {
 
 /// Backward of `w_dropped = w * mask` (DropConnect) into the raw weights'
 /// gradient, which accumulates: `dw += dw_dropped * mask`.
+///
+/// # Panics
+/// If the three lengths differ.
 pub fn backward_add(dw: &mut [f32], dw_dropped: &[f32], mask: &[f32]) {
     assert!(
         dw.len() == mask.len() && dw_dropped.len() == mask.len(),

@@ -3,6 +3,10 @@
 //! [`drop_words`] is AWD-LSTM's embedding dropout.
 
 /// Forward: `y[n, :] = table[ids[n], :]`, with `table: [V, E]`.
+///
+/// # Panics
+/// If an id is not below `V` or `y` holds fewer than `N * E` values (the
+/// model's entry points check a user's ids once per call).
 pub fn forward(table: &[f32], ids: &[u32], y: &mut [f32], e: usize) {
     for (row, &id) in y.chunks_exact_mut(e).zip(ids) {
         let id = id as usize;
@@ -11,6 +15,9 @@ pub fn forward(table: &[f32], ids: &[u32], y: &mut [f32], e: usize) {
 }
 
 /// Backward of [`forward`]: `dtable[ids[n], :] += dy[n, :]`.
+///
+/// # Panics
+/// As [`forward`].
 pub fn backward(ids: &[u32], dy: &[f32], dtable: &mut [f32], e: usize) {
     for (row, &id) in dy.chunks_exact(e).zip(ids) {
         let id = id as usize;
@@ -24,6 +31,9 @@ pub fn backward(ids: &[u32], dy: &[f32], dtable: &mut [f32], e: usize) {
 /// `y: [N, E]`: row `n` is scaled by `word_mask[ids[n]]` (`word_mask: [V]`, 0 or
 /// `1/(1-p)` from `dropout::sample_mask`). That is the lookup of a table whose
 /// dropped words' rows are zero, so a dropped word vanishes at every position.
+///
+/// # Panics
+/// If an id is not below `word_mask.len()` or `y` is shorter than `N * E`.
 pub fn drop_words(y: &mut [f32], ids: &[u32], word_mask: &[f32], e: usize) {
     for (row, &id) in y.chunks_exact_mut(e).zip(ids) {
         let m = word_mask[id as usize];
@@ -39,6 +49,9 @@ pub fn drop_words_backward(dy: &mut [f32], ids: &[u32], word_mask: &[f32], e: us
 }
 
 /// One-hot rows: `y[n, :] = e_{ids[n]}` with `y: [N, V]`.
+///
+/// # Panics
+/// If an id is not below `v` or `y` is shorter than `N * V`.
 pub fn one_hot(ids: &[u32], y: &mut [f32], v: usize) {
     for (row, &id) in y.chunks_exact_mut(v).zip(ids) {
         row.fill(0.0);

@@ -11,6 +11,10 @@ use recurrent_kernels::MatRef;
 
 /// Normalizes each of the `n` rows of `x: [n, d]` into `y` with gain `γ: [d]`
 /// and bias `β: [d]`, keeping `x̂: [n, d]` and `1/σ: [n]` for the backward.
+///
+/// # Panics
+/// If `x` is transposed or its rows are not dense (`ld != d`), or a buffer
+/// is shorter than its shape above.
 pub fn forward(
     x: MatRef<'_>,
     gain: &[f32],
@@ -62,6 +66,9 @@ pub fn normalize_row(row: &mut [f32], gain: &[f32], bias: &[f32]) {
 /// into it when `accumulate`) and adds into the gain and bias gradients `g`.
 ///
 /// `dx = (1/σ) (dx̂ - mean(dx̂) - x̂ mean(dx̂ ⊙ x̂))` with `dx̂ = dy ⊙ γ`.
+///
+/// # Panics
+/// As [`forward`], for `dy` and the buffers.
 pub fn backward(
     dy: MatRef<'_>,
     xhat: &[f32],

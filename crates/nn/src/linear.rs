@@ -4,12 +4,20 @@
 use recurrent_kernels::{sgemm, sgemm_bias, MatMut, MatRef};
 
 /// Forward: `y[n, o] = x[n, i] · w[o, i]ᵀ + b[o]` (`w` as PyTorch stores it).
+///
+/// # Panics
+/// If the views' shapes do not fit together ([`recurrent_kernels::check_product`])
+/// or `b` is shorter than `o`.
 pub fn forward(x: MatRef<'_>, w: MatRef<'_>, b: &[f32], y: MatMut<'_>) {
     sgemm_bias(x, w.t(), b, y);
 }
 
 /// Backward of [`forward`] (`x: [n, i]`, `w: [o, i]`, `dy: [n, o]`):
 /// `dw += dyᵀ·x`, `db += Σ_rows dy`, and `dx = dy·w` (`[n, i]`) when wanted.
+///
+/// # Panics
+/// If the shapes do not fit together or a gradient buffer is shorter than
+/// its shape above.
 pub fn backward(
     x: MatRef<'_>,
     w: MatRef<'_>,

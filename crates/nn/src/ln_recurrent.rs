@@ -15,12 +15,14 @@
 //! pre-activations keeps their scale fixed whatever the weights grow to, which
 //! is what lets these cells train at learning rates where plain ones diverge.
 //!
-//! The forward runs the cells of [`crate::cell`] on the normalized sums (the
-//! LSTM's [`lstm::gates`] and [`lstm::cell`], then [`lstm::output`] on
-//! `LN(c)`; [`gru::forward`]). The backward keeps its own operation order
-//! (`dh·tanh_c·o·(1 - o)` where the plain cell computes `dh·tanh_c·σ'(o)`,
-//! which groups the products differently): sharing the plain cells' backward
-//! would change these gradients in their last bits.
+//! Both passes run the cells of [`crate::cell`] on the normalized sums: the
+//! forward the LSTM's [`lstm::gates`] and [`lstm::cell`], then
+//! [`lstm::output`] on `LN(c)`, or [`gru::forward`]; the backward their
+//! halves in reverse, [`lstm::output_backward`], the LayerNorm of `c`, then
+//! [`lstm::cell_backward`], or [`gru::backward`]. (Until session 7 the
+//! backward kept formulas of its own, `dh·tanh_c·o·(1 - o)` where the cell
+//! has `dh·tanh_c·σ'(o)`; sharing the cell's moved these gradients in their
+//! last bits only, well inside the gradient checks and PyTorch fixtures.)
 //!
 //! The input projections of all steps are one GEMM and one LayerNorm pass;
 //! each step is one small GEMM `h_{t-1} · W_hhᵀ`, its LayerNorm and the cell.
@@ -205,6 +207,10 @@ impl LnRecurrentLayer {
 
     /// Runs the block's `T` steps over `x: [T*B, I]` from its start state
     /// (see [`Block`], which also holds the resets); outputs land in `cache.h`.
+    ///
+    /// # Panics
+    /// If the cell has no layer-normalized form ([`Self::supports`]) or a
+    /// buffer is shorter than the block's shape.
     pub fn forward(&self, p: LnParams<'_>, x: &[f32], block: Block<'_>, cache: &mut LnCache) {
         let Block {
             steps: t,
@@ -523,8 +529,7 @@ impl LnRecurrentLayer {
             for j in 0..h {
                 let (k, d) = (row * h + j, c.dh[rr * h + j]);
                 let (o, tc) = (c.gates[row * gh + 3 * h + j], c.tc[k]);
-                c.da[rr * gh + 3 * h + j] = d * tc * o * (1.0 - o);
-                c.tmp[rr * h + j] = d * o * (1.0 - tc * tc);
+                (c.da[rr * gh + 3 * h + j], c.tmp[rr * h + j]) = lstm::output_backward(o, tc, d);
             }
         }
         let cells = r0 * h..(r0 + b) * h;
@@ -545,13 +550,18 @@ impl LnRecurrentLayer {
             let row = r0 + rr;
             let gates = &c.gates[row * gh..(row + 1) * gh];
             for j in 0..h {
-                let (ig, fg, gg) = (gates[j], gates[h + j], gates[2 * h + j]);
-                let dcv = c.dc[rr * h + j];
+                let unit = lstm::Gates {
+                    i: gates[j],
+                    f: gates[h + j],
+                    g: gates[2 * h + j],
+                    o: gates[3 * h + j],
+                };
+                let dc = c.dc[rr * h + j];
+                let ([d_i, d_f, d_g], dc_prev) =
+                    lstm::cell_backward(unit, c.cprev[row * h + j], dc);
                 let da = &mut c.da[rr * gh..(rr + 1) * gh];
-                da[j] = dcv * gg * ig * (1.0 - ig);
-                da[h + j] = dcv * c.cprev[row * h + j] * fg * (1.0 - fg);
-                da[2 * h + j] = dcv * ig * (1.0 - gg * gg);
-                c.dc[rr * h + j] = dcv * fg;
+                (da[j], da[h + j], da[2 * h + j]) = (d_i, d_f, d_g);
+                c.dc[rr * h + j] = dc_prev;
             }
         }
         let n = b * gh;
@@ -568,18 +578,25 @@ impl LnRecurrentLayer {
             let row = r0 + rr;
             for j in 0..h {
                 let g = &c.gates[row * gh..(row + 1) * gh];
-                let (r, z, nn) = (g[j], g[h + j], g[2 * h + j]);
+                let unit = gru::Unit {
+                    r: g[j],
+                    z: g[h + j],
+                    n: g[2 * h + j],
+                    h: 0.0, // not read by the backward
+                };
                 let (d, hp, hn) = (c.dh[rr * h + j], c.hprev[row * h + j], c.hn[row * h + j]);
-                let dan = d * (1.0 - z) * (1.0 - nn * nn);
-                let dar = dan * hn * r * (1.0 - r);
-                let daz = d * (hp - nn) * z * (1.0 - z);
+                let gru::UnitGrad {
+                    d_x: [dar, daz, dan],
+                    d_s,
+                    d_h_prev,
+                } = gru::backward(unit, hp, hn, d);
                 let (da, dah) = (
                     &mut c.da[rr * gh..(rr + 1) * gh],
                     &mut c.dah[rr * gh..(rr + 1) * gh],
                 );
                 (da[j], da[h + j], da[2 * h + j]) = (dar, daz, dan);
-                (dah[j], dah[h + j], dah[2 * h + j]) = (dar, daz, dan * r);
-                c.tmp[rr * h + j] = d * z;
+                (dah[j], dah[h + j], dah[2 * h + j]) = (d_s[0], d_s[1], d_s[2]);
+                c.tmp[rr * h + j] = d_h_prev;
             }
         }
     }

@@ -17,6 +17,11 @@ use std::sync::Mutex;
 /// pass for the max, one for `exp` and its sum, one to scale). Every row's
 /// loss is kept and summed in f64 in row order, so the result does not depend
 /// on the thread count.
+///
+/// # Panics
+/// If `logits` (or `dlogits`) holds fewer than `N * V` values or a target is
+/// not below `v`: callers check a user's tokens once per block (the model's
+/// entry points do), not here on every row.
 pub fn softmax_cross_entropy(
     logits: &[f32],
     targets: &[u32],

@@ -10,7 +10,7 @@ use recurrent_model::{LanguageModel, Regularization, State, TokenBlock, Workspac
 use serde::{Deserialize, Serialize};
 
 use crate::asgd::{self, Averager};
-use crate::batch::{fill_keep, BatchError, Streams};
+use crate::batch::{fill_keep, Streams};
 use crate::engine::{
     self, check_and_clip, DataFingerprint, EvalReport, Observer, Plan, RunProgress, Slot,
     StepReport, StopReason, Task,
@@ -444,7 +444,7 @@ impl Trainer {
             &regs.model,
             &mut self.state.progress.rng,
             &mut self.grads,
-        );
+        )?;
         let p = &mut self.state.progress;
         let grad_norm = check_and_clip(
             &mut self.grads,
@@ -586,7 +586,7 @@ pub fn evaluate(
     seq_len: usize,
     boundary: Option<u32>,
     what: &'static str,
-) -> Result<EvalReport, BatchError> {
+) -> Result<EvalReport, TrainError> {
     let streams = Streams::for_evaluation(tokens.len(), batch, what)?;
     let b = streams.batch;
     // Blocks never run past a stream, so a huge seq_len cannot inflate the buffers.
@@ -611,7 +611,7 @@ pub fn evaluate(
             ws,
             TokenBlock::new(&x[..n], &y[..n], t, b).with_keep(keep),
             &mut state,
-        );
+        )?;
         loss_sum += stats.loss * n as f64;
         correct += stats.correct;
         count += n;

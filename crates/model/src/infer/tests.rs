@@ -1,4 +1,5 @@
 use super::*;
+use crate::CellKind;
 use crate::Workspace;
 use recurrent_kernels::Rng;
 
@@ -71,7 +72,7 @@ fn compare(m: &LanguageModel, fast: &StepModel, b: usize, threads: usize, seed: 
     for step in 0..4 {
         let v = m.config.vocab_size as u64;
         let tokens: Vec<u32> = (0..b).map(|_| rng.below(v) as u32).collect();
-        let want = m.step(&mut ws_ref, &tokens, &mut s_ref).to_vec();
+        let want = m.step(&mut ws_ref, &tokens, &mut s_ref).unwrap().to_vec();
         let got = fast.step_on(&mut ws_fast, &tokens, &mut s_fast, threads);
         let what = format!(
             "{} embed {} dense {} tie {} b {b} t {threads} step {step}",
@@ -163,6 +164,7 @@ fn the_workspace_follows_a_change_of_batch() {
         let got = fast.step_on(&mut ws, &tokens, &mut s, 2).to_vec();
         let want = m
             .step(&mut Workspace::default(), &tokens, &mut s_ref)
+            .unwrap()
             .to_vec();
         assert!(max_err(&got, &want) < 1e-5);
     }
@@ -223,13 +225,17 @@ fn bf16_weights_step_the_rounded_model() {
             }
             // The rounding moves the logits, but only a little.
             let mut state = random_state(&m.config, 1, &mut Rng::new(1));
-            let want = m.step(&mut Workspace::default(), &[3], &mut state).to_vec();
+            let want = m
+                .step(&mut Workspace::default(), &[3], &mut state)
+                .unwrap()
+                .to_vec();
             let got = StepModel::with_format(&m, WeightFormat::Bf16)
                 .step(
                     &mut StepWorkspace::default(),
                     &[3],
                     &mut random_state(&m.config, 1, &mut Rng::new(1)),
                 )
+                .unwrap()
                 .to_vec();
             let err = max_err(&got, &want);
             assert!(

@@ -5,6 +5,8 @@ use recurrent_kernels::{MatMut, MatRef, Rng};
 use recurrent_nn::recurrent::{Block, TableInput};
 use recurrent_nn::{dropout, embedding, linear, loss, LayerCache, LnCache};
 
+use crate::config::ModelError;
+
 use super::{grow, BlockStats, LanguageModel, Regularization, State, TokenBlock, Workspace};
 
 impl LanguageModel {
@@ -40,8 +42,8 @@ impl LanguageModel {
         let (tokens, t, b, keep) = (data.tokens, data.steps, data.batch, data.keep);
         let cfg = &self.config;
         let (n, v, layers) = (t * b, cfg.vocab_size, cfg.layers);
-        assert_eq!(tokens.len(), n, "token block must be T*B");
-        assert_eq!(state.batch, b, "state batch must match the block");
+        debug_assert_eq!(tokens.len(), n, "checked by the public entry points");
+        debug_assert_eq!(state.batch, b, "checked by the public entry points");
         let p = if cfg.dropout > 0.0 {
             dropout_rng.is_some()
         } else {
@@ -228,24 +230,30 @@ impl LanguageModel {
 
     /// Forward only, no dropout: the loss of the block's targets given its
     /// tokens, carrying `state`.
+    ///
+    /// # Errors
+    /// [`ModelError`] when the block's tokens, targets or reset mask are not
+    /// `T*B` long, an id is outside the vocabulary, or `state` is not `B`
+    /// streams of this model.
     pub fn evaluate_block(
         &self,
         ws: &mut Workspace,
         data: TokenBlock<'_>,
         state: &mut State,
-    ) -> BlockStats {
+    ) -> Result<BlockStats, ModelError> {
+        data.check(&self.config, state, true)?;
         let off = Regularization::default();
         self.forward(ws, &data, state, None, &off, false);
         let (n, targets) = (data.steps * data.batch, data.targets);
         let v = self.config.vocab_size;
         let (loss, correct) =
             loss::softmax_cross_entropy(&ws.logits[..n * v], targets, v, None, 1.0);
-        BlockStats {
+        Ok(BlockStats {
             loss,
             correct,
             tokens: n,
             ..BlockStats::default()
-        }
+        })
     }
 
     /// One generation step for `B` streams: feeds `tokens: [B]`, advances `state`,
@@ -254,17 +262,21 @@ impl LanguageModel {
     /// This runs the training forward with `T = 1` (packing weights and setting
     /// up GEMMs at every call): the reference for [`crate::infer::StepModel`],
     /// which prepares the weights once and is what generation uses.
-    pub fn step<'w>(&self, ws: &'w mut Workspace, tokens: &[u32], state: &mut State) -> &'w [f32] {
+    ///
+    /// # Errors
+    /// [`ModelError`] when `tokens` is empty or holds an id outside the
+    /// vocabulary, or `state` is not `B` streams of this model.
+    pub fn step<'w>(
+        &self,
+        ws: &'w mut Workspace,
+        tokens: &[u32],
+        state: &mut State,
+    ) -> Result<&'w [f32], ModelError> {
         let b = tokens.len();
+        let block = TokenBlock::new(tokens, &[], 1, b);
+        block.check(&self.config, state, false)?;
         let off = Regularization::default();
-        self.forward(
-            ws,
-            &TokenBlock::new(tokens, &[], 1, b),
-            state,
-            None,
-            &off,
-            false,
-        );
-        &ws.logits[..b * self.config.vocab_size]
+        self.forward(ws, &block, state, None, &off, false);
+        Ok(&ws.logits[..b * self.config.vocab_size])
     }
 }

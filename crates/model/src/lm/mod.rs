@@ -52,10 +52,16 @@ use crate::params::ParamLayout;
 /// let targets: Vec<u32> = tokens.iter().map(|&x| (x + 1) % 10).collect();
 /// let mut state = State::zeros(&config, b);
 /// let mut ws = Workspace::default();
-/// let stats = model.evaluate_block(&mut ws, TokenBlock::new(&tokens, &targets, t, b), &mut state);
+/// let stats = model
+///     .evaluate_block(&mut ws, TokenBlock::new(&tokens, &targets, t, b), &mut state)
+///     .unwrap();
 /// // An untrained model is close to uniform: about ln(10) nats per token.
 /// assert!((stats.loss - 10f64.ln()).abs() < 0.5);
 /// assert_eq!(stats.tokens, t * b);
+/// // A block whose state has another batch is an error, not a panic.
+/// let wrong = State::zeros(&config, 3);
+/// let block = TokenBlock::new(&tokens, &targets, t, b);
+/// assert!(model.evaluate_block(&mut ws, block, &mut wrong.clone()).is_err());
 /// ```
 #[derive(Clone, Debug)]
 pub struct LanguageModel {
@@ -83,5 +89,7 @@ pub struct BlockStats {
     pub tar: f64,
 }
 
+#[cfg(test)]
+mod shape_tests;
 #[cfg(test)]
 mod tests;

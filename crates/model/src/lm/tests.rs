@@ -180,13 +180,15 @@ fn the_embedding_table_gives_the_gemm_paths_results() {
             let mut state = State::zeros(&config, b);
             state.h.iter_mut().for_each(|x| *x = 0.3);
             let mut grads = vec![0.0; m.num_params()];
-            let stats = m.train_block(
-                &mut ws,
-                TokenBlock::new(&tokens, &tokens, t, b).with_keep(Some(&keep)),
-                &mut state,
-                &mut Rng::new(5),
-                &mut grads,
-            );
+            let stats = m
+                .train_block(
+                    &mut ws,
+                    TokenBlock::new(&tokens, &tokens, t, b).with_keep(Some(&keep)),
+                    &mut state,
+                    &mut Rng::new(5),
+                    &mut grads,
+                )
+                .unwrap();
             assert_eq!(ws.table_input, !no_table);
             (stats.loss, grads, state)
         };
@@ -271,7 +273,7 @@ fn a_narrower_last_layer_lays_out_state_and_weights_by_layer() {
     assert_eq!(config.state_range(2, b), 20..26);
     s.h.fill(1.0);
     s.c.fill(1.0);
-    s.reset_stream(&config, 1);
+    s.reset_stream(&config, 1).unwrap();
     let zeroed: Vec<usize> = (0..s.h.len()).filter(|&i| s.h[i] == 0.0).collect();
     let want: Vec<usize> = (5..10).chain(15..20).chain(23..26).collect();
     assert_eq!(zeroed, want);
@@ -418,7 +420,8 @@ fn train_once(
         reg,
         &mut Rng::new(5),
         &mut grads,
-    );
+    )
+    .unwrap();
     let logits = ws.logits[..t * b * m.config.vocab_size].to_vec();
     (logits, state, grads)
 }
@@ -445,7 +448,8 @@ fn locked_masks_hold_over_time_and_differ_between_streams() {
         &reg,
         &mut Rng::new(5),
         &mut grads,
-    );
+    )
+    .unwrap();
     let dropped = &ws.inputs[1];
     let zero_units = |s: usize, r: usize| -> Vec<bool> {
         (0..h)
@@ -480,7 +484,8 @@ fn masks_depend_on_the_seed_only_not_on_the_thread_count() {
             &AWD,
             &mut Rng::new(seed),
             &mut grads,
-        );
+        )
+        .unwrap();
         (ws.locked, ws.word_mask, ws.w_hh_mask)
     };
     let one = masks(1, 7);
@@ -508,7 +513,8 @@ fn regularizers_off_change_nothing_and_evaluation_ignores_them() {
             &mut state,
             &mut Rng::new(5),
             &mut grads,
-        );
+        )
+        .unwrap();
         (ws.logits[..t * b * 7].to_vec(), state, grads)
     };
     assert_eq!(train_once(&m, &off, &tokens, t, b), plain);
@@ -526,16 +532,21 @@ fn regularizers_off_change_nothing_and_evaluation_ignores_them() {
         &AWD,
         &mut Rng::new(5),
         &mut grads,
-    );
+    )
+    .unwrap();
     let mut state = State::zeros(&m.config, b);
-    let eval = m.evaluate_block(&mut ws, TokenBlock::new(&tokens, &tokens, t, b), &mut state);
+    let eval = m
+        .evaluate_block(&mut ws, TokenBlock::new(&tokens, &tokens, t, b), &mut state)
+        .unwrap();
     let mut fresh = Workspace::default();
     let mut state2 = State::zeros(&m.config, b);
-    let want = m.evaluate_block(
-        &mut fresh,
-        TokenBlock::new(&tokens, &tokens, t, b),
-        &mut state2,
-    );
+    let want = m
+        .evaluate_block(
+            &mut fresh,
+            TokenBlock::new(&tokens, &tokens, t, b),
+            &mut state2,
+        )
+        .unwrap();
     assert_eq!(eval, want);
     assert_eq!(state, state2);
     assert!(AWD.validate().is_ok());
@@ -594,8 +605,8 @@ fn extending_the_vocabulary_keeps_what_was_learned() {
         let (mut wa, mut wb) = (Workspace::default(), Workspace::default());
         let (mut sa, mut sb) = (State::zeros(&m.config, 1), State::zeros(&big.config, 1));
         for &tok in &tokens {
-            let a = m.step(&mut wa, &[tok], &mut sa).to_vec();
-            let b = big.step(&mut wb, &[tok], &mut sb).to_vec();
+            let a = m.step(&mut wa, &[tok], &mut sa).unwrap().to_vec();
+            let b = big.step(&mut wb, &[tok], &mut sb).unwrap().to_vec();
             assert_eq!(a[..], b[..5]);
         }
         assert_eq!(sa, sb);

@@ -2,12 +2,19 @@
 
 use recurrent_kernels::Rng;
 
+use crate::check;
+use crate::config::ModelError;
+
 use super::{BlockStats, LanguageModel, Regularization, State, TokenBlock, Workspace};
 
 impl LanguageModel {
     /// One training block: forward from `state`, loss against the block's
     /// targets, backward. Adds the gradient of the mean loss into `grads`
     /// (same layout as `params`).
+    ///
+    /// # Errors
+    /// [`ModelError`] when the block does not fit the model or `state` (see
+    /// [`LanguageModel::evaluate_block`]) or `grads` is not `params`' length.
     pub fn train_block(
         &self,
         ws: &mut Workspace,
@@ -15,7 +22,7 @@ impl LanguageModel {
         state: &mut State,
         dropout_rng: &mut Rng,
         grads: &mut [f32],
-    ) -> BlockStats {
+    ) -> Result<BlockStats, ModelError> {
         let off = Regularization::default();
         self.train_block_regularized(ws, data, state, &off, dropout_rng, grads)
     }
@@ -24,6 +31,9 @@ impl LanguageModel {
     /// are drawn from `dropout_rng` for this block, and the gradient of
     /// cross-entropy + AR + TAR is added into `grads`. The returned `loss` is
     /// the cross-entropy alone; `ar` and `tar` report the penalties.
+    ///
+    /// # Errors
+    /// As [`LanguageModel::train_block`], and when `reg` is out of range.
     pub fn train_block_regularized(
         &self,
         ws: &mut Workspace,
@@ -32,13 +42,19 @@ impl LanguageModel {
         reg: &Regularization,
         dropout_rng: &mut Rng,
         grads: &mut [f32],
-    ) -> BlockStats {
+    ) -> Result<BlockStats, ModelError> {
+        data.check(&self.config, state, true)?;
+        check::len("grads", self.params.len(), grads.len())?;
+        reg.validate()?;
         self.forward(ws, &data, state, Some(dropout_rng), reg, true);
-        self.backward(ws, &data, grads, None)
+        Ok(self.backward(ws, &data, grads, None))
     }
 
     /// Forward and backward without dropout, returning the loss, the logits and
     /// the gradient w.r.t. the initial state; for conformance tests.
+    ///
+    /// # Errors
+    /// As [`LanguageModel::train_block`].
     pub fn loss_and_gradients(
         &self,
         tokens: &[u32],
@@ -47,7 +63,9 @@ impl LanguageModel {
         b: usize,
         state: &mut State,
         grads: &mut [f32],
-    ) -> (BlockStats, Vec<f32>, State) {
+    ) -> Result<(BlockStats, Vec<f32>, State), ModelError> {
+        TokenBlock::new(tokens, targets, t, b).check(&self.config, state, true)?;
+        check::len("grads", self.params.len(), grads.len())?;
         let mut ws = Workspace::default();
         let off = Regularization::default();
         self.forward(
@@ -66,6 +84,6 @@ impl LanguageModel {
             grads,
             Some(&mut dstate),
         );
-        (stats, logits, dstate)
+        Ok((stats, logits, dstate))
     }
 }

@@ -36,6 +36,16 @@ pub enum Seq2SeqError {
     #[error("unexpected tensor '{0}' in the weights (it does not belong to this architecture)")]
     /// A tensor that belongs to no parameter of this architecture.
     UnexpectedTensor(String),
+    #[error("{what} has {got} values but this model needs {expected}")]
+    /// An argument has another size than the model and the other arguments need.
+    Shape {
+        /// The argument ("encoder output keys", ...).
+        what: &'static str,
+        /// The size needed.
+        expected: usize,
+        /// The size given.
+        got: usize,
+    },
 }
 
 /// How the decoder's initial state is made from the encoder's final states

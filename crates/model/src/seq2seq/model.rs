@@ -218,6 +218,9 @@ impl Seq2SeqWorkspace {
     }
 
     /// The logits of the last pass, `[T, B, V]` time-major.
+    ///
+    /// # Panics
+    /// If `v` is larger than the target vocabulary of the model that ran the pass.
     pub fn logits(&self, v: usize) -> &[f32] {
         &self.logits[..self.t * self.b * v]
     }
@@ -448,8 +451,53 @@ impl Seq2Seq {
 
     /// The decoder state before the first step (the bridge over the encoder's
     /// final states; a zero feed).
-    pub fn initial_state(&self, enc: &EncoderOutput) -> DecoderState {
-        self.bridge_forward(enc)
+    ///
+    /// # Errors
+    /// [`Seq2SeqError::Shape`] when `enc` is not an encoder output of this
+    /// model (its buffers do not hold `enc.batch` rows of its widths).
+    pub fn initial_state(&self, enc: &EncoderOutput) -> Result<DecoderState, Seq2SeqError> {
+        self.check_encoder_output(enc)?;
+        Ok(self.bridge_forward(enc))
+    }
+
+    /// Checks that every buffer of `enc` holds `enc.batch` rows of this
+    /// model's widths (its fields are public, so a caller may have built it).
+    fn check_encoder_output(&self, enc: &EncoderOutput) -> Result<(), Seq2SeqError> {
+        let cfg = &self.config;
+        let (b, s, h) = (enc.batch, enc.src_len, cfg.hidden);
+        let lstm = cfg.cell.has_cell_state();
+        let proj = cfg.attention_layer().proj_size();
+        let sizes = [
+            ("encoder output lens", b, enc.lens.len()),
+            ("encoder output mask", b * s, enc.mask.len()),
+            ("encoder output keys", b * s * h, enc.keys.len()),
+            ("encoder output proj", b * s * proj, enc.proj.len()),
+            (
+                "encoder output final_h",
+                cfg.layers * b * h,
+                enc.final_h.len(),
+            ),
+            (
+                "encoder output final_c",
+                if lstm { cfg.layers * b * h } else { 0 },
+                enc.final_c.len(),
+            ),
+        ];
+        for (what, expected, got) in sizes {
+            if got != expected {
+                return Err(Seq2SeqError::Shape {
+                    what,
+                    expected,
+                    got,
+                });
+            }
+        }
+        if let Some((r, &len)) = enc.lens.iter().enumerate().find(|(_, &l)| l == 0 || l > s) {
+            return Err(Seq2SeqError::Batch(format!(
+                "encoder output row {r} has length {len}; lengths must be in 1..={s}"
+            )));
+        }
+        Ok(())
     }
 
     /// One decoding step: feeds `prev: [B]` (BOS at the first step) from
@@ -457,6 +505,11 @@ impl Seq2Seq {
     /// the attention weights and the new state. No dropout. Packs the
     /// decoder's weights for this one step: a decoding loop should pack them
     /// once ([`Seq2Seq::pack_decoder`]) and call [`Seq2Seq::decode_step_packed`].
+    ///
+    /// # Errors
+    /// [`Seq2SeqError::Shape`] when `enc` or `state` does not hold `B` rows of
+    /// this model, [`Seq2SeqError::Batch`] when a token is outside the target
+    /// vocabulary.
     pub fn decode_step(
         &self,
         enc: &EncoderOutput,
@@ -476,6 +529,10 @@ impl Seq2Seq {
     }
 
     /// [`Seq2Seq::decode_step`] with the weights packed beforehand.
+    ///
+    /// # Errors
+    /// As [`Seq2Seq::decode_step`], and [`Seq2SeqError::Batch`] when `packed`
+    /// has another number of layers than this model.
     pub fn decode_step_packed(
         &self,
         packed: &PackedDecoder,
@@ -490,23 +547,26 @@ impl Seq2Seq {
                 self.config.layers
             )));
         }
+        self.check_encoder_output(enc)?;
         let b = prev.len();
         let (h, l) = (self.config.hidden, self.config.layers);
         let lstm = self.config.cell.has_cell_state();
         let feed = if self.config.input_feeding { b * h } else { 0 };
-        if enc.batch != b
-            || state.batch != b
-            || state.h.len() != l * b * h
-            || state.c.len() != if lstm { l * b * h } else { 0 }
-            || state.feed.len() != feed
-        {
-            return Err(Seq2SeqError::Batch(format!(
-                "decode_step: {b} tokens, an encoder output of {} rows and a state of {} rows \
-                 (with {} hidden values) do not fit this model",
-                enc.batch,
-                state.batch,
-                state.h.len()
-            )));
+        let sizes = [
+            ("encoder output rows", b, enc.batch),
+            ("state.batch", b, state.batch),
+            ("state.h", l * b * h, state.h.len()),
+            ("state.c", if lstm { l * b * h } else { 0 }, state.c.len()),
+            ("state.feed", feed, state.feed.len()),
+        ];
+        for (what, expected, got) in sizes {
+            if got != expected {
+                return Err(Seq2SeqError::Shape {
+                    what,
+                    expected,
+                    got,
+                });
+            }
         }
         if let Some(&tok) = prev.iter().find(|&&t| t as usize >= self.config.tgt_vocab) {
             return Err(Seq2SeqError::Batch(format!(
@@ -548,7 +608,7 @@ impl Seq2Seq {
         }
         let enc = self.encode(src, src_lens)?;
         let b = enc.batch;
-        let mut state = self.initial_state(&enc);
+        let mut state = self.initial_state(&enc)?;
         let packed = self.pack_decoder();
         let mut prev = vec![bos; b];
         let mut out = vec![Vec::new(); b];

@@ -104,15 +104,28 @@ pub fn forward(a_i: f32, a_f: f32, a_g: f32, a_o: f32, c_prev: f32) -> Unit {
 /// the gradient w.r.t. `c_prev`.
 #[inline(always)]
 pub fn backward(gates: Gates, tanh_c: f32, c_prev: f32, dh: f32, dc: f32) -> ([f32; 4], f32) {
-    let Gates { i, f, g, o } = gates;
-    // h = o·tanh(c): dc picks up dh·o·(1 - tanh²c).
-    let dct = dc + dh * o * dtanh(tanh_c);
-    let d_o = dh * tanh_c * dsigmoid(o);
-    // c = f·c_prev + i·g
-    let d_i = dct * g * dsigmoid(i);
-    let d_f = dct * c_prev * dsigmoid(f);
-    let d_g = dct * i * dtanh(g);
-    ([d_i, d_f, d_g, d_o], dct * f)
+    let (d_o, dc_from_h) = output_backward(gates.o, tanh_c, dh);
+    let ([d_i, d_f, d_g], dc_prev) = cell_backward(gates, c_prev, dc + dc_from_h);
+    ([d_i, d_f, d_g, d_o], dc_prev)
+}
+
+/// Backward of [`output`], `h = o·tanh_c`, from `dh`: the output gate's
+/// pre-activation gradient `d a_o` and the gradient reaching `tanh`'s input
+/// (`c`, or `LN(c)` in the layer-normalized LSTM).
+#[inline(always)]
+pub fn output_backward(o: f32, tanh_c: f32, dh: f32) -> (f32, f32) {
+    (dh * tanh_c * dsigmoid(o), dh * o * dtanh(tanh_c))
+}
+
+/// Backward of [`cell`], `c = f·c_prev + i·g`, from `dc` (every gradient
+/// w.r.t. `c`): `[d a_i, d a_f, d a_g]` and the gradient w.r.t. `c_prev`.
+#[inline(always)]
+pub fn cell_backward(gates: Gates, c_prev: f32, dc: f32) -> ([f32; 3], f32) {
+    let Gates { i, f, g, .. } = gates;
+    let d_i = dc * g * dsigmoid(i);
+    let d_f = dc * c_prev * dsigmoid(f);
+    let d_g = dc * i * dtanh(g);
+    ([d_i, d_f, d_g], dc * f)
 }
 
 multiversion! {
