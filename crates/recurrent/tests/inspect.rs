@@ -341,3 +341,25 @@ fn bad_input_is_a_typed_error() {
     assert_eq!(one.model.bits_per_token, None);
     assert!(one.properties.iter().all(|p| p.units.is_empty()));
 }
+
+#[test]
+fn byte_tokens_of_one_character_join_to_the_text() {
+    let text = "naïve «quotes» (é)";
+    let mut checkpoint = untrained(CellKind::Gru, false);
+    checkpoint.tokenizer =
+        Tokenizer::build(TokenizerKind::Byte, &Corpus::from_text("c", text)).unwrap();
+    let config = ModelConfig {
+        vocab_size: checkpoint.tokenizer.vocab().len(),
+        ..checkpoint.model.config.clone()
+    };
+    checkpoint.model = LanguageModel::new(config, &mut Rng::new(4), None).unwrap();
+    let view = inspect(&checkpoint, text, &options()).unwrap();
+    assert_eq!(view.tokens.len(), text.len());
+    let joined: String = view.tokens.iter().map(|t| t.text.as_str()).collect();
+    assert_eq!(joined, text);
+    // The first byte of `ï` completes no character: its token adds nothing.
+    assert_eq!(view.tokens[2].text, "");
+    assert_eq!(view.tokens[3].text, "ï");
+    let depth = &view.properties[2].values;
+    assert_eq!(depth[depth.len() - 2], 1.0);
+}
