@@ -20,6 +20,12 @@
 //! * [`attention_heatmap_svg`]: a decoder's attention weights, source tokens
 //!   across, target tokens down.
 //!
+//! Views, as one self-contained HTML page (CSS and JavaScript embedded):
+//!
+//! * [`inspect_view_html`]: a language model's inspection of a text
+//!   (surprisal, hidden units, gate saturation), drawn from JSON whose shape
+//!   it documents.
+//!
 //! ```
 //! use recurrent_report::{corpus_bleu, corpus_chrf, loss_curve_svg, Series};
 //!
