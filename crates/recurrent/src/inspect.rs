@@ -198,6 +198,19 @@ impl Inspection {
 /// ([`Error::UnknownChars`]); an empty text, or one longer than
 /// `options.max_chars` ([`Error::InvalidOption`] on `text`); options out of
 /// range.
+///
+/// ```no_run
+/// use recurrent::{inspect, InspectOptions, LanguageCheckpoint};
+///
+/// let checkpoint = LanguageCheckpoint::load("runs/novel")?;
+/// let view = inspect(&checkpoint, "He said \"wait (please)\".", &InspectOptions::default())?;
+/// let depth = &view.properties[2]; // bracket_depth
+/// if let Some(best) = depth.units.first() {
+///     println!("layer {} unit {} ({:?}): r = {:.2}", best.layer, best.unit, best.state, best.correlation);
+/// }
+/// std::fs::write("view.html", view.to_html("novel"))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn inspect(
     checkpoint: &LanguageCheckpoint,
     text: &str,
