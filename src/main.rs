@@ -31,6 +31,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Show a checkpoint's architecture, size, vocabulary and training history.
     Info(commands::info::InfoArgs),
+    /// Write an HTML page showing what a model does on a text: surprisal, hidden units, gates.
+    Inspect(commands::inspect::InspectArgs),
     /// Turn a PyTorch word_language_model state dict into a checkpoint.
     Import(commands::convert::ImportArgs),
     /// Write a checkpoint's weights as a PyTorch word_language_model state dict.
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Sample(args) => commands::sample::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Info(args) => commands::info::run(args),
+        Command::Inspect(args) => commands::inspect::run(args),
         Command::Import(args) => commands::convert::import(args),
         Command::Export(args) => commands::convert::export(args),
         Command::Bench(args) => commands::bench::run(args),

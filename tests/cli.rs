@@ -1695,3 +1695,96 @@ fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
+
+#[test]
+fn inspect_writes_a_self_contained_view() {
+    let sb = Sandbox::new();
+    let text = "He said \"stop (now)\" and left.\n(a [b] c) \"yes\" no.\n".repeat(20);
+    sb.write("corpus.txt", &text);
+    sb.train("corpus.txt", "run", &[]);
+    sb.write("probe.txt", "He said \"no (yes)\".\n");
+    let out = sb.ok(&[
+        "inspect",
+        "run",
+        "--input",
+        "probe.txt",
+        "--out",
+        "view.html",
+        "--threads",
+        "1",
+    ]);
+    assert!(
+        out.contains("view.html") && out.contains("bits per token"),
+        "{out}"
+    );
+    let html = fs::read_to_string(sb.path("view.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(!html.contains("<script src") && !html.contains("<link"));
+    // The data is embedded as JSON the page's script reads.
+    let start = html
+        .find(r#"<script type="application/json" id="inspect-data">"#)
+        .unwrap();
+    let json = &html[start..];
+    let json = &json[json.find('>').unwrap() + 1..json.find("</script>").unwrap()];
+    let data: Value = serde_json::from_str(json).expect("embedded JSON");
+    let tokens = data["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), "He said \"no (yes)\".\n".chars().count());
+    let joined: String = tokens.iter().map(|t| t["text"].as_str().unwrap()).collect();
+    assert_eq!(joined, "He said \"no (yes)\".\n");
+    assert_eq!(tokens[1]["next"].as_array().unwrap().len(), 5);
+    assert!(!data["layers"][0]["h"].as_array().unwrap().is_empty());
+    assert_eq!(data["properties"].as_array().unwrap().len(), 4);
+    assert!(html.contains("RecurrentInspect.render"));
+
+    // Inline text works too.
+    sb.ok(&[
+        "inspect",
+        "run",
+        "--text",
+        "He said",
+        "--out",
+        "inline.html",
+    ]);
+    assert!(sb.path("inline.html").is_file());
+
+    // Bad input is named in the command line's words.
+    sb.fails(
+        &["inspect", "run", "--text", "Hé", "--out", "x.html"],
+        &["--text", "1 character(s)", "'é'"],
+    );
+    sb.fails(
+        &["inspect", "run", "--text", "", "--out", "x.html"],
+        &["--text is empty"],
+    );
+    sb.fails(
+        &[
+            "inspect",
+            "run",
+            "--input",
+            "probe.txt",
+            "--max-chars",
+            "5",
+            "--out",
+            "x.html",
+        ],
+        &["probe.txt has 20 characters", "--max-chars"],
+    );
+    sb.fails(
+        &[
+            "inspect",
+            "run",
+            "--text",
+            "He",
+            "--max-chars",
+            "0",
+            "--out",
+            "x.html",
+        ],
+        &["--max-chars must be between 1 and 20000"],
+    );
+    sb.fails(
+        &["inspect", "run", "--out", "x.html"],
+        &["required arguments"],
+    );
+    assert!(!sb.path("x.html").exists());
+}

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod convert;
 pub mod eval;
 pub mod info;
+pub mod inspect;
 pub mod plot;
 pub mod sample;
 pub mod seq2seq;

@@ -29,6 +29,7 @@
 //! The backward pass walks the steps in reverse and forms `dW_hh`, `dW_ih`
 //! and `dx` as whole-block GEMMs.
 
+mod trace;
 use recurrent_kernels::{sgemm, MatMut, MatRef};
 
 use crate::cell::{gru, lstm};

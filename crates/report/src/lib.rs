@@ -20,6 +20,12 @@
 //! * [`attention_heatmap_svg`]: a decoder's attention weights, source tokens
 //!   across, target tokens down.
 //!
+//! Views, as one self-contained HTML page (CSS and JavaScript embedded):
+//!
+//! * [`inspect_view_html`]: a language model's inspection of a text
+//!   (surprisal, hidden units, gate saturation), drawn from JSON whose shape
+//!   it documents.
+//!
 //! ```
 //! use recurrent_report::{corpus_bleu, corpus_chrf, loss_curve_svg, Series};
 //!
@@ -49,6 +55,7 @@ mod bleu;
 mod chrf;
 mod error;
 mod heatmap;
+mod html;
 mod loss_curve;
 mod svg;
 mod tokenize;
@@ -57,5 +64,6 @@ pub use bleu::{corpus_bleu, Bleu, BleuStats, MAX_NGRAM_ORDER};
 pub use chrf::{corpus_chrf, ChrfStats, CHRF_BETA, CHRF_CHAR_ORDER};
 pub use error::ReportError;
 pub use heatmap::attention_heatmap_svg;
+pub use html::{inspect_view_html, INSPECT_CSS, INSPECT_JS};
 pub use loss_curve::{loss_curve_svg, Series};
 pub use tokenize::tokenize_13a;

@@ -15,6 +15,7 @@ mod forward;
 mod layers;
 mod regularization;
 mod state;
+pub mod trace;
 mod train;
 mod workspace;
 

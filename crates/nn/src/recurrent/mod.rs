@@ -27,6 +27,7 @@ mod layer;
 mod packed;
 mod params;
 mod row_split;
+mod trace;
 mod weight_grads;
 
 pub use self::block::{Block, Downstream, GateGrads, TableInput, Upstream};
