@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Browser check of `recurrent inspect`: trains a tiny character LSTM on the
 # built-in corpus, writes its inspect view of a short text, and takes a
-# headless Chromium screenshot of the page (default docs/images/inspect.png).
+# headless Chromium screenshot of the page (default docs/img/inspect.png).
 # Look at the picture: the text coloured by surprisal, the unit view, the
 # ranked units and the gate plots should all be drawn.
 #
@@ -12,7 +12,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-out=${1:-docs/images/inspect.png}
+out=${1:-docs/img/inspect.png}
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$browser" ]; then
