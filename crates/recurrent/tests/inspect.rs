@@ -179,7 +179,7 @@ fn the_last_state_is_the_one_generation_reaches() {
     let (mut ws, mut state) = (StepWorkspace::default(), State::zeros(config, 1));
     let mut last_logits = Vec::new();
     for &id in &ids {
-        last_logits = stepper.step(&mut ws, &[id], &mut state).to_vec();
+        last_logits = stepper.step(&mut ws, &[id], &mut state).unwrap().to_vec();
     }
     let t = ids.len();
     for (k, layer) in view.layers.iter().enumerate() {
