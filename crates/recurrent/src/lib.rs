@@ -13,6 +13,8 @@
 //! - [`LanguageCheckpoint`], [`Seq2SeqCheckpoint`], [`AnyCheckpoint`]: load any
 //!   checkpoint or run folder;
 //! - [`Generator`]: a language model packed once, sampled from many times;
+//! - [`start_streams`]: a [`StreamEngine`] that steps many requests as one
+//!   batch they join and leave at any step, for servers;
 //! - [`evaluate_file`] / [`evaluate_text`]: loss, perplexity and bits per
 //!   character on held-out text; [`translate`] with beam search.
 //!
@@ -67,6 +69,7 @@ pub mod lm;
 mod load;
 mod run;
 pub mod seq2seq;
+mod streams;
 mod threads;
 mod translate;
 
@@ -91,6 +94,10 @@ pub use recurrent_text::{Tokenizer, TokenizerKind, TokenizerOptions};
 pub use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 pub use recurrent_train::{EvalReport, Observer, Slot, StepReport, StopReason, StopRule};
 pub use run::RunFolder;
+pub use streams::{
+    start_streams, Cancel, EngineStats, FinishReason, Sink, StreamEngine, StreamError, StreamEvent,
+    StreamOptions, StreamRequest, TokenLogprob,
+};
 pub use threads::MAX_THREADS;
 pub use translate::{
     attention_map_svg, score_pairs, translate, translate_with, DecodeOptions, PairScores,
