@@ -7,6 +7,7 @@ pub mod info;
 pub mod plot;
 pub mod sample;
 pub mod seq2seq;
+pub mod serve;
 pub mod train;
 
 use std::path::Path;
