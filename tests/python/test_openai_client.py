@@ -36,7 +36,7 @@ def tiny_checkpoint(tmp):
     text.write_text("the cat sat on the mat. a dog ran.\n" * 80)
     out = Path(tmp) / "tiny"
     subprocess.run(
-        [str(BINARY), "train", str(text), "--out", str(out), "--steps", "20",
+        [str(BINARY), "train", "--input", str(text), "--out", str(out), "--steps", "20",
          "--hidden", "32", "--embed", "8", "--layers", "1", "--seq-len", "16",
          "--batch", "4", "--threads", "1"],
         check=True, timeout=300, stdout=subprocess.DEVNULL,
