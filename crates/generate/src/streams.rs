@@ -305,7 +305,11 @@ impl StreamEngine {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
         let tx = jobs.as_ref().ok_or(StreamError::Closed)?;
         self.stats.waiting.fetch_add(1, Ordering::Relaxed);
-        tx.send(job).map_err(|_| StreamError::Closed)?;
+        if tx.send(job).is_err() {
+            // The engine thread is gone (it panicked): nothing will run this.
+            self.stats.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(StreamError::Closed);
+        }
         Ok(cancel)
     }
 

@@ -660,3 +660,64 @@ async fn shutdown_ends_open_streams_and_returns() {
     }
     assert!(rest.contains("shutting"), "{rest}");
 }
+
+/// A small seq2seq model trained for a few steps on char pairs.
+fn seq2seq_dir() -> PathBuf {
+    use recurrent::seq2seq::{TrainOptions, Training};
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let pairs = dir.path().join("pairs.tsv");
+        let lines: String = (0..80)
+            .map(|i| format!("a cat {i}\tun chat {i}\n"))
+            .collect();
+        std::fs::write(&pairs, lines).unwrap();
+        let mut options = TrainOptions::new(&pairs);
+        options.tokenizer = recurrent::TokenizerKind::Char;
+        options.model = recurrent::Seq2SeqConfig::new(0, 0, 8, 16);
+        options.batch = 8;
+        options.stop = StopRule {
+            steps: Some(5),
+            ..StopRule::default()
+        };
+        options.val_bleu = 4;
+        options.threads = Some(1);
+        let run = dir.path().join("fr");
+        let mut training = Training::start(&options, RunFolder::create(&run).unwrap()).unwrap();
+        training.run(&mut Quiet).unwrap();
+        (dir, run)
+    })
+    .1
+    .clone()
+}
+
+#[tokio::test]
+async fn seq2seq_models_translate_and_refuse_completions() {
+    let (s, loader) = start_unloaded(ServeOptions::default()).await;
+    let sources = vec![
+        ModelSource::from_path(model_dir()),
+        ModelSource::from_path(seq2seq_dir()),
+    ];
+    loader.load(sources).await.unwrap();
+    let (_, models) = s.get("/v1/models").await;
+    let models: Value = serde_json::from_str(&models).unwrap();
+    assert_eq!(models["data"][1]["id"], "fr");
+    assert_eq!(models["data"][1]["kind"], "seq2seq");
+    let (status, out) = s
+        .post(
+            "/v1/translate",
+            json!({"model": "fr", "input": ["a cat 1", "a cat 22"], "beam": 2}),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["translations"].as_array().unwrap().len(), 2);
+    let (status, answer) = s
+        .post("/v1/translate", json!({"model": "fr", "input": "€"}))
+        .await;
+    assert_error(status, &answer, 400, Some("input"));
+    let (status, answer) = s
+        .post("/v1/completions", json!({"model": "fr", "prompt": "a"}))
+        .await;
+    assert_error(status, &answer, 400, Some("model"));
+    s.shutdown().await;
+}

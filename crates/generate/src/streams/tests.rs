@@ -314,3 +314,24 @@ fn bad_requests_fail_on_submit_and_shutdown_cancels() {
         Err(StreamError::Closed)
     ));
 }
+
+#[test]
+fn a_wider_model_on_two_threads_gives_the_same_text_in_any_batch() {
+    // The threads split a step by weight panels or by batch rows depending
+    // on the batch size; a row's numbers must not depend on which.
+    let tok = Tokenizer::build(TokenizerKind::Char, &Corpus::from_text("t", "abc de\n")).unwrap();
+    let config = ModelConfig::new(CellKind::Lstm, tok.vocab().len(), 32, 256, 2);
+    let model = LanguageModel::new(config, &mut Rng::new(3), None).unwrap();
+    let options = EngineOptions {
+        max_batch: 64,
+        threads: 2,
+    };
+    let engine = StreamEngine::spawn(StepModel::new(&model), tok.clone(), options).unwrap();
+    let alone = collect(submit(&engine, request(&tok, "ab", 7, 100))).0;
+    let others: Vec<_> = (0..40)
+        .map(|i| submit(&engine, request(&tok, "c de", 100 + i, 150)))
+        .collect();
+    let mine = submit(&engine, request(&tok, "ab", 7, 100));
+    assert_eq!(collect(mine).0, alone);
+    others.into_iter().for_each(|rx| drop(collect(rx)));
+}
