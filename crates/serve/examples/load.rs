@@ -43,7 +43,7 @@ async fn one_request(
     if !r.status().is_success() {
         return Err(format!("status {}", r.status()));
     }
-    let (mut first, mut last, mut pieces, mut used) = (None, None, 0u32, 0);
+    let (mut first, mut last, mut used) = (None, None, 0);
     let mut pending = String::new();
     while let Some(chunk) = r.chunk().await.map_err(|e| e.to_string())? {
         let now = Instant::now();
@@ -68,14 +68,14 @@ async fn one_request(
                 first = Some(now - start);
             }
             last = Some(now - start);
-            pieces += 1;
         }
     }
     let first = first.ok_or("no token")?;
     let span = last.unwrap_or(first) - first;
     Ok(Sample {
         first_token: first,
-        per_token: span / pieces.saturating_sub(1).max(1),
+        // Pieces may carry several tokens (a client that falls behind gets them merged).
+        per_token: span / (used.saturating_sub(1).max(1) as u32),
         tokens: used,
     })
 }

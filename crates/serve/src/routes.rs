@@ -805,13 +805,37 @@ fn stream(
             }
         }
         let mut counts = vec![(0, 0); count];
+        let mut held: Option<(usize, StreamEvent)> = None;
         loop {
-            let chunk = match running.next(&app).await {
+            let next = match held.take() {
+                Some(event) => Ok(Some(event)),
+                None => running.next(&app).await,
+            };
+            let chunk = match next {
                 Ok(None) => break,
                 Err(e) => e.body(),
                 Ok(Some((i, event))) => match event {
                     StreamEvent::Prompt(_) => continue,
-                    StreamEvent::Token { text, logprob } => {
+                    StreamEvent::Token { mut text, logprob } => {
+                        if logprob.is_none() {
+                            // When the client falls behind, the pieces that
+                            // are already here go out as one chunk.
+                            while let Some(e) = running.try_next(&app) {
+                                match e {
+                                    (
+                                        j,
+                                        StreamEvent::Token {
+                                            text: more,
+                                            logprob: None,
+                                        },
+                                    ) if j == i => text.push_str(&more),
+                                    e => {
+                                        held = Some(e);
+                                        break;
+                                    }
+                                }
+                            }
+                        }
                         if text.is_empty() && logprob.is_none() {
                             continue;
                         }

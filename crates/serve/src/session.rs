@@ -139,18 +139,27 @@ impl Running {
         match timeout_at(self.deadline.into(), self.events.recv()).await {
             Err(_) => Err(timeout(app)),
             Ok(None) => Ok(None),
-            Ok(Some((i, event))) => {
-                if let StreamEvent::Token { .. } = event {
-                    let now = Instant::now();
-                    match self.last_token[i] {
-                        None => app.metrics.first_token(now - self.arrived),
-                        Some(t) => app.metrics.next_token(now - t),
-                    }
-                    self.last_token[i] = Some(now);
-                }
-                Ok(Some((i, event)))
-            }
+            Ok(Some((i, event))) => Ok(Some(self.record(app, i, event))),
         }
+    }
+
+    /// The next event if one is already here.
+    pub fn try_next(&mut self, app: &App) -> Option<(usize, StreamEvent)> {
+        let (i, event) = self.events.try_recv().ok()?;
+        Some(self.record(app, i, event))
+    }
+
+    /// Records a token's latency.
+    fn record(&mut self, app: &App, i: usize, event: StreamEvent) -> (usize, StreamEvent) {
+        if let StreamEvent::Token { .. } = event {
+            let now = Instant::now();
+            match self.last_token[i] {
+                None => app.metrics.first_token(now - self.arrived),
+                Some(t) => app.metrics.next_token(now - t),
+            }
+            self.last_token[i] = Some(now);
+        }
+        (i, event)
     }
 }
 
