@@ -4,8 +4,10 @@
 //!
 //! - [`api`]: the request and response types (serde);
 //! - [`error`]: every error a client can get and its status code;
-//! - `routes`: the endpoints (`/v1/completions`, `/v1/chat/completions`,
-//!   `/v1/models`, `/v1/score`, `/v1/translate`, `/health`, `/metrics`);
+//! - `routes`: the endpoints (`/v1/models`, `/v1/score`, `/v1/translate`,
+//!   `/health`, `/metrics`) behind the API key check;
+//! - `generation`: `/v1/completions` and `/v1/chat/completions`;
+//! - `sse`: their streams as Server-Sent Events;
 //! - `session`: one request's streams on an engine, and the concurrency limit;
 //! - [`metrics`]: Prometheus counters and latency histograms.
 //!
@@ -29,9 +31,11 @@
 
 pub mod api;
 pub mod error;
+mod generation;
 pub mod metrics;
 mod routes;
 mod session;
+mod sse;
 
 use std::future::Future;
 use std::net::SocketAddr;
