@@ -88,7 +88,7 @@ pub enum StreamError {
 #[derive(Clone, Debug)]
 pub struct StreamRequest {
     /// Token ids to continue. Empty: start from the document-boundary token
-    /// (else a newline, else token 0), as [`generate`](crate::generate) does.
+    /// (else a newline, else token 0), as [`generate`](crate::generate()) does.
     pub prompt: Vec<u32>,
     /// Tokens to generate at most (0: only score the prompt).
     pub max_tokens: usize,
