@@ -43,6 +43,8 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Sequence-to-sequence models with attention: train, translate, eval.
     Seq2seq(commands::seq2seq::Seq2SeqArgs),
+    /// Serve checkpoints over an OpenAI-compatible HTTP API (continuous batching).
+    Serve(commands::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => commands::bench::run(args),
         Command::Plot(args) => commands::plot::run(args),
         Command::Seq2seq(args) => commands::seq2seq::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

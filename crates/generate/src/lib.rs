@@ -7,6 +7,8 @@
 //!   back anything that could be the start of one so it is never shown.
 //! * [`beam`] decodes sequence-to-sequence models in batches: beam search,
 //!   greedy and sampling, with scores and attention per hypothesis.
+//! * [`streams`] steps many independent requests as one batch that they join
+//!   and leave at any step (continuous batching), on the engine's own thread.
 //! * [`generate`](mod@generate) runs a model one step at a time for `n` streams at once
 //!   (one batch), samples, decodes and streams the text out.
 //!
@@ -45,6 +47,7 @@ pub mod beam;
 pub mod generate;
 pub mod sampler;
 pub mod stop;
+pub mod streams;
 
 pub use beam::{
     beam_search, beam_search_nbest, greedy_decode, sample_decode, BeamOptions, DecodeError,
@@ -53,3 +56,7 @@ pub use beam::{
 pub use generate::{generate, generate_packed, GenerateError, GenerateOptions};
 pub use sampler::{log_softmax, SampleError, Sampler, SamplingConfig};
 pub use stop::StopMatcher;
+pub use streams::{
+    Cancel, EngineOptions, EngineStats, FinishReason, Sink, StreamEngine, StreamError, StreamEvent,
+    StreamRequest, TokenLogprob,
+};

@@ -13,6 +13,8 @@
 //! - [`LanguageCheckpoint`], [`Seq2SeqCheckpoint`], [`AnyCheckpoint`]: load any
 //!   checkpoint or run folder;
 //! - [`Generator`]: a language model packed once, sampled from many times;
+//! - [`start_streams`]: a [`StreamEngine`] that steps many requests as one
+//!   batch they join and leave at any step, for servers;
 //! - [`evaluate_file`] / [`evaluate_text`]: loss, perplexity and bits per
 //!   character on held-out text; [`translate`] with beam search;
 //! - [`CheckpointSummary`]: what a checkpoint is and how it was trained;
@@ -72,6 +74,7 @@ mod pytorch;
 mod recorder;
 mod run;
 pub mod seq2seq;
+mod streams;
 mod summary;
 mod threads;
 mod translate;
@@ -101,6 +104,10 @@ pub use recurrent_train::{
     EvalRecord, EvalReport, Observer, Slot, StepReport, StopReason, StopRule,
 };
 pub use run::RunFolder;
+pub use streams::{
+    start_streams, Cancel, EngineStats, FinishReason, Sink, StreamEngine, StreamError, StreamEvent,
+    StreamOptions, StreamRequest, TokenLogprob,
+};
 pub use summary::{
     CheckpointSummary, ModelDescription, TensorShape, TrainingSummary, VocabularyPreview,
     VocabularyRole, PREVIEW_TOKENS, RECENT_VALIDATIONS,
