@@ -34,7 +34,7 @@ use std::sync::Mutex;
 use crate::gemm::Trans;
 use crate::packed::AlignedBuf;
 use crate::shared::SharedRows;
-use crate::simd::has_avx512;
+use crate::simd::{has_avx2, has_avx512};
 use crate::view::{MatMut, MatRef};
 
 /// How a [`PanelMatrix`] stores its weights.
@@ -387,6 +387,7 @@ pub(crate) unsafe fn panel_gemm_raw(
         ldy,
     };
     let avx512 = has_avx512();
+    let avx2 = !avx512 && has_avx2();
     for p in panels {
         let cols = w.panel_cols(p);
         // Tiles of nearly equal height (32 rows: 5 5 5 5 6 6, not 6 6 6 6 6 2):
@@ -400,7 +401,7 @@ pub(crate) unsafe fn panel_gemm_raw(
             // SAFETY (each tile below): the tile's rows and columns are the
             // caller's to read and write (its promise), and the panel, sliced
             // from the matrix (which holds `k` or `⌈k/2⌉` rows of each panel's
-            // width), holds what the tile reads; AVX-512 was checked.
+            // width), holds what the tile reads; the instruction set was checked.
             match &w.storage {
                 Storage::F32(buf) => {
                     let b = buf.get()[p * w.panel_width() * w.k..].as_ptr();
@@ -408,6 +409,12 @@ pub(crate) unsafe fn panel_gemm_raw(
                     if avx512 {
                         // SAFETY: see above.
                         unsafe { avx512::tile(r1 - r0, &at, b, cols.len()) };
+                        continue;
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    if avx2 {
+                        // SAFETY: see above.
+                        unsafe { avx2::tile(r1 - r0, &at, b, cols.len()) };
                         continue;
                     }
                     // SAFETY: see above.
@@ -421,13 +428,19 @@ pub(crate) unsafe fn panel_gemm_raw(
                         unsafe { avx512::tile_bf16(r1 - r0, &at, b, cols.len()) };
                         continue;
                     }
+                    #[cfg(target_arch = "x86_64")]
+                    if avx2 {
+                        // SAFETY: see above.
+                        unsafe { avx2::tile_bf16(r1 - r0, &at, b, cols.len()) };
+                        continue;
+                    }
                     // SAFETY: see above.
                     unsafe { portable_tile_bf16(r1 - r0, &at, b, cols.len()) };
                 }
             }
         }
     }
-    let _ = avx512;
+    let _ = (avx512, avx2);
 }
 
 /// The operands of one product, or of one tile once moved by [`Job::at`].
@@ -550,6 +563,9 @@ fn portable_row_bf16_body(acc: &mut [f32], a: &[f32], panel: &[u32]) {
         }
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
@@ -759,6 +775,7 @@ mod avx512 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::{has_avx2, has_avx512, with_isa_limit, Isa};
     use crate::Rng;
     use WeightFormat::{Bf16, F32};
 
@@ -797,8 +814,11 @@ mod tests {
         y
     }
 
-    fn check(baseline: bool) {
-        crate::simd::force_baseline(baseline);
+    fn check(isa: Isa) {
+        with_isa_limit(isa, check_here);
+    }
+
+    fn check_here() {
         let mut rng = Rng::new(3);
         for &(m, n, k, vectors) in &[
             (1, 1, 1, 1),
@@ -806,6 +826,7 @@ mod tests {
             (3, 48, 7, 3),
             (7, 100, 33, 4),
             (13, 40, 64, 2),
+            (2, 70, 9, 4),
             (64, 130, 20, 4),
         ] {
             let rows: Vec<Option<Vec<f32>>> = (0..n)
@@ -872,13 +893,15 @@ mod tests {
                 }
             }
         }
-        crate::simd::force_baseline(false);
     }
 
     /// A bf16 matrix gives exactly the sums of an f32 matrix of the rounded
     /// weights, for odd and even `k`, on either instruction set.
-    fn check_bf16(baseline: bool) {
-        crate::simd::force_baseline(baseline);
+    fn check_bf16(isa: Isa) {
+        with_isa_limit(isa, check_bf16_here);
+    }
+
+    fn check_bf16_here() {
         let mut rng = Rng::new(5);
         for &(m, n, k, vectors) in &[
             (1, 65, 512, 4),
@@ -913,7 +936,6 @@ mod tests {
             panel_gemm(av, &full, all, Init::Row(&bias), yf);
             assert_eq!(y_half, y_full, "{m}x{n}x{k}");
         }
-        crate::simd::force_baseline(false);
     }
 
     #[test]
@@ -935,21 +957,110 @@ mod tests {
 
     #[test]
     fn bf16_panels_match_f32_panels_of_rounded_weights() {
-        check_bf16(false);
+        check_bf16(Isa::Avx512);
+    }
+
+    #[test]
+    fn bf16_panels_on_avx2_match_too() {
+        check_bf16(Isa::Avx2);
     }
 
     #[test]
     fn bf16_panels_on_the_baseline_instruction_set_match_too() {
-        check_bf16(true);
+        check_bf16(Isa::Baseline);
     }
 
     #[test]
     fn matches_naive_products_with_every_init() {
-        check(false);
+        check(Isa::Avx512);
+    }
+
+    #[test]
+    fn the_avx2_instruction_set_matches_too() {
+        check(Isa::Avx2);
     }
 
     #[test]
     fn the_baseline_instruction_set_matches_too() {
-        check(true);
+        check(Isa::Baseline);
+    }
+
+    /// `Y[i, j] = init + Σ_k A[i, k] · W[j, k]` with one `mul_add` per `k`,
+    /// in order: the bits of the FMA kernels.
+    fn fused(m: usize, k: usize, a: &[f32], rows: &[Option<Vec<f32>>], init: &[f32]) -> Vec<f32> {
+        let n = rows.len();
+        let mut y = init.to_vec();
+        for i in 0..m {
+            for (j, r) in rows.iter().enumerate() {
+                if let Some(r) = r {
+                    let s = &mut y[i * n + j];
+                    for p in 0..k {
+                        *s = a[i * k + p].mul_add(r[p], *s);
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    /// The AVX2 and AVX-512 kernels give the same bits (those of
+    /// [`fused`]) for every tile height, panel width, partial last panel and
+    /// partial last register, in f32 and bf16, whichever of them this CPU has.
+    #[test]
+    fn the_fma_kernels_agree_bit_for_bit() {
+        let mut rng = Rng::new(9);
+        let kernels: Vec<Isa> = [
+            (Isa::Avx2, has_avx2 as fn() -> bool),
+            (Isa::Avx512, has_avx512),
+        ]
+        .into_iter()
+        .filter(|&(isa, has)| with_isa_limit(isa, has))
+        .map(|(isa, _)| isa)
+        .collect();
+        for vectors in 1..=MAX_VECTORS {
+            // Full panels only; a last panel of 5 columns; one whose last
+            // register is partly valid.
+            for n in [
+                2 * vectors * LANES,
+                vectors * LANES + 5,
+                2 * vectors * LANES - 3,
+            ] {
+                for k in [1, 6, 33] {
+                    let rows: Vec<Option<Vec<f32>>> = (0..n)
+                        .map(|j| {
+                            (j % 9 != 4).then(|| (0..k).map(|_| rng.uniform(-1.0, 1.0)).collect())
+                        })
+                        .collect();
+                    let rounded: Vec<Option<Vec<f32>>> = rows
+                        .iter()
+                        .map(|r| {
+                            r.as_ref()
+                                .map(|r| r.iter().map(|&x| round_bf16(x)).collect())
+                        })
+                        .collect();
+                    for m in 1..=13 {
+                        let a: Vec<f32> = (0..m * k).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                        let y0: Vec<f32> = (0..m * n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+                        for (format, weights) in [(F32, &rows), (Bf16, &rounded)] {
+                            let w =
+                                PanelMatrix::pack(k, n, vectors, format, |j| rows[j].as_deref());
+                            let want = fused(m, k, &a, weights, &y0);
+                            for &isa in &kernels {
+                                let mut y = y0.clone();
+                                with_isa_limit(isa, || {
+                                    let (av, yv) =
+                                        (MatRef::new(&a, m, k), MatMut::new(&mut y, m, n));
+                                    panel_gemm(av, &w, 0..w.panels(), Init::Accumulate, yv)
+                                });
+                                assert!(
+                                    y.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits()),
+                                    "{isa:?} {format:?}: {m}x{n}x{k}/{vectors}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
