@@ -1894,3 +1894,45 @@ fn non_finite_weights_are_refused_naming_the_tensor() {
     );
     assert!(!sb.path("back").exists());
 }
+
+/// A run that diverges early at `--lr 3` recovers under `--on-divergence
+/// rollback`; the rollback and the cut learning rate are saved, so a run
+/// stopped after the rollback and resumed ends with the same weights as one
+/// that went straight through.
+#[test]
+fn a_rolled_back_run_resumes_exactly() {
+    let sb = Sandbox::new();
+    sb.write("corpus.txt", corpus(200, 7));
+    let flags = |steps: &'static str| {
+        [
+            "--lr",
+            "3",
+            "--clip",
+            "0",
+            "--eval-every",
+            "5",
+            "--on-divergence",
+            "rollback",
+            "--steps",
+            steps,
+        ]
+    };
+    let out = sb.run(&{
+        let mut args = vec!["train", "--input", "corpus.txt", "--out", "straight"];
+        args.extend(tiny_with(&flags("40")));
+        args
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: training diverged"), "{stderr}");
+    assert!(stderr.contains("rolled back 1 time(s)"), "{stderr}");
+    sb.train("corpus.txt", "split", &flags("20"));
+    let state = read_json(&sb.path("split/last/trainer_state.json"));
+    let watch = &state["trainer"]["divergence"];
+    assert_eq!(watch["rollbacks"], 1, "{watch}");
+    assert_eq!(watch["lr_factor"], 0.5, "{watch}");
+    assert_eq!(watch["on_divergence"], "rollback", "{watch}");
+    sb.resume("split", 40);
+    let weights = |run: &str| fs::read(sb.path(run).join("last/model.safetensors")).unwrap();
+    assert!(weights("split") == weights("straight"));
+}
