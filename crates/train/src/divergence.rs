@@ -64,6 +64,10 @@ pub enum OnDivergence {
     #[default]
     Stop,
     /// Go back to the last good state, cut the learning rate and go on.
+    /// The engine then keeps a copy of the weights, the optimizer buffers and
+    /// the state in memory, taken at each validation that saves `last/`.
+    /// A run resumed between a validation and a divergence goes back to where
+    /// it was resumed, since the earlier state is not on disk.
     Rollback,
 }
 
