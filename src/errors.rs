@@ -13,6 +13,7 @@ use recurrent::generate::beam::DecodeError;
 use recurrent::generate::{GenerateError, SampleError};
 use recurrent::text::{TextError, TokenizerOption};
 use recurrent::train::batch::BatchError;
+use recurrent::train::divergence::ROLLBACK_LR_FACTOR;
 use recurrent::train::TrainError;
 
 /// The error chain as one line, in the command line's words.
@@ -36,11 +37,18 @@ fn cli_words(e: &(dyn StdError + 'static)) -> Option<(String, String)> {
             recurrent::Error::Generate(GenerateError::Sample(e)) => sample(e),
             recurrent::Error::Decode(e) => decode(e),
             recurrent::Error::Batch(e) | recurrent::Error::Train(TrainError::Batch(e)) => batch(e),
+            recurrent::Error::Train(e @ TrainError::Diverged { .. }) => {
+                diverged(e).map(|cli| (e.to_string(), cli))
+            }
             _ => None,
         };
     }
-    if let Some(TrainError::Batch(e)) = e.downcast_ref::<TrainError>() {
-        return batch(e);
+    match e.downcast_ref::<TrainError>() {
+        Some(TrainError::Batch(e)) => return batch(e),
+        Some(e @ TrainError::Diverged { .. }) => {
+            return diverged(e).map(|cli| (e.to_string(), cli))
+        }
+        _ => {}
     }
     if let Some(e) = e.downcast_ref::<BatchError>() {
         return batch(e);
@@ -139,4 +147,32 @@ fn batch(e: &BatchError) -> Option<(String, String)> {
         _ => return None,
     };
     Some((e.to_string(), cli))
+}
+
+/// A diverged run in the command line's words: what happened, and which
+/// flags to try.
+pub fn diverged(e: &TrainError) -> Option<String> {
+    let TrainError::Diverged {
+        step,
+        loss,
+        reason,
+        rollbacks,
+    } = e
+    else {
+        return None;
+    };
+    let what = reason.describe(*loss);
+    Some(if *rollbacks == 0 {
+        format!(
+            "training diverged at step {step}: {what}; try a lower --lr (e.g. a tenth), \
+             gradient clipping (e.g. --clip 1), or --on-divergence rollback to go back to the \
+             last good state with a lower learning rate and carry on"
+        )
+    } else {
+        format!(
+            "training diverged at step {step} even after {rollbacks} rollback(s) to the last \
+             good state, each multiplying the learning rate by {ROLLBACK_LR_FACTOR}: {what}; \
+             try a much lower --lr (e.g. a tenth) or gradient clipping (e.g. --clip 1)"
+        )
+    })
 }

@@ -18,6 +18,7 @@ use clap::ValueEnum;
 use recurrent::kernels::panel::WeightFormat;
 use recurrent::kernels::threads;
 use recurrent::train::schedule::ScheduleError;
+use recurrent::train::TrainError;
 
 /// The most `--threads` accepted: far beyond any core count this runs on, and
 /// low enough that a typo cannot start a hundred thousand spinning threads.
@@ -69,6 +70,18 @@ pub fn training_failed(e: recurrent::Error, run_dir: &Path) -> anyhow::Error {
     }
 }
 
+/// Says how many rollbacks a run took and what they left of `--lr`.
+pub fn report_rollbacks(progress: &recurrent::train::RunProgress) {
+    let watch = &progress.divergence;
+    if watch.rollbacks > 0 {
+        eprintln!(
+            "the run diverged and was rolled back {} time(s); it now trains at {} times the --lr \
+             schedule",
+            watch.rollbacks, watch.lr_factor
+        );
+    }
+}
+
 /// A library error in the command line's words: options by their flags.
 pub fn cli_error(e: recurrent::Error) -> anyhow::Error {
     use recurrent::Error;
@@ -92,6 +105,9 @@ pub fn cli_error(e: recurrent::Error) -> anyhow::Error {
             "the text has {count} character(s) that {} does not know: {shown}; add --extend-vocab to grow its vocabulary",
             path.display()
         ),
+        Error::Train(e @ TrainError::Diverged { .. }) => {
+            anyhow::anyhow!("{}", crate::errors::diverged(&e).unwrap_or_else(|| e.to_string()))
+        }
         Error::Conflict(message) if message.starts_with("NT-ASGD") => {
             anyhow::anyhow!("--nt-asgd averages SGD iterates; use it with --optimizer sgd")
         }

@@ -9,6 +9,7 @@ use recurrent::lm::{Init, ResumeOptions, TextSource, TrainOptions, Training};
 use recurrent::model::Regularization;
 use recurrent::text::{TokenizerOptions, WordSegmentation};
 use recurrent::train::trainer::Regularizers;
+use recurrent::train::OnDivergence;
 use recurrent::{
     CellKind, GenerateOptions, Generator, GeneratorOptions, ModelConfig, OptimizerConfig,
     OptimizerKind, RunFolder, SamplingConfig, StopReason, StopRule, TokenizerKind,
@@ -151,6 +152,11 @@ pub struct TrainArgs {
     /// Reset a stream's state where a new document starts (folders of documents).
     #[arg(long)]
     reset_between_docs: bool,
+    /// When training diverges (a NaN, or a loss that explodes against its recent history):
+    /// stop with an error, or rollback: go back to the last checkpoint's state, halve the
+    /// learning rate and go on, at most 3 times [default: stop; with --resume, the run's own].
+    #[arg(long, value_name = "POLICY")]
+    on_divergence: Option<OnDivergence>,
     /// Run folder for checkpoints and metrics (default: runs/NAME, never overwriting).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -181,6 +187,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let options = ResumeOptions {
                 input: args.input.clone(),
                 stop: stop_given(&args),
+                on_divergence: args.on_divergence,
                 threads: args.threads,
             };
             let t = Training::resume(folder, &options).map_err(super::cli_error)?;
@@ -229,6 +236,7 @@ fn train(mut training: Training, sample_length: usize, seed: u64) -> Result<()> 
         outcome.epochs,
         outcome.elapsed_secs
     );
+    super::report_rollbacks(&training.trainer().state.progress);
     if let Some(best) = outcome.best_val_loss {
         eprintln!(
             "best validation loss {best:.4} nats/token ({:.4} bits/token, perplexity {:.2}); saved in {}",
@@ -328,6 +336,7 @@ fn options(args: &TrainArgs) -> Result<TrainOptions> {
         patience: args.patience,
         nt_asgd: args.nt_asgd,
         reset_between_docs: args.reset_between_docs,
+        on_divergence: args.on_divergence.unwrap_or_default(),
         seed: args.seed,
         threads: args.threads,
     })

@@ -82,6 +82,26 @@ pub enum CheckpointError {
         dtype: String,
     },
 
+    /// A tensor holds a NaN or an infinity: weights of a diverged run.
+    #[error(
+        "{}: tensor `{tensor}` holds {value} at index {}; weights that are not finite numbers \
+         cannot be used (the run that wrote them had diverged)",
+        path.display(),
+        position(*index, shape)
+    )]
+    NonFinite {
+        /// The file holding the tensor.
+        path: PathBuf,
+        /// The tensor's name.
+        tensor: String,
+        /// Its shape.
+        shape: Vec<usize>,
+        /// The flat (row-major) index of its first value that is not finite.
+        index: usize,
+        /// That value.
+        value: f32,
+    },
+
     /// A JSON file did not parse, or did not have the expected shape.
     #[error("{} is not {expected}", path.display())]
     BadJson {
@@ -232,6 +252,17 @@ impl std::fmt::Display for ModelKind {
             ModelKind::Seq2Seq => "sequence-to-sequence model",
         })
     }
+}
+
+/// A flat row-major index as coordinates in `shape`: `[3, 17]`.
+fn position(index: usize, shape: &[usize]) -> String {
+    let mut rest = index;
+    let mut coords = vec![0; shape.len()];
+    for (c, &d) in coords.iter_mut().zip(shape).rev() {
+        *c = rest % d.max(1);
+        rest /= d.max(1);
+    }
+    format!("{coords:?}")
 }
 
 impl CheckpointError {

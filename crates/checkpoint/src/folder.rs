@@ -21,7 +21,7 @@ use crate::layout::{
     BEST_DIR, CONFIG_FILE, LAST_DIR, OPTIMIZER_FILE, REQUIRED_FILES, TARGET_TOKENIZER_FILE,
     TARGET_VOCAB_FILE, TOKENIZER_FILE, TRAINER_STATE_FILE, VOCAB_FILE, WEIGHTS_FILE,
 };
-use crate::tensors::{read_safetensors, safetensors_bytes, Tensor};
+use crate::tensors::{check_finite, read_safetensors, safetensors_bytes, Tensor};
 use crate::CheckpointError;
 
 /// The contents of one checkpoint folder.
@@ -153,9 +153,15 @@ impl Checkpoint {
         }
 
         let config = read_json(&folder.join(CONFIG_FILE), "valid JSON")?;
-        let weights = read_safetensors(&folder.join(WEIGHTS_FILE))?;
+        let weights_path = folder.join(WEIGHTS_FILE);
+        let weights = read_safetensors(&weights_path)?;
+        check_finite(&weights, &weights_path)?;
         let vocab = read_json(&folder.join(VOCAB_FILE), "a JSON array of token strings")?;
-        let optimizer = optional(read_safetensors(&folder.join(OPTIMIZER_FILE)))?;
+        let optimizer_path = folder.join(OPTIMIZER_FILE);
+        let optimizer = optional(read_safetensors(&optimizer_path))?;
+        if let Some(tensors) = &optimizer {
+            check_finite(tensors, &optimizer_path)?;
+        }
         let trainer_state = optional(read_json(&folder.join(TRAINER_STATE_FILE), "valid JSON"))?;
         let tokenizer_json = read_optional_text(&folder.join(TOKENIZER_FILE))?;
         let target_vocab = optional(read_json(

@@ -71,6 +71,6 @@ pub use error::{CheckpointError, ModelKind};
 pub use folder::Checkpoint;
 pub use jsonl::append_jsonl;
 pub use tensors::{
-    read_safetensors, safetensors_bytes, safetensors_from_bytes, write_safetensors, HeaderMetadata,
-    Tensor,
+    check_finite, read_safetensors, safetensors_bytes, safetensors_from_bytes, write_safetensors,
+    HeaderMetadata, Tensor,
 };

@@ -10,6 +10,7 @@ use std::path::Path;
 use recurrent_model::{CellKind, LanguageModel, ModelConfig};
 use recurrent_text::{Tokenizer, TokenizerKind, Vocab};
 
+use crate::tensors::check_finite;
 use crate::{read_safetensors, write_safetensors, CheckpointError, Tensor};
 
 /// Reads a PyTorch state dict and its vocabulary into a model and tokenizer.
@@ -20,6 +21,7 @@ pub fn import(
     kind: TokenizerKind,
 ) -> Result<(LanguageModel, Tokenizer), CheckpointError> {
     let mut tensors = read_safetensors(weights)?;
+    check_finite(&tensors, weights)?;
     // `safetensors.torch.save_model` keeps one name of a shared tensor; for a
     // tied RNNModel that is `decoder.weight`, so the embedding is that tensor.
     if !tensors.iter().any(|t| t.name == "encoder.weight") {

@@ -155,6 +155,23 @@ pub fn safetensors_from_bytes(
     Ok((tensors, header.metadata().clone()))
 }
 
+/// Refuses tensors holding a NaN or an infinity, naming the first such
+/// tensor and value; `origin` names the file in the error.
+pub fn check_finite(tensors: &[Tensor], origin: &Path) -> Result<(), CheckpointError> {
+    for t in tensors {
+        if let Some(index) = t.data.iter().position(|x| !x.is_finite()) {
+            return Err(CheckpointError::NonFinite {
+                path: origin.to_path_buf(),
+                tensor: t.name.clone(),
+                shape: t.shape.clone(),
+                index,
+                value: t.data[index],
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Write tensors (in the given order, no string map) to a safetensors file atomically.
 pub fn write_safetensors(path: &Path, tensors: &[Tensor]) -> Result<(), CheckpointError> {
     atomic_write(path, &safetensors_bytes(tensors, None)?)

@@ -25,7 +25,7 @@ use recurrent_train::batch::Streams;
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent_train::schedule::Schedule;
 use recurrent_train::trainer::{Regularizers, TrainConfig, Trainer, TrainerState};
-use recurrent_train::{EvalReport, Observer, Plan, SaveError, StepReport, StopRule};
+use recurrent_train::{EvalReport, Observer, OnDivergence, Plan, SaveError, StepReport, StopRule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -131,6 +131,10 @@ pub struct TrainOptions {
     pub nt_asgd: Option<usize>,
     /// Reset a stream's state where a new document starts.
     pub reset_between_docs: bool,
+    /// What to do when the run diverges (see [`recurrent_train::divergence`]):
+    /// stop with [`recurrent_train::TrainError::Diverged`] (the default), or
+    /// roll back to the last good state with a lower learning rate.
+    pub on_divergence: OnDivergence,
     /// Seed of initialization, dropout and every other draw.
     pub seed: u64,
     /// Threads for the kernels (default: all cores).
@@ -172,6 +176,7 @@ impl Default for TrainOptions {
             patience: None,
             nt_asgd: None,
             reset_between_docs: false,
+            on_divergence: OnDivergence::Stop,
             seed: 42,
             threads: None,
         }
@@ -189,6 +194,9 @@ pub struct ResumeOptions {
     /// A new stop rule, counted over the whole run (steps, epochs) or this
     /// invocation (time); `None` keeps the saved one.
     pub stop: Option<StopRule>,
+    /// A new divergence policy; `None` keeps the saved one (rollbacks taken
+    /// and the learning-rate cut stay as saved).
+    pub on_divergence: Option<OnDivergence>,
     /// Threads for the kernels (default: all cores).
     pub threads: Option<usize>,
 }
@@ -294,8 +302,9 @@ impl Training {
             nt_asgd: options.nt_asgd,
         };
         let boundary = tokenizer.boundary();
-        let trainer =
+        let mut trainer =
             Trainer::with_regularizers(model, config, options.regularizers, train, val, boundary)?;
+        trainer.state.progress.divergence.on_divergence = options.on_divergence;
         folder.make()?;
         if let TextSource::Text { text, .. } = &options.input {
             recurrent_checkpoint::atomic_write(&folder.path().join(INPUT_COPY), text.as_bytes())?;
@@ -340,6 +349,9 @@ impl Training {
         let mut trainer_state = run.trainer;
         if let Some(stop) = options.stop {
             trainer_state.config.plan.stop = stop;
+        }
+        if let Some(policy) = options.on_divergence {
+            trainer_state.progress.divergence.on_divergence = policy;
         }
         let boundary = saved.tokenizer.boundary();
         let trainer =

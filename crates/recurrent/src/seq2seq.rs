@@ -23,7 +23,7 @@ use recurrent_train::schedule::Schedule;
 use recurrent_train::seq2seq::{
     EncodedPair, Seq2SeqTrainConfig, Seq2SeqTrainer, Seq2SeqTrainerState,
 };
-use recurrent_train::{EvalReport, Observer, Plan, SaveError, StopRule};
+use recurrent_train::{EvalReport, Observer, OnDivergence, Plan, SaveError, StopRule};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -86,6 +86,9 @@ pub struct TrainOptions {
     pub patience: Option<u32>,
     /// Validation pairs greedy-decoded for BLEU at each validation.
     pub val_bleu: usize,
+    /// What to do when the run diverges (see
+    /// [`crate::lm::TrainOptions::on_divergence`]).
+    pub on_divergence: OnDivergence,
     /// Seed of initialization, batch order, dropout and teacher forcing.
     pub seed: u64,
     /// Threads for the kernels (default: all cores).
@@ -120,6 +123,7 @@ impl TrainOptions {
             eval_every: None,
             patience: None,
             val_bleu: 500,
+            on_divergence: OnDivergence::Stop,
             seed: 42,
             threads: None,
         }
@@ -133,6 +137,8 @@ pub struct ResumeOptions {
     pub pairs: Option<PathBuf>,
     /// A new stop rule; `None` keeps the saved one.
     pub stop: Option<StopRule>,
+    /// A new divergence policy; `None` keeps the saved one.
+    pub on_divergence: Option<OnDivergence>,
     /// Validation pairs greedy-decoded for BLEU at each validation.
     pub val_bleu: usize,
     /// Threads for the kernels (default: all cores).
@@ -251,7 +257,8 @@ impl Training {
             teacher_forcing: o.teacher_forcing,
             label_smoothing: o.label_smoothing,
         };
-        let trainer = Seq2SeqTrainer::new(model, config, train, val)?;
+        let mut trainer = Seq2SeqTrainer::new(model, config, train, val)?;
+        trainer.state.progress.divergence.on_divergence = o.on_divergence;
         folder.make()?;
         write_tsv(&folder.path().join("valid.tsv"), &split.valid)?;
         write_tsv(&folder.path().join("test.tsv"), &split.test)?;
@@ -293,6 +300,9 @@ impl Training {
         let mut trainer_state = run.trainer;
         if let Some(stop) = o.stop {
             trainer_state.config.plan.stop = stop;
+        }
+        if let Some(policy) = o.on_divergence {
+            trainer_state.progress.divergence.on_divergence = policy;
         }
         let trainer = Seq2SeqTrainer::resume(saved.model, &optimizer, trainer_state, train, val)?;
         Ok(Training {

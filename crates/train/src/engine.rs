@@ -14,6 +14,10 @@ use recurrent_kernels::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::clip::{clip_grad_norm, grad_norm};
+use crate::divergence::{
+    check_validation, DivergenceReason, DivergenceWatch, OnDivergence, MAX_ROLLBACKS,
+    ROLLBACK_LR_FACTOR, VAL_WINDOW,
+};
 use crate::error::TrainError;
 use crate::schedule::LrScheduler;
 
@@ -187,6 +191,10 @@ pub struct RunProgress {
     pub scheduled_val_losses: Vec<f64>,
     /// Seconds spent training over all invocations.
     pub elapsed_secs: f64,
+    /// What to do on divergence, the rollbacks taken, and the recent
+    /// training losses a new one is compared with.
+    #[serde(default)]
+    pub divergence: DivergenceWatch,
 }
 
 impl RunProgress {
@@ -204,7 +212,14 @@ impl RunProgress {
             history: Vec::new(),
             scheduled_val_losses: Vec::new(),
             elapsed_secs: 0.0,
+            divergence: DivergenceWatch::default(),
         }
+    }
+
+    /// The learning rate of the next step: the schedule's, times what
+    /// rollbacks have cut it by.
+    pub fn lr(&self) -> f32 {
+        self.scheduler.lr(self.step) * self.divergence.lr_factor
     }
 
     /// Fills what states saved before a field existed lack: runs saved before
@@ -298,6 +313,8 @@ pub trait Observer<T: ?Sized> {
 
 /// A model's trainer, as the engine drives it.
 pub trait Task {
+    /// Everything a rollback restores: weights, optimizer buffers, state.
+    type Snapshot;
     /// The shared part of the run's state.
     fn progress(&self) -> &RunProgress;
     /// The shared part of the run's state, to update.
@@ -315,6 +332,13 @@ pub trait Task {
     fn after_scheduled_validation(&mut self, _loss: f64) {}
     /// Copies state the trainer keeps elsewhere into its saved state.
     fn sync_state(&mut self) {}
+    /// The loss of a uniform guess over the predicted vocabulary, `ln V`
+    /// (see [`crate::divergence`]).
+    fn uniform_loss(&self) -> f64;
+    /// The trainer as it is now, to go back to on divergence.
+    fn snapshot(&mut self) -> Self::Snapshot;
+    /// Goes back to `snapshot`, all of it: weights, optimizer, state.
+    fn restore(&mut self, snapshot: &Self::Snapshot) -> Result<(), TrainError>;
     /// Saves the best checkpoint (a trainer that validates other weights
     /// than it trains, as NT-ASGD's average, saves those).
     fn save_best(&mut self, observer: &mut dyn Observer<Self>) -> Result<(), TrainError> {
@@ -339,6 +363,11 @@ pub fn save<T: Task + ?Sized>(
 /// `eval_every` steps, or at each new epoch), and once more at the end unless
 /// the last step was just validated. On an error the last good checkpoint
 /// stays as it was.
+///
+/// A run that diverges (see [`crate::divergence`]) stops with
+/// [`TrainError::Diverged`], or under [`OnDivergence::Rollback`] goes back to
+/// the state `last/` was last saved with, multiplies the learning rate by
+/// [`ROLLBACK_LR_FACTOR`] and goes on, at most [`MAX_ROLLBACKS`] times.
 ///
 /// # Examples
 ///
@@ -397,26 +426,86 @@ pub fn run<T: Task + ?Sized>(
     trainer: &mut T,
     observer: &mut dyn Observer<T>,
 ) -> Result<StopReason, TrainError> {
-    let started = Instant::now();
-    let elapsed_before = trainer.progress().elapsed_secs;
-    let plan = trainer.plan();
+    let clock = Clock {
+        started: Instant::now(),
+        elapsed_before: trainer.progress().elapsed_secs,
+    };
+    let mut good = GoodState::new(trainer);
     let mut last_eval_step = None;
-    let reason = loop {
+    loop {
+        match attempt(trainer, observer, &clock, &mut good, &mut last_eval_step) {
+            Ok(reason) => return Ok(reason),
+            Err(e) => last_eval_step = good.roll_back(trainer, observer, e)?,
+        }
+    }
+}
+
+/// When this invocation started, and the training time of the ones before.
+struct Clock {
+    started: Instant,
+    elapsed_before: f64,
+}
+
+impl Clock {
+    /// Seconds spent training over all invocations, now.
+    fn elapsed(&self) -> f64 {
+        self.elapsed_before + self.started.elapsed().as_secs_f64()
+    }
+}
+
+/// Trains until the stop rule, then validates and saves `last/` unless the
+/// last step was just validated. A divergence is an error, which
+/// [`GoodState::roll_back`] may recover from.
+fn attempt<T: Task + ?Sized>(
+    trainer: &mut T,
+    observer: &mut dyn Observer<T>,
+    clock: &Clock,
+    good: &mut GoodState<T::Snapshot>,
+    last_eval_step: &mut Option<u64>,
+) -> Result<StopReason, TrainError> {
+    let reason = train_until_stop(trainer, observer, clock, good, last_eval_step)?;
+    if *last_eval_step != Some(trainer.progress().step) {
+        validate_and_record(trainer, observer, false)?;
+        save(trainer, observer, Slot::Last)?;
+    }
+    Ok(reason)
+}
+
+/// The loop of [`run`]: stop rule, step, divergence watch, validation when due.
+fn train_until_stop<T: Task + ?Sized>(
+    trainer: &mut T,
+    observer: &mut dyn Observer<T>,
+    clock: &Clock,
+    good: &mut GoodState<T::Snapshot>,
+    last_eval_step: &mut Option<u64>,
+) -> Result<StopReason, TrainError> {
+    let plan = trainer.plan();
+    loop {
         let p = trainer.progress();
-        if let Some(reason) = plan.stop.reason(p.step, p.epoch, started) {
-            break reason;
+        if let Some(reason) = plan.stop.reason(p.step, p.epoch, clock.started) {
+            return Ok(reason);
         }
         if observer.should_stop() {
-            break StopReason::Interrupted;
+            return Ok(StopReason::Interrupted);
         }
         let epoch_before = p.epoch;
         let mut report = trainer.step()?;
-        let elapsed = elapsed_before + started.elapsed().as_secs_f64();
+        let elapsed = clock.elapsed();
         trainer.progress_mut().elapsed_secs = elapsed;
         report.elapsed_secs = elapsed;
         let done = report.epoch as f64 + trainer.epoch_fraction();
-        report.progress = plan.stop.progress(report.step, done, started);
+        report.progress = plan.stop.progress(report.step, done, clock.started);
         observer.on_step(trainer, &report);
+        let baseline = trainer.uniform_loss();
+        let watch = &mut trainer.progress_mut().divergence;
+        if let Some(reason) = watch.observe(report.loss, baseline) {
+            return Err(TrainError::Diverged {
+                step: report.step,
+                loss: report.loss,
+                reason,
+                rollbacks: 0,
+            });
+        }
         let due = if plan.eval_every > 0 {
             report.step.is_multiple_of(plan.eval_every)
         } else {
@@ -424,19 +513,94 @@ pub fn run<T: Task + ?Sized>(
         };
         if due {
             validate_and_record(trainer, observer, true)?;
-            last_eval_step = Some(report.step);
+            *last_eval_step = Some(report.step);
             save(trainer, observer, Slot::Last)?;
+            good.refresh(trainer);
             let waited = trainer.progress().evals_since_best;
             if plan.patience.is_some_and(|p| waited >= p) {
-                break StopReason::EarlyStopping;
+                return Ok(StopReason::EarlyStopping);
             }
         }
-    };
-    if last_eval_step != Some(trainer.progress().step) {
-        validate_and_record(trainer, observer, false)?;
-        save(trainer, observer, Slot::Last)?;
     }
-    Ok(reason)
+}
+
+/// The state a run under [`OnDivergence::Rollback`] goes back to: the one
+/// `last/` was last saved with (or the run's start), kept in memory. Runs
+/// that stop on divergence keep nothing.
+struct GoodState<S> {
+    snapshot: Option<S>,
+    /// The step whose validation the snapshot was taken after.
+    validated_at: Option<u64>,
+}
+
+impl<S> GoodState<S> {
+    /// The state at the start of a run, when its policy is to roll back.
+    fn new<T: Task<Snapshot = S> + ?Sized>(trainer: &mut T) -> GoodState<S> {
+        let keep = trainer.progress().divergence.on_divergence == OnDivergence::Rollback;
+        GoodState {
+            snapshot: keep.then(|| trainer.snapshot()),
+            validated_at: None,
+        }
+    }
+
+    /// Takes the trainer's state after a validation saved as `last/`, unless
+    /// the run stops on divergence or a step is already above the bound.
+    fn refresh<T: Task<Snapshot = S> + ?Sized>(&mut self, trainer: &mut T) {
+        let p = trainer.progress();
+        if self.snapshot.is_some() && p.divergence.is_clear() {
+            self.validated_at = Some(p.step);
+            self.snapshot = Some(trainer.snapshot());
+        }
+    }
+
+    /// Recovers from `error` when it is a divergence and a rollback is left:
+    /// restores the good state, multiplies the learning rate by
+    /// [`ROLLBACK_LR_FACTOR`], warns the observer, and returns the step whose
+    /// validation the state follows. Any other error, or a divergence without
+    /// a rollback left, is returned.
+    fn roll_back<T: Task<Snapshot = S> + ?Sized>(
+        &self,
+        trainer: &mut T,
+        observer: &mut dyn Observer<T>,
+        error: TrainError,
+    ) -> Result<Option<u64>, TrainError> {
+        let TrainError::Diverged {
+            step, loss, reason, ..
+        } = error
+        else {
+            return Err(error);
+        };
+        let p = trainer.progress();
+        let rollbacks = p.divergence.rollbacks;
+        let Some(snapshot) = self.snapshot.as_ref().filter(|_| rollbacks < MAX_ROLLBACKS) else {
+            return Err(TrainError::Diverged {
+                step,
+                loss,
+                reason,
+                rollbacks,
+            });
+        };
+        let (best, elapsed, lr_factor) = (p.best_val_loss, p.elapsed_secs, p.divergence.lr_factor);
+        trainer.restore(snapshot)?;
+        let p = trainer.progress_mut();
+        // `best/` may hold a validation made after the snapshot: keep its loss.
+        p.best_val_loss = match (best, p.best_val_loss) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        p.elapsed_secs = elapsed;
+        p.divergence.rollbacks = rollbacks + 1;
+        p.divergence.lr_factor = lr_factor * ROLLBACK_LR_FACTOR;
+        let message = format!(
+            "training diverged at step {step}: {}; rolled back to step {} and multiplied the \
+             learning rate by {ROLLBACK_LR_FACTOR} (rollback {} of {MAX_ROLLBACKS})",
+            reason.describe(loss),
+            p.step,
+            p.divergence.rollbacks,
+        );
+        observer.on_warning(&message);
+        Ok(self.validated_at)
+    }
 }
 
 /// Validates, records the result, and saves `best/` on improvement.
@@ -453,15 +617,23 @@ pub fn validate_and_record<T: Task + ?Sized>(
     let Some(report) = trainer.validate() else {
         return Ok(());
     };
+    let baseline = trainer.uniform_loss();
     let p = trainer.progress_mut();
-    if !report.loss.is_finite() {
+    let earlier: Vec<f64> = p.history[p.history.len().saturating_sub(VAL_WINDOW)..]
+        .iter()
+        .map(|r| r.loss)
+        .collect();
+    if let Some(reason) = check_validation(report.loss, &earlier, baseline) {
         // Diverged weights: stop before they can overwrite a good checkpoint.
-        return Err(TrainError::NonFiniteValidation {
-            loss: report.loss,
+        return Err(TrainError::Diverged {
             step: p.step,
+            loss: report.loss,
+            reason,
+            rollbacks: 0,
         });
     }
-    let improved = p.best_val_loss.is_none_or(|b| report.loss < b);
+    // A model worse than a uniform guess is never the best one.
+    let improved = report.loss <= baseline && p.best_val_loss.is_none_or(|b| report.loss < b);
     if improved {
         p.best_val_loss = Some(report.loss);
     }
@@ -493,8 +665,9 @@ pub fn validate_and_record<T: Task + ?Sized>(
 }
 
 /// Clips `grads` to the global norm `clip` (0: no clipping) and returns
-/// their norm before clipping; a non-finite loss or norm is an error, raised
-/// before any parameter is updated. `step` is the step being taken.
+/// their norm before clipping; a non-finite loss or norm is a
+/// [`TrainError::Diverged`], raised before any parameter is updated. `step`
+/// is the step being taken.
 pub fn check_and_clip(
     grads: &mut [f32],
     loss: f64,
@@ -502,7 +675,13 @@ pub fn check_and_clip(
     step: u64,
 ) -> Result<f32, TrainError> {
     if !loss.is_finite() {
-        return Err(TrainError::NonFinite { loss, step });
+        let reason = DivergenceReason::NonFiniteLoss;
+        return Err(TrainError::Diverged {
+            step,
+            loss,
+            reason,
+            rollbacks: 0,
+        });
     }
     let norm = if clip > 0.0 {
         clip_grad_norm(grads, clip)
@@ -510,9 +689,12 @@ pub fn check_and_clip(
         grad_norm(grads)
     };
     if !norm.is_finite() {
-        return Err(TrainError::NonFiniteGradient {
-            norm: norm as f64,
+        let reason = DivergenceReason::NonFiniteGradient { norm: norm as f64 };
+        return Err(TrainError::Diverged {
             step,
+            loss,
+            reason,
+            rollbacks: 0,
         });
     }
     Ok(norm)
@@ -550,5 +732,207 @@ mod tests {
             r#"{"epochs":null,"steps":12,"time_secs":1.5,"eval_every":5,"patience":2,"seed":7}"#
         );
         assert_eq!(serde_json::from_str::<Config>(&json).unwrap(), config);
+    }
+
+    /// A task whose loss explodes from step `explode_from` on while the
+    /// learning rate is uncut, and whose validation loss is `val_loss`.
+    struct Toy {
+        progress: RunProgress,
+        plan: Plan,
+        /// The sum of the learning rates of the steps taken.
+        travelled: f64,
+        explode_from: u64,
+        /// Explode even with a cut learning rate.
+        always: bool,
+        val_loss: f64,
+    }
+
+    impl Toy {
+        fn new(on_divergence: OnDivergence, explode_from: u64) -> Toy {
+            let scheduler = LrScheduler::new(crate::schedule::Schedule::Constant, 1.0);
+            let mut progress = RunProgress::new(scheduler, Rng::new(1), DataFingerprint::of(&[]));
+            progress.divergence.on_divergence = on_divergence;
+            Toy {
+                progress,
+                plan: Plan {
+                    stop: StopRule {
+                        steps: Some(20),
+                        ..StopRule::default()
+                    },
+                    eval_every: 5,
+                    patience: None,
+                },
+                travelled: 0.0,
+                explode_from,
+                always: false,
+                val_loss: 1.0,
+            }
+        }
+    }
+
+    impl Task for Toy {
+        type Snapshot = (f64, RunProgress);
+
+        fn progress(&self) -> &RunProgress {
+            &self.progress
+        }
+        fn progress_mut(&mut self) -> &mut RunProgress {
+            &mut self.progress
+        }
+        fn plan(&self) -> Plan {
+            self.plan
+        }
+        fn step(&mut self) -> Result<StepReport, TrainError> {
+            let p = &mut self.progress;
+            let lr = p.lr();
+            p.step += 1;
+            self.travelled += lr as f64;
+            let cut = p.divergence.lr_factor < 1.0 && !self.always;
+            let loss = if p.step >= self.explode_from && !cut {
+                1e30
+            } else {
+                1.0
+            };
+            Ok(StepReport {
+                step: p.step,
+                epoch: 0,
+                loss,
+                grad_norm: 1.0,
+                lr,
+                tokens: 1,
+                ar: 0.0,
+                tar: 0.0,
+                progress: None,
+                elapsed_secs: 0.0,
+            })
+        }
+        fn epoch_fraction(&self) -> f64 {
+            0.0
+        }
+        fn validate(&mut self) -> Option<EvalReport> {
+            Some(EvalReport {
+                loss: self.val_loss,
+                accuracy: 0.0,
+                tokens: 1,
+                bleu: None,
+            })
+        }
+        fn uniform_loss(&self) -> f64 {
+            4.0
+        }
+        fn snapshot(&mut self) -> (f64, RunProgress) {
+            (self.travelled, self.progress.clone())
+        }
+        fn restore(&mut self, snapshot: &(f64, RunProgress)) -> Result<(), TrainError> {
+            (self.travelled, self.progress) = snapshot.clone();
+            Ok(())
+        }
+    }
+
+    /// Records saves and warnings.
+    #[derive(Default)]
+    struct Record {
+        saves: Vec<(Slot, u64)>,
+        warnings: Vec<String>,
+    }
+
+    impl Observer<Toy> for Record {
+        fn on_warning(&mut self, message: &str) {
+            self.warnings.push(message.into());
+        }
+        fn save(&mut self, toy: &Toy, slot: Slot) -> Result<(), SaveError> {
+            self.saves.push((slot, toy.progress.step));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_exploding_loss_stops_the_run_and_saves_nothing_after_it() {
+        let mut toy = Toy::new(OnDivergence::Stop, 12);
+        let mut record = Record::default();
+        let err = run(&mut toy, &mut record).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TrainError::Diverged {
+                    step: 14,
+                    reason: DivergenceReason::ExplodingLoss { .. },
+                    rollbacks: 0,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(record.saves.iter().all(|&(_, step)| step <= 10));
+        assert!(err.to_string().contains("diverged at step 14"), "{err}");
+    }
+
+    #[test]
+    fn a_rollback_restores_the_last_good_state_with_half_the_learning_rate() {
+        let mut toy = Toy::new(OnDivergence::Rollback, 12);
+        let mut record = Record::default();
+        assert_eq!(run(&mut toy, &mut record).unwrap(), StopReason::Steps);
+        let p = &toy.progress;
+        assert_eq!((p.step, p.divergence.rollbacks), (20, 1));
+        assert_eq!(p.divergence.lr_factor, ROLLBACK_LR_FACTOR);
+        // Steps 1 to 10 at the full rate, 11 to 20 again at half of it.
+        assert_eq!(toy.travelled, 10.0 + 10.0 * 0.5);
+        assert_eq!(record.warnings.len(), 1);
+        assert!(
+            record.warnings[0].contains("diverged at step 14")
+                && record.warnings[0].contains("rolled back to step 10"),
+            "{}",
+            record.warnings[0]
+        );
+        // The validations after the snapshot were dropped with it.
+        let steps: Vec<u64> = p.history.iter().map(|r| r.step).collect();
+        assert_eq!(steps, [5, 10, 15, 20]);
+    }
+
+    #[test]
+    fn rollbacks_are_bounded() {
+        let mut toy = Toy::new(OnDivergence::Rollback, 3);
+        toy.always = true;
+        let mut record = Record::default();
+        let err = run(&mut toy, &mut record).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TrainError::Diverged {
+                    step: 5,
+                    rollbacks: MAX_ROLLBACKS,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(record.warnings.len(), MAX_ROLLBACKS as usize);
+        assert!(record.saves.is_empty());
+        assert!(err.to_string().contains("after 3 rollback(s)"), "{err}");
+    }
+
+    #[test]
+    fn a_model_worse_than_a_uniform_guess_is_never_the_best() {
+        let mut toy = Toy::new(OnDivergence::Stop, u64::MAX);
+        toy.val_loss = 4.5;
+        let mut record = Record::default();
+        run(&mut toy, &mut record).unwrap();
+        assert!(!record.saves.iter().any(|&(slot, _)| slot == Slot::Best));
+        assert_eq!(toy.progress.best_val_loss, None);
+        let mut toy = Toy::new(OnDivergence::Stop, u64::MAX);
+        toy.val_loss = 3.9;
+        let mut record = Record::default();
+        run(&mut toy, &mut record).unwrap();
+        assert!(record.saves.contains(&(Slot::Best, 5)));
+    }
+
+    #[test]
+    fn a_progress_saved_before_the_watch_existed_reads_with_a_fresh_one() {
+        let scheduler = LrScheduler::new(crate::schedule::Schedule::Constant, 1.0);
+        let progress = RunProgress::new(scheduler, Rng::new(1), DataFingerprint::of(&[1, 2]));
+        let mut json = serde_json::to_value(&progress).unwrap();
+        json.as_object_mut().unwrap().remove("divergence");
+        let read: RunProgress = serde_json::from_value(json).unwrap();
+        assert_eq!(read, progress);
     }
 }

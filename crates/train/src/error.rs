@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 use crate::batch::BatchError;
+use crate::divergence::{DivergenceReason, ROLLBACK_LR_FACTOR};
 use crate::engine::{DataFingerprint, SaveError, Slot};
 use crate::optim::OptimError;
 use recurrent_model::seq2seq::Seq2SeqError;
@@ -23,29 +24,23 @@ pub enum TrainError {
     /// The seq2seq model rejected a batch or its options.
     #[error(transparent)]
     Seq2Seq(#[from] Seq2SeqError),
-    /// The training loss is NaN or infinite; the parameters were not updated.
-    #[error("the loss became {loss} at step {step}, so training stopped before updating the parameters (a lower learning rate or gradient clip may help)")]
-    NonFinite {
-        /// The loss.
+    /// The run diverged (see [`crate::divergence`]): a loss or the gradient
+    /// norm became NaN or infinite, or a loss exploded. Nothing diverged was
+    /// saved; the last good checkpoint stays as it was.
+    #[error(
+        "training diverged at step {step}: {}{}; a lower learning rate or gradient clipping may help",
+        reason.describe(*loss),
+        rollbacks_done(*rollbacks)
+    )]
+    Diverged {
+        /// The step that showed it (a validation's: the last step trained).
+        step: u64,
+        /// The loss that showed it (the training loss for a gradient norm).
         loss: f64,
-        /// The step that produced it.
-        step: u64,
-    },
-    /// The gradient norm is NaN or infinite; the parameters were not updated.
-    #[error("the gradient norm became {norm} at step {step}, so training stopped before updating the parameters (a lower learning rate or gradient clip may help)")]
-    NonFiniteGradient {
-        /// The norm.
-        norm: f64,
-        /// The step that produced it.
-        step: u64,
-    },
-    /// The validation loss is NaN or infinite: the weights have diverged.
-    #[error("the validation loss became {loss} after step {step}, so the weights have diverged and training stopped (a lower learning rate or gradient clip may help)")]
-    NonFiniteValidation {
-        /// The loss.
-        loss: f64,
-        /// The last step trained.
-        step: u64,
+        /// What showed it.
+        reason: DivergenceReason,
+        /// Rollbacks taken before this divergence stopped the run.
+        rollbacks: u32,
     },
     /// A saved run cannot be continued as it is.
     #[error(transparent)]
@@ -62,6 +57,15 @@ pub enum TrainError {
         #[source]
         source: SaveError,
     },
+}
+
+fn rollbacks_done(rollbacks: u32) -> String {
+    match rollbacks {
+        0 => String::new(),
+        n => format!(
+            " (after {n} rollback(s), each multiplying the learning rate by {ROLLBACK_LR_FACTOR})"
+        ),
+    }
 }
 
 fn slot_name(slot: Slot) -> &'static str {

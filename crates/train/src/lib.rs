@@ -10,6 +10,7 @@
 pub mod asgd;
 pub mod batch;
 pub mod clip;
+pub mod divergence;
 pub mod engine;
 pub mod error;
 pub mod optim;
@@ -17,6 +18,7 @@ pub mod schedule;
 pub mod seq2seq;
 pub mod trainer;
 
+pub use divergence::{DivergenceReason, DivergenceWatch, OnDivergence};
 pub use engine::{
     DataFingerprint, EvalRecord, EvalReport, Observer, Plan, RunProgress, SaveError, Slot,
     StepReport, StopReason, StopRule, Task,

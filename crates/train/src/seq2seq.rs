@@ -311,7 +311,7 @@ impl Seq2SeqTrainer {
         )?;
         let p = &mut self.state.progress;
         let norm = check_and_clip(&mut self.grads, stats.loss, c.clip, p.step + 1)?;
-        let lr = p.scheduler.lr(p.step);
+        let lr = p.lr();
         self.optimizer.step(&mut self.model.params, &self.grads, lr);
         p.step += 1;
         self.state.batch_in_epoch += 1;
@@ -358,7 +358,17 @@ impl Seq2SeqTrainer {
     }
 }
 
+/// What a rollback restores of a seq2seq run.
+#[derive(Clone, Debug)]
+pub struct Seq2SeqSnapshot {
+    params: Vec<f32>,
+    optimizer: Vec<(String, Vec<f32>)>,
+    state: Seq2SeqTrainerState,
+}
+
 impl Task for Seq2SeqTrainer {
+    type Snapshot = Seq2SeqSnapshot;
+
     fn progress(&self) -> &RunProgress {
         &self.state.progress
     }
@@ -381,6 +391,27 @@ impl Task for Seq2SeqTrainer {
 
     fn validate(&mut self) -> Option<EvalReport> {
         Seq2SeqTrainer::validate(self)
+    }
+
+    fn uniform_loss(&self) -> f64 {
+        (self.model.config.tgt_vocab as f64).ln()
+    }
+
+    fn snapshot(&mut self) -> Seq2SeqSnapshot {
+        Seq2SeqSnapshot {
+            params: self.model.params.clone(),
+            optimizer: self.state_tensors(),
+            state: self.state.clone(),
+        }
+    }
+
+    fn restore(&mut self, snapshot: &Seq2SeqSnapshot) -> Result<(), TrainError> {
+        self.optimizer.load_state(&snapshot.optimizer)?;
+        self.model.params.clone_from(&snapshot.params);
+        self.state.clone_from(&snapshot.state);
+        let c = &self.state.config;
+        self.batches = epoch_batches(&self.train, c.batch, c.seed, self.state.progress.epoch);
+        Ok(())
     }
 }
 

@@ -453,7 +453,7 @@ impl Trainer {
             p.step + 1,
         )?;
         // Under variable BPTT a longer block takes a larger step (AWD-LSTM).
-        let lr = p.scheduler.lr(p.step) * lr_scale;
+        let lr = p.lr() * lr_scale;
         self.optimizer.step(&mut self.model.params, &self.grads, lr);
         if let Some(avg) = &mut self.averager {
             avg.update(&self.model.params);
@@ -525,7 +525,17 @@ impl Trainer {
     }
 }
 
+/// What a rollback restores of a language-model run.
+#[derive(Clone, Debug)]
+pub struct TrainerSnapshot {
+    params: Vec<f32>,
+    optimizer: Vec<(String, Vec<f32>)>,
+    state: TrainerState,
+}
+
 impl Task for Trainer {
+    type Snapshot = TrainerSnapshot;
+
     fn progress(&self) -> &RunProgress {
         &self.state.progress
     }
@@ -566,6 +576,37 @@ impl Task for Trainer {
 
     fn sync_state(&mut self) {
         Trainer::sync_state(self)
+    }
+
+    fn uniform_loss(&self) -> f64 {
+        (self.model.config.vocab_size as f64).ln()
+    }
+
+    fn snapshot(&mut self) -> TrainerSnapshot {
+        self.sync_state();
+        TrainerSnapshot {
+            params: self.model.params.clone(),
+            optimizer: self.state_tensors(),
+            state: self.state.clone(),
+        }
+    }
+
+    fn restore(&mut self, snapshot: &TrainerSnapshot) -> Result<(), TrainError> {
+        let (average, moments): (Vec<_>, Vec<_>) = snapshot
+            .optimizer
+            .iter()
+            .cloned()
+            .partition(|(name, _)| name == AVERAGE_TENSOR);
+        self.optimizer.load_state(&moments)?;
+        self.model.params.clone_from(&snapshot.params);
+        self.state.clone_from(&snapshot.state);
+        self.carried.h.clone_from(&self.state.carried_h);
+        self.carried.c.clone_from(&self.state.carried_c);
+        self.averager = average.into_iter().next().map(|(_, average)| Averager {
+            average,
+            count: self.state.averaging_count,
+        });
+        Ok(())
     }
 
     /// Under NT-ASGD the best checkpoint holds the averaged weights it was

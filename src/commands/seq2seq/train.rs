@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use recurrent::seq2seq::{ResumeOptions, TrainOptions, Training};
 use recurrent::text::{PairColumns, TokenizerOptions, WordSegmentation};
+use recurrent::train::OnDivergence;
 use recurrent::{
     AttentionKind, Bridge, CellKind, OptimizerConfig, OptimizerKind, RunFolder, Seq2SeqConfig,
     StopReason, StopRule, TokenizerKind,
@@ -127,6 +128,11 @@ pub struct TrainArgs {
     /// At each validation, greedy-decode this many validation pairs and report their BLEU.
     #[arg(long, default_value_t = 500)]
     val_bleu: usize,
+    /// When training diverges (a NaN, or a loss that explodes against its recent history):
+    /// stop with an error, or rollback: go back to the last checkpoint's state, halve the
+    /// learning rate and go on, at most 3 times [default: stop; with --resume, the run's own].
+    #[arg(long, value_name = "POLICY")]
+    on_divergence: Option<OnDivergence>,
     /// Run folder (default: runs/NAME, never overwriting).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -166,6 +172,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let options = ResumeOptions {
                 pairs: args.pairs.clone(),
                 stop,
+                on_divergence: args.on_divergence,
                 val_bleu: args.val_bleu,
                 threads: args.threads,
             };
@@ -213,6 +220,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         outcome.epochs,
         outcome.elapsed_secs
     );
+    super::super::report_rollbacks(&training.trainer().state.progress);
     if let Some(best) = outcome.best_val_loss {
         eprintln!(
             "best validation loss {best:.4} nats/token (perplexity {:.2}); saved in {}",
@@ -294,6 +302,7 @@ fn options(args: &TrainArgs, stop: Option<StopRule>) -> Result<TrainOptions> {
         eval_every: args.eval_every,
         patience: args.patience,
         val_bleu: args.val_bleu,
+        on_divergence: args.on_divergence.unwrap_or_default(),
         seed: args.seed,
         threads: args.threads,
     })
