@@ -4,7 +4,13 @@
 # and pytest, runs pytest. Loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --bin recurrent
+# scripts/test has just built target/debug/recurrent with `cargo test`
+# (building it again here would rebuild with other feature sets).
+[ -n "${RECURRENT_BINARY_BUILT:-}" ] || cargo build --bin recurrent --locked
+if ! python3 -m venv --help >/dev/null 2>&1; then
+    echo "python3 with venv is needed for the Python tests (Debian: apt-get install python3-venv)" >&2
+    exit 1
+fi
 venv="${VENV:-target/python-venv}"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
