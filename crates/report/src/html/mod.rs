@@ -70,20 +70,10 @@ pub fn inspect_view_html(title: &str, data_json: &str) -> String {
     )
 }
 
-/// `text` safe inside HTML elements and attribute values.
+/// `text` safe inside HTML elements and attribute values (the SVG escaping
+/// serves: HTML5 reads the same entities).
 fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::svg::escape(text)
 }
 
 #[cfg(test)]
