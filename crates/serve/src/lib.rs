@@ -45,6 +45,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::serve::ListenerExt;
 use recurrent::{
     start_streams, AnyCheckpoint, Seq2SeqCheckpoint, StreamEngine, StreamOptions, Tokenizer,
     WeightFormat,
@@ -328,7 +329,12 @@ impl Server {
     ) -> Result<(), ServeError> {
         let app = self.app.clone();
         let router = routes::router(self.app);
-        axum::serve(self.listener, router)
+        // Streams send one small chunk per token: without TCP_NODELAY, Nagle's
+        // algorithm holds a chunk back until the client's delayed ACK (~40 ms).
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 // Joining the engine threads blocks; not on a runtime thread.
