@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Browser check of `recurrent inspect`: trains a tiny character LSTM on the
-# built-in corpus, writes its inspect view of a short text, and takes a
-# headless Chromium screenshot of the page (default docs/img/inspect.png).
-# Look at the picture: the text coloured by surprisal, the unit view, the
-# ranked units and the gate plots should all be drawn.
+# Browser check and screenshots of the pages: trains a small character LSTM
+# on the built-in corpus, writes its `recurrent inspect` view of a short text
+# and takes a headless Chromium screenshot of it (default
+# docs/img/inspect.png), then serves the model and runs the playground's
+# browser test (tests/python/test_playground.py) on it, which saves a
+# screenshot of the playground (default docs/img/playground.png). Look at the
+# pictures: the text coloured by surprisal, the unit view, the ranked units
+# and the gate plots should all be drawn.
 #
-#   scripts/browser_check.sh [OUT.png]
+#   scripts/browser_check.sh [INSPECT.png [PLAYGROUND.png]]
 #
-# Needs Debian's chromium (`apt-get install -y chromium`); exits 0 with a
-# message when it is absent, so CI without a browser passes.
+# Needs Debian's chromium and chromium-driver; exits 0 with a message when
+# chromium is absent.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 out=${1:-docs/img/inspect.png}
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
+playground=${2:-docs/img/playground.png}
+case "$playground" in /*) ;; *) playground="$PWD/$playground" ;; esac
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$browser" ]; then
     echo "browser_check: chromium is not installed; skipping (apt-get install -y chromium)"
@@ -51,3 +56,8 @@ mkdir -p "$(dirname "$out")"
     --screenshot="$out" --window-size=1200,900 "file://$work/view.html" 2>/dev/null
 [ -s "$out" ] || { echo "browser_check: chromium wrote no screenshot"; exit 1; }
 echo "browser_check: wrote $out ($(wc -c <"$out") bytes)"
+
+RECURRENT_BINARY="$bin" RECURRENT_CHECKPOINT="$work/run" RECURRENT_SCREENSHOT="$playground" \
+    RECURRENT_REQUIRE_BROWSER=1 RECURRENT_BINARY_BUILT=1 \
+    scripts/test_python.sh -q tests/python/test_playground.py
+echo "browser_check: wrote $playground ($(wc -c <"$playground") bytes)"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs tests/python (the official OpenAI client against `recurrent serve`) in
-# a virtual environment of its own: builds the debug binary, installs openai
-# and pytest, runs pytest. Loopback only.
+# Runs tests/python (the official OpenAI client against `recurrent serve`, and
+# the web playground in headless Chromium) in a virtual environment of its
+# own: builds the debug binary, installs openai, selenium and pytest, runs
+# pytest. Loopback only. The browser test skips without Debian's chromium and
+# chromium-driver unless RECURRENT_REQUIRE_BROWSER is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # scripts/test has just built target/debug/recurrent with `cargo test`
@@ -15,5 +17,5 @@ venv="${VENV:-target/python-venv}"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install --quiet --upgrade openai pytest
+"$venv/bin/pip" install --quiet --upgrade openai selenium pytest
 "$venv/bin/python" -m pytest -q tests/python "$@"

@@ -365,7 +365,7 @@ async fn completions_inner(
     }
     let prompts: Vec<Vec<u32>> = texts
         .iter()
-        .map(|t| encode(&lm.tokenizer, t, "prompt"))
+        .map(|t| encode(lm.tokenizer(), t, "prompt"))
         .collect::<Result<_, _>>()
         .map_err(fail)?;
     let requests = stream_requests(&prompts, &s, logprobs, req.echo);
@@ -413,7 +413,7 @@ async fn completions_inner(
                 text,
                 index: i,
                 logprobs: logprobs.map(|_| {
-                    completion_logprobs(&lm.tokenizer, req.echo.then_some(prompt.as_slice()), c)
+                    completion_logprobs(lm.tokenizer(), req.echo.then_some(prompt.as_slice()), c)
                 }),
                 finish_reason: c.finish.map(finish_reason),
             }
@@ -477,7 +477,7 @@ async fn chat_inner(app: Arc<App>, body: Body, arrived: Instant) -> Result<Respo
         .map_err(fail)?;
     let logprobs = req.logprobs.then(|| top.unwrap_or(0));
     let prompt = chat_prompt(&req.messages).map_err(fail)?;
-    let prompt = encode(&lm.tokenizer, &prompt, "messages").map_err(fail)?;
+    let prompt = encode(lm.tokenizer(), &prompt, "messages").map_err(fail)?;
     let requests = stream_requests(&[prompt], &s, logprobs, false);
     let count = requests.len();
     let running = start(&app, lm, requests, arrived).await.map_err(fail)?;
@@ -517,7 +517,7 @@ async fn chat_inner(app: Arc<App>, body: Body, arrived: Instant) -> Result<Respo
                 content: c
                     .tokens
                     .iter()
-                    .map(|lp| chat_logprob(&lm.tokenizer, lp))
+                    .map(|lp| chat_logprob(lm.tokenizer(), lp))
                     .collect(),
             }),
             finish_reason: c.finish.map(finish_reason),

@@ -6,6 +6,7 @@
 //! - [`error`]: every error a client can get and its status code;
 //! - `routes`: the endpoints (`/v1/models`, `/v1/score`, `/v1/translate`,
 //!   `/health`, `/metrics`) behind the API key check;
+//! - `playground`: the web page at `/` and `/v1/inspect`, which it draws;
 //! - `generation`: `/v1/completions` and `/v1/chat/completions`;
 //! - `sse`: their streams as Server-Sent Events;
 //! - `session`: one request's streams on an engine, and the concurrency limit;
@@ -33,6 +34,7 @@ pub mod api;
 pub mod error;
 mod generation;
 pub mod metrics;
+mod playground;
 mod routes;
 mod session;
 mod sse;
@@ -47,8 +49,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::serve::ListenerExt;
 use recurrent::{
-    start_streams, AnyCheckpoint, Seq2SeqCheckpoint, StreamEngine, StreamOptions, Tokenizer,
-    WeightFormat,
+    start_streams, AnyCheckpoint, LanguageCheckpoint, Seq2SeqCheckpoint, StreamEngine,
+    StreamOptions, Tokenizer, WeightFormat,
 };
 use tokio::net::TcpListener;
 
@@ -195,7 +197,14 @@ pub enum ServeError {
 /// A language model on its engine.
 pub(crate) struct LanguageModel {
     pub engine: StreamEngine,
-    pub tokenizer: Tokenizer,
+    /// The loaded model, for `/v1/inspect` (the engine steps its own packed copy).
+    pub checkpoint: LanguageCheckpoint,
+}
+
+impl LanguageModel {
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.checkpoint.tokenizer
+    }
 }
 
 /// What a served name stands for.
@@ -373,7 +382,7 @@ fn load_models(
                 let engine = start_streams(&checkpoint, stream_options).map_err(fail)?;
                 Kind::Language(Box::new(LanguageModel {
                     engine,
-                    tokenizer: checkpoint.tokenizer,
+                    checkpoint: *checkpoint,
                 }))
             }
             AnyCheckpoint::Seq2Seq(checkpoint) => Kind::Seq2Seq(checkpoint),

@@ -21,6 +21,8 @@ use serde_json::json;
 use crate::api::*;
 use crate::error::ApiError;
 use crate::generation::{self, encode, gather, start};
+use crate::playground;
+use crate::session::run_blocking;
 use crate::{App, Kind, LanguageModel, Served};
 
 /// The state every handler reads.
@@ -35,7 +37,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/score", post(score))
         .route("/v1/translate", post(translate))
+        .route("/v1/inspect", post(playground::inspect))
         .route("/health", get(health))
+        .route("/", get(playground::page))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), guard))
@@ -53,7 +57,8 @@ async fn guard(State(app): Shared, req: Request, next: Next) -> Response {
     let authorized = match &app.options.api_key {
         None => true,
         Some(key) => {
-            path == "/health"
+            // The page holds no data; it asks for the key when the API answers 401.
+            matches!(path.as_str(), "/health" | "/")
                 || req
                     .headers()
                     .get(header::AUTHORIZATION)
@@ -164,8 +169,8 @@ async fn score(State(app): Shared, body: Body) -> Result<Json<Score>, ApiError> 
     let served = find(&app, &req.model)?;
     let lm = language(&served)?;
     // After a document boundary every token of the text has a prediction.
-    let mut prompt: Vec<u32> = lm.tokenizer.boundary().into_iter().collect();
-    prompt.extend(encode(&lm.tokenizer, &req.text, "text")?);
+    let mut prompt: Vec<u32> = lm.tokenizer().boundary().into_iter().collect();
+    prompt.extend(encode(lm.tokenizer(), &req.text, "text")?);
     if prompt.len() < 2 {
         return Err(ApiError::invalid(
             "text",
@@ -222,30 +227,25 @@ async fn translate(State(app): Shared, body: Body) -> Result<Json<Translations>,
             ),
         ));
     }
-    let deadline = arrived + app.options.request_timeout;
-    let _slot = app.limiter.acquire(deadline, &app).await?;
     let options = recurrent::DecodeOptions {
         beam: beam as usize,
         threads: app.options.threads,
         ..recurrent::DecodeOptions::default()
     };
     let model = served.clone();
-    let work = tokio::task::spawn_blocking(move || {
+    let out = run_blocking(&app, arrived, move || {
         let Kind::Seq2Seq(checkpoint) = &model.kind else {
             unreachable!("checked above")
         };
         recurrent::translate(checkpoint, &sources, &options)
-    });
-    let out = tokio::time::timeout_at(deadline.into(), work)
-        .await
-        .map_err(|_| crate::session::timeout(&app))?
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| match e {
-            recurrent::Error::Line { .. } | recurrent::Error::InvalidOption { .. } => {
-                ApiError::invalid("input", e.to_string())
-            }
-            e => ApiError::Internal(e.to_string()),
-        })?;
+    })
+    .await?
+    .map_err(|e| match e {
+        recurrent::Error::Line { .. } | recurrent::Error::InvalidOption { .. } => {
+            ApiError::invalid("input", e.to_string())
+        }
+        e => ApiError::Internal(e.to_string()),
+    })?;
     Ok(Json(Translations {
         object: "translation",
         model: served.name.clone(),

@@ -76,6 +76,23 @@ impl Limiter {
     }
 }
 
+/// Runs `work` on a blocking thread in one of `app`'s slots (compute that
+/// is not an engine stream: translation, inspection), within the request's
+/// time limit counted from `arrived`.
+pub async fn run_blocking<T: Send + 'static>(
+    app: &App,
+    arrived: Instant,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let deadline = arrived + app.options.request_timeout;
+    let _slot = app.limiter.acquire(deadline, app).await?;
+    let task = tokio::task::spawn_blocking(work);
+    timeout_at(deadline.into(), task)
+        .await
+        .map_err(|_| timeout(app))?
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
 /// The timeout error of `app`'s limit.
 pub fn timeout(app: &App) -> ApiError {
     ApiError::Timeout {

@@ -137,7 +137,7 @@ pub(crate) fn stream(
         let Kind::Language(lm) = &served.kind else {
             return;
         };
-        let tok = &lm.tokenizer;
+        let tok = lm.tokenizer();
         // A client that stops reading holds its slot only until the deadline.
         let deadline = running.deadline();
         let send = |v: Value| {

@@ -508,6 +508,12 @@ async fn the_api_key_is_required_but_for_health() {
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(s.get("/health").await.0, 200);
     assert_eq!(s.get("/metrics").await.0, 401);
+    // The page holds no data and asks for the key itself; what it calls needs it.
+    assert_eq!(s.get("/").await.0, 200);
+    let (status, answer) = s
+        .post("/v1/inspect", json!({"model": "tiny", "text": "the cat"}))
+        .await;
+    assert_error(status, &answer, 401, None);
     s.shutdown().await;
 }
 
@@ -719,5 +725,124 @@ async fn seq2seq_models_translate_and_refuse_completions() {
         .post("/v1/completions", json!({"model": "fr", "prompt": "a"}))
         .await;
     assert_error(status, &answer, 400, Some("model"));
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_playground_page_is_whole_and_offline() {
+    let s = start(ServeOptions::default()).await;
+    let r = s.client.get(s.url("/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    // Every part is in place, and nothing is fetched from elsewhere.
+    for placeholder in [
+        "/*INSPECT_CSS*/",
+        "/*PLAYGROUND_CSS*/",
+        "/*INSPECT_JS*/",
+        "/*PLAYGROUND_JS*/",
+    ] {
+        assert!(!page.contains(placeholder), "{placeholder} is left");
+    }
+    for part in [
+        "var RecurrentInspect",
+        "/v1/completions",
+        "/v1/inspect",
+        ".ranks",
+    ] {
+        assert!(page.contains(part), "{part} is missing");
+    }
+    assert!(
+        !page.contains("src=") && !page.contains("href="),
+        "no outside resources"
+    );
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn inspect_agrees_with_the_completions_log_probabilities() {
+    let s = start(ServeOptions::default()).await;
+    let text = "the cat sat on\nthe mat. a dog";
+    let (status, view) = s
+        .post("/v1/inspect", json!({"model": "tiny", "text": text}))
+        .await;
+    assert_eq!(status, 200, "{view}");
+    let tokens = view["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), text.chars().count());
+    assert_eq!(view["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(view["layers"][0]["hidden"], 24);
+    assert_eq!(
+        view["layers"][0]["h"].as_array().unwrap().len(),
+        24 * tokens.len()
+    );
+    let names: Vec<&str> = view["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["quotes", "line_position", "bracket_depth", "word_start"]
+    );
+    // The traced forward and the serving engine's packed step agree on
+    // every token's surprisal.
+    let (status, echo) = s
+        .post(
+            "/v1/completions",
+            json!({"model": "tiny", "prompt": text, "max_tokens": 0, "echo": true, "logprobs": 5}),
+        )
+        .await;
+    assert_eq!(status, 200, "{echo}");
+    let logprobs = echo["choices"][0]["logprobs"]["token_logprobs"]
+        .as_array()
+        .unwrap();
+    assert_eq!(logprobs.len(), tokens.len());
+    assert!(tokens[0]["surprisal"].is_null() && logprobs[0].is_null());
+    for (t, lp) in tokens.iter().zip(logprobs).skip(1) {
+        let bits = -lp.as_f64().unwrap() / std::f64::consts::LN_2;
+        let surprisal = t["surprisal"].as_f64().unwrap();
+        assert!((surprisal - bits).abs() < 2e-3, "{surprisal} vs {bits}");
+        assert_eq!(t["next"].as_array().unwrap().len(), 5);
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_inspect_requests_get_openai_style_errors() {
+    let s = start(ServeOptions::default()).await;
+    let long = "a".repeat(2001);
+    for (body, want, param) in [
+        (json!({"model": "tiny", "text": ""}), 400, Some("text")),
+        (json!({"model": "tiny", "text": long}), 400, Some("text")),
+        (
+            json!({"model": "tiny", "text": "snow \u{2603}"}),
+            400,
+            Some("text"),
+        ),
+        (
+            json!({"model": "tiny", "text": "a", "top_next": 0}),
+            400,
+            Some("top_next"),
+        ),
+        (
+            json!({"model": "tiny", "text": "a", "top_units": 101}),
+            400,
+            Some("top_units"),
+        ),
+        (json!({"model": "nope", "text": "a"}), 404, Some("model")),
+        (json!({"model": "tiny"}), 400, None),
+    ] {
+        let (status, answer) = s.post("/v1/inspect", body).await;
+        assert_error(status, &answer, want, param);
+    }
+    // Still serving.
+    let (status, _) = s
+        .post("/v1/inspect", json!({"model": "tiny", "text": "a cat"}))
+        .await;
+    assert_eq!(status, 200);
     s.shutdown().await;
 }
