@@ -30,6 +30,9 @@ pub enum GenerateError {
     /// The model rejected a step's input (a bug: the loop feeds it checked tokens).
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// The streams' engine thread could not be started (out of threads or memory).
+    #[error("cannot start the generation thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// What steps the model one token at a time: the model's weights packed

@@ -277,7 +277,7 @@ impl StreamEngine {
                     .run()
                 })
             })
-            .expect("the engine thread starts");
+            .map_err(GenerateError::Thread)?;
         Ok(StreamEngine {
             jobs: Mutex::new(Some(tx)),
             shutdown,
