@@ -1,4 +1,5 @@
-//! `recurrent import` and `recurrent export`: weights to and from PyTorch.
+//! `recurrent import` and `recurrent export`: weights to and from PyTorch,
+//! and language models to ONNX.
 
 use std::path::PathBuf;
 
@@ -6,13 +7,18 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use recurrent::model::CellKind;
 use recurrent::text::TokenizerKind;
-use recurrent::{export_pytorch, import_pytorch, LanguageCheckpoint, PytorchWeights};
+use recurrent::{
+    export_onnx, export_pytorch, import_pytorch, LanguageCheckpoint, PytorchWeights, ONNX_OPSET,
+};
 
 /// Formats weights can move to and from.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {
     /// A state dict of pytorch/examples' word_language_model RNNModel, saved with safetensors.
     Pytorch,
+    /// ONNX (export only): a sequence graph at --out and a one-step graph beside it
+    /// (model.onnx and model.step.onnx), with native LSTM/GRU/RNN operators.
+    Onnx,
 }
 
 /// Arguments of `recurrent import`.
@@ -45,13 +51,17 @@ pub struct ExportArgs {
     format: Format,
     /// Checkpoint folder, or a run folder (its best/ checkpoint is used).
     checkpoint: PathBuf,
-    /// The safetensors file to write.
+    /// The file to write (safetensors for pytorch; the sequence graph for onnx).
     #[arg(long)]
     out: PathBuf,
 }
 
 pub fn import(args: ImportArgs) -> Result<()> {
-    let Format::Pytorch = args.format;
+    if let Format::Onnx = args.format {
+        anyhow::bail!(
+            "ONNX files cannot be imported; import PyTorch weights (`recurrent import pytorch`)"
+        );
+    }
     let source = PytorchWeights {
         weights: args.weights,
         vocab: args.vocab,
@@ -74,9 +84,20 @@ pub fn import(args: ImportArgs) -> Result<()> {
 }
 
 pub fn export(args: ExportArgs) -> Result<()> {
-    let Format::Pytorch = args.format;
     let checkpoint = LanguageCheckpoint::load(&args.checkpoint).map_err(super::cli_error)?;
-    let tensors = export_pytorch(&checkpoint, &args.out).map_err(super::cli_error)?;
-    println!("wrote {tensors} tensors to {}", args.out.display());
+    match args.format {
+        Format::Pytorch => {
+            let tensors = export_pytorch(&checkpoint, &args.out).map_err(super::cli_error)?;
+            println!("wrote {tensors} tensors to {}", args.out.display());
+        }
+        Format::Onnx => {
+            let files = export_onnx(&checkpoint, &args.out).map_err(super::cli_error)?;
+            println!(
+                "wrote the sequence graph to {} and the step graph to {} (ONNX opset {ONNX_OPSET})",
+                files.sequence.display(),
+                files.step.display()
+            );
+        }
+    }
     Ok(())
 }

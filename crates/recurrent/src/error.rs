@@ -99,6 +99,9 @@ pub enum Error {
     /// A picture could not be drawn.
     #[error(transparent)]
     Report(#[from] recurrent_report::ReportError),
+    /// A model cannot be written as ONNX.
+    #[error(transparent)]
+    Onnx(#[from] recurrent_onnx::OnnxError),
     /// A sentence could not be encoded, at a position the message gives.
     #[error("{what} {line}: {source}")]
     Line {

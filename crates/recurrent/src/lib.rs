@@ -70,6 +70,7 @@ mod generator;
 pub mod inspect;
 pub mod lm;
 mod load;
+mod onnx;
 mod pytorch;
 mod recorder;
 mod run;
@@ -93,6 +94,7 @@ pub use evaluate::{evaluate_corpus, evaluate_file, evaluate_text, EvalOptions, E
 pub use generator::{Generator, GeneratorOptions};
 pub use inspect::{inspect, InspectOptions, Inspection};
 pub use load::{AnyCheckpoint, LanguageCheckpoint, Seq2SeqCheckpoint};
+pub use onnx::{export_onnx, onnx_step_path, OnnxError, OnnxFiles, ONNX_OPSET};
 pub use pytorch::{export_pytorch, import_pytorch, PytorchWeights};
 pub use recurrent_generate::{GenerateOptions, SamplingConfig};
 pub use recurrent_model::infer::WeightFormat;
