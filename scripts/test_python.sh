@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs tests/python (the official OpenAI client against `recurrent serve`,
-# the web playground in headless Chromium, ONNX export in onnxruntime) in a
-# virtual environment of its own: builds the debug binary, installs openai,
-# selenium, onnx, onnxruntime, numpy, safetensors and pytest, runs pytest. Loopback only. The browser test skips without Debian's chromium and
+# the web playground in headless Chromium, ONNX export in onnxruntime,
+# TensorBoard logs in TensorBoard's reader) in a virtual environment of its
+# own: builds the debug binary, installs openai, selenium, onnx, onnxruntime,
+# numpy, safetensors, tensorboard and pytest, runs pytest. Loopback only. The browser test skips without Debian's chromium and
 # chromium-driver unless RECURRENT_REQUIRE_BROWSER is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,5 +18,5 @@ venv="${VENV:-target/python-venv}"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install --quiet --upgrade openai selenium pytest numpy safetensors onnx onnxruntime
+"$venv/bin/pip" install --quiet --upgrade openai selenium pytest numpy safetensors onnx onnxruntime tensorboard
 "$venv/bin/python" -m pytest -q tests/python "$@"

@@ -82,6 +82,24 @@ pub fn report_rollbacks(progress: &recurrent::train::RunProgress) {
     }
 }
 
+/// A TensorBoard writer into `dir`, when `--tensorboard` gave one.
+pub fn tensorboard(
+    dir: Option<&std::path::Path>,
+) -> anyhow::Result<Option<recurrent::TensorBoard>> {
+    dir.map(recurrent::TensorBoard::create)
+        .transpose()
+        .map_err(cli_error)
+}
+
+/// Says where the TensorBoard events went, or why they stopped.
+pub fn report_tensorboard(board: &recurrent::TensorBoard, last: recurrent::Result<()>) {
+    match (board.error(), last) {
+        (Some(e), _) => eprintln!("warning: TensorBoard logging stopped: {e}"),
+        (None, Err(e)) => eprintln!("warning: {e}"),
+        (None, Ok(())) => eprintln!("TensorBoard events: {}", board.path().display()),
+    }
+}
+
 /// A library error in the command line's words: options by their flags.
 pub fn cli_error(e: recurrent::Error) -> anyhow::Error {
     use recurrent::Error;

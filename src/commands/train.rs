@@ -12,7 +12,7 @@ use recurrent::train::trainer::Regularizers;
 use recurrent::train::OnDivergence;
 use recurrent::{
     CellKind, GenerateOptions, Generator, GeneratorOptions, ModelConfig, OptimizerConfig,
-    OptimizerKind, RunFolder, SamplingConfig, StopReason, StopRule, TokenizerKind,
+    OptimizerKind, RunFolder, SamplingConfig, StopReason, StopRule, Tee, TokenizerKind,
 };
 
 use crate::duration::parse_duration;
@@ -178,6 +178,10 @@ pub struct TrainArgs {
     /// Tokens of sample text printed after training (0 for none).
     #[arg(long, default_value_t = 400)]
     sample_length: usize,
+    /// Also write TensorBoard event files into this folder (losses, learning rate,
+    /// gradient norm, tokens/s, validation figures, a closing sample).
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -211,11 +215,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
             Training::start(&options, folder).map_err(super::cli_error)?
         }
     };
-    train(training, args.sample_length, args.seed)
+    train(training, &args)
 }
 
-/// Trains with a progress display, then reports and prints a sample.
-fn train(mut training: Training, sample_length: usize, seed: u64) -> Result<()> {
+/// Trains with a progress display (and TensorBoard logs), then reports and
+/// prints a sample.
+fn train(mut training: Training, args: &TrainArgs) -> Result<()> {
+    let (sample_length, seed) = (args.sample_length, args.seed);
     for note in training.notes() {
         eprintln!("{note}");
     }
@@ -226,9 +232,20 @@ fn train(mut training: Training, sample_length: usize, seed: u64) -> Result<()> 
     let p = &training.trainer().state.progress;
     let at = (p.step, p.epoch);
     let mut progress = ProgressObserver::new(EvalStyle::LanguageModel, &INTERRUPTED, at);
-    let result = training.run(&mut progress);
+    let mut board = super::tensorboard(args.tensorboard.as_deref())?;
+    let result = match board.as_mut() {
+        Some(board) => training.run(&mut Tee::new(&mut progress, board)),
+        None => training.run(&mut progress),
+    };
     progress.finish();
     let outcome = result.map_err(|e| super::training_failed(e, &run_dir))?;
+    if let Some(board) = board.as_mut() {
+        let step = training.trainer().state.progress.step;
+        let text = sample_text(&training, TENSORBOARD_SAMPLE_TOKENS, seed)?;
+        // A code block keeps the sample's line breaks and spaces in TensorBoard's Markdown.
+        let logged = board.text("sample", step, &format!("```\n{text}\n```"));
+        super::report_tensorboard(board, logged);
+    }
     eprintln!(
         "done ({}): {} steps, {} epochs, {:.0}s",
         outcome.reason.describe(),
@@ -350,7 +367,17 @@ pub(crate) fn run_name(input: Option<&Path>) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
+/// Tokens of the sample logged to TensorBoard at the end of a run.
+const TENSORBOARD_SAMPLE_TOKENS: usize = 300;
+
 fn print_sample(training: &Training, length: usize, seed: u64) -> Result<()> {
+    eprintln!("--- sample (temperature 0.8) ---");
+    println!("{}", sample_text(training, length, seed)?);
+    Ok(())
+}
+
+/// `length` tokens sampled at temperature 0.8 from the trained model.
+fn sample_text(training: &Training, length: usize, seed: u64) -> Result<String> {
     let generator = Generator::from_model(
         training.model(),
         training.tokenizer().clone(),
@@ -369,10 +396,8 @@ fn print_sample(training: &Training, length: usize, seed: u64) -> Result<()> {
         seed,
         ..GenerateOptions::default()
     };
-    eprintln!("--- sample (temperature 0.8) ---");
-    let texts = generator.generate(&options, |_, _| {})?;
-    println!("{}", texts[0]);
-    Ok(())
+    let mut texts = generator.generate(&options, |_, _| {})?;
+    Ok(texts.swap_remove(0))
 }
 
 /// Set by the first Ctrl-C: the run stops after the current step, saved.

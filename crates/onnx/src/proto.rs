@@ -1,9 +1,8 @@
-//! The few ONNX protobuf messages an export needs, written by hand.
-//!
-//! Protobuf's wire format is small: each field is a key (field number and
-//! wire type) followed by a varint, four bytes, or a length and bytes. The
-//! field numbers are those of onnx/onnx.proto (IR version 8). Writing them
-//! directly keeps the crate free of a protobuf compiler at build time.
+//! The few ONNX protobuf messages an export needs, written with
+//! `recurrent_protobuf`; the field numbers are those of onnx/onnx.proto
+//! (IR version 8).
+
+pub use recurrent_protobuf::Message;
 
 /// The ONNX IR version written (ONNX 1.10+; onnxruntime reads it).
 pub const IR_VERSION: i64 = 8;
@@ -15,66 +14,6 @@ pub enum DataType {
     Float = 1,
     /// 64-bit signed integer.
     Int64 = 7,
-}
-
-/// One protobuf message being written.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Message(Vec<u8>);
-
-impl Message {
-    /// An empty message.
-    pub fn new() -> Message {
-        Message::default()
-    }
-
-    /// The encoded bytes.
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.0
-    }
-
-    fn varint(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.0.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
-    }
-
-    fn key(&mut self, field: u32, wire_type: u8) {
-        self.varint(((field as u64) << 3) | wire_type as u64);
-    }
-
-    /// An `int64`/`int32`/enum field (negative values as ten-byte varints, as protobuf does).
-    pub fn int(&mut self, field: u32, v: i64) -> &mut Message {
-        self.key(field, 0);
-        self.varint(v as u64);
-        self
-    }
-
-    /// A `float` field.
-    pub fn float(&mut self, field: u32, v: f32) -> &mut Message {
-        self.key(field, 5);
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-
-    /// A `bytes` field.
-    pub fn bytes(&mut self, field: u32, data: &[u8]) -> &mut Message {
-        self.key(field, 2);
-        self.varint(data.len() as u64);
-        self.0.extend_from_slice(data);
-        self
-    }
-
-    /// A `string` field.
-    pub fn string(&mut self, field: u32, s: &str) -> &mut Message {
-        self.bytes(field, s.as_bytes())
-    }
-
-    /// An embedded message field.
-    pub fn message(&mut self, field: u32, m: &Message) -> &mut Message {
-        self.bytes(field, &m.0)
-    }
 }
 
 /// `TensorProto` with its data as little-endian `raw_data`.
@@ -224,25 +163,6 @@ pub fn model(graph: &Message, opset: i64, doc: &str, metadata: &[(&str, String)]
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn varints_and_keys_follow_the_wire_format() {
-        let mut m = Message::new();
-        m.int(1, 150);
-        // Protobuf's documented example: field 1, varint 150 -> 08 96 01.
-        assert_eq!(m.clone().into_bytes(), [0x08, 0x96, 0x01]);
-        let mut m = Message::new();
-        m.string(2, "testing");
-        assert_eq!(
-            m.into_bytes(),
-            [0x12, 0x07, b't', b'e', b's', b't', b'i', b'n', b'g']
-        );
-        let mut m = Message::new();
-        m.int(3, -1);
-        let bytes = m.into_bytes();
-        assert_eq!(bytes.len(), 11, "a negative int64 takes ten bytes");
-        assert_eq!(bytes[10], 0x01);
-    }
 
     #[test]
     fn a_float_tensor_carries_its_dims_type_name_and_bytes() {

@@ -77,6 +77,7 @@ mod run;
 pub mod seq2seq;
 mod streams;
 mod summary;
+mod tensorboard;
 mod threads;
 mod translate;
 
@@ -114,6 +115,7 @@ pub use summary::{
     CheckpointSummary, ModelDescription, TensorShape, TrainingSummary, VocabularyPreview,
     VocabularyRole, PREVIEW_TOKENS, RECENT_VALIDATIONS,
 };
+pub use tensorboard::{Tee, TensorBoard};
 pub use threads::MAX_THREADS;
 pub use translate::{
     attention_map_svg, score_pairs, translate, translate_with, DecodeOptions, PairScores,

@@ -20,6 +20,8 @@
 //! * [`attention_heatmap_svg`]: a decoder's attention weights, source tokens
 //!   across, target tokens down.
 //!
+//! Logs: [`EventWriter`] writes TensorBoard event files (scalars and texts).
+//!
 //! Views, as one self-contained HTML page (CSS and JavaScript embedded):
 //!
 //! * [`inspect_view_html`]: a language model's inspection of a text
@@ -58,6 +60,7 @@ mod heatmap;
 mod html;
 mod loss_curve;
 mod svg;
+mod tensorboard;
 mod tokenize;
 
 pub use bleu::{corpus_bleu, Bleu, BleuStats, MAX_NGRAM_ORDER};
@@ -66,4 +69,5 @@ pub use error::ReportError;
 pub use heatmap::attention_heatmap_svg;
 pub use html::{inspect_view_html, INSPECT_CSS, INSPECT_JS};
 pub use loss_curve::{loss_curve_svg, Series};
+pub use tensorboard::EventWriter;
 pub use tokenize::tokenize_13a;

@@ -10,7 +10,7 @@ use recurrent::text::{PairColumns, TokenizerOptions, WordSegmentation};
 use recurrent::train::OnDivergence;
 use recurrent::{
     AttentionKind, Bridge, CellKind, OptimizerConfig, OptimizerKind, RunFolder, Seq2SeqConfig,
-    StopReason, StopRule, TokenizerKind,
+    StopReason, StopRule, Tee, TokenizerKind,
 };
 
 use crate::commands::train::{run_name, INTERRUPTED};
@@ -145,6 +145,10 @@ pub struct TrainArgs {
     /// Continue the run in this folder exactly where it stopped.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Also write TensorBoard event files into this folder (losses, learning rate,
+    /// gradient norm, tokens/s, validation loss and BLEU).
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -210,9 +214,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
         bleu_pairs: args.val_bleu.min(training.trainer().val_pairs().len()),
     };
     let mut progress = ProgressObserver::new(style, &INTERRUPTED, (p.step, p.epoch));
-    let result = training.run(&mut progress);
+    let mut board = super::super::tensorboard(args.tensorboard.as_deref())?;
+    let result = match board.as_mut() {
+        Some(board) => training.run(&mut Tee::new(&mut progress, board)),
+        None => training.run(&mut progress),
+    };
     progress.finish();
     let outcome = result.map_err(|e| super::super::training_failed(e, &run_dir))?;
+    if let Some(board) = &board {
+        super::super::report_tensorboard(board, Ok(()));
+    }
     eprintln!(
         "done ({}): {} steps, {} epochs, {:.0}s",
         outcome.reason.describe(),

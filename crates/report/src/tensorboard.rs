@@ -1,0 +1,213 @@
+//! TensorBoard event files: what `SummaryWriter` writes, so `tensorboard
+//! --logdir DIR` shows a run's curves and samples.
+//!
+//! The file is a sequence of TFRecords (`u64` length, masked CRC-32C of the
+//! length, the bytes, masked CRC-32C of the bytes), each an `Event` message
+//! (tensorflow/core/util/event.proto): first one carrying the file version,
+//! then one per scalar or text. Scalars are `Summary.Value.simple_value`;
+//! texts are string tensors for TensorBoard's text plugin.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use recurrent_protobuf::Message;
+
+/// Writes one event file in a log directory.
+pub struct EventWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+    clock: fn() -> f64,
+}
+
+impl EventWriter {
+    /// Creates `dir` if needed and a new event file in it, named as
+    /// TensorFlow names them (`events.out.tfevents.<seconds>.<host>`, here
+    /// with `.recurrent.<pid>` so two writers never share a file).
+    pub fn create(dir: &Path) -> std::io::Result<EventWriter> {
+        EventWriter::with_clock(dir, wall_time)
+    }
+
+    /// As [`EventWriter::create`], with `clock` giving each event's wall
+    /// time in seconds (tests fix it).
+    pub fn with_clock(dir: &Path, clock: fn() -> f64) -> std::io::Result<EventWriter> {
+        std::fs::create_dir_all(dir)?;
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".into());
+        let name = format!(
+            "events.out.tfevents.{}.{host}.recurrent.{}",
+            clock() as u64,
+            std::process::id()
+        );
+        let path = dir.join(name);
+        let file = File::options().write(true).create_new(true).open(&path)?;
+        let mut writer = EventWriter {
+            path,
+            out: BufWriter::new(file),
+            clock,
+        };
+        let mut event = writer.event(0);
+        event.string(3, "brain.Event:2");
+        writer.record(&event)?;
+        writer.flush()?;
+        Ok(writer)
+    }
+
+    /// The event file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A scalar `value` of series `tag` at `step`.
+    pub fn scalar(&mut self, tag: &str, step: u64, value: f64) -> std::io::Result<()> {
+        let mut v = Message::new();
+        v.string(1, tag).float(2, value as f32);
+        self.summary(step, &v)
+    }
+
+    /// A text (Markdown, as TensorBoard's text plugin shows it) under `tag` at `step`.
+    pub fn text(&mut self, tag: &str, step: u64, text: &str) -> std::io::Result<()> {
+        let mut plugin = Message::new();
+        plugin.string(1, "text");
+        let mut metadata = Message::new();
+        metadata.message(1, &plugin);
+        // A scalar DT_STRING tensor (dtype 7, shape of no dimensions).
+        let mut tensor = Message::new();
+        tensor
+            .int(1, 7)
+            .message(2, &Message::new())
+            .bytes(8, text.as_bytes());
+        let mut v = Message::new();
+        v.string(1, tag).message(9, &metadata).message(8, &tensor);
+        self.summary(step, &v)
+    }
+
+    /// Writes buffered events to the file.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+
+    fn event(&self, step: u64) -> Message {
+        let mut event = Message::new();
+        event.double(1, (self.clock)()).int(2, step as i64);
+        event
+    }
+
+    fn summary(&mut self, step: u64, value: &Message) -> std::io::Result<()> {
+        let mut summary = Message::new();
+        summary.message(1, value);
+        let mut event = self.event(step);
+        event.message(5, &summary);
+        self.record(&event)
+    }
+
+    fn record(&mut self, event: &Message) -> std::io::Result<()> {
+        let data = event.clone().into_bytes();
+        let len = (data.len() as u64).to_le_bytes();
+        self.out.write_all(&len)?;
+        self.out.write_all(&masked_crc(&len).to_le_bytes())?;
+        self.out.write_all(&data)?;
+        self.out.write_all(&masked_crc(&data).to_le_bytes())
+    }
+}
+
+impl Drop for EventWriter {
+    fn drop(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+fn wall_time() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// TFRecord's checksum: CRC-32C, rotated right by 15 bits plus a constant.
+fn masked_crc(data: &[u8]) -> u32 {
+    let crc = crc32c(data);
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+/// CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), bit by bit: event
+/// files are small and written a few times a second at most.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= byte as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32c_matches_the_standard_check_value() {
+        // The CRC catalogue's check value for "123456789".
+        assert_eq!(crc32c(b"123456789"), 0xe306_9283);
+        assert_eq!(crc32c(b""), 0);
+    }
+
+    fn fixed_clock() -> f64 {
+        1_700_000_000.5
+    }
+
+    #[test]
+    fn an_event_file_matches_its_golden_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EventWriter::with_clock(dir.path(), fixed_clock).unwrap();
+        w.scalar("train/loss", 3, 2.5).unwrap();
+        w.text("sample", 3, "hi").unwrap();
+        w.flush().unwrap();
+        let bytes = std::fs::read(w.path()).unwrap();
+        let golden_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/events.golden");
+        if std::env::var_os("RECURRENT_BLESS").is_some() {
+            std::fs::write(golden_path, &bytes).unwrap();
+        }
+        // Checked once with TensorBoard's own reader (tests/python/test_tensorboard.py
+        // reads a fresh run's files the same way).
+        let golden = std::fs::read(golden_path).unwrap();
+        assert_eq!(bytes, golden);
+        assert!(w
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("events.out.tfevents.1700000000."));
+    }
+
+    #[test]
+    fn records_carry_their_length_and_checksums() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EventWriter::with_clock(dir.path(), fixed_clock).unwrap();
+        w.scalar("a", 1, 1.0).unwrap();
+        w.flush().unwrap();
+        let bytes = std::fs::read(w.path()).unwrap();
+        let mut at = 0;
+        let mut records = 0;
+        while at < bytes.len() {
+            let len_bytes = &bytes[at..at + 8];
+            let len = u64::from_le_bytes(len_bytes.try_into().unwrap()) as usize;
+            let crc = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+            assert_eq!(crc, masked_crc(len_bytes));
+            let data = &bytes[at + 12..at + 12 + len];
+            let crc = u32::from_le_bytes(bytes[at + 12 + len..at + 16 + len].try_into().unwrap());
+            assert_eq!(crc, masked_crc(data));
+            at += 16 + len;
+            records += 1;
+        }
+        assert_eq!(records, 2, "the file version, then the scalar");
+    }
+}
