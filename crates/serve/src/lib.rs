@@ -325,6 +325,13 @@ impl Server {
         self.loader().load(sources).await
     }
 
+    /// The endpoints as an axum `Router`: to mount them inside another axum
+    /// application, or to call them in-process (the fuzz target does).
+    /// Models load through [`Server::loader`], as with [`Server::run`].
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.app.clone())
+    }
+
     /// What loads the models once [`Server::run`] has taken the server.
     pub fn loader(&self) -> Loader {
         Loader(self.app.clone())

@@ -97,6 +97,13 @@ impl Bpe {
     /// Loads a `tokenizer.json` written by [`Bpe::to_json`] (or by Python's
     /// `tokenizers`, if it is set up the same way).
     pub(crate) fn from_json(json: &str) -> Result<Bpe, TextError> {
+        // The tokenizers crate panics on some malformed files (a syntax
+        // error inside an untagged component): it only sees valid JSON.
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| TextError::TokenizerJsonParse {
+                source: Box::new(e),
+            })?;
+        check_component_types(&value).map_err(|reason| TextError::TokenizerJson { reason })?;
         let tk: tokenizers::Tokenizer = json
             .parse()
             .map_err(|source: tokenizers::Error| TextError::TokenizerJsonParse { source })?;
@@ -224,6 +231,51 @@ fn byte_level() -> ByteLevel {
 }
 
 /// Why a library tokenizer would not round-trip text exactly, if it would not.
+/// The pipeline's components by the `type` they name, checked before the
+/// `tokenizers` crate parses the file: it panics on some malformed components
+/// (found by fuzzing: an untagged component it `expect`s to parse), so
+/// anything but the components [`check_pipeline`] accepts is refused here.
+fn check_component_types(json: &serde_json::Value) -> Result<(), String> {
+    use serde_json::Value;
+    let Value::Object(root) = json else {
+        return Err("it is not a JSON object".into());
+    };
+    // Each component: its key, the types accepted, what is wrong otherwise
+    // (in check_pipeline's words).
+    let expected: [(&str, &[&str], &str); 5] = [
+        ("model", &["BPE"], "its model is not BPE"),
+        (
+            "normalizer",
+            &[],
+            "it has a normalizer, which would change the text",
+        ),
+        (
+            "pre_tokenizer",
+            &["ByteLevel"],
+            "its pre-tokenizer is not byte-level",
+        ),
+        ("decoder", &["ByteLevel"], "its decoder is not byte-level"),
+        (
+            "post_processor",
+            &["ByteLevel"],
+            "its post-processor is not byte-level",
+        ),
+    ];
+    for (key, types, wrong) in expected {
+        let kind = match root.get(key) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Object(o)) => o.get("type").and_then(Value::as_str),
+            Some(_) => None,
+        };
+        match kind {
+            Some(kind) if types.contains(&kind) => {}
+            Some(kind) => return Err(format!("{wrong} ({kind})")),
+            None => return Err(format!("{wrong} (no \"type\" named)")),
+        }
+    }
+    Ok(())
+}
+
 fn check_pipeline(tk: &tokenizers::Tokenizer) -> Result<(), String> {
     match tk.get_model() {
         ModelWrapper::BPE(bpe) => {

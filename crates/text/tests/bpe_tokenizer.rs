@@ -364,6 +364,15 @@ fn unusable_tokenizer_json_is_rejected_with_a_reason() {
             }),
             "pre-tokenizer is not byte-level",
         ),
+        // Found by fuzzing: an untagged decoder made the tokenizers crate panic.
+        (
+            edited(&|v| v["decoder"] = serde_json::json!({"vocab": {"a": 1}})),
+            "decoder is not byte-level",
+        ),
+        (
+            edited(&|v| v["post_processor"] = serde_json::json!([1, 2])),
+            "post-processor",
+        ),
     ];
     for (err, want) in cases {
         let msg = err.to_string();
@@ -429,4 +438,24 @@ print(json.dumps({
         let py_ids: Vec<u32> = serde_json::from_value(got["ids"][i].clone()).unwrap();
         assert_eq!(py_ids, ours[i], "python encoded {text:?} differently");
     }
+}
+
+/// Inputs the fuzzer (fuzz/fuzz_targets/tokenizer_json.rs) found to panic
+/// inside the tokenizers crate; each must now be an error.
+#[test]
+fn fuzzer_found_tokenizer_json_panics_are_errors() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fuzz");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        let err = Tokenizer::from_tokenizer_json(&text).unwrap_err();
+        assert!(
+            err.to_string().contains("tokenizer.json"),
+            "{}: {err}",
+            path.display()
+        );
+        seen += 1;
+    }
+    assert!(seen >= 2);
 }
