@@ -529,12 +529,14 @@ mod tests {
         let shapes = [
             (1, 1, 1),
             (13, 33, 7),
+            (7, 5, 129),
             (25, 64, 40),
             (50, 100, 31),
-            (7, 5, 129),
             (64, 97, 3),
         ];
-        for &(m, n, k) in &shapes {
+        // Miri interprets every instruction: the three smaller shapes there.
+        let shapes = if cfg!(miri) { &shapes[..3] } else { &shapes[..] };
+        for &(m, n, k) in shapes {
             for tb in [Trans::N, Trans::T] {
                 let lda = k + 3;
                 let ldb = if tb == Trans::N { n + 1 } else { k + 2 };
