@@ -370,9 +370,7 @@ fn print_sample(training: &Training, length: usize, seed: u64) -> Result<()> {
         ..GenerateOptions::default()
     };
     eprintln!("--- sample (temperature 0.8) ---");
-    let texts = generator.generate(&options, |_, _| {})?;
-    println!("{}", texts[0]);
-    Ok(())
+    super::sample::stream_to_stdout(&generator, &options, "")
 }
 
 /// Set by the first Ctrl-C: the run stops after the current step, saved.
