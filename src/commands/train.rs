@@ -137,7 +137,9 @@ pub struct TrainArgs {
     #[arg(long)]
     steps: Option<u64>,
     /// Stop after this much wall-clock time, e.g. 90s, 10m, 1h30m.
-    #[arg(long, value_parser = parse_duration)]
+    // `-5m` must reach the parser (which says durations are positive), not
+    // be taken for the flags `-5` and `-m`.
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     time: Option<f64>,
     /// Validate every N steps (default: every epoch, or every 100 steps when epochs are shorter).
     #[arg(long)]
