@@ -31,6 +31,7 @@ use serde_json::json;
 
 use crate::builtin;
 use crate::error::{check, Error, Result};
+use crate::memory::{available_memory, MemoryEstimate};
 use crate::recorder::{run_recorded, Fields, SavedRun, TaskRecord};
 use crate::run::{absolute, RunFolder};
 use crate::threads::{resolve_threads, with_threads};
@@ -266,11 +267,36 @@ impl Training {
                 config,
                 forget_bias,
             } => {
+                let available = available_memory();
+                let text_bytes =
+                    corpus.total_bytes() + val_corpus.as_ref().map_or(0, Corpus::total_bytes);
+                // At least one token per character or byte; word and BPE
+                // tokens hold a few bytes each.
+                let tokens = match options.tokenizer {
+                    TokenizerKind::Char | TokenizerKind::Byte => text_bytes,
+                    _ => text_bytes / 4,
+                };
+                if options.tokenizer == TokenizerKind::Bpe {
+                    let size = options
+                        .tokenizer_options
+                        .bpe_vocab_size(corpus.total_bytes());
+                    MemoryEstimate::bpe_training(size, corpus.total_bytes()).check(available)?;
+                }
                 let tokenizer = build_tokenizer(options, &corpus, val_corpus.as_ref())?;
                 let config = ModelConfig {
                     vocab_size: tokenizer.vocab().len(),
                     ..config.clone()
                 };
+                // Before the model's buffers are allocated: an absurd size is
+                // an error with both numbers, not an aborted process.
+                MemoryEstimate::language_model(
+                    &config,
+                    options.seq_len,
+                    options.batch,
+                    &options.optimizer,
+                    tokens,
+                )
+                .check(available)?;
                 (
                     LanguageModel::new(config, &mut rng, *forget_bias)?,
                     tokenizer,
