@@ -70,9 +70,20 @@ fn the_closing_sample_streams_and_stops_when_its_reader_goes_away() {
         .unwrap();
     // The sample arrives while it is generated, not at the end.
     let mut stdout = child.stdout.take().unwrap();
-    let mut first = [0u8; 64];
-    stdout.read_exact(&mut first).unwrap();
-    drop(stdout);
+    let (sender, first) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut bytes = [0u8; 64];
+        let read = stdout.read_exact(&mut bytes).is_ok();
+        // Dropping stdout here closes the pipe.
+        let _ = sender.send(read);
+    });
+    match first.recv_timeout(Duration::from_secs(30)) {
+        Ok(true) => {}
+        outcome => {
+            child.kill().unwrap();
+            panic!("no sample streamed within 30 s ({outcome:?})");
+        }
+    }
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
