@@ -24,16 +24,19 @@ use recurrent_model::seq2seq::{AttentionKind, Bridge, Seq2SeqConfig};
 use recurrent_model::ModelConfig;
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 
+// Sizes are computed in `f64`, which cannot overflow on absurd inputs (a
+// `usize::MAX` width), and saturate when turned into bytes.
+
 /// Bytes of one `f32`.
-const F32: u128 = 4;
+const F32: f64 = 4.0;
 /// Bytes of one token id.
-const TOKEN: u128 = 4;
+const TOKEN: f64 = 4.0;
 /// Bytes the BPE trainer reserves per vocabulary entry (a hash map from the
 /// token to its id and the list of tokens, sized for the whole vocabulary).
-const BPE_BYTES_PER_TOKEN: u128 = 72;
+const BPE_BYTES_PER_TOKEN: f64 = 72.0;
 /// Bytes the BPE trainer holds per byte of text (word counts and their
 /// symbol lists), roughly.
-const BPE_BYTES_PER_TEXT_BYTE: u128 = 8;
+const BPE_BYTES_PER_TEXT_BYTE: f64 = 8.0;
 
 /// The memory a training run needs, in bytes, by part.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,25 +67,23 @@ impl MemoryEstimate {
         tokens: usize,
     ) -> MemoryEstimate {
         let params = lm_params(config);
-        let rows = seq_len as u128 * batch as u128;
-        let gates = config.cell.gates() as u128;
+        let rows = seq_len as f64 * batch as f64;
+        let gates = config.cell.gates() as f64;
         // Per step and stream: each layer's gate pre-activations and its
         // outputs (h, c and tanh(c)), the embedding, the dense layer, and the
-        // logits with their gradient.
-        let mut per_row: u128 = (0..config.layers.min(1 << 24))
-            .map(|k| (gates + 3) * config.layer_hidden(k) as u128)
-            .sum();
-        // More layers than the loop visits only happens for absurd sizes:
-        // count them at the first layer's width.
-        per_row +=
-            config.layers.saturating_sub(1 << 24) as u128 * (gates + 3) * config.hidden as u128;
-        per_row += config.embed as u128 + config.dense as u128 + 2 * config.vocab_size as u128;
+        // logits with their gradient. Layers 1.. but the last are alike.
+        let layer = |k: usize| (gates + 3.0) * config.layer_hidden(k) as f64;
+        let mut per_row = layer(0);
+        if config.layers > 1 {
+            per_row += (config.layers - 2) as f64 * layer(1) + layer(config.layers - 1);
+        }
+        per_row += config.embed as f64 + config.dense as f64 + 2.0 * config.vocab_size as f64;
         MemoryEstimate {
-            parameters: params * F32,
-            gradients: params * F32,
-            optimizer: optimizer_buffers(optimizer) * params * F32,
-            activations: rows * per_row * F32,
-            data: tokens as u128 * TOKEN,
+            parameters: bytes(params * F32),
+            gradients: bytes(params * F32),
+            optimizer: bytes(optimizer_buffers(optimizer) * params * F32),
+            activations: bytes(rows * per_row * F32),
+            data: bytes(tokens as f64 * TOKEN),
             tokenizer: 0,
         }
     }
@@ -98,25 +99,25 @@ impl MemoryEstimate {
         tokens: usize,
     ) -> MemoryEstimate {
         let params = seq2seq_params(config);
-        let rows = batch as u128 * (longest as u128 + 2);
+        let rows = batch as f64 * (longest as f64 + 2.0);
         let (gates, h, l) = (
-            config.cell.gates() as u128,
-            config.hidden as u128,
-            config.layers as u128,
+            config.cell.gates() as f64,
+            config.hidden as f64,
+            config.layers as f64,
         );
         // Encoder and decoder layers (gates and outputs), the attention
         // weights over the source, and the target logits with their gradient.
-        let per_row = 2 * l * (gates + 3) * h
-            + 2 * config.embed as u128
-            + 3 * h
-            + longest as u128
-            + 2 * config.tgt_vocab as u128;
+        let per_row = 2.0 * l * (gates + 3.0) * h
+            + 2.0 * config.embed as f64
+            + 3.0 * h
+            + longest as f64
+            + 2.0 * config.tgt_vocab as f64;
         MemoryEstimate {
-            parameters: params * F32,
-            gradients: params * F32,
-            optimizer: optimizer_buffers(optimizer) * params * F32,
-            activations: rows * per_row * F32,
-            data: tokens as u128 * TOKEN,
+            parameters: bytes(params * F32),
+            gradients: bytes(params * F32),
+            optimizer: bytes(optimizer_buffers(optimizer) * params * F32),
+            activations: bytes(rows * per_row * F32),
+            data: bytes(tokens as f64 * TOKEN),
             tokenizer: 0,
         }
     }
@@ -125,20 +126,25 @@ impl MemoryEstimate {
     /// bytes of text.
     pub fn bpe_training(vocab_size: usize, text_bytes: usize) -> MemoryEstimate {
         MemoryEstimate {
-            tokenizer: vocab_size as u128 * BPE_BYTES_PER_TOKEN
-                + text_bytes as u128 * BPE_BYTES_PER_TEXT_BYTE,
+            tokenizer: bytes(
+                vocab_size as f64 * BPE_BYTES_PER_TOKEN
+                    + text_bytes as f64 * BPE_BYTES_PER_TEXT_BYTE,
+            ),
             ..MemoryEstimate::default()
         }
     }
 
     /// The whole estimate, in bytes.
     pub fn total(&self) -> u128 {
-        self.parameters
-            + self.gradients
-            + self.optimizer
-            + self.activations
-            + self.data
-            + self.tokenizer
+        [
+            self.gradients,
+            self.optimizer,
+            self.activations,
+            self.data,
+            self.tokenizer,
+        ]
+        .iter()
+        .fold(self.parameters, |sum, &b| sum.saturating_add(b))
     }
 
     /// `Ok` if the estimate fits in `available` (no limit known: `None`
@@ -309,76 +315,83 @@ fn limit_less_usage(root: &Path, group: &str, limit: &str, usage: &str) -> Optio
 }
 
 /// Optimizer buffers per weight.
-fn optimizer_buffers(o: &OptimizerConfig) -> u128 {
-    let momentum = u128::from(o.momentum != 0.0);
+fn optimizer_buffers(o: &OptimizerConfig) -> f64 {
+    let momentum = if o.momentum != 0.0 { 1.0 } else { 0.0 };
     match o.kind {
         OptimizerKind::Sgd => momentum,
-        OptimizerKind::Adam | OptimizerKind::AdamW => 2,
-        OptimizerKind::RmsProp => 1 + momentum,
+        OptimizerKind::Adam | OptimizerKind::AdamW => 2.0,
+        OptimizerKind::RmsProp => 1.0 + momentum,
     }
 }
 
-/// A language model's parameter count, in `u128` so that absurd sizes
-/// cannot overflow (the layout's count, as `ModelConfig::validate` makes it).
-fn lm_params(c: &ModelConfig) -> u128 {
-    let v = c.vocab_size as u128;
-    let gates = c.cell.gates() as u128;
-    let ln = if c.layer_norm { 4 } else { 0 };
+/// Bytes from a size computed in `f64` (saturating: `as` maps infinity to
+/// the largest value).
+fn bytes(x: f64) -> u128 {
+    x.ceil() as u128
+}
+
+/// A language model's parameter count (the layout's count, as
+/// `ModelConfig::validate` makes it), in `f64` so that absurd sizes cannot
+/// overflow: exact below 2^53.
+fn lm_params(c: &ModelConfig) -> f64 {
+    let v = c.vocab_size as f64;
+    let gates = c.cell.gates() as f64;
+    let ln = if c.layer_norm { 4.0 } else { 0.0 };
     // Layers 1.. all read `hidden` and have `hidden` units, except the last
     // when `last_hidden` is set: count one of each kind instead of looping
     // over a million layers.
     let layer = |k: usize| {
-        let h = c.layer_hidden(k) as u128;
+        let h = c.layer_hidden(k) as f64;
         let cell_norm = if c.layer_norm && c.cell.has_cell_state() {
-            2 * h
+            2.0 * h
         } else {
-            0
+            0.0
         };
-        gates * h * (c.layer_input(k) as u128 + h + 2 + ln) + cell_norm
+        gates * h * (c.layer_input(k) as f64 + h + 2.0 + ln) + cell_norm
     };
-    let mut n = v * c.embed as u128;
+    let mut n = v * c.embed as f64;
     if c.layers > 0 {
         n += layer(0);
     }
     if c.layers > 2 {
-        n += (c.layers as u128 - 2) * layer(1);
+        n += (c.layers - 2) as f64 * layer(1);
     }
     if c.layers > 1 {
         n += layer(c.layers - 1);
     }
-    let top = c.top_hidden() as u128;
-    n += c.dense as u128 * (top + 1);
+    let top = c.top_hidden() as f64;
+    n += c.dense as f64 * (top + 1.0);
     if !c.tie {
-        n += v * c.head_input() as u128;
+        n += v * c.head_input() as f64;
     }
     n + v
 }
 
-/// A seq2seq model's parameter count (the layout's count, in `u128`).
-fn seq2seq_params(c: &Seq2SeqConfig) -> u128 {
+/// A seq2seq model's parameter count (the layout's count, in `f64`).
+fn seq2seq_params(c: &Seq2SeqConfig) -> f64 {
     let [e, h, vs, vt, l] =
-        [c.embed, c.hidden, c.src_vocab, c.tgt_vocab, c.layers].map(|x| x as u128);
-    let g = c.cell.gates() as u128;
-    let (dirs, hd) = (c.directions() as u128, c.enc_hidden() as u128);
-    let lstm = u128::from(c.cell.has_cell_state());
-    let rnn = |input: u128, hid: u128| g * hid * (input + hid + 2);
-    let deeper = l.saturating_sub(1);
+        [c.embed, c.hidden, c.src_vocab, c.tgt_vocab, c.layers].map(|x| x as f64);
+    let g = c.cell.gates() as f64;
+    let (dirs, hd) = (c.directions() as f64, c.enc_hidden() as f64);
+    let lstm = if c.cell.has_cell_state() { 1.0 } else { 0.0 };
+    let rnn = |input: f64, hid: f64| g * hid * (input + hid + 2.0);
+    let deeper = (l - 1.0).max(0.0);
     let mut n = vs * e;
     n += dirs * (rnn(e, hd) + deeper * rnn(h, hd));
     if c.bridge == Bridge::Linear {
-        n += (1 + lstm) * l * (h * h + h);
+        n += (1.0 + lstm) * l * (h * h + h);
     }
     if !c.share_embeddings {
         n += vt * e;
     }
-    let feed = if c.input_feeding { h } else { 0 };
+    let feed = if c.input_feeding { h } else { 0.0 };
     n += rnn(e + feed, h) + deeper * rnn(h, h);
     n += match c.attention {
-        AttentionKind::Dot => 0,
+        AttentionKind::Dot => 0.0,
         AttentionKind::General => h * h,
-        AttentionKind::Additive => 2 * h * h + 2 * h,
+        AttentionKind::Additive => 2.0 * h * h + 2.0 * h,
     };
-    n += h * 2 * h + h;
+    n += h * 2.0 * h + h;
     if !c.tie {
         n += vt * h;
     }
@@ -431,11 +444,11 @@ mod tests {
             },
         ] {
             let m = LanguageModel::new(c.clone(), &mut rng, None).unwrap();
-            assert_eq!(lm_params(&c), m.num_params() as u128, "{c:?}");
+            assert_eq!(lm_params(&c), m.num_params() as f64, "{c:?}");
         }
         let s = Seq2SeqConfig::new(30, 40, 8, 16);
         let m = recurrent_model::seq2seq::Seq2Seq::new(s.clone(), &mut rng).unwrap();
-        assert_eq!(seq2seq_params(&s), m.num_params() as u128);
+        assert_eq!(seq2seq_params(&s), m.num_params() as f64);
     }
 
     #[test]
@@ -461,6 +474,18 @@ mod tests {
             .unwrap_err();
         assert!(err.needed.total() > 1 << 40, "{err}");
         assert!(err.to_string().contains("TiB"), "{err}");
+    }
+
+    #[test]
+    fn widths_of_usize_max_saturate_instead_of_overflowing() {
+        let m = usize::MAX;
+        let c = ModelConfig::new(CellKind::Lstm, m, m, m, m);
+        let need = MemoryEstimate::language_model(&c, m, m, &adam(), m);
+        assert_eq!(need.total(), u128::MAX);
+        assert!(need.check(Some(Available::bytes(u64::MAX))).is_err());
+        let s = Seq2SeqConfig::new(m, m, m, m);
+        let need = MemoryEstimate::seq2seq(&s, m, m, &adam(), 1);
+        assert!(need.check(Some(Available::bytes(u64::MAX))).is_err());
     }
 
     #[test]

@@ -245,7 +245,9 @@ impl Training {
         let tokens: usize = train.iter().map(|p| p.src.len() + p.tgt.len()).sum();
         let longest = train.iter().map(|p| p.src.len().max(p.tgt.len())).max();
         // Before the model's buffers are allocated: an absurd size is an
-        // error with both numbers, not an aborted process.
+        // error (the parameter cap, else both memory figures), not an
+        // aborted process.
+        config.validate()?;
         MemoryEstimate::seq2seq(&config, o.batch, longest.unwrap_or(0), &o.optimizer, tokens)
             .check(available)?;
         let model = Seq2Seq::new(config, &mut Rng::new(o.seed))?;

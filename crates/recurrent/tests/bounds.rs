@@ -32,18 +32,36 @@ fn options(config: ModelConfig) -> TrainOptions {
 }
 
 #[test]
-fn a_million_layers_are_refused_with_the_memory_needed_and_available() {
+fn a_run_that_cannot_fit_is_refused_with_the_memory_needed_and_available() {
+    // 3.1e9 weights (below the model's cap of 2^32) with Adam, and blocks of
+    // a million steps x streams of 16000-wide layers: 46 GiB of weights,
+    // gradients and moments, and 835 GiB of activations.
     let dir = tempfile::tempdir().unwrap();
-    let config = ModelConfig::new(CellKind::Lstm, 0, 64, 128, 1_000_000);
+    let mut o = options(ModelConfig::new(CellKind::Lstm, 0, 64, 16_000, 2));
+    o.input = TextSource::text("cat", "the cat sat on the mat. ".repeat(50_000));
+    (o.batch, o.seq_len) = (1000, 1000);
     let run = dir.path().join("run");
-    let err = Training::start(&options(config), RunFolder::create(&run).unwrap())
+    let err = Training::start(&o, RunFolder::create(&run).unwrap())
         .err()
-        .expect("a million layers cannot fit");
+        .expect("the run cannot fit");
     assert!(matches!(err, Error::Memory(_)), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("TiB of memory"), "{text}");
+    assert!(
+        text.starts_with("this run needs at least 880.6 GiB"),
+        "{text}"
+    );
+    assert!(
+        text.contains("GiB of memory (activations of a block"),
+        "{text}"
+    );
     assert!(text.contains("is available ("), "{text}");
     assert!(!run.exists(), "a refused run leaves no folder");
+    // Beyond the model's parameter cap, the model's own error comes first.
+    let deep = options(ModelConfig::new(CellKind::Lstm, 0, 64, 128, 1_000_000));
+    let err = Training::start(&deep, RunFolder::create(&run).unwrap())
+        .err()
+        .expect("a million layers are refused");
+    assert!(err.to_string().contains("parameters"), "{err}");
 }
 
 #[test]
