@@ -8,6 +8,14 @@ pub fn parse_duration(text: &str) -> Result<f64, String> {
     if s.is_empty() {
         return Err(err());
     }
+    let not_positive = || {
+        format!(
+            "invalid duration '{text}': a duration is a positive time such as 90s, 20m or 1h30m"
+        )
+    };
+    if s.starts_with('-') || s.parse::<f64>().is_ok_and(|x| x <= 0.0) {
+        return Err(not_positive());
+    }
     if let Ok(secs) = s.parse::<f64>() {
         return if secs.is_finite() && secs > 0.0 {
             Ok(secs)
@@ -33,8 +41,11 @@ pub fn parse_duration(text: &str) -> Result<f64, String> {
             _ => return Err(err()),
         }
     }
-    if !number.is_empty() || total <= 0.0 {
+    if !number.is_empty() {
         return Err(err());
+    }
+    if total <= 0.0 {
+        return Err(not_positive());
     }
     Ok(total)
 }
@@ -52,6 +63,17 @@ mod tests {
         assert_eq!(parse_duration("45"), Ok(45.0));
         for bad in ["", "ten", "10x", "5m3", "0", "-3", "m"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn negative_and_zero_durations_say_durations_are_positive() {
+        for bad in ["-5m", "-3", "0", "0s", "-1h30m"] {
+            let message = parse_duration(bad).unwrap_err();
+            assert!(
+                message.contains("a duration is a positive time such as 90s, 20m or 1h30m"),
+                "{bad}: {message}"
+            );
         }
     }
 }

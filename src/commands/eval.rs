@@ -35,13 +35,15 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let saved = LanguageCheckpoint::load(&args.checkpoint).map_err(super::cli_error)?;
     let options = EvalOptions {
-        batch: args.batch.max(1),
+        batch: args.batch,
         seq_len: args.seq_len,
         weights: args.weights.into(),
         threads: args.threads,
     };
+    // Before the checkpoint is read: a bad number is the first thing to say.
+    options.check().map_err(super::cli_error)?;
+    let saved = LanguageCheckpoint::load(&args.checkpoint).map_err(super::cli_error)?;
     let e = evaluate_file(&saved, &args.input, &options).map_err(super::cli_error)?;
     let r = &e.report;
     if args.json {

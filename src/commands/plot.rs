@@ -25,7 +25,9 @@ pub fn run(args: PlotArgs) -> Result<()> {
             args.run.display()
         );
     }
-    let out = folder.write_loss_plot(args.out.as_deref())?;
+    let out = folder
+        .plot_metrics(args.out.as_deref())
+        .map_err(super::cli_error)?;
     println!("wrote {}", out.display());
     Ok(())
 }

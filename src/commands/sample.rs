@@ -1,6 +1,7 @@
 //! `recurrent sample`: generate text from a checkpoint, streaming it out.
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
@@ -88,20 +89,10 @@ pub fn run(args: SampleArgs) -> Result<()> {
         },
     )
     .map_err(super::cli_error)?;
-    let stdout = std::io::stdout();
     if args.n == 1 {
-        // One sample streams token by token.
-        let mut out = stdout.lock();
-        write!(out, "{}", args.prime)?;
-        out.flush()?;
-        generator
-            .generate(&options, |_, piece| {
-                let _ = write!(out, "{piece}");
-                let _ = out.flush();
-            })
-            .map_err(super::cli_error)?;
-        writeln!(out)?;
+        stream_to_stdout(&generator, &options, &args.prime)?;
     } else {
+        let stdout = std::io::stdout();
         let texts = generator
             .generate(&options, |_, _| {})
             .map_err(super::cli_error)?;
@@ -111,4 +102,42 @@ pub fn run(args: SampleArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Streams one sample to stdout after `prime`, piece by piece, holding none
+/// of it. A closed stdout (`| head`) ends generation quietly, as it ends
+/// other Unix tools.
+pub(crate) fn stream_to_stdout(
+    generator: &Generator,
+    options: &GenerateOptions,
+    prime: &str,
+) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut failed = put(&mut out, prime).err();
+    if failed.is_none() {
+        generator
+            .stream(options, |_, piece| match put(&mut out, piece) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    failed = Some(e);
+                    ControlFlow::Break(())
+                }
+            })
+            .map_err(super::cli_error)?;
+    }
+    if failed.is_none() {
+        failed = put(&mut out, "\n").err();
+    }
+    match failed {
+        Some(e) if e.kind() != ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write the sample to stdout"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes `text` and shows it at once.
+fn put(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+    write!(out, "{text}")?;
+    out.flush()
 }

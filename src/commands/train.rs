@@ -137,7 +137,9 @@ pub struct TrainArgs {
     #[arg(long)]
     steps: Option<u64>,
     /// Stop after this much wall-clock time, e.g. 90s, 10m, 1h30m.
-    #[arg(long, value_parser = parse_duration)]
+    // `-5m` must reach the parser (which says durations are positive), not
+    // be taken for the flags `-5` and `-m`.
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     time: Option<f64>,
     /// Validate every N steps (default: every epoch, or every 100 steps when epochs are shorter).
     #[arg(long)]
@@ -371,13 +373,20 @@ pub(crate) fn run_name(input: Option<&Path>) -> String {
 const TENSORBOARD_SAMPLE_TOKENS: usize = 300;
 
 fn print_sample(training: &Training, length: usize, seed: u64) -> Result<()> {
+    let (generator, options) = sampler(training, length, seed)?;
     eprintln!("--- sample (temperature 0.8) ---");
-    println!("{}", sample_text(training, length, seed)?);
-    Ok(())
+    super::sample::stream_to_stdout(&generator, &options, "")
 }
 
 /// `length` tokens sampled at temperature 0.8 from the trained model.
 fn sample_text(training: &Training, length: usize, seed: u64) -> Result<String> {
+    let (generator, options) = sampler(training, length, seed)?;
+    let mut texts = generator.generate(&options, |_, _| {})?;
+    Ok(texts.swap_remove(0))
+}
+
+/// The trained model's generator and the closing sample's settings.
+fn sampler(training: &Training, length: usize, seed: u64) -> Result<(Generator, GenerateOptions)> {
     let generator = Generator::from_model(
         training.model(),
         training.tokenizer().clone(),
@@ -396,8 +405,7 @@ fn sample_text(training: &Training, length: usize, seed: u64) -> Result<String> 
         seed,
         ..GenerateOptions::default()
     };
-    let mut texts = generator.generate(&options, |_, _| {})?;
-    Ok(texts.swap_remove(0))
+    Ok((generator, options))
 }
 
 /// Set by the first Ctrl-C: the run stops after the current step, saved.

@@ -1,6 +1,8 @@
 //! The generation loop: prime the state with the prime text, then step the
 //! model one token at a time for `n` independent samples computed as one batch.
 
+use std::ops::ControlFlow;
+
 use recurrent_kernels::Rng;
 use recurrent_model::infer::{StepModel, StepWorkspace, WeightFormat};
 use recurrent_model::{LanguageModel, ModelError, State};
@@ -108,6 +110,25 @@ pub fn generate_packed(
     options: &GenerateOptions,
     mut emit: impl FnMut(usize, &str),
 ) -> Result<Vec<String>, GenerateError> {
+    let mut texts = vec![String::new(); options.samples];
+    stream_packed(model, tokenizer, options, |i, piece| {
+        emit(i, piece);
+        texts[i].push_str(piece);
+        ControlFlow::Continue(())
+    })?;
+    Ok(texts)
+}
+
+/// [`generate_packed`] without keeping the texts, so memory stays the same
+/// whatever `options.length`: `emit(i, piece)` receives each piece of sample
+/// `i` and says whether to go on; [`ControlFlow::Break`] ends every sample
+/// at once (the reader of the stream went away).
+pub fn stream_packed(
+    model: &StepModel,
+    tokenizer: &Tokenizer,
+    options: &GenerateOptions,
+    mut emit: impl FnMut(usize, &str) -> ControlFlow<()>,
+) -> Result<(), GenerateError> {
     let (v, vt) = (model.config().vocab_size, tokenizer.vocab().len());
     if v != vt {
         return Err(GenerateError::VocabMismatch {
@@ -154,7 +175,6 @@ pub fn generate_packed(
             d
         })
         .collect();
-    let mut texts = vec![String::new(); n];
     let mut done = vec![false; n];
     for _ in 0..options.length {
         let logits = stepper.step(&input, &mut state)?;
@@ -166,9 +186,8 @@ pub fn generate_packed(
             input[i] = tok;
             let piece = decoders[i].push(tok);
             let (out, stopped) = stops[i].push(&piece);
-            if !out.is_empty() {
-                emit(i, &out);
-                texts[i].push_str(&out);
+            if !out.is_empty() && emit(i, &out).is_break() {
+                return Ok(());
             }
             done[i] = stopped;
         }
@@ -183,13 +202,12 @@ pub fn generate_packed(
             if !stopped {
                 out.push_str(&stops[i].finish());
             }
-            if !out.is_empty() {
-                emit(i, &out);
-                texts[i].push_str(&out);
+            if !out.is_empty() && emit(i, &out).is_break() {
+                return Ok(());
             }
         }
     }
-    Ok(texts)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -244,6 +262,26 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(streamed, a[0]);
         assert_eq!(a[0].chars().count(), 40);
+    }
+
+    #[test]
+    fn a_stream_stops_when_its_reader_says_so() {
+        // A closed pipe must end a sample of any length at once, holding nothing.
+        let (m, tok) = setup();
+        let packed = StepModel::with_format(&m, WeightFormat::F32);
+        let mut o = options(2);
+        o.length = usize::MAX;
+        let mut pieces = 0;
+        stream_packed(&packed, &tok, &o, |_, _| {
+            pieces += 1;
+            if pieces == 7 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+        assert_eq!(pieces, 7);
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub use beam::{
     beam_search, beam_search_nbest, greedy_decode, sample_decode, BeamOptions, DecodeError,
     Hypothesis, LengthNorm, MaxLen, SampleOptions,
 };
-pub use generate::{generate, generate_packed, GenerateError, GenerateOptions};
+pub use generate::{generate, generate_packed, stream_packed, GenerateError, GenerateOptions};
 pub use sampler::{log_softmax, SampleError, Sampler, SamplingConfig};
 pub use stop::StopMatcher;
 pub use streams::{

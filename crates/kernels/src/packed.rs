@@ -535,7 +535,11 @@ mod tests {
             (64, 97, 3),
         ];
         // Miri interprets every instruction: the three smaller shapes there.
-        let shapes = if cfg!(miri) { &shapes[..3] } else { &shapes[..] };
+        let shapes = if cfg!(miri) {
+            &shapes[..3]
+        } else {
+            &shapes[..]
+        };
         for &(m, n, k) in shapes {
             for tb in [Trans::N, Trans::T] {
                 let lda = k + 3;

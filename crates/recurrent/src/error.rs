@@ -113,6 +113,30 @@ pub enum Error {
         #[source]
         source: recurrent_text::TextError,
     },
+    /// The run cannot fit in the memory available (both figures in the message).
+    #[error(transparent)]
+    Memory(Box<crate::memory::MemoryError>),
+    /// A source sentence is longer than the model translates (see
+    /// [`crate::Seq2SeqCheckpoint::max_source_tokens`]).
+    #[error(
+        "{what} {line} has {tokens} source tokens, more than the {limit} this model translates ({})",
+        source_limit_reason(*.trained)
+    )]
+    SourceTooLong {
+        /// What the line is ("source line", "pair").
+        what: String,
+        /// Its 1-based number.
+        line: usize,
+        /// Its source tokens.
+        tokens: usize,
+        /// The most accepted.
+        limit: usize,
+        /// The longest source of training, when recorded.
+        trained: Option<usize>,
+    },
+    /// A `metrics.jsonl` cannot be drawn (a bad line, or no records).
+    #[error(transparent)]
+    Metrics(#[from] crate::curves::MetricsError),
     /// A saved trainer state that this version cannot read.
     #[error("{}/trainer_state.json is not a trainer state of this version: {source}", path.display())]
     TrainerState {
@@ -122,6 +146,24 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+}
+
+impl From<crate::memory::MemoryError> for Error {
+    fn from(e: crate::memory::MemoryError) -> Error {
+        // Boxed: the estimate's parts would make every `Result` larger.
+        Error::Memory(Box::new(e))
+    }
+}
+
+/// Where a translation's source limit comes from, for [`Error::SourceTooLong`].
+fn source_limit_reason(trained: Option<usize>) -> String {
+    match trained {
+        Some(n) => format!(
+            "{} times the {n} tokens of the longest sentences it was trained on",
+            crate::translate::SOURCE_LENGTH_FACTOR
+        ),
+        None => "the limit for a model that does not record its training length".into(),
+    }
 }
 
 /// `Result` with the library's [`Error`](enum@Error).

@@ -39,6 +39,14 @@ impl Default for EvalOptions {
     }
 }
 
+impl EvalOptions {
+    /// Errors unless `batch` and `seq_len` are at least 1.
+    pub fn check(&self) -> Result<()> {
+        check(self.batch >= 1, "batch", self.batch, "at least 1")?;
+        check(self.seq_len >= 1, "seq_len", self.seq_len, "at least 1")
+    }
+}
+
 /// A model's loss on a text.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Evaluation {
@@ -76,7 +84,7 @@ pub fn evaluate_corpus(
     corpus: &Corpus,
     options: &EvalOptions,
 ) -> Result<Evaluation> {
-    check(options.batch >= 1, "batch", options.batch, "at least 1")?;
+    options.check()?;
     let threads = resolve_threads(options.threads)?;
     let tokenizer = &checkpoint.tokenizer;
     if tokenizer.kind().needs_utf8() {

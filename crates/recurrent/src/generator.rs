@@ -1,6 +1,8 @@
 //! Generating text from a language model packed once.
 
-use recurrent_generate::{generate_packed, GenerateOptions};
+use std::ops::ControlFlow;
+
+use recurrent_generate::{generate_packed, stream_packed, GenerateOptions};
 use recurrent_model::infer::{StepModel, WeightFormat};
 use recurrent_model::LanguageModel;
 use recurrent_text::Tokenizer;
@@ -70,6 +72,21 @@ impl Generator {
             generate_packed(&self.model, &self.tokenizer, options, emit)
         })?;
         Ok(texts)
+    }
+
+    /// Streams `options.samples` texts continuing `options.prime` without
+    /// keeping them, so any length runs in the same memory: `emit(i, piece)`
+    /// receives each piece of sample `i` and returns
+    /// [`ControlFlow::Break`] to stop every sample (its reader went away).
+    pub fn stream(
+        &self,
+        options: &GenerateOptions,
+        emit: impl FnMut(usize, &str) -> ControlFlow<()>,
+    ) -> Result<()> {
+        with_threads(self.threads, || {
+            stream_packed(&self.model, &self.tokenizer, options, emit)
+        })?;
+        Ok(())
     }
 
     /// The tokenizer.

@@ -17,6 +17,8 @@
 //!   batch they join and leave at any step, for servers;
 //! - [`evaluate_file`] / [`evaluate_text`]: loss, perplexity and bits per
 //!   character on held-out text; [`translate`] with beam search;
+//! - [`memory`]: whether a run fits in the memory available, checked
+//!   before training allocates;
 //! - [`CheckpointSummary`]: what a checkpoint is and how it was trained;
 //!   [`import_pytorch`] / [`export_pytorch`]: weights to and from PyTorch.
 //!
@@ -70,6 +72,7 @@ mod generator;
 pub mod inspect;
 pub mod lm;
 mod load;
+pub mod memory;
 mod onnx;
 mod pytorch;
 mod recorder;
@@ -90,6 +93,7 @@ pub use recurrent_report as report;
 pub use recurrent_text as text;
 pub use recurrent_train as train;
 
+pub use curves::MetricsError;
 pub use error::{Error, Result};
 pub use evaluate::{evaluate_corpus, evaluate_file, evaluate_text, EvalOptions, Evaluation};
 pub use generator::{Generator, GeneratorOptions};
@@ -119,7 +123,7 @@ pub use tensorboard::{Tee, TensorBoard};
 pub use threads::MAX_THREADS;
 pub use translate::{
     attention_map_svg, score_pairs, translate, translate_with, DecodeOptions, PairScores,
-    Translation,
+    Translation, DEFAULT_MAX_SOURCE_TOKENS, SOURCE_LENGTH_FACTOR,
 };
 
 /// How a training run ended.

@@ -31,6 +31,7 @@ use serde_json::json;
 
 use crate::builtin;
 use crate::error::{check, Error, Result};
+use crate::memory::{available_memory, MemoryEstimate};
 use crate::recorder::{run_recorded, Fields, SavedRun, TaskRecord};
 use crate::run::{absolute, RunFolder};
 use crate::threads::{resolve_threads, with_threads};
@@ -183,6 +184,12 @@ impl Default for TrainOptions {
     }
 }
 
+/// A checkpoint's model, or the architecture of one to build.
+enum ModelStart {
+    Loaded(LanguageModel),
+    Fresh(ModelConfig, Option<f32>),
+}
+
 /// The run folder's copy of in-memory training text, which a resume reads.
 const INPUT_COPY: &str = "input.txt";
 
@@ -248,37 +255,61 @@ impl Training {
         let (corpus, val_corpus) = read_corpora(&data, in_memory, options.tokenizer)?;
         let mut rng = Rng::new(options.seed);
         let mut notes = Vec::new();
-        let (model, tokenizer) = match &options.init {
+        // A fresh model is only built once the text is known to fill a
+        // block and the run to fit in memory, so that neither a short text
+        // nor an absurd size allocates it first.
+        let (start, tokenizer) = match &options.init {
             Init::From {
                 path,
                 extend_vocab,
                 dropout,
-            } => init_from(
-                path,
-                *extend_vocab,
-                *dropout,
-                &corpus,
-                val_corpus.as_ref(),
-                &mut rng,
-                &mut notes,
-            )?,
+            } => {
+                let (model, tokenizer) = init_from(
+                    path,
+                    *extend_vocab,
+                    *dropout,
+                    &corpus,
+                    val_corpus.as_ref(),
+                    &mut rng,
+                    &mut notes,
+                )?;
+                (ModelStart::Loaded(model), tokenizer)
+            }
             Init::Fresh {
                 config,
                 forget_bias,
             } => {
+                if options.tokenizer == TokenizerKind::Bpe {
+                    let bytes = corpus.total_bytes();
+                    let size = options.tokenizer_options.bpe_vocab_size(bytes);
+                    MemoryEstimate::bpe_training(size, bytes).check(available_memory())?;
+                }
                 let tokenizer = build_tokenizer(options, &corpus, val_corpus.as_ref())?;
                 let config = ModelConfig {
                     vocab_size: tokenizer.vocab().len(),
                     ..config.clone()
                 };
-                (
-                    LanguageModel::new(config, &mut rng, *forget_bias)?,
-                    tokenizer,
-                )
+                config.validate()?;
+                (ModelStart::Fresh(config, *forget_bias), tokenizer)
             }
         };
         let (train, val) = split(&tokenizer, &corpus, val_corpus.as_ref(), data.val_fraction)?;
         let streams = Streams::for_training(train.len(), options.batch, options.seq_len)?;
+        let model = match start {
+            ModelStart::Loaded(model) => model,
+            ModelStart::Fresh(config, forget_bias) => {
+                let tokens = train.len() + val.as_ref().map_or(0, Vec::len);
+                MemoryEstimate::language_model(
+                    &config,
+                    options.seq_len,
+                    options.batch,
+                    &options.optimizer,
+                    tokens,
+                )
+                .check(available_memory())?;
+                LanguageModel::new(config, &mut rng, forget_bias)?
+            }
+        };
         let blocks = streams.blocks_per_epoch(options.seq_len) as u64;
         let stop = default_stop(options.stop, data.input.is_none());
         let total_steps = stop.steps.or(stop.epochs.map(|e| e * blocks));

@@ -29,6 +29,7 @@ use serde_json::json;
 
 use crate::error::{check, Error, Result};
 use crate::lm::human;
+use crate::memory::{available_memory, MemoryEstimate};
 use crate::recorder::{run_recorded, Fields, SavedRun, TaskRecord};
 use crate::run::{absolute, RunFolder};
 use crate::threads::{resolve_threads, with_threads};
@@ -201,6 +202,13 @@ impl Training {
         if o.tokenizer == TokenizerKind::Bpe && tokenizer_options.vocab_size.is_none() {
             tokenizer_options.vocab_size = Some(DEFAULT_BPE_VOCAB);
         }
+        let available = available_memory();
+        if o.tokenizer == TokenizerKind::Bpe {
+            // Each side's vocabulary is learned from its own text.
+            let bytes: usize = split.train.iter().map(|(s, t)| s.len().max(t.len())).sum();
+            let size = tokenizer_options.bpe_vocab_size(bytes);
+            MemoryEstimate::bpe_training(size, bytes).check(available)?;
+        }
         let tokenizers = PairTokenizers::build(
             o.tokenizer,
             &tokenizer_options,
@@ -234,6 +242,14 @@ impl Training {
             tgt_vocab: tokenizers.target_vocab_size(),
             ..o.model.clone()
         };
+        let tokens: usize = train.iter().map(|p| p.src.len() + p.tgt.len()).sum();
+        let longest = train.iter().map(|p| p.src.len().max(p.tgt.len())).max();
+        // Before the model's buffers are allocated: an absurd size is an
+        // error (the parameter cap, else both memory figures), not an
+        // aborted process.
+        config.validate()?;
+        MemoryEstimate::seq2seq(&config, o.batch, longest.unwrap_or(0), &o.optimizer, tokens)
+            .check(available)?;
         let model = Seq2Seq::new(config, &mut Rng::new(o.seed))?;
         let batches = train.len().div_ceil(o.batch) as u64;
         let mut stop = o.stop;

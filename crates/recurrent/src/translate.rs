@@ -17,6 +17,37 @@ use crate::error::{check, Error, Result};
 use crate::load::Seq2SeqCheckpoint;
 use crate::threads::{resolve_threads, with_threads};
 
+/// A source may have this many times the tokens of the longest source the
+/// model was trained on (its run's `max_tokens`): attention over a much
+/// longer sentence is both slow (every output step reads every source
+/// position, and outputs may be twice as long) and far outside what the
+/// model learned.
+pub const SOURCE_LENGTH_FACTOR: usize = 4;
+
+/// The longest source, in tokens, for a model that does not record the
+/// length it was trained on (imported weights, checkpoints without a run).
+pub const DEFAULT_MAX_SOURCE_TOKENS: usize = 1024;
+
+impl Seq2SeqCheckpoint {
+    /// The longest source training allowed (the run's `max_tokens`), when
+    /// the checkpoint records it.
+    pub fn trained_source_tokens(&self) -> Option<usize> {
+        let state = &self.resume.as_ref()?.trainer_state;
+        let n = state["data"]["max_tokens"].as_u64()?;
+        usize::try_from(n).ok().filter(|&n| n > 0)
+    }
+
+    /// The longest source [`translate`] and [`score_pairs`] accept:
+    /// [`SOURCE_LENGTH_FACTOR`] times the trained length, else
+    /// [`DEFAULT_MAX_SOURCE_TOKENS`].
+    pub fn max_source_tokens(&self) -> usize {
+        self.trained_source_tokens()
+            .map_or(DEFAULT_MAX_SOURCE_TOKENS, |n| {
+                n.saturating_mul(SOURCE_LENGTH_FACTOR)
+            })
+    }
+}
+
 /// How outputs are searched for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecodeOptions {
@@ -96,7 +127,9 @@ pub struct Translation {
     pub hypothesis: Hypothesis,
 }
 
-/// Translates `sources` with a seq2seq checkpoint.
+/// Translates `sources` with a seq2seq checkpoint. A source longer than
+/// [`Seq2SeqCheckpoint::max_source_tokens`] is an error naming its line
+/// (outputs are bounded by `max_len_a` and `max_len_b`).
 ///
 /// ```no_run
 /// use recurrent::{DecodeOptions, Seq2SeqCheckpoint, translate};
@@ -113,23 +146,34 @@ pub fn translate(
 ) -> Result<Vec<Translation>> {
     let threads = resolve_threads(options.threads)?;
     with_threads(threads, || {
-        translate_with(&checkpoint.model, &checkpoint.tokenizers, sources, options)
+        let ids = encode_sources(&checkpoint.tokenizers, sources)?;
+        check_source_lengths(checkpoint, &ids, "source line")?;
+        decode_ids(&checkpoint.model, &checkpoint.tokenizers, ids, options)
     })
 }
 
-/// Translates `sources` in batches of similar length, returning one
-/// translation per source, in order. A source with no tokens (a blank line)
-/// translates to an empty line. Runs on the calling thread's kernel threads.
-pub fn translate_with(
-    model: &Seq2Seq,
-    tokenizers: &PairTokenizers,
-    sources: &[String],
-    options: &DecodeOptions,
-) -> Result<Vec<Translation>> {
-    check(options.batch >= 1, "batch", options.batch, "at least 1")?;
-    let beam = options.beam_options();
-    beam.validate()?;
-    let ids: Vec<Vec<u32>> = sources
+/// Errors if a source is longer than the checkpoint translates.
+fn check_source_lengths(
+    checkpoint: &Seq2SeqCheckpoint,
+    ids: &[Vec<u32>],
+    what: &str,
+) -> Result<()> {
+    let limit = checkpoint.max_source_tokens();
+    match ids.iter().position(|s| s.len() > limit) {
+        Some(i) => Err(Error::SourceTooLong {
+            what: what.to_string(),
+            line: i + 1,
+            tokens: ids[i].len(),
+            limit,
+            trained: checkpoint.trained_source_tokens(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Every source's token ids, or an error naming the line that cannot be encoded.
+fn encode_sources(tokenizers: &PairTokenizers, sources: &[String]) -> Result<Vec<Vec<u32>>> {
+    sources
         .iter()
         .enumerate()
         .map(|(i, s)| {
@@ -139,10 +183,41 @@ pub fn translate_with(
                 source,
             })
         })
-        .collect::<Result<_>>()?;
-    let mut order: Vec<usize> = (0..sources.len()).filter(|&i| !ids[i].is_empty()).collect();
+        .collect()
+}
+
+/// Translates `sources` in batches of similar length, returning one
+/// translation per source, in order. A source with no tokens (a blank line)
+/// translates to an empty line. Runs on the calling thread's kernel threads.
+/// Sources are not length-checked here (a model alone does not know how long
+/// its training sentences were); [`translate`] checks them.
+pub fn translate_with(
+    model: &Seq2Seq,
+    tokenizers: &PairTokenizers,
+    sources: &[String],
+    options: &DecodeOptions,
+) -> Result<Vec<Translation>> {
+    decode_ids(
+        model,
+        tokenizers,
+        encode_sources(tokenizers, sources)?,
+        options,
+    )
+}
+
+/// [`translate_with`] of sources already encoded.
+fn decode_ids(
+    model: &Seq2Seq,
+    tokenizers: &PairTokenizers,
+    ids: Vec<Vec<u32>>,
+    options: &DecodeOptions,
+) -> Result<Vec<Translation>> {
+    check(options.batch >= 1, "batch", options.batch, "at least 1")?;
+    let beam = options.beam_options();
+    beam.validate()?;
+    let mut order: Vec<usize> = (0..ids.len()).filter(|&i| !ids[i].is_empty()).collect();
     order.sort_by_key(|&i| ids[i].len());
-    let mut out: Vec<Option<Hypothesis>> = vec![None; sources.len()];
+    let mut out: Vec<Option<Hypothesis>> = vec![None; ids.len()];
     let mut rng = Rng::new(options.seed);
     let (bos, eos) = (tokenizers.bos(), tokenizers.eos());
     for rows in order.chunks(options.batch) {
@@ -237,8 +312,10 @@ pub fn score_pairs(
     with_threads(threads, || {
         let (model, toks) = (&checkpoint.model, &checkpoint.tokenizers);
         let sources: Vec<String> = pairs.iter().map(|p| p.0.clone()).collect();
+        let ids = encode_sources(toks, &sources)?;
+        check_source_lengths(checkpoint, &ids, "pair")?;
         let started = std::time::Instant::now();
-        let translations = translate_with(model, toks, &sources, options)?;
+        let translations = decode_ids(model, toks, ids, options)?;
         let decode_secs = started.elapsed().as_secs_f64();
         let hyps: Vec<&str> = translations.iter().map(|t| t.text.as_str()).collect();
         let refs: Vec<&str> = pairs.iter().map(|p| p.1.as_str()).collect();

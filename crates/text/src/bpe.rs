@@ -72,6 +72,8 @@ impl Bpe {
                 min,
             });
         }
+        let text_bytes = texts.iter().map(|t| t.len()).sum();
+        let size = options.bpe_vocab_size(text_bytes);
         let mut tk = tokenizers::Tokenizer::new(BPE::default());
         let byte_level = byte_level();
         tk.with_pre_tokenizer(Some(byte_level));
@@ -436,6 +438,20 @@ mod tests {
             bpe.encode_chunked(&text, chunk_bytes, &mut ids).unwrap();
             assert_eq!(ids, whole.get_ids(), "chunks of {chunk_bytes}");
         }
+    }
+
+    #[test]
+    fn an_absurd_vocabulary_size_is_capped_at_what_the_text_can_produce() {
+        // The trainer sizes its tables for the whole vocabulary: 4e9 tokens
+        // asked of 20 bytes of text once aborted on a 283 GB allocation.
+        let text = "the cat sat on the mat";
+        let options = TokenizerOptions {
+            vocab_size: Some(4_000_000_000),
+            ..TokenizerOptions::default()
+        };
+        assert_eq!(options.bpe_vocab_size(text.len()), 257 + text.len());
+        let bpe = Bpe::train(&[text], &options).unwrap();
+        assert!(bpe.tokens.len() <= 256 + text.len(), "{bpe:?}");
     }
 
     #[test]

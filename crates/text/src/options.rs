@@ -88,6 +88,16 @@ impl Default for TokenizerOptions {
 }
 
 impl TokenizerOptions {
+    /// The vocabulary a BPE tokenizer trained on `text_bytes` bytes of text
+    /// aims for: `vocab_size` (default [`DEFAULT_BPE_VOCAB_SIZE`]), but no
+    /// more than the text can produce: the 256 byte tokens, `<doc>`, and at
+    /// most one merge per byte of text. The trainer sizes its tables for
+    /// this many tokens, so an absurd size must not reach it.
+    pub fn bpe_vocab_size(&self, text_bytes: usize) -> usize {
+        let most = text_bytes.saturating_add(257);
+        self.vocab_size.unwrap_or(DEFAULT_BPE_VOCAB_SIZE).min(most)
+    }
+
     /// Errors if an option was set that `kind` has no use for.
     pub(crate) fn check_applies_to(&self, kind: TokenizerKind) -> Result<(), TextError> {
         let sized = matches!(kind, TokenizerKind::Word | TokenizerKind::Bpe);
