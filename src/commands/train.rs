@@ -8,6 +8,7 @@ use clap::Args;
 use recurrent::lm::{Init, ResumeOptions, TextSource, TrainOptions, Training};
 use recurrent::model::Regularization;
 use recurrent::text::{TokenizerOptions, WordSegmentation};
+use recurrent::train::engine::SaveEvery;
 use recurrent::train::trainer::Regularizers;
 use recurrent::train::OnDivergence;
 use recurrent::{
@@ -142,6 +143,10 @@ pub struct TrainArgs {
     /// Validate every N steps (default: every epoch, or every 100 steps when epochs are shorter).
     #[arg(long)]
     eval_every: Option<u64>,
+    /// Also write last/ (for --resume) every N steps, or every DURATION (e.g. 10m), without
+    /// validating; best/ stays tied to validations. For this invocation only.
+    #[arg(long, value_name = "STEPS|DURATION", value_parser = parse_save_every)]
+    save_every: Option<SaveEvery>,
     /// NT-ASGD (with --optimizer sgd): average the weights from the first validation
     /// that is worse than the best before the last N; evaluation and best/ use the average.
     #[arg(long, value_name = "N")]
@@ -184,6 +189,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let training = match &args.resume {
         Some(dir) => {
             let folder = RunFolder::open(dir).map_err(|e| super::resume_error(e, dir))?;
+            let folder = with_save_every(folder, args.save_every);
             let options = ResumeOptions {
                 input: args.input.clone(),
                 stop: stop_given(&args),
@@ -208,10 +214,35 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 }
             }
             .map_err(super::cli_error)?;
+            let folder = with_save_every(folder, args.save_every);
             Training::start(&options, folder).map_err(super::cli_error)?
         }
     };
     train(training, args.sample_length, args.seed)
+}
+
+/// `--save-every`: a step count (`500`) or a duration with a unit (`10m`).
+pub(crate) fn parse_save_every(text: &str) -> Result<SaveEvery, String> {
+    let expected = "expected a number of steps (e.g. 500) or a duration (e.g. 90s, 10m, 1h30m)";
+    if let Ok(steps) = text.trim().parse::<u64>() {
+        return match steps {
+            0 => Err(format!("invalid value '{text}': {expected}, not 0")),
+            n => Ok(SaveEvery::Steps(n)),
+        };
+    }
+    parse_duration(text)
+        .ok()
+        .and_then(|secs| std::time::Duration::try_from_secs_f64(secs).ok())
+        .map(SaveEvery::Time)
+        .ok_or_else(|| format!("invalid value '{text}': {expected}"))
+}
+
+/// `folder`, saving `last/` on the `--save-every` cadence when one is given.
+pub(crate) fn with_save_every(folder: RunFolder, every: Option<SaveEvery>) -> RunFolder {
+    match every {
+        Some(every) => folder.with_save_every(every),
+        None => folder,
+    }
 }
 
 /// Trains with a progress display, then reports and prints a sample.
