@@ -223,18 +223,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
 /// `--save-every`: a step count (`500`) or a duration with a unit (`10m`).
 pub(crate) fn parse_save_every(text: &str) -> Result<SaveEvery, String> {
-    let expected = "expected a number of steps (e.g. 500) or a duration (e.g. 90s, 10m, 1h30m)";
-    if let Ok(steps) = text.trim().parse::<u64>() {
-        return match steps {
-            0 => Err(format!("invalid value '{text}': {expected}, not 0")),
-            n => Ok(SaveEvery::Steps(n)),
-        };
+    let expected = "expected a number of steps (e.g. 500) or a duration with its unit (e.g. 90s, \
+                    10m, 1h30m)";
+    match text.trim().parse::<u64>() {
+        Ok(0) => return Err(format!("{expected}, not 0")),
+        Ok(steps) => return Ok(SaveEvery::Steps(steps)),
+        Err(_) => {}
+    }
+    // A bare number is a step count, never seconds: `1.5` is a mistake either way.
+    if text.trim().parse::<f64>().is_ok() {
+        return Err(expected.to_string());
     }
     parse_duration(text)
         .ok()
         .and_then(|secs| std::time::Duration::try_from_secs_f64(secs).ok())
         .map(SaveEvery::Time)
-        .ok_or_else(|| format!("invalid value '{text}': {expected}"))
+        .ok_or_else(|| expected.to_string())
 }
 
 /// `folder`, saving `last/` on the `--save-every` cadence when one is given.
@@ -408,3 +412,25 @@ fn print_sample(training: &Training, length: usize, seed: u64) -> Result<()> {
 
 /// Set by the first Ctrl-C: the run stops after the current step, saved.
 pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_every_is_a_step_count_or_a_duration_with_a_unit() {
+        use std::time::Duration;
+        assert_eq!(parse_save_every("500"), Ok(SaveEvery::Steps(500)));
+        assert_eq!(
+            parse_save_every("10m"),
+            Ok(SaveEvery::Time(Duration::from_secs(600)))
+        );
+        assert_eq!(
+            parse_save_every("1h30m"),
+            Ok(SaveEvery::Time(Duration::from_secs(5400)))
+        );
+        for bad in ["0", "0.5", "-3", "x", "", "10m5", "0s"] {
+            assert!(parse_save_every(bad).is_err(), "{bad}");
+        }
+    }
+}

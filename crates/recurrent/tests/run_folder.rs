@@ -10,7 +10,7 @@ use recurrent::checkpoint::{CheckpointError, RunLock};
 use recurrent::lm::{ResumeOptions, TextSource, TrainOptions, Training};
 use recurrent::train::engine::SaveEvery;
 use recurrent::train::trainer::Trainer;
-use recurrent::train::{Observer, SaveError, Slot};
+use recurrent::train::{Observer, SaveError, Slot, Task};
 use recurrent::{Error, Quiet, RunFolder, StopRule};
 
 fn options(steps: u64) -> TrainOptions {
@@ -49,9 +49,9 @@ struct CopyLast {
     saves: Vec<(Slot, u64)>,
 }
 
-impl Observer<Trainer> for CopyLast {
-    fn save(&mut self, trainer: &Trainer, slot: Slot) -> Result<(), SaveError> {
-        let step = trainer.state.progress.step;
+impl<T: Task + ?Sized> Observer<T> for CopyLast {
+    fn save(&mut self, trainer: &T, slot: Slot) -> Result<(), SaveError> {
+        let step = trainer.progress().step;
         self.saves.push((slot, step));
         if slot == Slot::Last && step == self.at {
             copy_dir(&self.from, &self.copy);
@@ -113,6 +113,67 @@ fn a_run_saved_by_save_every_and_resumed_ends_where_a_straight_run_does() {
     assert_eq!(resumed.trainer().state.progress.step, 6);
     resumed.run(&mut Quiet).unwrap();
     assert!(resumed.model().params == straight.model().params);
+}
+
+#[test]
+fn a_seq2seq_run_saved_by_save_every_and_resumed_ends_where_a_straight_run_does() {
+    use recurrent::seq2seq::{ResumeOptions, TrainOptions, Training};
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = dir.path().join("pairs.tsv");
+    let text: String = (0..200)
+        .map(|i| {
+            let source: String = (0..3 + i % 5)
+                .map(|j| (b'a' + ((i * 7 + j) % 11) as u8) as char)
+                .collect();
+            format!("{source}\t{}\n", source.chars().rev().collect::<String>())
+        })
+        .collect();
+    fs::write(&pairs, text).unwrap();
+    let mut options = TrainOptions::new(&pairs);
+    options.tokenizer = recurrent::TokenizerKind::Char;
+    options.model = recurrent::Seq2SeqConfig::new(0, 0, 8, 16);
+    options.batch = 8;
+    options.stop.steps = Some(10);
+    options.eval_every = Some(4);
+    options.val_bleu = 4;
+    options.threads = Some(1);
+    let mut straight = Training::start(
+        &options,
+        RunFolder::create(dir.path().join("straight")).unwrap(),
+    )
+    .unwrap();
+    straight.run(&mut Quiet).unwrap();
+
+    let folder = RunFolder::create(dir.path().join("saving"))
+        .unwrap()
+        .with_save_every(SaveEvery::Steps(3));
+    let crashed = dir.path().join("crashed");
+    let mut observer = CopyLast {
+        from: folder.last_dir(),
+        copy: crashed.join(LAST_DIR),
+        at: 6,
+        saves: Vec::new(),
+    };
+    Training::start(&options, folder)
+        .unwrap()
+        .run(&mut observer)
+        .unwrap();
+    assert!(observer.saves.contains(&(Slot::Last, 6)));
+
+    let resume = ResumeOptions {
+        pairs: None,
+        stop: Some(StopRule {
+            steps: Some(10),
+            ..StopRule::default()
+        }),
+        on_divergence: None,
+        val_bleu: 4,
+        threads: Some(1),
+    };
+    let mut resumed = Training::resume(RunFolder::open(&crashed).unwrap(), &resume).unwrap();
+    assert_eq!(resumed.trainer().state.progress.step, 6);
+    resumed.run(&mut Quiet).unwrap();
+    assert!(resumed.trainer().model.params == straight.trainer().model.params);
 }
 
 #[test]
