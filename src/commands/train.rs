@@ -8,6 +8,7 @@ use clap::Args;
 use recurrent::lm::{Init, ResumeOptions, TextSource, TrainOptions, Training};
 use recurrent::model::Regularization;
 use recurrent::text::{TokenizerOptions, WordSegmentation};
+use recurrent::train::engine::SaveEvery;
 use recurrent::train::trainer::Regularizers;
 use recurrent::train::OnDivergence;
 use recurrent::{
@@ -144,6 +145,10 @@ pub struct TrainArgs {
     /// Validate every N steps (default: every epoch, or every 100 steps when epochs are shorter).
     #[arg(long)]
     eval_every: Option<u64>,
+    /// Also write last/ (for --resume) every N steps, or every DURATION (e.g. 10m), without
+    /// validating; best/ stays tied to validations. For this invocation only.
+    #[arg(long, value_name = "STEPS|DURATION", value_parser = parse_save_every)]
+    save_every: Option<SaveEvery>,
     /// NT-ASGD (with --optimizer sgd): average the weights from the first validation
     /// that is worse than the best before the last N; evaluation and best/ use the average.
     #[arg(long, value_name = "N")]
@@ -190,6 +195,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let training = match &args.resume {
         Some(dir) => {
             let folder = RunFolder::open(dir).map_err(|e| super::resume_error(e, dir))?;
+            let folder = with_save_every(folder, args.save_every);
             let options = ResumeOptions {
                 input: args.input.clone(),
                 stop: stop_given(&args),
@@ -214,10 +220,39 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 }
             }
             .map_err(super::cli_error)?;
+            let folder = with_save_every(folder, args.save_every);
             Training::start(&options, folder).map_err(super::cli_error)?
         }
     };
     train(training, &args)
+}
+
+/// `--save-every`: a step count (`500`) or a duration with a unit (`10m`).
+pub(crate) fn parse_save_every(text: &str) -> Result<SaveEvery, String> {
+    let expected = "expected a number of steps (e.g. 500) or a duration with its unit (e.g. 90s, \
+                    10m, 1h30m)";
+    match text.trim().parse::<u64>() {
+        Ok(0) => return Err(format!("{expected}, not 0")),
+        Ok(steps) => return Ok(SaveEvery::Steps(steps)),
+        Err(_) => {}
+    }
+    // A bare number is a step count, never seconds: `1.5` is a mistake either way.
+    if text.trim().parse::<f64>().is_ok() {
+        return Err(expected.to_string());
+    }
+    parse_duration(text)
+        .ok()
+        .and_then(|secs| std::time::Duration::try_from_secs_f64(secs).ok())
+        .map(SaveEvery::Time)
+        .ok_or_else(|| expected.to_string())
+}
+
+/// `folder`, saving `last/` on the `--save-every` cadence when one is given.
+pub(crate) fn with_save_every(folder: RunFolder, every: Option<SaveEvery>) -> RunFolder {
+    match every {
+        Some(every) => folder.with_save_every(every),
+        None => folder,
+    }
 }
 
 /// Trains with a progress display (and TensorBoard logs), then reports and
@@ -410,3 +445,25 @@ fn sampler(training: &Training, length: usize, seed: u64) -> Result<(Generator, 
 
 /// Set by the first Ctrl-C: the run stops after the current step, saved.
 pub(crate) static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_every_is_a_step_count_or_a_duration_with_a_unit() {
+        use std::time::Duration;
+        assert_eq!(parse_save_every("500"), Ok(SaveEvery::Steps(500)));
+        assert_eq!(
+            parse_save_every("10m"),
+            Ok(SaveEvery::Time(Duration::from_secs(600)))
+        );
+        assert_eq!(
+            parse_save_every("1h30m"),
+            Ok(SaveEvery::Time(Duration::from_secs(5400)))
+        );
+        for bad in ["0", "0.5", "-3", "x", "", "10m5", "0s"] {
+            assert!(parse_save_every(bad).is_err(), "{bad}");
+        }
+    }
+}

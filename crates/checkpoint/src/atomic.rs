@@ -1,5 +1,9 @@
 //! Crash-safe file writing: temp file in the same directory, fsync, rename, fsync
 //! the directory. Also the small fs helpers the rest of the crate shares.
+//!
+//! Every rename, creation and removal that a checkpoint depends on is followed
+//! by an fsync of the folder holding it ([`sync_dir`]): on Linux (ext4, xfs,
+//! btrfs) a rename is durable only once its directory is synced.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -89,16 +93,53 @@ pub(crate) fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// fsync a directory so that renames and removals inside it survive a power cut.
+/// Creates `dir` and its missing ancestors like [`fs::create_dir_all`], and
+/// fsyncs the parent of each folder it creates, so that a checkpoint saved
+/// into a new run folder cannot vanish with its folder in a power cut.
+pub fn create_dir_all_synced(dir: &Path) -> Result<(), CheckpointError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = parent_dir(dir);
+    if parent != dir {
+        create_dir_all_synced(&parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => sync_dir(&parent),
+        // Created meanwhile by someone else, who syncs it.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(CheckpointError::io("create", dir, e)),
+    }
+}
+
+/// fsync a directory so that renames, creations and removals inside it
+/// survive a power cut.
 #[cfg(unix)]
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), CheckpointError> {
+    #[cfg(test)]
+    SYNCED_DIRS.with(|synced| synced.borrow_mut().push(dir.to_path_buf()));
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| CheckpointError::io("fsync", dir, e))
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The folders [`sync_dir`] synced on this thread, for tests to check.
+    pub(crate) static SYNCED_DIRS: std::cell::RefCell<Vec<PathBuf>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The folders synced on this thread since the last call (tests only).
+#[cfg(test)]
+pub(crate) fn take_synced_dirs() -> Vec<PathBuf> {
+    SYNCED_DIRS.with(|synced| std::mem::take(&mut *synced.borrow_mut()))
+}
+
 /// Directories cannot be opened for fsync on this platform; renames are journaled by the OS.
 #[cfg(not(unix))]
 pub(crate) fn sync_dir(_dir: &Path) -> Result<(), CheckpointError> {
+    #[cfg(test)]
+    SYNCED_DIRS.with(|synced| synced.borrow_mut().push(_dir.to_path_buf()));
     Ok(())
 }

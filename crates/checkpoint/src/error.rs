@@ -234,6 +234,30 @@ pub enum CheckpointError {
         /// Its columns: the hidden size.
         hidden: usize,
     },
+
+    /// Another process (or another lock in this one) is training into a run folder.
+    #[error(
+        "run folder {} is in use by {} (lock file {}); wait for that run to end or stop it",
+        folder.display(),
+        holder(*pid),
+        lock_file.display()
+    )]
+    RunLocked {
+        /// The run folder.
+        folder: PathBuf,
+        /// Its lock file.
+        lock_file: PathBuf,
+        /// The process holding the lock, when its lock file names it yet.
+        pid: Option<u32>,
+    },
+}
+
+/// The holder of a lock, in words.
+fn holder(pid: Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("process {pid}"),
+        None => "another process".to_string(),
+    }
 }
 
 /// The kinds of model a checkpoint can hold.

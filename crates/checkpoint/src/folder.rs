@@ -16,11 +16,12 @@ use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::atomic::{parent_dir, read_bytes, sync_dir, write_synced};
+use crate::atomic::{create_dir_all_synced, parent_dir, read_bytes, sync_dir, write_synced};
 use crate::layout::{
     BEST_DIR, CONFIG_FILE, LAST_DIR, OPTIMIZER_FILE, REQUIRED_FILES, TARGET_TOKENIZER_FILE,
     TARGET_VOCAB_FILE, TOKENIZER_FILE, TRAINER_STATE_FILE, VOCAB_FILE, WEIGHTS_FILE,
 };
+use crate::stale::{process_is_alive, OLD_SUFFIX, TEMP_MARKER};
 use crate::tensors::{check_finite, read_safetensors, safetensors_bytes, Tensor};
 use crate::CheckpointError;
 
@@ -96,9 +97,9 @@ impl Checkpoint {
         }
 
         let parent = parent_dir(dir);
-        fs::create_dir_all(&parent).map_err(|e| CheckpointError::io("create", &parent, e))?;
-        let tmp = sibling(dir, &format!(".tmp-{}", std::process::id()));
-        let old = sibling(dir, ".old");
+        create_dir_all_synced(&parent)?;
+        let tmp = sibling(dir, &format!("{TEMP_MARKER}{}", std::process::id()));
+        let old = sibling(dir, OLD_SUFFIX);
 
         // A folder with our exact name can only be from an earlier crashed process with our pid.
         remove_dir_if_exists(&tmp)?;
@@ -140,7 +141,7 @@ impl Checkpoint {
     /// `optimizer` and `trainer_state` are `None` when their files are absent;
     /// when present they must parse like the rest.
     pub fn load(dir: &Path) -> Result<Checkpoint, CheckpointError> {
-        let old = sibling(dir, ".old");
+        let old = sibling(dir, OLD_SUFFIX);
         let folder = if !dir.exists() && old.is_dir() {
             old.as_path()
         } else {
@@ -206,7 +207,7 @@ impl Checkpoint {
 /// True if `dir` (or, when `dir` is missing, `<dir>.old`) holds any required checkpoint file.
 fn looks_like_checkpoint(dir: &Path) -> bool {
     let has_files = |d: &Path| REQUIRED_FILES.iter().any(|f| d.join(f).is_file());
-    has_files(dir) || (!dir.exists() && has_files(&sibling(dir, ".old")))
+    has_files(dir) || (!dir.exists() && has_files(&sibling(dir, OLD_SUFFIX)))
 }
 
 /// `dir` with `suffix` appended to its last component: `runs/x/best` -> `runs/x/best.old`.
@@ -216,7 +217,9 @@ fn sibling(dir: &Path, suffix: &str) -> PathBuf {
     parent_dir(dir).join(name)
 }
 
-/// Best effort: remove `<dir>.tmp-<pid>` folders left by other processes that crashed while saving.
+/// Best effort: remove `<dir>.tmp-<pid>` folders left by processes that
+/// crashed while saving. A live process's folder may be a save in progress
+/// (two processes may save into one parent folder), so it stays.
 fn remove_stale_temp_dirs(dir: &Path) {
     let (Some(name), Ok(entries)) = (
         dir.file_name().and_then(|n| n.to_str()),
@@ -224,13 +227,17 @@ fn remove_stale_temp_dirs(dir: &Path) {
     ) else {
         return;
     };
-    let prefix = format!("{name}.tmp-");
     for entry in entries.flatten() {
         let file_name = entry.file_name();
-        let Some(pid) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(name))
+            .and_then(|n| n.strip_prefix(TEMP_MARKER))
+        else {
             continue;
         };
-        if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) {
+        let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+        if digits && pid.parse().is_ok_and(|pid| !process_is_alive(pid)) {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
@@ -290,5 +297,64 @@ fn read_optional_text(path: &Path) -> Result<Option<String>, CheckpointError> {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(CheckpointError::io("read", path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::atomic::take_synced_dirs;
+
+    #[test]
+    fn a_save_syncs_every_folder_whose_entries_it_changes() {
+        let root = tempfile::tempdir().unwrap();
+        let run = root.path().join("runs").join("novel");
+        let dir = run.join("best");
+        let checkpoint = Checkpoint {
+            config: serde_json::json!({"cell": "lstm"}),
+            ..Checkpoint::default()
+        };
+        take_synced_dirs();
+        checkpoint.save(&dir).unwrap();
+        let synced = take_synced_dirs();
+        // The new folders runs/ and runs/novel/ are entries of their parents;
+        // the temp folder holds the files; the run folder holds the rename.
+        let tmp = sibling(&dir, &format!("{TEMP_MARKER}{}", std::process::id()));
+        for folder in [root.path(), &root.path().join("runs"), &tmp, &run] {
+            assert!(
+                synced.iter().any(|d| d == folder),
+                "{folder:?} not in {synced:?}"
+            );
+        }
+        // Replacing it renames the old folder aside and removes it: synced after both.
+        checkpoint.save(&dir).unwrap();
+        let synced = take_synced_dirs();
+        assert_eq!(
+            synced.iter().filter(|d| **d == run).count(),
+            2,
+            "{synced:?}"
+        );
+    }
+
+    #[test]
+    fn a_live_process_keeps_its_temp_folder_and_a_dead_one_loses_it() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("last");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let live = sibling(&dir, &format!("{TEMP_MARKER}{}", child.id()));
+        let dead = sibling(&dir, &format!("{TEMP_MARKER}999999999"));
+        fs::create_dir(&live).unwrap();
+        fs::create_dir(&dead).unwrap();
+        Checkpoint::default().save(&dir).unwrap();
+        let (live_kept, dead_kept) = (live.exists(), dead.exists());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(
+            live_kept && !dead_kept,
+            "live {live_kept}, dead {dead_kept}"
+        );
     }
 }

@@ -24,6 +24,8 @@ pub const METRICS_FILE: &str = "metrics.jsonl";
 pub const BEST_DIR: &str = "best";
 /// Run subfolder holding the most recent checkpoint.
 pub const LAST_DIR: &str = "last";
+/// The run folder's lock file, holding the process id of the run training into it.
+pub const LOCK_FILE: &str = "run.lock";
 
 /// Files every checkpoint folder must contain.
 pub const REQUIRED_FILES: [&str; 3] = [CONFIG_FILE, WEIGHTS_FILE, VOCAB_FILE];

@@ -11,7 +11,8 @@
 //! trainer_state.json      step, epoch, RNG state, ... (resume only)
 //! ```
 //!
-//! A run folder holds `best/`, `last/` and `metrics.jsonl`.
+//! A run folder holds `best/`, `last/` and `metrics.jsonl`, and while a run
+//! trains into it, `run.lock` ([`RunLock`]).
 //!
 //! The generic pieces ([`Checkpoint`], [`Tensor`]) know files, not models;
 //! [`lm`] joins them to a language model and its tokenizer, [`seq2seq`] to
@@ -62,14 +63,18 @@ pub mod folder;
 pub mod jsonl;
 pub mod layout;
 pub mod lm;
+pub mod lock;
 pub mod pytorch;
 pub mod seq2seq;
+pub mod stale;
 pub mod tensors;
 
 pub use atomic::atomic_write;
 pub use error::{CheckpointError, ModelKind};
 pub use folder::Checkpoint;
-pub use jsonl::append_jsonl;
+pub use jsonl::{append_jsonl, sync_jsonl};
+pub use lock::RunLock;
+pub use stale::remove_stale_temporaries;
 pub use tensors::{
     check_finite, read_safetensors, safetensors_bytes, safetensors_from_bytes, write_safetensors,
     HeaderMetadata, Tensor,

@@ -10,6 +10,7 @@
 use std::path::Path;
 
 use recurrent_checkpoint::lm::ResumeState;
+use recurrent_train::engine::SaveEvery;
 use recurrent_train::{EvalReport, Observer, SaveError, Slot, StepReport, Task};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -153,12 +154,22 @@ impl<T: Task + ?Sized, K: TaskRecord<T>> Observer<T> for RunRecorder<'_, T, K> {
 
     fn save(&mut self, trainer: &T, slot: Slot) -> Result<(), SaveError> {
         self.task.save(trainer, &self.folder.slot_dir(slot))?;
+        if slot == Slot::Last {
+            if let Err(e) = self.folder.sync_metrics() {
+                self.inner.on_warning(&e.to_string());
+            }
+        }
         self.inner.save(trainer, slot)
+    }
+
+    fn save_every(&self) -> Option<SaveEvery> {
+        self.folder.save_every()
     }
 }
 
 /// Trains `trainer` with `threads` threads until its stop rule, recording the
-/// run into `folder` as `task` says and reporting to `observer`.
+/// run into `folder` as `task` says and reporting to `observer`, under the
+/// folder's lock, after removing what crashed saves left in it.
 pub(crate) fn run_recorded<T: Task, K: TaskRecord<T>>(
     trainer: &mut T,
     folder: &RunFolder,
@@ -166,6 +177,15 @@ pub(crate) fn run_recorded<T: Task, K: TaskRecord<T>>(
     task: K,
     observer: &mut dyn Observer<T>,
 ) -> Result<Outcome> {
+    // Held until the run ends, an error included: one writer per run folder.
+    let (_lock, removed) = folder.lock()?;
+    if !removed.is_empty() {
+        observer.on_warning(&format!(
+            "removed what interrupted saves left in {}: {}",
+            folder.path().display(),
+            removed.join(", ")
+        ));
+    }
     let mut recorder = RunRecorder::new(folder, task, observer);
     let reason = with_threads(threads, || {
         recurrent_train::engine::run(trainer, &mut recorder)

@@ -7,12 +7,20 @@
 //!   last/          latest checkpoint, with the optimizer and trainer state
 //!   metrics.jsonl  one JSON object per step and per validation
 //!   loss.svg       training and validation loss against the step
+//!   run.lock       while a process trains into it
 //! ```
+//!
+//! One process trains into a run folder at a time: a run takes the folder's
+//! lock as it starts training and removes what crashed saves left behind
+//! (see [`recurrent_checkpoint::lock`] and [`recurrent_checkpoint::stale`]).
+//! Reading a run (sampling, evaluating, serving) takes no lock.
 
 use std::path::{Path, PathBuf};
 
-use recurrent_checkpoint::append_jsonl;
+use recurrent_checkpoint::atomic::create_dir_all_synced;
 use recurrent_checkpoint::layout::{BEST_DIR, LAST_DIR, METRICS_FILE};
+use recurrent_checkpoint::{append_jsonl, sync_jsonl, RunLock};
+use recurrent_train::engine::SaveEvery;
 use recurrent_train::Slot;
 
 use crate::curves::{self, Curves};
@@ -22,27 +30,56 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunFolder {
     path: PathBuf,
+    save_every: Option<SaveEvery>,
 }
 
 impl RunFolder {
     /// A folder for a new run at `path`. It is an error if it already holds
-    /// a run (a `best/` or `last/` checkpoint). The folder is created when
-    /// the run is set up, so a run that cannot start leaves nothing behind.
+    /// a run (a `best/` or `last/` checkpoint), or if another process is
+    /// training into it. The folder is created when the run is set up, so a
+    /// run that cannot start leaves nothing behind.
     pub fn create(path: impl Into<PathBuf>) -> Result<RunFolder> {
         let path = absolute(&path.into());
+        ensure_unlocked(&path)?;
         if path.join(LAST_DIR).exists() || path.join(BEST_DIR).exists() {
             return Err(Error::RunExists { path });
         }
-        Ok(RunFolder { path })
+        Ok(RunFolder::at(path))
     }
 
     /// Creates the folder if it does not exist yet.
     pub(crate) fn make(&self) -> Result<()> {
-        std::fs::create_dir_all(&self.path).map_err(|source| Error::Io {
-            action: "create the run folder",
-            path: self.path.clone(),
-            source,
-        })
+        create_dir_all_synced(&self.path).map_err(Error::from)
+    }
+
+    /// This folder, with `last/` also written as often as `every` says
+    /// between validations (which write it too), for this invocation.
+    pub fn with_save_every(self, every: SaveEvery) -> RunFolder {
+        RunFolder {
+            save_every: Some(every),
+            ..self
+        }
+    }
+
+    /// How often `last/` is written between validations, if at all.
+    pub fn save_every(&self) -> Option<SaveEvery> {
+        self.save_every
+    }
+
+    /// Takes the folder's lock for a run training into it (failing when
+    /// another process holds it), and removes the temporaries of saves that
+    /// crashed. Returns the lock, which is released when dropped, and the
+    /// names removed.
+    pub(crate) fn lock(&self) -> Result<(RunLock, Vec<String>)> {
+        let lock = RunLock::acquire(&self.path)?;
+        let removed = recurrent_checkpoint::remove_stale_temporaries(&self.path)?;
+        Ok((lock, removed))
+    }
+
+    /// fsyncs `metrics.jsonl`, so its lines survive a power cut as the
+    /// checkpoint saved with them does.
+    pub(crate) fn sync_metrics(&self) -> Result<()> {
+        sync_jsonl(&self.metrics_path()).map_err(Error::from)
     }
 
     /// A new run folder named after `name` under `parent`: `parent/NAME`,
@@ -61,12 +98,17 @@ impl RunFolder {
 
     /// The run folder at `path`, whatever it holds (to read its metrics).
     pub fn at(path: impl Into<PathBuf>) -> RunFolder {
-        RunFolder { path: path.into() }
+        RunFolder {
+            path: path.into(),
+            save_every: None,
+        }
     }
 
-    /// The folder of an existing run, to resume or to read.
+    /// The folder of an existing run, to resume. It is an error if another
+    /// process is training into it.
     pub fn open(path: impl Into<PathBuf>) -> Result<RunFolder> {
         let path = absolute(&path.into());
+        ensure_unlocked(&path)?;
         if !path.is_dir() {
             let reason = if path.exists() {
                 "it is a file"
@@ -75,7 +117,7 @@ impl RunFolder {
             };
             return Err(Error::NotARun { path, reason });
         }
-        let run = RunFolder { path };
+        let run = RunFolder::at(path);
         // `last.old` stands in for `last/` after a crash in the middle of a save.
         if !run.last_dir().exists() && !run.path.join(format!("{LAST_DIR}.old")).exists() {
             return Err(Error::NotARun {
@@ -137,6 +179,15 @@ impl RunFolder {
     pub fn has(&self, slot: Slot) -> bool {
         self.slot_dir(slot).exists()
     }
+}
+
+/// Fails when a process trains into the folder at `path`: before a run's
+/// set-up, which can take long, rather than as it starts training.
+fn ensure_unlocked(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        RunLock::ensure_free(path)?;
+    }
+    Ok(())
 }
 
 /// `path` made absolute, so a run records where its data is from any folder.

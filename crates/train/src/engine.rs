@@ -8,7 +8,7 @@
 //! ([`RunProgress`]). The engine does no I/O; it reports to an [`Observer`],
 //! which prints progress and writes checkpoints.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use recurrent_kernels::Rng;
 use serde::{Deserialize, Serialize};
@@ -117,6 +117,47 @@ pub struct Plan {
     pub eval_every: u64,
     /// Stop after this many scheduled validations without improvement.
     pub patience: Option<u32>,
+}
+
+/// How often to write `last/` between validations, without validating:
+/// frequent checkpoints that do not cost a pass over the validation data.
+///
+/// It belongs to an invocation, not to the run's saved state: saving does
+/// not change what is trained, so a resumed run may save on another cadence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveEvery {
+    /// After every step whose number is a multiple of this (counted over the whole run).
+    Steps(u64),
+    /// When this much wall-clock time has passed since `last/` was last written.
+    Time(Duration),
+}
+
+/// When `last/` was last written, to tell when [`SaveEvery`] is due again.
+struct SaveClock {
+    every: SaveEvery,
+    saved_at: Instant,
+}
+
+impl SaveClock {
+    fn new(every: SaveEvery) -> SaveClock {
+        SaveClock {
+            every,
+            saved_at: Instant::now(),
+        }
+    }
+
+    /// Whether `last/` is due after step `step`.
+    fn due(&self, step: u64) -> bool {
+        match self.every {
+            SaveEvery::Steps(n) => n > 0 && step.is_multiple_of(n),
+            SaveEvery::Time(d) => self.saved_at.elapsed() >= d,
+        }
+    }
+
+    /// `last/` was just written.
+    fn saved(&mut self) {
+        self.saved_at = Instant::now();
+    }
 }
 
 /// Fingerprint of the training data, checked on resume so a run never
@@ -309,6 +350,11 @@ pub trait Observer<T: ?Sized> {
     fn save(&mut self, _trainer: &T, _slot: Slot) -> Result<(), SaveError> {
         Ok(())
     }
+    /// How often to write `last/` between validations, if at all (asked
+    /// once as a run starts).
+    fn save_every(&self) -> Option<SaveEvery> {
+        None
+    }
 }
 
 /// A model's trainer, as the engine drives it.
@@ -361,8 +407,9 @@ pub fn save<T: Task + ?Sized>(
 /// Trains until the stop rule is met, the observer asks to stop, or early
 /// stopping ends the run, validating and writing `last/` when due (every
 /// `eval_every` steps, or at each new epoch), and once more at the end unless
-/// the last step was just validated. On an error the last good checkpoint
-/// stays as it was.
+/// the last step was just validated. Between validations it also writes
+/// `last/` as often as [`Observer::save_every`] says. On an error the last
+/// good checkpoint stays as it was.
 ///
 /// A run that diverges (see [`crate::divergence`]) stops with
 /// [`TrainError::Diverged`], or under [`OnDivergence::Rollback`] goes back to
@@ -480,6 +527,7 @@ fn train_until_stop<T: Task + ?Sized>(
     last_eval_step: &mut Option<u64>,
 ) -> Result<StopReason, TrainError> {
     let plan = trainer.plan();
+    let mut save_clock = observer.save_every().map(SaveClock::new);
     loop {
         let p = trainer.progress();
         if let Some(reason) = plan.stop.reason(p.step, p.epoch, clock.started) {
@@ -515,11 +563,19 @@ fn train_until_stop<T: Task + ?Sized>(
             validate_and_record(trainer, observer, true)?;
             *last_eval_step = Some(report.step);
             save(trainer, observer, Slot::Last)?;
+            if let Some(clock) = save_clock.as_mut() {
+                clock.saved();
+            }
             good.refresh(trainer);
             let waited = trainer.progress().evals_since_best;
             if plan.patience.is_some_and(|p| waited >= p) {
                 return Ok(StopReason::EarlyStopping);
             }
+        } else if let Some(clock) = save_clock.as_mut().filter(|c| c.due(report.step)) {
+            // Only `last/`, for a resume: the rollback state and `best/` stay
+            // tied to validations.
+            save(trainer, observer, Slot::Last)?;
+            clock.saved();
         }
     }
 }
@@ -834,9 +890,21 @@ mod tests {
     struct Record {
         saves: Vec<(Slot, u64)>,
         warnings: Vec<String>,
+        save_every: Option<SaveEvery>,
+    }
+
+    impl Record {
+        /// The steps `slot` was saved after.
+        fn steps(&self, slot: Slot) -> Vec<u64> {
+            let saves = self.saves.iter().filter(|&&(s, _)| s == slot);
+            saves.map(|&(_, step)| step).collect()
+        }
     }
 
     impl Observer<Toy> for Record {
+        fn save_every(&self) -> Option<SaveEvery> {
+            self.save_every
+        }
         fn on_warning(&mut self, message: &str) {
             self.warnings.push(message.into());
         }
@@ -909,6 +977,29 @@ mod tests {
         assert_eq!(record.warnings.len(), MAX_ROLLBACKS as usize);
         assert!(record.saves.is_empty());
         assert!(err.to_string().contains("after 3 rollback(s)"), "{err}");
+    }
+
+    #[test]
+    fn save_every_writes_last_between_validations_and_nothing_else() {
+        let mut toy = Toy::new(OnDivergence::Stop, u64::MAX);
+        let mut record = Record {
+            save_every: Some(SaveEvery::Steps(3)),
+            ..Record::default()
+        };
+        run(&mut toy, &mut record).unwrap();
+        assert_eq!(record.steps(Slot::Last), [3, 5, 6, 9, 10, 12, 15, 18, 20]);
+        assert_eq!(record.steps(Slot::Best), [5]);
+        // Only the scheduled validations and the one at the end ran.
+        let validated: Vec<u64> = toy.progress.history.iter().map(|r| r.step).collect();
+        assert_eq!(validated, [5, 10, 15, 20]);
+
+        let mut toy = Toy::new(OnDivergence::Stop, u64::MAX);
+        let mut record = Record {
+            save_every: Some(SaveEvery::Time(Duration::ZERO)),
+            ..Record::default()
+        };
+        run(&mut toy, &mut record).unwrap();
+        assert_eq!(record.steps(Slot::Last), (1..=20).collect::<Vec<u64>>());
     }
 
     #[test]

@@ -7,13 +7,14 @@ use anyhow::Result;
 use clap::Args;
 use recurrent::seq2seq::{ResumeOptions, TrainOptions, Training};
 use recurrent::text::{PairColumns, TokenizerOptions, WordSegmentation};
+use recurrent::train::engine::SaveEvery;
 use recurrent::train::OnDivergence;
 use recurrent::{
     AttentionKind, Bridge, CellKind, OptimizerConfig, OptimizerKind, RunFolder, Seq2SeqConfig,
     StopReason, StopRule, Tee, TokenizerKind,
 };
 
-use crate::commands::train::{run_name, INTERRUPTED};
+use crate::commands::train::{parse_save_every, run_name, with_save_every, INTERRUPTED};
 use crate::duration::parse_duration;
 use crate::progress::{EvalStyle, ProgressObserver};
 
@@ -125,6 +126,10 @@ pub struct TrainArgs {
     /// Early stopping: stop after this many validations without improvement.
     #[arg(long)]
     patience: Option<u32>,
+    /// Also write last/ (for --resume) every N steps, or every DURATION (e.g. 10m), without
+    /// validating; best/ stays tied to validations. For this invocation only.
+    #[arg(long, value_name = "STEPS|DURATION", value_parser = parse_save_every)]
+    save_every: Option<SaveEvery>,
     /// At each validation, greedy-decode this many validation pairs and report their BLEU.
     #[arg(long, default_value_t = 500)]
     val_bleu: usize,
@@ -173,6 +178,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 ),
                 e => super::super::cli_error(e),
             })?;
+            let folder = with_save_every(folder, args.save_every);
             let options = ResumeOptions {
                 pairs: args.pairs.clone(),
                 stop,
@@ -199,6 +205,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 }
             }
             .map_err(super::super::cli_error)?;
+            let folder = with_save_every(folder, args.save_every);
             Training::start(&options, folder).map_err(super::super::cli_error)?
         }
     };
