@@ -299,6 +299,11 @@ def test_errors_are_python_exceptions_with_the_library_message(model, tmp_path):
         recurrent.train(text=TEXT, out=tmp_path / "bad", lr=-1.0, steps=1, **{k: v for k, v in TINY.items() if k != "lr"})
     with pytest.raises(ValueError, match="time"):
         recurrent.train(text=TEXT, out=tmp_path / "bad", time="soon")
+    with pytest.raises(recurrent.InvalidArgumentError, match="layers"):
+        recurrent.train(text=TEXT, out=tmp_path / "bad", steps=1, **dict(TINY, layers=0))
+    with pytest.raises(recurrent.InvalidArgumentError, match="too few"):
+        recurrent.train(text="abc\n", out=tmp_path / "bad", steps=1, **TINY)
+    assert not (tmp_path / "bad").exists()
     with pytest.raises(recurrent.RecurrentError, match="already holds a run"):
         recurrent.train(text=TEXT, out=Path(model.path).parent, steps=1, **TINY)
 

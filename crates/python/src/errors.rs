@@ -6,6 +6,7 @@
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use recurrent::generate::GenerateError;
+use recurrent::model::ModelError;
 use recurrent::text::TextError;
 use recurrent::Error;
 
@@ -99,6 +100,9 @@ fn kind_of(error: &Error) -> Kind {
             GenerateError::Sample(_) | GenerateError::Prime(_) | GenerateError::NoSamples
         ),
         Error::Decode(_) => true,
+        // The architecture asked for, or a text too short for the blocks.
+        Error::Model(e) => matches!(e, ModelError::Config(_) | ModelError::Regularization(_)),
+        Error::Batch(_) => true,
         _ => false,
     };
     if invalid {

@@ -15,7 +15,7 @@ use recurrent::{
 };
 
 use crate::errors::{generate_to_py, invalid, raise, text_to_py, to_py, Kind};
-use crate::stream::TextStream;
+use crate::stream::{Engine, TextStream};
 
 /// The most samples one call generates: beyond this `n` would only exhaust
 /// memory (each sample carries its own state and logits), as the CLI says.
@@ -34,6 +34,10 @@ pub struct Loaded {
     pub generator: Generator,
     /// Threads for the kernels of every call.
     pub threads: usize,
+    /// How the generator holds the weights (streams hold them alike).
+    pub weights: WeightFormat,
+    /// The engine that steps the model's streams, once one was asked for.
+    pub engine: Engine,
 }
 
 /// A language model loaded from a checkpoint or run folder.
@@ -78,6 +82,8 @@ impl NativeModel {
                 checkpoint,
                 generator,
                 threads,
+                weights,
+                engine: Engine::default(),
             })
         });
         Ok(NativeModel {
@@ -151,12 +157,14 @@ impl NativeModel {
             .map_err(to_py)
     }
 
-    /// Generates one continuation of `prompt` on a thread of its own,
-    /// yielding its text piece by piece as it is decoded.
+    /// Generates one continuation of `prompt` on the model's streams engine
+    /// (its own thread, started by the first stream; streams from several
+    /// threads step as one batch), yielding its text piece by piece.
     #[pyo3(signature = (prompt, max_tokens, temperature, top_k, top_p, stop, seed))]
     #[allow(clippy::too_many_arguments)]
     fn stream(
         &self,
+        py: Python<'_>,
         prompt: String,
         max_tokens: usize,
         temperature: f32,
@@ -167,13 +175,7 @@ impl NativeModel {
     ) -> PyResult<TextStream> {
         let options =
             generate_options(prompt, max_tokens, temperature, top_k, top_p, stop, seed, 1)?;
-        // Fail here, not on the first `next`: the prompt must encode.
-        self.inner
-            .checkpoint
-            .tokenizer
-            .encode(&options.prime)
-            .map_err(|e| generate_to_py(recurrent::generate::GenerateError::Prime(e)))?;
-        TextStream::start(self.inner.clone(), options)
+        TextStream::start(py, self.inner.clone(), options)
     }
 
     /// The text's token ids and, for every token after the first, its

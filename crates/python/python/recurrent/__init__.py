@@ -322,8 +322,10 @@ class Model:
         seed: Optional[int] = None,
     ) -> Iterator[str]:
         """Like :meth:`generate` with ``n=1``, yielding the text piece by piece
-        as it is generated (on a thread of its own); the pieces join to the
-        text ``generate`` returns for the same seed."""
+        as it is generated; the pieces join to the text ``generate`` returns
+        for the same seed. The model's streams engine runs them on a thread
+        of its own (streams from several threads are stepped together as
+        one batch); dropping the iterator ends the generation."""
         return self._native.stream(*self._generation(prompt, max_tokens, temperature, top_k, top_p, stop, seed))
 
     def score(self, texts: Union[str, Sequence[str]]) -> Union[Score, List[Score]]:
