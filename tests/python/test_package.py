@@ -70,6 +70,39 @@ def test_train_returns_the_run_and_reports_progress(trained):
     assert len(evals) >= 3 and evals[-1].val_loss == pytest.approx(run.val_loss)
 
 
+def test_resume_continues_a_run_and_init_from_fine_tunes(tmp_path):
+    first = recurrent.train(text=TEXT, out=tmp_path / "run", steps=10, **TINY)
+    resumed = recurrent.train(resume=first.path, steps=25, threads=1)
+    assert (first.steps, resumed.steps) == (10, 25) and resumed.path == first.path
+    # Resuming is exact: the same as training 25 steps in one go.
+    whole = recurrent.train(text=TEXT, out=tmp_path / "whole", steps=25, **TINY)
+    a, b = recurrent.Model.load(resumed.last), recurrent.Model.load(whole.last)
+    for name, weights in a.state_dict().items():
+        np.testing.assert_array_equal(weights, b.state_dict()[name])
+    with pytest.raises(recurrent.RecurrentError, match="nowhere"):
+        recurrent.train(resume=tmp_path / "nowhere", steps=1)
+
+    tuned = recurrent.train(text="cat dog mat\n" * 100, out=tmp_path / "tuned", init_from=first.last, steps=3,
+                            seq_len=16, batch=4, threads=1)
+    assert recurrent.Model.load(tuned.path).config["hidden"] == 16
+    with pytest.raises(recurrent.InvalidArgumentError, match="does not know"):
+        recurrent.train(text="XYZ\n" * 100, out=tmp_path / "tuned2", init_from=first.last, steps=1,
+                        seq_len=16, batch=4, threads=1)
+    extended = recurrent.train(text=TEXT + "XYZ\n" * 20, out=tmp_path / "tuned3", init_from=first.last,
+                               extend_vocab=True, steps=1, seq_len=16, batch=4, threads=1)
+    assert extended.notes and "XYZ" not in "".join(recurrent.Model.load(first.path).vocab)
+
+
+def test_awd_regularizers_and_options_are_accepted(tmp_path):
+    run = recurrent.train(text=TEXT, out=tmp_path / "awd", steps=3, dropout_input=0.1, dropout_hidden=0.1,
+                          dropout_output=0.2, dropout_embed=0.05, weight_drop=0.3, alpha=2.0, beta=1.0,
+                          variable_bptt=True, optimizer="sgd", momentum=0.9, weight_decay=1e-6,
+                          forget_bias=1.0, on_divergence="rollback", schedule="cosine", **TINY)
+    assert run.steps == 3
+    with pytest.raises(ValueError, match="on_divergence|divergence|rollback"):
+        recurrent.train(text=TEXT, out=tmp_path / "bad", steps=1, on_divergence="panic", **TINY)
+
+
 def test_config_vocab_encode_decode(model):
     config = model.config
     assert config["cell"] == "lstm" and config["layers"] == 2 and config["hidden"] == 16

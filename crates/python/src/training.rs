@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use recurrent::lm::{Init, TextSource, TrainOptions, Training};
-use recurrent::train::trainer::Trainer;
+use recurrent::lm::{Init, ResumeOptions, TextSource, TrainOptions, Training};
+use recurrent::model::Regularization;
+use recurrent::train::trainer::{Regularizers, Trainer};
+use recurrent::train::OnDivergence;
 use recurrent::{
     CellKind, EvalReport, ModelConfig, Observer, OptimizerConfig, OptimizerKind, RunFolder,
     StepReport, StopReason, StopRule, TokenizerKind, TokenizerOptions,
@@ -90,7 +92,11 @@ impl Observer<Trainer> for PythonObserver {
 #[pyo3(signature = (
     *, input, text, out, cell, layers, hidden, embed, dense, dropout, tie, tokenizer,
     vocab_size, seq_len, batch, optimizer, lr, clip, schedule, steps, epochs, time,
-    eval_every, patience, val, val_fraction, seed, threads, progress
+    eval_every, patience, val, val_fraction, seed, threads, progress,
+    min_count=None, last_hidden=0, layer_norm=false, forget_bias=None, momentum=None,
+    weight_decay=None, regularization=Vec::new(), variable_bptt=false, nt_asgd=None,
+    reset_between_docs=false, on_divergence=None, init_from=None, extend_vocab=false,
+    resume=None
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn train<'py>(
@@ -103,7 +109,7 @@ pub fn train<'py>(
     hidden: usize,
     embed: usize,
     dense: usize,
-    dropout: f32,
+    dropout: Option<f32>,
     tie: bool,
     tokenizer: &str,
     vocab_size: Option<usize>,
@@ -123,6 +129,20 @@ pub fn train<'py>(
     seed: u64,
     threads: Option<usize>,
     progress: Option<Py<PyAny>>,
+    min_count: Option<usize>,
+    last_hidden: usize,
+    layer_norm: bool,
+    forget_bias: Option<f32>,
+    momentum: Option<f32>,
+    weight_decay: Option<f32>,
+    regularization: Vec<(String, f32)>,
+    variable_bptt: bool,
+    nt_asgd: Option<usize>,
+    reset_between_docs: bool,
+    on_divergence: Option<&str>,
+    init_from: Option<PathBuf>,
+    extend_vocab: bool,
+    resume: Option<PathBuf>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let parse_error = |message: String| raise(Kind::InvalidArgument, message);
     let cell: CellKind = cell.parse().map_err(parse_error)?;
@@ -132,6 +152,82 @@ pub fn train<'py>(
     let optimizer: OptimizerKind = optimizer
         .parse()
         .map_err(|e: <OptimizerKind as std::str::FromStr>::Err| parse_error(e.to_string()))?;
+    let on_divergence: Option<OnDivergence> = on_divergence
+        .map(|p| p.parse())
+        .transpose()
+        .map_err(|e: <OnDivergence as std::str::FromStr>::Err| parse_error(e.to_string()))?;
+    let stop = StopRule {
+        epochs,
+        steps,
+        time_secs: time,
+    };
+    let mut observer = PythonObserver {
+        progress,
+        error: None,
+        last_val_loss: None,
+    };
+    if let Some(folder) = resume {
+        if text.is_some() {
+            return Err(parse_error(
+                "a resumed run reads its own text (or input, a path to the same text)".into(),
+            ));
+        }
+        let options = ResumeOptions {
+            input,
+            stop: (epochs.is_some() || steps.is_some() || time.is_some()).then_some(stop),
+            on_divergence,
+            threads,
+        };
+        let result = py.detach(|| -> recurrent::Result<_> {
+            let mut training = Training::resume(RunFolder::open(folder)?, &options)?;
+            let outcome = training.run(&mut observer)?;
+            Ok((training.folder().path().to_path_buf(), Vec::new(), outcome))
+        });
+        return finish(py, observer, result);
+    }
+    let mut model_regularization = Regularization::default();
+    for (name, value) in regularization {
+        let field = match name.as_str() {
+            "dropout_input" => &mut model_regularization.dropout_input,
+            "dropout_hidden" => &mut model_regularization.dropout_hidden,
+            "dropout_output" => &mut model_regularization.dropout_output,
+            "dropout_embed" => &mut model_regularization.dropout_embed,
+            "weight_drop" => &mut model_regularization.weight_drop,
+            "alpha" => &mut model_regularization.alpha,
+            "beta" => &mut model_regularization.beta,
+            other => return Err(parse_error(format!("unknown regularization {other:?}"))),
+        };
+        *field = value;
+    }
+    let mut optimizer = OptimizerConfig::new(optimizer);
+    if let Some(m) = momentum {
+        optimizer.momentum = m;
+    }
+    if let Some(wd) = weight_decay {
+        optimizer.weight_decay = wd;
+    }
+    let init = match init_from {
+        Some(path) => Init::From {
+            path,
+            extend_vocab,
+            dropout,
+        },
+        None => Init::Fresh {
+            config: ModelConfig {
+                cell,
+                vocab_size: 0,
+                embed,
+                hidden,
+                layers,
+                dense,
+                dropout: dropout.unwrap_or(0.0),
+                tie,
+                layer_norm,
+                last_hidden,
+            },
+            forget_bias,
+        },
+    };
     let (input_source, name) = match (input, text) {
         (Some(_), Some(_)) => {
             return Err(parse_error(
@@ -152,44 +248,28 @@ pub fn train<'py>(
         tokenizer,
         tokenizer_options: TokenizerOptions {
             vocab_size,
+            min_count: min_count.unwrap_or(TokenizerOptions::default().min_count),
             ..TokenizerOptions::default()
         },
-        init: Init::Fresh {
-            config: ModelConfig {
-                cell,
-                vocab_size: 0,
-                embed,
-                hidden,
-                layers,
-                dense,
-                dropout,
-                tie,
-                layer_norm: false,
-                last_hidden: 0,
-            },
-            forget_bias: None,
+        init,
+        regularizers: Regularizers {
+            model: model_regularization,
+            variable_bptt,
         },
         seq_len,
         batch,
-        optimizer: OptimizerConfig::new(optimizer),
+        optimizer,
         lr,
         clip,
         schedule,
-        stop: StopRule {
-            epochs,
-            steps,
-            time_secs: time,
-        },
+        stop,
         eval_every,
         patience,
+        nt_asgd,
+        reset_between_docs,
+        on_divergence: on_divergence.unwrap_or(OnDivergence::Stop),
         seed,
         threads,
-        ..TrainOptions::default()
-    };
-    let mut observer = PythonObserver {
-        progress,
-        error: None,
-        last_val_loss: None,
     };
     let result = py.detach(|| -> recurrent::Result<_> {
         let folder = match out {
@@ -204,6 +284,15 @@ pub fn train<'py>(
             outcome,
         ))
     });
+    finish(py, observer, result)
+}
+
+/// What a run ended as, or the exception that ended it.
+fn finish<'py>(
+    py: Python<'py>,
+    mut observer: PythonObserver,
+    result: recurrent::Result<(PathBuf, Vec<String>, recurrent::Outcome)>,
+) -> PyResult<Bound<'py, PyDict>> {
     // A Python exception (Ctrl-C, a failing callback) stopped the run; it
     // was saved first, so it can be resumed.
     if let Some(error) = observer.error.take() {

@@ -141,7 +141,7 @@ def train(
     hidden: int = 128,
     embed: int = 64,
     dense: int = 0,
-    dropout: float = 0.0,
+    dropout: Optional[float] = None,
     tie: bool = False,
     tokenizer: str = "char",
     vocab_size: Optional[int] = None,
@@ -161,6 +161,26 @@ def train(
     seed: int = 42,
     threads: Optional[int] = None,
     progress: Optional[Callable[[Progress], None]] = None,
+    min_count: Optional[int] = None,
+    last_hidden: int = 0,
+    layer_norm: bool = False,
+    forget_bias: Optional[float] = None,
+    momentum: Optional[float] = None,
+    weight_decay: Optional[float] = None,
+    dropout_input: float = 0.0,
+    dropout_hidden: float = 0.0,
+    dropout_output: float = 0.0,
+    dropout_embed: float = 0.0,
+    weight_drop: float = 0.0,
+    alpha: float = 0.0,
+    beta: float = 0.0,
+    variable_bptt: bool = False,
+    nt_asgd: Optional[int] = None,
+    reset_between_docs: bool = False,
+    on_divergence: Optional[str] = None,
+    init_from: Optional[PathLike] = None,
+    extend_vocab: bool = False,
+    resume: Optional[PathLike] = None,
 ) -> Run:
     """Trains a language model, as ``recurrent train`` does, and returns its run.
 
@@ -172,6 +192,17 @@ def train(
     (seconds, or ``"90s"``, ``"10m"``, ``"1h30m"``); with none, one minute on
     the built-in corpus, else 10 epochs. ``out`` is the run folder (default:
     ``runs/NAME``, never overwriting).
+
+    The other options are the command line's flags of the same names:
+    ``dropout`` (default 0, or the checkpoint's with ``init_from``), AWD-LSTM's
+    ``dropout_input``, ``dropout_hidden``, ``dropout_output``,
+    ``dropout_embed``, ``weight_drop``, ``alpha``, ``beta``,
+    ``variable_bptt``, ``nt_asgd``; ``init_from`` (a checkpoint to fine-tune,
+    ``extend_vocab`` to add the characters it lacks); ``on_divergence``
+    (``"stop"`` or ``"rollback"``). ``resume`` continues the run in that
+    folder exactly where it stopped; then only ``input``, ``steps``,
+    ``epochs``, ``time``, ``on_divergence``, ``threads`` and ``progress``
+    apply.
 
     ``progress`` is called with a :class:`Progress` after every step and
     validation. Ctrl-C (or an exception raised by ``progress``) stops the run
@@ -192,7 +223,7 @@ def train(
         hidden=_at_least("hidden", hidden, 0),
         embed=_at_least("embed", embed, 0),
         dense=_at_least("dense", dense, 0),
-        dropout=float(dropout),
+        dropout=None if dropout is None else float(dropout),
         tie=bool(tie),
         tokenizer=tokenizer,
         vocab_size=_optional_at_least("vocab_size", vocab_size, 0),
@@ -212,6 +243,31 @@ def train(
         seed=_at_least("seed", seed, 0),
         threads=_optional_at_least("threads", threads, 0),
         progress=callback,
+        min_count=_optional_at_least("min_count", min_count, 0),
+        last_hidden=_at_least("last_hidden", last_hidden, 0),
+        layer_norm=bool(layer_norm),
+        forget_bias=None if forget_bias is None else float(forget_bias),
+        momentum=None if momentum is None else float(momentum),
+        weight_decay=None if weight_decay is None else float(weight_decay),
+        regularization=[
+            (name, float(value))
+            for name, value in (
+                ("dropout_input", dropout_input),
+                ("dropout_hidden", dropout_hidden),
+                ("dropout_output", dropout_output),
+                ("dropout_embed", dropout_embed),
+                ("weight_drop", weight_drop),
+                ("alpha", alpha),
+                ("beta", beta),
+            )
+        ],
+        variable_bptt=bool(variable_bptt),
+        nt_asgd=_optional_at_least("nt_asgd", nt_asgd, 0),
+        reset_between_docs=bool(reset_between_docs),
+        on_divergence=on_divergence,
+        init_from=None if init_from is None else os.fspath(init_from),
+        extend_vocab=bool(extend_vocab),
+        resume=None if resume is None else os.fspath(resume),
     )
     result.pop("interrupted", None)
     return Run(**{k: (os.fspath(v) if k in ("path", "best", "last") else v) for k, v in result.items()})
