@@ -169,3 +169,44 @@ def test_layer_norm_models_are_refused(corpus, tmp_path):
     assert done.returncode != 0
     assert "layer-normalized" in done.stderr and "panicked" not in done.stderr
     assert not out.exists()
+
+
+def package():
+    try:
+        import recurrent
+    except ImportError:
+        if os.environ.get("RECURRENT_REQUIRE_PACKAGE"):
+            raise
+        pytest.skip("the recurrent Python package is not installed (scripts/test_python.sh installs it)")
+    return recurrent
+
+
+@pytest.mark.parametrize("variant", ["lstm", "gru", "rnn-tanh", "dense-gru", "tied"])
+def test_onnx_step_graph_matches_the_package(corpus, tmp_path, variant):
+    """recurrent's own forward (the Python package: per-token log-probabilities
+    and every step's hidden states) against the step graph in onnxruntime."""
+    recurrent = package()
+    checkpoint = train(corpus, tmp_path / variant, VARIANTS[variant])
+    out = tmp_path / "model.onnx"
+    assert run("export", "onnx", str(checkpoint), "--out", str(out)).returncode == 0
+    model = recurrent.Model.load(str(checkpoint))
+    text = "the cat (sat) on \"the\" mat.\na dog"
+    ids = model.encode(text)
+    score = model.score(text)
+    states = model.states(text)
+
+    stepper = ort.InferenceSession(str(tmp_path / "model.step.onnx"), providers=["CPUExecutionProvider"])
+    current = {i.name: np.zeros([1, 1, i.shape[2]], np.float32)
+               for i in stepper.get_inputs() if i.name != "token"}
+    names = [o.name for o in stepper.get_outputs()]
+    logprobs, hidden = [], []
+    for t, token in enumerate(ids):
+        got = dict(zip(names, stepper.run(None, {"token": np.array([token], np.int64), **current})))
+        current = {k.replace("_next", ""): v for k, v in got.items() if k != "logits"}
+        hidden.append([current[f"h.{k}"][0, 0] for k in range(states["h"].shape[1])])
+        if t + 1 < len(ids):
+            row = got["logits"][0].astype(np.float64)
+            row = row - row.max()
+            logprobs.append(row[ids[t + 1]] - np.log(np.exp(row).sum()))
+    np.testing.assert_allclose(logprobs, score.logprobs, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(np.array(hidden), states["h"], atol=1e-4, rtol=1e-4)

@@ -2,7 +2,7 @@
 //! the directory. Also the small fs helpers the rest of the crate shares.
 //!
 //! Every rename, creation and removal that a checkpoint depends on is followed
-//! by an fsync of the folder holding it ([`sync_dir`]): on Linux (ext4, xfs,
+//! by an fsync of the folder holding it (`sync_dir`): on Linux (ext4, xfs,
 //! btrfs) a rename is durable only once its directory is synced.
 
 use std::fs::{self, File, OpenOptions};

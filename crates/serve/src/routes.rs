@@ -241,9 +241,9 @@ async fn translate(State(app): Shared, body: Body) -> Result<Json<Translations>,
     })
     .await?
     .map_err(|e| match e {
-        recurrent::Error::Line { .. } | recurrent::Error::InvalidOption { .. } => {
-            ApiError::invalid("input", e.to_string())
-        }
+        recurrent::Error::Line { .. }
+        | recurrent::Error::InvalidOption { .. }
+        | recurrent::Error::SourceTooLong { .. } => ApiError::invalid("input", e.to_string()),
         e => ApiError::Internal(e.to_string()),
     })?;
     Ok(Json(Translations {

@@ -721,6 +721,14 @@ async fn seq2seq_models_translate_and_refuse_completions() {
         .post("/v1/translate", json!({"model": "fr", "input": "€"}))
         .await;
     assert_error(status, &answer, 400, Some("input"));
+    // Far longer than anything the model saw in training: a 400, not a 500.
+    let (status, answer) = s
+        .post(
+            "/v1/translate",
+            json!({"model": "fr", "input": "a cat 1 ".repeat(500)}),
+        )
+        .await;
+    assert_error(status, &answer, 400, Some("input"));
     let (status, answer) = s
         .post("/v1/completions", json!({"model": "fr", "prompt": "a"}))
         .await;

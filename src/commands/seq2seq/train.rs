@@ -118,7 +118,7 @@ pub struct TrainArgs {
     #[arg(long)]
     steps: Option<u64>,
     /// Stop after this much wall-clock time, e.g. 90s, 10m, 1h.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     time: Option<f64>,
     /// Validate every N steps (default: every epoch).
     #[arg(long)]
