@@ -11,5 +11,5 @@ fuzz_target!(|data: &[u8]| {
     std::fs::create_dir_all(&dir).unwrap();
     let folder = RunFolder::at(&dir);
     std::fs::write(folder.metrics_path(), data).unwrap();
-    let _ = folder.write_loss_plot(None);
+    let _ = folder.plot_metrics(None);
 });

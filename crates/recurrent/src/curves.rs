@@ -21,27 +21,11 @@ pub(crate) struct Curves {
 }
 
 impl Curves {
-    /// The curves recorded in a run folder's metrics.jsonl (empty if there is none),
-    /// so a resumed run's picture covers the whole run.
+    /// The curves recorded in a run folder's metrics.jsonl, so a resumed
+    /// run's picture covers the whole run; none when the file is missing or
+    /// cannot be drawn (the run then draws what it records from now on).
     pub fn from_metrics(path: &Path) -> Curves {
-        let mut curves = Curves::default();
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return curves;
-        };
-        for v in text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        {
-            let (Some(step), Some(loss)) = (v["step"].as_f64(), v["loss"].as_f64()) else {
-                continue;
-            };
-            match v["kind"].as_str() {
-                Some("train") => curves.train.push((step, loss)),
-                Some("val") => curves.val.push((step, loss)),
-                _ => {}
-            }
-        }
-        curves
+        Curves::read_metrics(path).unwrap_or_default()
     }
 
     /// The curves of a `metrics.jsonl`, read strictly for a plot: every line

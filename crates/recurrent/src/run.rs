@@ -23,7 +23,7 @@ use recurrent_checkpoint::{append_jsonl, sync_jsonl, RunLock};
 use recurrent_train::engine::SaveEvery;
 use recurrent_train::Slot;
 
-use crate::curves::{self, Curves};
+use crate::curves;
 use crate::error::{Error, Result};
 
 /// A run's folder.
@@ -165,14 +165,6 @@ impl RunFolder {
     pub fn append_metric(&self, value: &serde_json::Value) -> Result<()> {
         let path = self.metrics_path();
         append_jsonl(&path, value).map_err(Error::from)
-    }
-
-    /// Draws the loss plot from `metrics.jsonl` into `out` (default: the run's
-    /// `loss.svg`).
-    pub fn write_loss_plot(&self, out: Option<&Path>) -> Result<PathBuf> {
-        let out = out.map_or_else(|| self.loss_plot_path(), Path::to_path_buf);
-        Curves::from_metrics(&self.metrics_path()).write_to(&out)?;
-        Ok(out)
     }
 
     /// Whether the run folder holds a checkpoint in `slot`.
