@@ -136,6 +136,9 @@ impl Config {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.rounds == 0 {
+        anyhow::bail!("--rounds must be at least 1, got 0");
+    }
     let threads = super::set_threads(args.threads)?;
     if let Some(what) = &args.child {
         println!("{}", child(what, args.steps)?);
@@ -229,7 +232,7 @@ fn measure(
 ) -> Result<Measured> {
     let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let (mut ours_mb, mut theirs_mb) = (0.0f64, None::<f64>);
-    for _ in 0..args.rounds.max(1) {
+    for _ in 0..args.rounds {
         let (o, t) = round()?;
         let o_tps = o["tokens_per_sec"].as_f64().unwrap_or(0.0);
         ours.push(o_tps);

@@ -44,7 +44,8 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
             Ok(file) => break (tmp_path, file),
             // Left over from a crashed process that happened to have our pid: pick another name.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(CheckpointError::io("create", tmp_path, e)),
+            // Named by the file asked for: the temporary is ours, not the user's.
+            Err(e) => return Err(CheckpointError::io("write", path, e)),
         }
     };
 
