@@ -21,5 +21,7 @@ if [ ${#filters[@]} -eq 0 ]; then
 fi
 # Separate target dir: Miri's builds do not mix with the ordinary ones.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/miri"
-MIRIFLAGS="${MIRIFLAGS:-} -Zmiri-disable-isolation" \
+# The pool's helper threads live as long as the process (as rayon's do):
+# -Zmiri-ignore-leaks lets them outlive the test harness's main thread.
+MIRIFLAGS="${MIRIFLAGS:-} -Zmiri-disable-isolation -Zmiri-ignore-leaks" \
     cargo +nightly miri test -p recurrent-kernels --lib -- "${filters[@]}"
