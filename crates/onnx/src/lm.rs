@@ -113,6 +113,12 @@ impl Builder {
         name.to_string()
     }
 
+    /// An int64 scalar (`OneHot`'s depth).
+    fn int_scalar(&mut self, name: &str, value: i64) -> String {
+        self.initializers.push(int_tensor(name, &[], &[value]));
+        name.to_string()
+    }
+
     fn ints(&mut self, name: &str, values: &[i64]) -> String {
         self.initializers
             .push(int_tensor(name, &[values.len()], values));
@@ -304,14 +310,6 @@ fn build(cfg: &ModelConfig, w: &Weights, step: bool, metadata: &[(&str, String)]
     };
     let graph = proto::graph(name, &b.nodes, &b.initializers, &inputs, &outputs);
     proto::model(&graph, OPSET, doc, metadata).into_bytes()
-}
-
-impl Builder {
-    /// An int64 scalar (`OneHot`'s depth).
-    fn int_scalar(&mut self, name: &str, value: i64) -> String {
-        self.initializers.push(int_tensor(name, &[], &[value]));
-        name.to_string()
-    }
 }
 
 #[cfg(test)]
