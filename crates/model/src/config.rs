@@ -201,32 +201,50 @@ impl ModelConfig {
         self.state_range(self.layers, batch).start
     }
 
-    /// The parameter count, or `None` if it overflows `usize` (absurd sizes
+    /// The parameter count, or `None` above [`MAX_PARAMS`] (absurd sizes
     /// from the command line or a corrupt config.json).
-    pub(crate) fn checked_num_params(&self) -> Option<usize> {
-        let v = self.vocab_size;
-        let mut n = v.checked_mul(self.embed)?;
-        for k in 0..self.layers {
-            let h = self.layer_hidden(k);
-            let gh = self.cell.gates().checked_mul(h)?;
-            // weight_ih, weight_hh and the two biases (and the LayerNorm
-            // gains and biases of both projections).
-            let ln = if self.layer_norm { 4 } else { 0 };
-            let per_row = self.layer_input(k).checked_add(h)?.checked_add(2 + ln)?;
-            n = n.checked_add(gh.checked_mul(per_row)?)?;
-            if self.layer_norm && self.cell == CellKind::Lstm {
-                n = n.checked_add(2 * h)?; // the cell state's gain and bias
-            }
-            if n > MAX_PARAMS {
-                return None; // stop early: --layers may be huge too
-            }
+    pub fn checked_num_params(&self) -> Option<usize> {
+        let n = self.param_count();
+        (n <= MAX_PARAMS as f64).then_some(n as usize)
+    }
+
+    /// The parameter count of the layout, without building it, in `f64` so
+    /// that absurd sizes cannot overflow (exact below 2^53): memory estimates
+    /// give a figure for any size.
+    pub fn param_count(&self) -> f64 {
+        let v = self.vocab_size as f64;
+        let gates = self.cell.gates() as f64;
+        let ln = if self.layer_norm { 4.0 } else { 0.0 };
+        // weight_ih, weight_hh and the two biases (and the LayerNorm gains
+        // and biases of both projections, and of the LSTM's cell state).
+        let layer = |k: usize| {
+            let h = self.layer_hidden(k) as f64;
+            let cell_norm = if self.layer_norm && self.cell.has_cell_state() {
+                2.0 * h
+            } else {
+                0.0
+            };
+            gates * h * (self.layer_input(k) as f64 + h + 2.0 + ln) + cell_norm
+        };
+        // Layers 1.. all read `hidden` and have `hidden` units, except the
+        // last when `last_hidden` is set: count one of each kind instead of
+        // looping over a million layers.
+        let mut n = v * self.embed as f64;
+        if self.layers > 0 {
+            n += layer(0);
         }
-        let top = self.top_hidden();
-        n = n.checked_add(self.dense.checked_mul(top.checked_add(1)?)?)?;
+        if self.layers > 2 {
+            n += (self.layers - 2) as f64 * layer(1);
+        }
+        if self.layers > 1 {
+            n += layer(self.layers - 1);
+        }
+        let top = self.top_hidden() as f64;
+        n += self.dense as f64 * (top + 1.0);
         if !self.tie {
-            n = n.checked_add(v.checked_mul(self.head_input())?)?;
+            n += v * self.head_input() as f64;
         }
-        n.checked_add(v)
+        n + v
     }
 
     /// Checks the sizes make a model.

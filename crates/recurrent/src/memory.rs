@@ -20,7 +20,7 @@
 use std::fmt;
 use std::path::Path;
 
-use recurrent_model::seq2seq::{AttentionKind, Bridge, Seq2SeqConfig};
+use recurrent_model::seq2seq::Seq2SeqConfig;
 use recurrent_model::ModelConfig;
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 
@@ -66,7 +66,7 @@ impl MemoryEstimate {
         optimizer: &OptimizerConfig,
         tokens: usize,
     ) -> MemoryEstimate {
-        let params = lm_params(config);
+        let params = config.param_count();
         let rows = seq_len as f64 * batch as f64;
         let gates = config.cell.gates() as f64;
         // Per step and stream: each layer's gate pre-activations and its
@@ -98,7 +98,7 @@ impl MemoryEstimate {
         optimizer: &OptimizerConfig,
         tokens: usize,
     ) -> MemoryEstimate {
-        let params = seq2seq_params(config);
+        let params = config.param_count();
         let rows = batch as f64 * (longest as f64 + 2.0);
         let (gates, h, l) = (
             config.cell.gates() as f64,
@@ -330,74 +330,6 @@ fn bytes(x: f64) -> u128 {
     x.ceil() as u128
 }
 
-/// A language model's parameter count (the layout's count, as
-/// `ModelConfig::validate` makes it), in `f64` so that absurd sizes cannot
-/// overflow: exact below 2^53.
-fn lm_params(c: &ModelConfig) -> f64 {
-    let v = c.vocab_size as f64;
-    let gates = c.cell.gates() as f64;
-    let ln = if c.layer_norm { 4.0 } else { 0.0 };
-    // Layers 1.. all read `hidden` and have `hidden` units, except the last
-    // when `last_hidden` is set: count one of each kind instead of looping
-    // over a million layers.
-    let layer = |k: usize| {
-        let h = c.layer_hidden(k) as f64;
-        let cell_norm = if c.layer_norm && c.cell.has_cell_state() {
-            2.0 * h
-        } else {
-            0.0
-        };
-        gates * h * (c.layer_input(k) as f64 + h + 2.0 + ln) + cell_norm
-    };
-    let mut n = v * c.embed as f64;
-    if c.layers > 0 {
-        n += layer(0);
-    }
-    if c.layers > 2 {
-        n += (c.layers - 2) as f64 * layer(1);
-    }
-    if c.layers > 1 {
-        n += layer(c.layers - 1);
-    }
-    let top = c.top_hidden() as f64;
-    n += c.dense as f64 * (top + 1.0);
-    if !c.tie {
-        n += v * c.head_input() as f64;
-    }
-    n + v
-}
-
-/// A seq2seq model's parameter count (the layout's count, in `f64`).
-fn seq2seq_params(c: &Seq2SeqConfig) -> f64 {
-    let [e, h, vs, vt, l] =
-        [c.embed, c.hidden, c.src_vocab, c.tgt_vocab, c.layers].map(|x| x as f64);
-    let g = c.cell.gates() as f64;
-    let (dirs, hd) = (c.directions() as f64, c.enc_hidden() as f64);
-    let lstm = if c.cell.has_cell_state() { 1.0 } else { 0.0 };
-    let rnn = |input: f64, hid: f64| g * hid * (input + hid + 2.0);
-    let deeper = (l - 1.0).max(0.0);
-    let mut n = vs * e;
-    n += dirs * (rnn(e, hd) + deeper * rnn(h, hd));
-    if c.bridge == Bridge::Linear {
-        n += (1.0 + lstm) * l * (h * h + h);
-    }
-    if !c.share_embeddings {
-        n += vt * e;
-    }
-    let feed = if c.input_feeding { h } else { 0.0 };
-    n += rnn(e + feed, h) + deeper * rnn(h, h);
-    n += match c.attention {
-        AttentionKind::Dot => 0.0,
-        AttentionKind::General => h * h,
-        AttentionKind::Additive => 2.0 * h * h + 2.0 * h,
-    };
-    n += h * 2.0 * h + h;
-    if !c.tie {
-        n += vt * h;
-    }
-    n + vt
-}
-
 /// Bytes in binary units: `512 B`, `3.2 MiB`, `6.0 GiB`, `1.5 PiB`.
 pub fn human_bytes(bytes: u128) -> String {
     const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
@@ -416,39 +348,12 @@ pub fn human_bytes(bytes: u128) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use recurrent_model::{CellKind, LanguageModel};
+    use recurrent_model::CellKind;
 
     const GIB: u64 = 1 << 30;
 
     fn adam() -> OptimizerConfig {
         OptimizerConfig::new(OptimizerKind::Adam)
-    }
-
-    #[test]
-    fn the_parameter_count_is_the_models() {
-        let mut rng = recurrent_kernels::Rng::new(1);
-        for c in [
-            ModelConfig::new(CellKind::Lstm, 30, 8, 16, 3),
-            ModelConfig {
-                dense: 5,
-                ..ModelConfig::new(CellKind::Gru, 20, 0, 12, 1)
-            },
-            ModelConfig {
-                last_hidden: 6,
-                tie: true,
-                ..ModelConfig::new(CellKind::Lstm, 25, 6, 10, 3)
-            },
-            ModelConfig {
-                layer_norm: true,
-                ..ModelConfig::new(CellKind::Lstm, 25, 6, 10, 2)
-            },
-        ] {
-            let m = LanguageModel::new(c.clone(), &mut rng, None).unwrap();
-            assert_eq!(lm_params(&c), m.num_params() as f64, "{c:?}");
-        }
-        let s = Seq2SeqConfig::new(30, 40, 8, 16);
-        let m = recurrent_model::seq2seq::Seq2Seq::new(s.clone(), &mut rng).unwrap();
-        assert_eq!(seq2seq_params(&s), m.num_params() as f64);
     }
 
     #[test]

@@ -203,9 +203,17 @@ impl Seq2SeqConfig {
         }
     }
 
-    /// The parameter count, in `u128` so that absurd sizes cannot overflow.
-    /// Mirrors the layout (checked against it in tests).
-    pub(crate) fn count_params(&self) -> u128 {
+    /// The parameter count, or `None` above [`MAX_PARAMS`] (absurd sizes
+    /// from the command line or a corrupt config.json).
+    pub fn checked_num_params(&self) -> Option<usize> {
+        let n = self.param_count();
+        (n <= MAX_PARAMS as f64).then_some(n as usize)
+    }
+
+    /// The parameter count of the layout, without building it, in `f64` so
+    /// that absurd sizes cannot overflow (exact below 2^53). Mirrors the
+    /// layout (checked against it in tests).
+    pub fn param_count(&self) -> f64 {
         let [e, h, vs, vt, l] = [
             self.embed,
             self.hidden,
@@ -213,28 +221,29 @@ impl Seq2SeqConfig {
             self.tgt_vocab,
             self.layers,
         ]
-        .map(|x| x as u128);
-        let g = self.cell.gates() as u128;
-        let (dirs, hd) = (self.directions() as u128, self.enc_hidden() as u128);
-        let lstm = u128::from(self.cell.has_cell_state());
+        .map(|x| x as f64);
+        let g = self.cell.gates() as f64;
+        let (dirs, hd) = (self.directions() as f64, self.enc_hidden() as f64);
+        let lstm = if self.cell.has_cell_state() { 1.0 } else { 0.0 };
         // One layer of one direction: weight_ih, weight_hh and the two biases.
-        let rnn = |input: u128, hid: u128| g * hid * (input + hid + 2);
+        let rnn = |input: f64, hid: f64| g * hid * (input + hid + 2.0);
+        let deeper = (l - 1.0).max(0.0);
         let mut n = vs * e;
-        n += dirs * (rnn(e, hd) + (l - 1) * rnn(h, hd));
+        n += dirs * (rnn(e, hd) + deeper * rnn(h, hd));
         if self.bridge == Bridge::Linear {
-            n += (1 + lstm) * l * (h * h + h);
+            n += (1.0 + lstm) * l * (h * h + h);
         }
         if !self.share_embeddings {
             n += vt * e;
         }
-        let feed = if self.input_feeding { h } else { 0 };
-        n += rnn(e + feed, h) + (l - 1) * rnn(h, h);
+        let feed = if self.input_feeding { h } else { 0.0 };
+        n += rnn(e + feed, h) + deeper * rnn(h, h);
         n += match self.attention {
-            AttentionKind::Dot => 0,
+            AttentionKind::Dot => 0.0,
             AttentionKind::General => h * h,
-            AttentionKind::Additive => 2 * h * h + 2 * h,
+            AttentionKind::Additive => 2.0 * h * h + 2.0 * h,
         };
-        n += h * 2 * h + h; // linear_out
+        n += h * 2.0 * h + h; // linear_out
         if !self.tie {
             n += vt * h;
         }
@@ -265,15 +274,7 @@ impl Seq2SeqConfig {
                 self.hidden
             ));
         }
-        // Each size at most 2^32 keeps the u128 count below from overflowing.
-        let sizes = [
-            self.src_vocab,
-            self.tgt_vocab,
-            self.embed,
-            self.hidden,
-            self.layers,
-        ];
-        if sizes.iter().any(|&x| x > MAX_PARAMS) || self.count_params() > MAX_PARAMS as u128 {
+        if self.checked_num_params().is_none() {
             return bad(format!(
                 "the model would have more than {MAX_PARAMS} parameters (embed {}, hidden {}, \
                  layers {}, vocabularies {} and {})",
@@ -326,7 +327,7 @@ mod tests {
                         share_embeddings: share,
                     };
                     c.validate().unwrap();
-                    assert_eq!(c.count_params(), layout(&c).total as u128, "{c:?}");
+                    assert_eq!(c.checked_num_params(), Some(layout(&c).total), "{c:?}");
                 }
             }
         }
