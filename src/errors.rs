@@ -16,9 +16,19 @@ use recurrent::train::batch::BatchError;
 use recurrent::train::divergence::ROLLBACK_LR_FACTOR;
 use recurrent::train::TrainError;
 
-/// The error chain as one line, in the command line's words.
+/// The error chain as one line, in the command line's words; a cause that
+/// its error's message already quotes is not repeated.
 pub fn render(err: &anyhow::Error) -> String {
-    let mut text = format!("{err:#}");
+    let mut text = String::new();
+    for cause in err.chain() {
+        let message = cause.to_string();
+        if !text.contains(&message) {
+            if !text.is_empty() {
+                text += ": ";
+            }
+            text += &message;
+        }
+    }
     for cause in err.chain() {
         if let Some((library, cli)) = cli_words(cause) {
             text = text.replacen(&library, &cli, 1);

@@ -37,6 +37,8 @@ enum Command {
     Import(commands::convert::ImportArgs),
     /// Write a checkpoint's weights as a PyTorch word_language_model state dict.
     Export(commands::convert::ExportArgs),
+    /// List run folders with their model, data, progress and best validation figures.
+    Runs(commands::runs::RunsArgs),
     /// Draw a run's loss curves (training and validation) as an SVG.
     Plot(commands::plot::PlotArgs),
     /// Measure training and sampling speed (against PyTorch when it is installed).
@@ -60,6 +62,7 @@ fn main() -> ExitCode {
         Command::Export(args) => commands::convert::export(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Plot(args) => commands::plot::run(args),
+        Command::Runs(args) => commands::runs::run(args),
         Command::Seq2seq(args) => commands::seq2seq::run(args),
         Command::Serve(args) => commands::serve::run(args),
     };

@@ -1936,3 +1936,116 @@ fn a_rolled_back_run_resumes_exactly() {
     let weights = |run: &str| fs::read(sb.path(run).join("last/model.safetensors")).unwrap();
     assert!(weights("split") == weights("straight"));
 }
+
+#[test]
+fn runs_lists_every_run_below_a_folder_best_first() {
+    let sb = Sandbox::new();
+    let text = sb.write("text.txt", corpus(300, 7));
+    let text = text.to_str().unwrap();
+    sb.train(text, "runs/short", &["--steps", "4", "--eval-every", "2"]);
+    sb.train(text, "runs/long", &["--steps", "30", "--eval-every", "10"]);
+    // A study's trials sit two levels down.
+    sb.train(
+        text,
+        "runs/study/trials/0",
+        &["--steps", "2", "--cell", "gru"],
+    );
+    let pairs = sb.write("pairs.tsv", reversal_pairs(120));
+    let mut args = vec![
+        "seq2seq",
+        "train",
+        "--pairs",
+        pairs.to_str().unwrap(),
+        "--format",
+        "tsv",
+        "--out",
+        "runs/s2s",
+        "--steps",
+        "4",
+        "--eval-every",
+        "2",
+    ];
+    args.extend_from_slice(TINY_S2S);
+    sb.ok(&args);
+    sb.write("runs/broken/best/config.json", "{");
+    sb.write("runs/notes/readme.txt", "not a run");
+
+    let rows: Vec<Value> = serde_json::from_str(&sb.ok(&["runs", "--json"])).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["run"].as_str().unwrap()).collect();
+    let mut expected = vec!["broken", "long", "s2s", "short", "study/trials/0"];
+    expected.sort();
+    assert_eq!(
+        names.iter().copied().collect::<BTreeSet<_>>(),
+        expected.into_iter().collect()
+    );
+    // Sorted by the best validation loss; the unreadable run last.
+    let losses: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r["best_val_loss"].as_f64())
+        .collect();
+    // The seq2seq run is still worse than a uniform guess, which is never "best".
+    assert_eq!(losses.len(), 3, "{rows:#?}");
+    assert!(losses.windows(2).all(|w| w[0] <= w[1]), "{losses:?}");
+    assert_eq!(names[3..], ["s2s", "broken"]);
+    assert!(rows[4]["problem"].as_str().unwrap().contains("config.json"));
+
+    // Each figure is the run's own: the lowest validation loss in its metrics.
+    for row in &rows[..4] {
+        let run = sb.path("runs").join(row["run"].as_str().unwrap());
+        let key = if row["run"] == "s2s" {
+            "last_val_loss"
+        } else {
+            "best_val_loss"
+        };
+        let metrics = fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+        let best = metrics
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["kind"] == "val")
+            .filter_map(|v| v["loss"].as_f64())
+            .fold(f64::INFINITY, f64::min);
+        let listed = row[key].as_f64().unwrap();
+        assert!((listed - best).abs() < 1e-9, "{run:?}: {listed} vs {best}");
+    }
+    let long = rows.iter().find(|r| r["run"] == "long").unwrap();
+    assert_eq!(long["step"], 30);
+    assert_eq!(long["model"], "lstm 1x16 e8");
+    assert_eq!(long["tokenizer"], "char");
+    assert!(long["input"].as_str().unwrap().ends_with("text.txt"));
+    let s2s = rows.iter().find(|r| r["run"] == "s2s").unwrap();
+    assert!(
+        s2s["model"]
+            .as_str()
+            .unwrap()
+            .starts_with("seq2seq lstm 1x16"),
+        "{s2s}"
+    );
+
+    // The table: one header and one line per run, figures in the token's units.
+    let table = sb.ok(&["runs", "runs", "--sort", "name"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 6, "{table}");
+    assert!(lines[0].starts_with("run"), "{table}");
+    assert!(
+        lines[1].starts_with("broken") && lines[1].contains("unreadable"),
+        "{table}"
+    );
+    assert!(
+        lines[2].starts_with("long") && lines[2].contains("bpc"),
+        "{table}"
+    );
+
+    // A run whose lock a process holds is training now.
+    let lock = recurrent::checkpoint::RunLock::acquire(&sb.path("runs/long")).unwrap();
+    let rows: Vec<Value> = serde_json::from_str(&sb.ok(&["runs", "--json"])).unwrap();
+    let running: Vec<&Value> = rows.iter().filter(|r| r["running"] == true).collect();
+    assert_eq!(running.len(), 1);
+    assert_eq!(running[0]["run"], "long");
+    drop(lock);
+
+    // One run folder lists itself; a missing folder is an error.
+    let one: Vec<Value> = serde_json::from_str(&sb.ok(&["runs", "runs/long", "--json"])).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0]["run"], ".");
+    sb.fails(&["runs", "nowhere"], &["nowhere", "No such file"]);
+}

@@ -77,6 +77,7 @@ mod onnx;
 mod pytorch;
 mod recorder;
 mod run;
+mod runs;
 pub mod seq2seq;
 mod streams;
 mod summary;
@@ -111,6 +112,7 @@ pub use recurrent_train::{
     EvalRecord, EvalReport, Observer, Slot, StepReport, StopReason, StopRule,
 };
 pub use run::RunFolder;
+pub use runs::{list_runs, ListedModel, RunListing};
 pub use streams::{
     start_streams, Cancel, EngineStats, FinishReason, Sink, StreamEngine, StreamError, StreamEvent,
     StreamOptions, StreamRequest, TokenLogprob,

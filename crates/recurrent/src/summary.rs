@@ -135,7 +135,7 @@ pub struct TrainingSummary {
 
 impl TrainingSummary {
     /// The summary of `progress` with the config's settings.
-    fn new(
+    pub(crate) fn new(
         progress: &RunProgress,
         batch: usize,
         seq_len: Option<usize>,
