@@ -21,7 +21,7 @@ use crate::layout::{
     BEST_DIR, CONFIG_FILE, LAST_DIR, OPTIMIZER_FILE, REQUIRED_FILES, TARGET_TOKENIZER_FILE,
     TARGET_VOCAB_FILE, TOKENIZER_FILE, TRAINER_STATE_FILE, VOCAB_FILE, WEIGHTS_FILE,
 };
-use crate::stale::{process_is_alive, OLD_SUFFIX, TEMP_MARKER};
+use crate::stale::{temp_is_stale, OLD_SUFFIX, TEMP_MARKER};
 use crate::tensors::{check_finite, read_safetensors, safetensors_bytes, Tensor};
 use crate::CheckpointError;
 
@@ -237,7 +237,11 @@ fn remove_stale_temp_dirs(dir: &Path) {
             continue;
         };
         let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
-        if digits && pid.parse().is_ok_and(|pid| !process_is_alive(pid)) {
+        if digits
+            && pid
+                .parse()
+                .is_ok_and(|pid| temp_is_stale(&entry.path(), pid))
+        {
             let _ = fs::remove_dir_all(entry.path());
         }
     }

@@ -11,6 +11,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use crate::layout::CONFIG_FILE;
 use crate::CheckpointError;
@@ -42,6 +43,54 @@ pub fn process_is_alive(pid: u32) -> bool {
         return true;
     }
     process_is_alive_os(pid)
+}
+
+/// Whether the temporary at `path`, named after process `pid`, is garbage:
+/// its process is gone, or the process now holding that id started after
+/// the temporary was last written (the id was reused; the writer is gone).
+pub fn temp_is_stale(path: &Path, pid: u32) -> bool {
+    if !process_is_alive(pid) {
+        return true;
+    }
+    let written = fs::symlink_metadata(path).and_then(|m| m.modified());
+    match (written, process_start(pid)) {
+        // Start times are known to a second (the boot time's precision).
+        (Ok(written), Some(start)) => start > written + PID_REUSE_SLACK,
+        _ => false,
+    }
+}
+
+/// How much later than a temporary's last write its pid's process must have
+/// started to count as another process.
+const PID_REUSE_SLACK: Duration = Duration::from_secs(2);
+
+/// When process `pid` started (Linux: `/proc/<pid>/stat`'s start time in
+/// clock ticks after the boot time of `/proc/stat`).
+#[cfg(target_os = "linux")]
+fn process_start(pid: u32) -> Option<SystemTime> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesized command start at field 3 (the state);
+    // the start time is field 22.
+    let (_, fields) = stat.rsplit_once(')')?;
+    let ticks: u64 = fields.split_whitespace().nth(22 - 3)?.parse().ok()?;
+    let boot: u64 = fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf reads a system constant; it has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let since_boot =
+        Duration::from_secs_f64(ticks as f64 / u64::try_from(hz).ok().filter(|&h| h > 0)? as f64);
+    Some(SystemTime::UNIX_EPOCH + Duration::from_secs(boot) + since_boot)
+}
+
+/// Elsewhere the start time is unknown: a live id is taken as the writer.
+#[cfg(not(target_os = "linux"))]
+fn process_start(_pid: u32) -> Option<SystemTime> {
+    None
 }
 
 /// Linux: `/proc/<pid>` exists for a running process; a zombie (killed, not
@@ -86,7 +135,7 @@ pub fn remove_stale_temporaries(folder: &Path) -> Result<Vec<String>, Checkpoint
             continue;
         };
         let stale = match temp_owner(&name) {
-            Some(pid) => !process_is_alive(pid),
+            Some(pid) => temp_is_stale(&entry.path(), pid),
             None => name
                 .strip_suffix(OLD_SUFFIX)
                 .is_some_and(|dir| !dir.is_empty() && folder.join(dir).join(CONFIG_FILE).is_file()),
@@ -197,5 +246,43 @@ mod tests {
         if cfg!(target_os = "linux") {
             assert!(!process_is_alive(pid));
         }
+    }
+
+    #[test]
+    fn a_live_pid_that_started_after_its_temporary_was_written_is_another_process() {
+        if !cfg!(target_os = "linux") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let start = process_start(pid).expect("a running process has a start time");
+        let now = SystemTime::now();
+        assert!(start <= now + Duration::from_secs(1) && start + Duration::from_secs(60) > now);
+
+        // Written an hour before the process started: an earlier holder of the id wrote it.
+        let old = dir.path().join(format!("last.tmp-{pid}"));
+        fs::create_dir(&old).unwrap();
+        let hour_ago = now - Duration::from_secs(3600);
+        fs::File::open(&old)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        // Written now: it may be this process's save in progress.
+        let fresh = dir.path().join(format!(".loss.svg.tmp-{pid}-1"));
+        fs::write(&fresh, "x").unwrap();
+
+        assert!(temp_is_stale(&old, pid));
+        assert!(!temp_is_stale(&fresh, pid));
+        let removed = remove_stale_temporaries(dir.path()).unwrap();
+        assert_eq!(removed, vec![format!("last.tmp-{pid}")]);
+        assert!(fresh.exists());
+
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(temp_is_stale(&fresh, pid), "its writer is gone now");
     }
 }
