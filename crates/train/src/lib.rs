@@ -10,6 +10,7 @@
 pub mod asgd;
 pub mod batch;
 pub mod clip;
+pub mod collective;
 pub mod divergence;
 pub mod engine;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod schedule;
 pub mod seq2seq;
 pub mod trainer;
 
+pub use collective::{Collective, SingleProcess};
 pub use divergence::{DivergenceReason, DivergenceWatch, OnDivergence};
 pub use engine::{
     DataFingerprint, EvalRecord, EvalReport, Observer, Plan, RunProgress, SaveError, Slot,

@@ -1,0 +1,226 @@
+//! Data parallelism's collectives: what one process of a training job needs
+//! to work with the others. Every rank trains the same model on its share of
+//! the global batch; gradients and validation sums are added over the ranks
+//! (all-reduce, as Horovod and PyTorch DDP do), so every rank takes the same
+//! optimizer step and holds the same weights.
+//!
+//! [`SingleProcess`] is the job of one process (every collective is the
+//! identity); [`mpi::MpiWorld`] (cargo feature `mpi`) is a job started by
+//! `mpirun`/`mpiexec` or Slurm's `srun`, on one machine or many.
+
+use std::ops::Range;
+
+/// The processes of a data-parallel job, as one of them sees it.
+///
+/// Every method is collective: each rank calls it in the same order with
+/// buffers of the same length, or the job deadlocks (MPI's rule). A rank
+/// that dies ends the job (the launcher stops the others).
+pub trait Collective {
+    /// This process's rank, `0..ranks()`. Rank 0 writes checkpoints and logs.
+    fn rank(&self) -> usize;
+
+    /// Processes in the job.
+    fn ranks(&self) -> usize;
+
+    /// Replaces `values` by their sum over every rank. Every rank gets the
+    /// same bits.
+    fn sum_f32(&self, values: &mut [f32]);
+
+    /// [`Collective::sum_f32`] in `f64` (loss and token counts of a validation).
+    fn sum_f64(&self, values: &mut [f64]);
+
+    /// Every rank's `values`, in rank order, on every rank. Each rank's
+    /// `values` may differ in length.
+    fn gather_f32(&self, values: &[f32]) -> Vec<f32>;
+
+    /// Rank 0's `bytes` on every rank (their length included).
+    fn broadcast(&self, bytes: &mut Vec<u8>);
+
+    /// Whether this process writes files and prints (rank 0).
+    fn is_leader(&self) -> bool {
+        self.rank() == 0
+    }
+}
+
+/// A job of one process: every collective leaves its buffer as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SingleProcess;
+
+impl Collective for SingleProcess {
+    fn rank(&self) -> usize {
+        0
+    }
+
+    fn ranks(&self) -> usize {
+        1
+    }
+
+    fn sum_f32(&self, _values: &mut [f32]) {}
+
+    fn sum_f64(&self, _values: &mut [f64]) {}
+
+    fn gather_f32(&self, values: &[f32]) -> Vec<f32> {
+        values.to_vec()
+    }
+
+    fn broadcast(&self, _bytes: &mut Vec<u8>) {}
+}
+
+/// Rank `rank`'s contiguous share of `total` items split over `ranks`:
+/// the first `total % ranks` ranks take one more.
+///
+/// ```
+/// use recurrent_train::collective::share;
+/// // 10 streams over 3 ranks: 4, 3, 3.
+/// assert_eq!(share(10, 0, 3), 0..4);
+/// assert_eq!(share(10, 1, 3), 4..7);
+/// assert_eq!(share(10, 2, 3), 7..10);
+/// ```
+pub fn share(total: usize, rank: usize, ranks: usize) -> Range<usize> {
+    assert!(ranks > 0 && rank < ranks, "rank {rank} of {ranks}");
+    let (base, extra) = (total / ranks, total % ranks);
+    let start = rank * base + rank.min(extra);
+    start..start + base + usize::from(rank < extra)
+}
+
+/// MPI through the `mpi` crate (rsmpi): the job `mpirun -n N` started.
+#[cfg(feature = "mpi")]
+pub mod mpi {
+    use mpi::collective::SystemOperation;
+    use mpi::environment::Universe;
+    use mpi::topology::SimpleCommunicator;
+    use mpi::traits::{Communicator, CommunicatorCollectives, Root};
+
+    use super::Collective;
+
+    /// The world communicator of an MPI job. MPI is finalized when this is
+    /// dropped, and cannot be started again in the same process.
+    pub struct MpiWorld {
+        world: SimpleCommunicator,
+        // Dropped last: finalizes MPI.
+        _universe: Universe,
+    }
+
+    impl MpiWorld {
+        /// Starts MPI; `None` when it was started before in this process.
+        /// Only the thread that called this may make MPI calls (MPI's
+        /// "funneled" level), which is how the trainer uses it: its kernel
+        /// threads never talk to other ranks.
+        pub fn init() -> Option<MpiWorld> {
+            let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)?;
+            Some(MpiWorld {
+                world: universe.world(),
+                _universe: universe,
+            })
+        }
+
+        /// Whether this process was started by an MPI launcher (mpirun,
+        /// mpiexec, srun with PMI), from the variables they set, before MPI
+        /// is started: a plain `recurrent train` stays a single process.
+        pub fn launched() -> bool {
+            [
+                "PMI_RANK",
+                "PMI_SIZE",
+                "PMIX_RANK",
+                "OMPI_COMM_WORLD_SIZE",
+                "MPI_LOCALNRANKS",
+                "HYDRA_CONTROL_FD",
+            ]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
+        }
+    }
+
+    impl Collective for MpiWorld {
+        fn rank(&self) -> usize {
+            self.world.rank() as usize
+        }
+
+        fn ranks(&self) -> usize {
+            self.world.size() as usize
+        }
+
+        fn sum_f32(&self, values: &mut [f32]) {
+            if self.ranks() > 1 {
+                let mine = values.to_vec();
+                self.world
+                    .all_reduce_into(&mine[..], values, SystemOperation::sum());
+            }
+        }
+
+        fn sum_f64(&self, values: &mut [f64]) {
+            if self.ranks() > 1 {
+                let mine = values.to_vec();
+                self.world
+                    .all_reduce_into(&mine[..], values, SystemOperation::sum());
+            }
+        }
+
+        fn gather_f32(&self, values: &[f32]) -> Vec<f32> {
+            let mut lengths = vec![0u64; self.ranks()];
+            self.world
+                .all_gather_into(&(values.len() as u64), &mut lengths[..]);
+            let counts: Vec<i32> = lengths.iter().map(|&n| n as i32).collect();
+            let displs: Vec<i32> = counts
+                .iter()
+                .scan(0, |at, &n| {
+                    let start = *at;
+                    *at += n;
+                    Some(start)
+                })
+                .collect();
+            let mut all = vec![0f32; counts.iter().map(|&n| n as usize).sum()];
+            let mut partition =
+                mpi::datatype::PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+            self.world.all_gather_varcount_into(values, &mut partition);
+            all
+        }
+
+        fn broadcast(&self, bytes: &mut Vec<u8>) {
+            let root = self.world.process_at_rank(0);
+            let mut len = bytes.len() as u64;
+            root.broadcast_into(&mut len);
+            bytes.resize(len as usize, 0);
+            root.broadcast_into(&mut bytes[..]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_cover_the_items_once_in_order_and_differ_by_at_most_one() {
+        for total in 0..40 {
+            for ranks in 1..9 {
+                let shares: Vec<Range<usize>> =
+                    (0..ranks).map(|r| share(total, r, ranks)).collect();
+                assert_eq!(shares[0].start, 0);
+                assert_eq!(shares[ranks - 1].end, total);
+                for pair in shares.windows(2) {
+                    assert_eq!(pair[0].end, pair[1].start);
+                }
+                let (min, max) = (
+                    shares.iter().map(|s| s.len()).min().unwrap(),
+                    shares.iter().map(|s| s.len()).max().unwrap(),
+                );
+                assert!(max - min <= 1, "{total} over {ranks}: {shares:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_single_process_keeps_its_buffers() {
+        let one = SingleProcess;
+        let mut v = vec![1.5f32, -2.0];
+        one.sum_f32(&mut v);
+        assert_eq!(v, [1.5, -2.0]);
+        assert_eq!(one.gather_f32(&v), v);
+        let mut bytes = b"abc".to_vec();
+        one.broadcast(&mut bytes);
+        assert_eq!(bytes, b"abc");
+        assert!(one.is_leader());
+        assert_eq!((one.rank(), one.ranks()), (0, 1));
+    }
+}
