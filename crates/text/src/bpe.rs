@@ -58,7 +58,22 @@ impl Bpe {
     /// `options.vocab_size` tokens (fewer if the text runs out of pairs seen
     /// at least `options.min_count` times).
     pub(crate) fn train(texts: &[&str], options: &TokenizerOptions) -> Result<Bpe, TextError> {
-        let special: Vec<AddedToken> = if texts.len() > 1 {
+        let text_bytes = texts.iter().map(|t| t.len()).sum();
+        let pieces = texts.iter().flat_map(|t| chunks(t, CHUNK_BYTES));
+        Bpe::train_on_pieces(pieces, texts.len() > 1, text_bytes, options)
+    }
+
+    /// [`Bpe::train`] on text given as pieces cut where the result cannot
+    /// change (before whitespace that follows a word, as [`chunks`] cuts), so
+    /// a corpus larger than memory streams through: the library keeps only
+    /// the counts of distinct pre-tokenized words.
+    pub(crate) fn train_on_pieces<S: AsRef<str> + Send>(
+        pieces: impl Iterator<Item = S> + Send,
+        several_docs: bool,
+        text_bytes: usize,
+        options: &TokenizerOptions,
+    ) -> Result<Bpe, TextError> {
+        let special: Vec<AddedToken> = if several_docs {
             vec![AddedToken::from(DOC_BOUNDARY, true)]
         } else {
             Vec::new()
@@ -72,7 +87,6 @@ impl Bpe {
                 min,
             });
         }
-        let text_bytes = texts.iter().map(|t| t.len()).sum();
         let size = options.bpe_vocab_size(text_bytes);
         let mut tk = tokenizers::Tokenizer::new(BPE::default());
         let byte_level = byte_level();
@@ -87,8 +101,7 @@ impl Bpe {
             .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
             .build()
             .into();
-        let pieces: Vec<&str> = texts.iter().flat_map(|t| chunks(t, CHUNK_BYTES)).collect();
-        tk.train(&mut trainer, pieces.into_iter())
+        tk.train(&mut trainer, pieces)
             .map_err(|source| TextError::Bpe {
                 action: "train",
                 source,

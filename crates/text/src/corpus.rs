@@ -126,7 +126,38 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), TextError> 
     Ok(())
 }
 
-fn io_error(path: &Path, err: io::Error) -> TextError {
+/// The files [`Corpus::read`] would read from `path`, in its order, without
+/// reading them: for a corpus streamed piece by piece. The same errors for a
+/// missing path, an empty file given directly, or a folder with no text.
+pub(crate) fn list_documents(path: &Path) -> Result<Vec<PathBuf>, TextError> {
+    let meta = fs::metadata(path).map_err(|e| io_error(path, e))?;
+    if !meta.is_dir() {
+        if meta.len() == 0 {
+            return Err(TextError::EmptyFile {
+                path: path.to_path_buf(),
+            });
+        }
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    collect_files(path, &mut files)?;
+    files.sort();
+    let mut docs = Vec::with_capacity(files.len());
+    for file in files {
+        let meta = fs::metadata(&file).map_err(|e| io_error(&file, e))?;
+        if meta.len() > 0 {
+            docs.push(file);
+        }
+    }
+    if docs.is_empty() {
+        return Err(TextError::EmptyFolder {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(docs)
+}
+
+pub(crate) fn io_error(path: &Path, err: io::Error) -> TextError {
     if err.kind() == io::ErrorKind::NotFound {
         TextError::NotFound {
             path: path.to_path_buf(),

@@ -161,6 +161,10 @@ pub enum TextError {
         #[source]
         source: tokenizers::Error,
     },
+
+    /// A prepared data folder cannot be written, read or trusted.
+    #[error(transparent)]
+    Prepared(#[from] crate::prepared::PreparedError),
 }
 
 /// A setting of [`crate::TokenizerOptions`], named in

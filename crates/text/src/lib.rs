@@ -64,6 +64,9 @@
 //! # Ok::<(), recurrent_text::TextError>(())
 //! ```
 //!
+//! A corpus larger than memory is tokenized once into memory-mapped token
+//! files by [`prepared::prepare`] and read back with [`prepared::PreparedData`].
+//!
 //! For sequence-to-sequence models, [`pairs`] reads sentence pairs from a
 //! tab-separated file and splits them into training, validation and test sets,
 //! and [`PairTokenizers`] holds a model's source and target tokenizers with
@@ -83,6 +86,7 @@ mod error;
 mod options;
 mod pair_tokenizers;
 pub mod pairs;
+pub mod prepared;
 mod stream;
 mod tokenizer;
 mod vocab;

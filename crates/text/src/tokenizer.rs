@@ -235,7 +235,7 @@ impl Tokenizer {
         Tokenizer::from_bpe(Bpe::from_json(json)?)
     }
 
-    fn from_bpe(bpe: Bpe) -> Result<Tokenizer, TextError> {
+    pub(crate) fn from_bpe(bpe: Bpe) -> Result<Tokenizer, TextError> {
         let vocab = Vocab::from_tokens(bpe.tokens().to_vec())?;
         let pieces = bpe.pieces().to_vec();
         Ok(Tokenizer::assemble(

@@ -7,7 +7,6 @@
 //! a newline, so text round-trips as its whitespace-normalized form (each
 //! line's words separated by one space, no leading or trailing blanks).
 
-use std::cmp::Reverse;
 use std::collections::HashMap;
 
 use unicode_segmentation::UnicodeSegmentation;
@@ -62,8 +61,36 @@ pub(crate) fn build_vocab(
     texts: &[&str],
     options: &TokenizerOptions,
 ) -> Result<Vec<String>, TextError> {
+    let mut counts: HashMap<&str, u64> = HashMap::new();
+    for text in texts {
+        count_words(text, options.word_segmentation, &mut counts);
+    }
+    vocab_from_counts(counts, texts.len() > 1, options)
+}
+
+/// Adds the words of `text` to `counts` (the counting pass of [`build_vocab`],
+/// which a corpus larger than memory runs piece by piece).
+pub(crate) fn count_words<'a>(
+    text: &'a str,
+    segmentation: WordSegmentation,
+    counts: &mut HashMap<&'a str, u64>,
+) {
+    segment(text, segmentation, |unit| {
+        if let Unit::Word(w) = unit {
+            *counts.entry(w).or_default() += 1;
+        }
+    });
+}
+
+/// The vocabulary of [`build_vocab`] from word counts: `several_docs` adds
+/// `<doc>`; the order never depends on the map's.
+pub(crate) fn vocab_from_counts<W: AsRef<str> + Ord>(
+    counts: HashMap<W, u64>,
+    several_docs: bool,
+    options: &TokenizerOptions,
+) -> Result<Vec<String>, TextError> {
     let mut tokens = vec![UNK.to_string(), EOS.to_string()];
-    if texts.len() > 1 {
+    if several_docs {
         tokens.push(DOC_BOUNDARY.to_string());
     }
     let room = match options.vocab_size {
@@ -78,21 +105,21 @@ pub(crate) fn build_vocab(
         Some(size) => size - tokens.len(),
         None => usize::MAX,
     };
-    let mut counts: HashMap<&str, u64> = HashMap::new();
-    for text in texts {
-        segment(text, options.word_segmentation, |unit| {
-            if let Unit::Word(w) = unit {
-                *counts.entry(w).or_default() += 1;
-            }
-        });
-    }
-    let mut words: Vec<(&str, u64)> = counts
+    let mut words: Vec<(W, u64)> = counts
         .into_iter()
         // A literal `<unk>` in the text (PTB has many) is the unknown token.
-        .filter(|&(w, n)| n >= options.min_count as u64 && !is_reserved(w) && w != UNK)
+        .filter(|(w, n)| {
+            let w = w.as_ref();
+            *n >= options.min_count as u64 && !is_reserved(w) && w != UNK
+        })
         .collect();
-    words.sort_unstable_by_key(|&(w, n)| (Reverse(n), w));
-    tokens.extend(words.into_iter().take(room).map(|(w, _)| w.to_string()));
+    words.sort_unstable_by(|(a, m), (b, n)| n.cmp(m).then_with(|| a.cmp(b)));
+    tokens.extend(
+        words
+            .into_iter()
+            .take(room)
+            .map(|(w, _)| w.as_ref().to_string()),
+    );
     Ok(tokens)
 }
 

@@ -5,6 +5,99 @@
 
 use thiserror::Error;
 
+use crate::DataFingerprint;
+
+/// Token ids borrowed in their stored width: a memory-mapped prepared file
+/// keeps 2 bytes per token when the vocabulary allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenIds<'a> {
+    /// Two bytes per token.
+    U16(&'a [u16]),
+    /// Four bytes per token.
+    U32(&'a [u32]),
+}
+
+impl TokenIds<'_> {
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        match self {
+            TokenIds::U16(ids) => ids.len(),
+            TokenIds::U32(ids) => ids.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Token ids the trainer borrows and does not own, such as a memory-mapped
+/// token file: reading them costs no memory beyond the pages in use.
+pub trait TokenView: Send + Sync {
+    /// The ids.
+    fn ids(&self) -> TokenIds<'_>;
+    /// What a run saves to recognise the data on resume (a prepared file's
+    /// token count and checksum, so resuming does not read the whole file).
+    fn fingerprint(&self) -> DataFingerprint;
+}
+
+/// Where a trainer reads its token ids: owned in memory, or a borrowed view.
+pub enum TokenSource {
+    /// Ids in memory (text read and encoded by the caller).
+    Owned(Vec<u32>),
+    /// Ids in a view, such as a memory-mapped file.
+    View(Box<dyn TokenView>),
+}
+
+impl TokenSource {
+    /// The ids.
+    pub fn ids(&self) -> TokenIds<'_> {
+        match self {
+            TokenSource::Owned(ids) => TokenIds::U32(ids),
+            TokenSource::View(view) => view.ids(),
+        }
+    }
+
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.ids().len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The fingerprint saved with a run: FNV-1a of owned ids (as runs have
+    /// always saved), the view's own for a view.
+    pub fn fingerprint(&self) -> DataFingerprint {
+        match self {
+            TokenSource::Owned(ids) => DataFingerprint::of(ids),
+            TokenSource::View(view) => view.fingerprint(),
+        }
+    }
+}
+
+impl From<Vec<u32>> for TokenSource {
+    fn from(ids: Vec<u32>) -> TokenSource {
+        TokenSource::Owned(ids)
+    }
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            TokenSource::Owned(_) => "Owned",
+            TokenSource::View(_) => "View",
+        };
+        f.debug_struct("TokenSource")
+            .field("kind", &kind)
+            .field("tokens", &self.len())
+            .finish()
+    }
+}
+
 /// Why a token sequence cannot be batched.
 ///
 /// Sizes are named by their fields in [`TrainConfig`](crate::trainer::TrainConfig)
@@ -113,15 +206,37 @@ impl Streams {
 
     /// Fills the time-major block starting at stream offset `start`, `t_len` steps:
     /// `x[t*B + b] = stream_b[start + t]`, `y[t*B + b] = stream_b[start + t + 1]`.
-    pub fn fill(&self, tokens: &[u32], start: usize, t_len: usize, x: &mut [u32], y: &mut [u32]) {
+    pub fn fill<T: Copy + Into<u32>>(
+        &self,
+        tokens: &[T],
+        start: usize,
+        t_len: usize,
+        x: &mut [u32],
+        y: &mut [u32],
+    ) {
         debug_assert!(start + t_len < self.stream_len);
         let b = self.batch;
         for t in 0..t_len {
             for s in 0..b {
                 let at = s * self.stream_len + start + t;
-                x[t * b + s] = tokens[at];
-                y[t * b + s] = tokens[at + 1];
+                x[t * b + s] = tokens[at].into();
+                y[t * b + s] = tokens[at + 1].into();
             }
+        }
+    }
+
+    /// [`Streams::fill`] from ids of either width (one branch per block, not per token).
+    pub fn fill_ids(
+        &self,
+        tokens: TokenIds<'_>,
+        start: usize,
+        t_len: usize,
+        x: &mut [u32],
+        y: &mut [u32],
+    ) {
+        match tokens {
+            TokenIds::U16(ids) => self.fill(ids, start, t_len, x, y),
+            TokenIds::U32(ids) => self.fill(ids, start, t_len, x, y),
         }
     }
 }
@@ -193,6 +308,22 @@ mod tests {
         assert!(Streams::for_evaluation(1, 8, "validation").is_err());
         let e = Streams::for_evaluation(5, 8, "validation").unwrap();
         assert_eq!((e.batch, e.stream_len, e.predictions()), (2, 2, 2));
+    }
+
+    #[test]
+    fn narrow_ids_fill_the_same_blocks() {
+        let wide: Vec<u32> = (0..23).collect();
+        let narrow: Vec<u16> = (0..23).collect();
+        let s = Streams::for_training(wide.len(), 2, 3).unwrap();
+        let (mut x, mut y, mut x2, mut y2) = (vec![0; 6], vec![0; 6], vec![0; 6], vec![0; 6]);
+        for start in [0, 3, 6] {
+            s.fill_ids(TokenIds::U32(&wide), start, 3, &mut x, &mut y);
+            s.fill_ids(TokenIds::U16(&narrow), start, 3, &mut x2, &mut y2);
+            assert_eq!((&x, &y), (&x2, &y2));
+        }
+        let owned = TokenSource::from(wide.clone());
+        assert_eq!(owned.len(), 23);
+        assert_eq!(owned.fingerprint(), DataFingerprint::of(&wide));
     }
 
     #[test]

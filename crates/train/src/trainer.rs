@@ -10,10 +10,10 @@ use recurrent_model::{LanguageModel, Regularization, State, TokenBlock, Workspac
 use serde::{Deserialize, Serialize};
 
 use crate::asgd::{self, Averager};
-use crate::batch::{fill_keep, Streams};
+use crate::batch::{fill_keep, Streams, TokenIds, TokenSource};
 use crate::engine::{
-    self, check_and_clip, DataFingerprint, EvalReport, Observer, Plan, RunProgress, Slot,
-    StepReport, StopReason, Task,
+    self, check_and_clip, EvalReport, Observer, Plan, RunProgress, Slot, StepReport, StopReason,
+    Task,
 };
 use crate::error::{ResumeError, TrainError, TrainingData};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -118,8 +118,8 @@ pub struct TrainerState {
 
 /// The token ids a trainer reads, and the document-boundary token.
 struct TokenData {
-    train: Vec<u32>,
-    val: Option<Vec<u32>>,
+    train: TokenSource,
+    val: Option<TokenSource>,
     boundary: Option<u32>,
 }
 
@@ -131,8 +131,8 @@ pub struct Trainer {
     pub optimizer: Optimizer,
     /// The resumable state, saved as `trainer_state.json`.
     pub state: TrainerState,
-    train: Vec<u32>,
-    val: Option<Vec<u32>>,
+    train: TokenSource,
+    val: Option<TokenSource>,
     boundary: Option<u32>,
     streams: Streams,
     carried: State,
@@ -222,6 +222,20 @@ impl Trainer {
         val: Option<Vec<u32>>,
         boundary: Option<u32>,
     ) -> Result<Trainer, TrainError> {
+        let (train, val) = (train.into(), val.map(TokenSource::from));
+        Self::with_sources(model, config, regularizers, train, val, boundary)
+    }
+
+    /// [`Trainer::with_regularizers`] reading its tokens from sources (owned
+    /// ids or a memory-mapped view); the numbers are the same for the same ids.
+    pub fn with_sources(
+        model: LanguageModel,
+        config: TrainConfig,
+        regularizers: Regularizers,
+        train: TokenSource,
+        val: Option<TokenSource>,
+        boundary: Option<u32>,
+    ) -> Result<Trainer, TrainError> {
         config.optimizer.validate()?;
         regularizers.model.validate()?;
         let streams = Streams::for_training(train.len(), config.batch, config.seq_len)?;
@@ -233,7 +247,7 @@ impl Trainer {
             progress: RunProgress::new(
                 LrScheduler::new(config.schedule.clone(), config.lr),
                 Rng::new(config.seed ^ 0x5eed_d12a_u64),
-                DataFingerprint::of(&train),
+                train.fingerprint(),
             ),
             block_in_epoch: 0,
             carried_h: carried.h.clone(),
@@ -260,12 +274,26 @@ impl Trainer {
     pub fn resume(
         model: LanguageModel,
         optimizer_state: &[(String, Vec<f32>)],
-        mut state: TrainerState,
+        state: TrainerState,
         train: Vec<u32>,
         val: Option<Vec<u32>>,
         boundary: Option<u32>,
     ) -> Result<Trainer, TrainError> {
-        let found = DataFingerprint::of(&train);
+        let (train, val) = (train.into(), val.map(TokenSource::from));
+        Self::resume_sources(model, optimizer_state, state, train, val, boundary)
+    }
+
+    /// [`Trainer::resume`] reading its tokens from sources; the source's
+    /// fingerprint must be the one the run saved.
+    pub fn resume_sources(
+        model: LanguageModel,
+        optimizer_state: &[(String, Vec<f32>)],
+        mut state: TrainerState,
+        train: TokenSource,
+        val: Option<TokenSource>,
+        boundary: Option<u32>,
+    ) -> Result<Trainer, TrainError> {
+        let found = train.fingerprint();
         if found != state.progress.train_data {
             return Err(ResumeError::DataChanged {
                 data: TrainingData::Text,
@@ -431,7 +459,7 @@ impl Trainer {
         };
         let n = t * b;
         let (x, y) = (&mut self.x[..n], &mut self.y[..n]);
-        self.streams.fill(&self.train, start, t, x, y);
+        self.streams.fill_ids(self.train.ids(), start, t, x, y);
         let keep = self.boundary.map(|bd| {
             fill_keep(&self.x[..n], bd, &mut self.keep[..n]);
             &self.keep[..n]
@@ -496,10 +524,10 @@ impl Trainer {
             self.boundary,
         );
         let report = self.with_average(|tr| {
-            evaluate(
+            evaluate_ids(
                 &tr.model,
                 &mut tr.ws,
-                &val,
+                val.ids(),
                 batch,
                 seq_len,
                 boundary,
@@ -628,6 +656,27 @@ pub fn evaluate(
     boundary: Option<u32>,
     what: &'static str,
 ) -> Result<EvalReport, TrainError> {
+    evaluate_ids(
+        model,
+        ws,
+        TokenIds::U32(tokens),
+        batch,
+        seq_len,
+        boundary,
+        what,
+    )
+}
+
+/// [`evaluate`] over ids of either width.
+pub fn evaluate_ids(
+    model: &LanguageModel,
+    ws: &mut Workspace,
+    tokens: TokenIds<'_>,
+    batch: usize,
+    seq_len: usize,
+    boundary: Option<u32>,
+    what: &'static str,
+) -> Result<EvalReport, TrainError> {
     let streams = Streams::for_evaluation(tokens.len(), batch, what)?;
     let b = streams.batch;
     // Blocks never run past a stream, so a huge seq_len cannot inflate the buffers.
@@ -643,7 +692,7 @@ pub fn evaluate(
     while start + 1 < streams.stream_len {
         let t = seq_len.min(streams.stream_len - 1 - start);
         let n = t * b;
-        streams.fill(tokens, start, t, &mut x, &mut y);
+        streams.fill_ids(tokens, start, t, &mut x, &mut y);
         let keep = boundary.map(|bd| {
             fill_keep(&x[..n], bd, &mut keep[..n]);
             &keep[..n]
