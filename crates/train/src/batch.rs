@@ -225,6 +225,44 @@ impl Streams {
         }
     }
 
+    /// [`Streams::fill`] of the streams `range` only (one rank's share):
+    /// `x[t*b + i] = stream_{range.start + i}[start + t]` with `b = range.len()`.
+    pub fn fill_range<T: Copy + Into<u32>>(
+        &self,
+        tokens: &[T],
+        range: &std::ops::Range<usize>,
+        start: usize,
+        t_len: usize,
+        x: &mut [u32],
+        y: &mut [u32],
+    ) {
+        debug_assert!(start + t_len < self.stream_len && range.end <= self.batch);
+        let b = range.len();
+        for t in 0..t_len {
+            for (i, s) in range.clone().enumerate() {
+                let at = s * self.stream_len + start + t;
+                x[t * b + i] = tokens[at].into();
+                y[t * b + i] = tokens[at + 1].into();
+            }
+        }
+    }
+
+    /// [`Streams::fill_range`] from ids of either width.
+    pub fn fill_range_ids(
+        &self,
+        tokens: TokenIds<'_>,
+        range: &std::ops::Range<usize>,
+        start: usize,
+        t_len: usize,
+        x: &mut [u32],
+        y: &mut [u32],
+    ) {
+        match tokens {
+            TokenIds::U16(ids) => self.fill_range(ids, range, start, t_len, x, y),
+            TokenIds::U32(ids) => self.fill_range(ids, range, start, t_len, x, y),
+        }
+    }
+
     /// [`Streams::fill`] from ids of either width (one branch per block, not per token).
     pub fn fill_ids(
         &self,

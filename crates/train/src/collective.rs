@@ -66,6 +66,98 @@ impl Collective for SingleProcess {
     fn broadcast(&self, _bytes: &mut Vec<u8>) {}
 }
 
+/// A job whose ranks are threads of one process: every collective meets at
+/// a barrier. It runs the data-parallel code paths without MPI (tests, and
+/// checking a setup before a cluster run); it is no faster than one rank
+/// with as many kernel threads.
+pub struct LocalGroup {
+    rank: usize,
+    shared: std::sync::Arc<LocalShared>,
+}
+
+struct LocalShared {
+    ranks: usize,
+    barrier: std::sync::Barrier,
+    slots: std::sync::Mutex<Vec<Vec<u8>>>,
+}
+
+impl LocalGroup {
+    /// The `ranks` members of a new group, rank 0 first; give each to its own thread.
+    pub fn new(ranks: usize) -> Vec<LocalGroup> {
+        assert!(ranks > 0, "a group has at least one rank");
+        let shared = std::sync::Arc::new(LocalShared {
+            ranks,
+            barrier: std::sync::Barrier::new(ranks),
+            slots: std::sync::Mutex::new(vec![Vec::new(); ranks]),
+        });
+        (0..ranks)
+            .map(|rank| LocalGroup {
+                rank,
+                shared: shared.clone(),
+            })
+            .collect()
+    }
+
+    /// Every rank's `bytes`, in rank order: each deposits, all wait, each reads.
+    fn exchange(&self, bytes: Vec<u8>) -> Vec<Vec<u8>> {
+        let s = &self.shared;
+        s.slots.lock().unwrap_or_else(|e| e.into_inner())[self.rank] = bytes;
+        s.barrier.wait();
+        let all = s.slots.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // Nobody deposits the next exchange before everyone has read this one.
+        s.barrier.wait();
+        all
+    }
+}
+
+impl Collective for LocalGroup {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn ranks(&self) -> usize {
+        self.shared.ranks
+    }
+
+    fn sum_f32(&self, values: &mut [f32]) {
+        let all = self.exchange(values.iter().flat_map(|x| x.to_le_bytes()).collect());
+        // Added in rank order on every rank: the same bits everywhere.
+        values.fill(0.0);
+        for part in &all {
+            for (v, b) in values.iter_mut().zip(part.chunks_exact(4)) {
+                *v += f32::from_le_bytes(b.try_into().expect("4 bytes"));
+            }
+        }
+    }
+
+    fn sum_f64(&self, values: &mut [f64]) {
+        let all = self.exchange(values.iter().flat_map(|x| x.to_le_bytes()).collect());
+        values.fill(0.0);
+        for part in &all {
+            for (v, b) in values.iter_mut().zip(part.chunks_exact(8)) {
+                *v += f64::from_le_bytes(b.try_into().expect("8 bytes"));
+            }
+        }
+    }
+
+    fn gather_f32(&self, values: &[f32]) -> Vec<f32> {
+        let all = self.exchange(values.iter().flat_map(|x| x.to_le_bytes()).collect());
+        all.iter()
+            .flat_map(|part| part.chunks_exact(4))
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect()
+    }
+
+    fn broadcast(&self, bytes: &mut Vec<u8>) {
+        let all = self.exchange(if self.rank == 0 {
+            bytes.clone()
+        } else {
+            Vec::new()
+        });
+        bytes.clone_from(&all[0]);
+    }
+}
+
 /// Rank `rank`'s contiguous share of `total` items split over `ranks`:
 /// the first `total % ranks` ranks take one more.
 ///
@@ -222,5 +314,40 @@ mod tests {
         assert_eq!(bytes, b"abc");
         assert!(one.is_leader());
         assert_eq!((one.rank(), one.ranks()), (0, 1));
+    }
+
+    #[test]
+    fn a_local_group_sums_gathers_and_broadcasts_like_a_job() {
+        /// What one rank got back: sum, sum in f64, gather, broadcast.
+        type Got = (Vec<f32>, Vec<f64>, Vec<f32>, Vec<u8>);
+        let results: Vec<Got> = std::thread::scope(|scope| {
+            let handles: Vec<_> = LocalGroup::new(3)
+                .into_iter()
+                .map(|g| {
+                    scope.spawn(move || {
+                        let r = g.rank() as f32;
+                        let mut v = vec![r, 1.0];
+                        g.sum_f32(&mut v);
+                        let mut d = vec![f64::from(r); 2];
+                        g.sum_f64(&mut d);
+                        let gathered = g.gather_f32(&vec![r; g.rank() + 1]);
+                        let mut b = if g.rank() == 0 {
+                            b"zero".to_vec()
+                        } else {
+                            vec![1]
+                        };
+                        g.broadcast(&mut b);
+                        (v, d, gathered, b)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (v, d, gathered, b) in results {
+            assert_eq!(v, [3.0, 3.0]);
+            assert_eq!(d, [3.0, 3.0]);
+            assert_eq!(gathered, [0.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+            assert_eq!(b, b"zero");
+        }
     }
 }

@@ -14,11 +14,12 @@ use recurrent_kernels::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::clip::{clip_grad_norm, grad_norm};
+use crate::collective::{Collective, SingleProcess};
 use crate::divergence::{
     check_validation, DivergenceReason, DivergenceWatch, OnDivergence, MAX_ROLLBACKS,
     ROLLBACK_LR_FACTOR, VAL_WINDOW,
 };
-use crate::error::TrainError;
+use crate::error::{ParallelError, TrainError};
 use crate::schedule::LrScheduler;
 
 /// Which checkpoint slot of a run to write.
@@ -385,6 +386,12 @@ pub trait Task {
     fn snapshot(&mut self) -> Self::Snapshot;
     /// Goes back to `snapshot`, all of it: weights, optimizer, state.
     fn restore(&mut self, snapshot: &Self::Snapshot) -> Result<(), TrainError>;
+    /// The job this trainer is a rank of: a single process unless it was
+    /// distributed. The engine makes its decisions (stop, save) on rank 0
+    /// and tells the others, so every rank takes the same path.
+    fn collective(&self) -> &dyn Collective {
+        &SingleProcess
+    }
     /// Saves the best checkpoint (a trainer that validates other weights
     /// than it trains, as NT-ASGD's average, saves those).
     fn save_best(&mut self, observer: &mut dyn Observer<Self>) -> Result<(), TrainError> {
@@ -399,9 +406,55 @@ pub fn save<T: Task + ?Sized>(
     slot: Slot,
 ) -> Result<(), TrainError> {
     trainer.sync_state();
-    observer
-        .save(trainer, slot)
-        .map_err(|source| TrainError::Save { slot, source })
+    let saved = observer.save(trainer, slot);
+    let c = trainer.collective();
+    if c.ranks() > 1 {
+        // Only rank 0 writes; if it failed, every rank stops with it.
+        let mut failure = match (&saved, c.is_leader()) {
+            (Err(e), true) => e.to_string().into_bytes(),
+            _ => Vec::new(),
+        };
+        c.broadcast(&mut failure);
+        if !failure.is_empty() && !c.is_leader() {
+            let message = String::from_utf8_lossy(&failure).into_owned();
+            return Err(ParallelError::LeaderSave(message).into());
+        }
+    }
+    saved.map_err(|source| TrainError::Save { slot, source })
+}
+
+/// Rank 0's choice, told to every rank of a job (one byte); a single
+/// process keeps its own.
+fn agree(c: &dyn Collective, choice: u8) -> u8 {
+    if c.ranks() == 1 {
+        return choice;
+    }
+    let mut byte = vec![choice];
+    c.broadcast(&mut byte);
+    byte.first().copied().unwrap_or(choice)
+}
+
+/// Why to stop before the next step, as one byte for [`agree`].
+fn stop_code(reason: Option<StopReason>) -> u8 {
+    match reason {
+        None => 0,
+        Some(StopReason::Steps) => 1,
+        Some(StopReason::Epochs) => 2,
+        Some(StopReason::Time) => 3,
+        Some(StopReason::EarlyStopping) => 4,
+        Some(StopReason::Interrupted) => 5,
+    }
+}
+
+fn stop_reason(code: u8) -> Option<StopReason> {
+    match code {
+        1 => Some(StopReason::Steps),
+        2 => Some(StopReason::Epochs),
+        3 => Some(StopReason::Time),
+        4 => Some(StopReason::EarlyStopping),
+        5 => Some(StopReason::Interrupted),
+        _ => None,
+    }
 }
 
 /// Trains until the stop rule is met, the observer asks to stop, or early
@@ -530,13 +583,15 @@ fn train_until_stop<T: Task + ?Sized>(
     let mut save_clock = observer.save_every().map(SaveClock::new);
     loop {
         let p = trainer.progress();
-        if let Some(reason) = plan.stop.reason(p.step, p.epoch, clock.started) {
+        let epoch_before = p.epoch;
+        let reason = plan
+            .stop
+            .reason(p.step, p.epoch, clock.started)
+            .or_else(|| observer.should_stop().then_some(StopReason::Interrupted));
+        // The clock and Ctrl-C are each rank's own: rank 0 decides for all.
+        if let Some(reason) = stop_reason(agree(trainer.collective(), stop_code(reason))) {
             return Ok(reason);
         }
-        if observer.should_stop() {
-            return Ok(StopReason::Interrupted);
-        }
-        let epoch_before = p.epoch;
         let mut report = trainer.step()?;
         let elapsed = clock.elapsed();
         trainer.progress_mut().elapsed_secs = elapsed;
@@ -571,11 +626,17 @@ fn train_until_stop<T: Task + ?Sized>(
             if plan.patience.is_some_and(|p| waited >= p) {
                 return Ok(StopReason::EarlyStopping);
             }
-        } else if let Some(clock) = save_clock.as_mut().filter(|c| c.due(report.step)) {
-            // Only `last/`, for a resume: the rollback state and `best/` stay
-            // tied to validations.
-            save(trainer, observer, Slot::Last)?;
-            clock.saved();
+        } else {
+            // Rank 0's observer says when (the other ranks' may not know).
+            let due = save_clock.as_ref().is_some_and(|c| c.due(report.step));
+            if agree(trainer.collective(), u8::from(due)) == 1 {
+                // Only `last/`, for a resume: the rollback state and `best/`
+                // stay tied to validations.
+                save(trainer, observer, Slot::Last)?;
+                if let Some(clock) = save_clock.as_mut() {
+                    clock.saved();
+                }
+            }
         }
     }
 }

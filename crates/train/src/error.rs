@@ -48,6 +48,9 @@ pub enum TrainError {
     /// Training data the trainer cannot use (e.g. an empty set of pairs).
     #[error(transparent)]
     Data(#[from] DataError),
+    /// The ranks of a data-parallel job cannot train together.
+    #[error(transparent)]
+    Parallel(#[from] ParallelError),
     /// The observer could not write a checkpoint.
     #[error("cannot save the {} checkpoint", slot_name(*slot))]
     Save {
@@ -189,4 +192,35 @@ pub enum DataError {
         /// The vocabulary's size.
         vocab: usize,
     },
+}
+
+/// Why the ranks of a data-parallel job cannot train together.
+#[derive(Debug, Error, PartialEq)]
+pub enum ParallelError {
+    /// Every rank needs at least one stream of the batch.
+    #[error(
+        "batch {batch} is smaller than the {ranks} ranks of the job: each rank needs a stream"
+    )]
+    TooFewStreams {
+        /// Streams of the global batch.
+        batch: usize,
+        /// Processes in the job.
+        ranks: usize,
+    },
+    /// A rank was set up differently from rank 0 (other data, options or weights).
+    #[error(
+        "rank {rank} was set up differently from rank 0 (different data, options or checkpoint?): \
+         rank 0 has {leader}, rank {rank} has {mine}"
+    )]
+    Disagree {
+        /// The rank that differs.
+        rank: usize,
+        /// Rank 0's fingerprint of the run.
+        leader: String,
+        /// This rank's.
+        mine: String,
+    },
+    /// Rank 0 could not write a checkpoint; every rank stops.
+    #[error("rank 0 could not save the checkpoint: {0}")]
+    LeaderSave(String),
 }

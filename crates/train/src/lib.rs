@@ -11,6 +11,7 @@ pub mod asgd;
 pub mod batch;
 pub mod clip;
 pub mod collective;
+pub mod data_parallel;
 pub mod divergence;
 pub mod engine;
 pub mod error;
@@ -19,10 +20,10 @@ pub mod schedule;
 pub mod seq2seq;
 pub mod trainer;
 
-pub use collective::{Collective, SingleProcess};
+pub use collective::{Collective, LocalGroup, SingleProcess};
 pub use divergence::{DivergenceReason, DivergenceWatch, OnDivergence};
 pub use engine::{
     DataFingerprint, EvalRecord, EvalReport, Observer, Plan, RunProgress, SaveError, Slot,
     StepReport, StopReason, StopRule, Task,
 };
-pub use error::{DataError, ResumeError, TrainError, TrainingData};
+pub use error::{DataError, ParallelError, ResumeError, TrainError, TrainingData};

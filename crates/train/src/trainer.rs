@@ -9,13 +9,17 @@ use recurrent_kernels::Rng;
 use recurrent_model::{LanguageModel, Regularization, State, TokenBlock, Workspace};
 use serde::{Deserialize, Serialize};
 
+use std::ops::Range;
+
 use crate::asgd::{self, Averager};
 use crate::batch::{fill_keep, Streams, TokenIds, TokenSource};
+use crate::collective::{share, Collective, SingleProcess};
+use crate::data_parallel::{gather_streams, local_state};
 use crate::engine::{
     self, check_and_clip, EvalReport, Observer, Plan, RunProgress, Slot, StepReport, StopReason,
     Task,
 };
-use crate::error::{ResumeError, TrainError, TrainingData};
+use crate::error::{ParallelError, ResumeError, TrainError, TrainingData};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrScheduler, Schedule};
 
@@ -143,6 +147,10 @@ pub struct Trainer {
     keep: Vec<f32>,
     /// NT-ASGD's running average of the weights, once averaging has started.
     averager: Option<Averager>,
+    /// The job this trainer is one rank of (a single process by default).
+    collective: Box<dyn Collective + Send>,
+    /// This rank's streams of the global batch; `carried` holds their state.
+    local: Range<usize>,
 }
 
 /// The name of NT-ASGD's weight average among the saved optimizer tensors.
@@ -377,7 +385,8 @@ impl Trainer {
         if state.regularizers.variable_bptt {
             max_len += MAX_VARIABLE_BPTT_EXTRA;
         }
-        let n = max_len * state.config.batch;
+        let batch = state.config.batch;
+        let n = max_len * batch;
         let boundary = boundary.filter(|_| state.config.reset_between_docs);
         Trainer {
             grads: vec![0.0; model.num_params()],
@@ -394,7 +403,69 @@ impl Trainer {
             y: vec![0; n],
             keep: vec![1.0; n],
             averager: None,
+            collective: Box::new(SingleProcess),
+            local: 0..batch,
         }
+    }
+
+    /// Makes this trainer one rank of a data-parallel job: it trains its
+    /// share of the global batch's streams, and gradients and validation
+    /// sums are added over the ranks, so that every rank takes the same
+    /// steps. Every rank must have been made the same way (same data,
+    /// options and state, as `mpirun` starts them); this checks it.
+    ///
+    /// With one rank nothing changes. With more, dropout and other random
+    /// draws differ from a single process's (each rank draws its own), so
+    /// runs agree with a single process to rounding only without them.
+    pub fn distribute(&mut self, collective: Box<dyn Collective + Send>) -> Result<(), TrainError> {
+        let batch = self.state.config.batch;
+        let (rank, ranks) = (collective.rank(), collective.ranks());
+        if ranks > batch {
+            return Err(ParallelError::TooFewStreams { batch, ranks }.into());
+        }
+        // Rank 0's fingerprint of the run: data, step and weights.
+        let mine = self.agreement();
+        let mut leaders = mine.clone().into_bytes();
+        collective.broadcast(&mut leaders);
+        if leaders != mine.as_bytes() {
+            return Err(ParallelError::Disagree {
+                rank,
+                leader: String::from_utf8_lossy(&leaders).into_owned(),
+                mine,
+            }
+            .into());
+        }
+        self.local = share(batch, rank, ranks);
+        self.sync_state();
+        self.carried = local_state(
+            &self.model.config,
+            &self.state.carried_h,
+            &self.state.carried_c,
+            batch,
+            &self.local,
+        );
+        self.collective = collective;
+        Ok(())
+    }
+
+    /// What every rank of a job must agree on before training together.
+    fn agreement(&self) -> String {
+        let weights = self
+            .model
+            .params
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
+                (h ^ u64::from(x.to_bits())).wrapping_mul(0x100_0000_01b3)
+            });
+        format!(
+            "data {:?}, step {}, weights {weights:016x}",
+            self.state.progress.train_data, self.state.progress.step
+        )
+    }
+
+    /// The job this trainer is a rank of.
+    pub fn collective(&self) -> &dyn Collective {
+        &*self.collective
     }
 
     /// NT-ASGD's current weight average, once averaging has started.
@@ -457,22 +528,40 @@ impl Trainer {
         } else {
             (seq_len, self.state.block_in_epoch * seq_len, 1.0)
         };
-        let n = t * b;
+        let ranks = self.collective.ranks();
+        let mine = self.local.len();
+        let n = t * mine;
         let (x, y) = (&mut self.x[..n], &mut self.y[..n]);
-        self.streams.fill_ids(self.train.ids(), start, t, x, y);
+        self.streams
+            .fill_range_ids(self.train.ids(), &self.local, start, t, x, y);
         let keep = self.boundary.map(|bd| {
             fill_keep(&self.x[..n], bd, &mut self.keep[..n]);
             &self.keep[..n]
         });
         self.grads.fill(0.0);
-        let stats = self.model.train_block_regularized(
+        // Ranks draw their dropout from a seed they share, each its own stream.
+        let mut rank_rng = (ranks > 1).then(|| {
+            let seed = self.state.progress.rng.next_u64();
+            Rng::new(seed ^ (self.collective.rank() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        });
+        let mut stats = self.model.train_block_regularized(
             &mut self.ws,
-            TokenBlock::new(&self.x[..n], &self.y[..n], t, b).with_keep(keep),
+            TokenBlock::new(&self.x[..n], &self.y[..n], t, mine).with_keep(keep),
             &mut self.carried,
             &regs.model,
-            &mut self.state.progress.rng,
+            rank_rng.as_mut().unwrap_or(&mut self.state.progress.rng),
             &mut self.grads,
         )?;
+        if ranks > 1 {
+            // Each rank's loss is its tokens' mean: weigh it by its share of the block.
+            let weight = n as f32 / (t * b) as f32;
+            self.grads.iter_mut().for_each(|g| *g *= weight);
+            self.collective.sum_f32(&mut self.grads);
+            let w = f64::from(weight);
+            let mut sums = [stats.loss * w, stats.ar * w, stats.tar * w];
+            self.collective.sum_f64(&mut sums);
+            [stats.loss, stats.ar, stats.tar] = sums;
+        }
         let p = &mut self.state.progress;
         let grad_norm = check_and_clip(
             &mut self.grads,
@@ -499,7 +588,7 @@ impl Trainer {
             self.state.progress.epoch += 1;
             self.state.block_in_epoch = 0;
             self.state.stream_pos = 0;
-            self.carried = State::zeros(&self.model.config, b);
+            self.carried = State::zeros(&self.model.config, mine);
         }
         Ok(StepReport {
             step: self.state.progress.step,
@@ -507,7 +596,7 @@ impl Trainer {
             loss: stats.loss,
             grad_norm,
             lr,
-            tokens: n,
+            tokens: t * b,
             ar: stats.ar,
             tar: stats.tar,
             progress: None,
@@ -515,7 +604,8 @@ impl Trainer {
         })
     }
 
-    /// Mean loss and accuracy over the validation text from a zero state.
+    /// Mean loss and accuracy over the validation text from a zero state
+    /// (each rank of a job reads its share of the streams).
     pub fn validate(&mut self) -> Option<EvalReport> {
         let val = self.val.take()?;
         let (batch, seq_len, boundary) = (
@@ -524,24 +614,45 @@ impl Trainer {
             self.boundary,
         );
         let report = self.with_average(|tr| {
-            evaluate_ids(
+            let streams = Streams::for_evaluation(val.len(), batch, "validation")?;
+            let (rank, ranks) = (tr.collective.rank(), tr.collective.ranks());
+            let mine = share(streams.batch, rank, ranks);
+            let sums = evaluate_streams(
                 &tr.model,
                 &mut tr.ws,
                 val.ids(),
-                batch,
+                streams,
+                mine,
                 seq_len,
                 boundary,
-                "validation",
+            )?;
+            let mut all = [sums.loss_sum, sums.correct as f64, sums.count as f64];
+            tr.collective.sum_f64(&mut all);
+            Ok::<_, TrainError>(
+                EvalSums {
+                    loss_sum: all[0],
+                    correct: all[1] as usize,
+                    count: all[2] as usize,
+                }
+                .report(),
             )
         });
         self.val = Some(val);
         report.ok()
     }
 
-    /// Copies the carried state into the serializable state (before saving).
+    /// Copies the carried state into the serializable state (before saving):
+    /// every stream's, gathered from the ranks of a job.
     pub fn sync_state(&mut self) {
-        self.state.carried_h.clone_from(&self.carried.h);
-        self.state.carried_c.clone_from(&self.carried.c);
+        if self.collective.ranks() > 1 {
+            let (config, batch) = (&self.model.config, self.state.config.batch);
+            let c = &*self.collective;
+            self.state.carried_h = gather_streams(config, &self.carried.h, batch, c);
+            self.state.carried_c = gather_streams(config, &self.carried.c, batch, c);
+        } else {
+            self.state.carried_h.clone_from(&self.carried.h);
+            self.state.carried_c.clone_from(&self.carried.c);
+        }
         self.state.averaging_count = self.averager.as_ref().map_or(0, |a| a.count);
     }
 
@@ -606,6 +717,10 @@ impl Task for Trainer {
         Trainer::sync_state(self)
     }
 
+    fn collective(&self) -> &dyn Collective {
+        &*self.collective
+    }
+
     fn uniform_loss(&self) -> f64 {
         (self.model.config.vocab_size as f64).ln()
     }
@@ -628,8 +743,13 @@ impl Task for Trainer {
         self.optimizer.load_state(&moments)?;
         self.model.params.clone_from(&snapshot.params);
         self.state.clone_from(&snapshot.state);
-        self.carried.h.clone_from(&self.state.carried_h);
-        self.carried.c.clone_from(&self.state.carried_c);
+        self.carried = local_state(
+            &self.model.config,
+            &self.state.carried_h,
+            &self.state.carried_c,
+            self.state.config.batch,
+            &self.local,
+        );
         self.averager = average.into_iter().next().map(|(_, average)| Averager {
             average,
             count: self.state.averaging_count,
@@ -678,7 +798,48 @@ pub fn evaluate_ids(
     what: &'static str,
 ) -> Result<EvalReport, TrainError> {
     let streams = Streams::for_evaluation(tokens.len(), batch, what)?;
-    let b = streams.batch;
+    let all = 0..streams.batch;
+    Ok(evaluate_streams(model, ws, tokens, streams, all, seq_len, boundary)?.report())
+}
+
+/// What an evaluation adds up: summed over streams, and over ranks.
+struct EvalSums {
+    loss_sum: f64,
+    correct: usize,
+    count: usize,
+}
+
+impl EvalSums {
+    fn report(&self) -> EvalReport {
+        EvalReport {
+            loss: self.loss_sum / self.count as f64,
+            accuracy: self.correct as f64 / self.count as f64,
+            tokens: self.count,
+            bleu: None,
+        }
+    }
+}
+
+/// The loss sums of `model` over the streams `range` of `streams`, each
+/// from a zero state to its end.
+fn evaluate_streams(
+    model: &LanguageModel,
+    ws: &mut Workspace,
+    tokens: TokenIds<'_>,
+    streams: Streams,
+    range: Range<usize>,
+    seq_len: usize,
+    boundary: Option<u32>,
+) -> Result<EvalSums, TrainError> {
+    let mut sums = EvalSums {
+        loss_sum: 0.0,
+        correct: 0,
+        count: 0,
+    };
+    let b = range.len();
+    if b == 0 {
+        return Ok(sums); // a rank with no validation stream of its own
+    }
     // Blocks never run past a stream, so a huge seq_len cannot inflate the buffers.
     let seq_len = seq_len.clamp(1, streams.stream_len);
     let mut state = State::zeros(&model.config, b);
@@ -687,12 +848,11 @@ pub fn evaluate_ids(
         vec![0; seq_len * b],
         vec![1.0; seq_len * b],
     );
-    let (mut loss_sum, mut correct, mut count) = (0.0f64, 0usize, 0usize);
     let mut start = 0;
     while start + 1 < streams.stream_len {
         let t = seq_len.min(streams.stream_len - 1 - start);
         let n = t * b;
-        streams.fill_ids(tokens, start, t, &mut x, &mut y);
+        streams.fill_range_ids(tokens, &range, start, t, &mut x, &mut y);
         let keep = boundary.map(|bd| {
             fill_keep(&x[..n], bd, &mut keep[..n]);
             &keep[..n]
@@ -702,15 +862,10 @@ pub fn evaluate_ids(
             TokenBlock::new(&x[..n], &y[..n], t, b).with_keep(keep),
             &mut state,
         )?;
-        loss_sum += stats.loss * n as f64;
-        correct += stats.correct;
-        count += n;
+        sums.loss_sum += stats.loss * n as f64;
+        sums.correct += stats.correct;
+        sums.count += n;
         start += t;
     }
-    Ok(EvalReport {
-        loss: loss_sum / count as f64,
-        accuracy: correct as f64 / count as f64,
-        tokens: count,
-        bleu: None,
-    })
+    Ok(sums)
 }
