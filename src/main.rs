@@ -7,6 +7,7 @@
 mod commands;
 mod duration;
 mod errors;
+mod parallel;
 mod progress;
 
 use std::process::ExitCode;

@@ -192,7 +192,11 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let training = match &args.resume {
+    let job = match crate::parallel::join()? {
+        Some(job) if !job.is_leader() => return follow(&args, job),
+        job => job,
+    };
+    let mut training = match &args.resume {
         Some(dir) => {
             let folder = RunFolder::open(dir).map_err(|e| super::resume_error(e, dir))?;
             let folder = with_save_every(folder, args.save_every);
@@ -224,7 +228,49 @@ pub fn run(args: TrainArgs) -> Result<()> {
             Training::start(&options, folder).map_err(super::cli_error)?
         }
     };
+    if let Some(job) = job {
+        let ranks = job.ranks();
+        training.distribute(job).map_err(super::cli_error)?;
+        eprintln!(
+            "data-parallel: {ranks} ranks share each batch of {} streams",
+            args.batch
+        );
+    }
     train(training, &args)
+}
+
+/// A rank other than 0 of a data-parallel job: the same run, set up the same
+/// way, trained quietly; rank 0 writes the folder and prints.
+fn follow(args: &TrainArgs, job: Box<dyn recurrent::Collective + Send>) -> Result<()> {
+    /// Shows nothing.
+    struct Quiet;
+    impl recurrent::Observer<recurrent::train::trainer::Trainer> for Quiet {}
+
+    let scratch = std::env::temp_dir().join(format!(
+        "recurrent-rank{}-{}",
+        job.rank(),
+        std::process::id()
+    ));
+    let mut training = match &args.resume {
+        // Only read: rank 0 holds the folder.
+        Some(dir) => {
+            let options = ResumeOptions {
+                input: args.input.clone(),
+                stop: stop_given(args),
+                on_divergence: args.on_divergence,
+                threads: args.threads,
+            };
+            Training::resume(RunFolder::at(dir), &options)
+        }
+        None => Training::start(&options(args)?, RunFolder::at(&scratch)),
+    }
+    .map_err(super::cli_error)?;
+    let result = training
+        .distribute(job)
+        .and_then(|()| training.run(&mut Quiet));
+    let _ = std::fs::remove_dir_all(&scratch);
+    result.map_err(super::cli_error)?;
+    Ok(())
 }
 
 /// `--save-every`: a step count (`500`) or a duration with a unit (`10m`).

@@ -109,7 +109,8 @@ pub use recurrent_model::{CellKind, LanguageModel, ModelConfig};
 pub use recurrent_text::{Tokenizer, TokenizerKind, TokenizerOptions};
 pub use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 pub use recurrent_train::{
-    EvalRecord, EvalReport, Observer, Slot, StepReport, StopReason, StopRule,
+    Collective, EvalRecord, EvalReport, LocalGroup, Observer, SingleProcess, Slot, StepReport,
+    StopReason, StopRule,
 };
 pub use run::RunFolder;
 pub use runs::{list_runs, ListedModel, RunListing};

@@ -25,14 +25,16 @@ use recurrent_train::batch::Streams;
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent_train::schedule::Schedule;
 use recurrent_train::trainer::{Regularizers, TrainConfig, Trainer, TrainerState};
-use recurrent_train::{EvalReport, Observer, OnDivergence, Plan, SaveError, StepReport, StopRule};
+use recurrent_train::{
+    Collective, EvalReport, Observer, OnDivergence, Plan, SaveError, StepReport, StopRule,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::builtin;
 use crate::error::{check, Error, Result};
 use crate::memory::{available_memory, MemoryEstimate};
-use crate::recorder::{run_recorded, Fields, SavedRun, TaskRecord};
+use crate::recorder::{run_follower, run_recorded, Fields, SavedRun, TaskRecord};
 use crate::run::{absolute, RunFolder};
 use crate::threads::{resolve_threads, with_threads};
 use crate::Outcome;
@@ -398,10 +400,25 @@ impl Training {
         })
     }
 
+    /// Makes this run one rank of a data-parallel job (see
+    /// [`Trainer::distribute`]): every rank of the job starts or resumes the
+    /// same run, then calls this. Rank 0 keeps the run folder; the other
+    /// ranks write nothing (give them a scratch folder to start in, or the
+    /// run's folder with [`RunFolder::at`] to resume from).
+    pub fn distribute(&mut self, collective: Box<dyn Collective + Send>) -> Result<()> {
+        let threads = self.threads;
+        with_threads(threads, || self.trainer.distribute(collective))?;
+        Ok(())
+    }
+
     /// Trains until the stop rule, writing checkpoints, `metrics.jsonl` and
     /// the loss plot into the run folder, and reporting to `observer`. On an
-    /// error the last good checkpoint is kept.
+    /// error the last good checkpoint is kept. On a rank other than 0 of a
+    /// job, nothing is written and `observer` only watches.
     pub fn run(&mut self, observer: &mut dyn Observer<Trainer>) -> Result<Outcome> {
+        if !self.trainer.collective().is_leader() {
+            return run_follower(&mut self.trainer, self.threads, observer);
+        }
         let record = LmRecord {
             tokenizer: &self.tokenizer,
             data: &self.data,

@@ -200,6 +200,24 @@ pub(crate) fn run_recorded<T: Task, K: TaskRecord<T>>(
     })
 }
 
+/// Runs a rank other than 0 of a data-parallel job: the same engine, the
+/// same collectives, but no folder, lock or files (rank 0 writes them).
+pub(crate) fn run_follower<T: Task>(
+    trainer: &mut T,
+    threads: usize,
+    observer: &mut dyn Observer<T>,
+) -> Result<Outcome> {
+    let reason = with_threads(threads, || recurrent_train::engine::run(trainer, observer))?;
+    let p = trainer.progress();
+    Ok(Outcome {
+        reason,
+        steps: p.step,
+        epochs: p.epoch,
+        elapsed_secs: p.elapsed_secs,
+        best_val_loss: p.best_val_loss,
+    })
+}
+
 /// A JSON object's fields.
 fn object(value: Value) -> Fields {
     match value {

@@ -205,22 +205,6 @@ pub mod mpi {
                 _universe: universe,
             })
         }
-
-        /// Whether this process was started by an MPI launcher (mpirun,
-        /// mpiexec, srun with PMI), from the variables they set, before MPI
-        /// is started: a plain `recurrent train` stays a single process.
-        pub fn launched() -> bool {
-            [
-                "PMI_RANK",
-                "PMI_SIZE",
-                "PMIX_RANK",
-                "OMPI_COMM_WORLD_SIZE",
-                "MPI_LOCALNRANKS",
-                "HYDRA_CONTROL_FD",
-            ]
-            .iter()
-            .any(|v| std::env::var_os(v).is_some())
-        }
     }
 
     impl Collective for MpiWorld {
