@@ -14,6 +14,8 @@
 # Exits non-zero when a target crashed; the input is in fuzz/artifacts/TARGET/
 # (reproduce: cargo +nightly fuzz run TARGET fuzz/artifacts/TARGET/crash-...).
 # FUZZ_SANITIZER=none builds without AddressSanitizer (faster; CI does so).
+# FUZZ_BUILD=dev builds unoptimized with debug assertions (overflow checks):
+# slower to run, about four times quicker to build; CI's short runs use it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -31,14 +33,19 @@ if [ ${#targets[@]} -eq 0 ]; then
     mapfile -t targets < <(cd fuzz && cargo +nightly fuzz list)
 fi
 sanitizer=(--sanitizer "${FUZZ_SANITIZER:-address}")
+if [ "${FUZZ_BUILD:-release}" = dev ]; then
+    profile=(--dev)
+else
+    profile=(-O)
+fi
 
 cd fuzz
-cargo +nightly fuzz build -O "${sanitizer[@]}"
+cargo +nightly fuzz build "${profile[@]}" "${sanitizer[@]}"
 failed=0
 for target in "${targets[@]}"; do
     mkdir -p "corpus/$target"
     log=$(mktemp)
-    if cargo +nightly fuzz run -O "${sanitizer[@]}" "$target" "corpus/$target" "seeds/$target" -- \
+    if cargo +nightly fuzz run "${profile[@]}" "${sanitizer[@]}" "$target" "corpus/$target" "seeds/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 >"$log" 2>&1; then
         status=ok
     else
