@@ -205,3 +205,66 @@ fn a_rank_that_dies_ends_the_job() {
     assert!(!status.success());
     let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("recurrent-rank1-{rank1}")));
 }
+
+#[test]
+fn seq2seq_ranks_train_the_weights_of_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Digit strings and their reversals.
+    let mut x = 11u64;
+    let mut pairs = String::new();
+    for _ in 0..300 {
+        let mut src = String::new();
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        for k in 0..(2 + (x >> 60) as usize % 5) {
+            src.push(char::from(b'0' + ((x >> (8 * k)) % 10) as u8));
+        }
+        let tgt: String = src.chars().rev().collect();
+        pairs += &format!("{src}\t{tgt}\n");
+    }
+    let pairs_path = d.join("pairs.tsv");
+    std::fs::write(&pairs_path, pairs).unwrap();
+    let train = |ranks: usize, out: &str| {
+        let args = [
+            "seq2seq",
+            "train",
+            "--pairs",
+            pairs_path.to_str().unwrap(),
+            "--format",
+            "tsv",
+            "--tokenizer",
+            "char",
+            "--hidden",
+            "16",
+            "--embed",
+            "8",
+            "--layers",
+            "1",
+            "--batch",
+            "9",
+            "--steps",
+            "30",
+            "--eval-every",
+            "10",
+            "--threads",
+            "1",
+            "--val-bleu",
+            "0",
+            "--out",
+            d.join(out).to_str().unwrap(),
+        ]
+        .map(String::from);
+        run(ranks, &args);
+        recurrent::Seq2SeqCheckpoint::load(d.join(out).join("last"))
+            .unwrap()
+            .model
+            .params
+    };
+    let one = train(1, "one");
+    for ranks in [2, 3] {
+        let diff = max_relative_difference(&one, &train(ranks, &format!("ranks{ranks}")));
+        assert!(diff < 1e-5, "{ranks} ranks: {diff:e}");
+    }
+}

@@ -23,14 +23,16 @@ use recurrent_train::schedule::Schedule;
 use recurrent_train::seq2seq::{
     EncodedPair, Seq2SeqTrainConfig, Seq2SeqTrainer, Seq2SeqTrainerState,
 };
-use recurrent_train::{EvalReport, Observer, OnDivergence, Plan, SaveError, StopRule};
+use recurrent_train::{
+    Collective, EvalReport, Observer, OnDivergence, Plan, SaveError, StopRule, Task,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{check, Error, Result};
 use crate::lm::human;
 use crate::memory::{available_memory, MemoryEstimate};
-use crate::recorder::{run_recorded, Fields, SavedRun, TaskRecord};
+use crate::recorder::{run_follower, run_recorded, Fields, SavedRun, TaskRecord};
 use crate::run::{absolute, RunFolder};
 use crate::threads::{resolve_threads, with_threads};
 use crate::translate::{translate_with, DecodeOptions};
@@ -333,9 +335,22 @@ impl Training {
         })
     }
 
+    /// Makes this run one rank of a data-parallel job, as
+    /// [`crate::lm::Training::distribute`] does for language models.
+    pub fn distribute(&mut self, collective: Box<dyn Collective + Send>) -> Result<()> {
+        let threads = self.threads;
+        with_threads(threads, || self.trainer.distribute(collective))?;
+        Ok(())
+    }
+
     /// Trains until the stop rule, writing checkpoints, `metrics.jsonl` and
-    /// the loss plot into the run folder, and reporting to `observer`.
+    /// the loss plot into the run folder, and reporting to `observer`. On a
+    /// rank other than 0 of a job, nothing is written and `observer` only
+    /// watches.
     pub fn run(&mut self, observer: &mut dyn Observer<Seq2SeqTrainer>) -> Result<Outcome> {
+        if !Task::collective(&self.trainer).is_leader() {
+            return run_follower(&mut self.trainer, self.threads, observer);
+        }
         let bleu_pairs: Vec<Pair> = self.valid.iter().take(self.val_bleu).cloned().collect();
         let record = Seq2SeqRecord {
             tokenizers: &self.tokenizers,

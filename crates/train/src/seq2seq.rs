@@ -20,11 +20,12 @@ use recurrent_model::seq2seq::{
 use serde::{Deserialize, Serialize};
 
 use crate::batch::BatchError;
+use crate::collective::{share, Collective, SingleProcess};
 use crate::engine::{
     self, check_and_clip, DataFingerprint, EvalReport, Observer, Plan, RunProgress, StepReport,
     StopReason, Task,
 };
-use crate::error::{DataError, ResumeError, TrainError, TrainingData};
+use crate::error::{DataError, ParallelError, ResumeError, TrainError, TrainingData};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrScheduler, Schedule};
 
@@ -192,6 +193,8 @@ pub struct Seq2SeqTrainer {
     padded: PaddedBatch,
     ws: Seq2SeqWorkspace,
     grads: Vec<f32>,
+    /// The job this trainer is one rank of (a single process by default).
+    collective: Box<dyn Collective + Send>,
 }
 
 impl Seq2SeqTrainer {
@@ -268,7 +271,43 @@ impl Seq2SeqTrainer {
             padded: PaddedBatch::default(),
             ws: Seq2SeqWorkspace::default(),
             grads,
+            collective: Box::new(SingleProcess),
         })
+    }
+
+    /// Makes this trainer one rank of a data-parallel job: each batch's
+    /// pairs are split over the ranks, and gradients and validation sums
+    /// are added, so that every rank takes the same steps (see
+    /// [`Trainer::distribute`](crate::trainer::Trainer::distribute)).
+    pub fn distribute(&mut self, collective: Box<dyn Collective + Send>) -> Result<(), TrainError> {
+        let mine = self.agreement();
+        let mut leaders = mine.clone().into_bytes();
+        collective.broadcast(&mut leaders);
+        if leaders != mine.as_bytes() {
+            return Err(ParallelError::Disagree {
+                rank: collective.rank(),
+                leader: String::from_utf8_lossy(&leaders).into_owned(),
+                mine,
+            }
+            .into());
+        }
+        self.collective = collective;
+        Ok(())
+    }
+
+    /// What every rank of a job must agree on before training together.
+    fn agreement(&self) -> String {
+        let weights = self
+            .model
+            .params
+            .iter()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
+                (h ^ u64::from(x.to_bits())).wrapping_mul(0x100_0000_01b3)
+            });
+        format!(
+            "data {:?}, step {}, weights {weights:016x}",
+            self.state.progress.train_data, self.state.progress.step
+        )
     }
 
     /// Batches in one pass over the training pairs.
@@ -293,8 +332,9 @@ impl Seq2SeqTrainer {
 
     /// One optimizer step on the next batch.
     pub fn step(&mut self) -> Result<StepReport, TrainError> {
+        let (rank, ranks) = (self.collective.rank(), self.collective.ranks());
         let rows = &self.batches[self.state.batch_in_epoch];
-        self.padded.fill(&self.train, rows);
+        let rows = &rows[share(rows.len(), rank, ranks)];
         let c = &self.state.config;
         let opts = TrainOptions {
             teacher_forcing: c.teacher_forcing,
@@ -302,13 +342,37 @@ impl Seq2SeqTrainer {
             ..TrainOptions::default()
         };
         self.grads.fill(0.0);
-        let stats = self.model.train_batch(
-            &mut self.ws,
-            &self.padded.view(),
-            &opts,
-            &mut self.state.progress.rng,
-            &mut self.grads,
-        )?;
+        // Ranks draw dropout and teacher forcing from a seed they share, each its own stream.
+        let mut rank_rng = (ranks > 1).then(|| {
+            let seed = self.state.progress.rng.next_u64();
+            Rng::new(seed ^ (rank as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        });
+        let mut stats = if rows.is_empty() {
+            // A batch smaller than the job: this rank adds nothing.
+            Seq2SeqStats::default()
+        } else {
+            self.padded.fill(&self.train, rows);
+            self.model.train_batch(
+                &mut self.ws,
+                &self.padded.view(),
+                &opts,
+                rank_rng.as_mut().unwrap_or(&mut self.state.progress.rng),
+                &mut self.grads,
+            )?
+        };
+        if ranks > 1 {
+            // Each rank's loss is a mean over its target tokens: weigh by them.
+            let mine = stats.tokens as f32;
+            self.grads.iter_mut().for_each(|g| *g *= mine);
+            self.collective.sum_f32(&mut self.grads);
+            let mut sums = [stats.loss * stats.tokens as f64, stats.tokens as f64];
+            self.collective.sum_f64(&mut sums);
+            let total = sums[1].max(1.0);
+            self.grads.iter_mut().for_each(|g| *g /= total as f32);
+            stats.loss = sums[0] / total;
+            stats.tokens = sums[1] as usize;
+        }
+        let c = &self.state.config;
         let p = &mut self.state.progress;
         let norm = check_and_clip(&mut self.grads, stats.loss, c.clip, p.step + 1)?;
         let lr = p.lr();
@@ -340,12 +404,24 @@ impl Seq2SeqTrainer {
         if self.val.is_empty() {
             return None;
         }
-        Some(evaluate_pairs(
+        let c = &*self.collective;
+        let sums = pair_sums(
             &self.model,
             &mut self.ws,
             &self.val,
             self.state.config.batch,
-        ))
+            (c.rank(), c.ranks()),
+        );
+        let mut all = [sums.nll, sums.tokens as f64, sums.correct as f64];
+        c.sum_f64(&mut all);
+        Some(
+            PairSums {
+                nll: all[0],
+                tokens: all[1] as usize,
+                correct: all[2] as usize,
+            }
+            .report(),
+        )
     }
 
     /// Trains until the stop rule is met, validating and checkpointing on the
@@ -375,6 +451,10 @@ impl Task for Seq2SeqTrainer {
 
     fn progress_mut(&mut self) -> &mut RunProgress {
         &mut self.state.progress
+    }
+
+    fn collective(&self) -> &dyn Collective {
+        &*self.collective
     }
 
     fn plan(&self) -> Plan {
@@ -415,45 +495,70 @@ impl Task for Seq2SeqTrainer {
     }
 }
 
-/// Teacher-forced mean loss and accuracy of `model` over `pairs`, in batches
-/// of up to `batch` pairs of similar length.
+/// Teacher-forced mean loss and accuracy of `model` over `pairs`, in
+/// batches of `batch` pairs of similar length.
 pub fn evaluate_pairs(
     model: &Seq2Seq,
     ws: &mut Seq2SeqWorkspace,
     pairs: &[EncodedPair],
     batch: usize,
 ) -> EvalReport {
+    pair_sums(model, ws, pairs, batch, (0, 1)).report()
+}
+
+/// What an evaluation adds up, over batches and over ranks.
+struct PairSums {
+    nll: f64,
+    tokens: usize,
+    correct: usize,
+}
+
+impl PairSums {
+    fn report(&self) -> EvalReport {
+        EvalReport {
+            loss: self.nll / self.tokens.max(1) as f64,
+            accuracy: self.correct as f64 / self.tokens.max(1) as f64,
+            tokens: self.tokens,
+            bleu: None,
+        }
+    }
+}
+
+/// The loss sums of the batches `rank` of `ranks` takes (every `ranks`-th,
+/// from its own): batches of `batch` pairs of similar length.
+fn pair_sums(
+    model: &Seq2Seq,
+    ws: &mut Seq2SeqWorkspace,
+    pairs: &[EncodedPair],
+    batch: usize,
+    (rank, ranks): (usize, usize),
+) -> PairSums {
     let mut order: Vec<usize> = (0..pairs.len()).collect();
     order.sort_by_key(|&i| (pairs[i].src.len(), pairs[i].tgt.len()));
     let mut padded = PaddedBatch::default();
-    let (mut nll, mut tokens, mut correct) = (0.0, 0usize, 0usize);
-    for rows in order.chunks(batch.max(1)) {
+    let mut sums = PairSums {
+        nll: 0.0,
+        tokens: 0,
+        correct: 0,
+    };
+    for rows in order.chunks(batch.max(1)).skip(rank).step_by(ranks) {
         padded.fill(pairs, rows);
         let Ok(Seq2SeqStats {
-            nll: n,
-            tokens: t,
-            correct: c,
+            nll,
+            tokens,
+            correct,
             ..
         }) = model.evaluate(ws, &padded.view(), 0.0)
         else {
             // The pairs were checked when the trainer was made.
-            return EvalReport {
-                loss: f64::NAN,
-                accuracy: 0.0,
-                tokens: 0,
-                bleu: None,
-            };
+            sums.nll = f64::NAN;
+            return sums;
         };
-        nll += n * t as f64;
-        tokens += t;
-        correct += c;
+        sums.nll += nll * tokens as f64;
+        sums.tokens += tokens;
+        sums.correct += correct;
     }
-    EvalReport {
-        loss: nll / tokens.max(1) as f64,
-        accuracy: correct as f64 / tokens.max(1) as f64,
-        tokens,
-        bleu: None,
-    }
+    sums
 }
 
 #[cfg(test)]

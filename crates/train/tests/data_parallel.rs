@@ -157,3 +157,94 @@ fn more_ranks_than_streams_is_an_error() {
     let err = trainer(5).distribute(Box::new(group)).unwrap_err();
     assert!(err.to_string().contains("batch 6"), "{err}");
 }
+
+mod seq2seq {
+    use super::max_relative_difference;
+    use recurrent_kernels::Rng;
+    use recurrent_model::seq2seq::{Seq2Seq, Seq2SeqConfig};
+    use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
+    use recurrent_train::schedule::Schedule;
+    use recurrent_train::seq2seq::{EncodedPair, Seq2SeqTrainConfig, Seq2SeqTrainer};
+    use recurrent_train::{LocalGroup, Observer, Plan, StopRule};
+
+    struct Quiet;
+    impl Observer<Seq2SeqTrainer> for Quiet {}
+
+    /// Digit strings and their reversals: BOS 10, EOS 11.
+    fn pairs(n: usize, seed: u64) -> Vec<EncodedPair> {
+        let mut rng = Rng::new(seed);
+        (0..n)
+            .map(|_| {
+                let len = 1 + rng.below(6) as usize;
+                let src: Vec<u32> = (0..len).map(|_| rng.below(10) as u32).collect();
+                let mut tgt = vec![10];
+                tgt.extend(src.iter().rev());
+                tgt.push(11);
+                EncodedPair { src, tgt }
+            })
+            .collect()
+    }
+
+    fn trainer() -> Seq2SeqTrainer {
+        let model = Seq2Seq::new(Seq2SeqConfig::new(10, 12, 8, 16), &mut Rng::new(3)).unwrap();
+        let config = Seq2SeqTrainConfig {
+            batch: 7,
+            optimizer: OptimizerConfig::new(OptimizerKind::Adam),
+            lr: 0.01,
+            clip: 1.0,
+            schedule: Schedule::Constant,
+            plan: Plan {
+                stop: StopRule {
+                    steps: Some(50),
+                    ..StopRule::default()
+                },
+                eval_every: 10,
+                patience: None,
+            },
+            seed: 7,
+            teacher_forcing: 1.0,
+            label_smoothing: 0.1,
+        };
+        Seq2SeqTrainer::new(model, config, pairs(120, 1), pairs(30, 2)).unwrap()
+    }
+
+    #[test]
+    fn two_and_three_ranks_train_the_weights_of_one_process() {
+        let mut single = trainer();
+        single.run(&mut Quiet).unwrap();
+        for ranks in [2, 3] {
+            let trained: Vec<Seq2SeqTrainer> = std::thread::scope(|scope| {
+                let handles: Vec<_> = LocalGroup::new(ranks)
+                    .into_iter()
+                    .map(|group| {
+                        scope.spawn(move || {
+                            let mut t = trainer();
+                            t.distribute(Box::new(group)).unwrap();
+                            t.run(&mut Quiet).unwrap();
+                            t
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for t in &trained[1..] {
+                assert_eq!(t.model.params, trained[0].model.params);
+            }
+            let diff = max_relative_difference(&single.model.params, &trained[0].model.params);
+            assert!(diff < 1e-5, "{ranks} ranks: {diff:e}");
+            let (a, b) = (
+                &single.state.progress.history,
+                &trained[0].state.progress.history,
+            );
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(b) {
+                assert!(
+                    (x.loss - y.loss).abs() < 1e-5 * x.loss,
+                    "{} vs {}",
+                    x.loss,
+                    y.loss
+                );
+            }
+        }
+    }
+}

@@ -164,6 +164,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             time_secs: args.time,
         },
     );
+    let job = match crate::parallel::join()? {
+        Some(job) if !job.is_leader() => return follow(&args, stop, job),
+        job => job,
+    };
     let mut training = match &args.resume {
         Some(dir) => {
             let folder = RunFolder::open(dir).map_err(|e| match e {
@@ -209,6 +213,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
             Training::start(&options, folder).map_err(super::super::cli_error)?
         }
     };
+    if let Some(job) = job {
+        let ranks = job.ranks();
+        training.distribute(job).map_err(super::super::cli_error)?;
+        eprintln!(
+            "data-parallel: {ranks} ranks share each batch of {} pairs",
+            args.batch
+        );
+    }
     for note in training.notes() {
         eprintln!("{note}");
     }
@@ -324,4 +336,43 @@ fn options(args: &TrainArgs, stop: Option<StopRule>) -> Result<TrainOptions> {
         seed: args.seed,
         threads: args.threads,
     })
+}
+
+/// A rank other than 0 of a data-parallel job: the same run, set up the same
+/// way, trained quietly; rank 0 writes the folder and prints.
+fn follow(
+    args: &TrainArgs,
+    stop: Option<StopRule>,
+    job: Box<dyn recurrent::Collective + Send>,
+) -> Result<()> {
+    /// Shows nothing.
+    struct Quiet;
+    impl recurrent::Observer<recurrent::train::seq2seq::Seq2SeqTrainer> for Quiet {}
+
+    let scratch = std::env::temp_dir().join(format!(
+        "recurrent-rank{}-{}",
+        job.rank(),
+        std::process::id()
+    ));
+    let mut training = match &args.resume {
+        // Only read: rank 0 holds the folder.
+        Some(dir) => {
+            let options = ResumeOptions {
+                pairs: args.pairs.clone(),
+                stop,
+                on_divergence: args.on_divergence,
+                val_bleu: args.val_bleu,
+                threads: args.threads,
+            };
+            Training::resume(RunFolder::at(dir), &options)
+        }
+        None => Training::start(&options(args, stop)?, RunFolder::at(&scratch)),
+    }
+    .map_err(super::super::cli_error)?;
+    let result = training
+        .distribute(job)
+        .and_then(|()| training.run(&mut Quiet));
+    let _ = std::fs::remove_dir_all(&scratch);
+    result.map_err(super::super::cli_error)?;
+    Ok(())
 }
