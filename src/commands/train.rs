@@ -9,7 +9,7 @@ use recurrent::lm::{Init, ResumeOptions, TextSource, TrainOptions, Training};
 use recurrent::model::Regularization;
 use recurrent::text::{TokenizerOptions, WordSegmentation};
 use recurrent::train::engine::SaveEvery;
-use recurrent::train::trainer::Regularizers;
+use recurrent::train::trainer::{PeriodicAveraging, Regularizers};
 use recurrent::train::OnDivergence;
 use recurrent::{
     CellKind, GenerateOptions, Generator, GeneratorOptions, ModelConfig, OptimizerConfig,
@@ -149,6 +149,19 @@ pub struct TrainArgs {
     /// validating; best/ stays tied to validations. For this invocation only.
     #[arg(long, value_name = "STEPS|DURATION", value_parser = parse_save_every)]
     save_every: Option<SaveEvery>,
+    /// Under mpirun: local SGD. After --average-warmup synchronous steps, each rank steps
+    /// on its own gradients and the ranks average their weights every STEPS steps (and
+    /// before each validation and checkpoint). For this invocation only.
+    #[arg(long, value_name = "STEPS", value_parser = clap::value_parser!(u64).range(1..))]
+    average_every: Option<u64>,
+    /// Synchronous steps before local SGD starts (with --average-every).
+    #[arg(
+        long,
+        value_name = "STEPS",
+        default_value_t = 100,
+        requires = "average_every"
+    )]
+    average_warmup: u64,
     /// NT-ASGD (with --optimizer sgd): average the weights from the first validation
     /// that is worse than the best before the last N; evaluation and best/ use the average.
     #[arg(long, value_name = "N")]
@@ -228,15 +241,36 @@ pub fn run(args: TrainArgs) -> Result<()> {
             Training::start(&options, folder).map_err(super::cli_error)?
         }
     };
-    if let Some(job) = job {
-        let ranks = job.ranks();
-        training.distribute(job).map_err(super::cli_error)?;
-        eprintln!(
-            "data-parallel: {ranks} ranks share each batch of {} streams",
-            args.batch
-        );
+    match job {
+        Some(job) => {
+            let ranks = job.ranks();
+            training.distribute(job).map_err(super::cli_error)?;
+            eprintln!(
+                "data-parallel: {ranks} ranks share each batch of {} streams",
+                args.batch
+            );
+            if let Some(averaging) = averaging(&args) {
+                training.average_periodically(averaging);
+                eprintln!(
+                    "local SGD from step {}: weights averaged every {} steps",
+                    averaging.after, averaging.every
+                );
+            }
+        }
+        None if args.average_every.is_some() => {
+            eprintln!("warning: --average-every does nothing in a single process (use mpirun)");
+        }
+        None => {}
     }
     train(training, &args)
+}
+
+/// Local SGD's schedule from the flags, when asked for.
+fn averaging(args: &TrainArgs) -> Option<PeriodicAveraging> {
+    Some(PeriodicAveraging {
+        every: args.average_every?,
+        after: args.average_warmup,
+    })
 }
 
 /// A rank other than 0 of a data-parallel job: the same run, set up the same
@@ -265,9 +299,12 @@ fn follow(args: &TrainArgs, job: Box<dyn recurrent::Collective + Send>) -> Resul
         None => Training::start(&options(args)?, RunFolder::at(&scratch)),
     }
     .map_err(super::cli_error)?;
-    let result = training
-        .distribute(job)
-        .and_then(|()| training.run(&mut Quiet));
+    let result = training.distribute(job).and_then(|()| {
+        if let Some(averaging) = averaging(args) {
+            training.average_periodically(averaging);
+        }
+        training.run(&mut Quiet)
+    });
     let _ = std::fs::remove_dir_all(&scratch);
     result.map_err(super::cli_error)?;
     Ok(())

@@ -24,7 +24,9 @@ use recurrent_text::{Corpus, Tokenizer, TokenizerKind, TokenizerOptions};
 use recurrent_train::batch::Streams;
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent_train::schedule::Schedule;
-use recurrent_train::trainer::{Regularizers, TrainConfig, Trainer, TrainerState};
+use recurrent_train::trainer::{
+    PeriodicAveraging, Regularizers, TrainConfig, Trainer, TrainerState,
+};
 use recurrent_train::{
     Collective, EvalReport, Observer, OnDivergence, Plan, SaveError, StepReport, StopRule,
 };
@@ -409,6 +411,13 @@ impl Training {
         let threads = self.threads;
         with_threads(threads, || self.trainer.distribute(collective))?;
         Ok(())
+    }
+
+    /// Trains a distributed run by local SGD after a synchronous warm-up
+    /// (see [`PeriodicAveraging`]); call it on every rank, after
+    /// [`Training::distribute`].
+    pub fn average_periodically(&mut self, averaging: PeriodicAveraging) {
+        self.trainer.average_periodically(averaging);
     }
 
     /// Trains until the stop rule, writing checkpoints, `metrics.jsonl` and

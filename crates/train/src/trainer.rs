@@ -151,6 +151,23 @@ pub struct Trainer {
     collective: Box<dyn Collective + Send>,
     /// This rank's streams of the global batch; `carried` holds their state.
     local: Range<usize>,
+    /// Local SGD: after the warm-up, ranks step on their own gradients and
+    /// average their weights every so many steps.
+    averaging: Option<PeriodicAveraging>,
+    /// Steps taken since the ranks' weights were last averaged (local SGD).
+    unaveraged: u64,
+}
+
+/// Local SGD's schedule (Stich 2019; PyTorch's post-local SGD): synchronous
+/// steps until `after`, then every rank steps on its own gradient and the
+/// weights are averaged every `every` steps (and before every validation
+/// and checkpoint, so that those see one model).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeriodicAveraging {
+    /// Steps between averages.
+    pub every: u64,
+    /// The step local SGD starts at: synchronous steps before it.
+    pub after: u64,
 }
 
 /// The name of NT-ASGD's weight average among the saved optimizer tensors.
@@ -405,7 +422,40 @@ impl Trainer {
             averager: None,
             collective: Box::new(SingleProcess),
             local: 0..batch,
+            averaging: None,
+            unaveraged: 0,
         }
+    }
+
+    /// Trains by local SGD from step `averaging.after` on (see
+    /// [`PeriodicAveraging`]): fewer collectives, each rank a few steps on
+    /// its own. Only a distributed trainer has anything to average; the
+    /// optimizer's moments stay each rank's own (a checkpoint keeps rank
+    /// 0's), so a resumed run continues from the averaged weights.
+    pub fn average_periodically(&mut self, averaging: PeriodicAveraging) {
+        self.averaging = Some(PeriodicAveraging {
+            every: averaging.every.max(1),
+            ..averaging
+        });
+    }
+
+    /// Whether this step is one of local SGD's (no gradient all-reduce).
+    fn local_step(&self) -> bool {
+        self.collective.ranks() > 1
+            && self
+                .averaging
+                .is_some_and(|a| self.state.progress.step >= a.after)
+    }
+
+    /// Replaces every rank's weights by their mean, if they moved apart.
+    fn average_weights(&mut self) {
+        if self.unaveraged == 0 {
+            return;
+        }
+        let scale = 1.0 / self.collective.ranks() as f32;
+        self.collective.sum_f32(&mut self.model.params);
+        self.model.params.iter_mut().for_each(|w| *w *= scale);
+        self.unaveraged = 0;
     }
 
     /// Makes this trainer one rank of a data-parallel job: it trains its
@@ -552,11 +602,16 @@ impl Trainer {
             rank_rng.as_mut().unwrap_or(&mut self.state.progress.rng),
             &mut self.grads,
         )?;
+        let local_step = self.local_step();
         if ranks > 1 {
             // Each rank's loss is its tokens' mean: weigh it by its share of the block.
             let weight = n as f32 / (t * b) as f32;
-            self.grads.iter_mut().for_each(|g| *g *= weight);
-            self.collective.sum_f32(&mut self.grads);
+            if !local_step {
+                self.grads.iter_mut().for_each(|g| *g *= weight);
+                self.collective.sum_f32(&mut self.grads);
+            }
+            // The loss is added even under local SGD: every rank must judge
+            // divergence on the same number.
             let w = f64::from(weight);
             let mut sums = [stats.loss * w, stats.ar * w, stats.tar * w];
             self.collective.sum_f64(&mut sums);
@@ -572,10 +627,17 @@ impl Trainer {
         // Under variable BPTT a longer block takes a larger step (AWD-LSTM).
         let lr = p.lr() * lr_scale;
         self.optimizer.step(&mut self.model.params, &self.grads, lr);
+        self.state.progress.step += 1;
+        if local_step {
+            self.unaveraged += 1;
+            let every = self.averaging.map_or(1, |a| a.every);
+            if self.state.progress.step.is_multiple_of(every) {
+                self.average_weights();
+            }
+        }
         if let Some(avg) = &mut self.averager {
             avg.update(&self.model.params);
         }
-        self.state.progress.step += 1;
         self.state.block_in_epoch += 1;
         let epoch_done = if regs.variable_bptt {
             self.state.stream_pos += t;
@@ -607,6 +669,7 @@ impl Trainer {
     /// Mean loss and accuracy over the validation text from a zero state
     /// (each rank of a job reads its share of the streams).
     pub fn validate(&mut self) -> Option<EvalReport> {
+        self.average_weights();
         let val = self.val.take()?;
         let (batch, seq_len, boundary) = (
             self.state.config.batch,
@@ -644,6 +707,7 @@ impl Trainer {
     /// Copies the carried state into the serializable state (before saving):
     /// every stream's, gathered from the ranks of a job.
     pub fn sync_state(&mut self) {
+        self.average_weights();
         if self.collective.ranks() > 1 {
             let (config, batch) = (&self.model.config, self.state.config.batch);
             let c = &*self.collective;

@@ -149,6 +149,40 @@ fn a_run_saved_by_three_ranks_resumes_on_two() {
 }
 
 #[test]
+fn local_sgd_averages_the_ranks_into_one_model_that_learns() {
+    use recurrent_train::trainer::PeriodicAveraging;
+    let mut sync = trainer(50);
+    sync.run(&mut Quiet).unwrap();
+    let before = trainer(50).validate().unwrap().loss;
+    let trained: Vec<Trainer> = std::thread::scope(|scope| {
+        let handles: Vec<_> = LocalGroup::new(2)
+            .into_iter()
+            .map(|group| {
+                scope.spawn(move || {
+                    let mut t = trainer(50);
+                    t.distribute(Box::new(group)).unwrap();
+                    t.average_periodically(PeriodicAveraging {
+                        every: 4,
+                        after: 10,
+                    });
+                    t.run(&mut Quiet).unwrap();
+                    t
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Averaged before every validation and the final save: one model.
+    assert_eq!(trained[0].model.params, trained[1].model.params);
+    let local = trained[0].state.progress.best_val_loss.unwrap();
+    let synchronous = sync.state.progress.best_val_loss.unwrap();
+    // It learns, and it is not the synchronous run under another name.
+    assert!(local < 0.8 * before, "{before} -> {local}");
+    assert!(max_relative_difference(&sync.model.params, &trained[0].model.params) > 1e-3);
+    eprintln!("validation after 50 steps: synchronous {synchronous:.4}, local SGD {local:.4}");
+}
+
+#[test]
 fn more_ranks_than_streams_is_an_error() {
     let groups = LocalGroup::new(7);
     // Only the size is checked before any collective, so one member suffices.
