@@ -1,71 +1,43 @@
 //! `mpirun -n N recurrent train` (cargo feature `mpi`; needs `mpiexec` from
 //! Debian's mpich): 2 and 3 ranks sharing a global batch train the weights
-//! one process trains on it (1e-5 relative after 50 steps), a run trained by
-//! 3 ranks resumes on 2, and a rank killed mid-run ends the whole job.
+//! one process trains on it (1e-5 relative after 50 steps), for language
+//! models and seq2seq; a run trained by 3 ranks resumes on 2; a rank killed
+//! mid-run ends the whole job.
 #![cfg(feature = "mpi")]
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use recurrent::LanguageCheckpoint;
+use recurrent::{LanguageCheckpoint, Seq2SeqCheckpoint};
 
 const BIN: &str = env!("CARGO_BIN_EXE_recurrent");
 
-/// A small model on a made-up text, one kernel thread per rank.
-fn flags(dir: &Path) -> Vec<String> {
-    let text = dir.join("t.txt");
-    if !text.exists() {
-        let words = [
-            "the", "cat", "sat", "on", "a", "mat", "and", "ran", "far", "home",
-        ];
-        let mut x = 7u64;
-        let mut out = String::new();
-        for i in 0..8000 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            out += words[(x >> 33) as usize % words.len()];
-            out += if i % 11 == 10 { "\n" } else { " " };
-        }
-        std::fs::write(&text, out).unwrap();
-    }
-    [
-        "--input",
-        text.to_str().unwrap(),
-        "--hidden",
-        "32",
-        "--embed",
-        "16",
-        "--layers",
-        "2",
-        "--batch",
-        "6",
-        "--seq-len",
-        "20",
-        "--eval-every",
-        "10",
-        "--threads",
-        "1",
-        "--sample-length",
-        "0",
-        "--seed",
-        "3",
-    ]
-    .map(String::from)
-    .to_vec()
+/// A small language model, one kernel thread per rank.
+const LM: &str = "--hidden 32 --embed 16 --layers 2 --batch 6 --seq-len 20 --eval-every 10 \
+                  --threads 1 --sample-length 0 --seed 3";
+
+/// A small seq2seq model without dropout (ranks draw their own masks).
+const S2S: &str = "--format tsv --tokenizer char --hidden 16 --embed 8 --layers 1 --batch 9 \
+                   --dropout 0 --steps 30 --eval-every 10 --threads 1 --val-bleu 0";
+
+/// `words` split on whitespace, then `more`.
+fn args(words: &str, more: &[&Path]) -> Vec<String> {
+    let mut out: Vec<String> = words.split_whitespace().map(String::from).collect();
+    out.extend(more.iter().map(|p| p.display().to_string()));
+    out
 }
 
-fn run(ranks: usize, args: &[String]) -> Output {
-    let mut cmd = if ranks == 1 {
-        Command::new(BIN)
-    } else {
-        let mut c = Command::new("mpiexec");
-        c.args(["-n", &ranks.to_string(), BIN]);
-        c
-    };
+/// Runs `recurrent ARGS` on `ranks` ranks (1: without mpiexec); the other
+/// ranks' scratch folders go under `tmp` (mpiexec passes the environment on).
+fn run(ranks: usize, tmp: &Path, args: &[String]) {
+    let mut cmd = Command::new(if ranks == 1 { BIN } else { "mpiexec" });
+    if ranks > 1 {
+        cmd.args(["-n", &ranks.to_string(), BIN]);
+    }
     let out = cmd
         .args(args)
+        .env("TMPDIR", tmp)
         .output()
         .expect("mpiexec runs (install mpich)");
     assert!(
@@ -73,22 +45,40 @@ fn run(ranks: usize, args: &[String]) -> Output {
         "{ranks} ranks failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    out
 }
 
-fn train(ranks: usize, dir: &Path, out: &str, extra: &[&str]) {
-    let mut args = vec!["train".to_string()];
-    args.extend(flags(dir));
-    args.extend(["--out".to_string(), dir.join(out).display().to_string()]);
-    args.extend(extra.iter().map(|s| s.to_string()));
-    run(ranks, &args);
+/// A made-up text of ten words.
+fn write_text(path: &Path) {
+    let words = [
+        "the", "cat", "sat", "on", "a", "mat", "and", "ran", "far", "home",
+    ];
+    let mut x = 7u64;
+    let mut out = String::new();
+    for i in 0..8000 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        out += words[(x >> 33) as usize % words.len()];
+        out += if i % 11 == 10 { "\n" } else { " " };
+    }
+    std::fs::write(path, out).unwrap();
 }
 
-fn weights(run: &Path) -> Vec<f32> {
-    LanguageCheckpoint::load(run.join("last"))
-        .unwrap()
-        .model
-        .params
+/// Digit strings and their reversals, tab-separated.
+fn write_pairs(path: &Path) {
+    let mut x = 11u64;
+    let mut pairs = String::new();
+    for _ in 0..300 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let src: String = (0..2 + (x >> 60) as usize % 5)
+            .map(|k| char::from(b'0' + ((x >> (8 * k)) % 10) as u8))
+            .collect();
+        let tgt: String = src.chars().rev().collect();
+        pairs += &format!("{src}\t{tgt}\n");
+    }
+    std::fs::write(path, pairs).unwrap();
 }
 
 fn max_relative_difference(a: &[f32], b: &[f32]) -> f32 {
@@ -97,40 +87,9 @@ fn max_relative_difference(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
 }
 
-#[test]
-fn ranks_train_the_weights_of_one_process_and_resume_on_another_count() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    train(1, d, "one", &["--steps", "50"]);
-    let one = weights(&d.join("one"));
-    for ranks in [2, 3] {
-        let name = format!("ranks{ranks}");
-        train(ranks, d, &name, &["--steps", "50"]);
-        let diff = max_relative_difference(&one, &weights(&d.join(&name)));
-        assert!(diff < 1e-5, "{ranks} ranks: {diff:e}");
-    }
-    // 20 steps on 3 ranks, then on to 50 on 2.
-    train(3, d, "resumed", &["--steps", "20"]);
-    let resumed = d.join("resumed").display().to_string();
-    run(
-        2,
-        &[
-            "train",
-            "--resume",
-            &resumed,
-            "--steps",
-            "50",
-            "--threads",
-            "1",
-            "--sample-length",
-            "0",
-        ]
-        .map(String::from),
-    );
-    let diff = max_relative_difference(&one, &weights(&d.join("resumed")));
-    assert!(diff < 1e-5, "resumed on 2 ranks: {diff:e}");
-    // Only rank 0 wrote: no scratch folders of the others are left.
-    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+/// No scratch folder of a rank other than 0 is left in `tmp`.
+fn assert_no_scratch(tmp: &Path) {
+    let left: Vec<_> = std::fs::read_dir(tmp)
         .unwrap()
         .filter_map(|e| e.ok())
         .filter(|e| {
@@ -139,44 +98,89 @@ fn ranks_train_the_weights_of_one_process_and_resume_on_another_count() {
                 .starts_with("recurrent-rank")
         })
         .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn ranks_train_the_weights_of_one_process_and_resume_on_another_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = d.join("t.txt");
+    write_text(&text);
+    let train = |ranks: usize, out: &str, steps: &str| {
+        let words = format!("train {LM} --steps {steps} --input");
+        run(
+            ranks,
+            d,
+            &args(&words, &[&text, Path::new("--out"), &d.join(out)]),
+        );
+        LanguageCheckpoint::load(d.join(out).join("last"))
+            .unwrap()
+            .model
+            .params
+    };
+    let one = train(1, "one", "50");
+    for ranks in [2, 3] {
+        let diff = max_relative_difference(&one, &train(ranks, &format!("ranks{ranks}"), "50"));
+        assert!(diff < 1e-5, "{ranks} ranks: {diff:e}");
+    }
+    // 20 steps on 3 ranks, then on to 50 on 2.
+    train(3, "resumed", "20");
+    let resume = "train --steps 50 --threads 1 --sample-length 0 --resume";
+    run(2, d, &args(resume, &[&d.join("resumed")]));
+    let resumed = LanguageCheckpoint::load(d.join("resumed").join("last")).unwrap();
+    let diff = max_relative_difference(&one, &resumed.model.params);
+    assert!(diff < 1e-5, "resumed on 2 ranks: {diff:e}");
+    assert_no_scratch(d);
+}
+
+#[test]
+fn seq2seq_ranks_train_the_weights_of_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let pairs = d.join("pairs.tsv");
+    write_pairs(&pairs);
+    let train = |ranks: usize, out: &str| {
+        let words = format!("seq2seq train {S2S} --pairs");
+        run(
+            ranks,
+            d,
+            &args(&words, &[&pairs, Path::new("--out"), &d.join(out)]),
+        );
+        Seq2SeqCheckpoint::load(d.join(out).join("last"))
+            .unwrap()
+            .model
+            .params
+    };
+    let one = train(1, "one");
+    for ranks in [2, 3] {
+        let diff = max_relative_difference(&one, &train(ranks, &format!("ranks{ranks}")));
+        assert!(diff < 1e-5, "{ranks} ranks: {diff:e}");
+    }
+    assert_no_scratch(d);
 }
 
 #[test]
 fn a_rank_that_dies_ends_the_job() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut args = vec![
-        "-n".to_string(),
-        "2".to_string(),
-        BIN.to_string(),
-        "train".to_string(),
-    ];
-    args.extend(flags(d));
-    args.extend(
-        [
-            "--out",
-            d.join("run").to_str().unwrap(),
-            "--steps",
-            "1000000",
-        ]
-        .map(String::from),
-    );
+    let text = d.join("t.txt");
+    write_text(&text);
+    let words = format!("-n 2 {BIN} train {LM} --steps 1000000 --input");
     let mut job = Command::new("mpiexec")
-        .args(&args)
+        .args(args(&words, &[&text, Path::new("--out"), &d.join("run")]))
+        .env("TMPDIR", d)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     // Rank 1 trains in a scratch folder named after its process id.
     let started = Instant::now();
     let rank1 = loop {
-        let found = std::fs::read_dir(std::env::temp_dir())
-            .unwrap()
-            .find_map(|e| {
-                let name = e.ok()?.file_name().to_string_lossy().into_owned();
-                name.strip_prefix("recurrent-rank1-")?.parse::<u32>().ok()
-            });
+        let found = std::fs::read_dir(d).unwrap().find_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("recurrent-rank1-")?.parse::<u32>().ok()
+        });
         if let Some(pid) = found {
             break pid;
         }
@@ -187,84 +191,23 @@ fn a_rank_that_dies_ends_the_job() {
         std::thread::sleep(Duration::from_millis(50));
     };
     std::thread::sleep(Duration::from_millis(500));
-    Command::new("kill")
+    let killed = Command::new("kill")
         .args(["-9", &rank1.to_string()])
-        .status()
-        .unwrap();
-    let killed = Instant::now();
+        .status();
+    assert!(
+        killed.unwrap().success(),
+        "rank 1 (process {rank1}) was not running"
+    );
+    let at = Instant::now();
     let status = loop {
         if let Some(status) = job.try_wait().unwrap() {
             break status;
         }
         assert!(
-            killed.elapsed() < Duration::from_secs(30),
+            at.elapsed() < Duration::from_secs(30),
             "the job did not end after rank 1 died"
         );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(!status.success());
-    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("recurrent-rank1-{rank1}")));
-}
-
-#[test]
-fn seq2seq_ranks_train_the_weights_of_one_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    // Digit strings and their reversals.
-    let mut x = 11u64;
-    let mut pairs = String::new();
-    for _ in 0..300 {
-        let mut src = String::new();
-        x = x
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        for k in 0..(2 + (x >> 60) as usize % 5) {
-            src.push(char::from(b'0' + ((x >> (8 * k)) % 10) as u8));
-        }
-        let tgt: String = src.chars().rev().collect();
-        pairs += &format!("{src}\t{tgt}\n");
-    }
-    let pairs_path = d.join("pairs.tsv");
-    std::fs::write(&pairs_path, pairs).unwrap();
-    let train = |ranks: usize, out: &str| {
-        let args = [
-            "seq2seq",
-            "train",
-            "--pairs",
-            pairs_path.to_str().unwrap(),
-            "--format",
-            "tsv",
-            "--tokenizer",
-            "char",
-            "--hidden",
-            "16",
-            "--embed",
-            "8",
-            "--layers",
-            "1",
-            "--batch",
-            "9",
-            "--steps",
-            "30",
-            "--eval-every",
-            "10",
-            "--threads",
-            "1",
-            "--val-bleu",
-            "0",
-            "--out",
-            d.join(out).to_str().unwrap(),
-        ]
-        .map(String::from);
-        run(ranks, &args);
-        recurrent::Seq2SeqCheckpoint::load(d.join(out).join("last"))
-            .unwrap()
-            .model
-            .params
-    };
-    let one = train(1, "one");
-    for ranks in [2, 3] {
-        let diff = max_relative_difference(&one, &train(ranks, &format!("ranks{ranks}")));
-        assert!(diff < 1e-5, "{ranks} ranks: {diff:e}");
-    }
 }
