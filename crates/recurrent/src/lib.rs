@@ -78,6 +78,7 @@ mod pytorch;
 mod recorder;
 mod run;
 pub mod seq2seq;
+pub mod series;
 mod streams;
 mod summary;
 mod tensorboard;
