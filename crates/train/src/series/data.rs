@@ -6,7 +6,9 @@
 //! `o .. o + horizon` of every column. The training windows' targets lie in
 //! the training part, the validation windows' in the validation part and the
 //! test windows' in the test part; a window's inputs may reach back into the
-//! part before it, as a forecaster at that origin would see them.
+//! part before it, as a forecaster at that origin would see them. A window is
+//! read relative to its last row, and predicts the change from it
+//! ([`relative_window`]).
 
 use std::ops::Range;
 
@@ -272,21 +274,34 @@ impl SeriesData {
 
     /// The windows at `origins` as a batch: inputs `x: [T, B, F]` and
     /// targets `[B, horizon × F]` (row `b` is the `horizon` rows after its
-    /// window, one after the other).
+    /// window, one after the other), both relative to the window's last row
+    /// (see [`relative_window`]).
     pub fn fill(&self, origins: &[usize], x: &mut Vec<f32>, target: &mut Vec<f32>) {
         let (f, t, b) = (self.columns, self.window, origins.len());
         x.clear();
-        x.reserve(t * b * f);
-        for step in 0..t {
-            for &o in origins {
+        x.resize(t * b * f, 0.0);
+        target.clear();
+        for (k, &o) in origins.iter().enumerate() {
+            let last = &self.values[(o - 1) * f..o * f];
+            for step in 0..t {
                 let row = o - t + step;
-                x.extend_from_slice(&self.values[row * f..(row + 1) * f]);
+                let dst = &mut x[(step * b + k) * f..(step * b + k + 1) * f];
+                relative_window(&self.values[row * f..(row + 1) * f], last, dst);
+            }
+            for row in self.values[o * f..(o + self.horizon) * f].chunks_exact(f) {
+                target.extend(row.iter().zip(last).map(|(v, l)| v - l));
             }
         }
-        target.clear();
-        for &o in origins {
-            target.extend_from_slice(&self.values[o * f..(o + self.horizon) * f]);
-        }
+    }
+}
+
+/// One row of a window as the model reads it: `row - last`, `last` being the
+/// window's last row. Reading every window relative to where it ends (and
+/// predicting the change from there) lets the model follow a trend past the
+/// range of its training rows, which absolute values would saturate.
+pub fn relative_window(row: &[f32], last: &[f32], out: &mut [f32]) {
+    for ((o, v), l) in out.iter_mut().zip(row).zip(last) {
+        *o = v - l;
     }
 }
 
@@ -326,10 +341,12 @@ mod tests {
         assert_eq!(data.origins(Part::Test), 15..19);
         let (mut x, mut y) = (Vec::new(), Vec::new());
         data.fill(&[4, 8], &mut x, &mut y);
-        // Step 0 of both windows: rows 0 and 4; the targets rows 4-5 and 8-9.
-        assert_eq!(x[..4], [0.0, 1.0, 8.0, 9.0]);
+        // Step 0 of both windows: rows 0 and 4, less their last rows 3 and 7;
+        // the targets rows 4-5 and 8-9, less the same.
+        assert_eq!(x[..4], [-6.0, -6.0, -6.0, -6.0]);
+        assert_eq!(x[3 * 4..], [0.0; 4]);
         assert_eq!(x.len(), 4 * 2 * 2);
-        assert_eq!(y, [8.0, 9.0, 10.0, 11.0, 16.0, 17.0, 18.0, 19.0]);
+        assert_eq!(y, [2.0, 2.0, 4.0, 4.0, 2.0, 2.0, 4.0, 4.0]);
     }
 
     #[test]

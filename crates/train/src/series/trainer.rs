@@ -226,9 +226,10 @@ impl SeriesTrainer {
         self.optimizer.state_tensors()
     }
 
-    /// The loss of always predicting the training mean (0 once normalised),
-    /// the larger over the validation and training targets: the
-    /// regression's "uniform guess", for the divergence watch.
+    /// The loss of always predicting no change from the window's last row
+    /// (a target of 0, windows being relative), the larger over the
+    /// validation and training windows: the regression's "uniform guess",
+    /// which the divergence watch and the best checkpoint compare against.
     fn mean_guess_loss(&self) -> f64 {
         let loss = self.state.config.loss;
         [Part::Valid, Part::Train]
