@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod plot;
 pub mod sample;
 pub mod seq2seq;
+pub mod series;
 pub mod serve;
 pub mod train;
 
