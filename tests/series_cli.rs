@@ -198,3 +198,40 @@ fn bad_input_is_reported_in_the_command_lines_words() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn info_on_a_series_checkpoint_says_which_commands_read_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sales.csv");
+    write_csv(&csv, 120);
+    let run = dir.path().join("run");
+    let (csv_s, run_s) = (csv.to_str().unwrap(), run.to_str().unwrap());
+    let out = recurrent(&[
+        "series",
+        "train",
+        "--csv",
+        csv_s,
+        "--columns",
+        "sales",
+        "--window",
+        "12",
+        "--horizon",
+        "2",
+        "--hidden",
+        "4",
+        "--steps",
+        "3",
+        "--threads",
+        "1",
+        "--out",
+        run_s,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = recurrent(&["info", run_s]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("numeric-series model") && err.contains("recurrent series eval"),
+        "{err}"
+    );
+}
