@@ -9,7 +9,7 @@
 #   OUT=/tmp/co2 scripts/quality_series.sh
 #
 # statsmodels is installed from PyPI into a throwaway venv under target/ the
-# first time. The missing weeks of the dataset (61 of them) are filled by
+# first time. The missing weeks of the dataset (59 of them) are filled by
 # linear interpolation before export, as statsmodels' own examples do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
