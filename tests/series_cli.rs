@@ -234,4 +234,32 @@ fn info_on_a_series_checkpoint_says_which_commands_read_it() {
         err.contains("numeric-series model") && err.contains("recurrent series eval"),
         "{err}"
     );
+    let out = recurrent(&[
+        "series",
+        "forecast",
+        run_s,
+        "--csv",
+        csv_s,
+        "--steps",
+        "5000000",
+        "--method",
+        "recursive",
+    ]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--steps must be between 1 and 1000000, got 5000000"),
+        "{err}"
+    );
+    let out = recurrent(&["series", "forecast", run_s, "--csv", csv_s, "--steps", "3"]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--steps 3 is longer than the horizon of 2"),
+        "{err}"
+    );
+    let out = recurrent(&["series", "eval", run_s, "--csv", csv_s, "--season", "500"]);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("--season must be below the 84 training rows, got 500"),
+        "{err}"
+    );
 }

@@ -13,6 +13,9 @@ use super::error::SeriesError;
 use crate::error::check;
 use crate::threads::{resolve_threads, with_threads};
 
+/// The longest forecast [`SeriesCheckpoint::forecast`] makes.
+pub const MAX_FORECAST_STEPS: usize = 1_000_000;
+
 /// How forecasts longer than one step are made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ForecastMethod {
@@ -164,7 +167,12 @@ impl SeriesCheckpoint {
     }
 
     fn check_forecast(&self, steps: usize, method: ForecastMethod) -> Result<(), SeriesError> {
-        check(steps >= 1, "steps", steps, "at least 1")?;
+        check(
+            (1..=MAX_FORECAST_STEPS).contains(&steps),
+            "steps",
+            steps,
+            "between 1 and 1000000",
+        )?;
         if method == ForecastMethod::Direct && steps > self.info.horizon {
             return Err(SeriesError::BeyondHorizon {
                 steps,
@@ -267,15 +275,6 @@ impl SeriesCheckpoint {
         let (season, h) = (options.season, i.horizon);
         check(season >= 1, "season", season, "at least 1")?;
         let n = table.rows();
-        let start = i.split.train + i.split.valid;
-        let origins: Vec<usize> =
-            (start.max(i.window).max(season)..(n + 1).saturating_sub(h)).collect();
-        if origins.is_empty() {
-            return Err(SeriesError::TooFewRowsToForecast {
-                rows: n,
-                needed: start.max(i.window).max(season) + h,
-            });
-        }
         let train = i.split.train.min(n);
         if train <= season {
             return Err(crate::Error::InvalidOption {
@@ -284,6 +283,15 @@ impl SeriesCheckpoint {
                 expected: format!("below the {train} training rows"),
             }
             .into());
+        }
+        let start = i.split.train + i.split.valid;
+        let origins: Vec<usize> =
+            (start.max(i.window).max(season)..(n + 1).saturating_sub(h)).collect();
+        if origins.is_empty() {
+            return Err(SeriesError::TooFewRowsToForecast {
+                rows: n,
+                needed: start.max(i.window).max(season) + h,
+            });
         }
         let preds = self.forecast_at(table, &origins, h, options.method, options.threads)?;
         let f = i.columns.len();

@@ -56,6 +56,7 @@ mod training;
 pub use self::csv::{parse_csv, read_csv, Table};
 pub use checkpoint::{
     EvaluateOptions, Forecast, ForecastMethod, Scores, SeriesCheckpoint, SeriesEvaluation,
+    MAX_FORECAST_STEPS,
 };
 pub use error::SeriesError;
 pub use recurrent_checkpoint::series::{SeriesInfo, SplitRows};

@@ -237,8 +237,9 @@ impl SeriesData {
             horizon,
             needed,
         };
-        if split.train < window + horizon {
-            return Err(too_few("training", split.train, window + horizon));
+        let needed = window.saturating_add(horizon);
+        if split.train < needed {
+            return Err(too_few("training", split.train, needed));
         }
         for (part, rows) in [("validation", split.valid), ("test", split.test)] {
             if rows > 0 && rows < horizon {

@@ -248,8 +248,9 @@ impl SeriesTrainer {
     /// One optimizer step on the next batch.
     pub fn step(&mut self) -> Result<StepReport, TrainError> {
         let c = &self.state.config;
-        let first = self.state.batch_in_epoch * c.batch;
-        let origins = &self.order[first..(first + c.batch).min(self.order.len())];
+        let len = self.order.len();
+        let first = self.state.batch_in_epoch.saturating_mul(c.batch).min(len);
+        let origins = &self.order[first..first.saturating_add(c.batch).min(len)];
         self.data.fill(origins, &mut self.x, &mut self.target);
         let batch = SeriesBatch {
             x: &self.x,
@@ -269,7 +270,7 @@ impl SeriesTrainer {
         self.optimizer.step(&mut self.model.params, &self.grads, lr);
         p.step += 1;
         self.state.batch_in_epoch += 1;
-        if self.state.batch_in_epoch * c.batch >= self.order.len() {
+        if self.state.batch_in_epoch.saturating_mul(c.batch) >= self.order.len() {
             p.epoch += 1;
             self.state.batch_in_epoch = 0;
             self.order = epoch_order(&self.data, c.seed, p.epoch);
