@@ -14,6 +14,7 @@ use recurrent::generate::{GenerateError, SampleError};
 use recurrent::text::{TextError, TokenizerOption};
 use recurrent::train::batch::BatchError;
 use recurrent::train::divergence::ROLLBACK_LR_FACTOR;
+use recurrent::train::series::SeriesDataError;
 use recurrent::train::TrainError;
 
 /// The error chain as one line, in the command line's words; a cause that
@@ -75,7 +76,41 @@ fn cli_words(e: &(dyn StdError + 'static)) -> Option<(String, String)> {
     if let Some(e) = e.downcast_ref::<DecodeError>() {
         return decode(e);
     }
+    if let Some(e) = e.downcast_ref::<SeriesDataError>() {
+        return series(e);
+    }
     None
+}
+
+fn series(e: &SeriesDataError) -> Option<(String, String)> {
+    let cli = match e {
+        SeriesDataError::TooFewRows {
+            part,
+            rows,
+            window,
+            horizon,
+            needed,
+        } => {
+            let flag = match *part {
+                "validation" => "--valid-fraction",
+                "test" => "--test-fraction",
+                _ => "--valid-fraction and --test-fraction",
+            };
+            format!(
+                "the {part} part has {rows} rows, too few for --window {window} and --horizon \
+                 {horizon} (it needs at least {needed}); use more rows, a smaller --window or \
+                 --horizon, or change {flag}"
+            )
+        }
+        SeriesDataError::Fraction { field, value } => {
+            format!(
+                "--{} must be in [0, 0.5], got {value}",
+                field.replace('_', "-")
+            )
+        }
+        _ => return None,
+    };
+    Some((e.to_string(), cli))
 }
 
 fn text(e: &TextError) -> Option<(String, String)> {

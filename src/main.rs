@@ -48,6 +48,8 @@ enum Command {
     Seq2seq(commands::seq2seq::Seq2SeqArgs),
     /// Serve checkpoints over an OpenAI-compatible HTTP API (continuous batching).
     Serve(commands::serve::ServeArgs),
+    /// Numeric sequences from CSV: train an RNN/LSTM/GRU regression model, forecast, eval.
+    Series(commands::series::SeriesArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Runs(args) => commands::runs::run(args),
         Command::Seq2seq(args) => commands::seq2seq::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Series(args) => commands::series::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -9,6 +9,7 @@ pub mod plot;
 pub mod runs;
 pub mod sample;
 pub mod seq2seq;
+pub mod series;
 pub mod serve;
 pub mod train;
 

@@ -16,7 +16,8 @@
 //!
 //! The generic pieces ([`Checkpoint`], [`Tensor`]) know files, not models;
 //! [`lm`] joins them to a language model and its tokenizer, [`seq2seq`] to
-//! an encoder-decoder and its two tokenizers, and [`pytorch`] moves weights
+//! an encoder-decoder and its two tokenizers, [`series`] to a sequence-regression
+//! model and its columns and normalisation, and [`pytorch`] moves weights
 //! to and from pytorch/examples' `word_language_model`. Every write is
 //! crash-safe: a crash at any point leaves either the previous good
 //! file/folder or the new one, never a torn mixture.
@@ -66,6 +67,7 @@ pub mod lm;
 pub mod lock;
 pub mod pytorch;
 pub mod seq2seq;
+pub mod series;
 pub mod stale;
 pub mod tensors;
 

@@ -8,7 +8,7 @@
 //! move to and from PyTorch by name and an optimizer sees one contiguous slice.
 //!
 //! Also here: the model configurations ([`ModelConfig`], [`seq2seq`]), the
-//! seq2seq model, and [`infer::StepModel`], the language model packed once
+//! seq2seq model, the sequence-regression model ([`series`]), and [`infer::StepModel`], the language model packed once
 //! for generation one token at a time.
 //!
 //! This crate knows nothing of files, training loops, samplers or front ends:
@@ -22,6 +22,7 @@ pub mod infer;
 pub mod lm;
 pub mod params;
 pub mod seq2seq;
+pub mod series;
 
 pub use config::{ModelConfig, ModelError};
 pub use lm::{BlockStats, LanguageModel, Regularization, State, TokenBlock, Workspace};

@@ -1,6 +1,7 @@
 //! Layers of `recurrent` as forward/backward pairs over flat, row-major `f32`
 //! buffers: embedding, the recurrent cells (RNN tanh/ReLU, LSTM, GRU), linear,
-//! dropout and the fused softmax cross-entropy loss, AWD-LSTM's activation
+//! dropout and the fused softmax cross-entropy loss, the regression losses
+//! (MSE, MAE, Huber), AWD-LSTM's activation
 //! penalties (AR, TAR), layer normalization and layer-normalized LSTM/GRU
 //! layers, and attention.
 //!
@@ -32,6 +33,7 @@ pub mod linear;
 pub mod ln_recurrent;
 pub mod loss;
 pub mod recurrent;
+pub mod regression;
 
 #[cfg(test)]
 pub(crate) mod gradcheck;

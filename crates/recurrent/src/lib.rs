@@ -17,6 +17,10 @@
 //!   batch they join and leave at any step, for servers;
 //! - [`evaluate_file`] / [`evaluate_text`]: loss, perplexity and bits per
 //!   character on held-out text; [`translate`] with beam search;
+//! - [`series`]: numeric sequences from CSV: an RNN, LSTM or GRU regression
+//!   model trained on windows, direct and recursive forecasts, and MSE, MAE
+//!   and MASE against a seasonal-naive baseline; the model on `[T, B, F]`
+//!   arrays for sequence-to-vector and sequence-to-sequence regression;
 //! - [`memory`]: whether a run fits in the memory available, checked
 //!   before training allocates;
 //! - [`CheckpointSummary`]: what a checkpoint is and how it was trained;
@@ -79,6 +83,7 @@ mod recorder;
 mod run;
 mod runs;
 pub mod seq2seq;
+pub mod series;
 mod streams;
 mod summary;
 mod tensorboard;

@@ -11,7 +11,7 @@ use recurrent_model::seq2seq::Seq2Seq;
 use recurrent_model::LanguageModel;
 use recurrent_text::{PairTokenizers, Tokenizer};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// A language model with its tokenizer.
 pub struct LanguageCheckpoint {
@@ -83,11 +83,20 @@ impl AnyCheckpoint {
     /// Loads whatever model the folder (or the run folder's best) holds.
     pub fn load(path: impl AsRef<Path>) -> Result<AnyCheckpoint> {
         let dir = Folder::resolve(path.as_ref())?;
-        let is_seq2seq = std::fs::read_to_string(dir.join(CONFIG_FILE))
+        let format = std::fs::read_to_string(dir.join(CONFIG_FILE))
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|v| v["format"].as_str() == Some(s2s::FORMAT));
-        Ok(if is_seq2seq {
+            .and_then(|v| v["format"].as_str().map(str::to_string));
+        if format.as_deref() == Some(recurrent_checkpoint::series::FORMAT) {
+            // A series model has no vocabulary to generate or translate with.
+            return Err(Error::Conflict(format!(
+                "{} holds a numeric-series model ({}); it forecasts and is evaluated with the \
+                 series API (`recurrent series forecast` and `recurrent series eval`)",
+                dir.display(),
+                recurrent_checkpoint::series::FORMAT
+            )));
+        }
+        Ok(if format.as_deref() == Some(s2s::FORMAT) {
             AnyCheckpoint::Seq2Seq(Box::new(Seq2SeqCheckpoint::load(&dir)?))
         } else {
             AnyCheckpoint::Language(Box::new(LanguageCheckpoint::load(&dir)?))

@@ -1,6 +1,7 @@
 //! Training for recurrent: batches with carried state, optimizers, schedules,
 //! clipping, and the one [engine] that runs every model's trainer (the
-//! language model's [`trainer::Trainer`], the [`seq2seq::Seq2SeqTrainer`]).
+//! language model's [`trainer::Trainer`], the [`seq2seq::Seq2SeqTrainer`],
+//! the [`series::SeriesTrainer`]).
 //!
 //! Nothing here reads files or prints: a run reports to an
 //! [`engine::Observer`], which shows progress and writes checkpoints.
@@ -18,6 +19,7 @@ pub mod error;
 pub mod optim;
 pub mod schedule;
 pub mod seq2seq;
+pub mod series;
 pub mod trainer;
 
 pub use collective::{Collective, LocalGroup, SingleProcess};
