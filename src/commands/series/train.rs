@@ -123,6 +123,10 @@ pub struct TrainArgs {
     /// Continue the run in this folder exactly where it stopped.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Also write TensorBoard event files into this folder (losses, learning rate,
+    /// gradient norm, rows/s, validation figures).
+    #[arg(long, value_name = "DIR")]
+    tensorboard: Option<PathBuf>,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
@@ -172,8 +176,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         progress: Progress::new(),
         at: (0, 0),
     };
-    let result = training.run(&mut progress);
+    let mut board = super::super::tensorboard(args.tensorboard.as_deref())?;
+    let result = match board.as_mut() {
+        Some(board) => training.run(&mut recurrent::Tee::new(&mut progress, board)),
+        None => training.run(&mut progress),
+    };
     progress.progress.finish();
+    if let Some(board) = &board {
+        super::super::report_tensorboard(board, Ok(()));
+    }
     let outcome = result.map_err(|e| match e {
         recurrent::series::SeriesError::Library(e) => super::super::training_failed(e, &run_dir),
         e => series_error(e),
