@@ -83,6 +83,7 @@ mod summary;
 mod tensorboard;
 mod threads;
 mod translate;
+pub mod tune;
 
 pub use recurrent_checkpoint as checkpoint;
 pub use recurrent_generate as generate;
