@@ -8,16 +8,28 @@
 //! - [`Study`]: runs trials through [`crate::lm::Training`] into a study
 //!   folder with an append-only log, so an interrupted study resumes.
 
+mod asha;
+mod folds;
+mod log;
+mod outputs;
 mod sampler;
 pub mod space;
+mod study;
 mod tpe;
 
 use std::path::PathBuf;
 
 use thiserror::Error;
 
+pub use asha::{Asha, Job, Rungs};
+pub use folds::{fold_ranges, mean_std, Validation};
+pub use log::{Event, LOG_FILE};
+pub use outputs::{train_flags, Row, Status};
 pub use sampler::{Observation, Sampler, SamplerKind, DEFAULT_TPE_STARTUP};
 pub use space::{Domain, Param, Params, Space, Value};
+pub use study::{
+    AshaOptions, Budget, Limits, Study, StudyOptions, StudyProgress, StudySummary, DEFAULT_TRIALS,
+};
 
 /// What can go wrong in a study; fields name the parameter or file.
 #[derive(Debug, Error)]
