@@ -45,6 +45,8 @@ enum Command {
     Seq2seq(commands::seq2seq::Seq2SeqArgs),
     /// Serve checkpoints over an OpenAI-compatible HTTP API (continuous batching).
     Serve(commands::serve::ServeArgs),
+    /// Search hyper-parameters: grid, random or TPE, ASHA early stopping, cross-validation.
+    Tune(Box<commands::tune::TuneArgs>),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
         Command::Plot(args) => commands::plot::run(args),
         Command::Seq2seq(args) => commands::seq2seq::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Tune(args) => commands::tune::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,6 +10,7 @@ pub mod sample;
 pub mod seq2seq;
 pub mod serve;
 pub mod train;
+pub mod tune;
 
 use std::path::Path;
 

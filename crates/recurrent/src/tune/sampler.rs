@@ -124,6 +124,15 @@ pub fn random(space: &Space, rng: &mut Rng) -> Params {
         .collect()
 }
 
+/// `x` to four significant digits: finer steps of a hyper-parameter make no
+/// difference, and short numbers read better in tables and flags.
+pub fn round_sig(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    format!("{x:.3e}").parse().unwrap_or(x)
+}
+
 /// One uniform draw from a domain.
 pub fn draw(domain: &Domain, rng: &mut Rng) -> Value {
     match domain {
@@ -149,11 +158,14 @@ pub fn draw(domain: &Domain, rng: &mut Rng) -> Value {
             let x = (a + (b - a) * rng.next_f64()).exp().round() as i64;
             Value::Int(x.clamp(*low, *high))
         }
-        Domain::Float { low, high, log } => Value::Float(if *log {
-            let (a, b) = (low.ln(), high.ln());
-            (a + (b - a) * rng.next_f64()).exp().clamp(*low, *high)
-        } else {
-            low + (high - low) * rng.next_f64()
-        }),
+        Domain::Float { low, high, log } => Value::Float(
+            round_sig(if *log {
+                let (a, b) = (low.ln(), high.ln());
+                (a + (b - a) * rng.next_f64()).exp()
+            } else {
+                low + (high - low) * rng.next_f64()
+            })
+            .clamp(*low, *high),
+        ),
     }
 }

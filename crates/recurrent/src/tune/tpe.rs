@@ -66,11 +66,8 @@ fn suggest_one(domain: &Domain, good: &[Value], rest: &[Value], rng: &mut Rng) -
         }
         Domain::Float { low, high, log } => {
             let scale = Scale::float(*low, *high, *log);
-            Value::Float(
-                scale
-                    .back(numeric(&scale, good, rest, rng))
-                    .clamp(*low, *high),
-            )
+            let x = super::sampler::round_sig(scale.back(numeric(&scale, good, rest, rng)));
+            Value::Float(x.clamp(*low, *high))
         }
     }
 }
