@@ -82,7 +82,13 @@ fn a_grid_study_ranks_trials_and_keeps_the_best_as_a_run() {
         summary.rows[0].params["lr"],
         recurrent::tune::Value::Float(0.01)
     );
-    for name in ["results.csv", "results.json", "summary.md", LOG_FILE] {
+    for name in [
+        "results.csv",
+        "results.json",
+        "summary.md",
+        "search.svg",
+        LOG_FILE,
+    ] {
         assert!(study_dir.join(name).is_file(), "{name}");
     }
     let csv = std::fs::read_to_string(study_dir.join("results.csv")).unwrap();
@@ -95,6 +101,9 @@ fn a_grid_study_ranks_trials_and_keeps_the_best_as_a_run() {
             .unwrap();
     assert_eq!(json["param_hidden"], serde_json::json!([8, 8, 16, 16]));
     assert_eq!(json["rank_val_loss"].as_array().unwrap().len(), 4);
+    let svg = std::fs::read_to_string(study_dir.join("search.svg")).unwrap();
+    // Each trial's line in the parallel coordinates and its validation curve.
+    assert_eq!(svg.matches("<polyline").count(), 8);
     let best = summary.best.unwrap();
     assert_eq!(best, study_dir.join("best"));
     let checkpoint = LanguageCheckpoint::load(&best).unwrap();

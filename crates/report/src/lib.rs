@@ -19,6 +19,8 @@
 //! * [`loss_curve_svg`]: one or more loss curves against training steps.
 //! * [`attention_heatmap_svg`]: a decoder's attention weights, source tokens
 //!   across, target tokens down.
+//! * [`search_svg`]: a hyper-parameter search: parallel coordinates of the
+//!   trials and their validation curves.
 //!
 //! Logs: [`EventWriter`] writes TensorBoard event files (scalars and texts).
 //!
@@ -59,6 +61,7 @@ mod error;
 mod heatmap;
 mod html;
 mod loss_curve;
+mod search_plot;
 mod svg;
 mod tensorboard;
 mod tokenize;
@@ -69,5 +72,6 @@ pub use error::ReportError;
 pub use heatmap::attention_heatmap_svg;
 pub use html::{inspect_view_html, INSPECT_CSS, INSPECT_JS};
 pub use loss_curve::{loss_curve_svg, Series};
+pub use search_plot::{search_svg, SearchAxis, SearchTrial};
 pub use tensorboard::EventWriter;
 pub use tokenize::tokenize_13a;

@@ -12,6 +12,7 @@ mod asha;
 mod folds;
 mod log;
 mod outputs;
+mod plot;
 mod sampler;
 pub mod space;
 mod study;

@@ -145,6 +145,7 @@ pub(crate) fn write(dir: &Path, options: &StudyOptions, rows: &[Row]) -> Result<
             serde_json::to_string_pretty(&cv_results(options, rows)).expect("JSON") + "\n",
         ),
         ("summary.md", markdown(options, rows)),
+        ("search.svg", super::plot::svg(dir, options, rows)),
     ];
     let mut written = Vec::new();
     for (name, body) in files {
