@@ -22,7 +22,8 @@
 //! * [`search_svg`]: a hyper-parameter search: parallel coordinates of the
 //!   trials and their validation curves.
 //!
-//! Logs: [`EventWriter`] writes TensorBoard event files (scalars and texts).
+//! Logs: [`EventWriter`] writes TensorBoard event files (scalars, texts, and
+//! hyper-parameters for the hparams plugin).
 //!
 //! Views, as one self-contained HTML page (CSS and JavaScript embedded):
 //!
@@ -73,5 +74,7 @@ pub use heatmap::attention_heatmap_svg;
 pub use html::{inspect_view_html, INSPECT_CSS, INSPECT_JS};
 pub use loss_curve::{loss_curve_svg, Series};
 pub use search_plot::{search_svg, SearchAxis, SearchTrial};
-pub use tensorboard::EventWriter;
+pub use tensorboard::{
+    EventWriter, HParamDomain, HParamInfo, HParamKind, HParamValue, SessionStatus,
+};
 pub use tokenize::tokenize_13a;

@@ -10,6 +10,7 @@
 
 mod asha;
 mod folds;
+mod hparams;
 mod log;
 mod outputs;
 mod plot;
@@ -24,6 +25,7 @@ use thiserror::Error;
 
 pub use asha::{Asha, Job, Rungs};
 pub use folds::{fold_ranges, mean_std, Validation};
+pub use hparams::METRICS as HPARAMS_METRICS;
 pub use log::{Event, LOG_FILE};
 pub use outputs::{train_flags, Row, Status};
 pub use sampler::{Observation, Sampler, SamplerKind, DEFAULT_TPE_STARTUP};
