@@ -142,10 +142,29 @@ fn an_interrupted_study_resumes_to_the_same_table() {
         min_budget: 400.0,
         reduction: 2,
     });
+    let board = dir.path().join("logs");
     let straight = Study::create(dir.path().join("straight"), o.clone())
         .unwrap()
-        .run(&limits(5), &Quiet)
+        .run(
+            &Limits {
+                tensorboard: Some(board.clone()),
+                ..limits(5)
+            },
+            &Quiet,
+        )
         .unwrap();
+    // TensorBoard: the experiment in the root, a session per trial, curves per trial.
+    let files = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_file())
+            .count()
+    };
+    assert_eq!(files(&board), 1);
+    for t in 0..5 {
+        assert_eq!(files(&board.join(format!("hparams/trial-{t:04}"))), 1);
+        assert!(files(&board.join(format!("trial-{t:04}"))) >= 1);
+    }
     assert!(straight.complete);
     let path = dir.path().join("interrupted");
     let mut study = Study::create(&path, o).unwrap();

@@ -48,8 +48,19 @@ impl EventWriter {
             clock() as u64,
             std::process::id()
         );
-        let path = dir.join(name);
-        let file = File::options().write(true).create_new(true).open(&path)?;
+        // A second writer in the same second (a resumed trial's next rung)
+        // gets a numbered name rather than someone else's file.
+        let mut path = dir.join(&name);
+        let mut n = 0;
+        let file = loop {
+            match File::options().write(true).create_new(true).open(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => {
+                    n += 1;
+                    path = dir.join(format!("{name}.{n}"));
+                }
+                opened => break opened?,
+            }
+        };
         let mut writer = EventWriter {
             path,
             out: BufWriter::new(file),
@@ -422,6 +433,15 @@ mod tests {
         // entry { key "cell", value { string_value (3): "gru" } } ... } }.
         let entry = [&[0x0a, 4][..], b"cell", &[0x12, 5, 0x1a, 3], b"gru"].concat();
         assert!(bytes.windows(entry.len()).any(|w| w == entry));
+    }
+
+    #[test]
+    fn two_writers_in_one_second_get_two_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = EventWriter::with_clock(dir.path(), fixed_clock).unwrap();
+        let b = EventWriter::with_clock(dir.path(), fixed_clock).unwrap();
+        assert_ne!(a.path(), b.path());
+        assert!(b.path().to_str().unwrap().ends_with(".1"));
     }
 
     #[test]

@@ -7,6 +7,23 @@
 //! - [`Asha`]: asynchronous successive halving, in training tokens or seconds;
 //! - [`Study`]: runs trials through [`crate::lm::Training`] into a study
 //!   folder with an append-only log, so an interrupted study resumes.
+//!
+//! docs/TUNE.md describes the algorithms and the outputs.
+//!
+//! ```no_run
+//! use recurrent::tune::{AshaOptions, Limits, SamplerKind, Space, Study, StudyOptions, Validation};
+//!
+//! let space = Space::from_specs(&["hidden=64..512:log", "lr=1e-4..1e-2:log"])?;
+//! let mut options = StudyOptions::new("input.txt", space, 1e6);
+//! options.sampler = SamplerKind::Tpe;
+//! options.validation = Validation::Folds { k: 3 };
+//! options.asha = Some(AshaOptions { min_budget: 1e5, reduction: 3 });
+//! let mut study = Study::create("study", options)?;
+//! let limits = Limits { trials: Some(30), parallel: 2, ..Limits::default() };
+//! let summary = study.run(&limits, &recurrent::Quiet)?;
+//! println!("best: {:?}", summary.rows[0].params);
+//! # Ok::<(), recurrent::tune::TuneError>(())
+//! ```
 
 mod asha;
 mod folds;
