@@ -435,6 +435,31 @@ pub(crate) fn keep_best(
     Ok(Some(to))
 }
 
+/// Removes the `last/` checkpoint (weights, optimizer state) of every trial
+/// that is not training and not the best, keeping its `best/` and metrics:
+/// a study of many trials would otherwise fill the disk. A pruned trial
+/// promoted later trains again from the start, which gives the same weights
+/// as resuming it would (training is deterministic for a seed).
+pub(crate) fn drop_checkpoints(dir: &Path, options: &StudyOptions, rows: &[Row]) -> Result<()> {
+    for row in rows
+        .iter()
+        .filter(|r| r.rank != 1 && r.status != Status::Running)
+    {
+        for fold in 0..folds(options) {
+            let last = trial_dir(dir, options, row.trial, fold)
+                .join(recurrent_checkpoint::layout::LAST_DIR);
+            if last.is_dir() {
+                std::fs::remove_dir_all(&last).map_err(|source| TuneError::Io {
+                    action: "remove",
+                    path: last.clone(),
+                    source,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {

@@ -519,6 +519,7 @@ impl Study {
         let rows = self.rows();
         let files = outputs::write(&self.dir, &self.options, &rows)?;
         let best = outputs::keep_best(&self.dir, &self.options, &rows)?;
+        outputs::drop_checkpoints(&self.dir, &self.options, &rows)?;
         if let Some(dir) = &limits.tensorboard {
             super::hparams::write(dir, &self.options, &rows)?;
         }
