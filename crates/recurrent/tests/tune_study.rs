@@ -266,4 +266,13 @@ fn a_study_folder_is_not_reused_and_a_missing_one_is_no_study() {
         Study::open(dir.path().join("none")),
         Err(recurrent::tune::TuneError::NoStudy { .. })
     ));
+    // A log naming a trial it never introduced is damage, reported by line.
+    let log = dir.path().join("s").join(LOG_FILE);
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("{\"event\":\"failed\",\"trial\":3,\"message\":\"x\"}\n");
+    std::fs::write(&log, text).unwrap();
+    assert!(matches!(
+        Study::open(dir.path().join("s")),
+        Err(recurrent::tune::TuneError::BadLog { line: 2, .. })
+    ));
 }

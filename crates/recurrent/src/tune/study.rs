@@ -405,8 +405,8 @@ impl Study {
             });
         };
         let mut study = Study::with(dir, (**options).clone())?;
-        for event in &events[1..] {
-            study.check_event(event, &log_path)?;
+        for (i, event) in events.iter().enumerate().skip(1) {
+            study.check_event(event, &log_path, i + 1)?;
             study.state.apply(event);
         }
         Ok(study)
@@ -429,7 +429,7 @@ impl Study {
     }
 
     /// An event that refers to a trial or rung the log has not introduced is damage.
-    fn check_event(&self, event: &Event, path: &Path) -> Result<()> {
+    fn check_event(&self, event: &Event, path: &Path, line: usize) -> Result<()> {
         let n = self.state.trials.len();
         let rungs = self.state.asha.rungs().len();
         let ok = match event {
@@ -446,7 +446,7 @@ impl Study {
         } else {
             Err(TuneError::BadLog {
                 path: path.to_path_buf(),
-                line: 0,
+                line,
                 message: format!("an event out of order: {event:?}"),
             })
         }
