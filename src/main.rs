@@ -50,6 +50,8 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     /// Numeric sequences from CSV: train an RNN/LSTM/GRU regression model, forecast, eval.
     Series(commands::series::SeriesArgs),
+    /// Search hyper-parameters: grid, random or TPE, ASHA early stopping, cross-validation.
+    Tune(Box<commands::tune::TuneArgs>),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Seq2seq(args) => commands::seq2seq::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Series(args) => commands::series::run(args),
+        Command::Tune(args) => commands::tune::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

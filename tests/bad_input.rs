@@ -385,6 +385,79 @@ const OTHER_CASES: &[Case] = &[
     case(&["fly"], &["fly"]),
     case(&["train", "--no-such-flag"], &["--no-such-flag"]),
     case(&["bench", "--rounds", "0"], &["--rounds", "0"]),
+    // recurrent tune: the space, the sampler, the budgets and the study folder.
+    case(
+        &[
+            "tune",
+            "--input",
+            "t.txt",
+            "--out",
+            "new",
+            "--param",
+            "hiden=8,16",
+        ],
+        &["--param", "hiden"],
+    ),
+    case(
+        &[
+            "tune",
+            "--input",
+            "t.txt",
+            "--out",
+            "new",
+            "--param",
+            "lr=0..0.1:log",
+        ],
+        &["--param", "lr", "log range above 0"],
+    ),
+    case(
+        &[
+            "tune",
+            "--input",
+            "t.txt",
+            "--out",
+            "new",
+            "--sampler",
+            "grid",
+            "--param",
+            "lr=1e-4..1e-2",
+        ],
+        &["lr", "no grid"],
+    ),
+    case(
+        &["tune", "--input", "t.txt", "--out", "new"],
+        &["--param", "--space"],
+    ),
+    case(
+        &[
+            "tune",
+            "--input",
+            "missing.txt",
+            "--out",
+            "new",
+            "--param",
+            "hidden=8",
+        ],
+        &["missing.txt"],
+    ),
+    case(
+        &[
+            "tune",
+            "--input",
+            "t.txt",
+            "--out",
+            "new",
+            "--param",
+            "hidden=8",
+            "--asha",
+            "--max-budget",
+            "1M",
+            "--min-budget",
+            "5M",
+        ],
+        &["--min-budget", "5000000"],
+    ),
+    case(&["tune", "--resume", "nowhere"], &["--resume", "nowhere"]),
 ];
 
 /// What every case starts from, made once: a tiny run and broken copies.

@@ -12,6 +12,7 @@ pub mod seq2seq;
 pub mod series;
 pub mod serve;
 pub mod train;
+pub mod tune;
 
 use std::path::Path;
 

@@ -25,6 +25,8 @@
 //!   before training allocates;
 //! - [`CheckpointSummary`]: what a checkpoint is and how it was trained;
 //!   [`import_pytorch`] / [`export_pytorch`]: weights to and from PyTorch.
+//! - [`tune`]: hyper-parameter search (grid, random, TPE; ASHA; held-out or
+//!   K-fold validation) over many runs, resumable from its study folder.
 //!
 //! Every entry point takes its thread count (default: all cores) and runs its
 //! kernels with exactly that many, with no process-wide setting.
@@ -89,6 +91,7 @@ mod summary;
 mod tensorboard;
 mod threads;
 mod translate;
+pub mod tune;
 
 pub use recurrent_checkpoint as checkpoint;
 pub use recurrent_generate as generate;

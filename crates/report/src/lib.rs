@@ -19,8 +19,11 @@
 //! * [`loss_curve_svg`]: one or more loss curves against training steps.
 //! * [`attention_heatmap_svg`]: a decoder's attention weights, source tokens
 //!   across, target tokens down.
+//! * [`search_svg`]: a hyper-parameter search: parallel coordinates of the
+//!   trials and their validation curves.
 //!
-//! Logs: [`EventWriter`] writes TensorBoard event files (scalars and texts).
+//! Logs: [`EventWriter`] writes TensorBoard event files (scalars, texts, and
+//! hyper-parameters for the hparams plugin).
 //!
 //! Views, as one self-contained HTML page (CSS and JavaScript embedded):
 //!
@@ -59,6 +62,7 @@ mod error;
 mod heatmap;
 mod html;
 mod loss_curve;
+mod search_plot;
 mod svg;
 mod tensorboard;
 mod tokenize;
@@ -69,5 +73,8 @@ pub use error::ReportError;
 pub use heatmap::attention_heatmap_svg;
 pub use html::{inspect_view_html, INSPECT_CSS, INSPECT_JS};
 pub use loss_curve::{loss_curve_svg, Series};
-pub use tensorboard::EventWriter;
+pub use search_plot::{search_svg, SearchAxis, SearchTrial};
+pub use tensorboard::{
+    EventWriter, HParamDomain, HParamInfo, HParamKind, HParamValue, SessionStatus,
+};
 pub use tokenize::tokenize_13a;

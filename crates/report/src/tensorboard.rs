@@ -6,6 +6,13 @@
 //! (tensorflow/core/util/event.proto): first one carrying the file version,
 //! then one per scalar or text. Scalars are `Summary.Value.simple_value`;
 //! texts are string tensors for TensorBoard's text plugin.
+//!
+//! Hyper-parameters go to the hparams plugin (its HPARAMS tab) as
+//! `tensorboard/plugins/hparams/plugin_data.proto` lays them out: an
+//! `HParamsPluginData` message as the plugin content of a summary's
+//! metadata, the experiment (every hyper-parameter and metric) in the log
+//! directory's root run, and a session's start (its values) and end (its
+//! status) in the session's run.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -41,8 +48,19 @@ impl EventWriter {
             clock() as u64,
             std::process::id()
         );
-        let path = dir.join(name);
-        let file = File::options().write(true).create_new(true).open(&path)?;
+        // A second writer in the same second (a resumed trial's next rung)
+        // gets a numbered name rather than someone else's file.
+        let mut path = dir.join(&name);
+        let mut n = 0;
+        let file = loop {
+            match File::options().write(true).create_new(true).open(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => {
+                    n += 1;
+                    path = dir.join(format!("{name}.{n}"));
+                }
+                opened => break opened?,
+            }
+        };
         let mut writer = EventWriter {
             path,
             out: BufWriter::new(file),
@@ -84,6 +102,94 @@ impl EventWriter {
         self.summary(step, &v)
     }
 
+    /// The hparams experiment: the hyper-parameters and the metrics (scalar
+    /// tags) the HPARAMS tab shows. Written once, in the root run.
+    pub fn hparams_experiment(
+        &mut self,
+        hparams: &[HParamInfo],
+        metric_tags: &[&str],
+    ) -> std::io::Result<()> {
+        let mut experiment = Message::new();
+        experiment.double(3, (self.clock)());
+        for h in hparams {
+            let mut info = Message::new();
+            info.string(1, &h.name).int(4, h.kind.data_type());
+            match &h.domain {
+                HParamDomain::Any => {}
+                HParamDomain::Discrete(values) => {
+                    let mut list = Message::new();
+                    for v in values {
+                        list.message(1, &v.to_proto());
+                    }
+                    info.message(5, &list);
+                }
+                HParamDomain::Interval { min, max } => {
+                    let mut interval = Message::new();
+                    interval.double(1, *min).double(2, *max);
+                    info.message(6, &interval);
+                }
+            }
+            experiment.message(4, &info);
+        }
+        for tag in metric_tags {
+            let mut name = Message::new();
+            name.string(2, tag);
+            let mut metric = Message::new();
+            // DATASET_VALIDATION.
+            metric.message(1, &name).int(5, 2);
+            experiment.message(5, &metric);
+        }
+        let mut data = Message::new();
+        data.int(1, 0).message(2, &experiment);
+        self.hparams_summary("_hparams_/experiment", &data)
+    }
+
+    /// A session's start: its hyper-parameters' values, by name.
+    pub fn hparams_session_start(
+        &mut self,
+        values: &[(String, HParamValue)],
+    ) -> std::io::Result<()> {
+        let mut start = Message::new();
+        for (name, value) in values {
+            // A map entry: key 1, value 2.
+            let mut entry = Message::new();
+            entry.string(1, name).message(2, &value.to_proto());
+            start.message(1, &entry);
+        }
+        start.double(5, (self.clock)());
+        let mut data = Message::new();
+        data.int(1, 0).message(3, &start);
+        self.hparams_summary("_hparams_/session_start_info", &data)
+    }
+
+    /// A session's end and its status.
+    pub fn hparams_session_end(&mut self, status: SessionStatus) -> std::io::Result<()> {
+        let mut end = Message::new();
+        end.int(1, status as i64).double(2, (self.clock)());
+        let mut data = Message::new();
+        data.int(1, 0).message(4, &end);
+        self.hparams_summary("_hparams_/session_end_info", &data)
+    }
+
+    fn hparams_summary(&mut self, tag: &str, data: &Message) -> std::io::Result<()> {
+        let mut plugin = Message::new();
+        plugin
+            .string(1, "hparams")
+            .bytes(2, &data.clone().into_bytes());
+        let mut metadata = Message::new();
+        metadata.message(1, &plugin);
+        // A float scalar 0 (DT_FLOAT, no dimensions, float_val packed), as
+        // TensorBoard's own hparams summaries carry.
+        let mut tensor = Message::new();
+        tensor
+            .int(1, 1)
+            .message(2, &Message::new())
+            .bytes(5, &0f32.to_le_bytes());
+        let mut v = Message::new();
+        v.string(1, tag).message(9, &metadata).message(8, &tensor);
+        self.summary(0, &v)
+    }
+
     /// Writes buffered events to the file.
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
@@ -111,6 +217,91 @@ impl EventWriter {
         self.out.write_all(&data)?;
         self.out.write_all(&masked_crc(&data).to_le_bytes())
     }
+}
+
+/// A hyper-parameter's value in the hparams plugin.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HParamValue {
+    /// A number (`google.protobuf.Value.number_value`).
+    Number(f64),
+    /// A string.
+    Text(String),
+    /// A switch.
+    Bool(bool),
+}
+
+impl HParamValue {
+    /// The `google.protobuf.Value` message.
+    fn to_proto(&self) -> Message {
+        let mut m = Message::new();
+        match self {
+            HParamValue::Number(x) => m.double(2, *x),
+            HParamValue::Text(s) => m.string(3, s),
+            HParamValue::Bool(b) => m.int(4, i64::from(*b)),
+        };
+        m
+    }
+}
+
+/// The type of a hyper-parameter's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HParamKind {
+    /// Numbers (`DATA_TYPE_FLOAT64`).
+    Number,
+    /// Strings (`DATA_TYPE_STRING`).
+    Text,
+    /// Switches (`DATA_TYPE_BOOL`).
+    Bool,
+}
+
+impl HParamKind {
+    fn data_type(self) -> i64 {
+        match self {
+            HParamKind::Text => 1,
+            HParamKind::Bool => 2,
+            HParamKind::Number => 3,
+        }
+    }
+}
+
+/// The values a hyper-parameter may take, for the HPARAMS tab's filters.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HParamDomain {
+    /// Not said.
+    Any,
+    /// One of these.
+    Discrete(Vec<HParamValue>),
+    /// A number in `[min, max]`.
+    Interval {
+        /// Smallest value.
+        min: f64,
+        /// Largest value.
+        max: f64,
+    },
+}
+
+/// A hyper-parameter of an experiment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HParamInfo {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub kind: HParamKind,
+    /// Its values.
+    pub domain: HParamDomain,
+}
+
+/// How a session ended (the hparams plugin's `Status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// Not known.
+    Unknown = 0,
+    /// It finished.
+    Success = 1,
+    /// It failed.
+    Failure = 2,
+    /// It is still running.
+    Running = 3,
 }
 
 impl Drop for EventWriter {
@@ -186,6 +377,71 @@ mod tests {
             .to_str()
             .unwrap()
             .starts_with("events.out.tfevents.1700000000."));
+    }
+
+    #[test]
+    fn hparams_summaries_match_their_golden_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = EventWriter::with_clock(dir.path(), fixed_clock).unwrap();
+        w.hparams_experiment(
+            &[
+                HParamInfo {
+                    name: "lr".into(),
+                    kind: HParamKind::Number,
+                    domain: HParamDomain::Interval {
+                        min: 1e-4,
+                        max: 1e-2,
+                    },
+                },
+                HParamInfo {
+                    name: "cell".into(),
+                    kind: HParamKind::Text,
+                    domain: HParamDomain::Discrete(vec![
+                        HParamValue::Text("lstm".into()),
+                        HParamValue::Text("gru".into()),
+                    ]),
+                },
+                HParamInfo {
+                    name: "tie".into(),
+                    kind: HParamKind::Bool,
+                    domain: HParamDomain::Any,
+                },
+            ],
+            &["hparams/val_loss"],
+        )
+        .unwrap();
+        w.hparams_session_start(&[
+            ("cell".into(), HParamValue::Text("gru".into())),
+            ("lr".into(), HParamValue::Number(0.003)),
+            ("tie".into(), HParamValue::Bool(true)),
+        ])
+        .unwrap();
+        w.scalar("hparams/val_loss", 7, 1.5).unwrap();
+        w.hparams_session_end(SessionStatus::Success).unwrap();
+        w.flush().unwrap();
+        let bytes = std::fs::read(w.path()).unwrap();
+        let golden_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hparams.golden");
+        if std::env::var_os("RECURRENT_BLESS").is_some() {
+            std::fs::write(golden_path, &bytes).unwrap();
+        }
+        // Checked with TensorBoard's own reader (tests/python/test_tune.py
+        // reads a study's files the same way).
+        let golden = std::fs::read(golden_path).unwrap();
+        assert_eq!(bytes, golden);
+        // The plugin content of the session start, field by field:
+        // HParamsPluginData { version: 0, session_start_info (3) { hparams (1):
+        // entry { key "cell", value { string_value (3): "gru" } } ... } }.
+        let entry = [&[0x0a, 4][..], b"cell", &[0x12, 5, 0x1a, 3], b"gru"].concat();
+        assert!(bytes.windows(entry.len()).any(|w| w == entry));
+    }
+
+    #[test]
+    fn two_writers_in_one_second_get_two_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = EventWriter::with_clock(dir.path(), fixed_clock).unwrap();
+        let b = EventWriter::with_clock(dir.path(), fixed_clock).unwrap();
+        assert_ne!(a.path(), b.path());
+        assert!(b.path().to_str().unwrap().ends_with(".1"));
     }
 
     #[test]
