@@ -103,9 +103,22 @@ fn prepare_then_train_on_the_data_and_resume() {
             .unwrap();
     assert_eq!(state["trainer"]["step"], 6);
 
-    // A damaged token file stops a resume with the file's name.
+    // The full check reads every byte; a flipped one is named.
+    let said = ok(dir, &["prepare", "--check", "data"]);
+    assert!(said.contains("check out"), "{said}");
     let train_bin = dir.join("data/train.bin");
-    let bytes = fs::read(&train_bin).unwrap();
+    let mut bytes = fs::read(&train_bin).unwrap();
+    bytes[1] ^= 0x40;
+    fs::write(&train_bin, &bytes).unwrap();
+    let out = recurrent(dir, &["prepare", "--check", "data"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("train.bin is corrupt"),
+        "{stderr}"
+    );
+    bytes[1] ^= 0x40;
+
+    // A damaged token file stops a resume with the file's name.
     fs::write(&train_bin, &bytes[..bytes.len() - 2]).unwrap();
     let out = recurrent(dir, &["train", "--resume", "run", "--steps", "8"]);
     let stderr = String::from_utf8_lossy(&out.stderr);

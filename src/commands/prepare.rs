@@ -1,14 +1,16 @@
 //! `recurrent prepare`: tokenize a corpus once into memory-mapped token files
 //! (a prepared data folder) for `recurrent train --data`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use recurrent::text::prepared::{prepare, Phase, PrepareOptions, PreparedError, Progress};
+use recurrent::text::prepared::{
+    prepare, Phase, PrepareOptions, PreparedData, PreparedError, Progress, Verify,
+};
 use recurrent::text::{TextError, TokenizerOptions, WordSegmentation};
 use recurrent::TokenizerKind;
 
@@ -16,11 +18,15 @@ use recurrent::TokenizerKind;
 #[derive(Args, Debug)]
 pub struct PrepareArgs {
     /// Text to tokenize: a file, or a folder of files (documents).
-    #[arg(long)]
-    input: PathBuf,
+    #[arg(long, required_unless_present = "check")]
+    input: Option<PathBuf>,
     /// The prepared data folder to write (train.bin, val.bin, vocab.json, manifest.json).
-    #[arg(long, value_name = "DATA_DIR")]
-    out: PathBuf,
+    #[arg(long, value_name = "DATA_DIR", required_unless_present = "check")]
+    out: Option<PathBuf>,
+    /// Check an existing prepared folder instead: every file's size and checksum
+    /// and every token id against the vocabulary (reads the files once).
+    #[arg(long, value_name = "DATA_DIR", conflicts_with_all = ["input", "out"])]
+    check: Option<PathBuf>,
     /// Token level: char (Unicode scalar values), byte, word or bpe (byte-level BPE).
     #[arg(long, default_value = "char")]
     tokenizer: TokenizerKind,
@@ -45,6 +51,12 @@ pub struct PrepareArgs {
 
 /// Runs `recurrent prepare`.
 pub fn run(args: PrepareArgs) -> Result<()> {
+    let (input, out) = match (&args.check, &args.input, &args.out) {
+        (Some(dir), _, _) => return check(dir),
+        (None, Some(input), Some(out)) => (input.clone(), out.clone()),
+        // clap requires both unless --check is given.
+        _ => anyhow::bail!("--input and --out are required"),
+    };
     let defaults = TokenizerOptions::default();
     let options = PrepareOptions {
         kind: args.tokenizer,
@@ -80,7 +92,7 @@ pub fn run(args: PrepareArgs) -> Result<()> {
         bar.set_position(p.bytes_done);
     };
     let manifest =
-        prepare(&args.input, &args.out, &options, &report).map_err(|e| prepare_error(e, &args));
+        prepare(&input, &out, &options, &report).map_err(|e| prepare_error(e, &args, &input));
     bar.finish_and_clear();
     let manifest = manifest?;
     let end = Instant::now();
@@ -100,7 +112,7 @@ pub fn run(args: PrepareArgs) -> Result<()> {
         manifest.tokenizer.vocab_size,
         mb,
         manifest.documents,
-        args.out.display()
+        out.display()
     );
     let total = secs(started, end);
     match tokens_started.get() {
@@ -114,15 +126,12 @@ pub fn run(args: PrepareArgs) -> Result<()> {
         ),
         _ => eprintln!("{total:.1}s, {:.1} MB/s", mb / total),
     }
-    eprintln!(
-        "train on it with: recurrent train --data {}",
-        args.out.display()
-    );
+    eprintln!("train on it with: recurrent train --data {}", out.display());
     Ok(())
 }
 
 /// The library's error in the command line's words.
-fn prepare_error(e: TextError, args: &PrepareArgs) -> anyhow::Error {
+fn prepare_error(e: TextError, args: &PrepareArgs, input: &Path) -> anyhow::Error {
     match e {
         TextError::Prepared(PreparedError::InvalidSetting {
             field,
@@ -134,9 +143,29 @@ fn prepare_error(e: TextError, args: &PrepareArgs) -> anyhow::Error {
         ),
         TextError::Prepared(PreparedError::TooFewTokens { tokens, .. }) => anyhow::anyhow!(
             "{} gives {tokens} token(s) with the {} tokenizer; at least 2 are needed",
-            args.input.display(),
+            input.display(),
             args.tokenizer
         ),
         e => super::cli_error(recurrent::Error::from(e)),
     }
+}
+
+/// `--check DATA_DIR`: the full check of a prepared folder.
+fn check(dir: &Path) -> Result<()> {
+    let started = Instant::now();
+    let data = PreparedData::open(dir, Verify::Full)
+        .map_err(|e| super::cli_error(recurrent::Error::from(e)))?;
+    let secs = started.elapsed().as_secs_f64().max(1e-9);
+    let files = std::iter::once(data.train()).chain(data.val());
+    let bytes: u64 = files.map(|f| f.record().file.bytes).sum();
+    eprintln!(
+        "{}: {} training and {} validation tokens; sizes, checksums and ids check out \
+         ({:.1}s, {:.0} MB/s)",
+        dir.display(),
+        data.train().len(),
+        data.val().map_or(0, |v| v.len()),
+        secs,
+        bytes as f64 / 1e6 / secs
+    );
+    Ok(())
 }
