@@ -26,6 +26,8 @@ struct Cli {
 enum Command {
     /// Train a model on a text file or folder (or the built-in corpus).
     Train(Box<commands::train::TrainArgs>),
+    /// Tokenize a corpus once into memory-mapped token files for `train --data`.
+    Prepare(commands::prepare::PrepareArgs),
     /// Generate text from a checkpoint.
     Sample(commands::sample::SampleArgs),
     /// Measure a checkpoint's loss, bits per token and perplexity on a text.
@@ -59,6 +61,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => commands::train::run(*args),
+        Command::Prepare(args) => commands::prepare::run(args),
         Command::Sample(args) => commands::sample::run(args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Info(args) => commands::info::run(args),

@@ -458,6 +458,39 @@ const OTHER_CASES: &[Case] = &[
         &["--min-budget", "5000000"],
     ),
     case(&["tune", "--resume", "nowhere"], &["--resume", "nowhere"]),
+    // Prepared data (`prepare`, `train --data`).
+    case(
+        &["prepare", "--input", "missing.txt", "--out", "d"],
+        &["missing.txt", "no such file"],
+    ),
+    case(
+        &["prepare", "--input", "empty.txt", "--out", "d"],
+        &["empty.txt", "empty"],
+    ),
+    case(
+        &["prepare", "--input", "invalid-utf8.txt", "--out", "d"],
+        &["invalid-utf8.txt", "UTF-8"],
+    ),
+    case(
+        &[
+            "prepare",
+            "--input",
+            "t.txt",
+            "--out",
+            "d",
+            "--val-fraction",
+            "1",
+        ],
+        &["--val-fraction", "[0, 1)"],
+    ),
+    case(
+        &["train", "--data", "missing-data", "--out", "new"],
+        &["missing-data", "not a prepared data folder"],
+    ),
+    case(
+        &["train", "--data", "d", "--input", "t.txt"],
+        &["--data", "cannot be used"],
+    ),
 ];
 
 /// What every case starts from, made once: a tiny run and broken copies.

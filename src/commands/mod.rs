@@ -6,6 +6,7 @@ pub mod eval;
 pub mod info;
 pub mod inspect;
 pub mod plot;
+pub mod prepare;
 pub mod runs;
 pub mod sample;
 pub mod seq2seq;

@@ -27,6 +27,12 @@ pub struct TrainArgs {
     /// Training text: a file, or a folder of files (documents). Default: the built-in corpus.
     #[arg(long)]
     input: Option<PathBuf>,
+    /// A prepared data folder (`recurrent prepare`) instead of --input: its token
+    /// files are memory-mapped, so memory stays flat however large the corpus.
+    #[arg(long, value_name = "DATA_DIR", conflicts_with_all = [
+        "input", "val", "val_fraction", "tokenizer", "vocab_size", "min_count", "word_segmentation",
+    ])]
+    data: Option<PathBuf>,
     /// Separate validation text (otherwise the last --val-fraction of the input).
     #[arg(long)]
     val: Option<PathBuf>,
@@ -214,7 +220,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let folder = RunFolder::open(dir).map_err(|e| super::resume_error(e, dir))?;
             let folder = with_save_every(folder, args.save_every);
             let options = ResumeOptions {
-                input: args.input.clone(),
+                input: args.data.clone().or_else(|| args.input.clone()),
                 stop: stop_given(&args),
                 on_divergence: args.on_divergence,
                 threads: args.threads,
@@ -233,7 +239,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let folder = match &args.out {
                 Some(out) => RunFolder::create(out),
                 None => {
-                    RunFolder::create_fresh(Path::new("runs"), &run_name(args.input.as_deref()))
+                    let name = run_name(args.input.as_deref().or(args.data.as_deref()));
+                    RunFolder::create_fresh(Path::new("runs"), &name)
                 }
             }
             .map_err(super::cli_error)?;
@@ -437,10 +444,10 @@ fn options(args: &TrainArgs) -> Result<TrainOptions> {
     };
     let p = |x: Option<f32>| x.unwrap_or(0.0);
     Ok(TrainOptions {
-        input: args
-            .input
-            .clone()
-            .map_or(TextSource::Builtin, TextSource::Path),
+        input: match (&args.data, &args.input) {
+            (Some(data), _) => TextSource::Prepared(data.clone()),
+            (None, input) => input.clone().map_or(TextSource::Builtin, TextSource::Path),
+        },
         val: args.val.clone(),
         val_fraction: args.val_fraction,
         tokenizer: args.tokenizer,

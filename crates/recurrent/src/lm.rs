@@ -20,15 +20,17 @@ use std::path::{Path, PathBuf};
 use recurrent_checkpoint::lm as ckpt;
 use recurrent_kernels::Rng;
 use recurrent_model::{LanguageModel, ModelConfig};
-use recurrent_text::{Corpus, Tokenizer, TokenizerKind, TokenizerOptions};
-use recurrent_train::batch::Streams;
+use recurrent_text::prepared::{PreparedData, TokenFile, Verify};
+use recurrent_text::{Corpus, TextError, Tokenizer, TokenizerKind, TokenizerOptions};
+use recurrent_train::batch::{Streams, TokenIds, TokenSource, TokenView};
 use recurrent_train::optim::{OptimizerConfig, OptimizerKind};
 use recurrent_train::schedule::Schedule;
 use recurrent_train::trainer::{
     PeriodicAveraging, Regularizers, TrainConfig, Trainer, TrainerState,
 };
 use recurrent_train::{
-    Collective, EvalReport, Observer, OnDivergence, Plan, SaveError, StepReport, StopRule,
+    Collective, DataFingerprint, EvalReport, Observer, OnDivergence, Plan, SaveError, StepReport,
+    StopRule,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -56,6 +58,11 @@ pub enum TextSource {
         /// The text.
         text: String,
     },
+    /// A prepared data folder (written by [`recurrent_text::prepared::prepare`]):
+    /// its token files are memory-mapped, so memory does not grow with the
+    /// corpus. The tokenizer and the validation split are the folder's; the
+    /// options' tokenizer settings and `val_fraction` are not used.
+    Prepared(PathBuf),
 }
 
 impl TextSource {
@@ -200,7 +207,8 @@ const INPUT_COPY: &str = "input.txt";
 /// What may change when a run is resumed.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResumeOptions {
-    /// Read the training text from here instead (it must be the same text).
+    /// Read the training text (or the prepared data folder) from here
+    /// instead (it must be the same text or tokens).
     pub input: Option<PathBuf>,
     /// A new stop rule, counted over the whole run (steps, epochs) or this
     /// invocation (time); `None` keeps the saved one.
@@ -219,6 +227,9 @@ struct DataSource {
     input: Option<PathBuf>,
     val: Option<PathBuf>,
     val_fraction: f64,
+    /// A prepared data folder, read instead of `input` (absent in runs on text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prepared: Option<PathBuf>,
 }
 
 /// A language-model run in its folder, ready to train.
@@ -242,67 +253,17 @@ impl Training {
 
     fn start_inner(options: &TrainOptions, folder: RunFolder, threads: usize) -> Result<Training> {
         check_options(options)?;
-        let input = match &options.input {
-            TextSource::Builtin => None,
-            TextSource::Path(p) => Some(absolute(p)),
-            TextSource::Text { .. } => Some(folder.path().join(INPUT_COPY)),
-        };
-        let data = DataSource {
-            input,
-            val: options.val.as_deref().map(absolute),
-            val_fraction: options.val_fraction,
-        };
-        let in_memory = match &options.input {
-            TextSource::Text { name, text } => Some(Corpus::from_text(name, text)),
-            _ => None,
-        };
-        let (corpus, val_corpus) = read_corpora(&data, in_memory, options.tokenizer)?;
         let mut rng = Rng::new(options.seed);
         let mut notes = Vec::new();
-        // A fresh model is only built once the text is known to fill a
-        // block and the run to fit in memory, so that neither a short text
-        // nor an absurd size allocates it first.
-        let (start, tokenizer) = match &options.init {
-            Init::From {
-                path,
-                extend_vocab,
-                dropout,
-            } => {
-                let (model, tokenizer) = init_from(
-                    path,
-                    *extend_vocab,
-                    *dropout,
-                    &corpus,
-                    val_corpus.as_ref(),
-                    &mut rng,
-                    &mut notes,
-                )?;
-                (ModelStart::Loaded(model), tokenizer)
-            }
-            Init::Fresh {
-                config,
-                forget_bias,
-            } => {
-                if options.tokenizer == TokenizerKind::Bpe {
-                    let bytes = corpus.total_bytes();
-                    let size = options.tokenizer_options.bpe_vocab_size(bytes);
-                    MemoryEstimate::bpe_training(size, bytes).check(available_memory())?;
-                }
-                let tokenizer = build_tokenizer(options, &corpus, val_corpus.as_ref())?;
-                let config = ModelConfig {
-                    vocab_size: tokenizer.vocab().len(),
-                    ..config.clone()
-                };
-                config.validate()?;
-                (ModelStart::Fresh(config, *forget_bias), tokenizer)
-            }
+        let (data, start, tokenizer, train, val) = match &options.input {
+            TextSource::Prepared(dir) => prepared_start(options, dir)?,
+            _ => text_start(options, &folder, &mut rng, &mut notes)?,
         };
-        let (train, val) = split(&tokenizer, &corpus, val_corpus.as_ref(), data.val_fraction)?;
         let streams = Streams::for_training(train.len(), options.batch, options.seq_len)?;
         let model = match start {
             ModelStart::Loaded(model) => model,
             ModelStart::Fresh(config, forget_bias) => {
-                let tokens = train.len() + val.as_ref().map_or(0, Vec::len);
+                let tokens = resident_tokens(&train) + val.as_ref().map_or(0, resident_tokens);
                 MemoryEstimate::language_model(
                     &config,
                     options.seq_len,
@@ -315,7 +276,7 @@ impl Training {
             }
         };
         let blocks = streams.blocks_per_epoch(options.seq_len) as u64;
-        let stop = default_stop(options.stop, data.input.is_none());
+        let stop = default_stop(options.stop, data.is_builtin());
         let total_steps = stop.steps.or(stop.epochs.map(|e| e * blocks));
         let schedule = Schedule::parse(&options.schedule, total_steps).map_err(Error::Schedule)?;
         let config = TrainConfig {
@@ -338,7 +299,7 @@ impl Training {
         };
         let boundary = tokenizer.boundary();
         let mut trainer =
-            Trainer::with_regularizers(model, config, options.regularizers, train, val, boundary)?;
+            Trainer::with_sources(model, config, options.regularizers, train, val, boundary)?;
         trainer.state.progress.divergence.on_divergence = options.on_divergence;
         folder.make()?;
         if let TextSource::Text { text, .. } = &options.input {
@@ -371,16 +332,27 @@ impl Training {
         let (run, optimizer) =
             SavedRun::<TrainerState, DataSource>::read(&saved.path, saved.resume)?;
         let mut data = run.data;
-        if let Some(input) = &options.input {
-            data.input = Some(absolute(input));
-        }
-        let (corpus, val_corpus) = read_corpora(&data, None, saved.tokenizer.kind())?;
-        let (train, val) = split(
-            &saved.tokenizer,
-            &corpus,
-            val_corpus.as_ref(),
-            data.val_fraction,
-        )?;
+        let (train, val) = match &mut data.prepared {
+            Some(dir) => {
+                if let Some(input) = &options.input {
+                    *dir = absolute(input);
+                }
+                open_prepared(dir, Some(&saved.tokenizer))?.1
+            }
+            None => {
+                if let Some(input) = &options.input {
+                    data.input = Some(absolute(input));
+                }
+                let (corpus, val_corpus) = read_corpora(&data, None, saved.tokenizer.kind())?;
+                let (train, val) = split(
+                    &saved.tokenizer,
+                    &corpus,
+                    val_corpus.as_ref(),
+                    data.val_fraction,
+                )?;
+                (train.into(), val.map(TokenSource::from))
+            }
+        };
         let mut trainer_state = run.trainer;
         if let Some(stop) = options.stop {
             trainer_state.config.plan.stop = stop;
@@ -390,7 +362,7 @@ impl Training {
         }
         let boundary = saved.tokenizer.boundary();
         let trainer =
-            Trainer::resume(saved.model, &optimizer, trainer_state, train, val, boundary)?;
+            Trainer::resume_sources(saved.model, &optimizer, trainer_state, train, val, boundary)?;
         Ok(Training {
             trainer,
             tokenizer: saved.tokenizer,
@@ -482,11 +454,11 @@ impl Training {
         let trainer = &self.trainer;
         let c = &trainer.model.config;
         let t = &trainer.state.config;
-        let source = self
-            .data
-            .input
-            .as_ref()
-            .map_or(builtin::NAME.to_string(), |p| p.display().to_string());
+        let source = match (&self.data.prepared, &self.data.input) {
+            (Some(dir), _) => format!("{} (prepared)", dir.display()),
+            (None, Some(p)) => p.display().to_string(),
+            (None, None) => builtin::NAME.to_string(),
+        };
         let mut text = format!(
             "training a {}x{} {} (embed {}, {} parameters) on {} ({} tokenizer, {} tokens in the vocabulary)\n\
              batch {} x seq-len {}, {} blocks per epoch, optimizer {} lr {}, threads: {}",
@@ -569,6 +541,183 @@ fn check_options(o: &TrainOptions) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Tokens, tokenizer and model start of a run on text: read, tokenize, split.
+type Start = (
+    DataSource,
+    ModelStart,
+    Tokenizer,
+    TokenSource,
+    Option<TokenSource>,
+);
+
+/// The start of a run on text (built-in, a path, or in memory).
+fn text_start(
+    options: &TrainOptions,
+    folder: &RunFolder,
+    rng: &mut Rng,
+    notes: &mut Vec<String>,
+) -> Result<Start> {
+    let input = match &options.input {
+        TextSource::Builtin | TextSource::Prepared(_) => None,
+        TextSource::Path(p) => Some(absolute(p)),
+        TextSource::Text { .. } => Some(folder.path().join(INPUT_COPY)),
+    };
+    let data = DataSource {
+        input,
+        val: options.val.as_deref().map(absolute),
+        val_fraction: options.val_fraction,
+        prepared: None,
+    };
+    let in_memory = match &options.input {
+        TextSource::Text { name, text } => Some(Corpus::from_text(name, text)),
+        _ => None,
+    };
+    let (corpus, val_corpus) = read_corpora(&data, in_memory, options.tokenizer)?;
+    // A fresh model is only built once the text is known to fill a
+    // block and the run to fit in memory, so that neither a short text
+    // nor an absurd size allocates it first.
+    let (start, tokenizer) = match &options.init {
+        Init::From {
+            path,
+            extend_vocab,
+            dropout,
+        } => {
+            let (model, tokenizer) = init_from(
+                path,
+                *extend_vocab,
+                *dropout,
+                &corpus,
+                val_corpus.as_ref(),
+                rng,
+                notes,
+            )?;
+            (ModelStart::Loaded(model), tokenizer)
+        }
+        Init::Fresh {
+            config,
+            forget_bias,
+        } => {
+            if options.tokenizer == TokenizerKind::Bpe {
+                let bytes = corpus.total_bytes();
+                let size = options.tokenizer_options.bpe_vocab_size(bytes);
+                MemoryEstimate::bpe_training(size, bytes).check(available_memory())?;
+            }
+            let tokenizer = build_tokenizer(options, &corpus, val_corpus.as_ref())?;
+            let config = ModelConfig {
+                vocab_size: tokenizer.vocab().len(),
+                ..config.clone()
+            };
+            config.validate()?;
+            (ModelStart::Fresh(config, *forget_bias), tokenizer)
+        }
+    };
+    let (train, val) = split(&tokenizer, &corpus, val_corpus.as_ref(), data.val_fraction)?;
+    Ok((
+        data,
+        start,
+        tokenizer,
+        train.into(),
+        val.map(TokenSource::from),
+    ))
+}
+
+/// The start of a run on a prepared data folder: its tokenizer (a
+/// checkpoint to fine-tune must have the same one) and its mapped tokens.
+fn prepared_start(options: &TrainOptions, dir: &Path) -> Result<Start> {
+    if options.val.is_some() {
+        return Err(Error::Conflict(
+            "a prepared data folder has its own validation split; \
+             a separate validation text cannot be given with it"
+                .into(),
+        ));
+    }
+    let dir = absolute(dir);
+    let (start, tokenizer, (train, val), val_fraction) = match &options.init {
+        Init::From { path, dropout, .. } => {
+            let saved = ckpt::load(path)?;
+            let (tokenizer, sources, val_fraction) = open_prepared(&dir, Some(&saved.tokenizer))?;
+            let mut model = saved.model;
+            if let Some(p) = dropout {
+                model.config.dropout = *p;
+            }
+            (ModelStart::Loaded(model), tokenizer, sources, val_fraction)
+        }
+        Init::Fresh {
+            config,
+            forget_bias,
+        } => {
+            let (tokenizer, sources, val_fraction) = open_prepared(&dir, None)?;
+            let config = ModelConfig {
+                vocab_size: tokenizer.vocab().len(),
+                ..config.clone()
+            };
+            config.validate()?;
+            let start = ModelStart::Fresh(config, *forget_bias);
+            (start, tokenizer, sources, val_fraction)
+        }
+    };
+    let data = DataSource {
+        input: None,
+        val: None,
+        val_fraction,
+        prepared: Some(dir),
+    };
+    Ok((data, start, tokenizer, train, val))
+}
+
+/// Opens a prepared data folder (sizes checked; the resume fingerprint is
+/// the manifest's checksum), checking its tokenizer is `expected` when given.
+fn open_prepared(
+    dir: &Path,
+    expected: Option<&Tokenizer>,
+) -> Result<(Tokenizer, (TokenSource, Option<TokenSource>), f64)> {
+    let data = PreparedData::open(dir, Verify::Size)?;
+    if let Some(tokenizer) = expected {
+        data.check_tokenizer(tokenizer).map_err(TextError::from)?;
+    }
+    let (manifest, tokenizer, train, val) = data.into_parts();
+    let mapped = |file: TokenFile| TokenSource::View(Box::new(MappedTokens(file)));
+    Ok((
+        tokenizer,
+        (mapped(train), val.map(mapped)),
+        manifest.val_fraction,
+    ))
+}
+
+/// A memory-mapped token file as the trainer's token view.
+struct MappedTokens(TokenFile);
+
+impl TokenView for MappedTokens {
+    fn ids(&self) -> TokenIds<'_> {
+        match self.0.ids() {
+            recurrent_text::prepared::TokenIds::U16(ids) => TokenIds::U16(ids),
+            recurrent_text::prepared::TokenIds::U32(ids) => TokenIds::U32(ids),
+        }
+    }
+
+    fn fingerprint(&self) -> DataFingerprint {
+        DataFingerprint {
+            tokens: self.0.len(),
+            hash: self.0.checksum(),
+        }
+    }
+}
+
+/// Tokens a source keeps in memory (a mapped file keeps only pages in use).
+fn resident_tokens(source: &TokenSource) -> usize {
+    match source {
+        TokenSource::Owned(ids) => ids.len(),
+        TokenSource::View(_) => 0,
+    }
+}
+
+impl DataSource {
+    /// Whether the run trains on the built-in corpus.
+    fn is_builtin(&self) -> bool {
+        self.input.is_none() && self.prepared.is_none()
+    }
 }
 
 /// The stop rule given, or with none, one minute on the built-in corpus and

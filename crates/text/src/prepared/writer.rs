@@ -114,8 +114,6 @@ pub fn prepare(
             expected: "a thread count the system can start",
         })?;
     pool.install(|| {
-        fs::create_dir_all(out).map_err(|source| write_error(out, source))?;
-        remove_if_present(&out.join(MANIFEST_FILE))?;
         let job = Job {
             docs: &docs,
             options,
@@ -123,7 +121,11 @@ pub fn prepare(
             threads,
             progress,
         };
+        // The folder is touched only once the text has been read through:
+        // bad input leaves nothing behind.
         let tokenizer = job.learn_tokenizer()?;
+        fs::create_dir_all(out).map_err(|source| write_error(out, source))?;
+        remove_if_present(&out.join(MANIFEST_FILE))?;
         let tokenizer_record = write_tokenizer(out, &tokenizer, &options.tokenizer_options)?;
         let (train, val) = job.write_tokens(out, &tokenizer, input)?;
         let manifest = Manifest {
