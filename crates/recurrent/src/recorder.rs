@@ -11,7 +11,9 @@ use std::path::Path;
 
 use recurrent_checkpoint::lm::ResumeState;
 use recurrent_train::engine::SaveEvery;
-use recurrent_train::{EvalReport, Observer, SaveError, Slot, StepReport, Task};
+use recurrent_train::{
+    EvalReport, Observer, RunProgress, SaveError, Slot, StepReport, StopReason, Task,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -190,14 +192,18 @@ pub(crate) fn run_recorded<T: Task, K: TaskRecord<T>>(
     let reason = with_threads(threads, || {
         recurrent_train::engine::run(trainer, &mut recorder)
     })?;
-    let p = trainer.progress();
-    Ok(Outcome {
+    Ok(outcome(reason, trainer.progress()))
+}
+
+/// How a run ended, from its progress.
+fn outcome(reason: StopReason, p: &RunProgress) -> Outcome {
+    Outcome {
         reason,
         steps: p.step,
         epochs: p.epoch,
         elapsed_secs: p.elapsed_secs,
         best_val_loss: p.best_val_loss,
-    })
+    }
 }
 
 /// Runs a rank other than 0 of a data-parallel job: the same engine, the
@@ -208,14 +214,7 @@ pub(crate) fn run_follower<T: Task>(
     observer: &mut dyn Observer<T>,
 ) -> Result<Outcome> {
     let reason = with_threads(threads, || recurrent_train::engine::run(trainer, observer))?;
-    let p = trainer.progress();
-    Ok(Outcome {
-        reason,
-        steps: p.step,
-        epochs: p.epoch,
-        elapsed_secs: p.elapsed_secs,
-        best_val_loss: p.best_val_loss,
-    })
+    Ok(outcome(reason, trainer.progress()))
 }
 
 /// A JSON object's fields.

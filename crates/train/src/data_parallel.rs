@@ -8,6 +8,34 @@ use std::ops::Range;
 use recurrent_model::{ModelConfig, State};
 
 use crate::collective::Collective;
+use crate::engine::RunProgress;
+use crate::error::ParallelError;
+
+/// Checks that this rank was set up as rank 0 was: the same training data,
+/// step and weights (a hash of their bits). Every rank must call it.
+pub fn check_agreement(
+    collective: &dyn Collective,
+    progress: &RunProgress,
+    params: &[f32],
+) -> Result<(), ParallelError> {
+    let weights = params.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
+        (h ^ u64::from(x.to_bits())).wrapping_mul(0x100_0000_01b3)
+    });
+    let mine = format!(
+        "data {:?}, step {}, weights {weights:016x}",
+        progress.train_data, progress.step
+    );
+    let mut leaders = mine.clone().into_bytes();
+    collective.broadcast(&mut leaders);
+    if leaders == mine.as_bytes() {
+        return Ok(());
+    }
+    Err(ParallelError::Disagree {
+        rank: collective.rank(),
+        leader: String::from_utf8_lossy(&leaders).into_owned(),
+        mine,
+    })
+}
 
 /// The streams `range` of a global `[L, B, H_l]` state (`h` or `c`).
 pub fn select_streams(

@@ -21,11 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::batch::BatchError;
 use crate::collective::{share, Collective, SingleProcess};
+use crate::data_parallel::check_agreement;
 use crate::engine::{
     self, check_and_clip, DataFingerprint, EvalReport, Observer, Plan, RunProgress, StepReport,
     StopReason, Task,
 };
-use crate::error::{DataError, ParallelError, ResumeError, TrainError, TrainingData};
+use crate::error::{DataError, ResumeError, TrainError, TrainingData};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::{LrScheduler, Schedule};
 
@@ -280,34 +281,9 @@ impl Seq2SeqTrainer {
     /// are added, so that every rank takes the same steps (see
     /// [`Trainer::distribute`](crate::trainer::Trainer::distribute)).
     pub fn distribute(&mut self, collective: Box<dyn Collective + Send>) -> Result<(), TrainError> {
-        let mine = self.agreement();
-        let mut leaders = mine.clone().into_bytes();
-        collective.broadcast(&mut leaders);
-        if leaders != mine.as_bytes() {
-            return Err(ParallelError::Disagree {
-                rank: collective.rank(),
-                leader: String::from_utf8_lossy(&leaders).into_owned(),
-                mine,
-            }
-            .into());
-        }
+        check_agreement(&*collective, &self.state.progress, &self.model.params)?;
         self.collective = collective;
         Ok(())
-    }
-
-    /// What every rank of a job must agree on before training together.
-    fn agreement(&self) -> String {
-        let weights = self
-            .model
-            .params
-            .iter()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
-                (h ^ u64::from(x.to_bits())).wrapping_mul(0x100_0000_01b3)
-            });
-        format!(
-            "data {:?}, step {}, weights {weights:016x}",
-            self.state.progress.train_data, self.state.progress.step
-        )
     }
 
     /// Batches in one pass over the training pairs.

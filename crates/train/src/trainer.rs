@@ -14,7 +14,7 @@ use std::ops::Range;
 use crate::asgd::{self, Averager};
 use crate::batch::{fill_keep, Streams, TokenIds, TokenSource};
 use crate::collective::{share, Collective, SingleProcess};
-use crate::data_parallel::{gather_streams, local_state};
+use crate::data_parallel::{check_agreement, gather_streams, local_state};
 use crate::engine::{
     self, check_and_clip, EvalReport, Observer, Plan, RunProgress, Slot, StepReport, StopReason,
     Task,
@@ -474,17 +474,7 @@ impl Trainer {
             return Err(ParallelError::TooFewStreams { batch, ranks }.into());
         }
         // Rank 0's fingerprint of the run: data, step and weights.
-        let mine = self.agreement();
-        let mut leaders = mine.clone().into_bytes();
-        collective.broadcast(&mut leaders);
-        if leaders != mine.as_bytes() {
-            return Err(ParallelError::Disagree {
-                rank,
-                leader: String::from_utf8_lossy(&leaders).into_owned(),
-                mine,
-            }
-            .into());
-        }
+        check_agreement(&*collective, &self.state.progress, &self.model.params)?;
         self.local = share(batch, rank, ranks);
         self.sync_state();
         self.carried = local_state(
@@ -496,21 +486,6 @@ impl Trainer {
         );
         self.collective = collective;
         Ok(())
-    }
-
-    /// What every rank of a job must agree on before training together.
-    fn agreement(&self) -> String {
-        let weights = self
-            .model
-            .params
-            .iter()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
-                (h ^ u64::from(x.to_bits())).wrapping_mul(0x100_0000_01b3)
-            });
-        format!(
-            "data {:?}, step {}, weights {weights:016x}",
-            self.state.progress.train_data, self.state.progress.step
-        )
     }
 
     /// The job this trainer is a rank of.

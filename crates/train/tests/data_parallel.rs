@@ -183,6 +183,32 @@ fn local_sgd_averages_the_ranks_into_one_model_that_learns() {
 }
 
 #[test]
+fn a_rank_set_up_differently_is_refused_naming_both() {
+    let errors: Vec<Option<String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = LocalGroup::new(2)
+            .into_iter()
+            .map(|group| {
+                scope.spawn(move || {
+                    let mut t = trainer(5);
+                    if group.rank() == 1 {
+                        t.model.params[0] += 1.0; // another checkpoint, say
+                    }
+                    t.distribute(Box::new(group)).err().map(|e| e.to_string())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(errors[0], None);
+    let message = errors[1].as_deref().expect("rank 1 differs");
+    assert!(
+        message.contains("rank 1 was set up differently from rank 0"),
+        "{message}"
+    );
+    assert!(message.matches("weights").count() == 2, "{message}");
+}
+
+#[test]
 fn more_ranks_than_streams_is_an_error() {
     let groups = LocalGroup::new(7);
     // Only the size is checked before any collective, so one member suffices.
