@@ -56,3 +56,24 @@ pub fn tiny_run(bpe: bool) -> PathBuf {
         .expect("the tiny run trains");
     run
 }
+
+/// A prepared data folder (`recurrent prepare`) of a small text: `bpe` picks
+/// a BPE tokenizer (tokenizer.json) over a character one (vocab.json).
+pub fn tiny_prepared(bpe: bool) -> PathBuf {
+    use recurrent::text::prepared::{prepare, PrepareOptions};
+    let name = if bpe { "bpe-data" } else { "char-data" };
+    let out = scratch().join(name);
+    let text = scratch().join(format!("{name}.txt"));
+    std::fs::write(&text, "the cat sat on the mat. (a dog) ran.\n".repeat(40)).expect("a text");
+    let options = PrepareOptions {
+        kind: if bpe { TokenizerKind::Bpe } else { TokenizerKind::Char },
+        tokenizer_options: TokenizerOptions {
+            vocab_size: bpe.then_some(280),
+            ..TokenizerOptions::default()
+        },
+        threads: Some(1),
+        ..PrepareOptions::default()
+    };
+    prepare(&text, &out, &options, &|_| {}).expect("the tiny text prepares");
+    out
+}
