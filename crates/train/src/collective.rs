@@ -5,7 +5,7 @@
 //! optimizer step and holds the same weights.
 //!
 //! [`SingleProcess`] is the job of one process (every collective is the
-//! identity); [`mpi::MpiWorld`] (cargo feature `mpi`) is a job started by
+//! identity); `mpi::MpiWorld` (cargo feature `mpi`) is a job started by
 //! `mpirun`/`mpiexec` or Slurm's `srun`, on one machine or many.
 
 use std::ops::Range;
