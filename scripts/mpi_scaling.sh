@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Data-parallel training on this machine (docs/DISTRIBUTED.md): tokens per
-# second of one process with 2 kernel threads against 2 MPI ranks of one
-# thread each, on model (b) of `recurrent bench` (LSTM 2x512, characters,
-# batch 64 x 100), and the time of one gradient all-reduce.
+# Data-parallel training on this machine (docs/DISTRIBUTED.md), on model (b)
+# of `recurrent bench` (LSTM 2x512, characters, batch 64 x 100):
+#
+# 1. tokens per second of one process with 2 kernel threads against 2 MPI
+#    ranks of one thread each, the ranks summing the gradient in buckets
+#    during the backward pass (the default) and in one all-reduce after it
+#    (--bucket-mb 0); and the time of one whole-gradient all-reduce;
+# 2. the same two rank runs and all-reduce over a slow link: the ranks talk
+#    TCP (MPIR_CVAR_NOLOCAL=1, UCX_TLS=tcp,self) through a loopback that
+#    `tc tbf` limits to LINK_MBIT megabits per second (default 1000), in a
+#    private network namespace (`unshare -rn`; skipped where not allowed).
+#    Both ranks' traffic crosses the one loopback, so each rank sees about
+#    half of LINK_MBIT, as on a shared link between two machines.
 #
 #   scripts/mpi_scaling.sh [STEPS] [TEXT]     (default 30 steps, tiny-shakespeare)
 #
-# Needs mpich, libmpich-dev and libclang-dev; builds the release binary with
-# the mpi feature. Run it on a quiet machine.
+# Needs mpich, libmpich-dev and libclang-dev (and iproute2 for part 2);
+# builds the release binary with the mpi feature. Run it on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-30}
 text=${2:-../shared/data/tinyshakespeare/input.txt}
+link=${LINK_MBIT:-1000}
 cargo build --release --locked --features mpi --bin recurrent
 cargo build --release --locked --features mpi -p recurrent-train --example allreduce
 target=${CARGO_TARGET_DIR:-target}/release
@@ -26,12 +36,42 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if '"train"' in l]
 first, last = rows[0], rows[-1]
 tokens = 64 * 100 * (last["step"] - first["step"])
-print(f"{tokens / (last['elapsed'] - first['elapsed']):.0f}")
+secs = last["elapsed"] - first["elapsed"]
+print(f"{tokens / secs:.0f} tokens/s ({secs / (last['step'] - first['step']) * 1e3:.0f} ms a step)")
 PY
 }
 
+# Runs the two rank configurations (buckets, one all-reduce) with the
+# environment given, then the all-reduce alone; prints one line each.
+ranks() {
+    local tag=$1; shift
+    env "$@" mpiexec -n 2 "$target/recurrent" train "${model[@]}" --threads 1 \
+        --out "$work/$tag-buckets" >/dev/null 2>&1
+    env "$@" mpiexec -n 2 "$target/recurrent" train "${model[@]}" --threads 1 \
+        --bucket-mb 0 --out "$work/$tag-after" >/dev/null 2>&1
+    echo "  2 ranks x 1 thread, 4 MB buckets during the backward pass: $(rate "$work/$tag-buckets")"
+    echo "  2 ranks x 1 thread, one all-reduce after the backward pass: $(rate "$work/$tag-after")"
+    echo "  $(env "$@" mpiexec -n 2 "$target/examples/allreduce")"
+}
+
+echo "model (b), $steps steps"
+echo "shared memory (one machine):"
 "$target/recurrent" train "${model[@]}" --threads 2 --out "$work/one" >/dev/null 2>&1
-mpiexec -n 2 "$target/recurrent" train "${model[@]}" --threads 1 --out "$work/two" >/dev/null 2>&1
-echo "model (b), $steps steps: 1 process x 2 threads $(rate "$work/one") tokens/s;" \
-     "2 ranks x 1 thread $(rate "$work/two") tokens/s"
-mpiexec -n 2 "$target/examples/allreduce"
+echo "  1 process x 2 threads: $(rate "$work/one")"
+ranks shm
+
+if unshare -rn true 2>/dev/null; then
+    echo "TCP through a loopback limited to $link Mbit/s:"
+    export -f ranks rate
+    export target work steps text
+    unshare -rn bash -c "
+        set -euo pipefail
+        model=(${model[*]@Q})
+        ip link set lo mtu 9000 && ip link set lo up
+        # A burst below the loopback's packet size would drop every packet.
+        tc qdisc add dev lo root tbf rate ${link}mbit burst 1mb latency 50ms
+        ranks tcp MPIR_CVAR_NOLOCAL=1 UCX_TLS=tcp,self UCX_NET_DEVICES=lo
+    "
+else
+    echo "(no private network namespace here: the slow-link part is skipped)"
+fi

@@ -82,6 +82,11 @@ const TRAIN_CASES: &[Case] = &[
     case(&["--layers", "1000000"], &["memory", "available"]),
     case(&["--save-every", "0"], &["--save-every", "0"]),
     case(&["--save-every", "1.5"], &["--save-every", "1.5"]),
+    case(&["--bucket-mb", "-1"], &["--bucket-mb", "-1"]),
+    case(
+        &["--bucket-mb", "lots"],
+        &["--bucket-mb", "lots", "megabytes"],
+    ),
     case(
         &["--tokenizer", "bpe", "--vocab-size", "0"],
         &["vocabulary size 0", "256"],

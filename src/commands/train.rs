@@ -160,6 +160,11 @@ pub struct TrainArgs {
     /// before each validation and checkpoint). For this invocation only.
     #[arg(long, value_name = "STEPS", value_parser = clap::value_parser!(u64).range(1..))]
     average_every: Option<u64>,
+    /// Under mpirun: megabytes of gradient per bucket. Each bucket is summed over the ranks
+    /// as soon as the backward pass has finished it, while the layers below are still being
+    /// differentiated (PyTorch DDP's bucket_cap_mb); 0 sums the whole gradient afterwards.
+    #[arg(long, value_name = "MB", default_value_t = 4.0, value_parser = parse_megabytes)]
+    bucket_mb: f64,
     /// Synchronous steps before local SGD starts (with --average-every).
     #[arg(
         long,
@@ -252,6 +257,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Some(job) => {
             let ranks = job.ranks();
             training.distribute(job).map_err(super::cli_error)?;
+            training.set_gradient_bucket(bucket_values(args.bucket_mb));
             eprintln!(
                 "data-parallel: {ranks} ranks share each batch of {} streams",
                 args.batch
@@ -270,6 +276,26 @@ pub fn run(args: TrainArgs) -> Result<()> {
         None => {}
     }
     train(training, &args)
+}
+
+/// `--bucket-mb`: a size in megabytes, 0 or more.
+fn parse_megabytes(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(mb) if mb.is_finite() && mb >= 0.0 => Ok(mb),
+        _ => Err(format!(
+            "expected a size in megabytes, 0 or more (e.g. 4), not {text:?}"
+        )),
+    }
+}
+
+/// Float values in a bucket of `mb` megabytes (at least one unless 0).
+fn bucket_values(mb: f64) -> usize {
+    let values = (mb * 1e6 / 4.0).round() as usize;
+    if mb > 0.0 {
+        values.max(1)
+    } else {
+        0
+    }
 }
 
 /// Local SGD's schedule from the flags, when asked for.
@@ -307,6 +333,7 @@ fn follow(args: &TrainArgs, job: Box<dyn recurrent::Collective + Send>) -> Resul
     }
     .map_err(super::cli_error)?;
     let result = training.distribute(job).and_then(|()| {
+        training.set_gradient_bucket(bucket_values(args.bucket_mb));
         if let Some(averaging) = averaging(args) {
             training.average_periodically(averaging);
         }

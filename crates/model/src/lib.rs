@@ -25,6 +25,8 @@ pub mod seq2seq;
 pub mod series;
 
 pub use config::{ModelConfig, ModelError};
-pub use lm::{BlockStats, LanguageModel, Regularization, State, TokenBlock, Workspace};
+pub use lm::{
+    BlockStats, GradientSink, LanguageModel, Regularization, State, TokenBlock, Workspace,
+};
 pub use params::{ParamEntry, ParamLayout};
 pub use recurrent_nn::CellKind;

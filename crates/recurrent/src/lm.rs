@@ -392,6 +392,13 @@ impl Training {
         self.trainer.average_periodically(averaging);
     }
 
+    /// Sums a distributed run's gradient in buckets of about `values` values,
+    /// each started while the backward pass goes on (see
+    /// [`Trainer::set_gradient_bucket`]); 0 sums it after the backward pass.
+    pub fn set_gradient_bucket(&mut self, values: usize) {
+        self.trainer.set_gradient_bucket(values);
+    }
+
     /// Trains until the stop rule, writing checkpoints, `metrics.jsonl` and
     /// the loss plot into the run folder, and reporting to `observer`. On an
     /// error the last good checkpoint is kept. On a rank other than 0 of a

@@ -29,6 +29,16 @@ pub trait Collective {
     /// [`Collective::sum_f32`] in `f64` (loss and token counts of a validation).
     fn sum_f64(&self, values: &mut [f64]);
 
+    /// Starts [`Collective::sum_f32`] of `values` and returns before it is
+    /// done where the job can sum in the background (MPI), so that the
+    /// backward pass goes on meanwhile; [`PendingSum::wait`] gives the sum.
+    /// Ranks start the same sums in the same order. By default the sum is
+    /// done before this returns.
+    fn start_sum_f32(&self, mut values: Vec<f32>) -> PendingSum {
+        self.sum_f32(&mut values);
+        PendingSum::done(values)
+    }
+
     /// Every rank's `values`, in rank order, on every rank. Each rank's
     /// `values` may differ in length.
     fn gather_f32(&self, values: &[f32]) -> Vec<f32>;
@@ -39,6 +49,41 @@ pub trait Collective {
     /// Whether this process writes files and prints (rank 0).
     fn is_leader(&self) -> bool {
         self.rank() == 0
+    }
+}
+
+/// A sum over the ranks that [`Collective::start_sum_f32`] started.
+#[must_use = "every rank must wait for the sums it started"]
+pub struct PendingSum(Pending);
+
+enum Pending {
+    Done(Vec<f32>),
+    Background(std::sync::mpsc::Receiver<Vec<f32>>),
+}
+
+impl PendingSum {
+    /// A sum that is already done.
+    pub fn done(values: Vec<f32>) -> PendingSum {
+        PendingSum(Pending::Done(values))
+    }
+
+    /// A sum another thread delivers on `receiver`.
+    pub fn background(receiver: std::sync::mpsc::Receiver<Vec<f32>>) -> PendingSum {
+        PendingSum(Pending::Background(receiver))
+    }
+
+    /// The sum, once every rank has contributed.
+    ///
+    /// # Panics
+    /// When the thread doing the sum stopped without delivering it (the
+    /// MPI library failed; MPI's own default then ends the job first).
+    pub fn wait(self) -> Vec<f32> {
+        match self.0 {
+            Pending::Done(values) => values,
+            Pending::Background(receiver) => receiver
+                .recv()
+                .expect("the MPI thread stopped in the middle of a sum"),
+        }
     }
 }
 
@@ -178,86 +223,197 @@ pub fn share(total: usize, rank: usize, ranks: usize) -> Range<usize> {
 /// MPI through the `mpi` crate (rsmpi): the job `mpirun -n N` started.
 #[cfg(feature = "mpi")]
 pub mod mpi {
+    use std::sync::mpsc::{channel, Receiver, Sender};
+    use std::thread::JoinHandle;
+
     use mpi::collective::SystemOperation;
-    use mpi::environment::Universe;
     use mpi::topology::SimpleCommunicator;
     use mpi::traits::{Communicator, CommunicatorCollectives, Root};
 
-    use super::Collective;
+    use super::{Collective, PendingSum};
 
-    /// The world communicator of an MPI job. MPI is finalized when this is
-    /// dropped, and cannot be started again in the same process.
+    /// Elements per message of a sum: bounds the copies a sum makes.
+    const CHUNK: usize = 1 << 20;
+
+    /// The world communicator of an MPI job, driven by one thread of its own
+    /// (Horovod's design): every collective is a job for that thread, so a
+    /// sum started by [`Collective::start_sum_f32`] goes on while the
+    /// trainer computes. MPI is finalized when this is dropped, and cannot
+    /// be started again in the same process.
     pub struct MpiWorld {
-        world: SimpleCommunicator,
-        // Dropped last: finalizes MPI.
-        _universe: Universe,
+        jobs: Option<Sender<Job>>,
+        thread: Option<JoinHandle<()>>,
+        rank: usize,
+        ranks: usize,
+    }
+
+    /// What the MPI thread does for the others, and where it sends the result.
+    enum Job {
+        SumF32(Vec<f32>, Sender<Vec<f32>>),
+        SumF64(Vec<f64>, Sender<Vec<f64>>),
+        GatherF32(Vec<f32>, Sender<Vec<f32>>),
+        Broadcast(Vec<u8>, Sender<Vec<u8>>),
     }
 
     impl MpiWorld {
-        /// Starts MPI; `None` when it was started before in this process.
-        /// Only the thread that called this may make MPI calls (MPI's
-        /// "funneled" level), which is how the trainer uses it: its kernel
-        /// threads never talk to other ranks.
+        /// Starts MPI on a thread of its own; `None` when MPI was started
+        /// before in this process. Only that thread makes MPI calls (MPI's
+        /// "funneled" level): kernel threads never talk to other ranks.
         pub fn init() -> Option<MpiWorld> {
-            let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)?;
-            Some(MpiWorld {
-                world: universe.world(),
-                _universe: universe,
+            let (jobs, queue) = channel::<Job>();
+            let (started, world) = channel::<Option<(usize, usize)>>();
+            let thread = std::thread::Builder::new()
+                .name("mpi".into())
+                .spawn(move || {
+                    let Some((universe, _)) =
+                        mpi::initialize_with_threading(mpi::Threading::Funneled)
+                    else {
+                        let _ = started.send(None);
+                        return;
+                    };
+                    let comm = universe.world();
+                    let _ = started.send(Some((comm.rank() as usize, comm.size() as usize)));
+                    serve(&comm, queue);
+                    // `universe` drops here, on the thread that started MPI: finalized.
+                })
+                .ok()?;
+            match world.recv() {
+                Ok(Some((rank, ranks))) => Some(MpiWorld {
+                    jobs: Some(jobs),
+                    thread: Some(thread),
+                    rank,
+                    ranks,
+                }),
+                _ => {
+                    let _ = thread.join();
+                    None
+                }
+            }
+        }
+
+        /// Hands `job` to the MPI thread.
+        fn submit(&self, job: Job) {
+            self.jobs
+                .as_ref()
+                .and_then(|jobs| jobs.send(job).ok())
+                .expect("the MPI thread is running");
+        }
+
+        /// Runs a job and waits for its result.
+        fn call<T>(&self, job: impl FnOnce(Sender<T>) -> Job) -> T {
+            let (reply, result) = channel();
+            self.submit(job(reply));
+            result
+                .recv()
+                .expect("the MPI thread stopped in the middle of a collective")
+        }
+    }
+
+    /// The MPI thread's loop: one job at a time, in the order submitted
+    /// (every rank submits the same jobs in the same order), until the
+    /// [`MpiWorld`] is dropped.
+    fn serve(world: &SimpleCommunicator, queue: Receiver<Job>) {
+        let sum = SystemOperation::sum();
+        for job in queue {
+            // A receiver that went away (a panicking trainer) is no reason
+            // to stop: the other ranks still expect this rank's part.
+            match job {
+                Job::SumF32(values, reply) => {
+                    let mut total = vec![0f32; values.len()];
+                    world.all_reduce_into(&values[..], &mut total[..], sum);
+                    let _ = reply.send(total);
+                }
+                Job::SumF64(values, reply) => {
+                    let mut total = vec![0f64; values.len()];
+                    world.all_reduce_into(&values[..], &mut total[..], sum);
+                    let _ = reply.send(total);
+                }
+                Job::GatherF32(values, reply) => {
+                    let _ = reply.send(gather(world, &values));
+                }
+                Job::Broadcast(mut bytes, reply) => {
+                    let root = world.process_at_rank(0);
+                    let mut len = bytes.len() as u64;
+                    root.broadcast_into(&mut len);
+                    bytes.resize(len as usize, 0);
+                    root.broadcast_into(&mut bytes[..]);
+                    let _ = reply.send(bytes);
+                }
+            }
+        }
+    }
+
+    /// Every rank's `values` in rank order (lengths may differ).
+    fn gather(world: &SimpleCommunicator, values: &[f32]) -> Vec<f32> {
+        let mut lengths = vec![0u64; world.size() as usize];
+        world.all_gather_into(&(values.len() as u64), &mut lengths[..]);
+        let counts: Vec<i32> = lengths.iter().map(|&n| n as i32).collect();
+        let displs: Vec<i32> = counts
+            .iter()
+            .scan(0, |at, &n| {
+                let start = *at;
+                *at += n;
+                Some(start)
             })
+            .collect();
+        let mut all = vec![0f32; counts.iter().map(|&n| n as usize).sum()];
+        let mut partition =
+            mpi::datatype::PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
+        world.all_gather_varcount_into(values, &mut partition);
+        all
+    }
+
+    impl Drop for MpiWorld {
+        fn drop(&mut self) {
+            // Closing the queue ends the MPI thread, which finalizes MPI.
+            drop(self.jobs.take());
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
         }
     }
 
     impl Collective for MpiWorld {
         fn rank(&self) -> usize {
-            self.world.rank() as usize
+            self.rank
         }
 
         fn ranks(&self) -> usize {
-            self.world.size() as usize
+            self.ranks
         }
 
         fn sum_f32(&self, values: &mut [f32]) {
-            if self.ranks() > 1 {
-                let mine = values.to_vec();
-                self.world
-                    .all_reduce_into(&mine[..], values, SystemOperation::sum());
+            if self.ranks > 1 {
+                for chunk in values.chunks_mut(CHUNK) {
+                    let total = self.call(|reply| Job::SumF32(chunk.to_vec(), reply));
+                    chunk.copy_from_slice(&total);
+                }
             }
         }
 
         fn sum_f64(&self, values: &mut [f64]) {
-            if self.ranks() > 1 {
-                let mine = values.to_vec();
-                self.world
-                    .all_reduce_into(&mine[..], values, SystemOperation::sum());
+            if self.ranks > 1 {
+                let total = self.call(|reply| Job::SumF64(values.to_vec(), reply));
+                values.copy_from_slice(&total);
             }
         }
 
+        fn start_sum_f32(&self, values: Vec<f32>) -> PendingSum {
+            if self.ranks == 1 {
+                return PendingSum::done(values);
+            }
+            let (reply, result) = channel();
+            self.submit(Job::SumF32(values, reply));
+            PendingSum::background(result)
+        }
+
         fn gather_f32(&self, values: &[f32]) -> Vec<f32> {
-            let mut lengths = vec![0u64; self.ranks()];
-            self.world
-                .all_gather_into(&(values.len() as u64), &mut lengths[..]);
-            let counts: Vec<i32> = lengths.iter().map(|&n| n as i32).collect();
-            let displs: Vec<i32> = counts
-                .iter()
-                .scan(0, |at, &n| {
-                    let start = *at;
-                    *at += n;
-                    Some(start)
-                })
-                .collect();
-            let mut all = vec![0f32; counts.iter().map(|&n| n as usize).sum()];
-            let mut partition =
-                mpi::datatype::PartitionMut::new(&mut all[..], &counts[..], &displs[..]);
-            self.world.all_gather_varcount_into(values, &mut partition);
-            all
+            self.call(|reply| Job::GatherF32(values.to_vec(), reply))
         }
 
         fn broadcast(&self, bytes: &mut Vec<u8>) {
-            let root = self.world.process_at_rank(0);
-            let mut len = bytes.len() as u64;
-            root.broadcast_into(&mut len);
-            bytes.resize(len as usize, 0);
-            root.broadcast_into(&mut bytes[..]);
+            let mine = std::mem::take(bytes);
+            *bytes = self.call(|reply| Job::Broadcast(mine, reply));
         }
     }
 }

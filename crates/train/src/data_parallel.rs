@@ -1,13 +1,15 @@
 //! The language model's state across ranks: each rank carries the hidden
 //! state of its own streams (a contiguous share of the global batch), and a
 //! checkpoint holds every stream's, in the global order, so that a run saved
-//! by N ranks resumes with any number of them.
+//! by N ranks resumes with any number of them. And the gradient's buckets:
+//! each is summed over the ranks as soon as the backward pass has finished
+//! it.
 
 use std::ops::Range;
 
-use recurrent_model::{ModelConfig, State};
+use recurrent_model::{GradientSink, ModelConfig, State};
 
-use crate::collective::Collective;
+use crate::collective::{Collective, PendingSum};
 use crate::engine::RunProgress;
 use crate::error::ParallelError;
 
@@ -99,6 +101,77 @@ pub fn gather_streams(
         }
     }
     global
+}
+
+/// The default bucket: 4 MB of gradient. PyTorch DDP's is 25 MB for models
+/// a hundred times larger; a bucket should be a fraction of the gradient so
+/// that the first sums start while most of the backward pass is still to do.
+pub const DEFAULT_BUCKET_FLOATS: usize = 1 << 20;
+
+/// Gathers the gradients the backward pass finishes into buckets of about
+/// `cap` values and starts summing each over the ranks as soon as it is full
+/// (PyTorch DDP's design); [`GradientBuckets::finish`] sums the rest and
+/// writes every sum back. Each value is scaled by `weight` (this rank's share
+/// of the block) first, as the single all-reduce after the backward pass
+/// does, so the sums are the same.
+pub struct GradientBuckets<'c> {
+    collective: &'c dyn Collective,
+    weight: f32,
+    cap: usize,
+    /// The bucket being filled, and its tensors: offset and length.
+    values: Vec<f32>,
+    tensors: Vec<(usize, usize)>,
+    started: Vec<(PendingSum, Vec<(usize, usize)>)>,
+}
+
+impl<'c> GradientBuckets<'c> {
+    /// Buckets of about `cap` values (at least one tensor each) summed over `collective`.
+    pub fn new(collective: &'c dyn Collective, weight: f32, cap: usize) -> GradientBuckets<'c> {
+        GradientBuckets {
+            collective,
+            weight,
+            cap: cap.max(1),
+            values: Vec::new(),
+            tensors: Vec::new(),
+            started: Vec::new(),
+        }
+    }
+
+    /// Starts summing the bucket being filled.
+    fn start(&mut self) {
+        if self.tensors.is_empty() {
+            return;
+        }
+        let values = std::mem::take(&mut self.values);
+        let pending = self.collective.start_sum_f32(values);
+        self.started
+            .push((pending, std::mem::take(&mut self.tensors)));
+    }
+
+    /// Sums what is left, waits for every sum and writes them into `grads`
+    /// (the flat gradient the tensors' offsets point into).
+    pub fn finish(mut self, grads: &mut [f32]) {
+        self.start();
+        for (pending, tensors) in self.started {
+            let sums = pending.wait();
+            let mut at = 0;
+            for (offset, len) in tensors {
+                grads[offset..offset + len].copy_from_slice(&sums[at..at + len]);
+                at += len;
+            }
+        }
+    }
+}
+
+impl GradientSink for GradientBuckets<'_> {
+    fn ready(&mut self, offset: usize, grad: &[f32]) {
+        let weight = self.weight;
+        self.values.extend(grad.iter().map(|g| g * weight));
+        self.tensors.push((offset, grad.len()));
+        if self.values.len() >= self.cap {
+            self.start();
+        }
+    }
 }
 
 /// Each layer's width, bottom first.

@@ -22,7 +22,7 @@ pub mod seq2seq;
 pub mod series;
 pub mod trainer;
 
-pub use collective::{Collective, LocalGroup, SingleProcess};
+pub use collective::{Collective, LocalGroup, PendingSum, SingleProcess};
 pub use divergence::{DivergenceReason, DivergenceWatch, OnDivergence};
 pub use engine::{
     DataFingerprint, EvalRecord, EvalReport, Observer, Plan, RunProgress, SaveError, Slot,

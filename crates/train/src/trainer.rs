@@ -14,7 +14,9 @@ use std::ops::Range;
 use crate::asgd::{self, Averager};
 use crate::batch::{fill_keep, Streams, TokenIds, TokenSource};
 use crate::collective::{share, Collective, SingleProcess};
-use crate::data_parallel::{check_agreement, gather_streams, local_state};
+use crate::data_parallel::{
+    check_agreement, gather_streams, local_state, GradientBuckets, DEFAULT_BUCKET_FLOATS,
+};
 use crate::engine::{
     self, check_and_clip, EvalReport, Observer, Plan, RunProgress, Slot, StepReport, StopReason,
     Task,
@@ -156,6 +158,9 @@ pub struct Trainer {
     averaging: Option<PeriodicAveraging>,
     /// Steps taken since the ranks' weights were last averaged (local SGD).
     unaveraged: u64,
+    /// Values per gradient bucket summed during the backward pass; 0 sums
+    /// the whole gradient after it.
+    bucket: usize,
 }
 
 /// Local SGD's schedule (Stich 2019; PyTorch's post-local SGD): synchronous
@@ -424,6 +429,7 @@ impl Trainer {
             local: 0..batch,
             averaging: None,
             unaveraged: 0,
+            bucket: DEFAULT_BUCKET_FLOATS,
         }
     }
 
@@ -437,6 +443,15 @@ impl Trainer {
             every: averaging.every.max(1),
             ..averaging
         });
+    }
+
+    /// Sums the gradient over the ranks in buckets of about `values` values,
+    /// each started as soon as the backward pass has finished it (the
+    /// default is [`DEFAULT_BUCKET_FLOATS`]); 0 sums the whole gradient in
+    /// one all-reduce after the backward pass. The sums are the same either
+    /// way; only the overlap of summing and computing differs.
+    pub fn set_gradient_bucket(&mut self, values: usize) {
+        self.bucket = values;
     }
 
     /// Whether this step is one of local SGD's (no gradient all-reduce).
@@ -554,6 +569,7 @@ impl Trainer {
             (seq_len, self.state.block_in_epoch * seq_len, 1.0)
         };
         let ranks = self.collective.ranks();
+        let local_step = self.local_step();
         let mine = self.local.len();
         let n = t * mine;
         let (x, y) = (&mut self.x[..n], &mut self.y[..n]);
@@ -569,19 +585,36 @@ impl Trainer {
             let seed = self.state.progress.rng.next_u64();
             Rng::new(seed ^ (self.collective.rank() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
         });
-        let mut stats = self.model.train_block_regularized(
-            &mut self.ws,
-            TokenBlock::new(&self.x[..n], &self.y[..n], t, mine).with_keep(keep),
-            &mut self.carried,
-            &regs.model,
-            rank_rng.as_mut().unwrap_or(&mut self.state.progress.rng),
-            &mut self.grads,
-        )?;
-        let local_step = self.local_step();
+        let block = TokenBlock::new(&self.x[..n], &self.y[..n], t, mine).with_keep(keep);
+        let rng = rank_rng.as_mut().unwrap_or(&mut self.state.progress.rng);
+        // Each rank's loss is its tokens' mean: weigh it by its share of the block.
+        let weight = n as f32 / (t * b) as f32;
+        let summed_in_buckets = ranks > 1 && !local_step && self.bucket > 0;
+        let mut stats = if summed_in_buckets {
+            let mut buckets = GradientBuckets::new(&*self.collective, weight, self.bucket);
+            let stats = self.model.train_block_streaming(
+                &mut self.ws,
+                block,
+                &mut self.carried,
+                &regs.model,
+                rng,
+                &mut self.grads,
+                &mut buckets,
+            )?;
+            buckets.finish(&mut self.grads);
+            stats
+        } else {
+            self.model.train_block_regularized(
+                &mut self.ws,
+                block,
+                &mut self.carried,
+                &regs.model,
+                rng,
+                &mut self.grads,
+            )?
+        };
         if ranks > 1 {
-            // Each rank's loss is its tokens' mean: weigh it by its share of the block.
-            let weight = n as f32 / (t * b) as f32;
-            if !local_step {
+            if !local_step && !summed_in_buckets {
                 self.grads.iter_mut().for_each(|g| *g *= weight);
                 self.collective.sum_f32(&mut self.grads);
             }

@@ -120,6 +120,34 @@ fn two_and_three_ranks_train_the_weights_of_one_process() {
     }
 }
 
+/// Summing the gradient in buckets during the backward pass (the default),
+/// in many small ones, or in one all-reduce after it: the same sums, so the
+/// same weights, bit for bit.
+#[test]
+fn gradient_buckets_of_any_size_give_the_same_weights() {
+    for ranks in [2, 3] {
+        let runs: Vec<Vec<f32>> = [None, Some(0), Some(7), Some(300)]
+            .into_iter()
+            .map(|bucket| {
+                let trained = on_ranks(ranks, || {
+                    let mut t = trainer(20);
+                    if let Some(values) = bucket {
+                        t.set_gradient_bucket(values);
+                    }
+                    t
+                });
+                trained[0].model.params.clone()
+            })
+            .collect();
+        for (i, run) in runs.iter().enumerate().skip(1) {
+            assert!(
+                run == &runs[0],
+                "{ranks} ranks: bucket setting {i} changed the weights"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_run_saved_by_three_ranks_resumes_on_two() {
     let mut straight = trainer(50);

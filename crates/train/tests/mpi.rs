@@ -45,6 +45,19 @@ fn collectives_on_every_rank() {
             );
         }
     }
+    // Sums started in the background, several at once (as the gradient's
+    // buckets are), come back in full while this thread goes on.
+    let sizes = [5usize, 1 << 21, 3];
+    let pending: Vec<_> = sizes
+        .iter()
+        .map(|&n| world.start_sum_f32(vec![rank as f32 + 1.0; n]))
+        .collect();
+    let busy: f32 = (0..1_000_000).map(|i| (i as f32).sqrt()).sum();
+    assert!(busy > 0.0);
+    for (p, n) in pending.into_iter().zip(sizes) {
+        assert_eq!(p.wait(), vec![6.0; n]);
+    }
+
     let mut d = [rank as f64, 1.0];
     world.sum_f64(&mut d);
     assert_eq!(d, [3.0, 3.0]);

@@ -6,18 +6,22 @@ use recurrent_nn::ln_recurrent::LnGrads;
 use recurrent_nn::recurrent::{Downstream, LayerGrads, TableInput, Upstream};
 use recurrent_nn::{activation_reg, dropout, embedding, linear, loss, CellKind};
 
-use super::{grow, layer_output, BlockStats, LanguageModel, State, TokenBlock, Workspace};
+use super::{
+    grow, layer_output, BlockStats, GradientSink, LanguageModel, State, TokenBlock, Workspace,
+};
 
 impl LanguageModel {
     /// Backward from the logits in `ws` (left by `forward` with `for_backward`).
     /// When `dstate0` is given it receives the gradient w.r.t. the state the
-    /// block started from (for tests).
+    /// block started from (for tests). `sink`, when given, gets each tensor's
+    /// gradient as soon as it is final.
     pub(super) fn backward(
         &self,
         ws: &mut Workspace,
         data: &TokenBlock<'_>,
         grads: &mut [f32],
         mut dstate0: Option<&mut State>,
+        mut sink: Option<&mut dyn GradientSink>,
     ) -> BlockStats {
         let TokenBlock {
             tokens,
@@ -45,6 +49,14 @@ impl LanguageModel {
 
         let mut g = self.layout.split_mut(grads);
         let idx = |name: &str| self.layout.index(name);
+        // Hands the finished tensors `tensors` (layout indices) to the sink.
+        let mut finished = |g: &[&mut [f32]], tensors: std::ops::Range<usize>| {
+            if let Some(sink) = sink.as_deref_mut() {
+                for i in tensors {
+                    sink.ready(self.layout.entries[i].offset, g[i]);
+                }
+            }
+        };
 
         drop(ph);
         let ph = Phase::new("head.bwd");
@@ -77,6 +89,11 @@ impl LanguageModel {
                 Some(&mut ws.dhead[..n * hin]),
             );
         }
+        // A tied output projection is the embedding, finished last.
+        if !cfg.tie {
+            finished(&g, dec_w..dec_w + 1);
+        }
+        finished(&g, dec_b..dec_b + 1);
         grow(&mut ws.dy, n * h);
         if cfg.dense > 0 {
             linear::relu_backward(&ws.dense_out[..n * hin], &mut ws.dhead[..n * hin]);
@@ -90,6 +107,7 @@ impl LanguageModel {
                 hi[0],
                 Some(&mut ws.dy[..n * h]),
             );
+            finished(&g, dw..db + 1);
         } else {
             ws.dy[..n * h].copy_from_slice(&ws.dhead[..n * h]);
         }
@@ -229,6 +247,13 @@ impl LanguageModel {
             if weight_drop {
                 dropout::backward_add(w_hh, &ws.dw_hh_dropped[..len], &ws.w_hh_mask[k][..len]);
             }
+            // The layer's tensors (and its LayerNorm's, right after them) are final.
+            let suffix = format!("_l{k}");
+            let own = self.layout.entries[base..]
+                .iter()
+                .take_while(|e| e.name.ends_with(&suffix))
+                .count();
+            finished(&g, base..base + own);
             if let Some(ds) = dstate0.as_deref_mut() {
                 ds.h[rows.clone()].copy_from_slice(&ws.dh0[..bh]);
                 if cfg.cell.has_cell_state() {
@@ -252,6 +277,10 @@ impl LanguageModel {
                 dropout::backward(&mut ws.dx[..n * e], &ws.masks[0]);
             }
             embedding::backward(tokens, &ws.dx[..n * e], g[idx("encoder.weight")], e);
+        }
+        if cfg.embed > 0 {
+            let enc = idx("encoder.weight");
+            finished(&g, enc..enc + 1);
         }
         BlockStats {
             loss,

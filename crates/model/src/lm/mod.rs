@@ -5,13 +5,15 @@
 //! `construct.rs`; how the configuration maps to each layer's parameters in
 //! `layers.rs`; the forward pass (and evaluation, reference steps) in
 //! `forward.rs`; the backward pass in `backward.rs`; a training block in
-//! `train.rs`; AWD-LSTM's regularizers in `regularization.rs`; the carried
+//! `train.rs` (and the [`GradientSink`] it can hand finished gradients to
+//! in `gradient_sink.rs`); AWD-LSTM's regularizers in `regularization.rs`; the carried
 //! [`State`] in `state.rs`; the reused buffers in `workspace.rs`.
 
 mod backward;
 mod block;
 mod construct;
 mod forward;
+mod gradient_sink;
 mod layers;
 mod regularization;
 mod state;
@@ -20,6 +22,7 @@ mod train;
 mod workspace;
 
 pub use self::block::TokenBlock;
+pub use self::gradient_sink::GradientSink;
 pub use self::regularization::Regularization;
 pub use self::state::State;
 pub use self::workspace::Workspace;

@@ -67,6 +67,7 @@ fn gradcheck_regularized(config: ModelConfig, with_reset: bool, reg: &Regulariza
         &TokenBlock::new(&tokens, &targets, t, b).with_keep(keep.as_deref()),
         &mut grads,
         Some(&mut ds),
+        None,
     );
     assert_eq!(stats.ar > 0.0, reg.alpha > 0.0);
     assert_eq!(stats.tar > 0.0, reg.beta > 0.0);
@@ -611,5 +612,113 @@ fn extending_the_vocabulary_keeps_what_was_learned() {
         }
         assert_eq!(sa, sb);
         assert!(big.extend_vocab(6, &mut rng).is_err());
+    }
+}
+
+/// Records what a [`GradientSink`] is handed: offset and values, in order.
+#[derive(Default)]
+struct Recorder(Vec<(usize, Vec<f32>)>);
+
+impl GradientSink for Recorder {
+    fn ready(&mut self, offset: usize, grad: &[f32]) {
+        self.0.push((offset, grad.to_vec()));
+    }
+}
+
+/// Data-parallel training sums each tensor's gradient as soon as the sink
+/// has it: it must be handed every tensor once, with its final values, the
+/// layers from the top down and the embedding (tied or not) last.
+#[test]
+fn a_gradient_sink_gets_every_tensor_once_when_it_is_final() {
+    let configs = [
+        (
+            "tied, dense, dropout",
+            ModelConfig {
+                dense: 4,
+                dropout: 0.3,
+                tie: true,
+                ..ModelConfig::new(CellKind::Lstm, 7, 4, 5, 2)
+            },
+            Regularization::default(),
+        ),
+        (
+            "embedding table",
+            ModelConfig {
+                dense: 4,
+                tie: true,
+                ..ModelConfig::new(CellKind::Gru, 7, 4, 5, 2)
+            },
+            Regularization::default(),
+        ),
+        (
+            "one-hot",
+            ModelConfig::new(CellKind::RnnTanh, 7, 0, 5, 3),
+            Regularization::default(),
+        ),
+        (
+            "layer norm",
+            ModelConfig {
+                layer_norm: true,
+                ..ModelConfig::new(CellKind::Lstm, 7, 4, 5, 2)
+            },
+            Regularization::default(),
+        ),
+        (
+            "weight drop and AWD",
+            ModelConfig::new(CellKind::Lstm, 7, 4, 5, 3),
+            AWD,
+        ),
+    ];
+    let (t, b) = (4, 2);
+    let tokens: Vec<u32> = (0..t * b).map(|i| (i * 3 % 7) as u32).collect();
+    for (name, config, reg) in configs {
+        let m = LanguageModel::new(config, &mut Rng::new(8), None).unwrap();
+        let (_, _, plain) = train_once(&m, &reg, &tokens, t, b);
+        let mut grads = vec![0.0; m.num_params()];
+        let mut sink = Recorder::default();
+        m.train_block_streaming(
+            &mut Workspace::default(),
+            TokenBlock::new(&tokens, &tokens, t, b),
+            &mut State::zeros(&m.config, b),
+            &reg,
+            &mut Rng::new(5),
+            &mut grads,
+            &mut sink,
+        )
+        .unwrap();
+        assert_eq!(grads, plain, "{name}: the sink changes nothing");
+        let mut offsets: Vec<usize> = sink.0.iter().map(|(o, _)| *o).collect();
+        let entries = &m.layout.entries;
+        let at = |o: usize| entries.iter().position(|e| e.offset == o).unwrap();
+        let order: Vec<usize> = offsets.iter().map(|&o| at(o)).collect();
+        for (offset, values) in &sink.0 {
+            let e = &entries[at(*offset)];
+            assert_eq!(
+                values[..],
+                grads[e.range()],
+                "{name}: {} was not final",
+                e.name
+            );
+        }
+        if m.config.embed > 0 {
+            assert_eq!(
+                entries[*order.last().unwrap()].name,
+                "encoder.weight",
+                "{name}"
+            );
+        }
+        let layer_of = |i: usize| {
+            let name = &entries[i].name;
+            name.rsplit_once("_l")
+                .and_then(|(_, k)| k.parse::<usize>().ok())
+        };
+        let layers: Vec<usize> = order.iter().filter_map(|&i| layer_of(i)).collect();
+        assert!(
+            layers.windows(2).all(|w| w[0] >= w[1]),
+            "{name}: {layers:?}"
+        );
+        offsets.sort_unstable();
+        let all: Vec<usize> = entries.iter().map(|e| e.offset).collect();
+        assert_eq!(offsets, all, "{name}: every tensor once");
     }
 }

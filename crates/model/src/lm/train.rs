@@ -5,7 +5,9 @@ use recurrent_kernels::Rng;
 use crate::check;
 use crate::config::ModelError;
 
-use super::{BlockStats, LanguageModel, Regularization, State, TokenBlock, Workspace};
+use super::{
+    BlockStats, GradientSink, LanguageModel, Regularization, State, TokenBlock, Workspace,
+};
 
 impl LanguageModel {
     /// One training block: forward from `state`, loss against the block's
@@ -47,7 +49,31 @@ impl LanguageModel {
         check::len("grads", self.params.len(), grads.len())?;
         reg.validate()?;
         self.forward(ws, &data, state, Some(dropout_rng), reg, true);
-        Ok(self.backward(ws, &data, grads, None))
+        Ok(self.backward(ws, &data, grads, None, None))
+    }
+
+    /// [`LanguageModel::train_block_regularized`] that hands each tensor's
+    /// gradient to `sink` as soon as the backward pass has finished it (see
+    /// [`GradientSink`]); `grads` ends the same as without a sink.
+    ///
+    /// # Errors
+    /// As [`LanguageModel::train_block_regularized`].
+    #[allow(clippy::too_many_arguments)] // the regularized block's, and the sink
+    pub fn train_block_streaming(
+        &self,
+        ws: &mut Workspace,
+        data: TokenBlock<'_>,
+        state: &mut State,
+        reg: &Regularization,
+        dropout_rng: &mut Rng,
+        grads: &mut [f32],
+        sink: &mut dyn GradientSink,
+    ) -> Result<BlockStats, ModelError> {
+        data.check(&self.config, state, true)?;
+        check::len("grads", self.params.len(), grads.len())?;
+        reg.validate()?;
+        self.forward(ws, &data, state, Some(dropout_rng), reg, true);
+        Ok(self.backward(ws, &data, grads, None, Some(sink)))
     }
 
     /// Forward and backward without dropout, returning the loss, the logits and
@@ -83,6 +109,7 @@ impl LanguageModel {
             &TokenBlock::new(tokens, targets, t, b),
             grads,
             Some(&mut dstate),
+            None,
         );
         Ok((stats, logits, dstate))
     }
