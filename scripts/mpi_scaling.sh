@@ -6,16 +6,13 @@
 #    ranks of one thread each, the ranks summing the gradient in buckets
 #    during the backward pass (the default) and in one all-reduce after it
 #    (--bucket-mb 0); and the time of one whole-gradient all-reduce;
-# 2. the same two rank runs and all-reduce over a slow link: the ranks talk
-#    TCP (MPIR_CVAR_NOLOCAL=1, UCX_TLS=tcp,self) through a loopback that
-#    `tc tbf` limits to LINK_MBIT megabits per second (default 1000), in a
-#    private network namespace (`unshare -rn`; skipped where not allowed).
-#    Both ranks' traffic crosses the one loopback, so each rank sees about
-#    half of LINK_MBIT, as on a shared link between two machines.
+# 2. the same two rank runs and all-reduce on two "machines" joined by a
+#    link of LINK_MBIT megabits per second each way (default 1000):
+#    scripts/two_hosts.sh (network namespaces, TCP over veth, tc tbf).
 #
 #   scripts/mpi_scaling.sh [STEPS] [TEXT]     (default 30 steps, tiny-shakespeare)
 #
-# Needs mpich, libmpich-dev and libclang-dev (and iproute2 for part 2);
+# Needs mpich, libmpich-dev and libclang-dev (and root and iproute2 for part 2);
 # builds the release binary with the mpi feature. Run it on a quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,37 +38,29 @@ print(f"{tokens / secs:.0f} tokens/s ({secs / (last['step'] - first['step']) * 1
 PY
 }
 
-# Runs the two rank configurations (buckets, one all-reduce) with the
-# environment given, then the all-reduce alone; prints one line each.
+# Runs the two rank configurations (buckets, one all-reduce) through the
+# launcher given, then the all-reduce alone; prints one line each.
 ranks() {
     local tag=$1; shift
-    env "$@" mpiexec -n 2 "$target/recurrent" train "${model[@]}" --threads 1 \
-        --out "$work/$tag-buckets" >/dev/null 2>&1
-    env "$@" mpiexec -n 2 "$target/recurrent" train "${model[@]}" --threads 1 \
-        --bucket-mb 0 --out "$work/$tag-after" >/dev/null 2>&1
+    "$@" "$target/recurrent" train "${model[@]}" --threads 1 --out "$work/$tag-buckets" \
+        >/dev/null 2>&1
+    "$@" "$target/recurrent" train "${model[@]}" --threads 1 --bucket-mb 0 \
+        --out "$work/$tag-after" >/dev/null 2>&1
     echo "  2 ranks x 1 thread, 4 MB buckets during the backward pass: $(rate "$work/$tag-buckets")"
     echo "  2 ranks x 1 thread, one all-reduce after the backward pass: $(rate "$work/$tag-after")"
-    echo "  $(env "$@" mpiexec -n 2 "$target/examples/allreduce")"
+    echo "  $("$@" "$target/examples/allreduce")"
 }
 
 echo "model (b), $steps steps"
-echo "shared memory (one machine):"
+echo "one machine (shared memory):"
 "$target/recurrent" train "${model[@]}" --threads 2 --out "$work/one" >/dev/null 2>&1
 echo "  1 process x 2 threads: $(rate "$work/one")"
-ranks shm
+ranks shm mpiexec -n 2
 
-if unshare -rn true 2>/dev/null; then
-    echo "TCP through a loopback limited to $link Mbit/s:"
-    export -f ranks rate
-    export target work steps text
-    unshare -rn bash -c "
-        set -euo pipefail
-        model=(${model[*]@Q})
-        ip link set lo mtu 9000 && ip link set lo up
-        # A burst below the loopback's packet size would drop every packet.
-        tc qdisc add dev lo root tbf rate ${link}mbit burst 1mb latency 50ms
-        ranks tcp MPIR_CVAR_NOLOCAL=1 UCX_TLS=tcp,self UCX_NET_DEVICES=lo
-    "
+if ip netns add "recurrent-probe-$$" 2>/dev/null; then
+    ip netns del "recurrent-probe-$$"
+    echo "two hosts joined by a ${link} Mbit/s link (scripts/two_hosts.sh):"
+    ranks link env LINK_MBIT="$link" scripts/two_hosts.sh
 else
-    echo "(no private network namespace here: the slow-link part is skipped)"
+    echo "(network namespaces are not allowed here: the two-host part is skipped)"
 fi

@@ -1,7 +1,8 @@
 //! `mpirun -n N recurrent train` (cargo feature `mpi`; needs `mpiexec` from
 //! Debian's mpich): 2 and 3 ranks sharing a global batch train the weights
 //! one process trains on it (1e-5 relative after 50 steps), for language
-//! models and seq2seq; a run trained by 3 ranks resumes on 2; a rank killed
+//! models and seq2seq; a run trained by 3 ranks resumes on 2; two "machines"
+//! (network namespaces) run the documented hostfile line; a rank killed
 //! mid-run ends the whole job.
 #![cfg(feature = "mpi")]
 
@@ -131,6 +132,53 @@ fn ranks_train_the_weights_of_one_process_and_resume_on_another_count() {
     let resumed = LanguageCheckpoint::load(d.join("resumed").join("last")).unwrap();
     let diff = max_relative_difference(&one, &resumed.model.params);
     assert!(diff < 1e-5, "resumed on 2 ranks: {diff:e}");
+    assert_no_scratch(d);
+}
+
+/// The documented two-machine line (`mpiexec -f hosts`, MPICH's ssh
+/// launcher) on two "machines": network namespaces with hostnames of their
+/// own joined by a veth pair, ranks talking TCP (scripts/two_hosts.sh).
+/// Skipped where network namespaces cannot be made (no root).
+#[test]
+fn two_hosts_train_the_weights_of_one_process() {
+    let probe = format!("recurrent-probe-{}", std::process::id());
+    let allowed = Command::new("ip")
+        .args(["netns", "add", &probe])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !allowed {
+        eprintln!("skipped: network namespaces cannot be made here (needs root and iproute2)");
+        return;
+    }
+    let _ = Command::new("ip").args(["netns", "del", &probe]).status();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = d.join("t.txt");
+    write_text(&text);
+    let words = format!("train {LM} --steps 30 --input");
+    let out = |name: &str| args(&words, &[&text, Path::new("--out"), &d.join(name)]);
+    run(1, d, &out("one"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/two_hosts.sh");
+    let job = Command::new(script)
+        .arg(BIN)
+        .args(out("hosts"))
+        .env("TMPDIR", d)
+        .output()
+        .unwrap();
+    assert!(
+        job.status.success(),
+        "two hosts failed: {}",
+        String::from_utf8_lossy(&job.stderr)
+    );
+    let load = |name: &str| {
+        LanguageCheckpoint::load(d.join(name).join("last"))
+            .unwrap()
+            .model
+            .params
+    };
+    let diff = max_relative_difference(&load("one"), &load("hosts"));
+    assert!(diff < 1e-5, "two hosts: {diff:e}");
     assert_no_scratch(d);
 }
 

@@ -6,7 +6,9 @@
 //! the validation, and does no I/O.
 
 use recurrent_kernels::Rng;
-use recurrent_model::{LanguageModel, Regularization, State, TokenBlock, Workspace};
+use recurrent_model::{
+    GradientSink, LanguageModel, Regularization, State, TokenBlock, Workspace,
+};
 use serde::{Deserialize, Serialize};
 
 use std::ops::Range;
@@ -590,29 +592,20 @@ impl Trainer {
         // Each rank's loss is its tokens' mean: weigh it by its share of the block.
         let weight = n as f32 / (t * b) as f32;
         let summed_in_buckets = ranks > 1 && !local_step && self.bucket > 0;
-        let mut stats = if summed_in_buckets {
-            let mut buckets = GradientBuckets::new(&*self.collective, weight, self.bucket);
-            let stats = self.model.train_block_streaming(
-                &mut self.ws,
-                block,
-                &mut self.carried,
-                &regs.model,
-                rng,
-                &mut self.grads,
-                &mut buckets,
-            )?;
+        let mut buckets = summed_in_buckets
+            .then(|| GradientBuckets::new(&*self.collective, weight, self.bucket));
+        let mut stats = self.model.train_block_with_sink(
+            &mut self.ws,
+            block,
+            &mut self.carried,
+            &regs.model,
+            rng,
+            &mut self.grads,
+            buckets.as_mut().map(|b| b as &mut dyn GradientSink),
+        )?;
+        if let Some(buckets) = buckets {
             buckets.finish(&mut self.grads);
-            stats
-        } else {
-            self.model.train_block_regularized(
-                &mut self.ws,
-                block,
-                &mut self.carried,
-                &regs.model,
-                rng,
-                &mut self.grads,
-            )?
-        };
+        }
         if ranks > 1 {
             if !local_step && !summed_in_buckets {
                 self.grads.iter_mut().for_each(|g| *g *= weight);

@@ -676,14 +676,14 @@ fn a_gradient_sink_gets_every_tensor_once_when_it_is_final() {
         let (_, _, plain) = train_once(&m, &reg, &tokens, t, b);
         let mut grads = vec![0.0; m.num_params()];
         let mut sink = Recorder::default();
-        m.train_block_streaming(
+        m.train_block_with_sink(
             &mut Workspace::default(),
             TokenBlock::new(&tokens, &tokens, t, b),
             &mut State::zeros(&m.config, b),
             &reg,
             &mut Rng::new(5),
             &mut grads,
-            &mut sink,
+            Some(&mut sink),
         )
         .unwrap();
         assert_eq!(grads, plain, "{name}: the sink changes nothing");

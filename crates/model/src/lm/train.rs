@@ -45,21 +45,17 @@ impl LanguageModel {
         dropout_rng: &mut Rng,
         grads: &mut [f32],
     ) -> Result<BlockStats, ModelError> {
-        data.check(&self.config, state, true)?;
-        check::len("grads", self.params.len(), grads.len())?;
-        reg.validate()?;
-        self.forward(ws, &data, state, Some(dropout_rng), reg, true);
-        Ok(self.backward(ws, &data, grads, None, None))
+        self.train_block_with_sink(ws, data, state, reg, dropout_rng, grads, None)
     }
 
     /// [`LanguageModel::train_block_regularized`] that hands each tensor's
-    /// gradient to `sink` as soon as the backward pass has finished it (see
-    /// [`GradientSink`]); `grads` ends the same as without a sink.
+    /// gradient to `sink`, when given, as soon as the backward pass has
+    /// finished it (see [`GradientSink`]); `grads` ends the same either way.
     ///
     /// # Errors
     /// As [`LanguageModel::train_block_regularized`].
     #[allow(clippy::too_many_arguments)] // the regularized block's, and the sink
-    pub fn train_block_streaming(
+    pub fn train_block_with_sink(
         &self,
         ws: &mut Workspace,
         data: TokenBlock<'_>,
@@ -67,13 +63,13 @@ impl LanguageModel {
         reg: &Regularization,
         dropout_rng: &mut Rng,
         grads: &mut [f32],
-        sink: &mut dyn GradientSink,
+        sink: Option<&mut dyn GradientSink>,
     ) -> Result<BlockStats, ModelError> {
         data.check(&self.config, state, true)?;
         check::len("grads", self.params.len(), grads.len())?;
         reg.validate()?;
         self.forward(ws, &data, state, Some(dropout_rng), reg, true);
-        Ok(self.backward(ws, &data, grads, None, Some(sink)))
+        Ok(self.backward(ws, &data, grads, None, sink))
     }
 
     /// Forward and backward without dropout, returning the loss, the logits and
