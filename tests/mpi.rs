@@ -166,11 +166,9 @@ fn two_hosts_train_the_weights_of_one_process() {
         .env("TMPDIR", d)
         .output()
         .unwrap();
-    assert!(
-        job.status.success(),
-        "two hosts failed: {}",
-        String::from_utf8_lossy(&job.stderr)
-    );
+    let said = String::from_utf8_lossy(&job.stderr);
+    assert!(job.status.success(), "two hosts failed: {said}");
+    assert!(said.contains("data-parallel: 2 ranks"), "{said}");
     let load = |name: &str| {
         LanguageCheckpoint::load(d.join(name).join("last"))
             .unwrap()

@@ -6,9 +6,7 @@
 //! the validation, and does no I/O.
 
 use recurrent_kernels::Rng;
-use recurrent_model::{
-    GradientSink, LanguageModel, Regularization, State, TokenBlock, Workspace,
-};
+use recurrent_model::{GradientSink, LanguageModel, Regularization, State, TokenBlock, Workspace};
 use serde::{Deserialize, Serialize};
 
 use std::ops::Range;
@@ -592,8 +590,8 @@ impl Trainer {
         // Each rank's loss is its tokens' mean: weigh it by its share of the block.
         let weight = n as f32 / (t * b) as f32;
         let summed_in_buckets = ranks > 1 && !local_step && self.bucket > 0;
-        let mut buckets = summed_in_buckets
-            .then(|| GradientBuckets::new(&*self.collective, weight, self.bucket));
+        let mut buckets =
+            summed_in_buckets.then(|| GradientBuckets::new(&*self.collective, weight, self.bucket));
         let mut stats = self.model.train_block_with_sink(
             &mut self.ws,
             block,
