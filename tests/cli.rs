@@ -1591,10 +1591,7 @@ fn the_library_and_the_command_line_resume_each_others_runs() {
                 embed: 8,
                 hidden: 16,
                 layers: 1,
-                ..match TrainOptions::default().init {
-                    recurrent::lm::Init::Fresh { config, .. } => config,
-                    _ => unreachable!(),
-                }
+                ..TrainOptions::fixed_model()
             },
             forget_bias: None,
         },
@@ -2048,4 +2045,73 @@ fn runs_lists_every_run_below_a_folder_best_first() {
     assert_eq!(one.len(), 1);
     assert_eq!(one[0]["run"], ".");
     sb.fails(&["runs", "nowhere"], &["nowhere", "No such file"]);
+}
+
+#[test]
+fn sizes_left_unset_are_fitted_to_the_corpus_and_said() {
+    let sb = Sandbox::new();
+    sb.write("corpus.txt", corpus(400, 3));
+    let args = [
+        "train",
+        "--input",
+        "corpus.txt",
+        "--out",
+        "fit",
+        "--steps",
+        "2",
+        "--time",
+        "2m",
+        "--threads",
+        "1",
+        "--sample-length",
+        "0",
+    ];
+    let out = sb.run(&args);
+    assert_no_panic(&out, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let note = stderr
+        .lines()
+        .find(|l| l.contains("sized for the corpus"))
+        .unwrap_or_else(|| panic!("no note on the sizes in\n{stderr}"));
+    assert!(
+        note.contains("2 min") && note.contains("1 thread,"),
+        "{note}"
+    );
+    // What the note says is what was trained, and it is in the checkpoint.
+    let model = &read_json(&sb.path("fit/best/config.json"))["model"];
+    let size = format!(
+        "{} x {} (embed {}",
+        model["layers"], model["hidden"], model["embed"]
+    );
+    assert!(note.contains(&size), "{note} vs {model}");
+    assert_eq!(model["layers"], 1, "{model}");
+
+    // Flags given are kept, and a fully given size is not refitted.
+    sb.train("corpus.txt", "given", &["--steps", "1"]);
+    let model = &read_json(&sb.path("given/best/config.json"))["model"];
+    assert_eq!(
+        (model["hidden"].as_u64(), model["embed"].as_u64()),
+        (Some(16), Some(8))
+    );
+    let out = sb.run(&[
+        "train",
+        "--input",
+        "corpus.txt",
+        "--out",
+        "width",
+        "--steps",
+        "1",
+        "--hidden",
+        "24",
+        "--threads",
+        "1",
+        "--sample-length",
+        "0",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let model = &read_json(&sb.path("width/best/config.json"))["model"];
+    assert_eq!(model["hidden"], 24, "{model}");
+    assert!(stderr.contains("sized for the corpus"), "{stderr}");
 }

@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use recurrent::lm::{Init, ResumeOptions, TextSource, TrainOptions, Training};
 use recurrent::model::Regularization;
+use recurrent::sizing::FitToCorpus;
 use recurrent::text::{TokenizerOptions, WordSegmentation};
 use recurrent::train::engine::SaveEvery;
 use recurrent::train::trainer::{PeriodicAveraging, Regularizers};
@@ -55,15 +56,17 @@ pub struct TrainArgs {
     /// Recurrent cell: lstm, gru, rnn-tanh or rnn-relu.
     #[arg(long, default_value = "lstm")]
     cell: CellKind,
-    /// Stacked recurrent layers.
-    #[arg(long, default_value_t = 2)]
-    layers: usize,
-    /// Hidden units per layer.
-    #[arg(long, default_value_t = 128)]
-    hidden: usize,
-    /// Embedding width; 0 feeds one-hot vectors.
-    #[arg(long, default_value_t = 64)]
-    embed: usize,
+    /// Stacked recurrent layers [default: fitted to the corpus, 1 or 2 (docs/DEFAULTS.md)].
+    #[arg(long)]
+    layers: Option<usize>,
+    /// Hidden units per layer [default: fitted to the corpus, the time budget and the
+    /// threads (docs/DEFAULTS.md)].
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Embedding width; 0 feeds one-hot vectors [default: fitted to the vocabulary, 64 for
+    /// small ones].
+    #[arg(long)]
+    embed: Option<usize>,
     /// Width of an optional dense ReLU layer before the output; 0 for none.
     #[arg(long, default_value_t = 0)]
     dense: usize,
@@ -116,15 +119,17 @@ pub struct TrainArgs {
     /// Steps of back-propagation through time per block.
     #[arg(long, default_value_t = 100)]
     seq_len: usize,
-    /// Parallel streams per block.
-    #[arg(long, default_value_t = 50)]
-    batch: usize,
+    /// Parallel streams per block [default: with the width fitted to the corpus 32, fewer
+    /// for a short text; else 50].
+    #[arg(long)]
+    batch: Option<usize>,
     /// Optimizer: sgd, adam, adamw or rmsprop.
     #[arg(long, default_value = "adam")]
     optimizer: OptimizerKind,
-    /// Learning rate.
-    #[arg(long, default_value_t = 2e-3)]
-    lr: f32,
+    /// Learning rate [default: 3e-3 for Adam and AdamW with the width fitted to the corpus,
+    /// else 2e-3].
+    #[arg(long)]
+    lr: Option<f32>,
     /// Momentum (SGD, RMSprop).
     #[arg(long)]
     momentum: Option<f32>,
@@ -260,7 +265,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             training.set_gradient_bucket(bucket_values(args.bucket_mb));
             eprintln!(
                 "data-parallel: {ranks} ranks share each batch of {} streams",
-                args.batch
+                training.trainer().state.config.batch
             );
             if let Some(averaging) = averaging(&args) {
                 training.average_periodically(averaging);
@@ -440,6 +445,24 @@ fn stop_given(args: &TrainArgs) -> Option<StopRule> {
 /// The library's options from the flags.
 fn options(args: &TrainArgs) -> Result<TrainOptions> {
     let defaults = TokenizerOptions::default();
+    let fixed = TrainOptions::default();
+    let fixed_model = TrainOptions::fixed_model();
+    // A tied embedding given its width fixes the width of the layers too.
+    let hidden = args.hidden.or(args
+        .embed
+        .filter(|_| args.tie && args.last_hidden.is_none() && args.dense == 0));
+    let fit = match &args.init_from {
+        Some(_) => FitToCorpus::NONE,
+        None => FitToCorpus {
+            layers: args.layers.is_none(),
+            hidden: hidden.is_none(),
+            embed: args.embed.is_none(),
+            // Batch and learning rate were measured with the fitted widths;
+            // a width of the user's own keeps the fixed ones.
+            batch: args.batch.is_none() && hidden.is_none(),
+            lr: args.lr.is_none() && hidden.is_none(),
+        },
+    };
     let mut optimizer = OptimizerConfig::new(args.optimizer);
     if let Some(m) = args.momentum {
         optimizer.momentum = m;
@@ -457,9 +480,9 @@ fn options(args: &TrainArgs) -> Result<TrainOptions> {
             config: ModelConfig {
                 cell: args.cell,
                 vocab_size: 0,
-                embed: args.embed,
-                hidden: args.hidden,
-                layers: args.layers,
+                embed: args.embed.unwrap_or(fixed_model.embed),
+                hidden: hidden.unwrap_or(fixed_model.hidden),
+                layers: args.layers.unwrap_or(fixed_model.layers),
                 dense: args.dense,
                 dropout: args.dropout.unwrap_or(0.0),
                 tie: args.tie,
@@ -497,9 +520,9 @@ fn options(args: &TrainArgs) -> Result<TrainOptions> {
             variable_bptt: args.variable_bptt,
         },
         seq_len: args.seq_len,
-        batch: args.batch,
+        batch: args.batch.unwrap_or(fixed.batch),
         optimizer,
-        lr: args.lr,
+        lr: args.lr.unwrap_or(fixed.lr),
         clip: args.clip,
         schedule: args.schedule.clone(),
         stop: stop_given(args).unwrap_or_default(),
@@ -510,6 +533,7 @@ fn options(args: &TrainArgs) -> Result<TrainOptions> {
         on_divergence: args.on_divergence.unwrap_or_default(),
         seed: args.seed,
         threads: args.threads,
+        fit,
     })
 }
 

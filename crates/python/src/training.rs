@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use recurrent::lm::{Init, ResumeOptions, TextSource, TrainOptions, Training};
 use recurrent::model::Regularization;
+use recurrent::sizing::FitToCorpus;
 use recurrent::train::trainer::{Regularizers, Trainer};
 use recurrent::train::OnDivergence;
 use recurrent::{
@@ -270,6 +271,9 @@ pub fn train<'py>(
         on_divergence: on_divergence.unwrap_or(OnDivergence::Stop),
         seed,
         threads,
+        // The keyword defaults are the fixed sizes; fitting them to the
+        // corpus from Python is on the roadmap.
+        fit: FitToCorpus::NONE,
     };
     let result = py.detach(|| -> recurrent::Result<_> {
         let folder = match out {

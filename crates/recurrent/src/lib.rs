@@ -25,6 +25,9 @@
 //!   before training allocates;
 //! - [`CheckpointSummary`]: what a checkpoint is and how it was trained;
 //!   [`import_pytorch`] / [`export_pytorch`]: weights to and from PyTorch.
+//! - [`sizing`]: defaults that fit the corpus: the width, depth, embedding,
+//!   batch and learning rate a scaling law fitted to measurements predicts
+//!   best for the text, its vocabulary, the threads and the time budget;
 //! - [`tune`]: hyper-parameter search (grid, random, TPE; ASHA; held-out or
 //!   K-fold validation) over many runs, resumable from its study folder.
 //!
@@ -86,6 +89,7 @@ mod run;
 mod runs;
 pub mod seq2seq;
 pub mod series;
+pub mod sizing;
 mod streams;
 mod summary;
 mod tensorboard;

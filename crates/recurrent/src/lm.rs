@@ -40,6 +40,7 @@ use crate::error::{check, Error, Result};
 use crate::memory::{available_memory, MemoryEstimate};
 use crate::recorder::{run_follower, run_recorded, Fields, SavedRun, TaskRecord};
 use crate::run::{absolute, RunFolder};
+use crate::sizing::{self, FitToCorpus};
 use crate::threads::{resolve_threads, with_threads};
 use crate::Outcome;
 
@@ -151,6 +152,10 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Threads for the kernels (default: all cores).
     pub threads: Option<usize>,
+    /// Options to choose from the corpus instead of taking as given (see
+    /// [`crate::sizing`]): the command line's `recurrent train` fits the
+    /// sizes a user leaves unset. None by default.
+    pub fit: FitToCorpus,
 }
 
 impl Default for TrainOptions {
@@ -162,18 +167,7 @@ impl Default for TrainOptions {
             tokenizer: TokenizerKind::Char,
             tokenizer_options: TokenizerOptions::default(),
             init: Init::Fresh {
-                config: ModelConfig {
-                    cell: recurrent_model::CellKind::Lstm,
-                    vocab_size: 0,
-                    embed: 64,
-                    hidden: 128,
-                    layers: 2,
-                    dense: 0,
-                    dropout: 0.0,
-                    tie: false,
-                    layer_norm: false,
-                    last_hidden: 0,
-                },
+                config: TrainOptions::fixed_model(),
                 forget_bias: None,
             },
             regularizers: Regularizers::default(),
@@ -191,6 +185,26 @@ impl Default for TrainOptions {
             on_divergence: OnDivergence::Stop,
             seed: 42,
             threads: None,
+            fit: FitToCorpus::NONE,
+        }
+    }
+}
+
+impl TrainOptions {
+    /// The model of [`TrainOptions::default`]: a 2x128 LSTM with a 64-wide
+    /// embedding (its vocabulary is filled in from the text).
+    pub fn fixed_model() -> ModelConfig {
+        ModelConfig {
+            cell: recurrent_model::CellKind::Lstm,
+            vocab_size: 0,
+            embed: 64,
+            hidden: 128,
+            layers: 2,
+            dense: 0,
+            dropout: 0.0,
+            tie: false,
+            layer_norm: false,
+            last_hidden: 0,
         }
     }
 }
@@ -259,7 +273,16 @@ impl Training {
             TextSource::Prepared(dir) => prepared_start(options, dir)?,
             _ => text_start(options, &folder, &mut rng, &mut notes)?,
         };
-        let streams = Streams::for_training(train.len(), options.batch, options.seq_len)?;
+        let builtin = data.is_builtin();
+        let (start, batch, lr) = match start {
+            ModelStart::Fresh(config, forget_bias) if options.fit.any() => {
+                let (config, batch, lr) =
+                    fit_to_corpus(options, config, train.len(), threads, builtin, &mut notes)?;
+                (ModelStart::Fresh(config, forget_bias), batch, lr)
+            }
+            start => (start, options.batch, options.lr),
+        };
+        let streams = Streams::for_training(train.len(), batch, options.seq_len)?;
         let model = match start {
             ModelStart::Loaded(model) => model,
             ModelStart::Fresh(config, forget_bias) => {
@@ -267,7 +290,7 @@ impl Training {
                 MemoryEstimate::language_model(
                     &config,
                     options.seq_len,
-                    options.batch,
+                    batch,
                     &options.optimizer,
                     tokens,
                 )
@@ -276,14 +299,14 @@ impl Training {
             }
         };
         let blocks = streams.blocks_per_epoch(options.seq_len) as u64;
-        let stop = default_stop(options.stop, data.is_builtin());
+        let stop = default_stop(options.stop, builtin, options.fit.any());
         let total_steps = stop.steps.or(stop.epochs.map(|e| e * blocks));
         let schedule = Schedule::parse(&options.schedule, total_steps).map_err(Error::Schedule)?;
         let config = TrainConfig {
             seq_len: options.seq_len,
-            batch: options.batch,
+            batch,
             optimizer: options.optimizer.clone(),
-            lr: options.lr,
+            lr,
             clip: options.clip,
             schedule,
             plan: Plan {
@@ -728,22 +751,76 @@ impl DataSource {
 }
 
 /// The stop rule given, or with none, one minute on the built-in corpus and
-/// 10 epochs otherwise.
-fn default_stop(stop: StopRule, builtin: bool) -> StopRule {
+/// 10 epochs otherwise; a model fitted to the corpus stops at the budget it
+/// was sized for too, if that comes first.
+fn default_stop(stop: StopRule, builtin: bool, fitted: bool) -> StopRule {
     if stop.epochs.is_some() || stop.steps.is_some() || stop.time_secs.is_some() {
         return stop;
     }
     if builtin {
         StopRule {
-            time_secs: Some(60.0),
+            time_secs: Some(BUILTIN_SECS),
             ..stop
         }
     } else {
         StopRule {
             epochs: Some(10),
+            time_secs: fitted.then_some(sizing::DEFAULT_BUDGET_SECS),
             ..stop
         }
     }
+}
+
+/// A run on the built-in corpus with no stop rule trains for a minute.
+const BUILTIN_SECS: f64 = 60.0;
+
+/// Chooses the sizes `options.fit` leaves to the corpus (see
+/// [`crate::sizing`]), noting the choice and its reason for the user.
+fn fit_to_corpus(
+    options: &TrainOptions,
+    config: ModelConfig,
+    tokens: usize,
+    threads: usize,
+    builtin: bool,
+    notes: &mut Vec<String>,
+) -> Result<(ModelConfig, usize, f32)> {
+    let budget_secs = match options.stop.time_secs {
+        Some(secs) => secs,
+        None if builtin => BUILTIN_SECS,
+        None => sizing::DEFAULT_BUDGET_SECS,
+    };
+    let corpus = sizing::Corpus {
+        tokens,
+        vocab: config.vocab_size,
+        threads,
+        budget_secs,
+        seq_len: options.seq_len,
+    };
+    let adam = matches!(
+        options.optimizer.kind,
+        OptimizerKind::Adam | OptimizerKind::AdamW
+    );
+    let fit = FitToCorpus {
+        lr: options.fit.lr && adam,
+        ..options.fit
+    };
+    let choice = sizing::choose(&corpus, fit, &config, options.batch, options.lr);
+    let config = ModelConfig {
+        layers: choice.best.layers,
+        hidden: choice.best.hidden,
+        embed: choice.best.embed,
+        ..config
+    };
+    config.validate()?;
+    let mut note = format!("sized for the corpus (docs/DEFAULTS.md): {}", choice.reason);
+    if fit.batch || fit.lr {
+        note += &format!("; batch {}, learning rate {:.2e}", choice.batch, choice.lr);
+    }
+    if options.stop.time_secs.is_none() && !builtin {
+        note += "; no --time given, so sized for 30 minutes";
+    }
+    notes.push(note);
+    Ok((config, choice.batch, choice.lr))
 }
 
 /// The training text (`in_memory` when given, else as `data` says) and the

@@ -197,3 +197,73 @@ fn runs_with_different_thread_counts_share_a_process() {
     assert!(side_by_side[0] == alone[0], "1 thread: weights differ");
     assert!(side_by_side[1] == alone[1], "2 threads: weights differ");
 }
+
+#[test]
+fn sizes_left_to_the_corpus_are_fitted_noted_saved_and_resumed() {
+    use recurrent::sizing::{self, FitToCorpus};
+    let dir = tempfile::tempdir().unwrap();
+    // 24 characters x 2,000: 48,000 characters, 43,200 to train on.
+    let fitted = TrainOptions {
+        input: TextSource::text("abc", "the cat sat on the mat. ".repeat(2_000)),
+        fit: FitToCorpus::ALL,
+        seq_len: 20,
+        ..options(3)
+    };
+    let folder = RunFolder::create(dir.path().join("fit")).unwrap();
+    let mut training = Training::start(&fitted, folder.clone()).unwrap();
+    let note = training
+        .notes()
+        .iter()
+        .find(|n| n.starts_with("sized for the corpus"))
+        .expect("a note on the sizes")
+        .clone();
+    let config = training.model().config.clone();
+    // The choice is the rule's for this text: for 30 minutes it would be
+    // bigger, but never has more parameters than the text has tokens.
+    let corpus = sizing::Corpus {
+        tokens: 43_200,
+        vocab: config.vocab_size,
+        threads: 1,
+        budget_secs: sizing::DEFAULT_BUDGET_SECS,
+        seq_len: 20,
+    };
+    let choice = sizing::choose(&corpus, FitToCorpus::ALL, &config, fitted.batch, fitted.lr);
+    assert_eq!(
+        (config.layers, config.hidden, config.embed),
+        (choice.best.layers, choice.best.hidden, choice.best.embed),
+        "{note}"
+    );
+    assert!(choice.best.params <= 43_200, "{note}");
+    assert_eq!(training.trainer().state.config.batch, choice.batch);
+    assert!(note.contains("43,200 tokens"), "{note}");
+    assert!(note.contains("no bigger than the text"), "{note}");
+    training.run(&mut Quiet).unwrap();
+
+    // The choice is in the checkpoint, so a resume trains the same model.
+    let resumed = Training::resume(
+        folder,
+        &ResumeOptions {
+            stop: Some(StopRule {
+                steps: Some(5),
+                ..StopRule::default()
+            }),
+            threads: Some(1),
+            ..ResumeOptions::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(resumed.model().config, config);
+    assert_eq!(resumed.trainer().state.config.batch, choice.batch);
+
+    // Sizes given stay as given, with no note.
+    let given = Training::start(
+        &options(1),
+        RunFolder::create(dir.path().join("given")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (given.model().config.layers, given.model().config.hidden),
+        (2, 128)
+    );
+    assert!(given.notes().iter().all(|n| !n.contains("sized")));
+}
