@@ -192,7 +192,9 @@ pub fn predict(
     hidden: usize,
     embed: usize,
 ) -> Prediction {
-    let params = recurrent_params(cell, layers, hidden, embed);
+    // `--embed 0` feeds one-hot vectors: the first layer reads V inputs.
+    let input = if embed == 0 { corpus.vocab } else { embed };
+    let params = recurrent_params(cell, layers, hidden, input);
     let flops = 6.0 * (params + hidden * corpus.vocab) as f64;
     let speedup = (corpus.threads.max(1) as f64).powf(THREAD_SCALING);
     let tokens_per_sec = speedup / (SECS_PER_TOKEN + flops / FLOPS_PER_THREAD);
@@ -418,6 +420,16 @@ mod tests {
             "{latin:?} {chinese:?}"
         );
         assert!(chinese.best.embed > latin.best.embed);
+    }
+
+    #[test]
+    fn one_hot_inputs_count_the_vocabulary() {
+        let c = corpus(1_000_000, 100, 600.0);
+        let one_hot = predict(&c, CellKind::Lstm, 1, 128, 0);
+        assert_eq!(
+            one_hot.params,
+            recurrent_params(CellKind::Lstm, 1, 128, 100)
+        );
     }
 
     #[test]
