@@ -309,7 +309,8 @@ fn within_cap_note(all: &[Prediction], best: &Prediction, tokens: usize) -> Stri
         .expect("a candidate");
     if unconstrained.params > best.params && unconstrained.params > tokens {
         format!(
-            " no bigger than the text ({} x {} would have more parameters than tokens)",
+            ", capped by the text ({} x {} would have more recurrent parameters than the \
+             text has tokens)",
             unconstrained.layers, unconstrained.hidden
         )
     } else {

@@ -236,7 +236,7 @@ fn sizes_left_to_the_corpus_are_fitted_noted_saved_and_resumed() {
     assert!(choice.best.params <= 43_200, "{note}");
     assert_eq!(training.trainer().state.config.batch, choice.batch);
     assert!(note.contains("43,200 tokens"), "{note}");
-    assert!(note.contains("no bigger than the text"), "{note}");
+    assert!(note.contains("capped by the text"), "{note}");
     training.run(&mut Quiet).unwrap();
 
     // The choice is in the checkpoint, so a resume trains the same model.
