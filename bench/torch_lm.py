@@ -7,8 +7,13 @@ Prints one JSON object. Used by `recurrent bench` when PyTorch is installed;
 CI does not install PyTorch (it is several GB), so nothing depends on it.
 
     python3 bench/torch_lm.py --cell lstm --layers 2 --hidden 512 --batch 64 \
-        --seq-len 100 --threads 2 --steps 5
+        --seq-len 100 --threads 2 --steps 5 [--autocast bf16]
+
+`--autocast bf16` is PyTorch's mixed-precision path: forward and loss under
+`torch.autocast("cpu", dtype=torch.bfloat16)` (oneDNN runs the products on
+AMX or AVX512-BF16 where the CPU has them), Adam on float32 parameters.
 """
+import contextlib
 import argparse
 import json
 import resource
@@ -58,13 +63,14 @@ def main():
     p.add_argument("--sample", type=int, default=0, help="tokens to sample (0: train)")
     p.add_argument("--no-mkldnn", action="store_true", help="PyTorch's faster one-step path")
     p.add_argument("--dtype", choices=["f32", "bf16"], default="f32", help="sampling weights")
+    p.add_argument("--autocast", choices=["none", "bf16"], default="none", help="training")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     if a.no_mkldnn:
         torch.backends.mkldnn.enabled = False
     model = Model(a.cell, a.vocab, a.embed, a.hidden, a.layers)
-    result = {"torch": torch.__version__, "threads": a.threads}
+    result = {"torch": torch.__version__, "threads": a.threads, "autocast": a.autocast}
     if a.sample:
         dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
         model = model.to(dtype).eval()
@@ -88,13 +94,22 @@ def main():
         times = []
         warmup = 3  # oneDNN and the allocator settle over the first steps
         data = torch.randint(0, a.vocab, (a.steps + warmup + 1, a.seq_len + 1, a.batch))
+        def autocast():
+            if a.autocast == "bf16":
+                return torch.autocast("cpu", dtype=torch.bfloat16)
+            return contextlib.nullcontext()
+
         for i in range(a.steps + warmup):
             x, y = data[i, :-1], data[i, 1:]
             start = time.perf_counter()
             h = detach(h)
             opt.zero_grad()
-            logits, h = model(x, h)
-            loss = nn.functional.cross_entropy(logits.view(-1, a.vocab), y.reshape(-1))
+            with autocast():
+                logits, h = model(x, h)
+                # The loss in float32, as autocast's own policy has it.
+                loss = nn.functional.cross_entropy(
+                    logits.float().view(-1, a.vocab), y.reshape(-1)
+                )
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()

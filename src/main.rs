@@ -59,6 +59,10 @@ enum Command {
 fn main() -> ExitCode {
     restore_default_sigpipe();
     let cli = Cli::parse();
+    if let Err(message) = force_bf16_kernel_from_env() {
+        eprintln!("error: {message}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Train(args) => commands::train::run(*args),
         Command::Prepare(args) => commands::prepare::run(args),
@@ -82,6 +86,22 @@ fn main() -> ExitCode {
             eprintln!("error: {}", errors::render(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `RECURRENT_BF16_KERNEL=NAME` makes bf16 training use that kernel variant,
+/// even one slower than float32 (`emulated` gives bf16's numbers on any CPU).
+fn force_bf16_kernel_from_env() -> Result<(), String> {
+    use recurrent::kernels::precision::{force_bf16_kernel, Bf16Kernel};
+    match std::env::var("RECURRENT_BF16_KERNEL") {
+        Ok(name) if !name.is_empty() => {
+            let kernel: Bf16Kernel = name
+                .parse()
+                .map_err(|e| format!("RECURRENT_BF16_KERNEL: {e}"))?;
+            force_bf16_kernel(Some(kernel));
+            Ok(())
+        }
+        _ => Ok(()),
     }
 }
 

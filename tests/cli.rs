@@ -442,6 +442,67 @@ fn resume_continues_bit_for_bit() {
 }
 
 #[test]
+fn bf16_is_kept_with_the_run_and_explained() {
+    let sb = Sandbox::new();
+    sb.write("corpus.txt", corpus(150, 3));
+    let mut args = vec![
+        "train",
+        "--input",
+        "corpus.txt",
+        "--out",
+        "E",
+        "--steps",
+        "4",
+    ];
+    args.extend(tiny_with(&["--precision", "bf16"]));
+    // The emulated kernel gives bf16's numbers on any CPU, and says so.
+    let out = Command::new(env!("CARGO_BIN_EXE_recurrent"))
+        .args(&args)
+        .current_dir(sb.path(""))
+        .env("RECURRENT_BF16_KERNEL", "emulated")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("bf16 operands") && stderr.contains("kernel: emulated"),
+        "{stderr}"
+    );
+    let state = read_json(&sb.path("E/last/trainer_state.json"));
+    assert_eq!(state["trainer"]["precision"], "bf16");
+    // A resume keeps the run's precision; changing it is refused.
+    sb.resume("E", 6);
+    let state = read_json(&sb.path("E/last/trainer_state.json"));
+    assert_eq!(
+        (
+            state["trainer"]["step"].as_u64(),
+            &state["trainer"]["precision"]
+        ),
+        (Some(6), &Value::from("bf16"))
+    );
+    sb.fails(
+        &["train", "--resume", "E", "--precision", "f32"],
+        &["--precision", "--resume"],
+    );
+    sb.fails(
+        &["train", "--input", "corpus.txt", "--precision", "fp8"],
+        &["fp8", "f32 or bf16"],
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_recurrent"))
+        .args(["train", "--input", "corpus.txt", "--steps", "1"])
+        .current_dir(sb.path(""))
+        .env("RECURRENT_BF16_KERNEL", "tpu")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.starts_with("error: RECURRENT_BF16_KERNEL: unknown bf16 kernel \"tpu\""),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn same_seed_same_weights_other_seed_other_weights() {
     let sb = Sandbox::new();
     sb.write("corpus.txt", corpus(200, 3));

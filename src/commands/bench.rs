@@ -11,6 +11,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use recurrent::generate::{generate, GenerateOptions, SamplingConfig};
 use recurrent::kernels::panel::WeightFormat;
+use recurrent::kernels::precision::{bf16_kernel, force_bf16_kernel, Bf16Kernel};
+use recurrent::kernels::Precision;
 use recurrent::kernels::{sgemm, MatMut, MatRef, Rng};
 use recurrent::model::{CellKind, LanguageModel, ModelConfig};
 use recurrent::text::{Corpus, Tokenizer, TokenizerKind};
@@ -37,6 +39,11 @@ pub struct BenchArgs {
     /// noisy moment on a shared machine does not decide the ratio.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Our precisions, comma-separated: f32, bf16 (products on bf16 operands
+    /// with float32 sums: the CPU's AMX or AVX512-BF16 kernel, or the emulated
+    /// one where it has neither, which is slower than f32).
+    #[arg(long, default_value = "f32")]
+    precision: String,
     /// Skip the PyTorch reference even if it is installed.
     #[arg(long)]
     no_torch: bool,
@@ -152,11 +159,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "(PyTorch not found: install it with `pip install torch` for the reference column)"
         );
     }
+    let precisions = parse_precisions(&args.precision)?;
+    if precisions.contains(&Precision::Bf16) {
+        println!("{}", bf16_kernel_line());
+    }
     println!(
-        "{:<26} {:>10} {:>10} {:>6} {:>11} {:>8} {:>6} {:>9} {:>9}",
+        "{:<31} {:>10} {:>10} {:>10} {:>6} {:>11} {:>8} {:>6} {:>8} {:>8}",
         "training",
         "ours tok/s",
-        "torch",
+        "torch f32",
+        "torch bf16",
         "ratio",
         "round range",
         "GFLOP/s",
@@ -164,26 +176,59 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "ours MB",
         "torch MB"
     );
+    let mut torch_notes = Vec::new();
     let names: Vec<&str> = args.configs.split(',').map(str::trim).collect();
     for config in CONFIGS.iter().filter(|c| names.contains(&c.name)) {
         let m = measure(&args, torch, || {
-            let ours = spawn_child(&format!("train:{}", config.name), args.steps, threads)?;
-            let theirs = torch.then(|| torch_train(&args, config, threads).ok());
-            Ok((ours, theirs.flatten()))
+            let ours = precisions
+                .iter()
+                .map(|p| {
+                    spawn_child(
+                        &format!("train:{}:{}", config.name, p.name()),
+                        args.steps,
+                        threads,
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut theirs = Vec::new();
+            if torch {
+                theirs.push(torch_train(&args, config, threads, "none").ok());
+                theirs.push(match torch_train(&args, config, threads, "bf16") {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        torch_notes.push(format!(
+                            "({}) PyTorch bf16 autocast failed: {e}",
+                            config.name
+                        ));
+                        None
+                    }
+                });
+            }
+            Ok((ours, theirs))
         })?;
-        let gflops = m.ours * config.flops_per_token() / 1e9;
-        println!(
-            "{:<26} {:>10.0} {:>10} {:>6} {:>11} {:>8.1} {:>5.0}% {:>9.0} {:>9}",
-            config.label(),
-            m.ours,
-            m.theirs_column(),
-            m.ratio_column(),
-            m.range_column(),
-            gflops,
-            100.0 * gflops / peak,
-            m.ours_mb,
-            m.theirs_mb.map_or("-".into(), |x| format!("{x:.0}")),
-        );
+        for (i, p) in precisions.iter().enumerate() {
+            let gflops = m.ours[i] * config.flops_per_token() / 1e9;
+            println!(
+                "{:<31} {:>10.0} {:>10} {:>10} {:>6} {:>11} {:>8.1} {:>5.0}% {:>8.0} {:>8}",
+                format!("{} {}", config.label(), p.name()),
+                m.ours[i],
+                m.theirs_column(0),
+                m.theirs_column(1),
+                m.ratio_column(i),
+                m.range_column(i),
+                gflops,
+                100.0 * gflops / peak,
+                m.ours_mb[i],
+                m.theirs_mb.map_or("-".into(), |x| format!("{x:.0}")),
+            );
+        }
+    }
+    if torch {
+        println!("(ratio: ours / PyTorch's faster path in the same round; torch bf16 is autocast)");
+    }
+    torch_notes.dedup();
+    for note in torch_notes {
+        println!("{note}");
     }
     if !args.no_sampling {
         println!(
@@ -198,59 +243,77 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 let what = format!("sample:{batch}:{dtype}");
                 let ours = spawn_child(&what, args.steps, threads)?;
                 let theirs = torch.then(|| torch_sample(&args, batch, "f32", threads).ok());
-                Ok((ours, theirs.flatten()))
+                Ok((vec![ours], theirs.into_iter().collect()))
             })?;
             println!(
                 "{:<26} {:>10.0} {:>10} {:>6} {:>11}",
                 format!("1000 tokens, batch {batch}, {dtype}"),
-                m.ours,
-                m.theirs_column(),
-                m.ratio_column(),
-                m.range_column(),
+                m.ours[0],
+                m.theirs_column(0),
+                m.ratio_column(0),
+                m.range_column(0),
             );
         }
     }
     Ok(())
 }
 
-/// One table row: medians over `--rounds` alternating measurements.
+/// One configuration's rows: medians over `--rounds` alternating measurements.
 struct Measured {
-    ours: f64,
-    theirs: Option<f64>,
-    /// Each round's ours / PyTorch, sorted.
-    ratios: Vec<f64>,
-    ours_mb: f64,
+    /// Our tokens/s, one per row (precision).
+    ours: Vec<f64>,
+    /// PyTorch's tokens/s, one per path (float32, bf16 autocast).
+    theirs: Vec<Option<f64>>,
+    /// Per row, each round's ours / PyTorch's faster path that round, sorted.
+    ratios: Vec<Vec<f64>>,
+    ours_mb: Vec<f64>,
     theirs_mb: Option<f64>,
 }
 
-/// Runs `round` (ours, then PyTorch when `torch`) `--rounds` times and takes
-/// the medians; a round in which PyTorch failed counts for our side only.
+/// Runs `round` (ours, then PyTorch's paths when `torch`) `--rounds` times
+/// and takes the medians; a PyTorch path that failed is left out of a round.
 fn measure(
     args: &BenchArgs,
     torch: bool,
-    mut round: impl FnMut() -> Result<(Value, Option<Value>)>,
+    mut round: impl FnMut() -> Result<(Vec<Value>, Vec<Option<Value>>)>,
 ) -> Result<Measured> {
+    let tps = |v: &Value| v["tokens_per_sec"].as_f64();
     let (mut ours, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut ours_mb, mut theirs_mb) = (0.0f64, None::<f64>);
+    let (mut ours_mb, mut theirs_mb) = (Vec::new(), None::<f64>);
     for _ in 0..args.rounds {
         let (o, t) = round()?;
-        let o_tps = o["tokens_per_sec"].as_f64().unwrap_or(0.0);
-        ours.push(o_tps);
-        ours_mb = ours_mb.max(o["peak_rss_mb"].as_f64().unwrap_or(0.0));
-        if let Some(t) = t.filter(|_| torch) {
-            if let Some(t_tps) = t["tokens_per_sec"].as_f64() {
-                theirs.push(t_tps);
-                ratios.push(o_tps / t_tps);
+        ours.resize(o.len(), Vec::new());
+        ratios.resize(o.len(), Vec::new());
+        ours_mb.resize(o.len(), 0.0f64);
+        theirs.resize(t.len(), Vec::new());
+        let t: Vec<Option<&Value>> = t.iter().map(|t| t.as_ref().filter(|_| torch)).collect();
+        let best = t
+            .iter()
+            .flatten()
+            .filter_map(|v| tps(v))
+            .fold(None, |b: Option<f64>, x| Some(b.map_or(x, |b| b.max(x))));
+        for (i, o) in o.iter().enumerate() {
+            let o_tps = tps(o).unwrap_or(0.0);
+            ours[i].push(o_tps);
+            ours_mb[i] = ours_mb[i].max(o["peak_rss_mb"].as_f64().unwrap_or(0.0));
+            if let Some(best) = best {
+                ratios[i].push(o_tps / best);
+            }
+        }
+        for (j, t) in t.iter().enumerate() {
+            let Some(t) = t else { continue };
+            if let Some(x) = tps(t) {
+                theirs[j].push(x);
             }
             if let Some(mb) = t["peak_rss_mb"].as_f64() {
                 theirs_mb = Some(theirs_mb.map_or(mb, |x| x.max(mb)));
             }
         }
     }
-    ratios.sort_by(f64::total_cmp);
+    ratios.iter_mut().for_each(|r| r.sort_by(f64::total_cmp));
     Ok(Measured {
-        ours: median(&mut ours).unwrap_or(0.0),
-        theirs: median(&mut theirs),
+        ours: ours.iter_mut().map(|v| median(v).unwrap_or(0.0)).collect(),
+        theirs: theirs.iter_mut().map(|v| median(v)).collect(),
         ratios,
         ours_mb,
         theirs_mb,
@@ -258,19 +321,24 @@ fn measure(
 }
 
 impl Measured {
-    fn theirs_column(&self) -> String {
-        self.theirs.map_or("-".into(), |t| format!("{t:.0}"))
+    fn theirs_column(&self, path: usize) -> String {
+        self.theirs
+            .get(path)
+            .copied()
+            .flatten()
+            .map_or("-".into(), |t| format!("{t:.0}"))
     }
 
-    /// The median of the rounds' ratios (each round compares two runs
-    /// taken seconds apart, so a slow moment of the machine hits both).
-    fn ratio_column(&self) -> String {
-        median(&mut self.ratios.clone()).map_or("-".into(), |r| format!("{r:.2}x"))
+    /// The median of the rounds' ratios (each round compares runs taken
+    /// seconds apart, so a slow moment of the machine hits both).
+    fn ratio_column(&self, row: usize) -> String {
+        median(&mut self.ratios[row].clone()).map_or("-".into(), |r| format!("{r:.2}x"))
     }
 
-    fn range_column(&self) -> String {
-        match (self.ratios.first(), self.ratios.last()) {
-            (Some(lo), Some(hi)) if self.ratios.len() > 1 => format!("{lo:.2}-{hi:.2}"),
+    fn range_column(&self, row: usize) -> String {
+        let r = &self.ratios[row];
+        match (r.first(), r.last()) {
+            (Some(lo), Some(hi)) if r.len() > 1 => format!("{lo:.2}-{hi:.2}"),
             _ => "-".into(),
         }
     }
@@ -293,11 +361,18 @@ fn child(what: &str, steps: usize) -> Result<Value> {
     let (kind, arg) = what.split_once(':').context("bad --child")?;
     let tokens_per_sec = match kind {
         "train" => {
+            let (name, precision) = arg.split_once(':').unwrap_or((arg, "f32"));
             let config = CONFIGS
                 .iter()
-                .find(|c| c.name == arg)
+                .find(|c| c.name == name)
                 .context("unknown configuration")?;
-            train_speed(config, steps)?
+            let precision: Precision = precision.parse().map_err(anyhow::Error::msg)?;
+            if precision == Precision::Bf16 && bf16_kernel().is_none() {
+                // No bf16 instructions: measure the emulated kernel rather
+                // than a float32 run under bf16's name.
+                force_bf16_kernel(Some(Bf16Kernel::Emulated));
+            }
+            train_speed(config, steps, precision)?
         }
         "sample" => {
             let (batch, dtype) = arg.split_once(':').unwrap_or((arg, "f32"));
@@ -314,7 +389,7 @@ fn child(what: &str, steps: usize) -> Result<Value> {
 }
 
 /// Median tokens/s of full training steps (forward, backward, clipping, Adam).
-fn train_speed(config: &Config, steps: usize) -> Result<f64> {
+fn train_speed(config: &Config, steps: usize, precision: Precision) -> Result<f64> {
     let mut rng = Rng::new(1);
     let model = LanguageModel::new(config.model(), &mut rng, None)?;
     let n = config.batch * (SEQ_LEN * (steps + 5) + 1);
@@ -340,6 +415,7 @@ fn train_speed(config: &Config, steps: usize) -> Result<f64> {
         nt_asgd: None,
     };
     let mut trainer = Trainer::new(model, train, tokens, None, None)?;
+    trainer.set_precision(precision);
     for _ in 0..3 {
         trainer.step()?; // warm-up: buffers are sized and pages touched here
     }
@@ -412,7 +488,9 @@ fn torch_json(args: &BenchArgs, extra: &[String]) -> Result<Value> {
         .args(extra)
         .output()?;
     if !out.status.success() {
-        bail!("{}", String::from_utf8_lossy(&out.stderr));
+        // Python's last line says what failed (the traceback is above it).
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        bail!("{}", stderr.trim().lines().last().unwrap_or("no message"));
     }
     Ok(serde_json::from_slice(&out.stdout)?)
 }
@@ -434,13 +512,17 @@ fn torch_model_args(c: &Config, batch: usize, threads: usize) -> Vec<String> {
         .collect()
 }
 
-fn torch_train(args: &BenchArgs, c: &Config, threads: usize) -> Result<Value> {
+/// PyTorch's training speed, in float32 (`autocast` "none") or under bf16
+/// autocast.
+fn torch_train(args: &BenchArgs, c: &Config, threads: usize, autocast: &str) -> Result<Value> {
     let mut a = torch_model_args(c, c.batch, threads);
     a.extend([
         "--seq-len".into(),
         SEQ_LEN.to_string(),
         "--steps".into(),
         args.steps.to_string(),
+        "--autocast".into(),
+        autocast.into(),
     ]);
     torch_json(args, &a)
 }
@@ -450,6 +532,28 @@ fn torch_sample(args: &BenchArgs, batch: usize, dtype: &str, threads: usize) -> 
     a.extend(["--sample".into(), "1000".into(), "--no-mkldnn".into()]);
     a.extend(["--dtype".into(), dtype.into()]);
     torch_json(args, &a)
+}
+
+/// `f32`, `bf16` or both, comma-separated.
+fn parse_precisions(list: &str) -> Result<Vec<Precision>> {
+    let mut out = Vec::new();
+    for p in list.split(',').map(str::trim) {
+        let p: Precision = p.parse().map_err(|e| anyhow::anyhow!("--precision: {e}"))?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Which kernel our bf16 rows run on.
+fn bf16_kernel_line() -> String {
+    match bf16_kernel() {
+        Some(k) => format!("bf16 kernel: {}", k.name()),
+        None => "bf16 kernel: emulated (this CPU has neither AMX-BF16 nor AVX512-BF16, so our \
+                 bf16 rows round operands in memory and run the float32 kernels: slower than f32)"
+            .into(),
+    }
 }
 
 /// The best sgemm rate of a few large square products with our GEMM, in GFLOP/s.

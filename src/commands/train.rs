@@ -12,6 +12,7 @@ use recurrent::text::{TokenizerOptions, WordSegmentation};
 use recurrent::train::engine::SaveEvery;
 use recurrent::train::trainer::{PeriodicAveraging, Regularizers};
 use recurrent::train::OnDivergence;
+use recurrent::Precision;
 use recurrent::{
     CellKind, GenerateOptions, Generator, GeneratorOptions, ModelConfig, OptimizerConfig,
     OptimizerKind, RunFolder, SamplingConfig, StopReason, StopRule, Tee, TokenizerKind,
@@ -202,6 +203,11 @@ pub struct TrainArgs {
     /// Threads for the kernels (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Number format of the training products: f32, or bf16 (bf16 operands
+    /// with float32 sums, where the CPU has AMX-BF16 or AVX512-BF16; float32
+    /// with a note elsewhere). A resumed run keeps its own.
+    #[arg(long, value_name = "f32|bf16", conflicts_with = "resume")]
+    precision: Option<Precision>,
     /// Continue the run in this folder exactly where it stopped.
     #[arg(long, conflicts_with = "init_from")]
     resume: Option<PathBuf>,
@@ -534,6 +540,7 @@ fn options(args: &TrainArgs) -> Result<TrainOptions> {
         seed: args.seed,
         threads: args.threads,
         fit,
+        precision: args.precision.unwrap_or_default(),
     })
 }
 

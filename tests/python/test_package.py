@@ -103,6 +103,21 @@ def test_awd_regularizers_and_options_are_accepted(tmp_path):
         recurrent.train(text=TEXT, out=tmp_path / "bad", steps=1, on_divergence="panic", **TINY)
 
 
+def test_precision_is_kept_with_the_run(tmp_path):
+    run = recurrent.train(text=TEXT, out=tmp_path / "bf16", steps=3, precision="bf16", **TINY)
+    state = json.loads((Path(run.last) / "trainer_state.json").read_text())
+    assert state["trainer"]["precision"] == "bf16"
+    # On a CPU without bf16 instructions the run trains in float32 and says so.
+    fell_back = any("instead of bf16" in note for note in run.notes)
+    f32 = recurrent.train(text=TEXT, out=tmp_path / "f32", steps=3, **TINY)
+    same = recurrent.Model.load(run.path).state_dict()
+    other = recurrent.Model.load(f32.path).state_dict()
+    identical = all(np.array_equal(same[k], other[k]) for k in same)
+    assert identical == fell_back
+    with pytest.raises(ValueError, match="f32 or bf16"):
+        recurrent.train(text=TEXT, out=tmp_path / "bad", steps=1, precision="fp8", **TINY)
+
+
 def test_config_vocab_encode_decode(model):
     config = model.config
     assert config["cell"] == "lstm" and config["layers"] == 2 and config["hidden"] == 16

@@ -41,6 +41,9 @@ pub enum Trans {
 #[track_caller]
 pub fn sgemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'_>) {
     check("sgemm", &a, &b, &c);
+    if crate::precision::emulate() {
+        return crate::precision::with_rounded(a, b, |a, b| sgemm(alpha, a, b, beta, c));
+    }
     let (m, n, k) = (a.rows(), b.cols(), a.cols());
     if m == 0 || n == 0 {
         return;
@@ -152,6 +155,9 @@ fn check(what: &'static str, a: &MatRef<'_>, b: &MatRef<'_>, c: &MatMut<'_>) {
 #[track_caller]
 pub fn sgemm_bias(a: MatRef<'_>, b: MatRef<'_>, bias: &[f32], mut c: MatMut<'_>) {
     check("sgemm_bias", &a, &b, &c);
+    if crate::precision::emulate() {
+        return crate::precision::with_rounded(a, b, |a, b| sgemm_bias(a, b, bias, c));
+    }
     let (m, n, k) = (a.rows(), b.cols(), a.cols());
     assert!(
         bias.len() >= n,
@@ -213,6 +219,19 @@ pub fn sgemm_shared_a(a: MatRef<'_>, products: [Product<'_>; 2], row_sums: Optio
             s.len()
         );
     }
+    if crate::precision::emulate() {
+        // The bias gradient is a sum, not a product: from the float32 `A`.
+        if let Some(sums) = row_sums {
+            sum_rows(a, &mut sums[..m]);
+        }
+        let [p, q] = products;
+        return crate::precision::with_rounded_a(a, |a| {
+            crate::precision::with_rounded(p.b, q.b, |b1, b2| {
+                let products = [Product { b: b1, c: p.c }, Product { b: b2, c: q.c }];
+                sgemm_shared_a(a, products, None)
+            })
+        });
+    }
     #[cfg(target_arch = "x86_64")]
     if k > 0
         && products.iter().all(|p| {
@@ -227,16 +246,20 @@ pub fn sgemm_shared_a(a: MatRef<'_>, products: [Product<'_>; 2], row_sums: Optio
         return;
     }
     if let Some(sums) = row_sums {
-        let sums = &mut sums[..m];
-        sums.fill(0.0);
-        for kk in 0..k {
-            for (r, s) in sums.iter_mut().enumerate() {
-                *s += a.at(r, kk);
-            }
-        }
+        sum_rows(a, &mut sums[..m]);
     }
     for p in products {
         sgemm(1.0, a, p.b, 1.0, p.c);
+    }
+}
+
+/// `sums[r] = Σ_k op(A)[r, k]`, in `k` order (as the blocked kernel sums them).
+fn sum_rows(a: MatRef<'_>, sums: &mut [f32]) {
+    sums.fill(0.0);
+    for kk in 0..a.cols() {
+        for (r, s) in sums.iter_mut().enumerate() {
+            *s += a.at(r, kk);
+        }
     }
 }
 

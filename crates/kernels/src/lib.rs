@@ -32,6 +32,7 @@ mod blocked;
 pub mod gemm;
 pub mod packed;
 pub mod panel;
+pub mod precision;
 pub mod profile;
 pub mod rng;
 pub mod shared;
@@ -41,6 +42,7 @@ pub mod view;
 
 pub use gemm::{check_product, sgemm, sgemm_bias, sgemm_shared_a, Product, Trans};
 pub use packed::{gemm_packed, PackedB};
+pub use precision::{with_precision, Precision};
 pub use rng::Rng;
 pub use shared::{SharedMut, SharedRows};
 pub use view::{MatMut, MatRef, ShapeError};

@@ -38,9 +38,19 @@ pub struct PackedB {
 
 impl PackedB {
     /// Packs `op(B)`, `[k, n]`, reusing this buffer.
+    /// Under bf16 ([`crate::precision`]) the values are rounded to bf16 as
+    /// they are packed.
     pub fn pack(&mut self, b: MatRef<'_>) {
         let (k, n) = (b.rows(), b.cols());
-        let at = |kk: usize, j: usize| b.at(kk, j);
+        let bf16 = crate::precision::precision() == crate::Precision::Bf16;
+        let at = |kk: usize, j: usize| {
+            let v = b.at(kk, j);
+            if bf16 {
+                crate::precision::round_bf16(v)
+            } else {
+                v
+            }
+        };
         self.k = k;
         self.n = n;
         self.avx512 = has_avx512();
@@ -102,6 +112,9 @@ pub fn gemm_packed(
     );
     if m == 0 || n == 0 {
         return;
+    }
+    if crate::precision::emulate() {
+        return crate::precision::with_rounded_a(a, |a| gemm_packed(a, b, accumulate, c, threads));
     }
     let beta = if accumulate { 1.0 } else { 0.0 };
     if !b.avx512 || k == 0 {

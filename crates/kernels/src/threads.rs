@@ -155,6 +155,8 @@ mod helpers {
         threads: usize,
         isa: crate::simd::Isa,
         gemm_crate: bool,
+        precision: crate::Precision,
+        bf16_kernel: Option<crate::precision::Bf16Kernel>,
     }
 
     impl Settings {
@@ -163,6 +165,8 @@ mod helpers {
                 threads: super::threads(),
                 isa: crate::simd::isa_limit(),
                 gemm_crate: crate::gemm::gemm_crate_forced(),
+                precision: crate::precision::precision(),
+                bf16_kernel: crate::precision::forced_bf16_kernel(),
             }
         }
 
@@ -170,6 +174,8 @@ mod helpers {
             super::set_this_thread(self.threads);
             crate::simd::limit_isa(self.isa);
             crate::gemm::force_gemm_crate(self.gemm_crate);
+            crate::precision::set_precision(self.precision);
+            crate::precision::force_bf16_kernel(self.bf16_kernel);
         }
     }
 
@@ -571,23 +577,30 @@ mod tests {
 
     #[test]
     fn tasks_see_their_callers_settings_wherever_they_run() {
+        use crate::precision::{with_precision, Precision};
         use crate::simd::{isa_limit, with_isa_limit, Isa};
+        type Seen = (usize, Isa, bool, Precision);
         for isa in [Isa::Baseline, Isa::Avx2, Isa::Avx512] {
-            for gemm_crate in [true, false] {
+            for (gemm_crate, p) in [(true, Precision::F32), (false, Precision::Bf16)] {
                 crate::gemm::force_gemm_crate(gemm_crate);
-                let seen: Vec<Mutex<Option<(usize, Isa, bool)>>> =
-                    (0..4).map(|_| Mutex::new(None)).collect();
+                let seen: Vec<Mutex<Option<Seen>>> = (0..4).map(|_| Mutex::new(None)).collect();
                 with_threads(4, || {
                     with_isa_limit(isa, || {
-                        parallel_for(4, &|i| {
-                            let settings =
-                                (threads(), isa_limit(), crate::gemm::gemm_crate_forced());
-                            *seen[i].lock().unwrap() = Some(settings);
+                        with_precision(p, || {
+                            parallel_for(4, &|i| {
+                                let settings = (
+                                    threads(),
+                                    isa_limit(),
+                                    crate::gemm::gemm_crate_forced(),
+                                    crate::precision::precision(),
+                                );
+                                *seen[i].lock().unwrap() = Some(settings);
+                            })
                         })
                     })
                 });
                 for s in seen {
-                    assert_eq!(s.into_inner().unwrap(), Some((4, isa, gemm_crate)));
+                    assert_eq!(s.into_inner().unwrap(), Some((4, isa, gemm_crate, p)));
                 }
             }
         }

@@ -11,6 +11,7 @@ use recurrent::model::Regularization;
 use recurrent::sizing::FitToCorpus;
 use recurrent::train::trainer::{Regularizers, Trainer};
 use recurrent::train::OnDivergence;
+use recurrent::Precision;
 use recurrent::{
     CellKind, EvalReport, ModelConfig, Observer, OptimizerConfig, OptimizerKind, RunFolder,
     StepReport, StopReason, StopRule, TokenizerKind, TokenizerOptions,
@@ -97,7 +98,7 @@ impl Observer<Trainer> for PythonObserver {
     min_count=None, last_hidden=0, layer_norm=false, forget_bias=None, momentum=None,
     weight_decay=None, regularization=Vec::new(), variable_bptt=false, nt_asgd=None,
     reset_between_docs=false, on_divergence=None, init_from=None, extend_vocab=false,
-    resume=None
+    resume=None, precision="f32"
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn train<'py>(
@@ -144,8 +145,10 @@ pub fn train<'py>(
     init_from: Option<PathBuf>,
     extend_vocab: bool,
     resume: Option<PathBuf>,
+    precision: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
     let parse_error = |message: String| raise(Kind::InvalidArgument, message);
+    let precision: Precision = precision.parse().map_err(parse_error)?;
     let cell: CellKind = cell.parse().map_err(parse_error)?;
     let tokenizer: TokenizerKind = tokenizer
         .parse()
@@ -182,7 +185,11 @@ pub fn train<'py>(
         let result = py.detach(|| -> recurrent::Result<_> {
             let mut training = Training::resume(RunFolder::open(folder)?, &options)?;
             let outcome = training.run(&mut observer)?;
-            Ok((training.folder().path().to_path_buf(), Vec::new(), outcome))
+            Ok((
+                training.folder().path().to_path_buf(),
+                training.notes().to_vec(),
+                outcome,
+            ))
         });
         return finish(py, observer, result);
     }
@@ -274,6 +281,7 @@ pub fn train<'py>(
         // The keyword defaults are the fixed sizes; fitting them to the
         // corpus from Python is on the roadmap.
         fit: FitToCorpus::NONE,
+        precision,
     };
     let result = py.detach(|| -> recurrent::Result<_> {
         let folder = match out {

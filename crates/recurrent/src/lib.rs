@@ -115,6 +115,7 @@ pub use load::{AnyCheckpoint, LanguageCheckpoint, Seq2SeqCheckpoint};
 pub use onnx::{export_onnx, onnx_step_path, OnnxError, OnnxFiles, ONNX_OPSET};
 pub use pytorch::{export_pytorch, import_pytorch, PytorchWeights};
 pub use recurrent_generate::{GenerateOptions, SamplingConfig};
+pub use recurrent_kernels::Precision;
 pub use recurrent_model::infer::WeightFormat;
 pub use recurrent_model::seq2seq::{AttentionKind, Bridge, Seq2SeqConfig};
 pub use recurrent_model::{CellKind, LanguageModel, ModelConfig};

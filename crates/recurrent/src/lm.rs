@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use recurrent_checkpoint::lm as ckpt;
-use recurrent_kernels::Rng;
+use recurrent_kernels::{Precision, Rng};
 use recurrent_model::{LanguageModel, ModelConfig};
 use recurrent_text::prepared::{PreparedData, TokenFile, Verify};
 use recurrent_text::{Corpus, TextError, Tokenizer, TokenizerKind, TokenizerOptions};
@@ -41,7 +41,7 @@ use crate::memory::{available_memory, MemoryEstimate};
 use crate::recorder::{run_follower, run_recorded, Fields, SavedRun, TaskRecord};
 use crate::run::{absolute, RunFolder};
 use crate::sizing::{self, FitToCorpus};
-use crate::threads::{resolve_threads, with_threads};
+use crate::threads::{precision_line, precision_note, resolve_threads, with_threads};
 use crate::Outcome;
 
 /// Where training text comes from.
@@ -156,6 +156,9 @@ pub struct TrainOptions {
     /// [`crate::sizing`]): the command line's `recurrent train` fits the
     /// sizes a user leaves unset. None by default.
     pub fit: FitToCorpus,
+    /// The products' precision: float32, or bf16 operands with float32
+    /// sums where the CPU has bf16 instructions (float32 with a note where not).
+    pub precision: Precision,
 }
 
 impl Default for TrainOptions {
@@ -186,6 +189,7 @@ impl Default for TrainOptions {
             seed: 42,
             threads: None,
             fit: FitToCorpus::NONE,
+            precision: Precision::F32,
         }
     }
 }
@@ -324,6 +328,8 @@ impl Training {
         let mut trainer =
             Trainer::with_sources(model, config, options.regularizers, train, val, boundary)?;
         trainer.state.progress.divergence.on_divergence = options.on_divergence;
+        trainer.set_precision(options.precision);
+        notes.extend(precision_note(options.precision));
         folder.make()?;
         if let TextSource::Text { text, .. } = &options.input {
             recurrent_checkpoint::atomic_write(&folder.path().join(INPUT_COPY), text.as_bytes())?;
@@ -384,6 +390,9 @@ impl Training {
             trainer_state.progress.divergence.on_divergence = policy;
         }
         let boundary = saved.tokenizer.boundary();
+        let notes = precision_note(trainer_state.precision)
+            .into_iter()
+            .collect();
         let trainer =
             Trainer::resume_sources(saved.model, &optimizer, trainer_state, train, val, boundary)?;
         Ok(Training {
@@ -392,7 +401,7 @@ impl Training {
             data,
             folder,
             threads,
-            notes: Vec::new(),
+            notes,
             resumed: true,
         })
     }
@@ -507,6 +516,7 @@ impl Training {
             t.lr,
             self.threads
         );
+        text.extend(precision_line(trainer.state.precision));
         let r = &trainer.state.regularizers;
         if *r != Regularizers::default() {
             let m = &r.model;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use recurrent_checkpoint::atomic_write;
 use recurrent_checkpoint::seq2seq as ckpt;
-use recurrent_kernels::Rng;
+use recurrent_kernels::{Precision, Rng};
 use recurrent_model::seq2seq::{Seq2Seq, Seq2SeqConfig};
 use recurrent_report::corpus_bleu;
 use recurrent_text::{
@@ -34,7 +34,7 @@ use crate::lm::human;
 use crate::memory::{available_memory, MemoryEstimate};
 use crate::recorder::{run_follower, run_recorded, Fields, SavedRun, TaskRecord};
 use crate::run::{absolute, RunFolder};
-use crate::threads::{resolve_threads, with_threads};
+use crate::threads::{precision_line, precision_note, resolve_threads, with_threads};
 use crate::translate::{translate_with, DecodeOptions};
 use crate::Outcome;
 
@@ -96,6 +96,9 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Threads for the kernels (default: all cores).
     pub threads: Option<usize>,
+    /// The products' precision: float32, or bf16 operands with float32
+    /// sums where the CPU has bf16 instructions (float32 with a note where not).
+    pub precision: Precision,
 }
 
 impl TrainOptions {
@@ -129,6 +132,7 @@ impl TrainOptions {
             on_divergence: OnDivergence::Stop,
             seed: 42,
             threads: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -277,6 +281,8 @@ impl Training {
         };
         let mut trainer = Seq2SeqTrainer::new(model, config, train, val)?;
         trainer.state.progress.divergence.on_divergence = o.on_divergence;
+        trainer.set_precision(o.precision);
+        notes.extend(precision_note(o.precision));
         folder.make()?;
         write_tsv(&folder.path().join("valid.tsv"), &split.valid)?;
         write_tsv(&folder.path().join("test.tsv"), &split.test)?;
@@ -322,6 +328,9 @@ impl Training {
         if let Some(policy) = o.on_divergence {
             trainer_state.progress.divergence.on_divergence = policy;
         }
+        let notes = precision_note(trainer_state.precision)
+            .into_iter()
+            .collect();
         let trainer = Seq2SeqTrainer::resume(saved.model, &optimizer, trainer_state, train, val)?;
         Ok(Training {
             trainer,
@@ -331,7 +340,7 @@ impl Training {
             valid: split.valid,
             val_bleu: o.val_bleu,
             threads,
-            notes: Vec::new(),
+            notes,
         })
     }
 
@@ -411,7 +420,7 @@ impl Training {
         let t = &self.trainer;
         let c = &t.model.config;
         let s = &t.state.config;
-        format!(
+        let text = format!(
             "training a {}x{} {} encoder-decoder{} with {} attention (embed {}, {} parameters) on {}\n\
              {} training pairs, {} validation pairs; {} tokenizer, vocabularies {} (source) and {} (target)\n\
              batch {}, {} batches per epoch, optimizer {} lr {}, threads: {}",
@@ -433,7 +442,8 @@ impl Training {
             s.optimizer.kind,
             s.lr,
             self.threads
-        )
+        );
+        text + &precision_line(t.state.precision).unwrap_or_default()
     }
 }
 

@@ -13,7 +13,8 @@
 //! random. The order is a function of `(seed, epoch)`, so a resumed run
 //! recomputes it instead of storing it.
 
-use recurrent_kernels::Rng;
+use recurrent_kernels::precision::usable;
+use recurrent_kernels::{with_precision, Precision, Rng};
 use recurrent_model::seq2seq::{
     Seq2Seq, Seq2SeqBatch, Seq2SeqStats, Seq2SeqWorkspace, TrainOptions,
 };
@@ -79,6 +80,10 @@ pub struct Seq2SeqTrainerState {
     pub progress: RunProgress,
     /// Batches of the current epoch already trained on.
     pub batch_in_epoch: usize,
+    /// The precision of the products asked for (see
+    /// [`recurrent_kernels::precision`]); float32 in runs saved before it.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// A padded batch being assembled (buffers reused across steps).
@@ -214,6 +219,7 @@ impl Seq2SeqTrainer {
                 fingerprint(&train),
             ),
             batch_in_epoch: 0,
+            precision: Precision::F32,
             config,
         };
         let optimizer = Optimizer::new(state.config.optimizer.clone(), model.num_params());
@@ -306,6 +312,13 @@ impl Seq2SeqTrainer {
         self.optimizer.state_tensors()
     }
 
+    /// Trains the products in `precision` from the next step on, where this
+    /// CPU has a bf16 kernel ([`recurrent_kernels::precision::usable`]); saved
+    /// with the run, so a resume keeps it.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.state.precision = precision;
+    }
+
     /// One optimizer step on the next batch.
     pub fn step(&mut self) -> Result<StepReport, TrainError> {
         let (rank, ranks) = (self.collective.rank(), self.collective.ranks());
@@ -328,13 +341,15 @@ impl Seq2SeqTrainer {
             Seq2SeqStats::default()
         } else {
             self.padded.fill(&self.train, rows);
-            self.model.train_batch(
-                &mut self.ws,
-                &self.padded.view(),
-                &opts,
-                rank_rng.as_mut().unwrap_or(&mut self.state.progress.rng),
-                &mut self.grads,
-            )?
+            with_precision(usable(self.state.precision), || {
+                self.model.train_batch(
+                    &mut self.ws,
+                    &self.padded.view(),
+                    &opts,
+                    rank_rng.as_mut().unwrap_or(&mut self.state.progress.rng),
+                    &mut self.grads,
+                )
+            })?
         };
         if ranks > 1 {
             // Each rank's loss is a mean over its target tokens: weigh by them.

@@ -5,7 +5,8 @@
 //! The [engine] runs it: the trainer provides the step and
 //! the validation, and does no I/O.
 
-use recurrent_kernels::Rng;
+use recurrent_kernels::precision::usable;
+use recurrent_kernels::{with_precision, Precision, Rng};
 use recurrent_model::{GradientSink, LanguageModel, Regularization, State, TokenBlock, Workspace};
 use serde::{Deserialize, Serialize};
 
@@ -120,6 +121,10 @@ pub struct TrainerState {
     /// differ in length, so `block_in_epoch` cannot say); unused otherwise.
     #[serde(default)]
     pub stream_pos: usize,
+    /// The precision of the products asked for (see
+    /// [`recurrent_kernels::precision`]); float32 in runs saved before it.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// The token ids a trainer reads, and the document-boundary token.
@@ -286,6 +291,7 @@ impl Trainer {
             averaging_count: 0,
             regularizers,
             stream_pos: 0,
+            precision: Precision::F32,
             config,
         };
         let optimizer = Optimizer::new(state.config.optimizer.clone(), model.num_params());
@@ -554,6 +560,13 @@ impl Trainer {
         }
     }
 
+    /// Trains the products in `precision` from the next step on, where this
+    /// CPU has a bf16 kernel ([`recurrent_kernels::precision::usable`]); saved
+    /// with the run, so a resume keeps it.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.state.precision = precision;
+    }
+
     /// One optimizer step on the next block.
     pub fn step(&mut self) -> Result<StepReport, TrainError> {
         let (seq_len, b) = (self.state.config.seq_len, self.state.config.batch);
@@ -592,15 +605,17 @@ impl Trainer {
         let summed_in_buckets = ranks > 1 && !local_step && self.bucket > 0;
         let mut buckets =
             summed_in_buckets.then(|| GradientBuckets::new(&*self.collective, weight, self.bucket));
-        let mut stats = self.model.train_block_with_sink(
-            &mut self.ws,
-            block,
-            &mut self.carried,
-            &regs.model,
-            rng,
-            &mut self.grads,
-            buckets.as_mut().map(|b| b as &mut dyn GradientSink),
-        )?;
+        let mut stats = with_precision(usable(self.state.precision), || {
+            self.model.train_block_with_sink(
+                &mut self.ws,
+                block,
+                &mut self.carried,
+                &regs.model,
+                rng,
+                &mut self.grads,
+                buckets.as_mut().map(|b| b as &mut dyn GradientSink),
+            )
+        })?;
         if let Some(buckets) = buckets {
             buckets.finish(&mut self.grads);
         }

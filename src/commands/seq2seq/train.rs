@@ -9,6 +9,7 @@ use recurrent::seq2seq::{ResumeOptions, TrainOptions, Training};
 use recurrent::text::{PairColumns, TokenizerOptions, WordSegmentation};
 use recurrent::train::engine::SaveEvery;
 use recurrent::train::OnDivergence;
+use recurrent::Precision;
 use recurrent::{
     AttentionKind, Bridge, CellKind, OptimizerConfig, OptimizerKind, RunFolder, Seq2SeqConfig,
     StopReason, StopRule, Tee, TokenizerKind,
@@ -147,6 +148,11 @@ pub struct TrainArgs {
     /// Threads for the kernels (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Number format of the training products: f32, or bf16 (bf16 operands
+    /// with float32 sums, where the CPU has AMX-BF16 or AVX512-BF16; float32
+    /// with a note elsewhere). A resumed run keeps its own.
+    #[arg(long, value_name = "f32|bf16", conflicts_with = "resume")]
+    precision: Option<Precision>,
     /// Continue the run in this folder exactly where it stopped.
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -335,6 +341,7 @@ fn options(args: &TrainArgs, stop: Option<StopRule>) -> Result<TrainOptions> {
         on_divergence: args.on_divergence.unwrap_or_default(),
         seed: args.seed,
         threads: args.threads,
+        precision: args.precision.unwrap_or_default(),
     })
 }
 

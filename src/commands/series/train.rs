@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use recurrent::series::{RegressionLoss, ResumeOptions, SeriesTrainer, TrainOptions, Training};
 use recurrent::train::engine::SaveEvery;
 use recurrent::train::OnDivergence;
+use recurrent::Precision;
 use recurrent::{
     CellKind, EvalReport, Observer, OptimizerConfig, OptimizerKind, RunFolder, StepReport,
     StopReason, StopRule,
@@ -120,6 +121,11 @@ pub struct TrainArgs {
     /// Threads for the kernels (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Number format of the training products: f32, or bf16 (bf16 operands
+    /// with float32 sums, where the CPU has AMX-BF16 or AVX512-BF16; float32
+    /// with a note elsewhere). A resumed run keeps its own.
+    #[arg(long, value_name = "f32|bf16", conflicts_with = "resume")]
+    precision: Option<Precision>,
     /// Continue the run in this folder exactly where it stopped.
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -168,6 +174,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
             Training::start(&options, folder).map_err(series_error)?
         }
     };
+    for note in training.notes() {
+        eprintln!("{note}");
+    }
     eprintln!("{}", training.describe());
     let run_dir = training.folder().path().to_path_buf();
     eprintln!("run folder: {}", run_dir.display());
@@ -260,6 +269,7 @@ fn options(args: &TrainArgs, stop: Option<StopRule>) -> TrainOptions {
         on_divergence: args.on_divergence.unwrap_or_default(),
         seed: args.seed,
         threads: args.threads,
+        precision: args.precision.unwrap_or_default(),
         ..TrainOptions::new(csv)
     }
 }

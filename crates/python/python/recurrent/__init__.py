@@ -181,6 +181,7 @@ def train(
     init_from: Optional[PathLike] = None,
     extend_vocab: bool = False,
     resume: Optional[PathLike] = None,
+    precision: str = "f32",
 ) -> Run:
     """Trains a language model, as ``recurrent train`` does, and returns its run.
 
@@ -199,7 +200,9 @@ def train(
     ``dropout_embed``, ``weight_drop``, ``alpha``, ``beta``,
     ``variable_bptt``, ``nt_asgd``; ``init_from`` (a checkpoint to fine-tune,
     ``extend_vocab`` to add the characters it lacks); ``on_divergence``
-    (``"stop"`` or ``"rollback"``). ``resume`` continues the run in that
+    (``"stop"`` or ``"rollback"``); ``precision`` (``"f32"``, or ``"bf16"``:
+    products on bf16 operands with float32 sums where the CPU has AMX-BF16 or
+    AVX512-BF16, float32 with a note in ``Run.notes`` elsewhere). ``resume`` continues the run in that
     folder exactly where it stopped; then only ``input``, ``steps``,
     ``epochs``, ``time``, ``on_divergence``, ``threads`` and ``progress``
     apply.
@@ -268,6 +271,7 @@ def train(
         init_from=None if init_from is None else os.fspath(init_from),
         extend_vocab=bool(extend_vocab),
         resume=None if resume is None else os.fspath(resume),
+        precision=precision,
     )
     result.pop("interrupted", None)
     return Run(**{k: (os.fspath(v) if k in ("path", "best", "last") else v) for k, v in result.items()})

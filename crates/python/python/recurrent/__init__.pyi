@@ -99,6 +99,7 @@ def train(
     init_from: Optional[PathLike] = None,
     extend_vocab: bool = False,
     resume: Optional[PathLike] = None,
+    precision: str = "f32",
 ) -> Run:
     """Trains a language model, as ``recurrent train`` does, and returns its run."""
 

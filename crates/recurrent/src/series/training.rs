@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use recurrent_checkpoint::series::{self as ckpt, SeriesInfo, SplitRows};
-use recurrent_kernels::Rng;
+use recurrent_kernels::{Precision, Rng};
 use recurrent_model::series::{SeriesConfig, SeriesModel, SeriesOutput};
 use recurrent_model::CellKind;
 use recurrent_nn::regression::RegressionLoss;
@@ -21,7 +21,7 @@ use super::error::SeriesError;
 use crate::error::check;
 use crate::recorder::{run_recorded, Fields, SavedRun, TaskRecord};
 use crate::run::{absolute, RunFolder};
-use crate::threads::{resolve_threads, with_threads};
+use crate::threads::{precision_line, precision_note, resolve_threads, with_threads};
 use crate::Outcome;
 
 /// Everything a series run needs. [`TrainOptions::new`] gives the command
@@ -72,6 +72,9 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Threads for the kernels (default: all cores).
     pub threads: Option<usize>,
+    /// The products' precision: float32, or bf16 operands with float32
+    /// sums where the CPU has bf16 instructions (float32 with a note where not).
+    pub precision: Precision,
 }
 
 impl TrainOptions {
@@ -101,6 +104,7 @@ impl TrainOptions {
             on_divergence: OnDivergence::Stop,
             seed: 42,
             threads: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -131,6 +135,7 @@ pub struct Training {
     source: SeriesSource,
     folder: RunFolder,
     threads: usize,
+    notes: Vec<String>,
 }
 
 /// The table's rows normalised and cut into windows as `info` says, with
@@ -237,6 +242,7 @@ impl Training {
         };
         let mut trainer = SeriesTrainer::new(model, config, data)?;
         trainer.state.progress.divergence.on_divergence = o.on_divergence;
+        trainer.set_precision(o.precision);
         folder.make()?;
         Ok(Training {
             trainer,
@@ -246,6 +252,7 @@ impl Training {
             },
             folder,
             threads,
+            notes: precision_note(o.precision).into_iter().collect(),
         })
     }
 
@@ -282,6 +289,7 @@ impl Training {
         if let Some(policy) = o.on_divergence {
             state.progress.divergence.on_divergence = policy;
         }
+        let notes = precision_note(state.precision).into_iter().collect();
         let trainer = SeriesTrainer::resume(saved.model, &optimizer, state, data)?;
         Ok(Training {
             trainer,
@@ -289,6 +297,7 @@ impl Training {
             source,
             folder,
             threads,
+            notes,
         })
     }
 
@@ -326,13 +335,19 @@ impl Training {
         &self.folder
     }
 
+    /// What the start or resume decided that the user did not say (the
+    /// precision used instead of the one asked for).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
     /// A few lines on what is trained on what, and how.
     pub fn describe(&self) -> String {
         let t = &self.trainer;
         let c = &t.model.config;
         let s = &t.state.config;
         let i = &self.info;
-        format!(
+        let text = format!(
             "training a {}x{} {} regression model ({} parameters) on {}\n\
              columns {} (target {}), window {}, horizon {}; rows {} training, {} validation, {} test\n\
              loss {}, batch {}, {} batches per epoch, optimizer {} lr {}, threads: {}",
@@ -354,7 +369,8 @@ impl Training {
             s.optimizer.kind,
             s.lr,
             self.threads
-        )
+        );
+        text + &precision_line(t.state.precision).unwrap_or_default()
     }
 }
 

@@ -6,7 +6,8 @@
 //! batches of `batch` windows (the last one smaller). The model predicts the
 //! `horizon` rows after each window, every column, from its last step.
 
-use recurrent_kernels::Rng;
+use recurrent_kernels::precision::usable;
+use recurrent_kernels::{with_precision, Precision, Rng};
 use recurrent_model::series::{SeriesBatch, SeriesModel, SeriesOutput, SeriesWorkspace};
 use recurrent_nn::regression::{regression_loss, RegressionLoss};
 use serde::{Deserialize, Serialize};
@@ -93,6 +94,10 @@ pub struct SeriesTrainerState {
     pub progress: RunProgress,
     /// Batches of the current epoch already trained on.
     pub batch_in_epoch: usize,
+    /// The precision of the products asked for (see
+    /// [`recurrent_kernels::precision`]); float32 in runs saved before it.
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 /// The fingerprint of the training rows (normalised values, bit for bit).
@@ -144,6 +149,7 @@ impl SeriesTrainer {
                 fingerprint(&data),
             ),
             batch_in_epoch: 0,
+            precision: Precision::F32,
             config,
         };
         let optimizer = Optimizer::new(state.config.optimizer.clone(), model.num_params());
@@ -245,6 +251,13 @@ impl SeriesTrainer {
             .fold(0.0, f64::max)
     }
 
+    /// Trains the products in `precision` from the next step on, where this
+    /// CPU has a bf16 kernel ([`recurrent_kernels::precision::usable`]); saved
+    /// with the run, so a resume keeps it.
+    pub fn set_precision(&mut self, precision: Precision) {
+        self.state.precision = precision;
+    }
+
     /// One optimizer step on the next batch.
     pub fn step(&mut self) -> Result<StepReport, TrainError> {
         let c = &self.state.config;
@@ -260,9 +273,10 @@ impl SeriesTrainer {
             weights: None,
         };
         self.grads.fill(0.0);
-        let loss = self
-            .model
-            .loss_and_grad(&mut self.ws, &batch, c.loss, &mut self.grads)?;
+        let loss = with_precision(usable(self.state.precision), || {
+            self.model
+                .loss_and_grad(&mut self.ws, &batch, c.loss, &mut self.grads)
+        })?;
         let values = self.target.len();
         let p = &mut self.state.progress;
         let norm = check_and_clip(&mut self.grads, loss, c.clip, p.step + 1)?;
