@@ -98,6 +98,11 @@ fn force_bf16_kernel_from_env() -> Result<(), String> {
             let kernel: Bf16Kernel = name
                 .parse()
                 .map_err(|e| format!("RECURRENT_BF16_KERNEL: {e}"))?;
+            if !kernel.available() {
+                return Err(format!(
+                    "RECURRENT_BF16_KERNEL={name}: this CPU cannot run it (it lacks the instructions)"
+                ));
+            }
             force_bf16_kernel(Some(kernel));
             Ok(())
         }

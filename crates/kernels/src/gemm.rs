@@ -6,6 +6,8 @@
 
 use std::cell::Cell;
 
+use crate::blocked::Init;
+use crate::precision::Route;
 use crate::threads::threads;
 use crate::view::{MatMut, MatRef, ShapeError};
 
@@ -41,8 +43,16 @@ pub enum Trans {
 #[track_caller]
 pub fn sgemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<'_>) {
     check("sgemm", &a, &b, &c);
-    if crate::precision::emulate() {
-        return crate::precision::with_rounded(a, b, |a, b| sgemm(alpha, a, b, beta, c));
+    match crate::precision::route() {
+        Route::F32 => {}
+        Route::Pairs(kernel) if alpha == 1.0 && (beta == 0.0 || beta == 1.0) => {
+            let init = if beta == 0.0 { Init::Zero } else { Init::Keep };
+            return crate::pairs::gemm_route(a, b, init, c, kernel);
+        }
+        // Scaled products (no layer asks for them) take the reference path.
+        Route::Pairs(_) | Route::Emulate => {
+            return crate::precision::with_rounded(a, b, |a, b| sgemm(alpha, a, b, beta, c));
+        }
     }
     let (m, n, k) = (a.rows(), b.cols(), a.cols());
     if m == 0 || n == 0 {
@@ -69,11 +79,7 @@ pub fn sgemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<
     let t = threads();
     #[cfg(target_arch = "x86_64")]
     if alpha == 1.0 && (beta == 0.0 || beta == 1.0) && blocked_pays(m, n, k) {
-        let init = if beta == 0.0 {
-            crate::blocked::Init::Zero
-        } else {
-            crate::blocked::Init::Keep
-        };
+        let init = if beta == 0.0 { Init::Zero } else { Init::Keep };
         // SAFETY: `blocked_pays` checked AVX-512, and the views their slices.
         unsafe { crate::blocked::gemm_blocked(a, b, init, c, t) };
         return;
@@ -155,8 +161,14 @@ fn check(what: &'static str, a: &MatRef<'_>, b: &MatRef<'_>, c: &MatMut<'_>) {
 #[track_caller]
 pub fn sgemm_bias(a: MatRef<'_>, b: MatRef<'_>, bias: &[f32], mut c: MatMut<'_>) {
     check("sgemm_bias", &a, &b, &c);
-    if crate::precision::emulate() {
-        return crate::precision::with_rounded(a, b, |a, b| sgemm_bias(a, b, bias, c));
+    match crate::precision::route() {
+        Route::F32 => {}
+        Route::Pairs(kernel) => {
+            return crate::pairs::gemm_route(a, b, Init::Row(bias), c, kernel);
+        }
+        Route::Emulate => {
+            return crate::precision::with_rounded(a, b, |a, b| sgemm_bias(a, b, bias, c));
+        }
     }
     let (m, n, k) = (a.rows(), b.cols(), a.cols());
     assert!(
@@ -169,7 +181,7 @@ pub fn sgemm_bias(a: MatRef<'_>, b: MatRef<'_>, bias: &[f32], mut c: MatMut<'_>)
     }
     #[cfg(target_arch = "x86_64")]
     if k > 0 && blocked_pays(m, n, k) {
-        let init = crate::blocked::Init::Row(&bias[..n]);
+        let init = Init::Row(&bias[..n]);
         let t = threads();
         // SAFETY: `blocked_pays` checked AVX-512, and the views their slices.
         unsafe { crate::blocked::gemm_blocked(a, b, init, c, t) };
@@ -219,12 +231,18 @@ pub fn sgemm_shared_a(a: MatRef<'_>, products: [Product<'_>; 2], row_sums: Optio
             s.len()
         );
     }
-    if crate::precision::emulate() {
+    let route = crate::precision::route();
+    if route != Route::F32 {
         // The bias gradient is a sum, not a product: from the float32 `A`.
         if let Some(sums) = row_sums {
             sum_rows(a, &mut sums[..m]);
         }
         let [p, q] = products;
+        if let Route::Pairs(kernel) = route {
+            crate::pairs::gemm_route(a, p.b, Init::Keep, p.c, kernel);
+            crate::pairs::gemm_route(a, q.b, Init::Keep, q.c, kernel);
+            return;
+        }
         return crate::precision::with_rounded_a(a, |a| {
             crate::precision::with_rounded(p.b, q.b, |b1, b2| {
                 let products = [Product { b: b1, c: p.c }, Product { b: b2, c: q.c }];

@@ -31,6 +31,7 @@ pub mod activation;
 mod blocked;
 pub mod gemm;
 pub mod packed;
+pub mod pairs;
 pub mod panel;
 pub mod precision;
 pub mod profile;

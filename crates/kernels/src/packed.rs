@@ -15,7 +15,10 @@
 
 use std::cell::RefCell;
 
+use crate::blocked::Init;
 use crate::gemm::{sgemm, Trans};
+use crate::pairs::{PairKernel, PairPanels};
+use crate::precision::Route;
 use crate::simd::has_avx512;
 use crate::view::{MatMut, MatRef};
 use crate::SharedMut;
@@ -34,6 +37,8 @@ pub struct PackedB {
     n: usize,
     avx512: bool,
     buf: AlignedBuf,
+    /// Packed under bf16 on a pair kernel: bf16 pair panels instead of `buf`.
+    pairs: Option<(PairKernel, PairPanels)>,
 }
 
 impl PackedB {
@@ -42,6 +47,19 @@ impl PackedB {
     /// they are packed.
     pub fn pack(&mut self, b: MatRef<'_>) {
         let (k, n) = (b.rows(), b.cols());
+        self.pairs = match crate::precision::route() {
+            Route::Pairs(kernel) => {
+                let mut panels = self.pairs.take().map_or_else(Default::default, |p| p.1);
+                panels.pack(b);
+                Some((kernel, panels))
+            }
+            _ => None,
+        };
+        if self.pairs.is_some() {
+            self.k = k;
+            self.n = n;
+            return;
+        }
         let bf16 = crate::precision::precision() == crate::Precision::Bf16;
         let at = |kk: usize, j: usize| {
             let v = b.at(kk, j);
@@ -111,6 +129,12 @@ pub fn gemm_packed(
         c.cols()
     );
     if m == 0 || n == 0 {
+        return;
+    }
+    if let Some((kernel, panels)) = &b.pairs {
+        let init = if accumulate { Init::Keep } else { Init::Zero };
+        // SAFETY: `pack` chose `kernel` only where the CPU has it.
+        unsafe { crate::pairs::gemm_pairs(a, panels, init, c, threads, *kernel) };
         return;
     }
     if crate::precision::emulate() {

@@ -64,13 +64,37 @@ pub enum Bf16Kernel {
     /// Operands rounded to bf16 in memory, then summed by the float32
     /// kernels: any CPU; the reference every other variant must match.
     Emulated,
+    /// Operands packed as bf16 pairs and summed two at a time in plain Rust,
+    /// in `vdpbf16ps`'s order: any CPU (slowly); it runs the pair kernels'
+    /// packing and tiling on machines without their instructions.
+    Pairs,
+    /// AVX512-BF16's `vdpbf16ps` on bf16 pairs (Intel Cooper Lake and
+    /// Sapphire Rapids on, AMD Zen 4 on).
+    Avx512Bf16,
 }
 
 impl Bf16Kernel {
+    /// Every variant, in the order [`Bf16Kernel::name`] lists them.
+    pub const ALL: [Bf16Kernel; 3] = [
+        Bf16Kernel::Emulated,
+        Bf16Kernel::Pairs,
+        Bf16Kernel::Avx512Bf16,
+    ];
+
     /// The variant's name, as `RECURRENT_BF16_KERNEL` takes it.
     pub fn name(self) -> &'static str {
         match self {
             Bf16Kernel::Emulated => "emulated",
+            Bf16Kernel::Pairs => "pairs",
+            Bf16Kernel::Avx512Bf16 => "avx512bf16",
+        }
+    }
+
+    /// Whether this CPU (and this thread's instruction-set limit) can run it.
+    pub fn available(self) -> bool {
+        match self {
+            Bf16Kernel::Emulated | Bf16Kernel::Pairs => true,
+            Bf16Kernel::Avx512Bf16 => has_avx512_bf16(),
         }
     }
 }
@@ -79,12 +103,26 @@ impl std::str::FromStr for Bf16Kernel {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Bf16Kernel, String> {
-        match s {
-            "emulated" => Ok(Bf16Kernel::Emulated),
-            other => Err(format!(
-                "unknown bf16 kernel {other:?}: this build has \"emulated\""
-            )),
-        }
+        Bf16Kernel::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Bf16Kernel::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown bf16 kernel {s:?}: use one of {}", names.join(", "))
+            })
+    }
+}
+
+/// Whether the CPU has AVX512-BF16 (with the AVX-512 the kernels use) and
+/// this thread's instruction-set limit allows AVX-512.
+pub fn has_avx512_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::simd::has_avx512() && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -132,10 +170,10 @@ pub fn forced_bf16_kernel() -> Option<Bf16Kernel> {
     FORCED.with(Cell::get)
 }
 
-/// The fastest bf16 instructions this CPU has that the kernels use: none yet
-/// (the AMX and AVX512-BF16 variants are to come; docs/ROADMAP.md).
+/// The fastest bf16 kernel this CPU has instructions for, if any (AMX is to
+/// come: docs/ROADMAP.md).
 pub fn native_bf16_kernel() -> Option<Bf16Kernel> {
-    None
+    has_avx512_bf16().then_some(Bf16Kernel::Avx512Bf16)
 }
 
 /// The variant this thread's bf16 products run on: the forced one, else the
@@ -153,10 +191,35 @@ pub fn usable(requested: Precision) -> Precision {
     }
 }
 
+/// How this thread's products run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// float32.
+    F32,
+    /// bf16, by rounding the operands in memory for the float32 kernels.
+    Emulate,
+    /// bf16, on pair panels.
+    Pairs(crate::pairs::PairKernel),
+}
+
+/// The route of this thread's products: its precision and bf16 kernel (a
+/// forced kernel the CPU lacks falls back to the emulated one).
+pub(crate) fn route() -> Route {
+    use crate::pairs::PairKernel;
+    if precision() == Precision::F32 {
+        return Route::F32;
+    }
+    match bf16_kernel() {
+        Some(Bf16Kernel::Pairs) => Route::Pairs(PairKernel::Portable),
+        Some(Bf16Kernel::Avx512Bf16) if has_avx512_bf16() => Route::Pairs(PairKernel::Avx512Bf16),
+        _ => Route::Emulate,
+    }
+}
+
 /// Whether this thread's products must round their operands in memory
 /// before the float32 kernels run (bf16 on the emulated variant).
 pub(crate) fn emulate() -> bool {
-    precision() == Precision::Bf16 && bf16_kernel().is_none_or(|k| k == Bf16Kernel::Emulated)
+    route() == Route::Emulate
 }
 
 /// `x` rounded to bf16 (round to nearest, ties to even; NaN stays NaN),
