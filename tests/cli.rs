@@ -470,7 +470,7 @@ fn bf16_is_kept_with_the_run_and_explained() {
     );
     let state = read_json(&sb.path("E/last/trainer_state.json"));
     assert_eq!(state["trainer"]["precision"], "bf16");
-    // A resume keeps the run's precision; changing it is refused.
+    // A resume keeps the run's precision, unless given a new one.
     sb.resume("E", 6);
     let state = read_json(&sb.path("E/last/trainer_state.json"));
     assert_eq!(
@@ -480,9 +480,26 @@ fn bf16_is_kept_with_the_run_and_explained() {
         ),
         (Some(6), &Value::from("bf16"))
     );
-    sb.fails(
-        &["train", "--resume", "E", "--precision", "f32"],
-        &["--precision", "--resume"],
+    sb.ok(&[
+        "train",
+        "--resume",
+        "E",
+        "--steps",
+        "8",
+        "--precision",
+        "f32",
+        "--threads",
+        "1",
+        "--sample-length",
+        "0",
+    ]);
+    let state = read_json(&sb.path("E/last/trainer_state.json"));
+    assert_eq!(
+        (
+            state["trainer"]["step"].as_u64(),
+            &state["trainer"]["precision"]
+        ),
+        (Some(8), &Value::from("f32"))
     );
     sb.fails(
         &["train", "--input", "corpus.txt", "--precision", "fp8"],

@@ -205,8 +205,8 @@ pub struct TrainArgs {
     threads: Option<usize>,
     /// Number format of the training products: f32, or bf16 (bf16 operands
     /// with float32 sums, where the CPU has AMX-BF16 or AVX512-BF16; float32
-    /// with a note elsewhere). A resumed run keeps its own.
-    #[arg(long, value_name = "f32|bf16", conflicts_with = "resume")]
+    /// with a note elsewhere). A resumed run keeps its own unless given.
+    #[arg(long, value_name = "f32|bf16")]
     precision: Option<Precision>,
     /// Continue the run in this folder exactly where it stopped.
     #[arg(long, conflicts_with = "init_from")]
@@ -240,6 +240,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 stop: stop_given(&args),
                 on_divergence: args.on_divergence,
                 threads: args.threads,
+                precision: args.precision,
             };
             let t = Training::resume(folder, &options).map_err(super::cli_error)?;
             eprintln!(
@@ -337,6 +338,7 @@ fn follow(args: &TrainArgs, job: Box<dyn recurrent::Collective + Send>) -> Resul
                 stop: stop_given(args),
                 on_divergence: args.on_divergence,
                 threads: args.threads,
+                precision: args.precision,
             };
             Training::resume(RunFolder::at(dir), &options)
         }

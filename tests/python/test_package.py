@@ -114,6 +114,13 @@ def test_precision_is_kept_with_the_run(tmp_path):
     other = recurrent.Model.load(f32.path).state_dict()
     identical = all(np.array_equal(same[k], other[k]) for k in same)
     assert identical == fell_back
+    # A resume keeps the run's precision unless given one.
+    resumed = recurrent.train(resume=run.path, steps=5, threads=1)
+    state = json.loads((Path(resumed.last) / "trainer_state.json").read_text())
+    assert state["trainer"]["precision"] == "bf16" and resumed.steps == 5
+    switched = recurrent.train(resume=run.path, steps=6, threads=1, precision="f32")
+    state = json.loads((Path(switched.last) / "trainer_state.json").read_text())
+    assert state["trainer"]["precision"] == "f32"
     with pytest.raises(ValueError, match="f32 or bf16"):
         recurrent.train(text=TEXT, out=tmp_path / "bad", steps=1, precision="fp8", **TINY)
 

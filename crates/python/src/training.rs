@@ -98,7 +98,7 @@ impl Observer<Trainer> for PythonObserver {
     min_count=None, last_hidden=0, layer_norm=false, forget_bias=None, momentum=None,
     weight_decay=None, regularization=Vec::new(), variable_bptt=false, nt_asgd=None,
     reset_between_docs=false, on_divergence=None, init_from=None, extend_vocab=false,
-    resume=None, precision="f32"
+    resume=None, precision=None
 ))]
 #[allow(clippy::too_many_arguments)]
 pub fn train<'py>(
@@ -145,10 +145,11 @@ pub fn train<'py>(
     init_from: Option<PathBuf>,
     extend_vocab: bool,
     resume: Option<PathBuf>,
-    precision: &str,
+    precision: Option<&str>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let parse_error = |message: String| raise(Kind::InvalidArgument, message);
-    let precision: Precision = precision.parse().map_err(parse_error)?;
+    let explicit_precision: Option<Precision> =
+        precision.map(str::parse).transpose().map_err(parse_error)?;
     let cell: CellKind = cell.parse().map_err(parse_error)?;
     let tokenizer: TokenizerKind = tokenizer
         .parse()
@@ -181,6 +182,7 @@ pub fn train<'py>(
             stop: (epochs.is_some() || steps.is_some() || time.is_some()).then_some(stop),
             on_divergence,
             threads,
+            precision: explicit_precision,
         };
         let result = py.detach(|| -> recurrent::Result<_> {
             let mut training = Training::resume(RunFolder::open(folder)?, &options)?;
@@ -281,7 +283,7 @@ pub fn train<'py>(
         // The keyword defaults are the fixed sizes; fitting them to the
         // corpus from Python is on the roadmap.
         fit: FitToCorpus::NONE,
-        precision,
+        precision: explicit_precision.unwrap_or_default(),
     };
     let result = py.detach(|| -> recurrent::Result<_> {
         let folder = match out {

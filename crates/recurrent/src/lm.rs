@@ -236,6 +236,9 @@ pub struct ResumeOptions {
     pub on_divergence: Option<OnDivergence>,
     /// Threads for the kernels (default: all cores).
     pub threads: Option<usize>,
+    /// A new precision for the products from the next step on; `None` keeps
+    /// the saved one.
+    pub precision: Option<Precision>,
 }
 
 /// Where the text came from, saved with the run so a resume reads it again.
@@ -390,6 +393,9 @@ impl Training {
             trainer_state.progress.divergence.on_divergence = policy;
         }
         let boundary = saved.tokenizer.boundary();
+        if let Some(precision) = options.precision {
+            trainer_state.precision = precision;
+        }
         let notes = precision_note(trainer_state.precision)
             .into_iter()
             .collect();

@@ -150,6 +150,9 @@ pub struct ResumeOptions {
     pub val_bleu: usize,
     /// Threads for the kernels (default: all cores).
     pub threads: Option<usize>,
+    /// A new precision for the products from the next step on; `None` keeps
+    /// the saved one.
+    pub precision: Option<Precision>,
 }
 
 /// Where the pairs came from and how they were split, saved with the run so
@@ -327,6 +330,9 @@ impl Training {
         }
         if let Some(policy) = o.on_divergence {
             trainer_state.progress.divergence.on_divergence = policy;
+        }
+        if let Some(precision) = o.precision {
+            trainer_state.precision = precision;
         }
         let notes = precision_note(trainer_state.precision)
             .into_iter()

@@ -169,6 +169,7 @@ fn a_seq2seq_run_saved_by_save_every_and_resumed_ends_where_a_straight_run_does(
         on_divergence: None,
         val_bleu: 4,
         threads: Some(1),
+        precision: None,
     };
     let mut resumed = Training::resume(RunFolder::open(&crashed).unwrap(), &resume).unwrap();
     assert_eq!(resumed.trainer().state.progress.step, 6);

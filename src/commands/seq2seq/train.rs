@@ -150,8 +150,8 @@ pub struct TrainArgs {
     threads: Option<usize>,
     /// Number format of the training products: f32, or bf16 (bf16 operands
     /// with float32 sums, where the CPU has AMX-BF16 or AVX512-BF16; float32
-    /// with a note elsewhere). A resumed run keeps its own.
-    #[arg(long, value_name = "f32|bf16", conflicts_with = "resume")]
+    /// with a note elsewhere). A resumed run keeps its own unless given.
+    #[arg(long, value_name = "f32|bf16")]
     precision: Option<Precision>,
     /// Continue the run in this folder exactly where it stopped.
     #[arg(long)]
@@ -195,6 +195,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 on_divergence: args.on_divergence,
                 val_bleu: args.val_bleu,
                 threads: args.threads,
+                precision: args.precision,
             };
             let t = Training::resume(folder, &options).map_err(super::super::cli_error)?;
             let p = &t.trainer().state.progress;
@@ -370,6 +371,7 @@ fn follow(
                 on_divergence: args.on_divergence,
                 val_bleu: args.val_bleu,
                 threads: args.threads,
+                precision: args.precision,
             };
             Training::resume(RunFolder::at(dir), &options)
         }

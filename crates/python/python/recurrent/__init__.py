@@ -181,7 +181,7 @@ def train(
     init_from: Optional[PathLike] = None,
     extend_vocab: bool = False,
     resume: Optional[PathLike] = None,
-    precision: str = "f32",
+    precision: Optional[str] = None,
 ) -> Run:
     """Trains a language model, as ``recurrent train`` does, and returns its run.
 
@@ -200,12 +200,13 @@ def train(
     ``dropout_embed``, ``weight_drop``, ``alpha``, ``beta``,
     ``variable_bptt``, ``nt_asgd``; ``init_from`` (a checkpoint to fine-tune,
     ``extend_vocab`` to add the characters it lacks); ``on_divergence``
-    (``"stop"`` or ``"rollback"``); ``precision`` (``"f32"``, or ``"bf16"``:
-    products on bf16 operands with float32 sums where the CPU has AMX-BF16 or
-    AVX512-BF16, float32 with a note in ``Run.notes`` elsewhere). ``resume`` continues the run in that
+    (``"stop"`` or ``"rollback"``); ``precision`` (``"f32"``, the default, or
+    ``"bf16"``: products on bf16 operands with float32 sums where the CPU has
+    AMX-BF16 or AVX512-BF16, float32 with a note in ``Run.notes`` elsewhere;
+    a resumed run keeps its own unless given). ``resume`` continues the run in that
     folder exactly where it stopped; then only ``input``, ``steps``,
-    ``epochs``, ``time``, ``on_divergence``, ``threads`` and ``progress``
-    apply.
+    ``epochs``, ``time``, ``on_divergence``, ``threads``, ``precision`` and
+    ``progress`` apply.
 
     ``progress`` is called with a :class:`Progress` after every step and
     validation. Ctrl-C (or an exception raised by ``progress``) stops the run

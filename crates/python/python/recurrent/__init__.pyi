@@ -99,7 +99,7 @@ def train(
     init_from: Optional[PathLike] = None,
     extend_vocab: bool = False,
     resume: Optional[PathLike] = None,
-    precision: str = "f32",
+    precision: Optional[str] = None,
 ) -> Run:
     """Trains a language model, as ``recurrent train`` does, and returns its run."""
 

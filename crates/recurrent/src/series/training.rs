@@ -120,6 +120,9 @@ pub struct ResumeOptions {
     pub on_divergence: Option<OnDivergence>,
     /// Threads for the kernels (default: all cores).
     pub threads: Option<usize>,
+    /// A new precision for the products from the next step on; `None` keeps
+    /// the saved one.
+    pub precision: Option<Precision>,
 }
 
 /// Where the series came from, saved with the run so a resume reads it again.
@@ -288,6 +291,9 @@ impl Training {
         }
         if let Some(policy) = o.on_divergence {
             state.progress.divergence.on_divergence = policy;
+        }
+        if let Some(precision) = o.precision {
+            state.precision = precision;
         }
         let notes = precision_note(state.precision).into_iter().collect();
         let trainer = SeriesTrainer::resume(saved.model, &optimizer, state, data)?;
