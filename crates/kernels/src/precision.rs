@@ -146,16 +146,7 @@ pub fn set_precision(p: Precision) {
 /// Runs `f` with this thread's products in precision `p`, then restores the
 /// previous one (also when `f` panics).
 pub fn with_precision<R>(p: Precision, f: impl FnOnce() -> R) -> R {
-    /// Puts the precision back when dropped, unwinding or not.
-    struct Restore(Precision);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            set_precision(self.0);
-        }
-    }
-    let _restore = Restore(precision());
-    set_precision(p);
-    f()
+    crate::threads::with_setting(precision(), p, set_precision, f)
 }
 
 /// Makes this thread's bf16 products use `kernel` (even where it is slower

@@ -43,16 +43,7 @@ pub fn isa_limit() -> Isa {
 /// Runs `f` with this thread's dispatch limited to `isa`, then restores the
 /// previous limit (also when `f` panics).
 pub fn with_isa_limit<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
-    /// Puts the limit back when dropped, unwinding or not.
-    struct Restore(Isa);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            limit_isa(self.0);
-        }
-    }
-    let _restore = Restore(isa_limit());
-    limit_isa(isa);
-    f()
+    crate::threads::with_setting(isa_limit(), isa, limit_isa, f)
 }
 
 /// Limits this thread's dispatch to the baseline (`on`) or lifts the limit:

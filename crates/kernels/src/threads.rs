@@ -36,15 +36,21 @@ pub fn set_this_thread(n: usize) {
 /// assert_eq!((inside, threads()), (2, 1));
 /// ```
 pub fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
-    /// Puts the count back when dropped, unwinding or not.
-    struct Restore(usize);
-    impl Drop for Restore {
+    with_setting(threads(), n, set_this_thread, f)
+}
+
+/// Runs `f` after `set(value)`, then puts `old` back with `set` (also when
+/// `f` panics): the shape of every per-thread setting's `with_` function.
+pub(crate) fn with_setting<T: Copy, R>(old: T, value: T, set: fn(T), f: impl FnOnce() -> R) -> R {
+    /// Puts the old value back when dropped, unwinding or not.
+    struct Restore<T: Copy>(T, fn(T));
+    impl<T: Copy> Drop for Restore<T> {
         fn drop(&mut self) {
-            set_this_thread(self.0);
+            (self.1)(self.0);
         }
     }
-    let _restore = Restore(threads());
-    set_this_thread(n);
+    let _restore = Restore(old, set);
+    set(value);
     f()
 }
 
