@@ -167,10 +167,13 @@ pub fn native_bf16_kernel() -> Option<Bf16Kernel> {
     has_avx512_bf16().then_some(Bf16Kernel::Avx512Bf16)
 }
 
-/// The variant this thread's bf16 products run on: the forced one, else the
-/// CPU's native one; `None` when bf16 would only be emulated.
+/// The variant this thread's bf16 products run on: the forced one if the CPU
+/// can run it, else the CPU's native one; `None` when bf16 would only be
+/// emulated.
 pub fn bf16_kernel() -> Option<Bf16Kernel> {
-    forced_bf16_kernel().or_else(native_bf16_kernel)
+    forced_bf16_kernel()
+        .filter(|k| k.available())
+        .or_else(native_bf16_kernel)
 }
 
 /// The precision a trainer asked for `requested` runs its products in: bf16
@@ -410,6 +413,12 @@ mod tests {
         );
         force_bf16_kernel(Some(Bf16Kernel::Emulated));
         assert_eq!(usable(Precision::Bf16), Precision::Bf16);
+        // A forced kernel the CPU (or this thread's limit) cannot run is not used.
+        crate::simd::with_isa_limit(crate::simd::Isa::Avx2, || {
+            force_bf16_kernel(Some(Bf16Kernel::Avx512Bf16));
+            assert_eq!(bf16_kernel(), None);
+            assert_eq!(usable(Precision::Bf16), Precision::F32);
+        });
         force_bf16_kernel(None);
         assert_eq!("bf16".parse::<Precision>(), Ok(Precision::Bf16));
         assert!("fp8"
