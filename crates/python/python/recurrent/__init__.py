@@ -187,9 +187,10 @@ def train(
 
     The text is ``input`` (a file, or a folder of documents), or ``text`` (a
     string; the run keeps a copy so it can be resumed), or, with neither, the
-    built-in corpus. The defaults are the command line's: a 2x128 LSTM with a
-    64-wide embedding on characters, Adam at 2e-3, blocks of 50 streams by 100
-    steps. Training stops at the first of ``steps``, ``epochs`` and ``time``
+    built-in corpus. The defaults are fixed sizes: a 2x128 LSTM with a 64-wide
+    embedding on characters, Adam at 2e-3, blocks of 50 streams by 100 steps
+    (the command line instead fits the sizes a user leaves unset to the
+    corpus, docs/DEFAULTS.md; here that is still to come). Training stops at the first of ``steps``, ``epochs`` and ``time``
     (seconds, or ``"90s"``, ``"10m"``, ``"1h30m"``); with none, one minute on
     the built-in corpus, else 10 epochs. ``out`` is the run folder (default:
     ``runs/NAME``, never overwriting).
