@@ -237,12 +237,10 @@ pub fn sgemm_shared_a(a: MatRef<'_>, products: [Product<'_>; 2], row_sums: Optio
         if let Some(sums) = row_sums {
             sum_rows(a, &mut sums[..m]);
         }
-        let [p, q] = products;
         if let Route::Pairs(kernel) = route {
-            crate::pairs::gemm_route(a, p.b, Init::Keep, p.c, kernel);
-            crate::pairs::gemm_route(a, q.b, Init::Keep, q.c, kernel);
-            return;
+            return crate::pairs::gemm_route_shared_a(a, products, kernel);
         }
+        let [p, q] = products;
         return crate::precision::with_rounded_a(a, |a| {
             crate::precision::with_rounded(p.b, q.b, |b1, b2| {
                 let products = [Product { b: b1, c: p.c }, Product { b: b2, c: q.c }];

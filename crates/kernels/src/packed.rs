@@ -47,6 +47,8 @@ impl PackedB {
     /// they are packed.
     pub fn pack(&mut self, b: MatRef<'_>) {
         let (k, n) = (b.rows(), b.cols());
+        self.k = k;
+        self.n = n;
         self.pairs = match crate::precision::route() {
             Route::Pairs(kernel) => {
                 let mut panels = self.pairs.take().map_or_else(Default::default, |p| p.1);
@@ -56,8 +58,6 @@ impl PackedB {
             _ => None,
         };
         if self.pairs.is_some() {
-            self.k = k;
-            self.n = n;
             return;
         }
         let bf16 = crate::precision::precision() == crate::Precision::Bf16;
@@ -69,8 +69,6 @@ impl PackedB {
                 v
             }
         };
-        self.k = k;
-        self.n = n;
         self.avx512 = has_avx512();
         if !self.avx512 {
             let out = self.buf.resize(k * n);

@@ -13,6 +13,7 @@
 //! are missing), and [`PairKernel::Avx512Bf16`].
 
 use crate::blocked::Init;
+use crate::gemm::Product;
 use crate::panel::bf16_bits;
 use crate::view::{MatMut, MatRef};
 use crate::SharedMut;
@@ -146,6 +147,8 @@ fn pack_a(a: MatRef<'_>, out: &mut Vec<u32>) {
 thread_local! {
     /// Panels packed for one call of [`gemm_route`], reused from call to call.
     static PANELS: std::cell::Cell<PairPanels> = std::cell::Cell::new(PairPanels::default());
+    /// `op(A)` packed by [`pack_a`] for one call, reused from call to call.
+    static A_TILES: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// [`gemm_pairs`] on [`crate::threads::threads`] threads, packing `op(B)`
@@ -164,6 +167,39 @@ pub(crate) fn gemm_route(
     PANELS.set(panels);
 }
 
+/// `C_j += op(A) · op(B_j)` for both products, `op(A)` packed once for both
+/// (a recurrent layer's two weight gradients share `dG`).
+pub(crate) fn gemm_route_shared_a(a: MatRef<'_>, products: [Product<'_>; 2], kernel: PairKernel) {
+    let mut panels = PANELS.take();
+    with_packed_a(a, |ap| {
+        for p in products {
+            panels.pack(p.b);
+            // SAFETY: the route chose `kernel` only where the CPU has it.
+            unsafe {
+                run_pairs(
+                    ap,
+                    a.rows(),
+                    &panels,
+                    Init::Keep,
+                    p.c,
+                    crate::threads::threads(),
+                    kernel,
+                )
+            };
+        }
+    });
+    PANELS.set(panels);
+}
+
+/// Runs `f` on `op(A)` packed by [`pack_a`] in this thread's scratch.
+fn with_packed_a<R>(a: MatRef<'_>, f: impl FnOnce(&[u32]) -> R) -> R {
+    let mut ap = A_TILES.take();
+    pack_a(a, &mut ap);
+    let out = f(&ap);
+    A_TILES.set(ap);
+    out
+}
+
 /// `C = op(A) · op(B)` plus what `init` says, on bf16 operands with float32
 /// sums, on `threads` threads. Shapes as in [`crate::sgemm`] (checked by the
 /// caller).
@@ -174,7 +210,7 @@ pub(crate) unsafe fn gemm_pairs(
     a: MatRef<'_>,
     b: &PairPanels,
     init: Init<'_>,
-    mut c: MatMut<'_>,
+    c: MatMut<'_>,
     threads: usize,
     kernel: PairKernel,
 ) {
@@ -193,9 +229,31 @@ pub(crate) unsafe fn gemm_pairs(
     if m == 0 || n == 0 {
         return;
     }
+    // SAFETY: the caller's promise on the CPU.
+    with_packed_a(a, |ap| unsafe {
+        run_pairs(ap, m, b, init, c, threads, kernel)
+    });
+}
+
+/// [`gemm_pairs`] on `op(A)` already packed by [`pack_a`] (`m` rows).
+///
+/// # Safety
+/// As [`gemm_pairs`]; `ap` must be `op(A)` packed, of `b`'s depth, and the
+/// shapes must fit (checked by the callers).
+unsafe fn run_pairs(
+    ap: &[u32],
+    m: usize,
+    b: &PairPanels,
+    init: Init<'_>,
+    mut c: MatMut<'_>,
+    threads: usize,
+    kernel: PairKernel,
+) {
+    let (n, k) = (b.n, b.k);
+    if m == 0 || n == 0 {
+        return;
+    }
     let kp = k.div_ceil(2);
-    let mut ap = Vec::new();
-    pack_a(a, &mut ap);
     let tile_list: Vec<(usize, usize)> = tiles(m).collect();
     let panels = n.div_ceil(NR);
     let ldc = c.ld();

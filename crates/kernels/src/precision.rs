@@ -391,6 +391,68 @@ mod tests {
         force_bf16_kernel(None);
     }
 
+    /// On the pair kernels the shared-A pair (one packing of `A`) gives
+    /// each product the bits of its own `sgemm` call, and float32 row sums.
+    #[test]
+    fn shared_a_on_pairs_equals_two_products() {
+        force_bf16_kernel(Some(Bf16Kernel::Pairs));
+        let mut rng = Rng::new(13);
+        let (m, k, n1, n2) = (40, 90, 16, 24);
+        let a = random(&mut rng, k * m);
+        let (b1, b2) = (random(&mut rng, k * n1), random(&mut rng, k * n2));
+        let (old1, old2) = (random(&mut rng, m * n1), random(&mut rng, m * n2));
+        let av = MatRef::new(&a, k, m).t();
+        let (mut c1, mut c2, mut sums) = (old1.clone(), old2.clone(), vec![0.0; m]);
+        let (mut w1, mut w2, mut want_sums) = (old1, old2, vec![0.0; m]);
+        with_precision(Precision::Bf16, || {
+            sgemm_shared_a(
+                av,
+                [
+                    Product {
+                        b: MatRef::new(&b1, k, n1),
+                        c: MatMut::new(&mut c1, m, n1),
+                    },
+                    Product {
+                        b: MatRef::new(&b2, k, n2),
+                        c: MatMut::new(&mut c2, m, n2),
+                    },
+                ],
+                Some(&mut sums),
+            );
+            sgemm(
+                1.0,
+                av,
+                MatRef::new(&b1, k, n1),
+                1.0,
+                MatMut::new(&mut w1, m, n1),
+            );
+            sgemm(
+                1.0,
+                av,
+                MatRef::new(&b2, k, n2),
+                1.0,
+                MatMut::new(&mut w2, m, n2),
+            );
+        });
+        sgemm_shared_a(
+            av,
+            [
+                Product {
+                    b: MatRef::new(&b1, k, 1),
+                    c: MatMut::new(&mut [0.0; 40], m, 1),
+                },
+                Product {
+                    b: MatRef::new(&b2, k, 1),
+                    c: MatMut::new(&mut [0.0; 40], m, 1),
+                },
+            ],
+            Some(&mut want_sums),
+        );
+        assert_eq!((c1, c2), (w1, w2));
+        assert_eq!(sums, want_sums, "row sums in float32");
+        force_bf16_kernel(None);
+    }
+
     #[test]
     fn float32_is_untouched_and_the_setting_is_per_thread() {
         assert_eq!(precision(), Precision::F32);
