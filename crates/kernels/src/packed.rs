@@ -11,7 +11,10 @@
 //! ranges of panels, so every element of `C` is computed by one thread in one
 //! fixed order: results do not depend on scheduling.
 //!
-//! Without AVX-512 the packed matrix is kept row-major and [`crate::sgemm`] runs.
+//! CPUs with AVX2 and FMA but not AVX-512 run the same panels and row tiles
+//! through an AVX2 tile (module `avx2`) that sums in the same order, so
+//! both give the same bits. Without either, the packed matrix is kept
+//! row-major and [`crate::sgemm`] runs.
 
 use std::cell::RefCell;
 
@@ -19,9 +22,12 @@ use crate::blocked::Init;
 use crate::gemm::{sgemm, Trans};
 use crate::pairs::{PairKernel, PairPanels};
 use crate::precision::Route;
-use crate::simd::has_avx512;
+use crate::simd::{has_avx2, has_avx512};
 use crate::view::{MatMut, MatRef};
 use crate::SharedMut;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 
 /// Rows of `A` per register tile of the blocked GEMM; the layers split a
 /// batch between threads from two such tiles a thread on.
@@ -30,12 +36,14 @@ pub const MR: usize = 8;
 pub const NR: usize = 32;
 
 /// `op(B)` as `[k, n]`, packed: panel `p` holds columns `p*NR..(p+1)*NR` as
-/// `[k][NR]`, the last one zero-padded (AVX-512 path), or plain row-major `[k, n]`.
+/// `[k][NR]`, the last one zero-padded (for a [`TileKernel`]), or plain
+/// row-major `[k, n]` (for [`crate::sgemm`]).
 #[derive(Default, Clone)]
 pub struct PackedB {
     k: usize,
     n: usize,
-    avx512: bool,
+    /// The tile kernel the panels were packed for (the CPU has it), if any.
+    kernel: Option<TileKernel>,
     buf: AlignedBuf,
     /// Packed under bf16 on a pair kernel: bf16 pair panels instead of `buf`.
     pairs: Option<(PairKernel, PairPanels)>,
@@ -69,8 +77,8 @@ impl PackedB {
                 v
             }
         };
-        self.avx512 = has_avx512();
-        if !self.avx512 {
+        self.kernel = TileKernel::detect();
+        if self.kernel.is_none() {
             let out = self.buf.resize(k * n);
             for kk in 0..k {
                 for j in 0..n {
@@ -139,17 +147,19 @@ pub fn gemm_packed(
         return crate::precision::with_rounded_a(a, |a| gemm_packed(a, b, accumulate, c, threads));
     }
     let beta = if accumulate { 1.0 } else { 0.0 };
-    if !b.avx512 || k == 0 {
-        sgemm(1.0, a, MatRef::new(b.buf.get(), k, n), beta, c);
-        return;
-    }
+    let kernel = match b.kernel {
+        Some(kernel) if k > 0 => kernel,
+        // Row-major (or empty when `k = 0`).
+        _ => return sgemm(1.0, a, MatRef::new(b.buf.get(), k, n), beta, c),
+    };
     let (lda, ldc) = (a.ld(), c.ld());
     let (a, c) = (a.data(), c.data());
     #[cfg(target_arch = "x86_64")]
     A_PACK.with(|ap| {
         let mut ap = ap.borrow_mut();
         let ap = ap.resize(m * k);
-        // SAFETY: AVX-512 was checked above; the asserts above bound `a`.
+        // SAFETY: `pack` chose a tile kernel, so the CPU has AVX; the asserts
+        // above bound `a`.
         unsafe { pack_a(m, k, a, lda, ap) };
         let panels = n.div_ceil(NR);
         let job = Job {
@@ -161,6 +171,7 @@ pub fn gemm_packed(
             c: SharedMut::new(c),
             ldc,
             accumulate,
+            kernel,
         };
         let t = threads.clamp(1, panels);
         run_split(&job, 0, panels, t);
@@ -178,10 +189,10 @@ thread_local! {
 /// time step, and a scalar gather was most of the packing time of small models).
 ///
 /// # Safety
-/// The CPU must have AVX-512 (`gemm_packed` checked), and `a` must hold `m`
-/// rows of `k` floats at stride `lda`.
+/// The CPU must have AVX (every CPU with a [`TileKernel`] does), and `a` must
+/// hold `m` rows of `k` floats at stride `lda`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx")]
 unsafe fn pack_a(m: usize, k: usize, a: &[f32], lda: usize, out: &mut [f32]) {
     for (r0, mr) in step_tiles(m) {
         let tile = &mut out[r0 * k..(r0 + mr) * k];
@@ -194,8 +205,8 @@ unsafe fn pack_a(m: usize, k: usize, a: &[f32], lda: usize, out: &mut [f32]) {
             while kk0 + 8 <= k {
                 // SAFETY: rows `r0..r0 + 8` of `a` have `k` floats each (the
                 // caller's promise), so 8 from `kk0 <= k - 8`; the tile is
-                // `[k][mr]`, so 8 rows of `mr` from row `kk0` fit; AVX-512
-                // implies AVX.
+                // `[k][mr]`, so 8 rows of `mr` from row `kk0` fit; the CPU
+                // has AVX.
                 unsafe { transpose8x8(&rows, kk0, tile.as_mut_ptr().add(kk0 * mr), mr) };
                 kk0 += 8;
             }
@@ -287,6 +298,7 @@ struct Job<'a> {
     c: SharedMut<'a, f32>,
     ldc: usize,
     accumulate: bool,
+    kernel: TileKernel,
 }
 
 /// Computes panels `lo..hi` on `t` threads, each taking a contiguous range.
@@ -295,7 +307,7 @@ fn run_split(job: &Job<'_>, lo: usize, hi: usize, t: usize) {
     crate::threads::parallel_for(t, &|i| {
         let (a, b) = range(i);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `gemm_packed` checked the shapes and AVX-512 support; the
+        // SAFETY: `gemm_packed` checked the shapes, and `pack` the kernel; the
         // ranges are disjoint, so no two tasks write the same column of `C`.
         unsafe {
             run_panels(job, a, b)
@@ -307,10 +319,10 @@ fn run_split(job: &Job<'_>, lo: usize, hi: usize, t: usize) {
 /// cache while the tiles of `A` stream past it.
 ///
 /// # Safety
-/// The CPU must have AVX-512; `job` must hold shapes [`gemm_packed`] checked
-/// against its buffers; no other thread may write these panels' columns of `C`.
+/// The CPU must have `job.kernel`; `job` must hold shapes [`gemm_packed`]
+/// checked against its buffers; no other thread may write these panels'
+/// columns of `C`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
 unsafe fn run_panels(job: &Job<'_>, lo: usize, hi: usize) {
     let (k, ldc) = (job.k, job.ldc);
     let tiles = job.m.div_ceil(STEP_MR);
@@ -346,7 +358,7 @@ unsafe fn run_panels(job: &Job<'_>, lo: usize, hi: usize) {
                     epilogue: epi,
                     prefetch,
                 };
-                tile(mr, t);
+                job.kernel.tile(mr, t);
             }
         }
     }
@@ -405,6 +417,43 @@ pub(crate) struct Tile {
     pub epilogue: Epilogue,
     /// What to fetch meanwhile.
     pub prefetch: Prefetch,
+}
+
+/// The register tiles a CPU can run [`PackedB`] panels on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TileKernel {
+    /// `R x 32` sums in zmm registers ([`tile`]).
+    Avx512,
+    /// Sub-tiles of at most `6 x 16` sums in ymm registers (module `avx2`).
+    Avx2,
+}
+
+impl TileKernel {
+    /// The best tile this CPU has (within this thread's instruction-set limit).
+    pub(crate) fn detect() -> Option<TileKernel> {
+        if has_avx512() {
+            Some(TileKernel::Avx512)
+        } else if has_avx2() {
+            Some(TileKernel::Avx2)
+        } else {
+            None
+        }
+    }
+
+    /// A tile of `mr` (1 to 12) rows.
+    ///
+    /// # Safety
+    /// The CPU must have this kernel's instructions, and `t` as [`tile`] says.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) unsafe fn tile(self, mr: usize, t: Tile) {
+        // SAFETY: the caller's promises.
+        unsafe {
+            match self {
+                TileKernel::Avx512 => tile(mr, t),
+                TileKernel::Avx2 => avx2::tile(mr, t),
+            }
+        }
+    }
 }
 
 /// Dispatches a tile of `mr` rows to the kernel compiled for that row count.
@@ -542,6 +591,7 @@ impl<T: Copy + Default> AlignedBuf<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::{has_avx2, has_avx512, with_isa_limit, Isa};
     use crate::view::op;
     use crate::Rng;
 
@@ -558,16 +608,21 @@ mod tests {
         c
     }
 
-    #[test]
-    fn matches_naive_for_odd_shapes_and_thread_counts() {
+    /// Every product of a set of odd shapes, transposes, thread counts and
+    /// both epilogues, checked against `naive`, with dispatch limited to
+    /// `isa` (when packing and multiplying); returns the results.
+    fn check(isa: Isa) -> Vec<Vec<f32>> {
         let mut rng = Rng::new(5);
         let shapes = [
             (1, 1, 1),
             (13, 33, 7),
             (7, 5, 129),
+            (2, 45, 17),
             (25, 64, 40),
+            (12, 96, 9),
             (50, 100, 31),
             (64, 97, 3),
+            (9, 70, 600),
         ];
         // Miri interprets every instruction: the three smaller shapes there.
         let shapes = if cfg!(miri) {
@@ -575,6 +630,7 @@ mod tests {
         } else {
             &shapes[..]
         };
+        let mut results = Vec::new();
         for &(m, n, k) in shapes {
             for tb in [Trans::N, Trans::T] {
                 let lda = k + 3;
@@ -585,14 +641,14 @@ mod tests {
                 let (av, bv) = (MatRef::with_ld(&a, m, k, lda), op(&b, tb, k, n, ldb));
                 let want = naive(av, bv);
                 let mut packed = PackedB::default();
-                packed.pack(bv);
+                with_isa_limit(isa, || packed.pack(bv));
                 for threads in [1, 2, 3] {
                     for accumulate in [false, true] {
                         let ldc = n + 2;
                         let c0: Vec<f32> = (0..m * ldc).map(|_| rng.uniform(-1.0, 1.0)).collect();
                         let mut c = c0.clone();
                         let cv = MatMut::with_ld(&mut c, m, n, ldc);
-                        gemm_packed(av, &packed, accumulate, cv, threads);
+                        with_isa_limit(isa, || gemm_packed(av, &packed, accumulate, cv, threads));
                         for i in 0..m {
                             for j in 0..ldc {
                                 let got = c[i * ldc + j];
@@ -608,14 +664,67 @@ mod tests {
                                     };
                                 assert!(
                                     (got as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()),
-                                    "{m}x{n}x{k} {tb:?} t{threads}: {got} vs {w}"
+                                    "{isa:?} {m}x{n}x{k} {tb:?} t{threads}: {got} vs {w}"
                                 );
                             }
                         }
+                        results.push(c);
                     }
                 }
             }
         }
+        results
+    }
+
+    #[test]
+    fn matches_naive_for_odd_shapes_and_thread_counts() {
+        check(Isa::Avx512);
+    }
+
+    #[test]
+    fn the_avx2_tile_matches_too() {
+        check(Isa::Avx2);
+    }
+
+    #[test]
+    fn the_row_major_fallback_matches_too() {
+        check(Isa::Baseline);
+    }
+
+    /// Both tiles sum each element in `k` order with FMA from zero, so where
+    /// the CPU has both they give the same bits.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn the_avx2_and_avx512_tiles_agree_bit_for_bit() {
+        if !(has_avx512() && has_avx2()) {
+            eprintln!("skipped: this CPU lacks AVX-512, so there is only one tile kernel");
+            return;
+        }
+        assert!(check(Isa::Avx512) == check(Isa::Avx2));
+    }
+
+    /// A matrix packed for a tile kernel keeps it: a later, lower limit
+    /// on the thread that multiplies changes nothing.
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_packed_matrix_runs_on_the_kernel_it_was_packed_for() {
+        let (m, n, k) = (10, 40, 20);
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 - 3.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.25).collect();
+        let mut packed = PackedB::default();
+        packed.pack(MatRef::new(&b, k, n));
+        let run = |isa| {
+            let mut c = vec![0.0; m * n];
+            let cv = MatMut::new(&mut c, m, n);
+            with_isa_limit(isa, || {
+                gemm_packed(MatRef::new(&a, m, k), &packed, false, cv, 2)
+            });
+            c
+        };
+        let want = naive(MatRef::new(&a, m, k), MatRef::new(&b, k, n));
+        let want: Vec<f32> = want.iter().map(|&v| v as f32).collect();
+        assert_eq!(run(Isa::Baseline), want);
+        assert_eq!(run(Isa::Avx512), want);
     }
 
     #[test]
