@@ -1,5 +1,6 @@
 //! Large GEMMs (whole-block input projections, weight gradients, `dx`, the
-//! decoder) on the same AVX-512 register tile as [`crate::packed`].
+//! decoder) on the same register tiles as [`crate::packed`] (AVX-512, or
+//! AVX2+FMA on CPUs without it).
 //!
 //! Each thread owns a contiguous share of `C`: rows when `m >= n`, column
 //! panels otherwise. It walks `K` in blocks of at most [`KC`], packs its own
@@ -17,7 +18,7 @@
 use std::cell::RefCell;
 
 use crate::gemm::{Product, Trans};
-use crate::packed::{transpose8x8, AlignedBuf, Epilogue, Prefetch, Tile, MR, NR};
+use crate::packed::{transpose8x8, AlignedBuf, Epilogue, Prefetch, Tile, TileKernel, MR, NR};
 use crate::view::{MatMut, MatRef};
 use crate::SharedMut;
 
@@ -29,14 +30,15 @@ pub const KC: usize = 512;
 pub const MC: usize = 64;
 
 /// `C = op(A) · op(B)` (+ what `init` says), shapes as in [`crate::sgemm`],
-/// on `threads` threads.
+/// on `threads` threads, in register tiles of `kernel`.
 ///
 /// # Safety
-/// The CPU must have AVX-512 (see [`crate::simd::has_avx512`]), and the
+/// The CPU must have `kernel` (see [`TileKernel::detect`]), and the
 /// shapes must fit together (as `crate::gemm::check` asserts; the views
 /// hold their elements).
 #[cfg(target_arch = "x86_64")]
 pub(crate) unsafe fn gemm_blocked(
+    kernel: TileKernel,
     a: MatRef<'_>,
     b: MatRef<'_>,
     init: Init<'_>,
@@ -53,6 +55,7 @@ pub(crate) unsafe fn gemm_blocked(
         init,
     }];
     let job = Job {
+        kernel,
         a: Operand::new(a),
         m,
         k,
@@ -75,6 +78,7 @@ pub(crate) unsafe fn gemm_blocked(
 /// As [`gemm_blocked`], for both products (and `row_sums` at least `m` long).
 #[cfg(target_arch = "x86_64")]
 pub(crate) unsafe fn gemm_blocked_shared_a(
+    kernel: TileKernel,
     a: MatRef<'_>,
     products: [Product<'_>; 2],
     row_sums: Option<&mut [f32]>,
@@ -96,6 +100,7 @@ pub(crate) unsafe fn gemm_blocked_shared_a(
         "shared A: threads split the rows"
     );
     let job = Job {
+        kernel,
         a: Operand::new(a),
         m,
         k,
@@ -158,6 +163,8 @@ struct Rhs<'a> {
 
 /// The products of one left operand with one or two right ones.
 struct Job<'a> {
+    /// The register tile every panel runs on.
+    kernel: TileKernel,
     a: Operand<'a>,
     m: usize,
     k: usize,
@@ -206,7 +213,7 @@ impl Job<'_> {
             } else {
                 (0..m, Some((lo * NR).min(n)..(hi * NR).min(n)))
             };
-            // SAFETY: AVX-512 and the shapes are the caller's promise; the
+            // SAFETY: the kernel and the shapes are the caller's promise; the
             // shares are disjoint.
             unsafe { self.run(rows, cols) };
         });
@@ -219,7 +226,6 @@ impl Job<'_> {
     /// As [`Job::launch`], and no other thread may write these rows (or
     /// columns) of the products, or these rows' sums, meanwhile.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
     unsafe fn run(&self, rows: std::ops::Range<usize>, cols: Option<std::ops::Range<usize>>) {
         let cols_of = |r: &Rhs| cols.clone().unwrap_or(0..r.n);
         if rows.is_empty() || self.rhs.iter().all(|r| cols_of(r).is_empty()) {
@@ -244,7 +250,7 @@ impl Job<'_> {
                     let mc = MC.min(rows.end - r0);
                     let ap = ab.resize(mc * kc);
                     // SAFETY: rows `r0..r0 + mc` and columns `k0..k1` of
-                    // `op(A)` lie inside `A`; the CPU has AVX-512.
+                    // `op(A)` lie inside `A`; the CPU has AVX (it has a tile kernel).
                     unsafe { self.pack_a(r0, mc, k0, kc, ap) };
                     if let Some(sums) = &self.row_sums {
                         // SAFETY: these rows are this thread's alone.
@@ -256,9 +262,10 @@ impl Job<'_> {
                     }
                     for (r, bb) in self.rhs.iter().zip(bbs.iter()) {
                         let first = if blk == 0 { r.init } else { Init::Keep };
+                        let (cols, bp) = (cols_of(r), bb.get());
                         // SAFETY: the rows and columns are this thread's alone
-                        // and inside `C`; the CPU has AVX-512.
-                        unsafe { r.compute(r0..r0 + mc, kc, cols_of(r), ap, bb.get(), first) };
+                        // and inside `C`; the CPU has the kernel.
+                        unsafe { r.compute(self.kernel, r0..r0 + mc, kc, cols, ap, bp, first) };
                     }
                     r0 += mc;
                 }
@@ -395,13 +402,14 @@ impl Rhs<'_> {
     /// Every panel of the share against every row tile of the packed slab.
     ///
     /// # Safety
-    /// The CPU must have AVX-512; rows `r0..r0 + mc` and columns `cols` must
+    /// The CPU must have `kernel`; rows `r0..r0 + mc` and columns `cols` must
     /// lie inside `C` and be this thread's alone; `ap` and `bp` are packed
     /// by [`Job::pack_a`] and [`pack_b`] for these rows, columns and `kc`.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn compute(
         &self,
+        kernel: TileKernel,
         rows: std::ops::Range<usize>,
         kc: usize,
         cols: std::ops::Range<usize>,
@@ -445,7 +453,7 @@ impl Rhs<'_> {
                         epilogue: epi,
                         prefetch,
                     };
-                    crate::packed::tile(mr, t);
+                    kernel.tile(mr, t);
                 }
                 i += mr;
             }
@@ -456,14 +464,39 @@ impl Rhs<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::{with_isa_limit, Isa};
     use crate::view::op;
     use crate::Rng;
 
+    /// Every tile kernel the CPU has, by the limit that selects it.
+    fn kernels() -> Vec<(Isa, TileKernel)> {
+        [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .filter_map(|isa| Some((isa, with_isa_limit(isa, TileKernel::detect)?)))
+            .filter(|&(isa, kernel)| (isa == Isa::Avx512) == (kernel == TileKernel::Avx512))
+            .collect()
+    }
+
     #[test]
     fn matches_naive_for_odd_shapes_transposes_and_thread_counts() {
-        if !crate::simd::has_avx512() {
-            return;
+        let kernels = kernels();
+        if kernels.is_empty() {
+            eprintln!("skipped: this CPU has neither AVX-512 nor AVX2+FMA");
         }
+        let mut bits: Vec<Vec<Vec<f32>>> = vec![Vec::new(); kernels.len()];
+        for (&(isa, kernel), bits) in kernels.iter().zip(&mut bits) {
+            eprintln!("{isa:?}");
+            *bits = check(kernel);
+        }
+        // Both kernels sum each element in `k` order with FMA: the same bits.
+        if let [avx512, avx2] = &bits[..] {
+            assert!(avx512 == avx2, "the AVX-512 and AVX2 tiles differ");
+        }
+    }
+
+    /// Checks `kernel` on odd shapes against a naive product; returns its results.
+    fn check(kernel: TileKernel) -> Vec<Vec<f32>> {
+        let mut results = Vec::new();
         let mut rng = Rng::new(17);
         // Includes K spanning several blocks, M and N not multiples of the tiles,
         // and both the row and the column split.
@@ -504,9 +537,11 @@ mod tests {
                         for mode in 0..3 {
                             let init = [Init::Zero, Init::Keep, Init::Row(&bias)][mode];
                             let mut c = c0.clone();
-                            // SAFETY: AVX-512 checked above; the slices fit the shapes.
+                            // SAFETY: the CPU has `kernel` (`kernels`); the
+                            // slices fit the shapes.
                             unsafe {
                                 gemm_blocked(
+                                    kernel,
                                     op(&a, ta, m, k, lda),
                                     op(&b, tb, k, n, ldb),
                                     init,
@@ -534,14 +569,16 @@ mod tests {
                             if mode == 0 {
                                 // Each element is summed in one fixed order whatever the split.
                                 match &first {
-                                    None => first = Some(c),
+                                    None => first = Some(c.clone()),
                                     Some(f) => assert_eq!(&c, f, "thread count changed the bits"),
                                 }
                             }
+                            results.push(c);
                         }
                     }
                 }
             }
         }
+        results
     }
 }

@@ -1,12 +1,13 @@
 //! The single matrix-multiply entry point. Every layer calls [`sgemm`]; the
-//! backend behind it can change without touching a layer: with AVX-512, the
-//! blocked kernel (module `blocked`) for all but tiny products; otherwise
-//! (and for `alpha != 1` or general `beta`) the `gemm` crate, which picks
-//! AVX2/FMA at run time.
+//! backend behind it can change without touching a layer: with AVX-512 or
+//! AVX2+FMA, the blocked kernel (module `blocked`) for all but tiny products;
+//! otherwise (and for `alpha != 1` or general `beta`) the `gemm` crate.
 
 use std::cell::Cell;
 
 use crate::blocked::Init;
+#[cfg(target_arch = "x86_64")]
+use crate::packed::TileKernel;
 use crate::precision::Route;
 use crate::threads::threads;
 use crate::view::{MatMut, MatRef, ShapeError};
@@ -78,11 +79,13 @@ pub fn sgemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<
     let flops = 2 * m * n * k;
     let t = threads();
     #[cfg(target_arch = "x86_64")]
-    if alpha == 1.0 && (beta == 0.0 || beta == 1.0) && blocked_pays(m, n, k) {
-        let init = if beta == 0.0 { Init::Zero } else { Init::Keep };
-        // SAFETY: `blocked_pays` checked AVX-512, and the views their slices.
-        unsafe { crate::blocked::gemm_blocked(a, b, init, c, t) };
-        return;
+    if let Some(kernel) = blocked_kernel(m, n, k) {
+        if alpha == 1.0 && (beta == 0.0 || beta == 1.0) {
+            let init = if beta == 0.0 { Init::Zero } else { Init::Keep };
+            // SAFETY: `blocked_kernel` checked the CPU, and the views their slices.
+            unsafe { crate::blocked::gemm_blocked(kernel, a, b, init, c, t) };
+            return;
+        }
     }
     let par = if t > 1 && flops >= 1 << 17 {
         gemm::Parallelism::Rayon(t)
@@ -180,11 +183,11 @@ pub fn sgemm_bias(a: MatRef<'_>, b: MatRef<'_>, bias: &[f32], mut c: MatMut<'_>)
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if k > 0 && blocked_pays(m, n, k) {
+    if let Some(kernel) = blocked_kernel(m, n, k).filter(|_| k > 0) {
         let init = Init::Row(&bias[..n]);
         let t = threads();
-        // SAFETY: `blocked_pays` checked AVX-512, and the views their slices.
-        unsafe { crate::blocked::gemm_blocked(a, b, init, c, t) };
+        // SAFETY: `blocked_kernel` checked the CPU, and the views their slices.
+        unsafe { crate::blocked::gemm_blocked(kernel, a, b, init, c, t) };
         return;
     }
     let ldc = c.ld();
@@ -249,16 +252,19 @@ pub fn sgemm_shared_a(a: MatRef<'_>, products: [Product<'_>; 2], row_sums: Optio
         });
     }
     #[cfg(target_arch = "x86_64")]
-    if k > 0
-        && products.iter().all(|p| {
+    let kernel = products
+        .iter()
+        .map(|p| {
             let n = p.b.cols();
-            n > 0 && m >= n && blocked_pays(m, n, k)
+            blocked_kernel(m, n, k).filter(|_| k > 0 && n > 0 && m >= n)
         })
-    {
+        .reduce(|x, y| x.and(y))
+        .flatten();
+    if let Some(kernel) = kernel {
         let t = threads();
-        // SAFETY: `blocked_pays` checked AVX-512, the views their slices and
+        // SAFETY: `blocked_kernel` checked the CPU, the views their slices and
         // the assert above the length of `row_sums`.
-        unsafe { crate::blocked::gemm_blocked_shared_a(a, products, row_sums, t) };
+        unsafe { crate::blocked::gemm_blocked_shared_a(kernel, a, products, row_sums, t) };
         return;
     }
     if let Some(sums) = row_sums {
@@ -279,12 +285,15 @@ fn sum_rows(a: MatRef<'_>, sums: &mut [f32]) {
     }
 }
 
-/// Whether an `m x n x k` product goes to the blocked AVX-512 kernel: it
-/// needs AVX-512 (and [`force_gemm_crate`] off), and below about 64k FLOPs
-/// its packing does not pay.
+/// The register tile an `m x n x k` product runs on in the blocked kernel,
+/// if it goes there: it needs AVX-512 or AVX2+FMA (and [`force_gemm_crate`]
+/// off), and below about 64k FLOPs its packing does not pay.
 #[cfg(target_arch = "x86_64")]
-fn blocked_pays(m: usize, n: usize, k: usize) -> bool {
-    2 * m * n * k >= 1 << 16 && crate::simd::has_avx512() && !gemm_crate_forced()
+fn blocked_kernel(m: usize, n: usize, k: usize) -> Option<TileKernel> {
+    if 2 * m * n * k < 1 << 16 || gemm_crate_forced() {
+        return None;
+    }
+    TileKernel::detect()
 }
 
 thread_local! {

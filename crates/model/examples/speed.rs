@@ -5,7 +5,8 @@
 //! shape (tied embedding of width `hidden`, e.g. `speed 2 200 lstm 10000 20 35`
 //! for PyTorch's word_language_model on PTB). With `PROFILE=1` it also prints wall time per phase (see
 //! `recurrent_kernels::profile`) and the sustained GFLOP/s of the step;
-//! `DROPOUT=p` sets the dropout (default 0.2; `recurrent bench` uses 0).
+//! `DROPOUT=p` sets the dropout (default 0.2; `recurrent bench` uses 0);
+//! `RECURRENT_GEMM=crate` sends the large products to the `gemm` crate.
 use recurrent_kernels::Rng;
 use recurrent_model::{CellKind, LanguageModel, ModelConfig, State, TokenBlock, Workspace};
 use std::time::Instant;
@@ -28,6 +29,9 @@ fn main() {
     let profile = std::env::var_os("PROFILE").is_some();
     let dropout: f32 = std::env::var("DROPOUT").map_or(0.2, |p| p.parse().unwrap());
     recurrent_kernels::threads::set_this_thread(threads);
+    recurrent_kernels::gemm::force_gemm_crate(
+        std::env::var("RECURRENT_GEMM").is_ok_and(|v| v == "crate"),
+    );
     let mut configs = CONFIGS.to_vec();
     if let (Some(w), Some(h), Some(c)) = (&word, only_hidden, only_cell) {
         configs = vec![(c, 2, h, w[1])];
