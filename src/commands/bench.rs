@@ -152,11 +152,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
         return Ok(());
     }
     let torch = !args.no_torch && torch_available();
+    let torch_bf16 = torch && cpu_has_bf16();
     let peak = sgemm_peak();
     println!("threads {threads}; sgemm peak measured here {peak:.0} GFLOP/s");
     if !torch {
         println!(
             "(PyTorch not found: install it with `pip install torch` for the reference column)"
+        );
+    } else if !torch_bf16 {
+        println!(
+            "(PyTorch bf16 autocast not run: this CPU has neither AVX512-BF16 nor AMX-BF16, \
+             where oneDNN cannot build a bf16 LSTM and runs a bf16 GRU far slower than float32)"
         );
     }
     let precisions = parse_precisions(&args.precision)?;
@@ -193,14 +199,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
             let mut theirs = Vec::new();
             if torch {
                 theirs.push(torch_train(&args, config, threads, "none").ok());
-                theirs.push(match torch_train(&args, config, threads, "bf16") {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        torch_notes.push(format!(
-                            "({}) PyTorch bf16 autocast failed: {e}",
-                            config.name
-                        ));
-                        None
+                theirs.push(if !torch_bf16 {
+                    None
+                } else {
+                    match torch_train(&args, config, threads, "bf16") {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            torch_notes.push(format!(
+                                "({}) PyTorch bf16 autocast failed: {e}",
+                                config.name
+                            ));
+                            None
+                        }
                     }
                 });
             }
@@ -544,6 +554,23 @@ fn parse_precisions(list: &str) -> Result<Vec<Precision>> {
         }
     }
     Ok(out)
+}
+
+/// Whether the CPU has bf16 instructions (AVX512-BF16 or AMX-BF16), without
+/// which PyTorch's bf16 autocast cannot be its faster path: oneDNN cannot build
+/// a bf16 LSTM there, and ran the bf16 GRU of (d) for over 7 minutes per 20
+/// steps on an AVX2 EPYC (session 13), so the bench does not run it.
+fn cpu_has_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512bf16") {
+        return true;
+    }
+    // AMX's detection is not stable in `std` yet; Linux lists it.
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+        info.lines()
+            .filter(|l| l.starts_with("flags"))
+            .any(|l| l.split_whitespace().any(|f| f == "amx_bf16"))
+    })
 }
 
 /// Which kernel our bf16 rows run on.

@@ -227,6 +227,47 @@ impl Job<'_> {
     /// columns) of the products, or these rows' sums, meanwhile.
     #[cfg(target_arch = "x86_64")]
     unsafe fn run(&self, rows: std::ops::Range<usize>, cols: Option<std::ops::Range<usize>>) {
+        // SAFETY: the caller's promises; the CPU has the job's kernel.
+        unsafe {
+            match self.kernel {
+                TileKernel::Avx512 => self.run_avx512(rows, cols),
+                TileKernel::Avx2 => self.run_avx2(rows, cols),
+            }
+        }
+    }
+
+    /// [`Job::run_body`] compiled for AVX-512: its packing copies use zmm
+    /// moves, and the tile may be inlined.
+    ///
+    /// # Safety
+    /// As [`Job::run`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run_avx512(&self, rows: std::ops::Range<usize>, cols: Option<std::ops::Range<usize>>) {
+        // SAFETY: the caller's promises.
+        unsafe { self.run_body(rows, cols) }
+    }
+
+    /// [`Job::run_body`] compiled for AVX2 and FMA.
+    ///
+    /// # Safety
+    /// As [`Job::run`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn run_avx2(&self, rows: std::ops::Range<usize>, cols: Option<std::ops::Range<usize>>) {
+        // SAFETY: the caller's promises.
+        unsafe { self.run_body(rows, cols) }
+    }
+
+    /// # Safety
+    /// As [`Job::run`].
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn run_body(
+        &self,
+        rows: std::ops::Range<usize>,
+        cols: Option<std::ops::Range<usize>>,
+    ) {
         let cols_of = |r: &Rhs| cols.clone().unwrap_or(0..r.n);
         if rows.is_empty() || self.rhs.iter().all(|r| cols_of(r).is_empty()) {
             return;

@@ -324,6 +324,42 @@ fn run_split(job: &Job<'_>, lo: usize, hi: usize, t: usize) {
 /// columns of `C`.
 #[cfg(target_arch = "x86_64")]
 unsafe fn run_panels(job: &Job<'_>, lo: usize, hi: usize) {
+    // SAFETY: the caller's promises; the CPU has the job's kernel.
+    unsafe {
+        match job.kernel {
+            TileKernel::Avx512 => run_panels_avx512(job, lo, hi),
+            TileKernel::Avx2 => run_panels_avx2(job, lo, hi),
+        }
+    }
+}
+
+/// [`run_panels_body`] compiled for AVX-512, so the tile may be inlined.
+///
+/// # Safety
+/// As [`run_panels`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn run_panels_avx512(job: &Job<'_>, lo: usize, hi: usize) {
+    // SAFETY: the caller's promises.
+    unsafe { run_panels_body(job, lo, hi) }
+}
+
+/// [`run_panels_body`] compiled for AVX2 and FMA.
+///
+/// # Safety
+/// As [`run_panels`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_panels_avx2(job: &Job<'_>, lo: usize, hi: usize) {
+    // SAFETY: the caller's promises.
+    unsafe { run_panels_body(job, lo, hi) }
+}
+
+/// # Safety
+/// As [`run_panels`].
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn run_panels_body(job: &Job<'_>, lo: usize, hi: usize) {
     let (k, ldc) = (job.k, job.ldc);
     let tiles = job.m.div_ceil(STEP_MR);
     let epi = if job.accumulate {
