@@ -154,7 +154,11 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let torch = !args.no_torch && torch_available();
     let torch_bf16 = torch && cpu_has_bf16();
     let peak = sgemm_peak();
-    println!("threads {threads}; sgemm peak measured here {peak:.0} GFLOP/s");
+    println!(
+        "cpu {}; {} tile; threads {threads}; sgemm peak measured here {peak:.0} GFLOP/s",
+        cpu_model(),
+        recurrent::kernels::gemm::tile_kernel_name()
+    );
     if !torch {
         println!(
             "(PyTorch not found: install it with `pip install torch` for the reference column)"
@@ -571,6 +575,19 @@ fn cpu_has_bf16() -> bool {
             .filter(|l| l.starts_with("flags"))
             .any(|l| l.split_whitespace().any(|f| f == "amx_bf16"))
     })
+}
+
+/// The CPU's model name as Linux reports it, or "unknown".
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Which kernel our bf16 rows run on.

@@ -243,7 +243,11 @@ impl Job<'_> {
     /// As [`Job::run`].
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
-    unsafe fn run_avx512(&self, rows: std::ops::Range<usize>, cols: Option<std::ops::Range<usize>>) {
+    unsafe fn run_avx512(
+        &self,
+        rows: std::ops::Range<usize>,
+        cols: Option<std::ops::Range<usize>>,
+    ) {
         // SAFETY: the caller's promises.
         unsafe { self.run_body(rows, cols) }
     }
@@ -263,11 +267,7 @@ impl Job<'_> {
     /// As [`Job::run`].
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
-    unsafe fn run_body(
-        &self,
-        rows: std::ops::Range<usize>,
-        cols: Option<std::ops::Range<usize>>,
-    ) {
+    unsafe fn run_body(&self, rows: std::ops::Range<usize>, cols: Option<std::ops::Range<usize>>) {
         let cols_of = |r: &Rhs| cols.clone().unwrap_or(0..r.n);
         if rows.is_empty() || self.rhs.iter().all(|r| cols_of(r).is_empty()) {
             return;

@@ -296,6 +296,21 @@ fn blocked_kernel(m: usize, n: usize, k: usize) -> Option<TileKernel> {
     TileKernel::detect()
 }
 
+/// The register tile this thread's training products run on: `"avx512"`,
+/// `"avx2"` (AVX2 and FMA), or `"gemm crate"` on CPUs with neither (or when
+/// [`force_gemm_crate`] is on), for benchmarks to say what they measured.
+pub fn tile_kernel_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if !gemm_crate_forced() {
+        match TileKernel::detect() {
+            Some(TileKernel::Avx512) => return "avx512",
+            Some(TileKernel::Avx2) => return "avx2",
+            None => {}
+        }
+    }
+    "gemm crate"
+}
+
 thread_local! {
     static GEMM_CRATE: Cell<bool> = const { Cell::new(false) };
 }
@@ -336,6 +351,21 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn the_tile_kernel_is_named_by_what_the_thread_may_use() {
+        use crate::simd::{has_avx2, has_avx512, with_isa_limit, Isa};
+        assert_eq!(with_isa_limit(Isa::Baseline, tile_kernel_name), "gemm crate");
+        let avx2 = with_isa_limit(Isa::Avx2, || (has_avx2(), tile_kernel_name()));
+        assert_eq!(avx2.1, if avx2.0 { "avx2" } else { "gemm crate" });
+        if has_avx512() {
+            assert_eq!(tile_kernel_name(), "avx512");
+        }
+        force_gemm_crate(true);
+        let forced = tile_kernel_name();
+        force_gemm_crate(false);
+        assert_eq!(forced, "gemm crate");
     }
 
     #[test]
