@@ -461,15 +461,7 @@ fn options(args: &TrainArgs) -> Result<TrainOptions> {
         .filter(|_| args.tie && args.last_hidden.is_none() && args.dense == 0));
     let fit = match &args.init_from {
         Some(_) => FitToCorpus::NONE,
-        None => FitToCorpus {
-            layers: args.layers.is_none(),
-            hidden: hidden.is_none(),
-            embed: args.embed.is_none(),
-            // Batch and learning rate were measured with the fitted widths;
-            // a width of the user's own keeps the fixed ones.
-            batch: args.batch.is_none() && hidden.is_none(),
-            lr: args.lr.is_none() && hidden.is_none(),
-        },
+        None => FitToCorpus::unset(args.layers, hidden, args.embed, args.batch, args.lr),
     };
     let mut optimizer = OptimizerConfig::new(args.optimizer);
     if let Some(m) = args.momentum {

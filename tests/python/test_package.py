@@ -93,6 +93,20 @@ def test_resume_continues_a_run_and_init_from_fine_tunes(tmp_path):
     assert extended.notes and "XYZ" not in "".join(recurrent.Model.load(first.path).vocab)
 
 
+def test_sizes_left_unset_are_fitted_to_the_corpus_as_on_the_command_line(tmp_path):
+    fitted = recurrent.train(text=TEXT, out=tmp_path / "fitted", steps=1, threads=1, time=30, seq_len=16)
+    assert any(n.startswith("sized for the corpus") for n in fitted.notes), fitted.notes
+    # A width of the user's own is kept; the depth and embedding left unset are still fitted.
+    wide = recurrent.train(text=TEXT, out=tmp_path / "wide", steps=1, threads=1, time=30, seq_len=16,
+                           hidden=24)
+    assert any(n.startswith("sized for the corpus") for n in wide.notes), wide.notes
+    assert recurrent.Model.load(wide.path, threads=1).config["hidden"] == 24
+    # Every size given: nothing is fitted.
+    given = recurrent.train(text=TEXT, out=tmp_path / "given", steps=1, **TINY)
+    assert not any(n.startswith("sized for the corpus") for n in given.notes), given.notes
+    assert recurrent.Model.load(given.path, threads=1).config["hidden"] == TINY["hidden"]
+
+
 def test_awd_regularizers_and_options_are_accepted(tmp_path):
     run = recurrent.train(text=TEXT, out=tmp_path / "awd", steps=3, dropout_input=0.1, dropout_hidden=0.1,
                           dropout_output=0.2, dropout_embed=0.05, weight_drop=0.3, alpha=2.0, beta=1.0,

@@ -356,7 +356,10 @@ mod tests {
     #[test]
     fn the_tile_kernel_is_named_by_what_the_thread_may_use() {
         use crate::simd::{has_avx2, has_avx512, with_isa_limit, Isa};
-        assert_eq!(with_isa_limit(Isa::Baseline, tile_kernel_name), "gemm crate");
+        assert_eq!(
+            with_isa_limit(Isa::Baseline, tile_kernel_name),
+            "gemm crate"
+        );
         let avx2 = with_isa_limit(Isa::Avx2, || (has_avx2(), tile_kernel_name()));
         assert_eq!(avx2.1, if avx2.0 { "avx2" } else { "gemm crate" });
         if has_avx512() {

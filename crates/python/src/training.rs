@@ -107,18 +107,18 @@ pub fn train<'py>(
     text: Option<String>,
     out: Option<PathBuf>,
     cell: &str,
-    layers: usize,
-    hidden: usize,
-    embed: usize,
+    layers: Option<usize>,
+    hidden: Option<usize>,
+    embed: Option<usize>,
     dense: usize,
     dropout: Option<f32>,
     tie: bool,
     tokenizer: &str,
     vocab_size: Option<usize>,
     seq_len: usize,
-    batch: usize,
+    batch: Option<usize>,
     optimizer: &str,
-    lr: f32,
+    lr: Option<f32>,
     clip: f32,
     schedule: String,
     steps: Option<u64>,
@@ -216,6 +216,14 @@ pub fn train<'py>(
     if let Some(wd) = weight_decay {
         optimizer.weight_decay = wd;
     }
+    // As the command line: a tied embedding given its width fixes the width
+    // of the layers too, and the sizes left unset are fitted to the corpus.
+    let hidden = hidden.or(embed.filter(|_| tie && last_hidden == 0 && dense == 0));
+    let fit = match init_from {
+        Some(_) => FitToCorpus::NONE,
+        None => FitToCorpus::unset(layers, hidden, embed, batch, lr),
+    };
+    let (fixed, fixed_model) = (TrainOptions::default(), TrainOptions::fixed_model());
     let init = match init_from {
         Some(path) => Init::From {
             path,
@@ -226,9 +234,9 @@ pub fn train<'py>(
             config: ModelConfig {
                 cell,
                 vocab_size: 0,
-                embed,
-                hidden,
-                layers,
+                embed: embed.unwrap_or(fixed_model.embed),
+                hidden: hidden.unwrap_or(fixed_model.hidden),
+                layers: layers.unwrap_or(fixed_model.layers),
                 dense,
                 dropout: dropout.unwrap_or(0.0),
                 tie,
@@ -267,9 +275,9 @@ pub fn train<'py>(
             variable_bptt,
         },
         seq_len,
-        batch,
+        batch: batch.unwrap_or(fixed.batch),
         optimizer,
-        lr,
+        lr: lr.unwrap_or(fixed.lr),
         clip,
         schedule,
         stop,
@@ -280,9 +288,7 @@ pub fn train<'py>(
         on_divergence: on_divergence.unwrap_or(OnDivergence::Stop),
         seed,
         threads,
-        // The keyword defaults are the fixed sizes; fitting them to the
-        // corpus from Python is on the roadmap.
-        fit: FitToCorpus::NONE,
+        fit,
         precision: explicit_precision.unwrap_or_default(),
     };
     let result = py.detach(|| -> recurrent::Result<_> {

@@ -95,6 +95,27 @@ impl FitToCorpus {
         lr: true,
     };
 
+    /// What `recurrent train` and the Python package fit: the sizes a user
+    /// left unset (`None`); the batch and learning rate only with fitted
+    /// widths, since they were measured with them (a width of the user's own
+    /// keeps the fixed ones). `hidden` is the width given, a tied embedding's
+    /// width counting as one.
+    pub fn unset(
+        layers: Option<usize>,
+        hidden: Option<usize>,
+        embed: Option<usize>,
+        batch: Option<usize>,
+        lr: Option<f32>,
+    ) -> FitToCorpus {
+        FitToCorpus {
+            layers: layers.is_none(),
+            hidden: hidden.is_none(),
+            embed: embed.is_none(),
+            batch: batch.is_none() && hidden.is_none(),
+            lr: lr.is_none() && hidden.is_none(),
+        }
+    }
+
     /// Whether the rule chooses anything.
     pub fn any(&self) -> bool {
         self.layers || self.hidden || self.embed || self.batch || self.lr
@@ -355,6 +376,18 @@ mod tests {
             budget_secs,
             seq_len: 100,
         }
+    }
+
+    #[test]
+    fn unset_sizes_are_fitted_and_a_given_width_keeps_batch_and_rate() {
+        assert_eq!(
+            FitToCorpus::unset(None, None, None, None, None),
+            FitToCorpus::ALL
+        );
+        let wide = FitToCorpus::unset(None, Some(64), None, None, None);
+        assert!(wide.layers && wide.embed && !wide.hidden && !wide.batch && !wide.lr);
+        let given = FitToCorpus::unset(Some(2), Some(64), Some(16), Some(8), Some(1e-3));
+        assert!(!given.any());
     }
 
     #[test]

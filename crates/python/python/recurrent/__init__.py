@@ -137,18 +137,18 @@ def train(
     text: Optional[str] = None,
     out: Optional[PathLike] = None,
     cell: str = "lstm",
-    layers: int = 2,
-    hidden: int = 128,
-    embed: int = 64,
+    layers: Optional[int] = None,
+    hidden: Optional[int] = None,
+    embed: Optional[int] = None,
     dense: int = 0,
     dropout: Optional[float] = None,
     tie: bool = False,
     tokenizer: str = "char",
     vocab_size: Optional[int] = None,
     seq_len: int = 100,
-    batch: int = 50,
+    batch: Optional[int] = None,
     optimizer: str = "adam",
-    lr: float = 2e-3,
+    lr: Optional[float] = None,
     clip: float = 5.0,
     schedule: str = "constant",
     steps: Optional[int] = None,
@@ -187,10 +187,12 @@ def train(
 
     The text is ``input`` (a file, or a folder of documents), or ``text`` (a
     string; the run keeps a copy so it can be resumed), or, with neither, the
-    built-in corpus. The defaults are fixed sizes: a 2x128 LSTM with a 64-wide
-    embedding on characters, Adam at 2e-3, blocks of 50 streams by 100 steps
-    (the command line instead fits the sizes a user leaves unset to the
-    corpus, docs/DEFAULTS.md; here that is still to come). Training stops at the first of ``steps``, ``epochs`` and ``time``
+    built-in corpus. As on the command line, the sizes left as ``None``
+    (``layers``, ``hidden``, ``embed``, and with fitted widths ``batch`` and
+    ``lr``) are fitted to the corpus and the time budget (docs/DEFAULTS.md;
+    ``Run.notes`` says what was chosen and why); a checkpoint given as
+    ``init_from`` keeps its own, and a given width keeps the fixed batch 50 and
+    Adam rate 2e-3. Blocks are 100 steps long. Training stops at the first of ``steps``, ``epochs`` and ``time``
     (seconds, or ``"90s"``, ``"10m"``, ``"1h30m"``); with none, one minute on
     the built-in corpus, else 10 epochs. ``out`` is the run folder (default:
     ``runs/NAME``, never overwriting).
@@ -224,18 +226,18 @@ def train(
         text=text,
         out=None if out is None else os.fspath(out),
         cell=cell,
-        layers=_at_least("layers", layers, 0),
-        hidden=_at_least("hidden", hidden, 0),
-        embed=_at_least("embed", embed, 0),
+        layers=_optional_at_least("layers", layers, 0),
+        hidden=_optional_at_least("hidden", hidden, 0),
+        embed=_optional_at_least("embed", embed, 0),
         dense=_at_least("dense", dense, 0),
         dropout=None if dropout is None else float(dropout),
         tie=bool(tie),
         tokenizer=tokenizer,
         vocab_size=_optional_at_least("vocab_size", vocab_size, 0),
         seq_len=_at_least("seq_len", seq_len, 0),
-        batch=_at_least("batch", batch, 0),
+        batch=_optional_at_least("batch", batch, 0),
         optimizer=optimizer,
-        lr=float(lr),
+        lr=None if lr is None else float(lr),
         clip=float(clip),
         schedule=schedule,
         steps=_optional_at_least("steps", steps, 0),
