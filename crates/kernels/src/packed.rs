@@ -36,7 +36,7 @@ pub const MR: usize = 8;
 pub const NR: usize = 32;
 
 /// `op(B)` as `[k, n]`, packed: panel `p` holds columns `p*NR..(p+1)*NR` as
-/// `[k][NR]`, the last one zero-padded (for a [`TileKernel`]), or plain
+/// `[k][NR]`, the last one zero-padded (for a register tile kernel), or plain
 /// row-major `[k, n]` (for [`crate::sgemm`]).
 #[derive(Default, Clone)]
 pub struct PackedB {
