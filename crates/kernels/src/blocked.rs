@@ -18,7 +18,9 @@
 use std::cell::RefCell;
 
 use crate::gemm::{Product, Trans};
-use crate::packed::{transpose8x8, AlignedBuf, Epilogue, Prefetch, Tile, TileKernel, MR, NR};
+use crate::packed::{
+    per_tile_kernel, transpose8x8, AlignedBuf, Epilogue, Prefetch, Tile, TileKernel, MR, NR,
+};
 use crate::view::{MatMut, MatRef};
 use crate::SharedMut;
 
@@ -189,6 +191,15 @@ thread_local! {
     static BUFS: RefCell<(AlignedBuf, [AlignedBuf; 2])> = RefCell::new(Default::default());
 }
 
+per_tile_kernel! {
+    /// [`Job::run_body`] compiled for `kernel` (the job's).
+    fn run(
+        job: &Job<'_>,
+        rows: std::ops::Range<usize>,
+        cols: Option<std::ops::Range<usize>>,
+    ) => Job::run_body
+}
+
 impl Job<'_> {
     /// Runs on `threads` threads, each owning a contiguous share of the rows
     /// (`by_rows`; every right-hand side) or of the column panels (one side).
@@ -215,56 +226,17 @@ impl Job<'_> {
             };
             // SAFETY: the kernel and the shapes are the caller's promise; the
             // shares are disjoint.
-            unsafe { self.run(rows, cols) };
+            unsafe { run(self.kernel, self, rows, cols) };
         });
     }
 
     /// Computes rows `rows` of every product, or of the one product only
-    /// the columns `cols` (which start on a panel boundary).
+    /// the columns `cols` (which start on a panel boundary); [`run`] compiles
+    /// it for the job's kernel.
     ///
     /// # Safety
     /// As [`Job::launch`], and no other thread may write these rows (or
     /// columns) of the products, or these rows' sums, meanwhile.
-    #[cfg(target_arch = "x86_64")]
-    unsafe fn run(&self, rows: std::ops::Range<usize>, cols: Option<std::ops::Range<usize>>) {
-        // SAFETY: the caller's promises; the CPU has the job's kernel.
-        unsafe {
-            match self.kernel {
-                TileKernel::Avx512 => self.run_avx512(rows, cols),
-                TileKernel::Avx2 => self.run_avx2(rows, cols),
-            }
-        }
-    }
-
-    /// [`Job::run_body`] compiled for AVX-512: its packing copies use zmm
-    /// moves, and the tile may be inlined.
-    ///
-    /// # Safety
-    /// As [`Job::run`].
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn run_avx512(
-        &self,
-        rows: std::ops::Range<usize>,
-        cols: Option<std::ops::Range<usize>>,
-    ) {
-        // SAFETY: the caller's promises.
-        unsafe { self.run_body(rows, cols) }
-    }
-
-    /// [`Job::run_body`] compiled for AVX2 and FMA.
-    ///
-    /// # Safety
-    /// As [`Job::run`].
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn run_avx2(&self, rows: std::ops::Range<usize>, cols: Option<std::ops::Range<usize>>) {
-        // SAFETY: the caller's promises.
-        unsafe { self.run_body(rows, cols) }
-    }
-
-    /// # Safety
-    /// As [`Job::run`].
     #[cfg(target_arch = "x86_64")]
     #[inline(always)]
     unsafe fn run_body(&self, rows: std::ops::Range<usize>, cols: Option<std::ops::Range<usize>>) {

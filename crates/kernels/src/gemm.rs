@@ -79,13 +79,13 @@ pub fn sgemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, mut c: MatMut<
     let flops = 2 * m * n * k;
     let t = threads();
     #[cfg(target_arch = "x86_64")]
-    if let Some(kernel) = blocked_kernel(m, n, k) {
-        if alpha == 1.0 && (beta == 0.0 || beta == 1.0) {
-            let init = if beta == 0.0 { Init::Zero } else { Init::Keep };
-            // SAFETY: `blocked_kernel` checked the CPU, and the views their slices.
-            unsafe { crate::blocked::gemm_blocked(kernel, a, b, init, c, t) };
-            return;
-        }
+    if let Some(kernel) =
+        blocked_kernel(m, n, k).filter(|_| alpha == 1.0 && (beta == 0.0 || beta == 1.0))
+    {
+        let init = if beta == 0.0 { Init::Zero } else { Init::Keep };
+        // SAFETY: `blocked_kernel` checked the CPU, and the views their slices.
+        unsafe { crate::blocked::gemm_blocked(kernel, a, b, init, c, t) };
+        return;
     }
     let par = if t > 1 && flops >= 1 << 17 {
         gemm::Parallelism::Rayon(t)
@@ -252,15 +252,13 @@ pub fn sgemm_shared_a(a: MatRef<'_>, products: [Product<'_>; 2], row_sums: Optio
         });
     }
     #[cfg(target_arch = "x86_64")]
-    let kernel = products
-        .iter()
-        .map(|p| {
-            let n = p.b.cols();
-            blocked_kernel(m, n, k).filter(|_| k > 0 && n > 0 && m >= n)
-        })
-        .reduce(|x, y| x.and(y))
-        .flatten();
-    if let Some(kernel) = kernel {
+    let [n1, n2] = [products[0].b.cols(), products[1].b.cols()];
+    // Threads split the rows, so each product needs no more columns than rows.
+    let fits = k > 0 && (1..=m).contains(&n1) && (1..=m).contains(&n2);
+    if let Some(kernel) = blocked_kernel(m, n1, k)
+        .and(blocked_kernel(m, n2, k))
+        .filter(|_| fits)
+    {
         let t = threads();
         // SAFETY: `blocked_kernel` checked the CPU, the views their slices and
         // the assert above the length of `row_sums`.
@@ -301,12 +299,8 @@ fn blocked_kernel(m: usize, n: usize, k: usize) -> Option<TileKernel> {
 /// [`force_gemm_crate`] is on), for benchmarks to say what they measured.
 pub fn tile_kernel_name() -> &'static str {
     #[cfg(target_arch = "x86_64")]
-    if !gemm_crate_forced() {
-        match TileKernel::detect() {
-            Some(TileKernel::Avx512) => return "avx512",
-            Some(TileKernel::Avx2) => return "avx2",
-            None => {}
-        }
+    if let Some(kernel) = TileKernel::detect().filter(|_| !gemm_crate_forced()) {
+        return kernel.name();
     }
     "gemm crate"
 }

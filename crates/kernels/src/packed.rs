@@ -29,6 +29,40 @@ use crate::SharedMut;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 
+/// Defines `unsafe fn $name(kernel: TileKernel, args)` that runs `$body(args)`
+/// (an `#[inline(always)]` unsafe fn) compiled for `kernel`'s instruction
+/// set: the loops around the tiles are compiled for it too (an AVX-512 CPU
+/// keeps its zmm copies), and the tile may be inlined. Like
+/// [`crate::multiversion!`], but chosen by the kernel a product was packed
+/// for, not by this thread's limit. The caller promises the CPU has `kernel`,
+/// and `$body`'s own promises.
+macro_rules! per_tile_kernel {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:path) => {
+        $(#[$meta])*
+        #[cfg(target_arch = "x86_64")]
+        unsafe fn $name(kernel: $crate::packed::TileKernel, $($arg: $ty),*) {
+            #[target_feature(enable = "avx512f")]
+            unsafe fn avx512($($arg: $ty),*) {
+                // SAFETY: the outer function's promises.
+                unsafe { $body($($arg),*) }
+            }
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2($($arg: $ty),*) {
+                // SAFETY: as above.
+                unsafe { $body($($arg),*) }
+            }
+            // SAFETY: the CPU has `kernel` (the caller's promise).
+            unsafe {
+                match kernel {
+                    $crate::packed::TileKernel::Avx512 => avx512($($arg),*),
+                    $crate::packed::TileKernel::Avx2 => avx2($($arg),*),
+                }
+            }
+        }
+    };
+}
+pub(crate) use per_tile_kernel;
+
 /// Rows of `A` per register tile of the blocked GEMM; the layers split a
 /// batch between threads from two such tiles a thread on.
 pub const MR: usize = 8;
@@ -158,9 +192,9 @@ pub fn gemm_packed(
     A_PACK.with(|ap| {
         let mut ap = ap.borrow_mut();
         let ap = ap.resize(m * k);
-        // SAFETY: `pack` chose a tile kernel, so the CPU has AVX; the asserts
+        // SAFETY: `pack` chose a kernel the CPU has (and so AVX); the asserts
         // above bound `a`.
-        unsafe { pack_a(m, k, a, lda, ap) };
+        unsafe { pack_a(kernel, m, k, a, lda, ap) };
         let panels = n.div_ceil(NR);
         let job = Job {
             m,
@@ -182,6 +216,16 @@ thread_local! {
     static A_PACK: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::default());
 }
 
+per_tile_kernel! {
+    /// [`pack_a_body`] compiled for `kernel`.
+    fn pack_a(m: usize, k: usize, a: &[f32], lda: usize, out: &mut [f32]) => pack_a_body
+}
+
+per_tile_kernel! {
+    /// [`run_panels_body`] compiled for `kernel` (`job.kernel`).
+    fn run_panels(job: &Job<'_>, lo: usize, hi: usize) => run_panels_body
+}
+
 /// Packs `A[m, k]` into the row tiles of [`step_tiles`]: the tile starting at
 /// row `r0` with `mr` rows is `[k][mr]` at offset `r0 * k`.
 ///
@@ -192,8 +236,8 @@ thread_local! {
 /// The CPU must have AVX (every CPU with a [`TileKernel`] does), and `a` must
 /// hold `m` rows of `k` floats at stride `lda`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx")]
-unsafe fn pack_a(m: usize, k: usize, a: &[f32], lda: usize, out: &mut [f32]) {
+#[inline(always)]
+unsafe fn pack_a_body(m: usize, k: usize, a: &[f32], lda: usize, out: &mut [f32]) {
     for (r0, mr) in step_tiles(m) {
         let tile = &mut out[r0 * k..(r0 + mr) * k];
         // Rows past the tile's repeat its last one (they are never used).
@@ -310,7 +354,7 @@ fn run_split(job: &Job<'_>, lo: usize, hi: usize, t: usize) {
         // SAFETY: `gemm_packed` checked the shapes, and `pack` the kernel; the
         // ranges are disjoint, so no two tasks write the same column of `C`.
         unsafe {
-            run_panels(job, a, b)
+            run_panels(job.kernel, job, a, b)
         };
     });
 }
@@ -322,41 +366,6 @@ fn run_split(job: &Job<'_>, lo: usize, hi: usize, t: usize) {
 /// The CPU must have `job.kernel`; `job` must hold shapes [`gemm_packed`]
 /// checked against its buffers; no other thread may write these panels'
 /// columns of `C`.
-#[cfg(target_arch = "x86_64")]
-unsafe fn run_panels(job: &Job<'_>, lo: usize, hi: usize) {
-    // SAFETY: the caller's promises; the CPU has the job's kernel.
-    unsafe {
-        match job.kernel {
-            TileKernel::Avx512 => run_panels_avx512(job, lo, hi),
-            TileKernel::Avx2 => run_panels_avx2(job, lo, hi),
-        }
-    }
-}
-
-/// [`run_panels_body`] compiled for AVX-512, so the tile may be inlined.
-///
-/// # Safety
-/// As [`run_panels`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn run_panels_avx512(job: &Job<'_>, lo: usize, hi: usize) {
-    // SAFETY: the caller's promises.
-    unsafe { run_panels_body(job, lo, hi) }
-}
-
-/// [`run_panels_body`] compiled for AVX2 and FMA.
-///
-/// # Safety
-/// As [`run_panels`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn run_panels_avx2(job: &Job<'_>, lo: usize, hi: usize) {
-    // SAFETY: the caller's promises.
-    unsafe { run_panels_body(job, lo, hi) }
-}
-
-/// # Safety
-/// As [`run_panels`].
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn run_panels_body(job: &Job<'_>, lo: usize, hi: usize) {
@@ -473,6 +482,14 @@ impl TileKernel {
             Some(TileKernel::Avx2)
         } else {
             None
+        }
+    }
+
+    /// `"avx512"` or `"avx2"`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            TileKernel::Avx512 => "avx512",
+            TileKernel::Avx2 => "avx2",
         }
     }
 

@@ -226,9 +226,6 @@ pub(crate) unsafe fn gemm_pairs(
             bias.len()
         );
     }
-    if m == 0 || n == 0 {
-        return;
-    }
     // SAFETY: the caller's promise on the CPU.
     with_packed_a(a, |ap| unsafe {
         run_pairs(ap, m, b, init, c, threads, kernel)
