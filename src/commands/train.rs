@@ -455,10 +455,9 @@ fn options(args: &TrainArgs) -> Result<TrainOptions> {
     let defaults = TokenizerOptions::default();
     let fixed = TrainOptions::default();
     let fixed_model = TrainOptions::fixed_model();
-    // A tied embedding given its width fixes the width of the layers too.
-    let hidden = args.hidden.or(args
-        .embed
-        .filter(|_| args.tie && args.last_hidden.is_none() && args.dense == 0));
+    let last_hidden = args.last_hidden.unwrap_or(0);
+    let hidden =
+        FitToCorpus::given_width(args.hidden, args.embed, args.tie, last_hidden, args.dense);
     let fit = match &args.init_from {
         Some(_) => FitToCorpus::NONE,
         None => FitToCorpus::unset(args.layers, hidden, args.embed, args.batch, args.lr),
@@ -487,7 +486,7 @@ fn options(args: &TrainArgs) -> Result<TrainOptions> {
                 dropout: args.dropout.unwrap_or(0.0),
                 tie: args.tie,
                 layer_norm: args.layer_norm,
-                last_hidden: args.last_hidden.unwrap_or(0),
+                last_hidden,
             },
             forget_bias: args.forget_bias,
         },

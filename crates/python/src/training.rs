@@ -216,9 +216,8 @@ pub fn train<'py>(
     if let Some(wd) = weight_decay {
         optimizer.weight_decay = wd;
     }
-    // As the command line: a tied embedding given its width fixes the width
-    // of the layers too, and the sizes left unset are fitted to the corpus.
-    let hidden = hidden.or(embed.filter(|_| tie && last_hidden == 0 && dense == 0));
+    // As the command line: the sizes left unset are fitted to the corpus.
+    let hidden = FitToCorpus::given_width(hidden, embed, tie, last_hidden, dense);
     let fit = match init_from {
         Some(_) => FitToCorpus::NONE,
         None => FitToCorpus::unset(layers, hidden, embed, batch, lr),

@@ -116,6 +116,19 @@ impl FitToCorpus {
         }
     }
 
+    /// The layers' width a user gave: `hidden`, or else the width of a tied
+    /// embedding that feeds the output layer directly (no `dense` layer, no
+    /// narrower `last_hidden`), which fixes the layers' width too.
+    pub fn given_width(
+        hidden: Option<usize>,
+        embed: Option<usize>,
+        tie: bool,
+        last_hidden: usize,
+        dense: usize,
+    ) -> Option<usize> {
+        hidden.or(embed.filter(|_| tie && last_hidden == 0 && dense == 0))
+    }
+
     /// Whether the rule chooses anything.
     pub fn any(&self) -> bool {
         self.layers || self.hidden || self.embed || self.batch || self.lr
